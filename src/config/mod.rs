@@ -1,0 +1,246 @@
+//! YAML config -> typed config: defaults, `${VAR}` expansion, secrets, and located errors.
+//!
+//! Loading is forgiving per probe: a bad probe entry yields a [`ConfigError`] naming the file,
+//! line, column and probe, and the valid probes are still returned so that the exporter keeps
+//! serving them. Only an unreadable file or broken YAML is fatal.
+
+pub mod de;
+pub mod node;
+pub mod types;
+
+use crate::probe::ProbeSpec;
+use node::{Key, Loc, Node, Value};
+use serde::Deserialize;
+use std::collections::HashMap;
+use std::fmt;
+use std::path::Path;
+use std::time::Duration;
+use types::PositiveDuration;
+
+/// Interval when neither the probe nor `defaults` set one.
+pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(30);
+
+/// Keys every probe takes, whatever its kind; the rest belong to the kind.
+const COMMON_KEYS: &[&str] = &["name", "interval", "timeout"];
+const TOP_KEYS: &[&str] = &["defaults", "probes"];
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Defaults {
+    pub interval: Option<PositiveDuration>,
+    pub timeout: Option<PositiveDuration>,
+}
+
+/// One configured probe, with its schedule resolved.
+#[derive(Clone, Debug)]
+pub struct ProbeConfig {
+    pub name: String,
+    pub interval: Duration,
+    pub timeout: Duration,
+    pub spec: ProbeSpec,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct Config {
+    pub probes: Vec<ProbeConfig>,
+}
+
+/// A config that loaded, with the entries that did not (each already skipped).
+#[derive(Debug)]
+pub struct Loaded {
+    pub config: Config,
+    pub errors: Vec<ConfigError>,
+}
+
+/// An error at a place in a config file.
+#[derive(Debug, Clone, thiserror::Error)]
+pub struct ConfigError {
+    pub file: String,
+    pub loc: Loc,
+    /// `probe "name"` or `probe #3` when the entry has no usable name.
+    pub probe: Option<String>,
+    pub msg: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}: ", self.file, self.loc.line, self.loc.col)?;
+        if let Some(p) = &self.probe {
+            write!(f, "{p}: ")?;
+        }
+        f.write_str(&self.msg)
+    }
+}
+
+/// Reads and parses a config file, expanding `${VAR}` from the process environment.
+pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
+    let file = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+        file: file.clone(),
+        loc: Loc { line: 1, col: 1 },
+        probe: None,
+        msg: format!("cannot read config file: {e}"),
+    })?;
+    parse(&file, &text, &|name| std::env::var(name).ok())
+}
+
+/// Parses config text; `file` only names the source in errors.
+pub fn parse(
+    file: &str,
+    text: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Loaded, ConfigError> {
+    let err = |loc: Loc, probe: Option<String>, msg: String| ConfigError {
+        file: file.to_string(),
+        loc,
+        probe,
+        msg,
+    };
+    let root = node::parse(text, env).map_err(|e| err(e.loc, None, e.msg))?;
+    let Value::Map(entries) = &root.value else {
+        return Err(err(
+            root.loc,
+            None,
+            format!(
+                "the config must be a mapping with \"probes:\", found {}",
+                root.value.describe()
+            ),
+        ));
+    };
+
+    let mut errors = Vec::new();
+    let mut defaults = Defaults::default();
+    let mut probe_nodes: &[Node] = &[];
+    for (key, value) in entries {
+        match key.name.as_str() {
+            "defaults" => match de::from_node::<Defaults>(value) {
+                Ok(d) => defaults = d,
+                Err(e) => errors.push(err(e.loc.unwrap_or(value.loc), None, e.msg)),
+            },
+            "probes" => match &value.value {
+                Value::Seq(items) => probe_nodes = items,
+                Value::Null => {}
+                other => errors.push(err(
+                    value.loc,
+                    None,
+                    format!("\"probes\" must be a list, found {}", other.describe()),
+                )),
+            },
+            other => {
+                let e = <de::DeError as serde::de::Error>::unknown_field(other, TOP_KEYS);
+                errors.push(err(key.loc, None, e.msg));
+            }
+        }
+    }
+
+    let mut seen: HashMap<String, Loc> = HashMap::new();
+    let mut probes = Vec::new();
+    for (i, n) in probe_nodes.iter().enumerate() {
+        match parse_probe(n, i, &defaults) {
+            Ok(p) => {
+                if let Some(first) = seen.get(&p.config.name) {
+                    errors.push(err(
+                        p.name_loc,
+                        Some(format!("probe \"{}\"", p.config.name)),
+                        format!(
+                            "duplicate probe name (first defined at line {})",
+                            first.line
+                        ),
+                    ));
+                } else {
+                    seen.insert(p.config.name.clone(), p.name_loc);
+                    probes.push(p.config);
+                }
+            }
+            Err((loc, probe, msg)) => errors.push(err(loc, Some(probe), msg)),
+        }
+    }
+    Ok(Loaded {
+        config: Config { probes },
+        errors,
+    })
+}
+
+struct Parsed {
+    config: ProbeConfig,
+    name_loc: Loc,
+}
+
+/// Label values must stay short and plain: they end up in every series of the probe.
+fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ':'))
+}
+
+fn parse_probe(
+    n: &Node,
+    index: usize,
+    defaults: &Defaults,
+) -> Result<Parsed, (Loc, String, String)> {
+    let anon = format!("probe #{}", index + 1);
+    let Value::Map(entries) = &n.value else {
+        return Err((
+            n.loc,
+            anon,
+            format!("a probe must be a mapping, found {}", n.value.describe()),
+        ));
+    };
+    let (name, name_loc) = match n.get("name") {
+        None => return Err((n.loc, anon, "missing required field \"name\"".into())),
+        Some((_, v)) => match v.as_str() {
+            Some(s) if valid_name(s) => (s.to_string(), v.loc),
+            _ => {
+                return Err((
+                    v.loc,
+                    anon,
+                    "\"name\" must be 1-64 characters of letters, digits, '_', '-', '.', ':'"
+                        .into(),
+                ));
+            }
+        },
+    };
+    let label = format!("probe \"{name}\"");
+    let fail = |e: de::DeError, fallback: Loc| (e.loc.unwrap_or(fallback), label.clone(), e.msg);
+
+    let duration = |key: &str| -> Result<Option<Duration>, (Loc, String, String)> {
+        match n.get(key) {
+            None => Ok(None),
+            Some((_, v)) => de::from_node::<PositiveDuration>(v)
+                .map(|d| Some(d.0))
+                .map_err(|e| fail(e, v.loc)),
+        }
+    };
+    let interval = duration("interval")?;
+    let timeout = duration("timeout")?;
+
+    let rest: Vec<(Key, Node)> = entries
+        .iter()
+        .filter(|(k, _)| !COMMON_KEYS.contains(&k.name.as_str()))
+        .cloned()
+        .collect();
+    let spec_node = Node {
+        value: Value::Map(rest),
+        loc: n.loc,
+    };
+    let spec: ProbeSpec = de::from_node(&spec_node).map_err(|e| fail(e, n.loc))?;
+    spec.validate().map_err(|msg| (n.loc, label.clone(), msg))?;
+
+    let timeout = timeout
+        .or(defaults.timeout.map(|d| d.0))
+        .unwrap_or_else(|| spec.default_timeout());
+    let interval = interval
+        .or(defaults.interval.map(|d| d.0))
+        .unwrap_or(DEFAULT_INTERVAL);
+    Ok(Parsed {
+        config: ProbeConfig {
+            name,
+            interval,
+            timeout,
+            spec,
+        },
+        name_loc,
+    })
+}

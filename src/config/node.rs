@@ -1,0 +1,305 @@
+//! A YAML document as a tree of nodes that remember where they stand in the file.
+//!
+//! serde-saphyr parses the text; we keep every key and value with its line and column so that
+//! every later error (unknown field, bad duration, duplicate probe name, unset `${VAR}`) can
+//! point at the exact place, even inside the tagged probe list where serde's buffering would
+//! lose positions. `${VAR}` expansion happens here, on string scalars, for the same reason.
+
+use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde_saphyr::Spanned;
+use std::fmt;
+
+/// A 1-based line and column in the config file.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Loc {
+    pub line: u32,
+    pub col: u32,
+}
+
+impl Loc {
+    fn from_saphyr(l: &serde_saphyr::Location) -> Self {
+        Loc {
+            line: l.line().max(1) as u32,
+            col: l.column().max(1) as u32,
+        }
+    }
+}
+
+/// A value with its location.
+#[derive(Clone, Debug)]
+pub struct Node {
+    pub value: Value,
+    pub loc: Loc,
+}
+
+/// A mapping key with its location.
+#[derive(Clone, Debug)]
+pub struct Key {
+    pub name: String,
+    pub loc: Loc,
+}
+
+#[derive(Clone, Debug)]
+pub enum Value {
+    Null,
+    Bool(bool),
+    Int(i128),
+    Float(f64),
+    Str(String),
+    Seq(Vec<Node>),
+    Map(Vec<(Key, Node)>),
+}
+
+impl Value {
+    /// What a user would call this value in an error message.
+    pub fn describe(&self) -> &'static str {
+        match self {
+            Value::Null => "null",
+            Value::Bool(_) => "a boolean",
+            Value::Int(_) => "an integer",
+            Value::Float(_) => "a number",
+            Value::Str(_) => "a string",
+            Value::Seq(_) => "a list",
+            Value::Map(_) => "a mapping",
+        }
+    }
+}
+
+impl Node {
+    /// The value of `key` in a mapping node.
+    pub fn get(&self, key: &str) -> Option<(&Key, &Node)> {
+        match &self.value {
+            Value::Map(entries) => entries
+                .iter()
+                .find(|(k, _)| k.name == key)
+                .map(|(k, v)| (k, v)),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(&self) -> Option<&str> {
+        match &self.value {
+            Value::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+}
+
+/// A YAML syntax error or an unset variable, with its location.
+#[derive(Debug)]
+pub struct ParseError {
+    pub loc: Loc,
+    pub msg: String,
+}
+
+/// Parses YAML text into a located tree, expanding `${VAR}` with `env`.
+pub fn parse(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Node, ParseError> {
+    if text.trim().is_empty() {
+        return Ok(Node {
+            value: Value::Map(Vec::new()),
+            loc: Loc { line: 1, col: 1 },
+        });
+    }
+    let raw: Spanned<Raw> = serde_saphyr::from_str(text).map_err(|e| ParseError {
+        loc: e
+            .location()
+            .map(|l| Loc::from_saphyr(&l))
+            .unwrap_or(Loc { line: 1, col: 1 }),
+        msg: first_line(&e.to_string()),
+    })?;
+    convert(raw, env)
+}
+
+/// serde-saphyr renders a code snippet under its message; we keep only the message itself.
+fn first_line(s: &str) -> String {
+    let line = s.lines().next().unwrap_or(s);
+    // "error: line 3 column 5: missing field" -> "missing field"
+    let line = line.strip_prefix("error: ").unwrap_or(line);
+    match line.find(": ") {
+        Some(i) if line.starts_with("line ") => line[i + 2..].to_string(),
+        _ => line.to_string(),
+    }
+}
+
+fn convert(raw: Spanned<Raw>, env: &dyn Fn(&str) -> Option<String>) -> Result<Node, ParseError> {
+    let loc = Loc::from_saphyr(&raw.referenced);
+    let value = match raw.value {
+        Raw::Null => Value::Null,
+        Raw::Bool(b) => Value::Bool(b),
+        Raw::Int(i) => Value::Int(i),
+        Raw::Float(f) => Value::Float(f),
+        Raw::Str(s) => Value::Str(expand(&s, env).map_err(|msg| ParseError { loc, msg })?),
+        Raw::Seq(items) => Value::Seq(
+            items
+                .into_iter()
+                .map(|i| convert(i, env))
+                .collect::<Result<_, _>>()?,
+        ),
+        Raw::Map(entries) => {
+            let mut out = Vec::with_capacity(entries.len());
+            for (k, v) in entries {
+                let key = Key {
+                    name: k.value,
+                    loc: Loc::from_saphyr(&k.referenced),
+                };
+                out.push((key, convert(v, env)?));
+            }
+            Value::Map(out)
+        }
+    };
+    Ok(Node { value, loc })
+}
+
+/// Expands `${VAR}` and `${VAR:-default}`; `$${` stands for a literal `${`.
+pub fn expand(s: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
+    if !s.contains('$') {
+        return Ok(s.to_string());
+    }
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(i) = rest.find('$') {
+        out.push_str(&rest[..i]);
+        let after = &rest[i..];
+        if let Some(tail) = after.strip_prefix("$${") {
+            out.push_str("${");
+            rest = tail;
+        } else if let Some(tail) = after.strip_prefix("${") {
+            let end = tail
+                .find('}')
+                .ok_or_else(|| format!("unclosed \"${{\" in {s:?}"))?;
+            let expr = &tail[..end];
+            let (name, default) = match expr.split_once(":-") {
+                Some((n, d)) => (n, Some(d)),
+                None => (expr, None),
+            };
+            if name.is_empty()
+                || !name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_')
+            {
+                return Err(format!("invalid variable name {name:?} in \"${{{expr}}}\""));
+            }
+            match (env(name), default) {
+                (Some(v), _) if !(v.is_empty() && default.is_some()) => out.push_str(&v),
+                (_, Some(d)) => out.push_str(d),
+                (_, None) => {
+                    return Err(format!("environment variable \"{name}\" is not set"));
+                }
+            }
+            rest = &tail[end + 1..];
+        } else {
+            out.push('$');
+            rest = &after[1..];
+        }
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// The shape serde-saphyr hands us, before locations are flattened into [`Node`].
+enum Raw {
+    Null,
+    Bool(bool),
+    Int(i128),
+    Float(f64),
+    Str(String),
+    Seq(Vec<Spanned<Raw>>),
+    Map(Vec<(Spanned<String>, Spanned<Raw>)>),
+}
+
+impl<'de> Deserialize<'de> for Raw {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(RawVisitor)
+    }
+}
+
+struct RawVisitor;
+
+impl<'de> Visitor<'de> for RawVisitor {
+    type Value = Raw;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("any YAML value")
+    }
+    fn visit_unit<E>(self) -> Result<Raw, E> {
+        Ok(Raw::Null)
+    }
+    fn visit_none<E>(self) -> Result<Raw, E> {
+        Ok(Raw::Null)
+    }
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Raw, D::Error> {
+        d.deserialize_any(RawVisitor)
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Raw, E> {
+        Ok(Raw::Bool(v))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Raw, E> {
+        Ok(Raw::Int(v.into()))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Raw, E> {
+        Ok(Raw::Int(v.into()))
+    }
+    fn visit_i128<E>(self, v: i128) -> Result<Raw, E> {
+        Ok(Raw::Int(v))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Raw, E> {
+        Ok(Raw::Float(v))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Raw, E> {
+        Ok(Raw::Str(v.to_string()))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Raw, E> {
+        Ok(Raw::Str(v))
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut a: A) -> Result<Raw, A::Error> {
+        let mut items = Vec::new();
+        while let Some(item) = a.next_element()? {
+            items.push(item);
+        }
+        Ok(Raw::Seq(items))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<Raw, A::Error> {
+        let mut entries = Vec::new();
+        while let Some(k) = a.next_key::<Spanned<String>>()? {
+            let v = a.next_value()?;
+            entries.push((k, v));
+        }
+        Ok(Raw::Map(entries))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(name: &str) -> Option<String> {
+        match name {
+            "USER" => Some("alice".into()),
+            "EMPTY" => Some(String::new()),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn expands_variables_defaults_and_escapes() {
+        assert_eq!(expand("u=${USER}", &env).unwrap(), "u=alice");
+        assert_eq!(expand("${NOPE:-x}", &env).unwrap(), "x");
+        assert_eq!(expand("${EMPTY:-d}", &env).unwrap(), "d");
+        assert_eq!(expand("$${USER} $5", &env).unwrap(), "${USER} $5");
+        assert_eq!(
+            expand("${NOPE}", &env).unwrap_err(),
+            "environment variable \"NOPE\" is not set"
+        );
+        assert!(expand("${USER", &env).unwrap_err().contains("unclosed"));
+    }
+
+    #[test]
+    fn keeps_locations() {
+        let n = parse("a: 1\nb:\n  c: \"x\"\n", &env).unwrap();
+        let (k, v) = n.get("b").unwrap();
+        assert_eq!(k.loc, Loc { line: 2, col: 1 });
+        let (_, c) = v.get("c").unwrap();
+        assert_eq!(c.loc, Loc { line: 3, col: 6 });
+        assert_eq!(c.as_str(), Some("x"));
+    }
+}

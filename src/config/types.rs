@@ -1,0 +1,95 @@
+//! Value types that config fields deserialize into: durations and secrets.
+
+use serde::de::{self, Deserialize, Deserializer};
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// A duration written with a unit (`75s`, `1m30s`, `500ms`), never zero.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct PositiveDuration(pub Duration);
+
+impl<'de> Deserialize<'de> for PositiveDuration {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        let dur = humantime::parse_duration(text.trim()).map_err(|e| {
+            de::Error::custom(format!(
+                "invalid duration \"{text}\" ({e}): write a number with a unit, like 75s, 500ms or 1m30s"
+            ))
+        })?;
+        if dur.is_zero() {
+            return Err(de::Error::custom(format!(
+                "duration \"{text}\" must be greater than zero"
+            )));
+        }
+        Ok(PositiveDuration(dur))
+    }
+}
+
+/// A secret value: it never appears in Debug output, logs, labels or error messages.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Self {
+        Secret(s.into())
+    }
+
+    /// The secret itself, for the one place that must send it (a login, a handshake).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+impl<'de> Deserialize<'de> for Secret {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d).map(Secret)
+    }
+}
+
+/// A secret read from a file when the config loads (Kubernetes secret volumes, Docker secrets).
+/// One trailing newline is dropped, as `echo pw > file` adds one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SecretFile {
+    pub path: PathBuf,
+    pub value: Secret,
+}
+
+impl<'de> Deserialize<'de> for SecretFile {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let path = PathBuf::from(String::deserialize(d)?);
+        let text = std::fs::read_to_string(&path).map_err(|e| {
+            de::Error::custom(format!("cannot read secret file \"{}\": {e}", path.display()))
+        })?;
+        let value = text
+            .strip_suffix("\r\n")
+            .or_else(|| text.strip_suffix('\n'))
+            .unwrap_or(&text);
+        Ok(SecretFile {
+            value: Secret::new(value),
+            path,
+        })
+    }
+}
+
+/// A secret given inline (usually as `${VAR}`) or as a file: at most one of the two.
+pub fn pick_secret(
+    inline: &Option<Secret>,
+    file: &Option<SecretFile>,
+    field: &str,
+) -> Result<Option<Secret>, String> {
+    match (inline, file) {
+        (Some(_), Some(_)) => Err(format!(
+            "give either \"{field}\" or \"{field}_file\", not both"
+        )),
+        (Some(s), None) => Ok(Some(s.clone())),
+        (None, Some(f)) => Ok(Some(f.value.clone())),
+        (None, None) => Ok(None),
+    }
+}

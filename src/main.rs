@@ -1,0 +1,181 @@
+//! The `pathwatch` command: `serve` the exporter, `validate` a config.
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use pathwatch::config::{self, Loaded};
+use pathwatch::metrics::Metrics;
+use pathwatch::server::{AppState, router};
+use pathwatch::state::State;
+use pathwatch::telemetry::{self, LogFormat};
+use pathwatch::runner;
+use prometheus_client::registry::Registry;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use tokio_util::sync::CancellationToken;
+
+/// Exit code for a config that does not load or validate.
+const EXIT_BAD_CONFIG: u8 = 2;
+
+#[derive(Parser)]
+#[command(name = "pathwatch", version, about = "Turns an incident's resolution criteria into continuous probes and Prometheus metrics")]
+struct Cli {
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "PATHWATCH_LOG_FORMAT")]
+    log_format: LogFormat,
+    /// Log level (RUST_LOG overrides it).
+    #[arg(long, global = true, default_value = "info", env = "PATHWATCH_LOG_LEVEL")]
+    log_level: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the probes on their schedules and serve /metrics.
+    Serve {
+        /// Config file (YAML).
+        #[arg(long, short, env = "PATHWATCH_CONFIG")]
+        config: PathBuf,
+        /// Address to serve HTTP on.
+        #[arg(long, default_value = "0.0.0.0:9778", env = "PATHWATCH_LISTEN")]
+        listen: String,
+    },
+    /// Check a config file and print every error with file:line:column; exit 2 if any.
+    Validate {
+        /// Config file (YAML).
+        #[arg(env = "PATHWATCH_CONFIG")]
+        file: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // reqwest, tokio-rustls and friends find the ring provider through this process default.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    telemetry::init(cli.log_format, &cli.log_level);
+    match cli.command {
+        Command::Validate { file } => validate(&file),
+        Command::Serve { config, listen } => {
+            let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("pathwatch: cannot start the async runtime: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            match runtime.block_on(serve(config, listen)) {
+                Ok(code) => code,
+                Err(e) => {
+                    tracing::error!("{e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}
+
+fn validate(file: &std::path::Path) -> ExitCode {
+    match config::load(file) {
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::from(EXIT_BAD_CONFIG)
+        }
+        Ok(Loaded { config, errors }) if errors.is_empty() => {
+            println!("{}: OK ({} probes)", file.display(), config.probes.len());
+            ExitCode::SUCCESS
+        }
+        Ok(Loaded { errors, .. }) => {
+            for e in &errors {
+                eprintln!("{e}");
+            }
+            ExitCode::from(EXIT_BAD_CONFIG)
+        }
+    }
+}
+
+async fn serve(config_path: PathBuf, listen: String) -> anyhow::Result<ExitCode> {
+    let loaded = match config::load(&config_path) {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!("{e}");
+            return Ok(ExitCode::from(EXIT_BAD_CONFIG));
+        }
+    };
+    // Invalid entries are skipped and reported; the valid probes still run.
+    for e in &loaded.errors {
+        tracing::error!(error = %e, "invalid config entry skipped");
+    }
+
+    let mut registry = Registry::with_prefix("pathwatch");
+    let metrics = Metrics::new(&mut registry);
+    metrics.config_reload_ok.set(i64::from(loaded.errors.is_empty()));
+    metrics
+        .config_invalid_entries
+        .set(loaded.errors.len() as i64);
+    metrics.config_reload_time.set(runner::unix_now());
+    for p in &loaded.config.probes {
+        metrics.init_probe(&p.name, p.spec.kind(), p.timeout.as_secs_f64());
+    }
+    let state = Arc::new(State::new(metrics));
+    let ready = Arc::new(AtomicBool::new(false));
+    let app = AppState {
+        registry: Arc::new(registry),
+        state: state.clone(),
+        ready: ready.clone(),
+    };
+
+    let listener = tokio::net::TcpListener::bind(&listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    let addr = listener.local_addr().context("reading the bound address")?;
+    tracing::info!(
+        addr = %addr,
+        probes = loaded.config.probes.len(),
+        config = %config_path.display(),
+        version = env!("CARGO_PKG_VERSION"),
+        "listening"
+    );
+
+    let token = CancellationToken::new();
+    let mut tasks = runner::spawn_all(&loaded.config.probes, state, token.clone());
+    ready.store(true, Ordering::Relaxed);
+    tokio::spawn(shutdown_on_signal(token.clone()));
+
+    let shutdown = token.clone();
+    axum::serve(listener, router(app))
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await
+        .context("HTTP server failed")?;
+    ready.store(false, Ordering::Relaxed);
+    token.cancel();
+    while tasks.join_next().await.is_some() {}
+    tracing::info!("stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// SIGTERM (Kubernetes, Cloud Run) and Ctrl-C both end the process gracefully.
+async fn shutdown_on_signal(token: CancellationToken) {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(e) => {
+                tracing::warn!("cannot listen for SIGTERM: {e}");
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+    tracing::info!("shutting down: cancelling probes");
+    token.cancel();
+}

@@ -1,0 +1,225 @@
+//! Probe kinds: one serde enum lists them all, and the exhaustive match in [`ProbeSpec::run`]
+//! is the registry. A probe is a plain async function that returns an [`Outcome`] or a
+//! [`ProbeError`] with a bounded [`Reason`]; the runner owns timing, timeouts and metrics.
+
+pub mod phases;
+pub mod postgres;
+pub mod tcp;
+pub mod tls;
+
+pub use phases::{Phase, PhaseTimings, Phases};
+
+use serde::Deserialize;
+use std::time::Duration;
+
+/// Every probe kind, tagged by `kind:` in the config.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProbeSpec {
+    Postgres(postgres::PostgresSpec),
+    Tcp(tcp::TcpSpec),
+}
+
+impl ProbeSpec {
+    pub fn kind(&self) -> Kind {
+        match self {
+            ProbeSpec::Postgres(_) => Kind::Postgres,
+            ProbeSpec::Tcp(_) => Kind::Tcp,
+        }
+    }
+
+    /// Timeout when neither the probe nor `defaults` set one.
+    pub fn default_timeout(&self) -> Duration {
+        match self {
+            // The first user's backend waits 75 s for its database: a probe must wait as long
+            // to tell a slow connect from a dead one.
+            ProbeSpec::Postgres(_) => postgres::DEFAULT_TIMEOUT,
+            ProbeSpec::Tcp(_) => tcp::DEFAULT_TIMEOUT,
+        }
+    }
+
+    /// Checks that need more than one field; the message is shown at the probe's location.
+    pub fn validate(&self) -> Result<(), String> {
+        match self {
+            ProbeSpec::Postgres(s) => s.validate(),
+            ProbeSpec::Tcp(s) => s.validate(),
+        }
+    }
+
+    /// How a database probe reaches its server, for `pathwatch_db_connect_seconds`.
+    pub fn db_transport(&self) -> Option<Transport> {
+        match self {
+            ProbeSpec::Postgres(s) => Some(s.transport()),
+            ProbeSpec::Tcp(_) => None,
+        }
+    }
+
+    /// Runs the probe once. Phases are recorded into `phases` as they complete, so that a
+    /// run cut short by the runner's timeout still shows how far it got.
+    pub async fn run(&self, phases: &Phases) -> Result<Outcome, ProbeError> {
+        match self {
+            ProbeSpec::Postgres(s) => postgres::probe(s, phases).await,
+            ProbeSpec::Tcp(s) => tcp::probe(s, phases).await,
+        }
+    }
+}
+
+/// What a successful run learned besides its phase timings.
+#[derive(Clone, Debug, Default)]
+pub struct Outcome {
+    /// Short, secret-free facts for logs and the status page (e.g. the server version).
+    pub facts: Vec<(&'static str, String)>,
+}
+
+/// A failed run: a bounded reason for labels, and a secret-free detail for logs.
+#[derive(Clone, Debug, thiserror::Error)]
+#[error("{reason}: {detail}")]
+pub struct ProbeError {
+    pub reason: Reason,
+    pub detail: String,
+}
+
+impl ProbeError {
+    pub fn new(reason: Reason, detail: impl Into<String>) -> Self {
+        ProbeError {
+            reason,
+            detail: detail.into(),
+        }
+    }
+}
+
+macro_rules! label_enum {
+    ($(#[$m:meta])* $name:ident { $($variant:ident => $text:literal),* $(,)? }) => {
+        $(#[$m])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum $name { $($variant),* }
+
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant),*];
+
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $text),* }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl prometheus_client::encoding::EncodeLabelValue for $name {
+            fn encode(
+                &self,
+                encoder: &mut prometheus_client::encoding::LabelValueEncoder,
+            ) -> Result<(), std::fmt::Error> {
+                std::fmt::Write::write_str(encoder, self.as_str())
+            }
+        }
+    };
+}
+pub(crate) use label_enum;
+
+label_enum!(
+    /// The `kind` label.
+    Kind {
+        Postgres => "postgres",
+        Tcp => "tcp",
+    }
+);
+
+label_enum!(
+    /// The `transport` label of database probes.
+    Transport {
+        Tcp => "tcp",
+        Unix => "unix",
+    }
+);
+
+label_enum!(
+    /// Why a run failed: a closed set, so the `reason` label stays bounded.
+    Reason {
+        Ok => "ok",
+        Timeout => "timeout",
+        Refused => "refused",
+        Dns => "dns",
+        SocketMissing => "socket_missing",
+        PermissionDenied => "permission_denied",
+        Unreachable => "unreachable",
+        Reset => "reset",
+        Tls => "tls",
+        Auth => "auth",
+        DatabaseMissing => "database_missing",
+        TooManyConnections => "too_many_connections",
+        Unavailable => "unavailable",
+        Query => "query",
+        Protocol => "protocol",
+        Io => "io",
+        Panic => "panic",
+    }
+);
+
+/// Maps a socket-level error to its reason.
+pub fn io_reason(e: &std::io::Error) -> Reason {
+    use std::io::ErrorKind as K;
+    match e.kind() {
+        K::ConnectionRefused => Reason::Refused,
+        K::NotFound => Reason::SocketMissing,
+        K::PermissionDenied => Reason::PermissionDenied,
+        K::HostUnreachable | K::NetworkUnreachable | K::AddrNotAvailable => Reason::Unreachable,
+        K::ConnectionReset | K::ConnectionAborted | K::BrokenPipe | K::UnexpectedEof => {
+            Reason::Reset
+        }
+        K::TimedOut => Reason::Timeout,
+        _ => Reason::Io,
+    }
+}
+
+/// Resolves `host:port` (phase `resolve`), keeping every address in the order given.
+pub async fn resolve(
+    host: &str,
+    port: u16,
+    phases: &Phases,
+) -> Result<Vec<std::net::SocketAddr>, ProbeError> {
+    phases
+        .time(Phase::Resolve, async {
+            let addrs: Vec<_> = tokio::net::lookup_host((host, port))
+                .await
+                .map_err(|e| ProbeError::new(Reason::Dns, format!("resolving {host:?}: {e}")))?
+                .collect();
+            if addrs.is_empty() {
+                return Err(ProbeError::new(
+                    Reason::Dns,
+                    format!("{host:?} has no addresses"),
+                ));
+            }
+            Ok(addrs)
+        })
+        .await
+}
+
+/// Connects to the first address that answers (phase `connect`), as libpq and browsers do.
+pub async fn connect_tcp(
+    addrs: &[std::net::SocketAddr],
+    phases: &Phases,
+) -> Result<tokio::net::TcpStream, ProbeError> {
+    phases
+        .time(Phase::Connect, async {
+            let mut last = None;
+            for addr in addrs {
+                match tokio::net::TcpStream::connect(addr).await {
+                    Ok(s) => {
+                        // Probes exchange small messages: do not let Nagle delay them.
+                        let _ = s.set_nodelay(true);
+                        return Ok(s);
+                    }
+                    Err(e) => last = Some((addr, e)),
+                }
+            }
+            Err(match last {
+                Some((addr, e)) => ProbeError::new(io_reason(&e), format!("connecting to {addr}: {e}")),
+                None => ProbeError::new(Reason::Dns, "no address to connect to"),
+            })
+        })
+        .await
+}

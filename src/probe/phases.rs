@@ -1,0 +1,97 @@
+//! Phase timing shared between a running probe and the runner that may cut it short.
+
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::time::Instant;
+
+super::label_enum!(
+    /// The `phase` label: the steps of a connection, in the order they happen.
+    Phase {
+        Resolve => "resolve",
+        Connect => "connect",
+        Tls => "tls",
+        Auth => "auth",
+        Query => "query",
+    }
+);
+
+/// Completed phases with their durations, in order.
+pub type PhaseTimings = Vec<(Phase, Duration)>;
+
+/// A handle the probe records phases into. Cloning shares the same record, so the runner
+/// keeps what a probe reached even when it drops the probe's future at the timeout.
+#[derive(Clone, Default, Debug)]
+pub struct Phases(Arc<Mutex<Record>>);
+
+#[derive(Default, Debug)]
+struct Record {
+    done: PhaseTimings,
+    current: Option<Phase>,
+}
+
+impl Phases {
+    /// Times `fut` as `phase`. The phase counts as reached only when `fut` returns `Ok`;
+    /// a phase that fails or never ends stays "current", so failures name where they stopped.
+    pub async fn time<T, E, F>(&self, phase: Phase, fut: F) -> Result<T, E>
+    where
+        F: Future<Output = Result<T, E>>,
+    {
+        let start = self.enter(phase);
+        let out = fut.await;
+        if out.is_ok() {
+            self.complete(phase, start.elapsed());
+        }
+        out
+    }
+
+    /// Marks `phase` as running; returns when it started.
+    pub fn enter(&self, phase: Phase) -> Instant {
+        self.with(|r| r.current = Some(phase));
+        Instant::now()
+    }
+
+    /// Records `phase` as reached, taking `took`.
+    pub fn complete(&self, phase: Phase, took: Duration) {
+        self.with(|r| {
+            r.done.push((phase, took));
+            r.current = None;
+        });
+    }
+
+    /// Completed phases so far.
+    pub fn completed(&self) -> PhaseTimings {
+        self.with(|r| r.done.clone())
+    }
+
+    /// The phase that was running when the probe failed or was cut short.
+    pub fn current(&self) -> Option<Phase> {
+        self.with(|r| r.current)
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut Record) -> T) -> T {
+        // A poisoned lock only means a probe panicked mid-update; the record is still usable.
+        let mut guard = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        f(&mut guard)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn records_completed_phases_and_the_failing_one() {
+        let p = Phases::default();
+        let ok: Result<(), ()> = p
+            .time(Phase::Connect, async {
+                tokio::time::sleep(Duration::from_millis(30)).await;
+                Ok(())
+            })
+            .await;
+        assert!(ok.is_ok());
+        let _: Result<(), ()> = p.time(Phase::Auth, async { Err(()) }).await;
+        assert_eq!(p.completed(), vec![(Phase::Connect, Duration::from_millis(30))]);
+        assert_eq!(p.current(), Some(Phase::Auth));
+    }
+}

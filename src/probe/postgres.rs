@@ -1,0 +1,307 @@
+//! `postgres` probe: time to a usable session, phase by phase, over TCP or a Unix socket.
+//!
+//! pathwatch opens the socket itself (phases `resolve`, `connect`), negotiates TLS itself
+//! (`SSLRequest`, then rustls: phase `tls`), hands the stream to tokio-postgres for startup and
+//! authentication (phase `auth`), then runs the query (phase `query`). Doing the first steps by
+//! hand is what lets each phase be timed and each failure be named.
+
+use super::tls::{self, Verify};
+use super::{Outcome, Phase, Phases, ProbeError, Reason, Transport, connect_tcp, io_reason, resolve};
+use crate::abort::AbortOnDrop;
+use crate::config::types::{Secret, SecretFile, pick_secret};
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio_postgres::error::SqlState;
+
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(75);
+
+/// libpq's `sslmode` values (`allow` is not offered: it exists for servers that reject SSL
+/// requests, and downgrades silently).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SslMode {
+    Disable,
+    /// Try TLS, fall back to plain text if the server has none; no certificate check.
+    #[default]
+    Prefer,
+    /// TLS or fail; no certificate check.
+    Require,
+    VerifyCa,
+    VerifyFull,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PostgresSpec {
+    /// A host name or IP address, or an absolute directory holding the server's Unix socket
+    /// (`/cloudsql/PROJECT:REGION:INSTANCE`, `/var/run/postgresql`), as in libpq.
+    pub host: String,
+    #[serde(default = "default_port")]
+    pub port: u16,
+    #[serde(default = "default_user")]
+    pub user: String,
+    pub password: Option<Secret>,
+    pub password_file: Option<SecretFile>,
+    /// Defaults to the user name, as in libpq.
+    pub dbname: Option<String>,
+    #[serde(default)]
+    pub sslmode: SslMode,
+    /// PEM file of the CA that signed the server certificate (Cloud SQL's server CA);
+    /// without it, the Mozilla roots are trusted.
+    pub sslrootcert: Option<PathBuf>,
+    #[serde(default = "default_query")]
+    pub query: String,
+    #[serde(default = "default_application_name")]
+    pub application_name: String,
+    /// Built once by `validate`, so a bad CA file is a config error, not a failed run.
+    #[serde(skip)]
+    tls: OnceLock<Option<Arc<rustls::ClientConfig>>>,
+}
+
+fn default_port() -> u16 {
+    5432
+}
+fn default_user() -> String {
+    "postgres".into()
+}
+fn default_query() -> String {
+    "SELECT 1".into()
+}
+fn default_application_name() -> String {
+    "pathwatch".into()
+}
+
+impl PostgresSpec {
+    pub fn transport(&self) -> Transport {
+        if self.host.starts_with('/') {
+            Transport::Unix
+        } else {
+            Transport::Tcp
+        }
+    }
+
+    fn password(&self) -> Option<Secret> {
+        pick_secret(&self.password, &self.password_file, "password")
+            .ok()
+            .flatten()
+    }
+
+    pub fn validate(&self) -> Result<(), String> {
+        if self.host.trim().is_empty() {
+            return Err("\"host\" must not be empty".into());
+        }
+        pick_secret(&self.password, &self.password_file, "password")?;
+        if self.sslrootcert.is_some()
+            && !matches!(self.sslmode, SslMode::VerifyCa | SslMode::VerifyFull)
+        {
+            return Err(
+                "\"sslrootcert\" needs sslmode verify-ca or verify-full (the other modes do not check certificates)"
+                    .into(),
+            );
+        }
+        let verify = match self.sslmode {
+            SslMode::Disable => None,
+            SslMode::Prefer | SslMode::Require => Some(Verify::Nothing),
+            SslMode::VerifyCa => Some(Verify::Chain),
+            SslMode::VerifyFull => Some(Verify::Full),
+        };
+        let config = match verify {
+            Some(v) if self.transport() == Transport::Tcp => {
+                Some(tls::client_config(v, self.sslrootcert.as_deref())?)
+            }
+            // libpq ignores sslmode on Unix sockets: the kernel is the transport.
+            _ => None,
+        };
+        let _ = self.tls.set(config);
+        Ok(())
+    }
+
+    fn tls_config(&self) -> Result<Option<Arc<rustls::ClientConfig>>, ProbeError> {
+        if self.tls.get().is_none() {
+            self.validate().map_err(|e| ProbeError::new(Reason::Tls, e))?;
+        }
+        Ok(self.tls.get().cloned().flatten())
+    }
+
+    fn pg_config(&self) -> tokio_postgres::Config {
+        let mut c = tokio_postgres::Config::new();
+        c.user(&self.user)
+            .dbname(self.dbname.as_deref().unwrap_or(&self.user))
+            .application_name(&self.application_name)
+            // TLS, when wanted, is already in place on the stream handed over.
+            .ssl_mode(tokio_postgres::config::SslMode::Disable);
+        if let Some(pw) = self.password() {
+            c.password(pw.expose());
+        }
+        c
+    }
+}
+
+pub async fn probe(spec: &PostgresSpec, phases: &Phases) -> Result<Outcome, ProbeError> {
+    let config = spec.pg_config();
+    match spec.transport() {
+        Transport::Unix => {
+            let path = socket_path(Path::new(&spec.host), spec.port);
+            let stream = phases
+                .time(Phase::Connect, async {
+                    tokio::net::UnixStream::connect(&path)
+                        .await
+                        .map_err(|e| unix_error(&path, &e))
+                })
+                .await?;
+            session(stream, &config, &spec.query, phases).await
+        }
+        Transport::Tcp => {
+            let tls = spec.tls_config()?;
+            let addrs = resolve(&spec.host, spec.port, phases).await?;
+            let mut stream = connect_tcp(&addrs, phases).await?;
+            let Some(tls) = tls else {
+                return session(stream, &config, &spec.query, phases).await;
+            };
+            let start = phases.enter(Phase::Tls);
+            if !ssl_request(&mut stream).await? {
+                if spec.sslmode == SslMode::Prefer {
+                    // The server has no TLS: libpq's `prefer` goes on in plain text, and the
+                    // refused request's round trip counts toward auth.
+                    return session(stream, &config, &spec.query, phases).await;
+                }
+                return Err(ProbeError::new(
+                    Reason::Tls,
+                    format!("sslmode {:?} but the server does not support TLS", spec.sslmode),
+                ));
+            }
+            let name = rustls::pki_types::ServerName::try_from(spec.host.clone())
+                .map_err(|e| ProbeError::new(Reason::Tls, format!("bad TLS server name: {e}")))?;
+            let stream = tokio_rustls::TlsConnector::from(tls)
+                .connect(name, stream)
+                .await
+                .map_err(|e| ProbeError::new(Reason::Tls, format!("TLS handshake: {e}")))?;
+            phases.complete(Phase::Tls, start.elapsed());
+            session(stream, &config, &spec.query, phases).await
+        }
+    }
+}
+
+/// The socket file inside a libpq socket directory.
+fn socket_path(dir: &Path, port: u16) -> PathBuf {
+    dir.join(format!(".s.PGSQL.{port}"))
+}
+
+fn unix_error(path: &Path, e: &std::io::Error) -> ProbeError {
+    let reason = io_reason(e);
+    let dir_missing = path.parent().is_some_and(|d| !d.exists());
+    let detail = match (reason, dir_missing) {
+        (Reason::SocketMissing, true) => format!(
+            "socket directory \"{}\" does not exist (is the Cloud SQL connector or volume mounted?)",
+            path.parent().map(|d| d.display().to_string()).unwrap_or_default()
+        ),
+        (Reason::SocketMissing, false) => format!(
+            "no socket \"{}\" (is the server running on this port?)",
+            path.display()
+        ),
+        (Reason::Refused, _) => format!(
+            "socket \"{}\" refused the connection (stale socket: server not running)",
+            path.display()
+        ),
+        _ => format!("connecting to \"{}\": {e}", path.display()),
+    };
+    ProbeError::new(reason, detail)
+}
+
+/// Sends Postgres' SSLRequest; true when the server answers 'S' (ready for a TLS handshake).
+async fn ssl_request(stream: &mut tokio::net::TcpStream) -> Result<bool, ProbeError> {
+    // Length 8, then the SSLRequest code 1234.5679 (protocol docs, "SSLRequest").
+    const SSL_REQUEST: [u8; 8] = [0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f];
+    let io = |e: std::io::Error| ProbeError::new(io_reason(&e), format!("TLS negotiation: {e}"));
+    stream.write_all(&SSL_REQUEST).await.map_err(io)?;
+    let mut answer = [0u8; 1];
+    stream.read_exact(&mut answer).await.map_err(io)?;
+    match answer[0] {
+        b'S' => Ok(true),
+        b'N' => Ok(false),
+        other => Err(ProbeError::new(
+            Reason::Protocol,
+            format!("unexpected answer {other:#04x} to SSLRequest: is this a Postgres server?"),
+        )),
+    }
+}
+
+/// Startup and authentication (phase `auth`), then the query (phase `query`).
+async fn session<S>(
+    stream: S,
+    config: &tokio_postgres::Config,
+    query: &str,
+    phases: &Phases,
+) -> Result<Outcome, ProbeError>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let (client, connection) = phases
+        .time(Phase::Auth, config.connect_raw(stream, tokio_postgres::NoTls))
+        .await
+        .map_err(|e| pg_error(&e, Reason::Protocol))?;
+    // The connection drives the socket; abort it if this probe is dropped at its timeout.
+    let driver = AbortOnDrop(tokio::spawn(connection));
+    let messages = phases
+        .time(Phase::Query, client.simple_query(query))
+        .await
+        .map_err(|e| pg_error(&e, Reason::Query))?;
+    let rows = messages
+        .iter()
+        .filter(|m| matches!(m, tokio_postgres::SimpleQueryMessage::Row(_)))
+        .count();
+    // Dropping the client sends Terminate, so the server logs a clean disconnect.
+    drop(client);
+    let _ = tokio::time::timeout(Duration::from_secs(1), driver.wait()).await;
+    Ok(Outcome {
+        facts: vec![("rows", rows.to_string())],
+    })
+}
+
+/// Names a tokio-postgres failure; `otherwise` is the reason for server errors we do not know.
+fn pg_error(e: &tokio_postgres::Error, otherwise: Reason) -> ProbeError {
+    if let Some(db) = e.as_db_error() {
+        let code = db.code();
+        let reason = if *code == SqlState::INVALID_PASSWORD
+            || *code == SqlState::INVALID_AUTHORIZATION_SPECIFICATION
+        {
+            Reason::Auth
+        } else if *code == SqlState::INVALID_CATALOG_NAME {
+            Reason::DatabaseMissing
+        } else if *code == SqlState::TOO_MANY_CONNECTIONS {
+            Reason::TooManyConnections
+        } else if *code == SqlState::CANNOT_CONNECT_NOW || *code == SqlState::ADMIN_SHUTDOWN {
+            Reason::Unavailable
+        } else {
+            otherwise
+        };
+        return ProbeError::new(
+            reason,
+            format!("{} ({}): {}", db.severity(), code.code(), db.message()),
+        );
+    }
+    let mut detail = e.to_string();
+    let mut source = std::error::Error::source(e);
+    let mut reason = None;
+    while let Some(s) = source {
+        detail.push_str(": ");
+        detail.push_str(&s.to_string());
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            reason.get_or_insert(io_reason(io));
+        }
+        source = s.source();
+    }
+    let reason = reason.unwrap_or(if e.is_closed() {
+        Reason::Reset
+    } else if detail.starts_with("authentication error") || detail.contains("password missing") {
+        // tokio-postgres' own auth failures (a password the server wants but we lack, an
+        // unsupported method) have no SQLSTATE.
+        Reason::Auth
+    } else {
+        Reason::Protocol
+    });
+    ProbeError::new(reason, detail)
+}

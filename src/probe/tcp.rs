@@ -1,0 +1,40 @@
+//! `tcp` probe: time to open a TCP connection to host:port (the network path check, e.g.
+//! through a VPC connector to a private database address).
+
+use super::{Outcome, ProbeError, Phases, connect_tcp, resolve};
+use serde::Deserialize;
+use std::time::Duration;
+
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TcpSpec {
+    /// Host name or IP address.
+    pub host: String,
+    pub port: u16,
+}
+
+impl TcpSpec {
+    pub fn validate(&self) -> Result<(), String> {
+        if self.host.trim().is_empty() {
+            return Err("\"host\" must not be empty".into());
+        }
+        if self.port == 0 {
+            return Err("\"port\" must be between 1 and 65535".into());
+        }
+        Ok(())
+    }
+}
+
+pub async fn probe(spec: &TcpSpec, phases: &Phases) -> Result<Outcome, ProbeError> {
+    let addrs = resolve(&spec.host, spec.port, phases).await?;
+    let stream = connect_tcp(&addrs, phases).await?;
+    let peer = stream
+        .peer_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
+    Ok(Outcome {
+        facts: vec![("peer", peer)],
+    })
+}

@@ -1,0 +1,172 @@
+//! The scheduler: one task per probe, each run bounded by the probe's timeout and isolated
+//! from panics, results handed to [`State`]. Shutdown is one token; in-flight runs are
+//! cancelled with it.
+
+use crate::abort::AbortOnDrop;
+use crate::config::ProbeConfig;
+use crate::probe::{Outcome, Phase, PhaseTimings, Phases, ProbeError, Reason};
+use crate::state::State;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::task::JoinSet;
+use tokio::time::{Instant, MissedTickBehavior};
+use tokio_util::sync::CancellationToken;
+
+/// First runs are spread over at most this much time (less for shorter intervals).
+pub const MAX_SPREAD: Duration = Duration::from_secs(10);
+
+/// One finished run of one probe.
+#[derive(Clone, Debug)]
+pub struct RunResult {
+    pub finished_unix_seconds: f64,
+    /// Measured by the runner around the whole probe; at least the timeout when cut short.
+    pub duration: Duration,
+    /// Phases completed, in order.
+    pub phases: PhaseTimings,
+    /// The phase a failed run stopped in.
+    pub failed_phase: Option<Phase>,
+    pub outcome: Result<Outcome, ProbeError>,
+}
+
+impl RunResult {
+    pub fn ok(&self) -> bool {
+        self.outcome.is_ok()
+    }
+
+    pub fn reason(&self) -> Reason {
+        match &self.outcome {
+            Ok(_) => Reason::Ok,
+            Err(e) => e.reason,
+        }
+    }
+}
+
+/// Runs a probe once within its timeout. The probe runs as its own task, so a panic in it
+/// becomes a failed run with reason `panic` rather than the end of the scheduler.
+pub async fn run_once(probe: Arc<ProbeConfig>) -> RunResult {
+    let phases = Phases::default();
+    let start = Instant::now();
+    let task = {
+        let (probe, phases) = (probe.clone(), phases.clone());
+        AbortOnDrop(tokio::spawn(async move { probe.spec.run(&phases).await }))
+    };
+    let outcome = match tokio::time::timeout(probe.timeout, task).await {
+        Ok(out) => out,
+        Err(_) => Err(ProbeError::new(
+            Reason::Timeout,
+            match phases.current() {
+                Some(p) => format!(
+                    "no answer within {} (stopped in phase {p})",
+                    humantime::format_duration(probe.timeout)
+                ),
+                None => format!("no answer within {}", humantime::format_duration(probe.timeout)),
+            },
+        )),
+    };
+    let duration = start.elapsed();
+    let failed_phase = if outcome.is_err() {
+        phases.current()
+    } else {
+        None
+    };
+    RunResult {
+        finished_unix_seconds: unix_now(),
+        duration,
+        phases: phases.completed(),
+        failed_phase,
+        outcome,
+    }
+}
+
+impl std::future::IntoFuture for AbortOnDrop<Result<Outcome, ProbeError>> {
+    type Output = Result<Outcome, ProbeError>;
+    type IntoFuture = std::pin::Pin<Box<dyn std::future::Future<Output = Self::Output> + Send>>;
+
+    fn into_future(mut self) -> Self::IntoFuture {
+        Box::pin(async move {
+            match (&mut self.0).await {
+                Ok(out) => out,
+                Err(e) if e.is_panic() => Err(ProbeError::new(
+                    Reason::Panic,
+                    "the probe panicked (a bug in pathwatch; the logs have the panic message)",
+                )),
+                Err(_) => Err(ProbeError::new(Reason::Panic, "the probe task was cancelled")),
+            }
+        })
+    }
+}
+
+pub fn unix_now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+/// A stable fraction in [0, 1) from a probe's name (FNV-1a), so first runs spread evenly
+/// and the same probe keeps its slot across restarts.
+fn spread_fraction(name: &str) -> f64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in name.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    (h >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// Delay before a probe's first run: a stable slot within min(interval, [`MAX_SPREAD`]).
+pub fn first_run_delay(name: &str, interval: Duration) -> Duration {
+    interval.min(MAX_SPREAD).mul_f64(spread_fraction(name))
+}
+
+/// Starts one task per probe; they stop when `token` is cancelled.
+pub fn spawn_all(
+    probes: &[ProbeConfig],
+    state: Arc<State>,
+    token: CancellationToken,
+) -> JoinSet<()> {
+    let mut set = JoinSet::new();
+    for probe in probes {
+        set.spawn(probe_loop(
+            Arc::new(probe.clone()),
+            state.clone(),
+            token.clone(),
+        ));
+    }
+    set
+}
+
+async fn probe_loop(probe: Arc<ProbeConfig>, state: Arc<State>, token: CancellationToken) {
+    let first = Instant::now() + first_run_delay(&probe.name, probe.interval);
+    let mut ticker = tokio::time::interval_at(first, probe.interval);
+    // A run longer than the interval delays the next one; runs of one probe never overlap.
+    ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = token.cancelled() => return,
+            _ = ticker.tick() => {}
+        }
+        let run = tokio::select! {
+            _ = token.cancelled() => return,
+            run = run_once(probe.clone()) => run,
+        };
+        state.record(&probe, run);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn first_runs_spread_within_the_interval() {
+        let d = first_run_delay("staging-db", Duration::from_secs(30));
+        assert!(d < MAX_SPREAD);
+        assert_eq!(d, first_run_delay("staging-db", Duration::from_secs(30)));
+        assert!(first_run_delay("x", Duration::from_millis(200)) < Duration::from_millis(200));
+        let distinct: std::collections::HashSet<_> = (0..100)
+            .map(|i| first_run_delay(&format!("p{i}"), Duration::from_secs(10)).as_millis() / 100)
+            .collect();
+        assert!(distinct.len() > 50, "names should spread over the slots");
+    }
+}
