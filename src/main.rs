@@ -4,10 +4,10 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use pathwatch::config::{self, Loaded};
 use pathwatch::metrics::Metrics;
+use pathwatch::runner;
 use pathwatch::server::{AppState, router};
 use pathwatch::state::State;
 use pathwatch::telemetry::{self, LogFormat};
-use pathwatch::runner;
 use prometheus_client::registry::Registry;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -19,13 +19,22 @@ use tokio_util::sync::CancellationToken;
 const EXIT_BAD_CONFIG: u8 = 2;
 
 #[derive(Parser)]
-#[command(name = "pathwatch", version, about = "Turns an incident's resolution criteria into continuous probes and Prometheus metrics")]
+#[command(
+    name = "pathwatch",
+    version,
+    about = "Turns an incident's resolution criteria into continuous probes and Prometheus metrics"
+)]
 struct Cli {
     /// Log format on stderr.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "PATHWATCH_LOG_FORMAT")]
     log_format: LogFormat,
     /// Log level (RUST_LOG overrides it).
-    #[arg(long, global = true, default_value = "info", env = "PATHWATCH_LOG_LEVEL")]
+    #[arg(
+        long,
+        global = true,
+        default_value = "info",
+        env = "PATHWATCH_LOG_LEVEL"
+    )]
     log_level: String,
     #[command(subcommand)]
     command: Command,
@@ -58,7 +67,10 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Validate { file } => validate(&file),
         Command::Serve { config, listen } => {
-            let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+            let runtime = match tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+            {
                 Ok(rt) => rt,
                 Err(e) => {
                     eprintln!("pathwatch: cannot start the async runtime: {e}");
@@ -110,7 +122,9 @@ async fn serve(config_path: PathBuf, listen: String) -> anyhow::Result<ExitCode>
 
     let mut registry = Registry::with_prefix("pathwatch");
     let metrics = Metrics::new(&mut registry);
-    metrics.config_reload_ok.set(i64::from(loaded.errors.is_empty()));
+    metrics
+        .config_reload_ok
+        .set(i64::from(loaded.errors.is_empty()));
     metrics
         .config_invalid_entries
         .set(loaded.errors.len() as i64);

@@ -197,7 +197,9 @@ impl Metrics {
             probe: probe.to_string(),
             kind,
         };
-        self.probe_timeout.get_or_create(&labels).set(timeout_seconds);
+        self.probe_timeout
+            .get_or_create(&labels)
+            .set(timeout_seconds);
         let _ = self.probe_runs.get_or_create(&RunLabels {
             probe: probe.to_string(),
             kind,

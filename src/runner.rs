@@ -59,7 +59,10 @@ pub async fn run_once(probe: Arc<ProbeConfig>) -> RunResult {
                     "no answer within {} (stopped in phase {p})",
                     humantime::format_duration(probe.timeout)
                 ),
-                None => format!("no answer within {}", humantime::format_duration(probe.timeout)),
+                None => format!(
+                    "no answer within {}",
+                    humantime::format_duration(probe.timeout)
+                ),
             },
         )),
     };
@@ -90,7 +93,10 @@ impl std::future::IntoFuture for AbortOnDrop<Result<Outcome, ProbeError>> {
                     Reason::Panic,
                     "the probe panicked (a bug in pathwatch; the logs have the panic message)",
                 )),
-                Err(_) => Err(ProbeError::new(Reason::Panic, "the probe task was cancelled")),
+                Err(_) => Err(ProbeError::new(
+                    Reason::Panic,
+                    "the probe task was cancelled",
+                )),
             }
         })
     }
@@ -111,6 +117,13 @@ fn spread_fraction(name: &str) -> f64 {
         h ^= u64::from(b);
         h = h.wrapping_mul(0x0100_0000_01b3);
     }
+    // FNV alone leaves short, similar names (db-1, db-2) close together: finish with
+    // MurmurHash3's fmix64 so every bit depends on every input byte.
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    h ^= h >> 33;
     (h >> 11) as f64 / (1u64 << 53) as f64
 }
 
@@ -137,8 +150,29 @@ pub fn spawn_all(
 }
 
 async fn probe_loop(probe: Arc<ProbeConfig>, state: Arc<State>, token: CancellationToken) {
-    let first = Instant::now() + first_run_delay(&probe.name, probe.interval);
-    let mut ticker = tokio::time::interval_at(first, probe.interval);
+    let delay = first_run_delay(&probe.name, probe.interval);
+    schedule(delay, probe.interval, token, || {
+        let (probe, state) = (probe.clone(), state.clone());
+        async move {
+            let run = run_once(probe.clone()).await;
+            state.record(&probe, run);
+        }
+    })
+    .await;
+}
+
+/// Calls `run` after `delay`, then every `interval` from that first slot (no drift), until
+/// `token` is cancelled, which also drops a run in flight.
+pub async fn schedule<F, Fut>(
+    delay: Duration,
+    interval: Duration,
+    token: CancellationToken,
+    mut run: F,
+) where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let mut ticker = tokio::time::interval_at(Instant::now() + delay, interval);
     // A run longer than the interval delays the next one; runs of one probe never overlap.
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
     loop {
@@ -146,17 +180,112 @@ async fn probe_loop(probe: Arc<ProbeConfig>, state: Arc<State>, token: Cancellat
             _ = token.cancelled() => return,
             _ = ticker.tick() => {}
         }
-        let run = tokio::select! {
+        tokio::select! {
             _ = token.cancelled() => return,
-            run = run_once(probe.clone()) => run,
-        };
-        state.record(&probe, run);
+            _ = run() => {}
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Mutex;
+
+    /// Records when each run starts and ends, relative to the test's start.
+    fn recorder() -> (Arc<Mutex<Vec<(Duration, Duration)>>>, Instant) {
+        (Arc::new(Mutex::new(Vec::new())), Instant::now())
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn runs_at_the_offset_then_every_interval_without_drift() {
+        let (log, t0) = recorder();
+        let token = CancellationToken::new();
+        let l = log.clone();
+        let task = tokio::spawn(schedule(
+            Duration::from_millis(700),
+            Duration::from_secs(30),
+            token.clone(),
+            move || {
+                let l = l.clone();
+                async move {
+                    let start = t0.elapsed();
+                    // Each run takes 2 s: the next one still starts on its slot.
+                    tokio::time::sleep(Duration::from_secs(2)).await;
+                    l.lock().unwrap().push((start, t0.elapsed()));
+                }
+            },
+        ));
+        tokio::time::sleep(Duration::from_secs(95)).await;
+        token.cancel();
+        task.await.unwrap();
+        let starts: Vec<u128> = log
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|r| r.0.as_millis())
+            .collect();
+        assert_eq!(starts, [700, 30_700, 60_700, 90_700]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_run_longer_than_the_interval_delays_the_next_and_never_overlaps() {
+        let (log, t0) = recorder();
+        let token = CancellationToken::new();
+        let l = log.clone();
+        let task = tokio::spawn(schedule(
+            Duration::ZERO,
+            Duration::from_secs(10),
+            token.clone(),
+            move || {
+                let l = l.clone();
+                async move {
+                    let start = t0.elapsed();
+                    tokio::time::sleep(Duration::from_secs(25)).await;
+                    l.lock().unwrap().push((start, t0.elapsed()));
+                }
+            },
+        ));
+        tokio::time::sleep(Duration::from_secs(80)).await;
+        token.cancel();
+        task.await.unwrap();
+        let runs = log.lock().unwrap().clone();
+        assert_eq!(runs.len(), 3, "{runs:?}");
+        for pair in runs.windows(2) {
+            assert!(pair[1].0 >= pair[0].1, "runs overlap: {runs:?}");
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn cancellation_drops_the_run_in_flight() {
+        let token = CancellationToken::new();
+        let finished = Arc::new(Mutex::new(false));
+        let f = finished.clone();
+        let task = tokio::spawn(schedule(
+            Duration::ZERO,
+            Duration::from_secs(30),
+            token.clone(),
+            move || {
+                let f = f.clone();
+                async move {
+                    tokio::time::sleep(Duration::from_secs(75)).await;
+                    *f.lock().unwrap() = true;
+                }
+            },
+        ));
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        token.cancel();
+        task.await.unwrap();
+        assert!(!*finished.lock().unwrap());
+    }
+
+    #[tokio::test]
+    async fn a_panicking_probe_task_is_a_failed_run() {
+        let task: AbortOnDrop<Result<Outcome, ProbeError>> =
+            AbortOnDrop(tokio::spawn(async { panic!("boom") }));
+        let err = task.await.unwrap_err();
+        assert_eq!(err.reason, Reason::Panic);
+    }
 
     #[test]
     fn first_runs_spread_within_the_interval() {

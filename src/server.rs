@@ -34,7 +34,11 @@ async fn metrics(Extract(app): Extract<AppState>) -> Response {
     let mut body = String::with_capacity(16 * 1024);
     match prometheus_client::encoding::text::encode(&mut body, &app.registry) {
         Ok(()) => ([(header::CONTENT_TYPE, OPENMETRICS)], body).into_response(),
-        Err(_) => (StatusCode::INTERNAL_SERVER_ERROR, "encoding metrics failed\n").into_response(),
+        Err(_) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "encoding metrics failed\n",
+        )
+            .into_response(),
     }
 }
 

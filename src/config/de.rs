@@ -90,7 +90,10 @@ impl de::Error for DeError {
 
     fn invalid_value(unexp: Unexpected, exp: &dyn Expected) -> Self {
         DeError {
-            msg: format!("invalid value {}: expected {exp}", describe_unexpected(&unexp)),
+            msg: format!(
+                "invalid value {}: expected {exp}",
+                describe_unexpected(&unexp)
+            ),
             loc: None,
         }
     }
@@ -163,6 +166,12 @@ impl NodeDe<'_> {
     }
 
     fn type_error(&self, exp: &dyn Expected) -> DeError {
+        if let Value::Invalid(msg) = &self.0.value {
+            return DeError {
+                msg: msg.clone(),
+                loc: Some(self.0.loc),
+            };
+        }
         DeError {
             msg: format!("expected {exp}, found {}", self.0.value.describe()),
             loc: Some(self.0.loc),
@@ -209,6 +218,7 @@ impl<'de> de::Deserializer<'de> for NodeDe<'de> {
             Value::Str(s) => v.visit_str(s),
             Value::Seq(items) => v.visit_seq(Seq(items.iter())),
             Value::Map(entries) => v.visit_map(Map::new(entries.iter())),
+            Value::Invalid(_) => return Err(self.type_error(&v)),
         };
         r.map_err(|e| e.at(loc))
     }
@@ -297,7 +307,9 @@ impl<'de> de::Deserializer<'de> for NodeDe<'de> {
 
     fn deserialize_seq<V: Visitor<'de>>(self, v: V) -> Result<V::Value, DeError> {
         match &self.0.value {
-            Value::Seq(items) => v.visit_seq(Seq(items.iter())).map_err(|e: DeError| e.at(self.0.loc)),
+            Value::Seq(items) => v
+                .visit_seq(Seq(items.iter()))
+                .map_err(|e: DeError| e.at(self.0.loc)),
             _ => Err(self.type_error(&v)),
         }
     }
@@ -447,7 +459,9 @@ impl<'de, I: Iterator<Item = &'de (Key, Node)>> EnumAccess<'de> for Tagged<'de, 
         })?;
         let de: de::value::StrDeserializer<DeError> = name.into_deserializer();
         let variant = seed.deserialize(de).map_err(|e| DeError {
-            msg: e.msg.replacen("unknown value", &format!("unknown {TAG}"), 1),
+            msg: e
+                .msg
+                .replacen("unknown value", &format!("unknown {TAG}"), 1),
             loc: Some(self.tag.loc),
         })?;
         Ok((variant, self))

@@ -112,6 +112,12 @@ pub fn parse(
     let mut defaults = Defaults::default();
     let mut probe_nodes: &[Node] = &[];
     for (key, value) in entries {
+        if key.name != "probes"
+            && let Some((loc, msg)) = value.first_invalid()
+        {
+            errors.push(err(loc, None, msg.to_string()));
+            continue;
+        }
         match key.name.as_str() {
             "defaults" => match de::from_node::<Defaults>(value) {
                 Ok(d) => defaults = d,
@@ -188,6 +194,13 @@ fn parse_probe(
             format!("a probe must be a mapping, found {}", n.value.describe()),
         ));
     };
+    let label = match n.get("name").and_then(|(_, v)| v.as_str()) {
+        Some(name) => format!("probe \"{name}\""),
+        None => anon.clone(),
+    };
+    if let Some((loc, msg)) = n.first_invalid() {
+        return Err((loc, label, msg.to_string()));
+    }
     let (name, name_loc) = match n.get("name") {
         None => return Err((n.loc, anon, "missing required field \"name\"".into())),
         Some((_, v)) => match v.as_str() {
@@ -202,7 +215,6 @@ fn parse_probe(
             }
         },
     };
-    let label = format!("probe \"{name}\"");
     let fail = |e: de::DeError, fallback: Loc| (e.loc.unwrap_or(fallback), label.clone(), e.msg);
 
     let duration = |key: &str| -> Result<Option<Duration>, (Loc, String, String)> {

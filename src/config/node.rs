@@ -48,6 +48,9 @@ pub enum Value {
     Str(String),
     Seq(Vec<Node>),
     Map(Vec<(Key, Node)>),
+    /// A string whose `${VAR}` could not be expanded; the message says why. Kept in the tree
+    /// so that the error is reported with the probe it belongs to, not for the whole file.
+    Invalid(String),
 }
 
 impl Value {
@@ -61,6 +64,7 @@ impl Value {
             Value::Str(_) => "a string",
             Value::Seq(_) => "a list",
             Value::Map(_) => "a mapping",
+            Value::Invalid(_) => "an invalid value",
         }
     }
 }
@@ -73,6 +77,16 @@ impl Node {
                 .iter()
                 .find(|(k, _)| k.name == key)
                 .map(|(k, v)| (k, v)),
+            _ => None,
+        }
+    }
+
+    /// The first unexpandable `${VAR}` in this subtree, in document order.
+    pub fn first_invalid(&self) -> Option<(Loc, &str)> {
+        match &self.value {
+            Value::Invalid(msg) => Some((self.loc, msg)),
+            Value::Seq(items) => items.iter().find_map(Node::first_invalid),
+            Value::Map(entries) => entries.iter().find_map(|(_, v)| v.first_invalid()),
             _ => None,
         }
     }
@@ -105,7 +119,7 @@ pub fn parse(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Node, P
             .location()
             .map(|l| Loc::from_saphyr(&l))
             .unwrap_or(Loc { line: 1, col: 1 }),
-        msg: first_line(&e.to_string()),
+        msg: friendly(&first_line(&e.to_string())),
     })?;
     convert(raw, env)
 }
@@ -121,6 +135,17 @@ fn first_line(s: &str) -> String {
     }
 }
 
+/// Rewords parser messages written for Rust developers.
+fn friendly(msg: &str) -> String {
+    match msg.strip_prefix("duplicate mapping key: ") {
+        Some(rest) => {
+            let key = rest.split(',').next().unwrap_or(rest).trim();
+            format!("key \"{key}\" is given twice in the same mapping")
+        }
+        None => msg.to_string(),
+    }
+}
+
 fn convert(raw: Spanned<Raw>, env: &dyn Fn(&str) -> Option<String>) -> Result<Node, ParseError> {
     let loc = Loc::from_saphyr(&raw.referenced);
     let value = match raw.value {
@@ -128,7 +153,10 @@ fn convert(raw: Spanned<Raw>, env: &dyn Fn(&str) -> Option<String>) -> Result<No
         Raw::Bool(b) => Value::Bool(b),
         Raw::Int(i) => Value::Int(i),
         Raw::Float(f) => Value::Float(f),
-        Raw::Str(s) => Value::Str(expand(&s, env).map_err(|msg| ParseError { loc, msg })?),
+        Raw::Str(s) => match expand(&s, env) {
+            Ok(s) => Value::Str(s),
+            Err(msg) => Value::Invalid(msg),
+        },
         Raw::Seq(items) => Value::Seq(
             items
                 .into_iter()
@@ -172,11 +200,7 @@ pub fn expand(s: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String, S
                 Some((n, d)) => (n, Some(d)),
                 None => (expr, None),
             };
-            if name.is_empty()
-                || !name
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '_')
-            {
+            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
                 return Err(format!("invalid variable name {name:?} in \"${{{expr}}}\""));
             }
             match (env(name), default) {

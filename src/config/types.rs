@@ -12,9 +12,9 @@ pub struct PositiveDuration(pub Duration);
 impl<'de> Deserialize<'de> for PositiveDuration {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let text = String::deserialize(d)?;
-        let dur = humantime::parse_duration(text.trim()).map_err(|e| {
+        let dur = humantime::parse_duration(text.trim()).map_err(|_| {
             de::Error::custom(format!(
-                "invalid duration \"{text}\" ({e}): write a number with a unit, like 75s, 500ms or 1m30s"
+                "invalid duration \"{text}\": write a number with a unit, like 75s, 500ms or 1m30s"
             ))
         })?;
         if dur.is_zero() {
@@ -65,7 +65,10 @@ impl<'de> Deserialize<'de> for SecretFile {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let path = PathBuf::from(String::deserialize(d)?);
         let text = std::fs::read_to_string(&path).map_err(|e| {
-            de::Error::custom(format!("cannot read secret file \"{}\": {e}", path.display()))
+            de::Error::custom(format!(
+                "cannot read secret file \"{}\": {e}",
+                path.display()
+            ))
         })?;
         let value = text
             .strip_suffix("\r\n")

@@ -217,7 +217,9 @@ pub async fn connect_tcp(
                 }
             }
             Err(match last {
-                Some((addr, e)) => ProbeError::new(io_reason(&e), format!("connecting to {addr}: {e}")),
+                Some((addr, e)) => {
+                    ProbeError::new(io_reason(&e), format!("connecting to {addr}: {e}"))
+                }
                 None => ProbeError::new(Reason::Dns, "no address to connect to"),
             })
         })

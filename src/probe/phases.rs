@@ -91,7 +91,10 @@ mod tests {
             .await;
         assert!(ok.is_ok());
         let _: Result<(), ()> = p.time(Phase::Auth, async { Err(()) }).await;
-        assert_eq!(p.completed(), vec![(Phase::Connect, Duration::from_millis(30))]);
+        assert_eq!(
+            p.completed(),
+            vec![(Phase::Connect, Duration::from_millis(30))]
+        );
         assert_eq!(p.current(), Some(Phase::Auth));
     }
 }

@@ -6,7 +6,9 @@
 //! hand is what lets each phase be timed and each failure be named.
 
 use super::tls::{self, Verify};
-use super::{Outcome, Phase, Phases, ProbeError, Reason, Transport, connect_tcp, io_reason, resolve};
+use super::{
+    Outcome, Phase, Phases, ProbeError, Reason, Transport, connect_tcp, io_reason, resolve,
+};
 use crate::abort::AbortOnDrop;
 use crate::config::types::{Secret, SecretFile, pick_secret};
 use serde::Deserialize;
@@ -121,7 +123,8 @@ impl PostgresSpec {
 
     fn tls_config(&self) -> Result<Option<Arc<rustls::ClientConfig>>, ProbeError> {
         if self.tls.get().is_none() {
-            self.validate().map_err(|e| ProbeError::new(Reason::Tls, e))?;
+            self.validate()
+                .map_err(|e| ProbeError::new(Reason::Tls, e))?;
         }
         Ok(self.tls.get().cloned().flatten())
     }
@@ -133,7 +136,8 @@ impl PostgresSpec {
             .application_name(&self.application_name)
             // TLS, when wanted, is already in place on the stream handed over.
             .ssl_mode(tokio_postgres::config::SslMode::Disable);
-        if let Some(pw) = self.password() {
+        // An empty password (an unset `${VAR:-}`) means none, as in libpq.
+        if let Some(pw) = self.password().filter(|p| !p.expose().is_empty()) {
             c.password(pw.expose());
         }
         c
@@ -170,7 +174,10 @@ pub async fn probe(spec: &PostgresSpec, phases: &Phases) -> Result<Outcome, Prob
                 }
                 return Err(ProbeError::new(
                     Reason::Tls,
-                    format!("sslmode {:?} but the server does not support TLS", spec.sslmode),
+                    format!(
+                        "sslmode {:?} but the server does not support TLS",
+                        spec.sslmode
+                    ),
                 ));
             }
             let name = rustls::pki_types::ServerName::try_from(spec.host.clone())
@@ -196,7 +203,9 @@ fn unix_error(path: &Path, e: &std::io::Error) -> ProbeError {
     let detail = match (reason, dir_missing) {
         (Reason::SocketMissing, true) => format!(
             "socket directory \"{}\" does not exist (is the Cloud SQL connector or volume mounted?)",
-            path.parent().map(|d| d.display().to_string()).unwrap_or_default()
+            path.parent()
+                .map(|d| d.display().to_string())
+                .unwrap_or_default()
         ),
         (Reason::SocketMissing, false) => format!(
             "no socket \"{}\" (is the server running on this port?)",
@@ -240,7 +249,10 @@ where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let (client, connection) = phases
-        .time(Phase::Auth, config.connect_raw(stream, tokio_postgres::NoTls))
+        .time(
+            Phase::Auth,
+            config.connect_raw(stream, tokio_postgres::NoTls),
+        )
         .await
         .map_err(|e| pg_error(&e, Reason::Protocol))?;
     // The connection drives the socket; abort it if this probe is dropped at its timeout.

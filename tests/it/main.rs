@@ -1,0 +1,9 @@
+//! Integration tests: the real `pathwatch` binary against real Postgres clusters, real
+//! sockets and real promtool. One test binary keeps link time down on 2 cores.
+
+mod config_fixtures;
+mod exposition;
+mod lifecycle;
+mod postgres;
+mod support;
+mod tcp;

@@ -1,0 +1,7 @@
+//! Test support: throwaway Postgres clusters, certificates, the pathwatch binary, and
+//! misbehaving servers.
+
+pub mod certs;
+pub mod exporter;
+pub mod hang;
+pub mod pg;
