@@ -3,14 +3,14 @@
 //!
 //! Data flows one way: config -> runner -> probe -> result -> (metrics, state) -> HTTP.
 //!
-//! - [`config`]: YAML -> typed config, `${VAR}` expansion, secrets, located errors.
-//! - [`probe`]: the probe kinds (one enum), phase timing, failure reasons.
-//! - [`runner`]: one task per probe, interval, jitter, timeout, panic isolation.
-//! - [`state`]: latest result per probe, fed by the runner.
-//! - [`metrics`]: the metric families of the contract (prometheus-client).
-//! - [`server`]: the axum router (`/metrics`, `/healthz`, `/readyz`, `/`).
-//! - [`telemetry`]: logging.
-//! - [`abort`]: tasks that end with their owner.
+//! - `config`: YAML -> typed config, `${VAR}` expansion, secrets, located errors.
+//! - `probe`: the probe kinds (one enum), phase timing, failure reasons.
+//! - `runner`: one task per probe, interval, jitter, timeout, panic isolation.
+//! - `state`: latest result per probe, fed by the runner.
+//! - `metrics`: the metric families of the contract (prometheus-client).
+//! - `server`: the axum router (`/metrics`, `/healthz`, `/readyz`, `/`).
+//! - `telemetry`: logging.
+//! - `abort`: tasks that end with their owner.
 
 pub mod abort;
 pub mod config;

@@ -192,8 +192,10 @@ mod tests {
     use super::*;
     use std::sync::Mutex;
 
-    /// Records when each run starts and ends, relative to the test's start.
-    fn recorder() -> (Arc<Mutex<Vec<(Duration, Duration)>>>, Instant) {
+    /// (start, end) of each run, relative to the test's start.
+    type RunLog = Arc<Mutex<Vec<(Duration, Duration)>>>;
+
+    fn recorder() -> (RunLog, Instant) {
         (Arc::new(Mutex::new(Vec::new())), Instant::now())
     }
 

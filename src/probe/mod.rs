@@ -16,7 +16,7 @@ use std::time::Duration;
 #[derive(Clone, Debug, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ProbeSpec {
-    Postgres(postgres::PostgresSpec),
+    Postgres(Box<postgres::PostgresSpec>),
     Tcp(tcp::TcpSpec),
 }
 
