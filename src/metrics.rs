@@ -91,6 +91,7 @@ pub struct Metrics {
     pub probe_phase_duration: Family<PhaseLabels, FloatGauge>,
     pub probe_last_run: Family<NameLabels, FloatGauge>,
     pub db_connect: Histograms<DbLabels>,
+    pub http_status: Family<NameLabels, Gauge>,
     pub build_info: Family<BuildLabels, Gauge>,
     pub config_reload_ok: Gauge,
     pub config_reload_time: FloatGauge,
@@ -109,6 +110,7 @@ impl Metrics {
             probe_phase_duration: Family::default(),
             probe_last_run: Family::default(),
             db_connect: Family::new_with_constructor(duration_histogram),
+            http_status: Family::default(),
             build_info: Family::default(),
             config_reload_ok: Gauge::default(),
             config_reload_time: Gauge::default(),
@@ -160,6 +162,11 @@ impl Metrics {
             "Time to a usable database session (connect, TLS, auth and first query); runs that fail fast are not observed, runs cut at the timeout are",
             Unit::Seconds,
             m.db_connect.clone(),
+        );
+        r.register(
+            "http_status_code",
+            "Status code of the last HTTP response (0 when none arrived)",
+            m.http_status.clone(),
         );
         r.register(
             "build_info",
@@ -241,6 +248,13 @@ impl Metrics {
                 probe: probe.to_string(),
             })
             .set(run.finished_unix_seconds);
+        if kind == Kind::Http {
+            self.http_status
+                .get_or_create(&NameLabels {
+                    probe: probe.to_string(),
+                })
+                .set(i64::from(run.http_status.unwrap_or(0)));
+        }
         if let Some(transport) = transport
             && (ok || reason == Reason::Timeout)
         {

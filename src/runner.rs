@@ -25,6 +25,8 @@ pub struct RunResult {
     pub phases: PhaseTimings,
     /// The phase a failed run stopped in.
     pub failed_phase: Option<Phase>,
+    /// The last HTTP status seen (http probes).
+    pub http_status: Option<u16>,
     pub outcome: Result<Outcome, ProbeError>,
 }
 
@@ -77,6 +79,7 @@ pub async fn run_once(probe: Arc<ProbeConfig>) -> RunResult {
         duration,
         phases: phases.completed(),
         failed_phase,
+        http_status: phases.http_status(),
         outcome,
     }
 }

@@ -2,6 +2,7 @@
 //! is the registry. A probe is a plain async function that returns an [`Outcome`] or a
 //! [`ProbeError`] with a bounded [`Reason`]; the runner owns timing, timeouts and metrics.
 
+pub mod http;
 pub mod phases;
 pub mod postgres;
 pub mod tcp;
@@ -18,6 +19,7 @@ use std::time::Duration;
 pub enum ProbeSpec {
     Postgres(Box<postgres::PostgresSpec>),
     Tcp(tcp::TcpSpec),
+    Http(Box<http::HttpSpec>),
 }
 
 impl ProbeSpec {
@@ -25,6 +27,7 @@ impl ProbeSpec {
         match self {
             ProbeSpec::Postgres(_) => Kind::Postgres,
             ProbeSpec::Tcp(_) => Kind::Tcp,
+            ProbeSpec::Http(_) => Kind::Http,
         }
     }
 
@@ -35,6 +38,7 @@ impl ProbeSpec {
             // to tell a slow connect from a dead one.
             ProbeSpec::Postgres(_) => postgres::DEFAULT_TIMEOUT,
             ProbeSpec::Tcp(_) => tcp::DEFAULT_TIMEOUT,
+            ProbeSpec::Http(_) => http::DEFAULT_TIMEOUT,
         }
     }
 
@@ -43,6 +47,7 @@ impl ProbeSpec {
         match self {
             ProbeSpec::Postgres(s) => s.validate(),
             ProbeSpec::Tcp(s) => s.validate(),
+            ProbeSpec::Http(s) => s.validate(),
         }
     }
 
@@ -50,7 +55,7 @@ impl ProbeSpec {
     pub fn db_transport(&self) -> Option<Transport> {
         match self {
             ProbeSpec::Postgres(s) => Some(s.transport()),
-            ProbeSpec::Tcp(_) => None,
+            ProbeSpec::Tcp(_) | ProbeSpec::Http(_) => None,
         }
     }
 
@@ -60,6 +65,7 @@ impl ProbeSpec {
         match self {
             ProbeSpec::Postgres(s) => postgres::probe(s, phases).await,
             ProbeSpec::Tcp(s) => tcp::probe(s, phases).await,
+            ProbeSpec::Http(s) => http::probe(s, phases).await,
         }
     }
 }
@@ -125,6 +131,7 @@ label_enum!(
     Kind {
         Postgres => "postgres",
         Tcp => "tcp",
+        Http => "http",
     }
 );
 
@@ -153,6 +160,10 @@ label_enum!(
         TooManyConnections => "too_many_connections",
         Unavailable => "unavailable",
         Query => "query",
+        HttpStatus => "http_status",
+        Assertion => "assertion",
+        BodyTooLarge => "body_too_large",
+        TooManyRedirects => "too_many_redirects",
         Protocol => "protocol",
         Io => "io",
         Panic => "panic",
@@ -173,6 +184,26 @@ pub fn io_reason(e: &std::io::Error) -> Reason {
         K::TimedOut => Reason::Timeout,
         _ => Reason::Io,
     }
+}
+
+/// Walks an error's source chain: the reason of the first `io::Error` in it (else
+/// `fallback`), and the whole chain as one secret-free line.
+pub fn error_chain(e: &(dyn std::error::Error + 'static), fallback: Reason) -> (Reason, String) {
+    let mut detail = e.to_string();
+    let mut reason = e.downcast_ref::<std::io::Error>().map(io_reason);
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !detail.contains(&text) {
+            detail.push_str(": ");
+            detail.push_str(&text);
+        }
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            reason.get_or_insert(io_reason(io));
+        }
+        source = s.source();
+    }
+    (reason.unwrap_or(fallback), detail)
 }
 
 /// Resolves `host:port` (phase `resolve`), keeping every address in the order given.

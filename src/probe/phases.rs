@@ -13,6 +13,8 @@ super::label_enum!(
         Tls => "tls",
         Auth => "auth",
         Query => "query",
+        Processing => "processing",
+        Transfer => "transfer",
     }
 );
 
@@ -28,6 +30,7 @@ pub struct Phases(Arc<Mutex<Record>>);
 struct Record {
     done: PhaseTimings,
     current: Option<Phase>,
+    http_status: Option<u16>,
 }
 
 impl Phases {
@@ -62,6 +65,15 @@ impl Phases {
     /// Completed phases so far.
     pub fn completed(&self) -> PhaseTimings {
         self.with(|r| r.done.clone())
+    }
+
+    /// The HTTP status of the last response seen, for `pathwatch_http_status_code`.
+    pub fn set_http_status(&self, code: u16) {
+        self.with(|r| r.http_status = Some(code));
+    }
+
+    pub fn http_status(&self) -> Option<u16> {
+        self.with(|r| r.http_status)
     }
 
     /// The phase that was running when the probe failed or was cut short.

@@ -7,7 +7,8 @@
 
 use super::tls::{self, Verify};
 use super::{
-    Outcome, Phase, Phases, ProbeError, Reason, Transport, connect_tcp, io_reason, resolve,
+    Outcome, Phase, Phases, ProbeError, Reason, Transport, connect_tcp, error_chain, io_reason,
+    resolve,
 };
 use crate::abort::AbortOnDrop;
 use crate::config::types::{Secret, SecretFile, pick_secret};
@@ -295,25 +296,18 @@ fn pg_error(e: &tokio_postgres::Error, otherwise: Reason) -> ProbeError {
             format!("{} ({}): {}", db.severity(), code.code(), db.message()),
         );
     }
-    let mut detail = e.to_string();
-    let mut source = std::error::Error::source(e);
-    let mut reason = None;
-    while let Some(s) = source {
-        detail.push_str(": ");
-        detail.push_str(&s.to_string());
-        if let Some(io) = s.downcast_ref::<std::io::Error>() {
-            reason.get_or_insert(io_reason(io));
-        }
-        source = s.source();
-    }
-    let reason = reason.unwrap_or(if e.is_closed() {
-        Reason::Reset
-    } else if detail.starts_with("authentication error") || detail.contains("password missing") {
-        // tokio-postgres' own auth failures (a password the server wants but we lack, an
-        // unsupported method) have no SQLSTATE.
-        Reason::Auth
-    } else {
+    let (reason, detail) = error_chain(e, Reason::Protocol);
+    // tokio-postgres' own auth failures (a password the server wants but we lack, an
+    // unsupported method) have no SQLSTATE.
+    let reason = match reason {
+        Reason::Protocol if e.is_closed() => Reason::Reset,
         Reason::Protocol
-    });
+            if detail.starts_with("authentication error")
+                || detail.contains("password missing") =>
+        {
+            Reason::Auth
+        }
+        r => r,
+    };
     ProbeError::new(reason, detail)
 }

@@ -3,6 +3,7 @@
 
 mod config_fixtures;
 mod exposition;
+mod http;
 mod lifecycle;
 mod postgres;
 mod support;

@@ -5,3 +5,4 @@ pub mod certs;
 pub mod exporter;
 pub mod hang;
 pub mod pg;
+pub mod target;

@@ -1,0 +1,441 @@
+//! `http` probe: one request (following redirects if asked), with status and body checks.
+//!
+//! pathwatch opens the socket and the TLS session itself and speaks HTTP/1.1 through hyper's
+//! connection API, so each phase is timed as blackbox_exporter's `http` prober does:
+//! `resolve`, `connect`, `tls`, `processing` (request sent until the response head arrives)
+//! and `transfer` (the body). Over redirects, the phases of every hop add up.
+
+use super::tls::{self, Verify};
+use super::{Outcome, Phase, Phases, ProbeError, Reason, connect_tcp, error_chain, resolve};
+use crate::abort::AbortOnDrop;
+use bytes::Bytes;
+use http::{HeaderName, HeaderValue, Method, Request, StatusCode, header};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper_util::rt::TokioIo;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+use url::Url;
+
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+const USER_AGENT: &str = concat!("pathwatch/", env!("CARGO_PKG_VERSION"));
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSpec {
+    /// `http://` or `https://` URL.
+    pub url: String,
+    #[serde(default = "default_method")]
+    pub method: String,
+    /// Request headers. Values may hold credentials (`Bearer ${TOKEN}`): they are never logged.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    pub body: Option<String>,
+    /// Accepted status codes: `200`, `"200-399"` (default `["200-399"]`).
+    #[serde(default = "default_valid_status")]
+    pub valid_status: Vec<StatusRange>,
+    /// Checks on the response body, all of which must hold.
+    #[serde(default, rename = "assert")]
+    pub assertions: Vec<Assertion>,
+    /// Bodies larger than this fail with `body_too_large` (default 1 MiB).
+    #[serde(default = "default_max_body")]
+    pub max_body_bytes: usize,
+    #[serde(default = "default_true")]
+    pub follow_redirects: bool,
+    #[serde(default = "default_max_redirects")]
+    pub max_redirects: u32,
+    /// PEM CA file trusted for `https://` (default: the Mozilla roots).
+    pub ca_file: Option<PathBuf>,
+    /// Encrypt without checking the server's certificate.
+    #[serde(default)]
+    pub insecure_skip_verify: bool,
+    #[serde(skip)]
+    prepared: OnceLock<Prepared>,
+}
+
+fn default_method() -> String {
+    "GET".into()
+}
+fn default_valid_status() -> Vec<StatusRange> {
+    vec![StatusRange(200, 399)]
+}
+fn default_max_body() -> usize {
+    1 << 20
+}
+fn default_true() -> bool {
+    true
+}
+fn default_max_redirects() -> u32 {
+    10
+}
+
+/// An inclusive range of status codes, written `204` or `"200-399"`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StatusRange(pub u16, pub u16);
+
+impl<'de> Deserialize<'de> for StatusRange {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        let parse = |s: &str| {
+            s.trim()
+                .parse::<u16>()
+                .ok()
+                .filter(|c| (100..=599).contains(c))
+        };
+        let range = match text.split_once('-') {
+            Some((a, b)) => parse(a).zip(parse(b)).filter(|(a, b)| a <= b),
+            None => parse(&text).map(|c| (c, c)),
+        };
+        range.map(|(a, b)| StatusRange(a, b)).ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "invalid status \"{text}\": write a code like 200 or a range like \"200-399\""
+            ))
+        })
+    }
+}
+
+/// One body check: a JSON pointer that `equals` a value or `exists` (or not), or a `regex`
+/// that must match (`not_regex`: must not).
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Assertion {
+    pub json_pointer: Option<String>,
+    pub equals: Option<serde_json::Value>,
+    pub exists: Option<bool>,
+    pub regex: Option<String>,
+    pub not_regex: Option<String>,
+}
+
+/// What `validate` derives once: parsed URL, method, headers, regexes, TLS config.
+#[derive(Clone, Debug)]
+struct Prepared {
+    url: Url,
+    method: Method,
+    headers: Vec<(HeaderName, HeaderValue)>,
+    regexes: Vec<Option<(regex::Regex, bool)>>,
+    tls: Arc<rustls::ClientConfig>,
+}
+
+impl HttpSpec {
+    pub fn validate(&self) -> Result<(), String> {
+        self.prepare().map(|p| {
+            let _ = self.prepared.set(p);
+        })
+    }
+
+    fn prepare(&self) -> Result<Prepared, String> {
+        let url = Url::parse(&self.url).map_err(|e| format!("invalid url: {e}"))?;
+        if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+            return Err("\"url\" must be an http:// or https:// URL with a host".into());
+        }
+        let method = Method::from_bytes(self.method.to_ascii_uppercase().as_bytes())
+            .map_err(|_| format!("invalid method \"{}\"", self.method))?;
+        let mut headers = Vec::new();
+        for (k, v) in &self.headers {
+            let name = HeaderName::from_bytes(k.as_bytes())
+                .map_err(|_| format!("invalid header name \"{k}\""))?;
+            // The value is left out of the message: it may be a credential.
+            let value = HeaderValue::from_str(v)
+                .map_err(|_| format!("invalid value for header \"{k}\""))?;
+            headers.push((name, value));
+        }
+        let mut regexes = Vec::new();
+        for (i, a) in self.assertions.iter().enumerate() {
+            let n = i + 1;
+            let kinds = [
+                a.json_pointer.is_some(),
+                a.regex.is_some(),
+                a.not_regex.is_some(),
+            ];
+            if kinds.iter().filter(|k| **k).count() != 1 {
+                return Err(format!(
+                    "assertion {n}: give exactly one of json_pointer, regex, not_regex"
+                ));
+            }
+            if a.json_pointer.is_some() == (a.equals.is_none() && a.exists.is_none()) {
+                return Err(format!(
+                    "assertion {n}: json_pointer needs \"equals\" or \"exists\", and only it takes them"
+                ));
+            }
+            if let Some(p) = &a.json_pointer
+                && !(p.is_empty() || p.starts_with('/'))
+            {
+                return Err(format!(
+                    "assertion {n}: json_pointer \"{p}\" must start with '/'"
+                ));
+            }
+            let re = match (&a.regex, &a.not_regex) {
+                (Some(r), _) => Some((r, true)),
+                (_, Some(r)) => Some((r, false)),
+                _ => None,
+            };
+            regexes.push(match re {
+                Some((r, want)) => Some((
+                    regex::Regex::new(r).map_err(|e| format!("assertion {n}: bad regex: {e}"))?,
+                    want,
+                )),
+                None => None,
+            });
+        }
+        let verify = if self.insecure_skip_verify {
+            Verify::Nothing
+        } else {
+            Verify::Full
+        };
+        let mut tls = (*tls::client_config(verify, self.ca_file.as_deref())?).clone();
+        // HTTP/1.1 only: the phases of one request on one connection are what we time.
+        tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Ok(Prepared {
+            url,
+            method,
+            headers,
+            regexes,
+            tls: Arc::new(tls),
+        })
+    }
+
+    fn prepared(&self) -> Result<&Prepared, ProbeError> {
+        if self.prepared.get().is_none() {
+            self.validate()
+                .map_err(|e| ProbeError::new(Reason::Protocol, e))?;
+        }
+        self.prepared
+            .get()
+            .ok_or_else(|| ProbeError::new(Reason::Protocol, "probe not prepared"))
+    }
+}
+
+pub async fn probe(spec: &HttpSpec, phases: &Phases) -> Result<Outcome, ProbeError> {
+    let prep = spec.prepared()?;
+    let mut url = prep.url.clone();
+    let mut method = prep.method.clone();
+    let mut hops = 0;
+    loop {
+        let (status, location, body) = request(spec, prep, &url, &method, phases).await?;
+        phases.set_http_status(status.as_u16());
+        if status.is_redirection() && spec.follow_redirects {
+            if let Some(loc) = location {
+                hops += 1;
+                if hops > spec.max_redirects {
+                    return Err(ProbeError::new(
+                        Reason::TooManyRedirects,
+                        format!("more than {} redirects", spec.max_redirects),
+                    ));
+                }
+                url = url.join(&loc).map_err(|e| {
+                    ProbeError::new(Reason::Protocol, format!("bad redirect location: {e}"))
+                })?;
+                // 303, and 301/302 after POST in practice, turn into GET (RFC 9110 15.4).
+                if status == StatusCode::SEE_OTHER
+                    || (method == Method::POST
+                        && matches!(status, StatusCode::MOVED_PERMANENTLY | StatusCode::FOUND))
+                {
+                    method = Method::GET;
+                }
+                continue;
+            }
+        }
+        let code = status.as_u16();
+        if !spec
+            .valid_status
+            .iter()
+            .any(|r| (r.0..=r.1).contains(&code))
+        {
+            return Err(ProbeError::new(
+                Reason::HttpStatus,
+                format!("answered {code} (accepted: {})", ranges(&spec.valid_status)),
+            ));
+        }
+        check_body(spec, prep, &body)?;
+        return Ok(Outcome {
+            facts: vec![
+                ("status", code.to_string()),
+                ("bytes", body.len().to_string()),
+            ],
+        });
+    }
+}
+
+fn ranges(r: &[StatusRange]) -> String {
+    r.iter()
+        .map(|r| {
+            if r.0 == r.1 {
+                r.0.to_string()
+            } else {
+                format!("{}-{}", r.0, r.1)
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn check_body(spec: &HttpSpec, prep: &Prepared, body: &Bytes) -> Result<(), ProbeError> {
+    let text = String::from_utf8_lossy(body);
+    let mut json: Option<serde_json::Value> = None;
+    for (i, a) in spec.assertions.iter().enumerate() {
+        let fail = |msg: String| Err(ProbeError::new(Reason::Assertion, msg));
+        if let Some(pointer) = &a.json_pointer {
+            if json.is_none() {
+                json = Some(serde_json::from_slice(body).map_err(|e| {
+                    ProbeError::new(Reason::Assertion, format!("body is not JSON: {e}"))
+                })?);
+            }
+            let found = json.as_ref().and_then(|j| j.pointer(pointer));
+            if let Some(want) = a.exists
+                && found.is_some() != want
+            {
+                return fail(format!(
+                    "{pointer} {}",
+                    if want { "is missing" } else { "exists" }
+                ));
+            }
+            if let Some(want) = &a.equals
+                && !json_equal(found, want)
+            {
+                return fail(format!(
+                    "{pointer} is {}, expected {want}",
+                    found
+                        .map(|v| v.to_string())
+                        .unwrap_or_else(|| "missing".into())
+                ));
+            }
+        }
+        if let Some(Some((re, want))) = prep.regexes.get(i)
+            && re.is_match(&text) != *want
+        {
+            return fail(format!(
+                "body {} /{}/",
+                if *want { "does not match" } else { "matches" },
+                re.as_str()
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// YAML `equals: 200` must match JSON `200` and `"ok"` must match `"ok"`; a YAML scalar that
+/// reads as a number also matches the same number written as a JSON string.
+fn json_equal(found: Option<&serde_json::Value>, want: &serde_json::Value) -> bool {
+    match found {
+        None => false,
+        Some(f) if f == want => true,
+        Some(serde_json::Value::Number(n)) => want.as_str() == Some(&n.to_string()),
+        Some(serde_json::Value::String(s)) => {
+            !want.is_string() && s.as_str() == want.to_string().as_str()
+        }
+        Some(serde_json::Value::Bool(b)) => want.as_str() == Some(&b.to_string()),
+        _ => false,
+    }
+}
+
+/// One request on a fresh connection: (status, Location header, body).
+async fn request(
+    spec: &HttpSpec,
+    prep: &Prepared,
+    url: &Url,
+    method: &Method,
+    phases: &Phases,
+) -> Result<(StatusCode, Option<String>, Bytes), ProbeError> {
+    let host = url.host_str().unwrap_or_default();
+    // Url keeps IPv6 hosts in brackets; the resolver and TLS want them bare.
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    let port = url.port_or_known_default().unwrap_or(80);
+    let addrs = resolve(bare, port, phases).await?;
+    let tcp = connect_tcp(&addrs, phases).await?;
+
+    let mut req = Request::builder()
+        .method(method.clone())
+        .uri(match url.query() {
+            Some(q) => format!("{}?{q}", url.path()),
+            None => url.path().to_string(),
+        });
+    let authority = match url.port() {
+        Some(p) => format!("{host}:{p}"),
+        None => host.to_string(),
+    };
+    req = req
+        .header(header::HOST, authority)
+        .header(header::USER_AGENT, USER_AGENT)
+        .header(header::ACCEPT, "*/*")
+        .header(header::CONNECTION, "close");
+    for (k, v) in &prep.headers {
+        req = req.header(k, v);
+    }
+    let body = spec.body.clone().unwrap_or_default();
+    let req = req
+        .body(Full::new(Bytes::from(body)))
+        .map_err(|e| ProbeError::new(Reason::Protocol, format!("building the request: {e}")))?;
+
+    if url.scheme() == "https" {
+        let name = rustls::pki_types::ServerName::try_from(bare.to_string())
+            .map_err(|e| ProbeError::new(Reason::Tls, format!("bad TLS server name: {e}")))?;
+        let stream = phases
+            .time(
+                Phase::Tls,
+                tokio_rustls::TlsConnector::from(prep.tls.clone()).connect(name, tcp),
+            )
+            .await
+            .map_err(|e| ProbeError::new(Reason::Tls, format!("TLS handshake: {e}")))?;
+        exchange(TokioIo::new(stream), req, spec.max_body_bytes, phases).await
+    } else {
+        exchange(TokioIo::new(tcp), req, spec.max_body_bytes, phases).await
+    }
+}
+
+async fn exchange<IO>(
+    io: IO,
+    req: Request<Full<Bytes>>,
+    max_body: usize,
+    phases: &Phases,
+) -> Result<(StatusCode, Option<String>, Bytes), ProbeError>
+where
+    IO: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(io)
+        .await
+        .map_err(|e| hyper_error(&e))?;
+    let _driver = AbortOnDrop(tokio::spawn(conn));
+    let resp = phases
+        .time(Phase::Processing, sender.send_request(req))
+        .await
+        .map_err(|e| hyper_error(&e))?;
+    let status = resp.status();
+    let location = resp
+        .headers()
+        .get(header::LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let body = phases
+        .time(
+            Phase::Transfer,
+            Limited::new(resp.into_body(), max_body).collect(),
+        )
+        .await
+        .map_err(|e| {
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some()
+            {
+                ProbeError::new(
+                    Reason::BodyTooLarge,
+                    format!("body larger than {max_body} bytes"),
+                )
+            } else {
+                let (reason, detail) = error_chain(&*e, Reason::Protocol);
+                ProbeError::new(reason, format!("reading the body: {detail}"))
+            }
+        })?
+        .to_bytes();
+    Ok((status, location, body))
+}
+
+fn hyper_error(e: &hyper::Error) -> ProbeError {
+    let fallback = if e.is_incomplete_message() || e.is_closed() {
+        Reason::Reset
+    } else {
+        Reason::Protocol
+    };
+    let (reason, detail) = error_chain(e, fallback);
+    ProbeError::new(reason, detail)
+}

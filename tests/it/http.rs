@@ -1,0 +1,156 @@
+//! The `http` probe against a real local HTTP service: status codes, body assertions,
+//! redirects, the body cap, timeouts, and phases on /metrics.
+
+use crate::support::exporter::{Exporter, samples, value};
+use crate::support::hang::closed_port;
+use crate::support::target;
+use std::time::Duration;
+
+const WAIT: Duration = Duration::from_secs(20);
+
+fn phases(text: &str, probe: &str) -> Vec<String> {
+    let mut p: Vec<String> = samples(text, "pathwatch_probe_phase_duration_seconds")
+        .into_iter()
+        .filter(|s| s.labels.get("probe").map(String::as_str) == Some(probe))
+        .filter_map(|s| s.labels.get("phase").cloned())
+        .collect();
+    p.sort();
+    p
+}
+
+fn wait_reason(exp: &Exporter, probe: &str, result: &str, reason: &str) {
+    exp.wait_for(
+        "pathwatch_probe_runs_total",
+        &[("probe", probe), ("result", result), ("reason", reason)],
+        WAIT,
+        |v| v >= 1.0,
+    );
+}
+
+#[test]
+fn statuses_assertions_redirects_and_limits() {
+    let t = target::start();
+    let closed = closed_port();
+    let yaml = format!(
+        r#"defaults: {{ interval: 1s, timeout: 2s }}
+probes:
+  - name: health
+    kind: http
+    url: {health}
+    assert:
+      - {{ json_pointer: /status, equals: healthy }}
+      - {{ json_pointer: /uptime, equals: 12 }}
+      - {{ json_pointer: /checks/database, exists: true }}
+      - {{ not_regex: "unhealthy" }}
+  - name: db-health
+    kind: http
+    url: {db}
+  - name: db-health-expects-503
+    kind: http
+    url: {db}
+    valid_status: [503]
+    assert:
+      - {{ json_pointer: /detail/reason, equals: "Database connectivity failed" }}
+  - name: wrong-field
+    kind: http
+    url: {health}
+    assert:
+      - {{ json_pointer: /status, equals: ok }}
+  - name: clickhouse-ping
+    kind: http
+    url: {ping}
+    assert:
+      - {{ regex: "^Ok\\.\\n?$" }}
+  - name: redirected
+    kind: http
+    url: {redirect}
+  - name: no-follow
+    kind: http
+    url: {redirect}
+    follow_redirects: false
+    valid_status: ["300-399"]
+  - name: loop
+    kind: http
+    url: {loop_}
+    max_redirects: 3
+  - name: big
+    kind: http
+    url: {big}
+    max_body_bytes: 65536
+  - name: slow
+    kind: http
+    url: {slow}
+    timeout: 1s
+    interval: 10s
+  - name: refused
+    kind: http
+    url: http://127.0.0.1:{closed}/health
+  - name: login
+    kind: http
+    method: post
+    url: {login}
+    headers: {{ X-E2E-Bypass-Key: k3y, Content-Type: application/json }}
+    body: '{{"email":"e2e@example.com","password":"x"}}'
+    assert:
+      - {{ json_pointer: /access_token, exists: true }}
+"#,
+        health = t.url("/health"),
+        db = t.url("/api/health/database"),
+        ping = t.url("/ping"),
+        redirect = t.url("/redirect"),
+        loop_ = t.url("/loop"),
+        big = t.url("/big"),
+        slow = t.url("/slow"),
+        login = t.url("/login"),
+    );
+    let exp = Exporter::start(&yaml);
+    for ok in [
+        "health",
+        "db-health-expects-503",
+        "clickhouse-ping",
+        "redirected",
+        "no-follow",
+        "login",
+    ] {
+        exp.wait_for(
+            "pathwatch_probe_success",
+            &[("probe", ok), ("kind", "http")],
+            WAIT,
+            |v| v == 1.0,
+        );
+    }
+    wait_reason(&exp, "db-health", "failure", "http_status");
+    wait_reason(&exp, "wrong-field", "failure", "assertion");
+    wait_reason(&exp, "loop", "failure", "too_many_redirects");
+    wait_reason(&exp, "big", "failure", "body_too_large");
+    wait_reason(&exp, "slow", "failure", "timeout");
+    wait_reason(&exp, "refused", "failure", "refused");
+
+    let m = exp.metrics();
+    let code = |p: &str| value(&m, "pathwatch_http_status_code", &[("probe", p)]);
+    assert_eq!(code("health"), Some(200.0));
+    assert_eq!(code("db-health"), Some(503.0));
+    assert_eq!(code("no-follow"), Some(302.0));
+    assert_eq!(code("redirected"), Some(200.0));
+    assert_eq!(code("refused"), Some(0.0));
+    assert_eq!(
+        phases(&m, "health"),
+        ["connect", "processing", "resolve", "transfer"]
+    );
+    // The slow answer never came: processing is where it stopped, so it is absent.
+    assert_eq!(phases(&m, "slow"), ["connect", "resolve"]);
+    let took =
+        value(&m, "pathwatch_probe_duration_seconds", &[("probe", "slow")]).expect("slow duration");
+    assert!(
+        (1.0..1.5).contains(&took),
+        "reported at the timeout: {took}"
+    );
+    let logs = exp.logs();
+    assert!(
+        logs.contains("/status is \"healthy\", expected \"ok\""),
+        "{logs}"
+    );
+    assert!(logs.contains("answered 503 (accepted: 200-399)"), "{logs}");
+    // The bypass key is a credential: it stays out of logs and metrics.
+    assert!(!logs.contains("k3y") && !m.contains("k3y"));
+}

@@ -1,0 +1,114 @@
+//! A small HTTP service on 127.0.0.1:0 answering the shapes the first user's backend does
+//! (health JSON, 503 with `detail`), plus redirects, big and slow bodies.
+#![allow(dead_code)]
+
+use axum::Router;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+pub struct Target {
+    pub addr: SocketAddr,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+impl Target {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+}
+
+fn router() -> Router {
+    Router::new()
+        .route(
+            "/health",
+            get(|| async {
+                (
+                    [(header::CONTENT_TYPE, "application/json")],
+                    r#"{"status":"healthy","checks":{"database":"ok"},"uptime":12}"#,
+                )
+            }),
+        )
+        .route(
+            "/api/health/database",
+            get(|| async {
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    [(header::CONTENT_TYPE, "application/json")],
+                    r#"{"detail":{"status":"unhealthy","reason":"Database connectivity failed"}}"#,
+                )
+            }),
+        )
+        .route("/ping", get(|| async { "Ok.\n" }))
+        .route(
+            "/redirect",
+            get(|| async { (StatusCode::FOUND, [(header::LOCATION, "/health")]) }),
+        )
+        .route(
+            "/loop",
+            get(|| async { (StatusCode::FOUND, [(header::LOCATION, "/loop")]) }),
+        )
+        .route("/big", get(|| async { "x".repeat(2 << 20) }))
+        .route(
+            "/slow",
+            get(|| async {
+                tokio::time::sleep(Duration::from_secs(30)).await;
+                "late"
+            }),
+        )
+        .route(
+            "/login",
+            post(|headers: HeaderMap, body: String| async move {
+                let key = headers
+                    .get("x-e2e-bypass-key")
+                    .and_then(|v| v.to_str().ok());
+                if key == Some("k3y") && body.contains("\"email\"") {
+                    (
+                        StatusCode::OK,
+                        r#"{"access_token":"t","token_type":"Bearer"}"#,
+                    )
+                        .into_response()
+                } else {
+                    (
+                        StatusCode::UNAUTHORIZED,
+                        r#"{"detail":"Invalid credentials"}"#,
+                    )
+                        .into_response()
+                }
+            }),
+        )
+}
+
+/// Starts the service on its own runtime thread; it stops when the `Target` is dropped.
+pub fn start() -> Target {
+    let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime for the target service");
+        rt.block_on(async move {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("bind the target service");
+            addr_tx
+                .send(listener.local_addr().expect("target address"))
+                .expect("send the address");
+            let _ = axum::serve(listener, router())
+                .with_graceful_shutdown(async {
+                    let _ = stop_rx.await;
+                })
+                .await;
+        });
+    });
+    let addr = addr_rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("target service started");
+    Target {
+        addr,
+        _stop: stop_tx,
+    }
+}
