@@ -7,6 +7,8 @@
 //! - `probe`: the probe kinds (one enum), phase timing, failure reasons.
 //! - `runner`: one task per probe, interval, jitter, timeout, panic isolation.
 //! - `state`: latest result per probe, fed by the runner.
+//! - `sim`: the reference golden-path service (tests, `demo`).
+//! - `demo`: the bundled demo config and incident scenario.
 //! - `metrics`: the metric families of the contract (prometheus-client).
 //! - `server`: the axum router (`/metrics`, `/healthz`, `/readyz`, `/`).
 //! - `telemetry`: logging.
@@ -14,9 +16,11 @@
 
 pub mod abort;
 pub mod config;
+pub mod demo;
 pub mod metrics;
 pub mod probe;
 pub mod runner;
 pub mod server;
+pub mod sim;
 pub mod state;
 pub mod telemetry;

@@ -51,6 +51,26 @@ enum Command {
         #[arg(long, default_value = "0.0.0.0:9778", env = "PATHWATCH_LISTEN")]
         listen: String,
     },
+    /// Start the reference service and pathwatch probing it; walk an incident on a loop.
+    Demo {
+        /// Address to serve pathwatch's HTTP on.
+        #[arg(long, default_value = "127.0.0.1:9778", env = "PATHWATCH_LISTEN")]
+        listen: String,
+        /// Address of the reference service.
+        #[arg(long, default_value = "127.0.0.1:0")]
+        sim_listen: String,
+    },
+    /// Run only the reference golden-path service (auth, health, WebSocket, fault switches).
+    Sim {
+        #[arg(long, default_value = "127.0.0.1:8000")]
+        listen: String,
+        /// Password every email logs in with.
+        #[arg(long, default_value = pathwatch::demo::DEMO_PASSWORD)]
+        password: String,
+        /// Enables POST /auth/e2e/test-auth with this X-E2E-Bypass-Key.
+        #[arg(long, env = "SIM_BYPASS_KEY")]
+        bypass_key: Option<String>,
+    },
     /// Check a config file and print every error with file:line:column; exit 2 if any.
     Validate {
         /// Config file (YAML).
@@ -61,29 +81,39 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // The reference of the first startup a sidecar measures: this process's own start.
+    let _ = pathwatch::probe::startup::process_start_unix();
     // reqwest, tokio-rustls and friends find the ring provider through this process default.
     let _ = rustls::crypto::ring::default_provider().install_default();
     telemetry::init(cli.log_format, &cli.log_level);
     match cli.command {
         Command::Validate { file } => validate(&file),
-        Command::Serve { config, listen } => {
-            let runtime = match tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-            {
-                Ok(rt) => rt,
-                Err(e) => {
-                    eprintln!("pathwatch: cannot start the async runtime: {e}");
-                    return ExitCode::FAILURE;
-                }
-            };
-            match runtime.block_on(serve(config, listen)) {
-                Ok(code) => code,
-                Err(e) => {
-                    tracing::error!("{e:#}");
-                    ExitCode::FAILURE
-                }
-            }
+        Command::Serve { config, listen } => block_on(serve(config, listen)),
+        Command::Demo { listen, sim_listen } => block_on(demo(listen, sim_listen)),
+        Command::Sim {
+            listen,
+            password,
+            bypass_key,
+        } => block_on(sim(listen, password, bypass_key)),
+    }
+}
+
+fn block_on(fut: impl std::future::Future<Output = anyhow::Result<ExitCode>>) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("pathwatch: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(fut) {
+        Ok(code) => code,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            ExitCode::FAILURE
         }
     }
 }
@@ -115,6 +145,67 @@ async fn serve(config_path: PathBuf, listen: String) -> anyhow::Result<ExitCode>
             return Ok(ExitCode::from(EXIT_BAD_CONFIG));
         }
     };
+    let token = CancellationToken::new();
+    tokio::spawn(shutdown_on_signal(token.clone()));
+    run(loaded, &config_path.display().to_string(), listen, token).await
+}
+
+async fn demo(listen: String, sim_listen: String) -> anyhow::Result<ExitCode> {
+    let token = CancellationToken::new();
+    tokio::spawn(shutdown_on_signal(token.clone()));
+    let sim_listener = tokio::net::TcpListener::bind(&sim_listen)
+        .await
+        .with_context(|| format!("cannot listen on {sim_listen} for the reference service"))?;
+    let sim_addr = sim_listener.local_addr().context("reference service address")?;
+    let state = pathwatch::sim::SimState::new(pathwatch::demo::sim_options());
+    tokio::spawn(pathwatch::sim::serve(sim_listener, state.clone(), token.clone()));
+
+    let (vars, with_postgres) = pathwatch::demo::env_values(&|k| std::env::var(k).ok());
+    let text = pathwatch::demo::config(sim_addr, with_postgres);
+    let env = |name: &str| vars.get(name).cloned().or_else(|| std::env::var(name).ok());
+    let loaded = config::parse("<demo config>", &text, &env)
+        .map_err(|e| anyhow::anyhow!("the bundled demo config is broken: {e}"))?;
+    let shown = listen.replace("0.0.0.0", "127.0.0.1");
+    println!("demo: reference service on http://{sim_addr} (faults: http://{sim_addr}/admin/faults)");
+    println!("demo: pathwatch status page http://{shown}/ and metrics http://{shown}/metrics");
+    if !with_postgres {
+        println!("demo: set DATABASE_URL or PGHOST to add a Postgres probe");
+    }
+    println!("demo: Ctrl-C stops it");
+    tokio::spawn(pathwatch::demo::walk(state, token.clone()));
+    run(loaded, "<demo config>", listen, token).await
+}
+
+async fn sim(
+    listen: String,
+    password: String,
+    bypass_key: Option<String>,
+) -> anyhow::Result<ExitCode> {
+    let token = CancellationToken::new();
+    tokio::spawn(shutdown_on_signal(token.clone()));
+    let listener = tokio::net::TcpListener::bind(&listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    let addr = listener.local_addr().context("reading the bound address")?;
+    let state = pathwatch::sim::SimState::new(pathwatch::sim::SimOptions {
+        password,
+        bypass_key,
+        ..pathwatch::demo::sim_options()
+    });
+    tracing::info!(addr = %addr, "reference service listening");
+    pathwatch::sim::serve(listener, state, token)
+        .await
+        .context("reference service failed")?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Runs the probes of `loaded` and serves HTTP on `listen` until `token` is cancelled.
+async fn run(
+    loaded: Loaded,
+    source: &str,
+    listen: String,
+    token: CancellationToken,
+) -> anyhow::Result<ExitCode> {
     // Invalid entries are skipped and reported; the valid probes still run.
     for e in &loaded.errors {
         tracing::error!(error = %e, "invalid config entry skipped");
@@ -147,15 +238,13 @@ async fn serve(config_path: PathBuf, listen: String) -> anyhow::Result<ExitCode>
     tracing::info!(
         addr = %addr,
         probes = loaded.config.probes.len(),
-        config = %config_path.display(),
+        config = %source,
         version = env!("CARGO_PKG_VERSION"),
         "listening"
     );
 
-    let token = CancellationToken::new();
     let mut tasks = runner::spawn_all(&loaded.config.probes, state, token.clone());
     ready.store(true, Ordering::Relaxed);
-    tokio::spawn(shutdown_on_signal(token.clone()));
 
     let shutdown = token.clone();
     axum::serve(listener, router(app))

@@ -4,7 +4,8 @@
 //! whose values are configured probe names or closed enums, so cardinality is bounded by
 //! the config.
 
-use crate::probe::{Kind, Phase, PhaseTimings, Reason, Transport};
+use crate::probe::golden::GoldenObs;
+use crate::probe::{Kind, Phase, PhaseTimings, Reason, Transport, label_enum};
 use crate::runner::RunResult;
 use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
 use prometheus_client::metrics::counter::Counter;
@@ -75,6 +76,46 @@ pub struct DbLabels {
     pub transport: Transport,
 }
 
+label_enum!(
+    /// The `step` label of golden-path failures: where the user's path broke.
+    Step {
+        Login => "login",
+        Connect => "connect",
+        Handshake => "handshake",
+        Send => "send",
+        Event => "event",
+        Close => "close",
+    }
+);
+
+impl Step {
+    /// The user-level step a phase belongs to (resolve, connect and TLS are all "connect").
+    pub fn of(phase: Phase) -> Step {
+        match phase {
+            Phase::Login => Step::Login,
+            Phase::Handshake => Step::Handshake,
+            Phase::Send => Step::Send,
+            Phase::Events => Step::Event,
+            Phase::Close => Step::Close,
+            _ => Step::Connect,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EventLabels {
+    pub probe: String,
+    /// A configured event type: bounded by the config.
+    pub event: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StepLabels {
+    pub probe: String,
+    pub step: Step,
+    pub reason: Reason,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct BuildLabels {
     pub version: String,
@@ -92,6 +133,17 @@ pub struct Metrics {
     pub probe_last_run: Family<NameLabels, FloatGauge>,
     pub db_connect: Histograms<DbLabels>,
     pub http_status: Family<NameLabels, Gauge>,
+    pub golden_seconds: Histograms<NameLabels>,
+    pub golden_delivered: Family<NameLabels, Gauge>,
+    pub golden_expected: Family<NameLabels, Gauge>,
+    pub golden_event_seconds: Family<EventLabels, FloatGauge>,
+    pub golden_crosstalk: Family<NameLabels, Counter>,
+    pub golden_duplicates: Family<NameLabels, Counter>,
+    pub golden_unexpected: Family<NameLabels, Counter>,
+    pub golden_failures: Family<StepLabels, Counter>,
+    pub startup_seconds: Family<NameLabels, FloatGauge>,
+    pub startup_in_progress: Family<NameLabels, Gauge>,
+    pub startup_unhealthy: Family<NameLabels, Counter>,
     pub build_info: Family<BuildLabels, Gauge>,
     pub config_reload_ok: Gauge,
     pub config_reload_time: FloatGauge,
@@ -111,6 +163,17 @@ impl Metrics {
             probe_last_run: Family::default(),
             db_connect: Family::new_with_constructor(duration_histogram),
             http_status: Family::default(),
+            golden_seconds: Family::new_with_constructor(duration_histogram),
+            golden_delivered: Family::default(),
+            golden_expected: Family::default(),
+            golden_event_seconds: Family::default(),
+            golden_crosstalk: Family::default(),
+            golden_duplicates: Family::default(),
+            golden_unexpected: Family::default(),
+            golden_failures: Family::default(),
+            startup_seconds: Family::default(),
+            startup_in_progress: Family::default(),
+            startup_unhealthy: Family::default(),
             build_info: Family::default(),
             config_reload_ok: Gauge::default(),
             config_reload_time: Gauge::default(),
@@ -168,6 +231,64 @@ impl Metrics {
             "Status code of the last HTTP response (0 when none arrived)",
             m.http_status.clone(),
         );
+        r.register_with_unit(
+            "golden_path",
+            "Login to the final agent event; runs cut at the timeout are observed at it",
+            Unit::Seconds,
+            m.golden_seconds.clone(),
+        );
+        r.register(
+            "golden_path_events_delivered",
+            "Expected agent events delivered in the last run (in every session)",
+            m.golden_delivered.clone(),
+        );
+        r.register(
+            "golden_path_events_expected",
+            "Agent events the golden path expects",
+            m.golden_expected.clone(),
+        );
+        r.register_with_unit(
+            "golden_path_event",
+            "Time from sending the message to each event in the last run (absent if not seen)",
+            Unit::Seconds,
+            m.golden_event_seconds.clone(),
+        );
+        r.register(
+            "golden_path_crosstalk_events",
+            "Events that reached a session they did not belong to",
+            m.golden_crosstalk.clone(),
+        );
+        r.register(
+            "golden_path_duplicate_events",
+            "Expected events received more than once",
+            m.golden_duplicates.clone(),
+        );
+        r.register(
+            "golden_path_unexpected_events",
+            "Frames that were not an expected or ignored event (other types, non-JSON, binary)",
+            m.golden_unexpected.clone(),
+        );
+        r.register(
+            "golden_path_failures",
+            "Failed golden-path runs by the step that broke and why",
+            m.golden_failures.clone(),
+        );
+        r.register_with_unit(
+            "startup",
+            "Last measured time from a start of the service to its first healthy answer",
+            Unit::Seconds,
+            m.startup_seconds.clone(),
+        );
+        r.register(
+            "startup_in_progress",
+            "1 while the service is starting (polled fast), else 0",
+            m.startup_in_progress.clone(),
+        );
+        r.register(
+            "startup_unhealthy_answers",
+            "Unhealthy answers (e.g. 503) received while the service was starting",
+            m.startup_unhealthy.clone(),
+        );
         r.register(
             "build_info",
             "pathwatch build information (always 1)",
@@ -214,6 +335,22 @@ impl Metrics {
             reason: Reason::Ok,
         });
         let _ = self.probe_run_duration.get_or_create(&labels);
+        if kind == Kind::Startup {
+            let name = NameLabels {
+                probe: probe.to_string(),
+            };
+            let _ = self.startup_unhealthy.get_or_create(&name);
+            self.startup_in_progress.get_or_create(&name).set(1);
+        }
+        if kind == Kind::GoldenPath {
+            let name = NameLabels {
+                probe: probe.to_string(),
+            };
+            let _ = self.golden_seconds.get_or_create(&name);
+            let _ = self.golden_crosstalk.get_or_create(&name);
+            let _ = self.golden_duplicates.get_or_create(&name);
+            let _ = self.golden_unexpected.get_or_create(&name);
+        }
     }
 
     /// Records one finished run.
@@ -248,12 +385,29 @@ impl Metrics {
                 probe: probe.to_string(),
             })
             .set(run.finished_unix_seconds);
-        if kind == Kind::Http {
+        if matches!(kind, Kind::Http | Kind::Startup) {
             self.http_status
                 .get_or_create(&NameLabels {
                     probe: probe.to_string(),
                 })
                 .set(i64::from(run.http_status.unwrap_or(0)));
+        }
+        if kind == Kind::GoldenPath {
+            self.record_golden(probe, run, reason);
+        }
+        if let Some(obs) = &run.startup {
+            let name = NameLabels {
+                probe: probe.to_string(),
+            };
+            if let Some(secs) = obs.seconds {
+                self.startup_seconds.get_or_create(&name).set(secs);
+            }
+            self.startup_in_progress
+                .get_or_create(&name)
+                .set(i64::from(obs.in_progress));
+            self.startup_unhealthy
+                .get_or_create(&name)
+                .inc_by(obs.unhealthy_answers);
         }
         if let Some(transport) = transport
             && (ok || reason == Reason::Timeout)
@@ -264,6 +418,62 @@ impl Metrics {
                     transport,
                 })
                 .observe(secs);
+        }
+    }
+
+    fn record_golden(&self, probe: &str, run: &RunResult, reason: Reason) {
+        let name = NameLabels {
+            probe: probe.to_string(),
+        };
+        if let Some(obs) = &run.golden {
+            self.set_golden_events(probe, obs);
+        }
+        if let Some(total) = run.golden.as_ref().and_then(|g| g.total).filter(|_| run.ok()) {
+            self.golden_seconds.get_or_create(&name).observe(total.as_secs_f64());
+        } else if reason == Reason::Timeout {
+            self.golden_seconds
+                .get_or_create(&name)
+                .observe(run.duration.as_secs_f64());
+        }
+        if let (false, Some(phase)) = (run.ok(), run.failed_phase) {
+            self.golden_failures
+                .get_or_create(&StepLabels {
+                    probe: probe.to_string(),
+                    step: Step::of(phase),
+                    reason,
+                })
+                .inc();
+        }
+    }
+
+    fn set_golden_events(&self, probe: &str, obs: &GoldenObs) {
+        let name = NameLabels {
+            probe: probe.to_string(),
+        };
+        self.golden_delivered
+            .get_or_create(&name)
+            .set(obs.delivered() as i64);
+        self.golden_expected
+            .get_or_create(&name)
+            .set(obs.expected.len() as i64);
+        self.golden_crosstalk.get_or_create(&name).inc_by(obs.crosstalk);
+        self.golden_duplicates.get_or_create(&name).inc_by(obs.duplicates);
+        self.golden_unexpected.get_or_create(&name).inc_by(obs.unexpected);
+        for (event, arrived) in obs.expected.iter().zip(&obs.arrived) {
+            let labels = EventLabels {
+                probe: probe.to_string(),
+                event: event.clone(),
+            };
+            match arrived {
+                Some(d) => {
+                    self.golden_event_seconds
+                        .get_or_create(&labels)
+                        .set(d.as_secs_f64());
+                }
+                None => {
+                    self.golden_event_seconds.remove(&labels);
+                }
+            }
         }
     }
 

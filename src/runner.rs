@@ -4,12 +4,12 @@
 
 use crate::abort::AbortOnDrop;
 use crate::config::ProbeConfig;
-use crate::probe::{Outcome, Phase, PhaseTimings, Phases, ProbeError, Reason};
+use crate::probe::{Outcome, Phase, PhaseTimings, Trace, ProbeError, Reason};
 use crate::state::State;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::task::JoinSet;
-use tokio::time::{Instant, MissedTickBehavior};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 /// First runs are spread over at most this much time (less for shorter intervals).
@@ -21,12 +21,18 @@ pub struct RunResult {
     pub finished_unix_seconds: f64,
     /// Measured by the runner around the whole probe; at least the timeout when cut short.
     pub duration: Duration,
-    /// Phases completed, in order.
+    /// Trace completed, in order.
     pub phases: PhaseTimings,
     /// The phase a failed run stopped in.
     pub failed_phase: Option<Phase>,
     /// The last HTTP status seen (http probes).
     pub http_status: Option<u16>,
+    /// Events seen by a golden path.
+    pub golden: Option<crate::probe::golden::GoldenObs>,
+    /// What a startup probe saw.
+    pub startup: Option<crate::probe::startup::StartupObs>,
+    /// The probe's request to run again sooner than its interval.
+    pub next_run: Option<Duration>,
     pub outcome: Result<Outcome, ProbeError>,
 }
 
@@ -46,17 +52,17 @@ impl RunResult {
 /// Runs a probe once within its timeout. The probe runs as its own task, so a panic in it
 /// becomes a failed run with reason `panic` rather than the end of the scheduler.
 pub async fn run_once(probe: Arc<ProbeConfig>) -> RunResult {
-    let phases = Phases::default();
+    let trace = Trace::default();
     let start = Instant::now();
     let task = {
-        let (probe, phases) = (probe.clone(), phases.clone());
-        AbortOnDrop(tokio::spawn(async move { probe.spec.run(&phases).await }))
+        let (probe, trace) = (probe.clone(), trace.clone());
+        AbortOnDrop(tokio::spawn(async move { probe.spec.run(&trace).await }))
     };
     let outcome = match tokio::time::timeout(probe.timeout, task).await {
         Ok(out) => out,
         Err(_) => Err(ProbeError::new(
             Reason::Timeout,
-            match phases.current() {
+            match trace.current() {
                 Some(p) => format!(
                     "no answer within {} (stopped in phase {p})",
                     humantime::format_duration(probe.timeout)
@@ -70,16 +76,19 @@ pub async fn run_once(probe: Arc<ProbeConfig>) -> RunResult {
     };
     let duration = start.elapsed();
     let failed_phase = if outcome.is_err() {
-        phases.current()
+        trace.current()
     } else {
         None
     };
     RunResult {
         finished_unix_seconds: unix_now(),
         duration,
-        phases: phases.completed(),
+        phases: trace.completed(),
         failed_phase,
-        http_status: phases.http_status(),
+        http_status: trace.http_status(),
+        golden: trace.golden(),
+        startup: trace.startup(),
+        next_run: trace.next_run(),
         outcome,
     }
 }
@@ -158,14 +167,18 @@ async fn probe_loop(probe: Arc<ProbeConfig>, state: Arc<State>, token: Cancellat
         let (probe, state) = (probe.clone(), state.clone());
         async move {
             let run = run_once(probe.clone()).await;
+            let next = run.next_run;
             state.record(&probe, run);
+            next
         }
     })
     .await;
 }
 
 /// Calls `run` after `delay`, then every `interval` from that first slot (no drift), until
-/// `token` is cancelled, which also drops a run in flight.
+/// `token` is cancelled, which also drops a run in flight. A run longer than the interval
+/// delays the next one (runs of one probe never overlap) and the grid moves with it. A run
+/// that returns `Some(d)` is followed by the next one `d` after it ends.
 pub async fn schedule<F, Fut>(
     delay: Duration,
     interval: Duration,
@@ -173,20 +186,23 @@ pub async fn schedule<F, Fut>(
     mut run: F,
 ) where
     F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = ()>,
+    Fut: std::future::Future<Output = Option<Duration>>,
 {
-    let mut ticker = tokio::time::interval_at(Instant::now() + delay, interval);
-    // A run longer than the interval delays the next one; runs of one probe never overlap.
-    ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut slot = Instant::now() + delay;
     loop {
         tokio::select! {
             _ = token.cancelled() => return,
-            _ = ticker.tick() => {}
+            _ = tokio::time::sleep_until(slot) => {}
         }
-        tokio::select! {
+        let sooner = tokio::select! {
             _ = token.cancelled() => return,
-            _ = run() => {}
-        }
+            next = run() => next,
+        };
+        let now = Instant::now();
+        slot = match sooner {
+            Some(after) => now + after,
+            None => (slot + interval).max(now),
+        };
     }
 }
 
@@ -218,6 +234,7 @@ mod tests {
                     // Each run takes 2 s: the next one still starts on its slot.
                     tokio::time::sleep(Duration::from_secs(2)).await;
                     l.lock().unwrap().push((start, t0.elapsed()));
+                    None
                 }
             },
         ));
@@ -282,6 +299,27 @@ mod tests {
         token.cancel();
         task.await.unwrap();
         assert!(!*finished.lock().unwrap());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_run_can_ask_to_poll_sooner_then_the_grid_resumes() {
+        let (log, t0) = recorder();
+        let token = CancellationToken::new();
+        let l = log.clone();
+        let mut n = 0;
+        let task = tokio::spawn(schedule(Duration::ZERO, Duration::from_secs(30), token.clone(), move || {
+            n += 1;
+            let (l, fast) = (l.clone(), n <= 3);
+            async move {
+                l.lock().unwrap().push((t0.elapsed(), t0.elapsed()));
+                fast.then_some(Duration::from_secs(1))
+            }
+        }));
+        tokio::time::sleep(Duration::from_secs(70)).await;
+        token.cancel();
+        task.await.unwrap();
+        let starts: Vec<u64> = log.lock().unwrap().iter().map(|r| r.0.as_secs()).collect();
+        assert_eq!(starts, [0, 1, 2, 3, 33, 63]);
     }
 
     #[tokio::test]

@@ -3,10 +3,10 @@
 //! pathwatch opens the socket and the TLS session itself and speaks HTTP/1.1 through hyper's
 //! connection API, so each phase is timed as blackbox_exporter's `http` prober does:
 //! `resolve`, `connect`, `tls`, `processing` (request sent until the response head arrives)
-//! and `transfer` (the body). Over redirects, the phases of every hop add up.
+//! and `transfer` (the body). Over redirects, the trace of every hop add up.
 
 use super::tls::{self, Verify};
-use super::{Outcome, Phase, Phases, ProbeError, Reason, connect_tcp, error_chain, resolve};
+use super::{Outcome, Phase, Trace, ProbeError, Reason, connect_tcp, error_chain, resolve};
 use crate::abort::AbortOnDrop;
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue, Method, Request, StatusCode, header};
@@ -185,7 +185,7 @@ impl HttpSpec {
             Verify::Full
         };
         let mut tls = (*tls::client_config(verify, self.ca_file.as_deref())?).clone();
-        // HTTP/1.1 only: the phases of one request on one connection are what we time.
+        // HTTP/1.1 only: the trace of one request on one connection are what we time.
         tls.alpn_protocols = vec![b"http/1.1".to_vec()];
         Ok(Prepared {
             url,
@@ -207,14 +207,22 @@ impl HttpSpec {
     }
 }
 
-pub async fn probe(spec: &HttpSpec, phases: &Phases) -> Result<Outcome, ProbeError> {
+pub async fn probe(spec: &HttpSpec, trace: &Trace) -> Result<Outcome, ProbeError> {
+    probe_with_body(spec, trace).await.map(|(outcome, _)| outcome)
+}
+
+/// The probe, also handing back the final response's body (for probes built on this one).
+pub async fn probe_with_body(
+    spec: &HttpSpec,
+    trace: &Trace,
+) -> Result<(Outcome, Bytes), ProbeError> {
     let prep = spec.prepared()?;
     let mut url = prep.url.clone();
     let mut method = prep.method.clone();
     let mut hops = 0;
     loop {
-        let (status, location, body) = request(spec, prep, &url, &method, phases).await?;
-        phases.set_http_status(status.as_u16());
+        let (status, location, body) = request(spec, prep, &url, &method, trace).await?;
+        trace.set_http_status(status.as_u16());
         if status.is_redirection() && spec.follow_redirects {
             if let Some(loc) = location {
                 hops += 1;
@@ -249,12 +257,13 @@ pub async fn probe(spec: &HttpSpec, phases: &Phases) -> Result<Outcome, ProbeErr
             ));
         }
         check_body(spec, prep, &body)?;
-        return Ok(Outcome {
+        let outcome = Outcome {
             facts: vec![
                 ("status", code.to_string()),
                 ("bytes", body.len().to_string()),
             ],
-        });
+        };
+        return Ok((outcome, body));
     }
 }
 
@@ -336,14 +345,14 @@ async fn request(
     prep: &Prepared,
     url: &Url,
     method: &Method,
-    phases: &Phases,
+    trace: &Trace,
 ) -> Result<(StatusCode, Option<String>, Bytes), ProbeError> {
     let host = url.host_str().unwrap_or_default();
     // Url keeps IPv6 hosts in brackets; the resolver and TLS want them bare.
     let bare = host.trim_start_matches('[').trim_end_matches(']');
     let port = url.port_or_known_default().unwrap_or(80);
-    let addrs = resolve(bare, port, phases).await?;
-    let tcp = connect_tcp(&addrs, phases).await?;
+    let addrs = resolve(bare, port, trace).await?;
+    let tcp = connect_tcp(&addrs, trace).await?;
 
     let mut req = Request::builder()
         .method(method.clone())
@@ -371,16 +380,16 @@ async fn request(
     if url.scheme() == "https" {
         let name = rustls::pki_types::ServerName::try_from(bare.to_string())
             .map_err(|e| ProbeError::new(Reason::Tls, format!("bad TLS server name: {e}")))?;
-        let stream = phases
+        let stream = trace
             .time(
                 Phase::Tls,
                 tokio_rustls::TlsConnector::from(prep.tls.clone()).connect(name, tcp),
             )
             .await
             .map_err(|e| ProbeError::new(Reason::Tls, format!("TLS handshake: {e}")))?;
-        exchange(TokioIo::new(stream), req, spec.max_body_bytes, phases).await
+        exchange(TokioIo::new(stream), req, spec.max_body_bytes, trace).await
     } else {
-        exchange(TokioIo::new(tcp), req, spec.max_body_bytes, phases).await
+        exchange(TokioIo::new(tcp), req, spec.max_body_bytes, trace).await
     }
 }
 
@@ -388,7 +397,7 @@ async fn exchange<IO>(
     io: IO,
     req: Request<Full<Bytes>>,
     max_body: usize,
-    phases: &Phases,
+    trace: &Trace,
 ) -> Result<(StatusCode, Option<String>, Bytes), ProbeError>
 where
     IO: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
@@ -397,7 +406,7 @@ where
         .await
         .map_err(|e| hyper_error(&e))?;
     let _driver = AbortOnDrop(tokio::spawn(conn));
-    let resp = phases
+    let resp = trace
         .time(Phase::Processing, sender.send_request(req))
         .await
         .map_err(|e| hyper_error(&e))?;
@@ -407,7 +416,7 @@ where
         .get(header::LOCATION)
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
-    let body = phases
+    let body = trace
         .time(
             Phase::Transfer,
             Limited::new(resp.into_body(), max_body).collect(),

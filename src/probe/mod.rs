@@ -2,13 +2,15 @@
 //! is the registry. A probe is a plain async function that returns an [`Outcome`] or a
 //! [`ProbeError`] with a bounded [`Reason`]; the runner owns timing, timeouts and metrics.
 
+pub mod golden;
 pub mod http;
-pub mod phases;
+pub mod trace;
 pub mod postgres;
+pub mod startup;
 pub mod tcp;
 pub mod tls;
 
-pub use phases::{Phase, PhaseTimings, Phases};
+pub use trace::{Phase, PhaseTimings, Trace};
 
 use serde::Deserialize;
 use std::time::Duration;
@@ -20,6 +22,8 @@ pub enum ProbeSpec {
     Postgres(Box<postgres::PostgresSpec>),
     Tcp(tcp::TcpSpec),
     Http(Box<http::HttpSpec>),
+    GoldenPath(Box<golden::GoldenPathSpec>),
+    Startup(Box<startup::StartupSpec>),
 }
 
 impl ProbeSpec {
@@ -28,6 +32,8 @@ impl ProbeSpec {
             ProbeSpec::Postgres(_) => Kind::Postgres,
             ProbeSpec::Tcp(_) => Kind::Tcp,
             ProbeSpec::Http(_) => Kind::Http,
+            ProbeSpec::GoldenPath(_) => Kind::GoldenPath,
+            ProbeSpec::Startup(_) => Kind::Startup,
         }
     }
 
@@ -39,6 +45,8 @@ impl ProbeSpec {
             ProbeSpec::Postgres(_) => postgres::DEFAULT_TIMEOUT,
             ProbeSpec::Tcp(_) => tcp::DEFAULT_TIMEOUT,
             ProbeSpec::Http(_) => http::DEFAULT_TIMEOUT,
+            ProbeSpec::GoldenPath(_) => golden::DEFAULT_TIMEOUT,
+            ProbeSpec::Startup(s) => s.default_timeout(),
         }
     }
 
@@ -48,6 +56,8 @@ impl ProbeSpec {
             ProbeSpec::Postgres(s) => s.validate(),
             ProbeSpec::Tcp(s) => s.validate(),
             ProbeSpec::Http(s) => s.validate(),
+            ProbeSpec::GoldenPath(s) => s.validate(),
+            ProbeSpec::Startup(s) => s.validate(),
         }
     }
 
@@ -55,17 +65,22 @@ impl ProbeSpec {
     pub fn db_transport(&self) -> Option<Transport> {
         match self {
             ProbeSpec::Postgres(s) => Some(s.transport()),
-            ProbeSpec::Tcp(_) | ProbeSpec::Http(_) => None,
+            ProbeSpec::Tcp(_)
+            | ProbeSpec::Http(_)
+            | ProbeSpec::GoldenPath(_)
+            | ProbeSpec::Startup(_) => None,
         }
     }
 
-    /// Runs the probe once. Phases are recorded into `phases` as they complete, so that a
+    /// Runs the probe once. Phases are recorded into `trace` as they complete, so that a
     /// run cut short by the runner's timeout still shows how far it got.
-    pub async fn run(&self, phases: &Phases) -> Result<Outcome, ProbeError> {
+    pub async fn run(&self, trace: &Trace) -> Result<Outcome, ProbeError> {
         match self {
-            ProbeSpec::Postgres(s) => postgres::probe(s, phases).await,
-            ProbeSpec::Tcp(s) => tcp::probe(s, phases).await,
-            ProbeSpec::Http(s) => http::probe(s, phases).await,
+            ProbeSpec::Postgres(s) => postgres::probe(s, trace).await,
+            ProbeSpec::Tcp(s) => tcp::probe(s, trace).await,
+            ProbeSpec::Http(s) => http::probe(s, trace).await,
+            ProbeSpec::GoldenPath(s) => golden::probe(s, trace).await,
+            ProbeSpec::Startup(s) => startup::probe(s, trace).await,
         }
     }
 }
@@ -132,6 +147,8 @@ label_enum!(
         Postgres => "postgres",
         Tcp => "tcp",
         Http => "http",
+        GoldenPath => "golden_path",
+        Startup => "startup",
     }
 );
 
@@ -164,6 +181,16 @@ label_enum!(
         Assertion => "assertion",
         BodyTooLarge => "body_too_large",
         TooManyRedirects => "too_many_redirects",
+        Forbidden => "forbidden",
+        Unprocessable => "unprocessable",
+        ServerError => "server_error",
+        NotReady => "not_ready",
+        EventsMissing => "events_missing",
+        EventOrder => "event_order",
+        Crosstalk => "crosstalk",
+        TooManyMessages => "too_many_messages",
+        FrameTooLarge => "frame_too_large",
+        StartupTimeout => "startup_timeout",
         Protocol => "protocol",
         Io => "io",
         Panic => "panic",
@@ -210,9 +237,9 @@ pub fn error_chain(e: &(dyn std::error::Error + 'static), fallback: Reason) -> (
 pub async fn resolve(
     host: &str,
     port: u16,
-    phases: &Phases,
+    trace: &Trace,
 ) -> Result<Vec<std::net::SocketAddr>, ProbeError> {
-    phases
+    trace
         .time(Phase::Resolve, async {
             let addrs: Vec<_> = tokio::net::lookup_host((host, port))
                 .await
@@ -232,9 +259,9 @@ pub async fn resolve(
 /// Connects to the first address that answers (phase `connect`), as libpq and browsers do.
 pub async fn connect_tcp(
     addrs: &[std::net::SocketAddr],
-    phases: &Phases,
+    trace: &Trace,
 ) -> Result<tokio::net::TcpStream, ProbeError> {
-    phases
+    trace
         .time(Phase::Connect, async {
             let mut last = None;
             for addr in addrs {

@@ -1,13 +1,13 @@
 //! `postgres` probe: time to a usable session, phase by phase, over TCP or a Unix socket.
 //!
-//! pathwatch opens the socket itself (phases `resolve`, `connect`), negotiates TLS itself
+//! pathwatch opens the socket itself (trace `resolve`, `connect`), negotiates TLS itself
 //! (`SSLRequest`, then rustls: phase `tls`), hands the stream to tokio-postgres for startup and
 //! authentication (phase `auth`), then runs the query (phase `query`). Doing the first steps by
 //! hand is what lets each phase be timed and each failure be named.
 
 use super::tls::{self, Verify};
 use super::{
-    Outcome, Phase, Phases, ProbeError, Reason, Transport, connect_tcp, error_chain, io_reason,
+    Outcome, Phase, Trace, ProbeError, Reason, Transport, connect_tcp, error_chain, io_reason,
     resolve,
 };
 use crate::abort::AbortOnDrop;
@@ -145,33 +145,33 @@ impl PostgresSpec {
     }
 }
 
-pub async fn probe(spec: &PostgresSpec, phases: &Phases) -> Result<Outcome, ProbeError> {
+pub async fn probe(spec: &PostgresSpec, trace: &Trace) -> Result<Outcome, ProbeError> {
     let config = spec.pg_config();
     match spec.transport() {
         Transport::Unix => {
             let path = socket_path(Path::new(&spec.host), spec.port);
-            let stream = phases
+            let stream = trace
                 .time(Phase::Connect, async {
                     tokio::net::UnixStream::connect(&path)
                         .await
                         .map_err(|e| unix_error(&path, &e))
                 })
                 .await?;
-            session(stream, &config, &spec.query, phases).await
+            session(stream, &config, &spec.query, trace).await
         }
         Transport::Tcp => {
             let tls = spec.tls_config()?;
-            let addrs = resolve(&spec.host, spec.port, phases).await?;
-            let mut stream = connect_tcp(&addrs, phases).await?;
+            let addrs = resolve(&spec.host, spec.port, trace).await?;
+            let mut stream = connect_tcp(&addrs, trace).await?;
             let Some(tls) = tls else {
-                return session(stream, &config, &spec.query, phases).await;
+                return session(stream, &config, &spec.query, trace).await;
             };
-            let start = phases.enter(Phase::Tls);
+            let start = trace.enter(Phase::Tls);
             if !ssl_request(&mut stream).await? {
                 if spec.sslmode == SslMode::Prefer {
                     // The server has no TLS: libpq's `prefer` goes on in plain text, and the
                     // refused request's round trip counts toward auth.
-                    return session(stream, &config, &spec.query, phases).await;
+                    return session(stream, &config, &spec.query, trace).await;
                 }
                 return Err(ProbeError::new(
                     Reason::Tls,
@@ -187,8 +187,8 @@ pub async fn probe(spec: &PostgresSpec, phases: &Phases) -> Result<Outcome, Prob
                 .connect(name, stream)
                 .await
                 .map_err(|e| ProbeError::new(Reason::Tls, format!("TLS handshake: {e}")))?;
-            phases.complete(Phase::Tls, start.elapsed());
-            session(stream, &config, &spec.query, phases).await
+            trace.complete(Phase::Tls, start.elapsed());
+            session(stream, &config, &spec.query, trace).await
         }
     }
 }
@@ -244,12 +244,12 @@ async fn session<S>(
     stream: S,
     config: &tokio_postgres::Config,
     query: &str,
-    phases: &Phases,
+    trace: &Trace,
 ) -> Result<Outcome, ProbeError>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let (client, connection) = phases
+    let (client, connection) = trace
         .time(
             Phase::Auth,
             config.connect_raw(stream, tokio_postgres::NoTls),
@@ -258,7 +258,7 @@ where
         .map_err(|e| pg_error(&e, Reason::Protocol))?;
     // The connection drives the socket; abort it if this probe is dropped at its timeout.
     let driver = AbortOnDrop(tokio::spawn(connection));
-    let messages = phases
+    let messages = trace
         .time(Phase::Query, client.simple_query(query))
         .await
         .map_err(|e| pg_error(&e, Reason::Query))?;

@@ -1,7 +1,7 @@
 //! `tcp` probe: time to open a TCP connection to host:port (the network path check, e.g.
 //! through a VPC connector to a private database address).
 
-use super::{Outcome, Phases, ProbeError, connect_tcp, resolve};
+use super::{Outcome, Trace, ProbeError, connect_tcp, resolve};
 use serde::Deserialize;
 use std::time::Duration;
 
@@ -27,9 +27,9 @@ impl TcpSpec {
     }
 }
 
-pub async fn probe(spec: &TcpSpec, phases: &Phases) -> Result<Outcome, ProbeError> {
-    let addrs = resolve(&spec.host, spec.port, phases).await?;
-    let stream = connect_tcp(&addrs, phases).await?;
+pub async fn probe(spec: &TcpSpec, trace: &Trace) -> Result<Outcome, ProbeError> {
+    let addrs = resolve(&spec.host, spec.port, trace).await?;
+    let stream = connect_tcp(&addrs, trace).await?;
     let peer = stream
         .peer_addr()
         .map(|a| a.to_string())

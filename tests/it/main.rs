@@ -3,6 +3,7 @@
 
 mod config_fixtures;
 mod exposition;
+mod golden;
 mod http;
 mod lifecycle;
 mod postgres;

@@ -5,4 +5,5 @@ pub mod certs;
 pub mod exporter;
 pub mod hang;
 pub mod pg;
+pub mod sim;
 pub mod target;

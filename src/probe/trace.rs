@@ -1,4 +1,5 @@
-//! Phase timing shared between a running probe and the runner that may cut it short.
+//! A run's trace: phase timings and observations shared between a running probe and the
+//! runner that may cut it short at its timeout.
 
 use std::future::Future;
 use std::sync::{Arc, Mutex};
@@ -15,6 +16,11 @@ super::label_enum!(
         Query => "query",
         Processing => "processing",
         Transfer => "transfer",
+        Login => "login",
+        Handshake => "handshake",
+        Send => "send",
+        Events => "events",
+        Close => "close",
     }
 );
 
@@ -24,16 +30,19 @@ pub type PhaseTimings = Vec<(Phase, Duration)>;
 /// A handle the probe records phases into. Cloning shares the same record, so the runner
 /// keeps what a probe reached even when it drops the probe's future at the timeout.
 #[derive(Clone, Default, Debug)]
-pub struct Phases(Arc<Mutex<Record>>);
+pub struct Trace(Arc<Mutex<Record>>);
 
 #[derive(Default, Debug)]
 struct Record {
     done: PhaseTimings,
     current: Option<Phase>,
     http_status: Option<u16>,
+    golden: Option<super::golden::GoldenObs>,
+    startup: Option<super::startup::StartupObs>,
+    next_run: Option<Duration>,
 }
 
-impl Phases {
+impl Trace {
     /// Times `fut` as `phase`. The phase counts as reached only when `fut` returns `Ok`;
     /// a phase that fails or never ends stays "current", so failures name where they stopped.
     pub async fn time<T, E, F>(&self, phase: Phase, fut: F) -> Result<T, E>
@@ -76,6 +85,33 @@ impl Phases {
         self.with(|r| r.http_status)
     }
 
+    /// The golden path's events so far (kept current, so a timeout still reports them).
+    pub fn set_golden(&self, obs: super::golden::GoldenObs) {
+        self.with(|r| r.golden = Some(obs));
+    }
+
+    pub fn golden(&self) -> Option<super::golden::GoldenObs> {
+        self.with(|r| r.golden.clone())
+    }
+
+    pub fn set_startup(&self, obs: super::startup::StartupObs) {
+        self.with(|r| r.startup = Some(obs));
+    }
+
+    pub fn startup(&self) -> Option<super::startup::StartupObs> {
+        self.with(|r| r.startup.clone())
+    }
+
+    /// Asks the runner to run the probe again after `after` instead of its interval
+    /// (a startup in progress is polled fast).
+    pub fn set_next_run(&self, after: Duration) {
+        self.with(|r| r.next_run = Some(after));
+    }
+
+    pub fn next_run(&self) -> Option<Duration> {
+        self.with(|r| r.next_run)
+    }
+
     /// The phase that was running when the probe failed or was cut short.
     pub fn current(&self) -> Option<Phase> {
         self.with(|r| r.current)
@@ -94,7 +130,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn records_completed_phases_and_the_failing_one() {
-        let p = Phases::default();
+        let p = Trace::default();
         let ok: Result<(), ()> = p
             .time(Phase::Connect, async {
                 tokio::time::sleep(Duration::from_millis(30)).await;

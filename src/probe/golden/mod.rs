@@ -1,0 +1,475 @@
+//! `golden_path` probe: log in, open the chat WebSocket, send a message, and collect every
+//! expected agent event up to the final answer, timing each step.
+//!
+//! Steps (the `step` label of failures): login, connect (resolve, TCP, TLS), handshake (the
+//! upgrade and the server's welcome), send, event, close. `sessions: N` runs N golden paths at
+//! once, each on its own thread id (and user, with `{n}` in the email), and fails the run when
+//! an event reaches the wrong session.
+
+mod events;
+mod login;
+mod ws;
+
+use super::tls::{self, Verify};
+use super::{Outcome, Phase, ProbeError, Reason, Trace};
+use crate::config::types::{Secret, SecretFile, pick_secret};
+use events::{Matcher, Seen};
+use futures_util::{SinkExt, StreamExt};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::Message;
+use url::Url;
+
+/// The plan's bound: login to final answer within 60 s.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
+
+pub const DEFAULT_EVENTS: [&str; 5] = [
+    "agent_started",
+    "agent_thinking",
+    "tool_executing",
+    "tool_completed",
+    "agent_completed",
+];
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GoldenPathSpec {
+    /// Log in for a token; or give `token` / `token_file`.
+    pub login: Option<LoginSpec>,
+    pub token: Option<Secret>,
+    pub token_file: Option<SecretFile>,
+    pub websocket: WebSocketSpec,
+    /// The text of the default message `{"type":"user_message","payload":{"text","thread_id"}}`.
+    #[serde(default = "default_message")]
+    pub message: String,
+    /// A message of another shape; the strings `{text}` and `{thread_id}` in it are replaced.
+    pub message_json: Option<serde_json::Value>,
+    /// Event types to collect, matched on `type` only.
+    #[serde(default = "default_events")]
+    pub events: Vec<String>,
+    /// Types that are neither expected nor unexpected.
+    #[serde(default = "default_ignore")]
+    pub ignore: Vec<String>,
+    /// Fail when an expected event arrives before an earlier one.
+    #[serde(default)]
+    pub ordered: bool,
+    #[serde(default = "default_sessions")]
+    pub sessions: u32,
+    #[serde(default = "default_max_frame")]
+    pub max_frame_bytes: usize,
+    /// Frames read per session before giving up (an endless stream).
+    #[serde(default = "default_max_messages")]
+    pub max_messages: u32,
+    pub ca_file: Option<PathBuf>,
+    #[serde(default)]
+    pub insecure_skip_verify: bool,
+    #[serde(skip)]
+    prepared: OnceLock<Prepared>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoginSpec {
+    pub url: String,
+    /// `{n}` is replaced by the session number (1, 2, ...) for distinct users.
+    pub email: String,
+    pub password: Option<Secret>,
+    pub password_file: Option<SecretFile>,
+    /// Extra headers, e.g. `X-E2E-Bypass-Key`; values are never logged.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    #[serde(default = "default_token_pointer")]
+    pub token_pointer: String,
+    #[serde(default = "default_user_pointer")]
+    pub user_id_pointer: String,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WsAuth {
+    /// `Sec-WebSocket-Protocol: jwt-auth, jwt.<base64url(token)>`; the server must echo the
+    /// token-bearing protocol.
+    #[default]
+    Subprotocol,
+    Bearer,
+    Query,
+    None,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebSocketSpec {
+    /// `ws://` or `wss://` URL.
+    pub url: String,
+    #[serde(default)]
+    pub auth: WsAuth,
+    #[serde(default = "default_subprotocol")]
+    pub subprotocol: String,
+    #[serde(default = "default_token_prefix")]
+    pub token_prefix: String,
+    #[serde(default = "default_query_param")]
+    pub query_param: String,
+    /// The first message to wait for after the upgrade (`null`: do not wait).
+    #[serde(default = "default_welcome")]
+    pub welcome: Option<String>,
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+}
+
+fn default_message() -> String {
+    "What is the status of my last optimisation?".into()
+}
+fn default_events() -> Vec<String> {
+    DEFAULT_EVENTS.map(String::from).to_vec()
+}
+fn default_ignore() -> Vec<String> {
+    ["heartbeat", "connection_established", "pong"]
+        .map(String::from)
+        .to_vec()
+}
+fn default_sessions() -> u32 {
+    1
+}
+fn default_max_frame() -> usize {
+    1 << 20
+}
+fn default_max_messages() -> u32 {
+    1000
+}
+fn default_token_pointer() -> String {
+    "/access_token".into()
+}
+fn default_user_pointer() -> String {
+    "/user/id".into()
+}
+fn default_subprotocol() -> String {
+    "jwt-auth".into()
+}
+fn default_token_prefix() -> String {
+    "jwt.".into()
+}
+fn default_query_param() -> String {
+    "token".into()
+}
+fn default_welcome() -> Option<String> {
+    Some("connection_established".into())
+}
+
+#[derive(Clone, Debug)]
+struct Prepared {
+    ws_url: Url,
+    tls: Arc<rustls::ClientConfig>,
+    http: reqwest::Client,
+    password: Option<Secret>,
+    token: Option<Secret>,
+}
+
+/// What the event step saw, merged over sessions: the golden-path metrics come from here.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct GoldenObs {
+    pub expected: Vec<String>,
+    /// Per expected event: latency from the send (slowest session), None if any session
+    /// has not seen it.
+    pub arrived: Vec<Option<Duration>>,
+    pub duplicates: u64,
+    pub unexpected: u64,
+    pub crosstalk: u64,
+    /// Login to the final expected event (slowest session), when every event arrived.
+    pub total: Option<Duration>,
+}
+
+impl GoldenObs {
+    pub fn delivered(&self) -> usize {
+        self.arrived.iter().filter(|a| a.is_some()).count()
+    }
+
+    fn from_matcher(m: &Matcher, expected: &[String], total: Option<Duration>) -> Self {
+        GoldenObs {
+            expected: expected.to_vec(),
+            arrived: m.arrived.clone(),
+            duplicates: m.duplicates,
+            unexpected: m.unexpected,
+            crosstalk: m.crosstalk,
+            total,
+        }
+    }
+
+    /// Combines two sessions: an event counts as delivered only if both saw it.
+    fn merge(&mut self, other: &GoldenObs) {
+        for (a, b) in self.arrived.iter_mut().zip(&other.arrived) {
+            *a = match (*a, *b) {
+                (Some(x), Some(y)) => Some(x.max(y)),
+                _ => None,
+            };
+        }
+        self.duplicates += other.duplicates;
+        self.unexpected += other.unexpected;
+        self.crosstalk += other.crosstalk;
+        self.total = match (self.total, other.total) {
+            (Some(x), Some(y)) => Some(x.max(y)),
+            _ => None,
+        };
+    }
+}
+
+impl GoldenPathSpec {
+    pub fn validate(&self) -> Result<(), String> {
+        self.prepare().map(|p| {
+            let _ = self.prepared.set(p);
+        })
+    }
+
+    fn prepare(&self) -> Result<Prepared, String> {
+        let ws_url = Url::parse(&self.websocket.url)
+            .map_err(|e| format!("invalid websocket url: {e}"))?;
+        if !matches!(ws_url.scheme(), "ws" | "wss") || ws_url.host_str().is_none() {
+            return Err("\"websocket.url\" must be a ws:// or wss:// URL with a host".into());
+        }
+        let token = pick_secret(&self.token, &self.token_file, "token")?;
+        let password = match &self.login {
+            Some(l) => {
+                Url::parse(&l.url).map_err(|e| format!("invalid login url: {e}"))?;
+                pick_secret(&l.password, &l.password_file, "password")?
+            }
+            None => None,
+        };
+        if self.login.is_some() == token.is_some() {
+            return Err("give either \"login\" or \"token\"/\"token_file\"".into());
+        }
+        if self.events.is_empty() {
+            return Err("\"events\" must name at least one event type".into());
+        }
+        if self.sessions == 0 || self.sessions > 100 {
+            return Err("\"sessions\" must be between 1 and 100".into());
+        }
+        let verify = if self.insecure_skip_verify {
+            Verify::Nothing
+        } else {
+            Verify::Full
+        };
+        let base = tls::client_config(verify, self.ca_file.as_deref())?;
+        let mut ws_tls = (*base).clone();
+        ws_tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+        let http = reqwest::Client::builder()
+            .use_preconfigured_tls((*base).clone())
+            .user_agent(concat!("pathwatch/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+        Ok(Prepared {
+            ws_url,
+            tls: Arc::new(ws_tls),
+            http,
+            password,
+            token,
+        })
+    }
+
+    fn prepared(&self) -> Result<&Prepared, ProbeError> {
+        if self.prepared.get().is_none() {
+            self.validate()
+                .map_err(|e| ProbeError::new(Reason::Protocol, e))?;
+        }
+        self.prepared
+            .get()
+            .ok_or_else(|| ProbeError::new(Reason::Protocol, "probe not prepared"))
+    }
+
+    fn message(&self, thread_id: &str) -> String {
+        match &self.message_json {
+            Some(template) => fill(template, &self.message, thread_id).to_string(),
+            None => serde_json::json!({
+                "type": "user_message",
+                "payload": { "text": self.message, "thread_id": thread_id },
+            })
+            .to_string(),
+        }
+    }
+}
+
+/// Replaces `{text}` and `{thread_id}` in every string of a JSON template.
+fn fill(v: &serde_json::Value, text: &str, thread_id: &str) -> serde_json::Value {
+    use serde_json::Value;
+    match v {
+        Value::String(s) => Value::String(s.replace("{text}", text).replace("{thread_id}", thread_id)),
+        Value::Array(items) => Value::Array(items.iter().map(|i| fill(i, text, thread_id)).collect()),
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| (k.clone(), fill(v, text, thread_id)))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
+pub async fn probe(spec: &GoldenPathSpec, trace: &Trace) -> Result<Outcome, ProbeError> {
+    let prep = spec.prepared()?;
+    let stamp = crate::runner::unix_now();
+    // Session 1 records into the run's trace (so a timeout still shows its progress); the
+    // others keep their own and are merged when they end.
+    let others: Vec<Trace> = (1..spec.sessions).map(|_| Trace::default()).collect();
+    let mut runs = Vec::with_capacity(spec.sessions as usize);
+    runs.push(session(spec, prep, 1, stamp, trace));
+    for (i, t) in others.iter().enumerate() {
+        runs.push(session(spec, prep, i as u32 + 2, stamp, t));
+    }
+    let results = futures_util::future::join_all(runs).await;
+
+    let mut first_error = None;
+    let mut merged: Option<GoldenObs> = None;
+    for (result, t) in results.into_iter().zip(std::iter::once(trace).chain(&others)) {
+        if let Some(obs) = t.golden() {
+            match &mut merged {
+                Some(m) => m.merge(&obs),
+                None => merged = Some(obs),
+            }
+        }
+        if let Err(e) = result {
+            first_error.get_or_insert(e);
+        }
+    }
+    if let Some(m) = &merged {
+        trace.set_golden(m.clone());
+    }
+    if let Some(e) = first_error {
+        return Err(e);
+    }
+    let obs = merged.unwrap_or_default();
+    if obs.crosstalk > 0 {
+        // Every session finished; the failure belongs to the event step all the same.
+        trace.enter(Phase::Events);
+        return Err(ProbeError::new(
+            Reason::Crosstalk,
+            format!(
+                "{} events of another session arrived (multi-user isolation broken)",
+                obs.crosstalk
+            ),
+        ));
+    }
+    Ok(Outcome {
+        facts: vec![
+            ("events", format!("{}/{}", obs.delivered(), obs.expected.len())),
+            ("sessions", spec.sessions.to_string()),
+        ],
+    })
+}
+
+/// One golden path; `n` is the session number (1-based).
+async fn session(
+    spec: &GoldenPathSpec,
+    prep: &Prepared,
+    n: u32,
+    stamp: f64,
+    trace: &Trace,
+) -> Result<(), ProbeError> {
+    let start = Instant::now();
+    let creds = match (&spec.login, &prep.token) {
+        (Some(l), _) => {
+            let email = l.email.replace("{n}", &n.to_string());
+            trace
+                .time(
+                    Phase::Login,
+                    login::login(
+                        &prep.http,
+                        login::LoginRequest {
+                            url: &l.url,
+                            email: &email,
+                            password: prep.password.as_ref(),
+                            headers: &l.headers,
+                            token_pointer: &l.token_pointer,
+                            user_id_pointer: &l.user_id_pointer,
+                        },
+                    ),
+                )
+                .await?
+        }
+        (None, Some(token)) => login::Session {
+            token: token.clone(),
+            user_id: None,
+        },
+        (None, None) => return Err(ProbeError::new(Reason::Auth, "no login and no token")),
+    };
+    let thread_id = format!("pathwatch-{}-{n}", (stamp * 1000.0) as u64);
+    let mut matcher = Matcher::new(
+        &spec.events,
+        &spec.ignore,
+        spec.ordered,
+        &thread_id,
+        creds.user_id.as_deref(),
+    );
+    trace.set_golden(GoldenObs::from_matcher(&matcher, &spec.events, None));
+
+    let mut socket = ws::connect(spec, &prep.ws_url, &prep.tls, &creds.token, trace).await?;
+    let message = spec.message(&thread_id);
+    trace
+        .time(Phase::Send, socket.send(Message::text(message)))
+        .await
+        .map_err(|e| ws::frame_error(&e))?;
+    let sent = Instant::now();
+
+    let events_start = trace.enter(Phase::Events);
+    let mut frames = 0u32;
+    while !matcher.done() {
+        let Some(msg) = socket.next().await else {
+            return Err(missing(&matcher, "the connection ended"));
+        };
+        frames += 1;
+        if frames > spec.max_messages {
+            return Err(ProbeError::new(
+                Reason::TooManyMessages,
+                format!(
+                    "{} frames without all events (missing: {})",
+                    spec.max_messages,
+                    matcher.missing().join(", ")
+                ),
+            ));
+        }
+        match msg.map_err(|e| ws::frame_error(&e))? {
+            Message::Text(text) => {
+                if let Seen::OutOfOrder(got, wanted) = matcher.text(&text, sent.elapsed()) {
+                    return Err(ProbeError::new(
+                        Reason::EventOrder,
+                        format!("{} arrived before {}", spec.events[got], spec.events[wanted]),
+                    ));
+                }
+            }
+            Message::Binary(_) => matcher.binary(),
+            Message::Close(frame) => {
+                let e = ws::closed(frame.as_ref(), "before every event arrived");
+                trace.set_golden(GoldenObs::from_matcher(&matcher, &spec.events, None));
+                return Err(ProbeError::new(
+                    e.reason,
+                    format!("{} (missing: {})", e.detail, matcher.missing().join(", ")),
+                ));
+            }
+            _ => {}
+        }
+        trace.set_golden(GoldenObs::from_matcher(&matcher, &spec.events, None));
+    }
+    let total = start.elapsed();
+    trace.complete(Phase::Events, events_start.elapsed());
+    trace.set_golden(GoldenObs::from_matcher(&matcher, &spec.events, Some(total)));
+
+    trace
+        .time(Phase::Close, async {
+            socket.close(None).await.map_err(|e| ws::frame_error(&e))?;
+            // Drain until the server's close answer; frames still in flight do not matter.
+            while let Some(msg) = socket.next().await {
+                if msg.is_err() {
+                    break;
+                }
+            }
+            Ok::<_, ProbeError>(())
+        })
+        .await
+}
+
+fn missing(m: &Matcher, what: &str) -> ProbeError {
+    ProbeError::new(
+        Reason::EventsMissing,
+        format!("{what} before every event arrived (missing: {})", m.missing().join(", ")),
+    )
+}

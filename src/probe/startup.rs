@@ -1,0 +1,213 @@
+//! `startup` probe: how long the service takes from a start to its first healthy answer.
+//!
+//! Each run is one health check (an embedded `http` check). The probe keeps a small state
+//! machine across runs: starting (since a reference time) or healthy. While starting it asks
+//! the runner to poll again after `poll_interval` instead of the normal interval; on the first
+//! healthy answer it reports the startup time. References:
+//! - `restart` (default): the exporter's own start (a sidecar starts with its pod), then any
+//!   restart seen from outside (healthy -> failing -> healthy), timed from the first failure.
+//! - `reported`: the start time the service reports in its health body (`started_at_pointer`,
+//!   unix seconds or an RFC 3339 string); a new value there is a restart even if no poll failed.
+
+use super::http::HttpSpec;
+use super::{Outcome, ProbeError, Reason, Trace};
+use serde::Deserialize;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reference {
+    #[default]
+    Restart,
+    Reported,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StartupSpec {
+    /// The health check that says "started": an `http` probe's settings.
+    pub check: HttpSpec,
+    #[serde(default)]
+    pub reference: Reference,
+    /// Where the service reports its start time (`reference: reported`).
+    pub started_at_pointer: Option<String>,
+    /// Poll period while a startup is in progress.
+    #[serde(default = "default_poll", with = "humantime_serde_compat")]
+    pub poll_interval: Duration,
+    /// A startup longer than this fails with `startup_timeout` (polling goes on, slower).
+    #[serde(default = "default_deadline", with = "humantime_serde_compat")]
+    pub deadline: Duration,
+    #[serde(skip)]
+    state: Arc<Mutex<State>>,
+}
+
+fn default_poll() -> Duration {
+    Duration::from_secs(1)
+}
+fn default_deadline() -> Duration {
+    Duration::from_secs(120)
+}
+
+/// Durations in this spec use the same text form as everywhere else (`1s`, `500ms`).
+mod humantime_serde_compat {
+    use crate::config::types::PositiveDuration;
+    use serde::{Deserialize, Deserializer};
+    use std::time::Duration;
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        PositiveDuration::deserialize(d).map(|p| p.0)
+    }
+}
+
+#[derive(Debug, Default)]
+enum Phase {
+    /// No answer seen yet: the reference is the exporter's own start.
+    #[default]
+    First,
+    Starting {
+        since_unix: f64,
+        unhealthy: u64,
+    },
+    Healthy {
+        reported_start: Option<f64>,
+    },
+}
+
+#[derive(Debug, Default)]
+struct State {
+    phase: Phase,
+}
+
+/// What a startup run observed, for the `pathwatch_startup_*` metrics.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct StartupObs {
+    /// Set on the run that saw the first healthy answer after a start.
+    pub seconds: Option<f64>,
+    pub in_progress: bool,
+    /// 1 when this run got an unhealthy answer during a startup.
+    pub unhealthy_answers: u64,
+}
+
+impl StartupSpec {
+    pub fn validate(&self) -> Result<(), String> {
+        self.check.validate().map_err(|e| format!("check: {e}"))?;
+        if self.reference == Reference::Reported && self.started_at_pointer.is_none() {
+            return Err("reference \"reported\" needs \"started_at_pointer\"".into());
+        }
+        Ok(())
+    }
+
+    pub fn default_timeout(&self) -> Duration {
+        super::http::DEFAULT_TIMEOUT
+    }
+}
+
+/// When this process started: the reference of the first startup a sidecar measures.
+pub fn process_start_unix() -> f64 {
+    static START: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+    *START.get_or_init(now_unix)
+}
+
+fn now_unix() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+pub async fn probe(spec: &StartupSpec, trace: &Trace) -> Result<Outcome, ProbeError> {
+    let result = super::http::probe_with_body(&spec.check, trace).await;
+    let now = now_unix();
+    let reported = match (&result, &spec.started_at_pointer) {
+        (Ok((_, body)), Some(ptr)) => reported_start(body, ptr),
+        _ => None,
+    };
+    let mut state = spec.state.lock().unwrap_or_else(|p| p.into_inner());
+    let mut obs = StartupObs::default();
+    let outcome = match (&result, &state.phase) {
+        (Ok(_), Phase::Healthy { reported_start }) => {
+            // Healthy again: only a new reported start time means a restart happened between
+            // two polls.
+            if spec.reference == Reference::Reported
+                && let Some(r) = reported
+                && Some(r) != *reported_start
+                && reported_start.is_some()
+            {
+                obs.seconds = Some((now - r).max(0.0));
+            }
+            state.phase = Phase::Healthy {
+                reported_start: reported,
+            };
+            Ok(())
+        }
+        (Ok(_), Phase::First | Phase::Starting { .. }) => {
+            let since = match &state.phase {
+                Phase::Starting { since_unix, .. } => *since_unix,
+                _ => process_start_unix(),
+            };
+            let reference = match (spec.reference, reported) {
+                (Reference::Reported, Some(r)) => r,
+                _ => since,
+            };
+            obs.seconds = Some((now - reference).max(0.0));
+            state.phase = Phase::Healthy {
+                reported_start: reported,
+            };
+            Ok(())
+        }
+        (Err(e), phase) => {
+            let (since_unix, unhealthy) = match phase {
+                Phase::Starting {
+                    since_unix,
+                    unhealthy,
+                } => (*since_unix, *unhealthy),
+                Phase::First => (process_start_unix(), 0),
+                // The first failure after a healthy answer: a restart seen from outside.
+                Phase::Healthy { .. } => (now, 0),
+            };
+            let answered = trace.http_status().is_some_and(|c| c != 0);
+            obs.unhealthy_answers = u64::from(answered);
+            obs.in_progress = true;
+            state.phase = Phase::Starting {
+                since_unix,
+                unhealthy: unhealthy + obs.unhealthy_answers,
+            };
+            let elapsed = now - since_unix;
+            if elapsed > spec.deadline.as_secs_f64() {
+                Err(ProbeError::new(
+                    Reason::StartupTimeout,
+                    format!(
+                        "not healthy {:.0} s after the start (deadline {}): {}",
+                        elapsed,
+                        humantime::format_duration(spec.deadline),
+                        e.detail
+                    ),
+                ))
+            } else {
+                trace.set_next_run(spec.poll_interval);
+                Err(e.clone())
+            }
+        }
+    };
+    drop(state);
+    trace.set_startup(obs);
+    outcome.map(|()| Outcome {
+        facts: vec![("status", trace.http_status().unwrap_or(0).to_string())],
+    })
+}
+
+/// Reads a start time: unix seconds (number or numeric string) or an RFC 3339 string.
+fn reported_start(body: &[u8], pointer: &str) -> Option<f64> {
+    let json: serde_json::Value = serde_json::from_slice(body).ok()?;
+    match json.pointer(pointer)? {
+        serde_json::Value::Number(n) => n.as_f64(),
+        serde_json::Value::String(s) => s.parse::<f64>().ok().or_else(|| {
+            humantime::parse_rfc3339_weak(s)
+                .ok()
+                .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+                .map(|d| d.as_secs_f64())
+        }),
+        _ => None,
+    }
+}
