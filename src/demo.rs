@@ -88,6 +88,14 @@ probes:
   - name: auth-health
     kind: http
     url: http://{sim}/auth/health
+  - name: backend-startup
+    kind: startup
+    interval: 5s
+    poll_interval: 1s
+    deadline: 30s
+    reference: reported
+    started_at_pointer: /started_at
+    check: {{ url: "http://{sim}/health" }}
   - name: golden-path
     kind: golden_path
     interval: 10s
@@ -118,7 +126,9 @@ probes:
 }
 
 /// Values for the `${DEMO_*}` names of [`config`], from `DATABASE_URL` or the `PG*` variables.
-pub fn env_values(get: &dyn Fn(&str) -> Option<String>) -> (HashMap<String, String>, bool) {
+pub fn env_values(lookup: &dyn Fn(&str) -> Option<String>) -> (HashMap<String, String>, bool) {
+    // An empty variable counts as unset, as in libpq.
+    let get = |k: &str| lookup(k).filter(|v| !v.is_empty());
     let mut vars = HashMap::new();
     vars.insert("DEMO_PASSWORD".to_string(), DEMO_PASSWORD.to_string());
     let pg = if let Some(u) = get("DATABASE_URL").and_then(|u| url::Url::parse(&u).ok()) {
@@ -153,7 +163,8 @@ pub fn env_values(get: &dyn Fn(&str) -> Option<String>) -> (HashMap<String, Stri
 }
 
 /// Walks the scenario on a loop until `token` is cancelled, announcing each act on stdout.
-pub async fn walk(state: SimState, token: CancellationToken) {
+/// `speed` divides every act's length (tests walk the incident in seconds).
+pub async fn walk(state: SimState, speed: f64, token: CancellationToken) {
     let acts = scenario();
     loop {
         for act in &acts {
@@ -161,11 +172,57 @@ pub async fn walk(state: SimState, token: CancellationToken) {
             if act.restart {
                 state.restart();
             }
-            println!("demo: {} (for {} s)", act.name, act.lasts.as_secs());
+            let lasts = act.lasts.div_f64(speed.max(0.001));
+            println!("demo: {} (for {:.0} s)", act.name, lasts.as_secs_f64());
             tokio::select! {
                 _ = token.cancelled() => return,
-                _ = tokio::time::sleep(act.lasts) => {}
+                _ = tokio::time::sleep(lasts) => {}
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |k| map.get(k).cloned()
+    }
+
+    #[test]
+    fn postgres_joins_from_database_url_or_pghost_and_not_from_empty_values() {
+        let (vars, pg) = env_values(&env(&[(
+            "DATABASE_URL",
+            "postgres://app:s3cret@db.internal:6543/netra_staging",
+        )]));
+        assert!(pg);
+        assert_eq!(vars["DEMO_PGHOST"], "db.internal");
+        assert_eq!(vars["DEMO_PGPORT"], "6543");
+        assert_eq!(vars["DEMO_PGUSER"], "app");
+        assert_eq!(vars["DEMO_PGPASSWORD"], "s3cret");
+        assert_eq!(vars["DEMO_PGDATABASE"], "netra_staging");
+        let (vars, pg) = env_values(&env(&[("PGHOST", "/var/run/postgresql")]));
+        assert!(pg);
+        assert_eq!(vars["DEMO_PGDATABASE"], "postgres");
+        let (_, pg) = env_values(&env(&[("DATABASE_URL", ""), ("PGHOST", "")]));
+        assert!(!pg);
+    }
+
+    #[test]
+    fn the_bundled_config_loads_with_and_without_postgres() {
+        let addr: SocketAddr = "127.0.0.1:8000".parse().unwrap();
+        for with_pg in [false, true] {
+            let (vars, _) = env_values(&env(&[("PGHOST", "127.0.0.1")]));
+            let loaded =
+                crate::config::parse("demo", &config(addr, with_pg), &|k| vars.get(k).cloned())
+                    .unwrap();
+            assert!(loaded.errors.is_empty(), "{:?}", loaded.errors);
+            assert_eq!(loaded.config.probes.len(), if with_pg { 6 } else { 5 });
         }
     }
 }

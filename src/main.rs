@@ -59,6 +59,9 @@ enum Command {
         /// Address of the reference service.
         #[arg(long, default_value = "127.0.0.1:0")]
         sim_listen: String,
+        /// Plays the scenario this many times faster (tests use it).
+        #[arg(long, default_value_t = 1.0, hide = true)]
+        speed: f64,
     },
     /// Run only the reference golden-path service (auth, health, WebSocket, fault switches).
     Sim {
@@ -89,7 +92,11 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Validate { file } => validate(&file),
         Command::Serve { config, listen } => block_on(serve(config, listen)),
-        Command::Demo { listen, sim_listen } => block_on(demo(listen, sim_listen)),
+        Command::Demo {
+            listen,
+            sim_listen,
+            speed,
+        } => block_on(demo(listen, sim_listen, speed)),
         Command::Sim {
             listen,
             password,
@@ -150,15 +157,21 @@ async fn serve(config_path: PathBuf, listen: String) -> anyhow::Result<ExitCode>
     run(loaded, &config_path.display().to_string(), listen, token).await
 }
 
-async fn demo(listen: String, sim_listen: String) -> anyhow::Result<ExitCode> {
+async fn demo(listen: String, sim_listen: String, speed: f64) -> anyhow::Result<ExitCode> {
     let token = CancellationToken::new();
     tokio::spawn(shutdown_on_signal(token.clone()));
     let sim_listener = tokio::net::TcpListener::bind(&sim_listen)
         .await
         .with_context(|| format!("cannot listen on {sim_listen} for the reference service"))?;
-    let sim_addr = sim_listener.local_addr().context("reference service address")?;
+    let sim_addr = sim_listener
+        .local_addr()
+        .context("reference service address")?;
     let state = pathwatch::sim::SimState::new(pathwatch::demo::sim_options());
-    tokio::spawn(pathwatch::sim::serve(sim_listener, state.clone(), token.clone()));
+    tokio::spawn(pathwatch::sim::serve(
+        sim_listener,
+        state.clone(),
+        token.clone(),
+    ));
 
     let (vars, with_postgres) = pathwatch::demo::env_values(&|k| std::env::var(k).ok());
     let text = pathwatch::demo::config(sim_addr, with_postgres);
@@ -166,13 +179,15 @@ async fn demo(listen: String, sim_listen: String) -> anyhow::Result<ExitCode> {
     let loaded = config::parse("<demo config>", &text, &env)
         .map_err(|e| anyhow::anyhow!("the bundled demo config is broken: {e}"))?;
     let shown = listen.replace("0.0.0.0", "127.0.0.1");
-    println!("demo: reference service on http://{sim_addr} (faults: http://{sim_addr}/admin/faults)");
+    println!(
+        "demo: reference service on http://{sim_addr} (faults: http://{sim_addr}/admin/faults)"
+    );
     println!("demo: pathwatch status page http://{shown}/ and metrics http://{shown}/metrics");
     if !with_postgres {
         println!("demo: set DATABASE_URL or PGHOST to add a Postgres probe");
     }
     println!("demo: Ctrl-C stops it");
-    tokio::spawn(pathwatch::demo::walk(state, token.clone()));
+    tokio::spawn(pathwatch::demo::walk(state, speed, token.clone()));
     run(loaded, "<demo config>", listen, token).await
 }
 

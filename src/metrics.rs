@@ -428,8 +428,15 @@ impl Metrics {
         if let Some(obs) = &run.golden {
             self.set_golden_events(probe, obs);
         }
-        if let Some(total) = run.golden.as_ref().and_then(|g| g.total).filter(|_| run.ok()) {
-            self.golden_seconds.get_or_create(&name).observe(total.as_secs_f64());
+        if let Some(total) = run
+            .golden
+            .as_ref()
+            .and_then(|g| g.total)
+            .filter(|_| run.ok())
+        {
+            self.golden_seconds
+                .get_or_create(&name)
+                .observe(total.as_secs_f64());
         } else if reason == Reason::Timeout {
             self.golden_seconds
                 .get_or_create(&name)
@@ -456,9 +463,15 @@ impl Metrics {
         self.golden_expected
             .get_or_create(&name)
             .set(obs.expected.len() as i64);
-        self.golden_crosstalk.get_or_create(&name).inc_by(obs.crosstalk);
-        self.golden_duplicates.get_or_create(&name).inc_by(obs.duplicates);
-        self.golden_unexpected.get_or_create(&name).inc_by(obs.unexpected);
+        self.golden_crosstalk
+            .get_or_create(&name)
+            .inc_by(obs.crosstalk);
+        self.golden_duplicates
+            .get_or_create(&name)
+            .inc_by(obs.duplicates);
+        self.golden_unexpected
+            .get_or_create(&name)
+            .inc_by(obs.unexpected);
         for (event, arrived) in obs.expected.iter().zip(&obs.arrived) {
             let labels = EventLabels {
                 probe: probe.to_string(),

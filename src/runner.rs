@@ -4,7 +4,7 @@
 
 use crate::abort::AbortOnDrop;
 use crate::config::ProbeConfig;
-use crate::probe::{Outcome, Phase, PhaseTimings, Trace, ProbeError, Reason};
+use crate::probe::{Outcome, Phase, PhaseTimings, ProbeError, Reason, Trace};
 use crate::state::State;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -265,6 +265,7 @@ mod tests {
                     let start = t0.elapsed();
                     tokio::time::sleep(Duration::from_secs(25)).await;
                     l.lock().unwrap().push((start, t0.elapsed()));
+                    None
                 }
             },
         ));
@@ -292,6 +293,7 @@ mod tests {
                 async move {
                     tokio::time::sleep(Duration::from_secs(75)).await;
                     *f.lock().unwrap() = true;
+                    None
                 }
             },
         ));
@@ -307,14 +309,19 @@ mod tests {
         let token = CancellationToken::new();
         let l = log.clone();
         let mut n = 0;
-        let task = tokio::spawn(schedule(Duration::ZERO, Duration::from_secs(30), token.clone(), move || {
-            n += 1;
-            let (l, fast) = (l.clone(), n <= 3);
-            async move {
-                l.lock().unwrap().push((t0.elapsed(), t0.elapsed()));
-                fast.then_some(Duration::from_secs(1))
-            }
-        }));
+        let task = tokio::spawn(schedule(
+            Duration::ZERO,
+            Duration::from_secs(30),
+            token.clone(),
+            move || {
+                n += 1;
+                let (l, fast) = (l.clone(), n <= 3);
+                async move {
+                    l.lock().unwrap().push((t0.elapsed(), t0.elapsed()));
+                    fast.then_some(Duration::from_secs(1))
+                }
+            },
+        ));
         tokio::time::sleep(Duration::from_secs(70)).await;
         token.cancel();
         task.await.unwrap();

@@ -6,7 +6,7 @@
 //! and `transfer` (the body). Over redirects, the trace of every hop add up.
 
 use super::tls::{self, Verify};
-use super::{Outcome, Phase, Trace, ProbeError, Reason, connect_tcp, error_chain, resolve};
+use super::{Outcome, Phase, ProbeError, Reason, Trace, connect_tcp, error_chain, resolve};
 use crate::abort::AbortOnDrop;
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue, Method, Request, StatusCode, header};
@@ -208,7 +208,9 @@ impl HttpSpec {
 }
 
 pub async fn probe(spec: &HttpSpec, trace: &Trace) -> Result<Outcome, ProbeError> {
-    probe_with_body(spec, trace).await.map(|(outcome, _)| outcome)
+    probe_with_body(spec, trace)
+        .await
+        .map(|(outcome, _)| outcome)
 }
 
 /// The probe, also handing back the final response's body (for probes built on this one).

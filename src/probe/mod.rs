@@ -4,11 +4,11 @@
 
 pub mod golden;
 pub mod http;
-pub mod trace;
 pub mod postgres;
 pub mod startup;
 pub mod tcp;
 pub mod tls;
+pub mod trace;
 
 pub use trace::{Phase, PhaseTimings, Trace};
 

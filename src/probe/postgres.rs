@@ -7,7 +7,7 @@
 
 use super::tls::{self, Verify};
 use super::{
-    Outcome, Phase, Trace, ProbeError, Reason, Transport, connect_tcp, error_chain, io_reason,
+    Outcome, Phase, ProbeError, Reason, Trace, Transport, connect_tcp, error_chain, io_reason,
     resolve,
 };
 use crate::abort::AbortOnDrop;

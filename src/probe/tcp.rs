@@ -1,7 +1,7 @@
 //! `tcp` probe: time to open a TCP connection to host:port (the network path check, e.g.
 //! through a VPC connector to a private database address).
 
-use super::{Outcome, Trace, ProbeError, connect_tcp, resolve};
+use super::{Outcome, ProbeError, Trace, connect_tcp, resolve};
 use serde::Deserialize;
 use std::time::Duration;
 

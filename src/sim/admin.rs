@@ -30,8 +30,7 @@ pub(super) async fn put_faults(State(state): State<SimState>, body: Bytes) -> Re
 /// `POST /admin/restart`.
 pub(super) async fn restart(State(state): State<SimState>) -> Response {
     state.restart();
-    Json(json!({"status": "restarted", "started_at": state.started().unix_seconds}))
-        .into_response()
+    Json(json!({"status": "restarted", "started_at": state.started().unix_seconds})).into_response()
 }
 
 /// `GET /admin/runs`: the last 50 run timelines, newest last.

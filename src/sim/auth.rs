@@ -94,7 +94,10 @@ impl SimState {
     fn login_fault(&self) -> Option<Response> {
         let faults = self.faults();
         if faults.db_down {
-            return Some(detail(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable"));
+            return Some(detail(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Service Unavailable",
+            ));
         }
         if faults.login_401 {
             return Some(detail(StatusCode::UNAUTHORIZED, "Invalid credentials"));

@@ -6,8 +6,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 pub(super) fn unix_seconds() -> f64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0)
+        .map_or(0.0, |d| d.as_secs_f64())
 }
 
 /// Now as ISO 8601 UTC with milliseconds, e.g. `2025-01-31T12:00:00.123Z`.

@@ -49,7 +49,10 @@ pub(super) async fn health(State(state): State<SimState>) -> Response {
     });
     let (status, mut body) = match state.backend() {
         Backend::Healthy => (StatusCode::OK, json!({"status": "healthy"})),
-        Backend::Starting => (StatusCode::SERVICE_UNAVAILABLE, json!({"status": "starting"})),
+        Backend::Starting => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            json!({"status": "starting"}),
+        ),
         Backend::Unhealthy(reason) => (
             StatusCode::SERVICE_UNAVAILABLE,
             json!({"status": "unhealthy", "reason": reason}),
@@ -70,7 +73,10 @@ pub(super) async fn ready(State(state): State<SimState>) -> Response {
         return answer(StatusCode::SERVICE_UNAVAILABLE, body);
     }
     if state.starting(&faults) {
-        return answer(StatusCode::SERVICE_UNAVAILABLE, json!({"status": "starting"}));
+        return answer(
+            StatusCode::SERVICE_UNAVAILABLE,
+            json!({"status": "starting"}),
+        );
     }
     answer(StatusCode::OK, json!({"status": "ready"}))
 }

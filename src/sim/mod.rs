@@ -184,7 +184,7 @@ impl SimState {
     pub fn runs(&self) -> Vec<RunTimeline> {
         lock(&self.inner.runs)
             .iter()
-            .map(|r| r.timeline())
+            .map(|record| record.timeline())
             .collect()
     }
 
@@ -249,6 +249,9 @@ pub fn router(state: SimState) -> Router {
 }
 
 /// Serves until `shutdown` is cancelled; open WebSockets then close with 1001 (going away).
+///
+/// # Errors
+/// Only what `axum::serve` returns (accept errors are retried inside it).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: SimState,

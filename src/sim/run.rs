@@ -119,7 +119,13 @@ fn fields(kind: &str, text: &str) -> Value {
 
 /// Tool events use the fallback shape (fields nested under `payload`), the others the flat one:
 /// clients must match on `type` only.
-fn event_frame(kind: &str, run_id: &str, req: &RunRequest, timestamp: Value, extra: Value) -> Value {
+fn event_frame(
+    kind: &str,
+    run_id: &str,
+    req: &RunRequest,
+    timestamp: Value,
+    extra: Value,
+) -> Value {
     let mut body = Map::new();
     body.insert("run_id".into(), json!(run_id));
     body.insert("thread_id".into(), json!(req.thread_id));
@@ -154,7 +160,11 @@ async fn pause(cancel: &CancellationToken, d: Duration) -> bool {
 }
 
 /// Queues a frame on the run's own connection; false when the connection is gone.
-async fn send(req: &RunRequest, msg: Message, record: Option<(Arc<RunRecord>, &'static str)>) -> bool {
+async fn send(
+    req: &RunRequest,
+    msg: Message,
+    record: Option<(Arc<RunRecord>, &'static str)>,
+) -> bool {
     tokio::select! {
         () = req.cancel.cancelled() => false,
         sent = req.tx.send(Outgoing { msg, record }) => sent.is_ok(),

@@ -71,7 +71,12 @@ async fn start(opts: SimOptions) -> Sim {
 
 impl Sim {
     async fn get(&self, path: &str) -> (u16, Value) {
-        let resp = self.http.get(format!("{}{path}", self.base)).send().await.unwrap();
+        let resp = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .unwrap();
         let status = resp.status().as_u16();
         (status, resp.json().await.unwrap_or(Value::Null))
     }
@@ -85,7 +90,10 @@ impl Sim {
 
     async fn login(&self, email: &str) -> (String, String) {
         let (status, body) = self
-            .post_json("/auth/login", &json!({"email": email, "password": PASSWORD}))
+            .post_json(
+                "/auth/login",
+                &json!({"email": email, "password": PASSWORD}),
+            )
             .await;
         assert_eq!(status, 200, "{body}");
         let token = body["access_token"].as_str().unwrap().to_owned();
@@ -95,12 +103,19 @@ impl Sim {
 
     /// Connects with the subprotocol auth of the real client; returns the echoed protocol.
     async fn connect(&self, token: &str) -> (Ws, String) {
-        let mut req = format!("{}/ws", self.ws_base).into_client_request().unwrap();
+        let mut req = format!("{}/ws", self.ws_base)
+            .into_client_request()
+            .unwrap();
         let offer = format!("jwt-auth, jwt.{}", URL_SAFE_NO_PAD.encode(token));
-        req.headers_mut()
-            .insert("sec-websocket-protocol", HeaderValue::from_str(&offer).unwrap());
+        req.headers_mut().insert(
+            "sec-websocket-protocol",
+            HeaderValue::from_str(&offer).unwrap(),
+        );
         let (ws, resp) = tokio_tungstenite::connect_async(req).await.unwrap();
-        let proto = resp.headers()["sec-websocket-protocol"].to_str().unwrap().to_owned();
+        let proto = resp.headers()["sec-websocket-protocol"]
+            .to_str()
+            .unwrap()
+            .to_owned();
         (ws, proto)
     }
 
@@ -202,9 +217,14 @@ async fn login_answers_tokens_401_and_422() {
 
     let bad = json!({"email": "a@example.com", "password": "nope"});
     let (status, body) = sim.post_json("/auth/login", &bad).await;
-    assert_eq!((status, body), (401, json!({"detail": "Invalid credentials"})));
+    assert_eq!(
+        (status, body),
+        (401, json!({"detail": "Invalid credentials"}))
+    );
 
-    let (status, body) = sim.post_json("/auth/login", &json!({"password": PASSWORD})).await;
+    let (status, body) = sim
+        .post_json("/auth/login", &json!({"password": PASSWORD}))
+        .await;
     assert_eq!(status, 422);
     assert_eq!(
         body,
@@ -225,7 +245,10 @@ async fn login_answers_tokens_401_and_422() {
         ..Faults::default()
     });
     let (status, body) = sim.post_json("/auth/login", &body_ok()).await;
-    assert_eq!((status, body), (503, json!({"detail": "Service Unavailable"})));
+    assert_eq!(
+        (status, body),
+        (503, json!({"detail": "Service Unavailable"}))
+    );
 }
 
 fn body_ok() -> Value {
@@ -238,9 +261,21 @@ async fn e2e_bypass_login() {
     let url = format!("{}/auth/e2e/test-auth", sim.base);
     let resp = sim.http.post(&url).send().await.unwrap();
     assert_eq!(resp.status().as_u16(), 401);
-    let resp = sim.http.post(&url).header("X-E2E-Bypass-Key", "wrong").send().await.unwrap();
+    let resp = sim
+        .http
+        .post(&url)
+        .header("X-E2E-Bypass-Key", "wrong")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status().as_u16(), 401);
-    let resp = sim.http.post(&url).header("X-E2E-Bypass-Key", "bypass-secret").send().await.unwrap();
+    let resp = sim
+        .http
+        .post(&url)
+        .header("X-E2E-Bypass-Key", "bypass-secret")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status().as_u16(), 200);
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["user"]["email"], "e2e@pathwatch.test");
@@ -265,7 +300,13 @@ async fn e2e_bypass_login() {
     })
     .await;
     let url = format!("{}/auth/e2e/test-auth", off.base);
-    let resp = off.http.post(url).header("X-E2E-Bypass-Key", "x").send().await.unwrap();
+    let resp = off
+        .http
+        .post(url)
+        .header("X-E2E-Bypass-Key", "x")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status().as_u16(), 404);
 }
 
@@ -276,19 +317,31 @@ async fn health_follows_faults_and_startup() {
     assert_eq!((status, &body["status"]), (200, &json!("healthy")));
     assert!(body["started_at"].as_f64().unwrap() > 1.6e9);
     assert!(body["uptime_seconds"].as_f64().unwrap() >= 0.0);
-    assert_eq!(sim.get("/health/ready").await, (200, json!({"status": "ready"})));
+    assert_eq!(
+        sim.get("/health/ready").await,
+        (200, json!({"status": "ready"}))
+    );
     assert_eq!(sim.get("/api/health/ready").await.0, 200);
     assert_eq!(
         sim.get("/api/health/database").await,
         (200, json!({"status": "healthy", "database": "connected"}))
     );
-    assert_eq!(sim.get("/auth/health").await, (200, json!({"status": "healthy"})));
+    assert_eq!(
+        sim.get("/auth/health").await,
+        (200, json!({"status": "healthy"}))
+    );
 
     sim.state.set_faults(Faults {
         health_503: true,
         ..Faults::default()
     });
-    for path in ["/health", "/health/ready", "/api/health/ready", "/api/health/database", "/auth/health"] {
+    for path in [
+        "/health",
+        "/health/ready",
+        "/api/health/ready",
+        "/api/health/database",
+        "/auth/health",
+    ] {
         assert_eq!(sim.get(path).await.0, 503, "{path}");
     }
 
@@ -304,7 +357,10 @@ async fn health_follows_faults_and_startup() {
     assert_eq!(sim.get("/api/health/ready").await.0, 503);
     assert_eq!(
         sim.get("/api/health/database").await,
-        (503, json!({"detail": {"status": "unhealthy", "reason": reason}}))
+        (
+            503,
+            json!({"detail": {"status": "unhealthy", "reason": reason}})
+        )
     );
     assert_eq!(
         sim.get("/auth/health").await,
@@ -315,7 +371,12 @@ async fn health_follows_faults_and_startup() {
         startup_delay_ms: 300,
         ..Faults::default()
     });
-    let resp = sim.http.post(format!("{}/admin/restart", sim.base)).send().await.unwrap();
+    let resp = sim
+        .http
+        .post(format!("{}/admin/restart", sim.base))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status().as_u16(), 200);
     let (status, body) = sim.get("/health").await;
     assert_eq!((status, &body["status"]), (503, &json!("starting")));
@@ -368,14 +429,25 @@ async fn websocket_run_delivers_five_events_in_order() {
     }
     // Both timestamp forms occur.
     assert!(numeric > 0 && numeric < 5);
-    assert!(events[2].get("payload").is_some(), "tool events use the nested shape");
-    assert!(events[0].get("payload").is_none(), "agent events use the flat shape");
-    let answer = field(&events[4], "final_response").unwrap().as_str().unwrap();
+    assert!(
+        events[2].get("payload").is_some(),
+        "tool events use the nested shape"
+    );
+    assert!(
+        events[0].get("payload").is_none(),
+        "agent events use the flat shape"
+    );
+    let answer = field(&events[4], "final_response")
+        .unwrap()
+        .as_str()
+        .unwrap();
     assert!(answer.contains("How is my last optimisation?"));
 
     // A second run on the same connection, started the other way, gets its own thread.
     let start_agent = json!({"type": "start_agent", "payload": {"user_request": "again"}});
-    ws.send(Message::text(start_agent.to_string())).await.unwrap();
+    ws.send(Message::text(start_agent.to_string()))
+        .await
+        .unwrap();
     let second = run_events(&mut ws).await;
     assert_eq!(types(&second), EVENTS);
     let thread = field(&second[0], "thread_id").unwrap().as_str().unwrap();
@@ -391,7 +463,10 @@ async fn websocket_run_delivers_five_events_in_order() {
     let names: Vec<&str> = timeline.iter().map(|e| e[0].as_str().unwrap()).collect();
     assert_eq!(names, EVENTS);
     let ms: Vec<f64> = timeline.iter().map(|e| e[1].as_f64().unwrap()).collect();
-    assert!(ms[0] >= 10.0 && ms.windows(2).all(|w| w[0] <= w[1]), "{ms:?}");
+    assert!(
+        ms[0] >= 10.0 && ms.windows(2).all(|w| w[0] <= w[1]),
+        "{ms:?}"
+    );
     assert_eq!(sim.state.runs().len(), 2);
 }
 
@@ -399,13 +474,17 @@ async fn websocket_run_delivers_five_events_in_order() {
 async fn websocket_token_fallbacks_and_ping() {
     let sim = start(opts()).await;
     let token = sim.state.issue_token("static@example.com");
-    let mut req = format!("{}/api/v1/websocket", sim.ws_base).into_client_request().unwrap();
+    let mut req = format!("{}/api/v1/websocket", sim.ws_base)
+        .into_client_request()
+        .unwrap();
     let bearer = HeaderValue::from_str(&format!("Bearer {token}")).unwrap();
     req.headers_mut().insert("authorization", bearer);
     let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
     assert_eq!(next_json(&mut ws).await["type"], "connection_established");
     ws.send(Message::text(r#"{"type":"ping"}"#)).await.unwrap();
-    ws.send(Message::text(r#"{"type":"something_else"}"#)).await.unwrap();
+    ws.send(Message::text(r#"{"type":"something_else"}"#))
+        .await
+        .unwrap();
     assert_eq!(next_json(&mut ws).await["type"], "pong");
 
     let url = format!("{}/ws?token={token}", sim.ws_base);
@@ -416,7 +495,10 @@ async fn websocket_token_fallbacks_and_ping() {
 #[tokio::test]
 async fn websocket_without_token_is_refused_401() {
     let sim = start(opts()).await;
-    for url in [format!("{}/ws", sim.ws_base), format!("{}/ws?token=forged", sim.ws_base)] {
+    for url in [
+        format!("{}/ws", sim.ws_base),
+        format!("{}/ws?token=forged", sim.ws_base),
+    ] {
         match tokio_tungstenite::connect_async(url).await {
             Err(tungstenite::Error::Http(resp)) => {
                 assert_eq!(resp.status().as_u16(), 401);
@@ -500,7 +582,12 @@ async fn event_faults_drop_duplicate_reorder() {
     let got = run_events(&mut ws).await;
     assert_eq!(
         types(&got),
-        ["agent_started", "agent_thinking", "tool_executing", "agent_completed"]
+        [
+            "agent_started",
+            "agent_thinking",
+            "tool_executing",
+            "agent_completed"
+        ]
     );
 
     sim.put_faults(&Faults {
@@ -572,7 +659,10 @@ async fn garbage_endless_and_heartbeats() {
 #[tokio::test]
 async fn admin_faults_round_trip() {
     let sim = start(opts()).await;
-    assert_eq!(sim.get("/admin/faults").await, (200, serde_json::to_value(Faults::default()).unwrap()));
+    assert_eq!(
+        sim.get("/admin/faults").await,
+        (200, serde_json::to_value(Faults::default()).unwrap())
+    );
     let faults = Faults {
         db_down: true,
         drop_event: Some("agent_completed".into()),
@@ -586,16 +676,28 @@ async fn admin_faults_round_trip() {
     assert_eq!(sim.state.faults(), faults);
 
     let url = format!("{}/admin/faults", sim.base);
-    let resp = sim.http.put(&url).json(&json!({"db_dwn": true})).send().await.unwrap();
+    let resp = sim
+        .http
+        .put(&url)
+        .json(&json!({"db_dwn": true}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status().as_u16(), 400);
     let body: Value = resp.json().await.unwrap();
-    assert!(body["detail"].as_str().unwrap().contains("db_dwn"), "{body}");
+    assert!(
+        body["detail"].as_str().unwrap().contains("db_dwn"),
+        "{body}"
+    );
     assert_eq!(sim.state.faults(), faults, "a rejected PUT changes nothing");
     // Omitted fields reset.
     let resp = sim.http.put(&url).json(&json!({})).send().await.unwrap();
     assert_eq!(resp.status().as_u16(), 200);
     assert_eq!(sim.state.faults(), Faults::default());
-    assert_eq!(sim.get("/nowhere").await, (404, json!({"detail": "Not Found"})));
+    assert_eq!(
+        sim.get("/nowhere").await,
+        (404, json!({"detail": "Not Found"}))
+    );
 }
 
 #[tokio::test]

@@ -57,24 +57,68 @@ fn phases(m: &str) -> Vec<String> {
 fn the_whole_path_succeeds_with_every_event_and_step_timed() {
     let sim = Sim::start(Faults::default());
     let exp = start(&sim, &[]);
-    exp.wait_for("pathwatch_probe_success", &[("probe", "gp"), ("kind", "golden_path")], WAIT, |v| v == 1.0);
+    exp.wait_for(
+        "pathwatch_probe_success",
+        &[("probe", "gp"), ("kind", "golden_path")],
+        WAIT,
+        |v| v == 1.0,
+    );
     let m = exp.metrics();
-    assert_eq!(value(&m, "pathwatch_golden_path_events_delivered", &[("probe", "gp")]), Some(5.0));
-    assert_eq!(value(&m, "pathwatch_golden_path_events_expected", &[("probe", "gp")]), Some(5.0));
+    assert_eq!(
+        value(
+            &m,
+            "pathwatch_golden_path_events_delivered",
+            &[("probe", "gp")]
+        ),
+        Some(5.0)
+    );
+    assert_eq!(
+        value(
+            &m,
+            "pathwatch_golden_path_events_expected",
+            &[("probe", "gp")]
+        ),
+        Some(5.0)
+    );
     let mut last = 0.0;
     for e in EVENTS {
-        let t = value(&m, "pathwatch_golden_path_event_seconds", &[("probe", "gp"), ("event", e)])
-            .unwrap_or_else(|| panic!("no latency for {e}:\n{m}"));
+        let t = value(
+            &m,
+            "pathwatch_golden_path_event_seconds",
+            &[("probe", "gp"), ("event", e)],
+        )
+        .unwrap_or_else(|| panic!("no latency for {e}:\n{m}"));
         // The sim pauses 20 ms before each event, in this order.
         assert!(t > last, "{e} at {t} after {last}");
         last = t;
     }
-    assert!(value(&m, "pathwatch_golden_path_seconds_count", &[("probe", "gp")]) >= Some(1.0));
+    assert!(
+        value(
+            &m,
+            "pathwatch_golden_path_seconds_count",
+            &[("probe", "gp")]
+        ) >= Some(1.0)
+    );
     assert_eq!(
         phases(&m),
-        ["close", "connect", "events", "handshake", "login", "resolve", "send"]
+        [
+            "close",
+            "connect",
+            "events",
+            "handshake",
+            "login",
+            "resolve",
+            "send"
+        ]
     );
-    assert_eq!(value(&m, "pathwatch_golden_path_crosstalk_events_total", &[("probe", "gp")]), Some(0.0));
+    assert_eq!(
+        value(
+            &m,
+            "pathwatch_golden_path_crosstalk_events_total",
+            &[("probe", "gp")]
+        ),
+        Some(0.0)
+    );
     // The password and the token never leave the exchange.
     let logs = exp.logs();
     assert!(!logs.contains(PASSWORD) && !m.contains(PASSWORD));
@@ -94,7 +138,9 @@ fn bearer_and_query_token_and_the_e2e_bypass_login_work() {
     );
     let exp = Exporter::start(&yaml);
     for p in ["bearer", "query", "bypass"] {
-        exp.wait_for("pathwatch_probe_success", &[("probe", p)], WAIT, |v| v == 1.0);
+        exp.wait_for("pathwatch_probe_success", &[("probe", p)], WAIT, |v| {
+            v == 1.0
+        });
     }
     let logs = exp.logs();
     assert!(!logs.contains(BYPASS_KEY));
@@ -102,56 +148,108 @@ fn bearer_and_query_token_and_the_e2e_bypass_login_work() {
 
 #[test]
 fn login_rejected_is_auth_at_step_login() {
-    let sim = Sim::start(Faults { login_401: true, ..Faults::default() });
+    let sim = Sim::start(Faults {
+        login_401: true,
+        ..Faults::default()
+    });
     let exp = start(&sim, &[]);
     let m = wait_failure(&exp, "login", "auth");
     assert_eq!(phases(&m), Vec::<String>::new());
     // Once logins work again, so does the path.
     sim.state.set_faults(Faults::default());
-    exp.wait_for("pathwatch_probe_success", &[("probe", "gp")], WAIT, |v| v == 1.0);
+    exp.wait_for("pathwatch_probe_success", &[("probe", "gp")], WAIT, |v| {
+        v == 1.0
+    });
 }
 
 #[test]
 fn close_1011_is_not_ready_at_step_handshake() {
-    let sim = Sim::start(Faults { ws_close_1011: true, ..Faults::default() });
+    let sim = Sim::start(Faults {
+        ws_close_1011: true,
+        ..Faults::default()
+    });
     let exp = start(&sim, &[]);
     wait_failure(&exp, "handshake", "not_ready");
 }
 
 #[test]
 fn the_incident_database_down_fails_the_login() {
-    let sim = Sim::start(Faults { db_down: true, ..Faults::default() });
+    let sim = Sim::start(Faults {
+        db_down: true,
+        ..Faults::default()
+    });
     let exp = start(&sim, &[]);
     wait_failure(&exp, "login", "server_error");
 }
 
 #[test]
 fn a_missing_event_times_out_at_step_event_with_four_of_five() {
-    let sim = Sim::start(Faults { drop_event: Some("tool_completed".into()), ..Faults::default() });
+    let sim = Sim::start(Faults {
+        drop_event: Some("tool_completed".into()),
+        ..Faults::default()
+    });
     let exp = start(&sim, &["timeout: 1500ms", "interval: 10s"]);
     let m = wait_failure(&exp, "event", "timeout");
-    assert_eq!(value(&m, "pathwatch_golden_path_events_delivered", &[("probe", "gp")]), Some(4.0));
     assert_eq!(
-        value(&m, "pathwatch_golden_path_event_seconds", &[("probe", "gp"), ("event", "tool_completed")]),
+        value(
+            &m,
+            "pathwatch_golden_path_events_delivered",
+            &[("probe", "gp")]
+        ),
+        Some(4.0)
+    );
+    assert_eq!(
+        value(
+            &m,
+            "pathwatch_golden_path_event_seconds",
+            &[("probe", "gp"), ("event", "tool_completed")]
+        ),
         None
     );
-    assert!(value(&m, "pathwatch_golden_path_event_seconds", &[("probe", "gp"), ("event", "agent_completed")]).is_some());
+    assert!(
+        value(
+            &m,
+            "pathwatch_golden_path_event_seconds",
+            &[("probe", "gp"), ("event", "agent_completed")]
+        )
+        .is_some()
+    );
     // A timed-out run counts in the histogram at the timeout.
-    assert_eq!(value(&m, "pathwatch_golden_path_seconds_count", &[("probe", "gp")]), Some(1.0));
-    assert!(exp.logs().contains("stopped in phase events"), "{}", exp.logs());
+    assert_eq!(
+        value(
+            &m,
+            "pathwatch_golden_path_seconds_count",
+            &[("probe", "gp")]
+        ),
+        Some(1.0)
+    );
+    assert!(
+        exp.logs().contains("stopped in phase events"),
+        "{}",
+        exp.logs()
+    );
 }
 
 #[test]
 fn order_matters_only_when_asked() {
-    let sim = Sim::start(Faults { out_of_order: true, ..Faults::default() });
-    let yaml = config(&sim, &["ordered: true"]).replace("name: gp", "name: gp") + &format!(
-        "  - name: any-order\n    kind: golden_path\n    login: {{ url: {}, email: c@example.com, password: {PASSWORD} }}\n    websocket: {{ url: {} }}\n",
-        sim.http("/auth/login"),
-        sim.ws()
-    );
+    let sim = Sim::start(Faults {
+        out_of_order: true,
+        ..Faults::default()
+    });
+    let yaml = config(&sim, &["ordered: true"])
+        + &format!(
+            "  - name: any-order\n    kind: golden_path\n    login: {{ url: {}, email: c@example.com, password: {PASSWORD} }}\n    websocket: {{ url: {} }}\n",
+            sim.http("/auth/login"),
+            sim.ws()
+        );
     let exp = Exporter::start_with_env(&yaml, &[("SIM_PASSWORD", PASSWORD)]);
     wait_failure(&exp, "event", "event_order");
-    exp.wait_for("pathwatch_probe_success", &[("probe", "any-order")], WAIT, |v| v == 1.0);
+    exp.wait_for(
+        "pathwatch_probe_success",
+        &[("probe", "any-order")],
+        WAIT,
+        |v| v == 1.0,
+    );
 }
 
 #[test]
@@ -162,10 +260,26 @@ fn garbage_and_duplicates_are_counted_not_fatal() {
         ..Faults::default()
     });
     let exp = start(&sim, &[]);
-    exp.wait_for("pathwatch_probe_success", &[("probe", "gp")], WAIT, |v| v == 1.0);
+    exp.wait_for("pathwatch_probe_success", &[("probe", "gp")], WAIT, |v| {
+        v == 1.0
+    });
     let m = exp.metrics();
-    assert!(value(&m, "pathwatch_golden_path_unexpected_events_total", &[("probe", "gp")]) >= Some(2.0), "{m}");
-    assert!(value(&m, "pathwatch_golden_path_duplicate_events_total", &[("probe", "gp")]) >= Some(1.0), "{m}");
+    assert!(
+        value(
+            &m,
+            "pathwatch_golden_path_unexpected_events_total",
+            &[("probe", "gp")]
+        ) >= Some(2.0),
+        "{m}"
+    );
+    assert!(
+        value(
+            &m,
+            "pathwatch_golden_path_duplicate_events_total",
+            &[("probe", "gp")]
+        ) >= Some(1.0),
+        "{m}"
+    );
 }
 
 #[test]
@@ -177,27 +291,54 @@ fn an_endless_stream_is_cut_by_the_message_cap() {
     });
     let exp = start(&sim, &["max_messages: 40"]);
     let m = wait_failure(&exp, "event", "too_many_messages");
-    assert_eq!(value(&m, "pathwatch_golden_path_events_delivered", &[("probe", "gp")]), Some(4.0));
+    assert_eq!(
+        value(
+            &m,
+            "pathwatch_golden_path_events_delivered",
+            &[("probe", "gp")]
+        ),
+        Some(4.0)
+    );
 }
 
 #[test]
 fn crosstalk_between_sessions_fails_the_run() {
     let sim = Sim::start(Faults::default());
     let exp = start(&sim, &["sessions: 3"]);
-    exp.wait_for("pathwatch_probe_success", &[("probe", "gp")], WAIT, |v| v == 1.0);
-    sim.state.set_faults(Faults { crosstalk: true, ..Faults::default() });
+    exp.wait_for("pathwatch_probe_success", &[("probe", "gp")], WAIT, |v| {
+        v == 1.0
+    });
+    sim.state.set_faults(Faults {
+        crosstalk: true,
+        ..Faults::default()
+    });
     let m = wait_failure(&exp, "event", "crosstalk");
-    assert!(value(&m, "pathwatch_golden_path_crosstalk_events_total", &[("probe", "gp")]) >= Some(1.0));
+    assert!(
+        value(
+            &m,
+            "pathwatch_golden_path_crosstalk_events_total",
+            &[("probe", "gp")]
+        ) >= Some(1.0)
+    );
 }
 
 #[test]
 fn slow_events_show_in_the_latencies() {
-    let sim = Sim::start(Faults { slow_events_ms: 150, ..Faults::default() });
+    let sim = Sim::start(Faults {
+        slow_events_ms: 150,
+        ..Faults::default()
+    });
     let exp = start(&sim, &[]);
-    exp.wait_for("pathwatch_probe_success", &[("probe", "gp")], WAIT, |v| v == 1.0);
+    exp.wait_for("pathwatch_probe_success", &[("probe", "gp")], WAIT, |v| {
+        v == 1.0
+    });
     let m = exp.metrics();
-    let last = value(&m, "pathwatch_golden_path_event_seconds", &[("probe", "gp"), ("event", "agent_completed")])
-        .expect("latency of the final event");
+    let last = value(
+        &m,
+        "pathwatch_golden_path_event_seconds",
+        &[("probe", "gp"), ("event", "agent_completed")],
+    )
+    .expect("latency of the final event");
     // Five pauses of 20 + 150 ms before the final event.
     assert!(last >= 0.85, "final event after {last} s");
 }

@@ -2,10 +2,12 @@
 //! sockets and real promtool. One test binary keeps link time down on 2 cores.
 
 mod config_fixtures;
+mod demo;
 mod exposition;
 mod golden;
 mod http;
 mod lifecycle;
 mod postgres;
+mod startup;
 mod support;
 mod tcp;

@@ -150,9 +150,15 @@ mod tests {
     use super::*;
 
     fn events() -> Vec<String> {
-        ["agent_started", "agent_thinking", "tool_executing", "tool_completed", "agent_completed"]
-            .map(String::from)
-            .to_vec()
+        [
+            "agent_started",
+            "agent_thinking",
+            "tool_executing",
+            "tool_completed",
+            "agent_completed",
+        ]
+        .map(String::from)
+        .to_vec()
     }
 
     fn ms(n: u64) -> Duration {
@@ -186,9 +192,15 @@ mod tests {
     #[test]
     fn events_of_another_session_are_crosstalk_not_delivery() {
         let mut m = Matcher::new(&events(), &[], false, "mine", Some("u1"));
-        assert_eq!(m.text(r#"{"type":"agent_started","thread_id":"theirs"}"#, ms(1)), Seen::Crosstalk);
         assert_eq!(
-            m.text(r#"{"type":"agent_started","payload":{"thread_id":"mine","user_id":"u2"}}"#, ms(2)),
+            m.text(r#"{"type":"agent_started","thread_id":"theirs"}"#, ms(1)),
+            Seen::Crosstalk
+        );
+        assert_eq!(
+            m.text(
+                r#"{"type":"agent_started","payload":{"thread_id":"mine","user_id":"u2"}}"#,
+                ms(2)
+            ),
             Seen::Crosstalk
         );
         assert_eq!(m.delivered(), 0);

@@ -34,7 +34,13 @@ pub async fn login(client: &reqwest::Client, req: LoginRequest<'_>) -> Result<Se
     let resp = builder.send().await.map_err(|e| {
         let (reason, detail) = error_chain(&e, Reason::Protocol);
         // reqwest's messages carry the URL, which is not secret but is noise here.
-        ProbeError::new(reason, format!("login request failed: {}", detail.replace(req.url, "<login url>")))
+        ProbeError::new(
+            reason,
+            format!(
+                "login request failed: {}",
+                detail.replace(req.url, "<login url>")
+            ),
+        )
     })?;
     let status = resp.status();
     let reason = match status {
@@ -46,7 +52,10 @@ pub async fn login(client: &reqwest::Client, req: LoginRequest<'_>) -> Result<Se
         _ => Some(Reason::HttpStatus),
     };
     if let Some(reason) = reason {
-        return Err(ProbeError::new(reason, format!("login answered {}", status.as_u16())));
+        return Err(ProbeError::new(
+            reason,
+            format!("login answered {}", status.as_u16()),
+        ));
     }
     let json: serde_json::Value = resp
         .json()

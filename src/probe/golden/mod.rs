@@ -224,8 +224,8 @@ impl GoldenPathSpec {
     }
 
     fn prepare(&self) -> Result<Prepared, String> {
-        let ws_url = Url::parse(&self.websocket.url)
-            .map_err(|e| format!("invalid websocket url: {e}"))?;
+        let ws_url =
+            Url::parse(&self.websocket.url).map_err(|e| format!("invalid websocket url: {e}"))?;
         if !matches!(ws_url.scheme(), "ws" | "wss") || ws_url.host_str().is_none() {
             return Err("\"websocket.url\" must be a ws:// or wss:// URL with a host".into());
         }
@@ -294,8 +294,12 @@ impl GoldenPathSpec {
 fn fill(v: &serde_json::Value, text: &str, thread_id: &str) -> serde_json::Value {
     use serde_json::Value;
     match v {
-        Value::String(s) => Value::String(s.replace("{text}", text).replace("{thread_id}", thread_id)),
-        Value::Array(items) => Value::Array(items.iter().map(|i| fill(i, text, thread_id)).collect()),
+        Value::String(s) => {
+            Value::String(s.replace("{text}", text).replace("{thread_id}", thread_id))
+        }
+        Value::Array(items) => {
+            Value::Array(items.iter().map(|i| fill(i, text, thread_id)).collect())
+        }
         Value::Object(map) => Value::Object(
             map.iter()
                 .map(|(k, v)| (k.clone(), fill(v, text, thread_id)))
@@ -320,7 +324,10 @@ pub async fn probe(spec: &GoldenPathSpec, trace: &Trace) -> Result<Outcome, Prob
 
     let mut first_error = None;
     let mut merged: Option<GoldenObs> = None;
-    for (result, t) in results.into_iter().zip(std::iter::once(trace).chain(&others)) {
+    for (result, t) in results
+        .into_iter()
+        .zip(std::iter::once(trace).chain(&others))
+    {
         if let Some(obs) = t.golden() {
             match &mut merged {
                 Some(m) => m.merge(&obs),
@@ -351,7 +358,10 @@ pub async fn probe(spec: &GoldenPathSpec, trace: &Trace) -> Result<Outcome, Prob
     }
     Ok(Outcome {
         facts: vec![
-            ("events", format!("{}/{}", obs.delivered(), obs.expected.len())),
+            (
+                "events",
+                format!("{}/{}", obs.delivered(), obs.expected.len()),
+            ),
             ("sessions", spec.sessions.to_string()),
         ],
     })
@@ -432,7 +442,10 @@ async fn session(
                 if let Seen::OutOfOrder(got, wanted) = matcher.text(&text, sent.elapsed()) {
                     return Err(ProbeError::new(
                         Reason::EventOrder,
-                        format!("{} arrived before {}", spec.events[got], spec.events[wanted]),
+                        format!(
+                            "{} arrived before {}",
+                            spec.events[got], spec.events[wanted]
+                        ),
                     ));
                 }
             }
@@ -470,6 +483,9 @@ async fn session(
 fn missing(m: &Matcher, what: &str) -> ProbeError {
     ProbeError::new(
         Reason::EventsMissing,
-        format!("{what} before every event arrived (missing: {})", m.missing().join(", ")),
+        format!(
+            "{what} before every event arrived (missing: {})",
+            m.missing().join(", ")
+        ),
     )
 }

@@ -1,7 +1,9 @@
 //! The WebSocket steps: connect (resolve, TCP, TLS), the upgrade handshake with the token
 //! (as subprotocol, bearer header or query parameter), and waiting for the server's welcome.
 
-use super::super::{Phase, ProbeError, Reason, Trace, connect_tcp, error_chain, io_reason, resolve};
+use super::super::{
+    Phase, ProbeError, Reason, Trace, connect_tcp, error_chain, io_reason, resolve,
+};
 use super::{GoldenPathSpec, WsAuth};
 use crate::config::types::Secret;
 use base64::Engine as _;
@@ -143,7 +145,9 @@ async fn wait_welcome(ws: &mut Ws, welcome: &str) -> Result<(), ProbeError> {
                     return Ok(());
                 }
             }
-            Message::Close(frame) => return Err(closed(frame.as_ref(), &format!("before {welcome}"))),
+            Message::Close(frame) => {
+                return Err(closed(frame.as_ref(), &format!("before {welcome}")));
+            }
             _ => {}
         }
     }
@@ -165,7 +169,11 @@ pub fn closed(
         ),
         Some(f) => ProbeError::new(
             Reason::EventsMissing,
-            format!("the server closed with {} ({}) {when}", u16::from(f.code), f.reason),
+            format!(
+                "the server closed with {} ({}) {when}",
+                u16::from(f.code),
+                f.reason
+            ),
         ),
         None => ProbeError::new(Reason::EventsMissing, format!("the server closed {when}")),
     }

@@ -35,9 +35,22 @@ impl Exporter {
         let dir = tempfile::tempdir().expect("temp dir for the config");
         let path = dir.path().join("pathwatch.yaml");
         std::fs::write(&path, yaml).expect("write the config");
+        let args = [
+            "serve".to_string(),
+            "--config".to_string(),
+            path.display().to_string(),
+        ];
+        Self::start_command(&args, env, dir)
+    }
+
+    /// Runs `pathwatch ARGS --listen 127.0.0.1:0` and waits for its "listening" log line.
+    pub fn start_command(
+        args: &[String],
+        env: &[(&str, &str)],
+        dir: tempfile::TempDir,
+    ) -> Exporter {
         let mut cmd = Command::new(BIN);
-        cmd.args(["serve", "--config"])
-            .arg(&path)
+        cmd.args(args)
             .args(["--listen", "127.0.0.1:0", "--log-level", "info"])
             .env_remove("RUST_LOG")
             .env_remove("PATHWATCH_CONFIG")

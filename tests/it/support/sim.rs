@@ -44,7 +44,9 @@ impl Sim {
                 let _ = pathwatch::sim::serve(listener, s, token).await;
             });
         });
-        let addr = rx.recv_timeout(Duration::from_secs(10)).expect("sim started");
+        let addr = rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("sim started");
         Sim { addr, state, stop }
     }
 
