@@ -154,3 +154,30 @@ probes:
     // The bypass key is a credential: it stays out of logs and metrics.
     assert!(!logs.contains("k3y") && !m.contains("k3y"));
 }
+
+#[test]
+fn https_verifies_against_the_given_ca_or_skips_when_told() {
+    let t = crate::support::tls_target::start();
+    let port = t.addr.port();
+    let ca = t.certs.ca_cert.display().to_string();
+    let yaml = format!(
+        r#"defaults: {{ interval: 1s, timeout: 3s }}
+probes:
+  - {{ name: trusted, kind: http, url: "https://localhost:{port}/health", ca_file: "{ca}", assert: [{{ json_pointer: /status, equals: healthy }}] }}
+  - {{ name: by-ip, kind: http, url: "https://127.0.0.1:{port}/health", ca_file: "{ca}" }}
+  - {{ name: unknown-ca, kind: http, url: "https://localhost:{port}/health" }}
+  - {{ name: skip-verify, kind: http, url: "https://localhost:{port}/health", insecure_skip_verify: true }}
+"#
+    );
+    let exp = Exporter::start(&yaml);
+    for ok in ["trusted", "by-ip", "skip-verify"] {
+        exp.wait_for("pathwatch_probe_success", &[("probe", ok)], WAIT, |v| v == 1.0);
+    }
+    wait_reason(&exp, "unknown-ca", "failure", "tls");
+    let m = exp.metrics();
+    assert_eq!(
+        phases(&m, "trusted"),
+        ["connect", "processing", "resolve", "tls", "transfer"]
+    );
+    assert_eq!(phases(&m, "unknown-ca"), ["connect", "resolve"]);
+}

@@ -7,3 +7,4 @@ pub mod hang;
 pub mod pg;
 pub mod sim;
 pub mod target;
+pub mod tls_target;

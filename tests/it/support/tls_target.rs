@@ -1,0 +1,67 @@
+//! An HTTPS server on 127.0.0.1:0 with a certificate from a throwaway CA: every request gets
+//! `200 {"status":"healthy"}`. Enough to prove the http probe's TLS phase and verification.
+#![allow(dead_code)]
+
+use super::certs::{self, TestCerts};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+pub struct TlsTarget {
+    pub addr: SocketAddr,
+    pub certs: TestCerts,
+    _dir: tempfile::TempDir,
+}
+
+pub fn start() -> TlsTarget {
+    let dir = tempfile::tempdir().expect("temp dir for certificates");
+    let certs = certs::generate(dir.path());
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&certs.server_cert)
+        .expect("read the server certificate")
+        .map(|c| c.expect("parse the server certificate"))
+        .collect();
+    let key = PrivateKeyDer::from_pem_file(&certs.server_key).expect("read the server key");
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("TLS versions")
+    .with_no_client_auth()
+    .with_single_cert(chain, key)
+    .expect("server certificate");
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime for the TLS target");
+        rt.block_on(async move {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("bind the TLS target");
+            tx.send(listener.local_addr().expect("address")).expect("send address");
+            while let Ok((tcp, _)) = listener.accept().await {
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    // A failed handshake (an untrusting client) is part of the tests.
+                    let Ok(mut tls) = acceptor.accept(tcp).await else { return };
+                    let mut buf = vec![0u8; 4096];
+                    let _ = tls.read(&mut buf).await;
+                    let body = r#"{"status":"healthy"}"#;
+                    let resp = format!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                    let _ = tls.write_all(resp.as_bytes()).await;
+                    let _ = tls.shutdown().await;
+                });
+            }
+        });
+    });
+    let addr = rx.recv_timeout(Duration::from_secs(10)).expect("TLS target started");
+    TlsTarget { addr, certs, _dir: dir }
+}
