@@ -342,3 +342,49 @@ fn slow_events_show_in_the_latencies() {
     // Five pauses of 20 + 150 ms before the final event.
     assert!(last >= 0.85, "final event after {last} s");
 }
+
+#[test]
+fn static_token_file_missing_password_and_frame_cap() {
+    let sim = Sim::start(Faults::default());
+    let dir = tempfile::tempdir().expect("temp dir");
+    let token_file = dir.path().join("token");
+    std::fs::write(
+        &token_file,
+        format!("{}\n", sim.state.issue_token("static@example.com")),
+    )
+    .expect("write the token");
+    let yaml = format!(
+        "defaults: {{ interval: 1s, timeout: 5s }}\nprobes:\n  - name: static\n    kind: golden_path\n    token_file: {}\n    websocket: {{ url: {ws} }}\n  - name: no-password\n    kind: golden_path\n    login: {{ url: {login}, email: d@example.com }}\n    websocket: {{ url: {ws} }}\n  - name: tiny-frames\n    kind: golden_path\n    login: {{ url: {login}, email: e@example.com, password: {PASSWORD} }}\n    websocket: {{ url: {ws}, welcome: null }}\n    max_frame_bytes: 64\n",
+        token_file.display(),
+        ws = sim.ws(),
+        login = sim.http("/auth/login"),
+    );
+    let exp = Exporter::start(&yaml);
+    exp.wait_for(
+        "pathwatch_probe_success",
+        &[("probe", "static")],
+        WAIT,
+        |v| v == 1.0,
+    );
+    // FastAPI answers 422 to a body without a password.
+    exp.wait_for(
+        "pathwatch_golden_path_failures_total",
+        &[
+            ("probe", "no-password"),
+            ("step", "login"),
+            ("reason", "unprocessable"),
+        ],
+        WAIT,
+        |v| v >= 1.0,
+    );
+    exp.wait_for(
+        "pathwatch_golden_path_failures_total",
+        &[
+            ("probe", "tiny-frames"),
+            ("step", "event"),
+            ("reason", "frame_too_large"),
+        ],
+        WAIT,
+        |v| v >= 1.0,
+    );
+}

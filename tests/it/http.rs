@@ -171,7 +171,9 @@ probes:
     );
     let exp = Exporter::start(&yaml);
     for ok in ["trusted", "by-ip", "skip-verify"] {
-        exp.wait_for("pathwatch_probe_success", &[("probe", ok)], WAIT, |v| v == 1.0);
+        exp.wait_for("pathwatch_probe_success", &[("probe", ok)], WAIT, |v| {
+            v == 1.0
+        });
     }
     wait_reason(&exp, "unknown-ca", "failure", "tls");
     let m = exp.metrics();

@@ -62,6 +62,12 @@ pub fn start() -> TlsTarget {
             }
         });
     });
-    let addr = rx.recv_timeout(Duration::from_secs(10)).expect("TLS target started");
-    TlsTarget { addr, certs, _dir: dir }
+    let addr = rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("TLS target started");
+    TlsTarget {
+        addr,
+        certs,
+        _dir: dir,
+    }
 }
