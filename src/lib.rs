@@ -4,23 +4,29 @@
 //! Data flows one way: config -> runner -> probe -> result -> (metrics, state) -> HTTP.
 //!
 //! - `config`: YAML -> typed config, `${VAR}` expansion, secrets, located errors.
+//! - `check`: run every probe once and judge the incidents (`pathwatch check`).
 //! - `probe`: the probe kinds (one enum), phase timing, failure reasons.
 //! - `runner`: one task per probe, interval, jitter, timeout, panic isolation.
-//! - `state`: latest result per probe, fed by the runner.
+//! - `state`: recent results per probe, fed by the runner; incident status.
+//! - `incident`: criteria -> status (a pure engine), change log lines and webhooks.
 //! - `sim`: the reference golden-path service (tests, `demo`).
 //! - `demo`: the bundled demo config and incident scenario.
 //! - `metrics`: the metric families of the contract (prometheus-client).
-//! - `server`: the axum router (`/metrics`, `/healthz`, `/readyz`, `/`).
+//! - `server`: the axum router (`/metrics`, `/healthz`, `/readyz`, `/`, `/api/status`).
+//! - `status`: the status page and its JSON.
 //! - `telemetry`: logging.
 //! - `abort`: tasks that end with their owner.
 
 pub mod abort;
+pub mod check;
 pub mod config;
 pub mod demo;
+pub mod incident;
 pub mod metrics;
 pub mod probe;
 pub mod runner;
 pub mod server;
 pub mod sim;
 pub mod state;
+pub mod status;
 pub mod telemetry;

@@ -74,6 +74,17 @@ enum Command {
         #[arg(long, env = "SIM_BYPASS_KEY")]
         bypass_key: Option<String>,
     },
+    /// Run every probe once and judge the incidents: exit 0 resolved, 1 present, 2 bad config.
+    Check {
+        /// Config file (YAML).
+        #[arg(long, short, env = "PATHWATCH_CONFIG")]
+        config: PathBuf,
+        /// Only this incident.
+        #[arg(long)]
+        incident: Option<String>,
+        #[arg(long, value_enum, default_value_t = pathwatch::check::Format::Text)]
+        format: pathwatch::check::Format,
+    },
     /// Check a config file and print every error with file:line:column; exit 2 if any.
     Validate {
         /// Config file (YAML).
@@ -91,6 +102,11 @@ fn main() -> ExitCode {
     telemetry::init(cli.log_format, &cli.log_level);
     match cli.command {
         Command::Validate { file } => validate(&file),
+        Command::Check {
+            config,
+            incident,
+            format,
+        } => block_on(check(config, incident, format)),
         Command::Serve { config, listen } => block_on(serve(config, listen)),
         Command::Demo {
             listen,
@@ -121,6 +137,40 @@ fn block_on(fut: impl std::future::Future<Output = anyhow::Result<ExitCode>>) ->
         Err(e) => {
             tracing::error!("{e:#}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+async fn check(
+    path: PathBuf,
+    incident: Option<String>,
+    format: pathwatch::check::Format,
+) -> anyhow::Result<ExitCode> {
+    let loaded = match config::load(&path) {
+        Ok(l) if l.errors.is_empty() => l,
+        Ok(l) => {
+            for e in &l.errors {
+                eprintln!("{e}");
+            }
+            return Ok(ExitCode::from(EXIT_BAD_CONFIG));
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            return Ok(ExitCode::from(EXIT_BAD_CONFIG));
+        }
+    };
+    match pathwatch::check::run(&loaded.config, incident.as_deref()).await {
+        Err(e) => {
+            eprintln!("{}: {e}", path.display());
+            Ok(ExitCode::from(EXIT_BAD_CONFIG))
+        }
+        Ok(report) => {
+            print!("{}", pathwatch::check::render(&report, format));
+            Ok(if report.passed {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
         }
     }
 }
@@ -238,7 +288,7 @@ async fn run(
     for p in &loaded.config.probes {
         metrics.init_probe(&p.name, p.spec.kind(), p.timeout.as_secs_f64());
     }
-    let state = Arc::new(State::new(metrics));
+    let state = Arc::new(State::new(metrics, &loaded.config));
     let ready = Arc::new(AtomicBool::new(false));
     let app = AppState {
         registry: Arc::new(registry),
@@ -258,7 +308,17 @@ async fn run(
         "listening"
     );
 
-    let mut tasks = runner::spawn_all(&loaded.config.probes, state, token.clone());
+    let mut tasks = runner::spawn_all(&loaded.config.probes, state.clone(), token.clone());
+    // Staleness turns an incident unknown even when no result arrives to trigger it.
+    tasks.spawn(runner::schedule(
+        std::time::Duration::from_secs(5),
+        std::time::Duration::from_secs(5),
+        token.clone(),
+        move || {
+            state.evaluate_all();
+            std::future::ready(None)
+        },
+    ));
     ready.store(true, Ordering::Relaxed);
 
     let shutdown = token.clone();

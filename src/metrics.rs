@@ -117,6 +117,17 @@ pub struct StepLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct IncidentLabels {
+    pub incident: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CriterionLabels {
+    pub incident: String,
+    pub criterion: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct BuildLabels {
     pub version: String,
 }
@@ -144,6 +155,12 @@ pub struct Metrics {
     pub startup_seconds: Family<NameLabels, FloatGauge>,
     pub startup_in_progress: Family<NameLabels, Gauge>,
     pub startup_unhealthy: Family<NameLabels, Counter>,
+    pub incident_status: Family<IncidentLabels, Gauge>,
+    pub incident_changes: Family<IncidentLabels, Counter>,
+    pub incident_last_change: Family<IncidentLabels, FloatGauge>,
+    pub criterion_met: Family<CriterionLabels, Gauge>,
+    pub criterion_value: Family<CriterionLabels, FloatGauge>,
+    pub criterion_threshold: Family<CriterionLabels, FloatGauge>,
     pub build_info: Family<BuildLabels, Gauge>,
     pub config_reload_ok: Gauge,
     pub config_reload_time: FloatGauge,
@@ -174,6 +191,12 @@ impl Metrics {
             startup_seconds: Family::default(),
             startup_in_progress: Family::default(),
             startup_unhealthy: Family::default(),
+            incident_status: Family::default(),
+            incident_changes: Family::default(),
+            incident_last_change: Family::default(),
+            criterion_met: Family::default(),
+            criterion_value: Family::default(),
+            criterion_threshold: Family::default(),
             build_info: Family::default(),
             config_reload_ok: Gauge::default(),
             config_reload_time: Gauge::default(),
@@ -288,6 +311,37 @@ impl Metrics {
             "startup_unhealthy_answers",
             "Unhealthy answers (e.g. 503) received while the service was starting",
             m.startup_unhealthy.clone(),
+        );
+        r.register(
+            "incident_status",
+            "Incident status: 0 resolved, 1 present, 2 unknown (no or stale data)",
+            m.incident_status.clone(),
+        );
+        r.register(
+            "incident_status_changes",
+            "Incident status transitions (alert on change)",
+            m.incident_changes.clone(),
+        );
+        r.register_with_unit(
+            "incident_last_change_timestamp",
+            "Unix time of the incident's last status change",
+            Unit::Seconds,
+            m.incident_last_change.clone(),
+        );
+        r.register(
+            "incident_criterion_met",
+            "Whether each resolution criterion holds on the latest result (absent: no data)",
+            m.criterion_met.clone(),
+        );
+        r.register(
+            "incident_criterion_value",
+            "The criterion's current value (seconds, events delivered, or 0/1)",
+            m.criterion_value.clone(),
+        );
+        r.register(
+            "incident_criterion_threshold",
+            "The criterion's bound (max_seconds, or the freshness bound in seconds)",
+            m.criterion_threshold.clone(),
         );
         r.register(
             "build_info",
@@ -486,6 +540,76 @@ impl Metrics {
                 None => {
                     self.golden_event_seconds.remove(&labels);
                 }
+            }
+        }
+    }
+
+    /// Creates an incident's series before its first evaluation: status unknown.
+    pub fn init_incident(&self, spec: &crate::incident::IncidentSpec) {
+        let labels = IncidentLabels {
+            incident: spec.id.clone(),
+        };
+        self.incident_status.get_or_create(&labels).set(2);
+        let _ = self.incident_changes.get_or_create(&labels);
+        for c in &spec.criteria {
+            if let Some(bound) = c.max_seconds {
+                self.criterion_threshold
+                    .get_or_create(&CriterionLabels {
+                        incident: spec.id.clone(),
+                        criterion: c.name.clone(),
+                    })
+                    .set(bound);
+            }
+        }
+    }
+
+    pub fn record_incident(
+        &self,
+        spec: &crate::incident::IncidentSpec,
+        eval: &crate::incident::Evaluation,
+        tracked: &crate::incident::Tracked,
+    ) {
+        let labels = IncidentLabels {
+            incident: spec.id.clone(),
+        };
+        self.incident_status
+            .get_or_create(&labels)
+            .set(eval.status.value());
+        let changes = self.incident_changes.get_or_create(&labels);
+        // The counter follows the tracked count (it only grows).
+        let seen = changes.get();
+        if tracked.changes > seen {
+            changes.inc_by(tracked.changes - seen);
+        }
+        drop(changes);
+        if tracked.changes > 0 {
+            self.incident_last_change
+                .get_or_create(&labels)
+                .set(tracked.last_change_unix);
+        }
+        for c in &eval.criteria {
+            let cl = CriterionLabels {
+                incident: spec.id.clone(),
+                criterion: c.name.clone(),
+            };
+            match c.met {
+                Some(met) => {
+                    self.criterion_met.get_or_create(&cl).set(i64::from(met));
+                }
+                None => {
+                    self.criterion_met.remove(&cl);
+                }
+            }
+            match c.value {
+                Some(v) => {
+                    self.criterion_value.get_or_create(&cl).set(v);
+                }
+                None => {
+                    self.criterion_value.remove(&cl);
+                }
+            }
+            if let Some(t) = c.threshold {
+                self.criterion_threshold.get_or_create(&cl).set(t);
             }
         }
     }

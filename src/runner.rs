@@ -33,6 +33,8 @@ pub struct RunResult {
     pub startup: Option<crate::probe::startup::StartupObs>,
     /// The probe's request to run again sooner than its interval.
     pub next_run: Option<Duration>,
+    /// A resource state the probe reported (READY, RUNNABLE, ...).
+    pub state: Option<String>,
     pub outcome: Result<Outcome, ProbeError>,
 }
 
@@ -89,6 +91,7 @@ pub async fn run_once(probe: Arc<ProbeConfig>) -> RunResult {
         golden: trace.golden(),
         startup: trace.startup(),
         next_run: trace.next_run(),
+        state: trace.state(),
         outcome,
     }
 }

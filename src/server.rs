@@ -1,13 +1,14 @@
-//! The HTTP surface: `/metrics` (OpenMetrics), `/healthz`, `/readyz`, and `/` (an index).
+//! The HTTP surface: `/metrics` (OpenMetrics), `/healthz`, `/readyz`, `/` (the status page)
+//! and `/api/status` (the same as JSON).
 
 use crate::state::State;
+use crate::status;
 use axum::Router;
 use axum::extract::State as Extract;
 use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use prometheus_client::registry::Registry;
-use std::fmt::Write as _;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -27,6 +28,7 @@ pub fn router(app: AppState) -> Router {
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/", get(index))
+        .route("/api/status", get(api_status))
         .with_state(app)
 }
 
@@ -53,45 +55,9 @@ async fn readyz(Extract(app): Extract<AppState>) -> Response {
 }
 
 async fn index(Extract(app): Extract<AppState>) -> Html<String> {
-    let mut rows = String::new();
-    for (name, latest) in app.state.snapshot() {
-        let run = &latest.run;
-        let (result, detail) = match &run.outcome {
-            Ok(_) => ("ok", String::new()),
-            Err(e) => ("failed", e.detail.clone()),
-        };
-        let _ = write!(
-            rows,
-            "<tr><td>{}</td><td>{}</td><td class={result}>{result}</td><td>{}</td><td>{:.3} s</td><td>{}</td></tr>",
-            escape(&name),
-            latest.kind,
-            run.reason(),
-            run.duration.as_secs_f64(),
-            escape(&detail)
-        );
-    }
-    Html(format!(
-        "<!doctype html><html><head><meta charset=utf-8><meta name=viewport content=\"width=device-width\">\
-         <title>pathwatch</title><style>body{{font-family:sans-serif;margin:1em}}td,th{{padding:.2em .6em;text-align:left}}\
-         .ok{{color:#18794e}}.failed{{color:#c4320a;font-weight:bold}}</style></head><body>\
-         <h1>pathwatch {}</h1><p><a href=/metrics>/metrics</a> · <a href=/healthz>/healthz</a> · <a href=/readyz>/readyz</a></p>\
-         <table><tr><th>probe</th><th>kind</th><th>result</th><th>reason</th><th>duration</th><th>detail</th></tr>{rows}</table>\
-         </body></html>",
-        env!("CARGO_PKG_VERSION")
-    ))
+    Html(status::html(&status::snapshot(&app.state), 10))
 }
 
-fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '&' => out.push_str("&amp;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
+async fn api_status(Extract(app): Extract<AppState>) -> Response {
+    axum::Json(status::snapshot(&app.state)).into_response()
 }

@@ -1,65 +1,183 @@
-//! The latest result of every probe: written by the runner, read by scrapes and pages.
+//! What the exporter knows now: each probe's recent results (a bounded history for the
+//! status page and the incident engine) and each incident's status. Written by the runner,
+//! read by scrapes and pages.
 
-use crate::config::ProbeConfig;
+use crate::config::{Config, ProbeConfig};
+use crate::incident::engine::ProbeView;
+use crate::incident::{IncidentSpec, Status, Tracked, evaluate, notify};
 use crate::metrics::Metrics;
-use crate::probe::Kind;
-use crate::runner::RunResult;
+use crate::probe::{Kind, Reason};
+use crate::runner::{RunResult, unix_now};
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
 
-/// What the exporter knows now.
+/// Results kept per probe: an hour at a 1-minute interval, enough for a sparkline.
+pub const HISTORY: usize = 60;
+
 #[derive(Debug)]
 pub struct State {
     pub metrics: Metrics,
-    latest: RwLock<HashMap<String, Latest>>,
+    probes: RwLock<HashMap<String, ProbeEntry>>,
+    incidents: Vec<IncidentSpec>,
+    tracked: Mutex<HashMap<String, Tracked>>,
+    webhooks: reqwest::Client,
 }
 
-/// A probe's last run, with what the status page needs to describe it.
+/// A probe's schedule and its recent results, oldest first.
 #[derive(Clone, Debug)]
-pub struct Latest {
+pub struct ProbeEntry {
     pub kind: Kind,
-    pub run: Arc<RunResult>,
+    pub interval: Duration,
+    pub timeout: Duration,
+    pub history: Vec<Arc<RunResult>>,
+}
+
+impl ProbeEntry {
+    pub fn latest(&self) -> Option<&Arc<RunResult>> {
+        self.history.last()
+    }
 }
 
 impl State {
-    pub fn new(metrics: Metrics) -> Self {
+    pub fn new(metrics: Metrics, config: &Config) -> Self {
+        let probes = config
+            .probes
+            .iter()
+            .map(|p| {
+                (
+                    p.name.clone(),
+                    ProbeEntry {
+                        kind: p.spec.kind(),
+                        interval: p.interval,
+                        timeout: p.timeout,
+                        history: Vec::new(),
+                    },
+                )
+            })
+            .collect();
+        for inc in &config.incidents {
+            metrics.init_incident(inc);
+        }
         State {
             metrics,
-            latest: RwLock::new(HashMap::new()),
+            probes: RwLock::new(probes),
+            incidents: config.incidents.clone(),
+            tracked: Mutex::new(HashMap::new()),
+            webhooks: reqwest::Client::new(),
         }
     }
 
-    /// Stores a run, updates its metrics, and logs when a probe's result changes.
+    /// Stores a run, updates its metrics, logs when its result changes, and re-evaluates
+    /// the incidents that depend on the probe.
     pub fn record(&self, probe: &ProbeConfig, run: RunResult) {
         let kind = probe.spec.kind();
         self.metrics
             .record(&probe.name, kind, probe.spec.db_transport(), &run);
         let run = Arc::new(run);
         let previous = {
-            let mut latest = self.latest.write().unwrap_or_else(|p| p.into_inner());
-            latest.insert(
-                probe.name.clone(),
-                Latest {
+            let mut probes = self.probes.write().unwrap_or_else(|p| p.into_inner());
+            let entry = probes
+                .entry(probe.name.clone())
+                .or_insert_with(|| ProbeEntry {
                     kind,
-                    run: run.clone(),
-                },
-            )
+                    interval: probe.interval,
+                    timeout: probe.timeout,
+                    history: Vec::new(),
+                });
+            let previous = entry.latest().map(|r| r.reason());
+            entry.history.push(run.clone());
+            if entry.history.len() > HISTORY {
+                entry.history.remove(0);
+            }
+            previous
         };
-        log_run(probe, &run, previous.as_ref().map(|p| p.run.reason()));
+        log_run(probe, &run, previous);
+        let now = unix_now();
+        for inc in self
+            .incidents
+            .iter()
+            .filter(|i| i.criteria.iter().any(|c| c.probe == probe.name))
+        {
+            self.evaluate(inc, now);
+        }
     }
 
-    /// The latest results, sorted by probe name.
-    pub fn snapshot(&self) -> Vec<(String, Latest)> {
-        let latest = self.latest.read().unwrap_or_else(|p| p.into_inner());
-        let mut all: Vec<_> = latest.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    /// Re-evaluates every incident (staleness moves status even when no result arrives).
+    pub fn evaluate_all(&self) {
+        let now = unix_now();
+        for inc in &self.incidents {
+            self.evaluate(inc, now);
+        }
+    }
+
+    fn evaluate(&self, spec: &IncidentSpec, now: f64) {
+        let mut tracked = self.tracked.lock().unwrap_or_else(|p| p.into_inner());
+        let t = tracked.entry(spec.id.clone()).or_default();
+        let eval = {
+            let probes = self.probes.read().unwrap_or_else(|p| p.into_inner());
+            let view = |name: &str| {
+                probes.get(name).map(|e| ProbeView {
+                    kind: e.kind,
+                    interval: e.interval,
+                    timeout: e.timeout,
+                    runs: &e.history,
+                })
+            };
+            evaluate(spec, &view, now, t.status)
+        };
+        let previous = t.status;
+        if eval.status != previous {
+            t.status = eval.status;
+            t.changes += 1;
+            t.last_change_unix = now;
+            notify::log_change(spec, &eval, previous);
+            if let Some(hook) = &spec.webhook {
+                let change = notify::Change {
+                    incident: &spec.id,
+                    title: &spec.title,
+                    status: eval.status,
+                    previous,
+                    changed_at_unix: now,
+                    summary: notify::line(spec, &eval),
+                    criteria: &eval.criteria,
+                };
+                if let Ok(body) = serde_json::to_string(&change) {
+                    notify::post(self.webhooks.clone(), hook.clone(), spec.id.clone(), body);
+                }
+            }
+        }
+        self.metrics.record_incident(spec, &eval, t);
+        t.evaluation = Some(eval);
+    }
+
+    /// Every probe with its history, sorted by name.
+    pub fn probes(&self) -> Vec<(String, ProbeEntry)> {
+        let probes = self.probes.read().unwrap_or_else(|p| p.into_inner());
+        let mut all: Vec<_> = probes.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
         all.sort_by(|a, b| a.0.cmp(&b.0));
         all
+    }
+
+    /// Every incident with what is known of it, in config order.
+    pub fn incidents(&self) -> Vec<(IncidentSpec, Tracked)> {
+        let tracked = self.tracked.lock().unwrap_or_else(|p| p.into_inner());
+        self.incidents
+            .iter()
+            .map(|i| (i.clone(), tracked.get(&i.id).cloned().unwrap_or_default()))
+            .collect()
+    }
+
+    /// The status of one incident.
+    pub fn status(&self, id: &str) -> Status {
+        let tracked = self.tracked.lock().unwrap_or_else(|p| p.into_inner());
+        tracked.get(id).map_or(Status::Unknown, |t| t.status)
     }
 }
 
 /// A changed result (first run, success <-> failure, another reason) is news: info or warn.
 /// A repeat of the same result is only debug, so a steady state does not flood the logs.
-fn log_run(probe: &ProbeConfig, run: &RunResult, previous: Option<crate::probe::Reason>) {
+fn log_run(probe: &ProbeConfig, run: &RunResult, previous: Option<Reason>) {
     let changed = previous != Some(run.reason());
     let secs = run.duration.as_secs_f64();
     match (&run.outcome, changed) {

@@ -8,7 +8,9 @@ pub mod de;
 pub mod node;
 pub mod types;
 
-use crate::probe::ProbeSpec;
+use crate::incident::IncidentSpec;
+use crate::incident::spec::kind_supports;
+use crate::probe::{Kind, ProbeSpec};
 use node::{Key, Loc, Node, Value};
 use serde::Deserialize;
 use std::collections::HashMap;
@@ -22,7 +24,7 @@ pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(30);
 
 /// Keys every probe takes, whatever its kind; the rest belong to the kind.
 const COMMON_KEYS: &[&str] = &["name", "interval", "timeout"];
-const TOP_KEYS: &[&str] = &["defaults", "probes"];
+const TOP_KEYS: &[&str] = &["defaults", "probes", "incidents"];
 
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -43,6 +45,7 @@ pub struct ProbeConfig {
 #[derive(Clone, Debug, Default)]
 pub struct Config {
     pub probes: Vec<ProbeConfig>,
+    pub incidents: Vec<IncidentSpec>,
 }
 
 /// A config that loaded, with the entries that did not (each already skipped).
@@ -111,6 +114,7 @@ pub fn parse(
     let mut errors = Vec::new();
     let mut defaults = Defaults::default();
     let mut probe_nodes: &[Node] = &[];
+    let mut incident_nodes: &[Node] = &[];
     for (key, value) in entries {
         if key.name != "probes"
             && let Some((loc, msg)) = value.first_invalid()
@@ -123,13 +127,18 @@ pub fn parse(
                 Ok(d) => defaults = d,
                 Err(e) => errors.push(err(e.loc.unwrap_or(value.loc), None, e.msg)),
             },
-            "probes" => match &value.value {
-                Value::Seq(items) => probe_nodes = items,
+            "probes" | "incidents" => match &value.value {
+                Value::Seq(items) if key.name == "probes" => probe_nodes = items,
+                Value::Seq(items) => incident_nodes = items,
                 Value::Null => {}
                 other => errors.push(err(
                     value.loc,
                     None,
-                    format!("\"probes\" must be a list, found {}", other.describe()),
+                    format!(
+                        "\"{}\" must be a list, found {}",
+                        key.name,
+                        other.describe()
+                    ),
                 )),
             },
             other => {
@@ -161,10 +170,103 @@ pub fn parse(
             Err((loc, probe, msg)) => errors.push(err(loc, Some(probe), msg)),
         }
     }
+    let kinds: HashMap<&str, Kind> = probes
+        .iter()
+        .map(|p| (p.name.as_str(), p.spec.kind()))
+        .collect();
+    let mut incidents: Vec<IncidentSpec> = Vec::new();
+    for (i, n) in incident_nodes.iter().enumerate() {
+        match parse_incident(n, i, &kinds) {
+            Ok(inc) if incidents.iter().any(|o| o.id == inc.id) => errors.push(err(
+                n.get("id").map_or(n.loc, |(_, v)| v.loc),
+                Some(format!("incident \"{}\"", inc.id)),
+                "duplicate incident id".into(),
+            )),
+            Ok(inc) => incidents.push(inc),
+            Err((loc, label, msg)) => errors.push(err(loc, Some(label), msg)),
+        }
+    }
     Ok(Loaded {
-        config: Config { probes },
+        config: Config { probes, incidents },
         errors,
     })
+}
+
+/// An incident entry, checked against the probes that loaded.
+fn parse_incident(
+    n: &Node,
+    index: usize,
+    kinds: &HashMap<&str, Kind>,
+) -> Result<IncidentSpec, (Loc, String, String)> {
+    let label = match n.get("id").and_then(|(_, v)| v.as_str()) {
+        Some(id) => format!("incident \"{id}\""),
+        None => format!("incident #{}", index + 1),
+    };
+    if let Some((loc, msg)) = n.first_invalid() {
+        return Err((loc, label, msg.to_string()));
+    }
+    let spec: IncidentSpec =
+        de::from_node(n).map_err(|e| (e.loc.unwrap_or(n.loc), label.clone(), e.msg))?;
+    if !valid_name(&spec.id) {
+        let loc = n.get("id").map_or(n.loc, |(_, v)| v.loc);
+        return Err((
+            loc,
+            label,
+            "\"id\" must be 1-64 characters of letters, digits, '_', '-', '.', ':'".into(),
+        ));
+    }
+    if spec.resolve_after == 0 || spec.reopen_after == 0 {
+        return Err((
+            n.loc,
+            label,
+            "resolve_after and reopen_after must be at least 1".into(),
+        ));
+    }
+    let criterion_nodes: &[Node] = match n.get("criteria").map(|(_, v)| &v.value) {
+        Some(Value::Seq(items)) => items,
+        _ => &[],
+    };
+    if spec.criteria.is_empty() {
+        return Err((
+            n.loc,
+            label,
+            "an incident needs at least one criterion".into(),
+        ));
+    }
+    let mut names: Vec<&str> = Vec::new();
+    for (c, node) in spec.criteria.iter().zip(criterion_nodes) {
+        let here = |msg: String| (node.loc, label.clone(), msg);
+        if !valid_name(&c.name) {
+            return Err(here(format!(
+                "criterion name \"{}\" must be 1-64 characters of letters, digits, '_', '-', '.', ':'",
+                c.name
+            )));
+        }
+        if names.contains(&c.name.as_str()) {
+            return Err(here(format!("criterion \"{}\" is given twice", c.name)));
+        }
+        names.push(&c.name);
+        let condition = c.condition().map_err(here)?;
+        let Some(kind) = kinds.get(c.probe.as_str()) else {
+            return Err(here(format!(
+                "criterion \"{}\": no valid probe named \"{}\"",
+                c.name, c.probe
+            )));
+        };
+        if !kind_supports(*kind, &condition) {
+            return Err(here(format!(
+                "criterion \"{}\": a {} probe does not report what {} needs",
+                c.name,
+                kind,
+                match condition {
+                    crate::incident::spec::Condition::AllEvents => "all_events",
+                    crate::incident::spec::Condition::State(_) => "state",
+                    _ => "this condition",
+                }
+            )));
+        }
+    }
+    Ok(spec)
 }
 
 struct Parsed {

@@ -129,6 +129,12 @@ macro_rules! label_enum {
             }
         }
 
+        impl serde::Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(self.as_str())
+            }
+        }
+
         impl prometheus_client::encoding::EncodeLabelValue for $name {
             fn encode(
                 &self,

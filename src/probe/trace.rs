@@ -40,6 +40,7 @@ struct Record {
     golden: Option<super::golden::GoldenObs>,
     startup: Option<super::startup::StartupObs>,
     next_run: Option<Duration>,
+    state: Option<String>,
 }
 
 impl Trace {
@@ -110,6 +111,16 @@ impl Trace {
 
     pub fn next_run(&self) -> Option<Duration> {
         self.with(|r| r.next_run)
+    }
+
+    /// A resource state reported by the target (cloud resources: READY, RUNNABLE, ...).
+    pub fn set_state(&self, state: impl Into<String>) {
+        let state = state.into();
+        self.with(|r| r.state = Some(state));
+    }
+
+    pub fn state(&self) -> Option<String> {
+        self.with(|r| r.state.clone())
     }
 
     /// The phase that was running when the probe failed or was cut short.

@@ -1,0 +1,257 @@
+//! `pathwatch check`: run every probe once, evaluate the incidents on those results, print a
+//! table, JSON or JUnit XML, and say by exit code whether the selected incidents are resolved.
+//! It replaces hand-run validation scripts in pipelines.
+
+use crate::config::{Config, ProbeConfig};
+use crate::incident::engine::ProbeView;
+use crate::incident::{CriterionResult, IncidentSpec, Status, evaluate};
+use crate::runner::{RunResult, run_once, unix_now};
+use serde::Serialize;
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    #[default]
+    Text,
+    Json,
+    Junit,
+}
+
+#[derive(Serialize)]
+pub struct Report {
+    pub incidents: Vec<IncidentReport>,
+    pub probes: Vec<ProbeReport>,
+    /// True when every selected incident is resolved (or, with none, every probe passed).
+    pub passed: bool,
+}
+
+#[derive(Serialize)]
+pub struct IncidentReport {
+    pub id: String,
+    pub title: String,
+    pub status: Status,
+    pub criteria: Vec<CriterionResult>,
+}
+
+#[derive(Serialize)]
+pub struct ProbeReport {
+    pub name: String,
+    pub kind: String,
+    pub ok: bool,
+    pub reason: String,
+    pub failed_phase: Option<String>,
+    pub duration_seconds: f64,
+    pub detail: Option<String>,
+}
+
+/// Runs all probes once, concurrently, and evaluates `incidents` (all when empty).
+pub async fn run(config: &Config, only: Option<&str>) -> Result<Report, String> {
+    let selected: Vec<&IncidentSpec> = config
+        .incidents
+        .iter()
+        .filter(|i| only.is_none_or(|id| i.id == id))
+        .collect();
+    if let Some(id) = only
+        && selected.is_empty()
+    {
+        return Err(format!("no incident \"{id}\" in the config"));
+    }
+    let runs: Vec<(ProbeConfig, Vec<Arc<RunResult>>)> =
+        futures_util::future::join_all(config.probes.iter().map(|p| async move {
+            let run = run_once(Arc::new(p.clone())).await;
+            (p.clone(), vec![Arc::new(run)])
+        }))
+        .await;
+    let now = unix_now();
+    let view = |name: &str| {
+        runs.iter()
+            .find(|(p, _)| p.name == name)
+            .map(|(p, r)| ProbeView {
+                kind: p.spec.kind(),
+                interval: p.interval,
+                timeout: p.timeout,
+                runs: r,
+            })
+    };
+    let incidents: Vec<IncidentReport> = selected
+        .iter()
+        .map(|spec| {
+            // One run each: a single passing result is enough here, as in a manual check.
+            let once = IncidentSpec {
+                resolve_after: 1,
+                reopen_after: 1,
+                ..(*spec).clone()
+            };
+            let eval = evaluate(&once, &view, now, Status::Unknown);
+            IncidentReport {
+                id: spec.id.clone(),
+                title: spec.title.clone(),
+                status: eval.status,
+                criteria: eval.criteria,
+            }
+        })
+        .collect();
+    let probes: Vec<ProbeReport> = runs
+        .iter()
+        .map(|(p, r)| {
+            let run = &r[0];
+            ProbeReport {
+                name: p.name.clone(),
+                kind: p.spec.kind().to_string(),
+                ok: run.ok(),
+                reason: run.reason().to_string(),
+                failed_phase: run.failed_phase.map(|f| f.to_string()),
+                duration_seconds: run.duration.as_secs_f64(),
+                detail: run.outcome.as_ref().err().map(|e| e.detail.clone()),
+            }
+        })
+        .collect();
+    let passed = if incidents.is_empty() {
+        probes.iter().all(|p| p.ok)
+    } else {
+        incidents.iter().all(|i| i.status == Status::Resolved)
+    };
+    Ok(Report {
+        incidents,
+        probes,
+        passed,
+    })
+}
+
+pub fn render(report: &Report, format: Format) -> String {
+    match format {
+        Format::Text => text(report),
+        Format::Json => serde_json::to_string_pretty(report).unwrap_or_default() + "\n",
+        Format::Junit => junit(report),
+    }
+}
+
+fn text(r: &Report) -> String {
+    let mut out = String::new();
+    for inc in &r.incidents {
+        let _ = writeln!(
+            out,
+            "Incident {} {}: {}",
+            inc.id,
+            inc.status.word(),
+            inc.title
+        );
+        let rows: Vec<[String; 5]> = inc
+            .criteria
+            .iter()
+            .map(|c| {
+                [
+                    c.name.clone(),
+                    c.display.clone(),
+                    c.threshold
+                        .map(|t| format!("{t} s"))
+                        .unwrap_or_else(|| "-".into()),
+                    match c.met {
+                        Some(true) => "PASS".into(),
+                        Some(false) => "FAIL".into(),
+                        None => "UNKNOWN".into(),
+                    },
+                    c.reason
+                        .map(|r| r.to_string())
+                        .unwrap_or_else(|| "-".into()),
+                ]
+            })
+            .collect();
+        table(
+            &mut out,
+            ["criterion", "value", "bound", "result", "reason"],
+            &rows,
+        );
+        out.push('\n');
+    }
+    let _ = writeln!(out, "Probes");
+    let rows: Vec<[String; 5]> = r
+        .probes
+        .iter()
+        .map(|p| {
+            [
+                p.name.clone(),
+                p.kind.clone(),
+                if p.ok { "PASS".into() } else { "FAIL".into() },
+                match (&p.failed_phase, p.ok) {
+                    (Some(ph), false) => format!("{} (in {ph})", p.reason),
+                    _ => p.reason.clone(),
+                },
+                format!("{:.3} s", p.duration_seconds),
+            ]
+        })
+        .collect();
+    table(
+        &mut out,
+        ["probe", "kind", "result", "reason", "duration"],
+        &rows,
+    );
+    out
+}
+
+fn table<const N: usize>(out: &mut String, head: [&str; N], rows: &[[String; N]]) {
+    let mut widths = head.map(str::len);
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |out: &mut String, cells: Vec<&str>| {
+        let mut l = String::from("  ");
+        for (cell, w) in cells.iter().zip(widths) {
+            let _ = write!(l, "{cell:<w$}  ");
+        }
+        out.push_str(l.trim_end());
+        out.push('\n');
+    };
+    line(out, head.to_vec());
+    for row in rows {
+        line(out, row.iter().map(String::as_str).collect());
+    }
+}
+
+/// JUnit XML: one test suite per incident, one test case per criterion, so CI systems list
+/// every criterion with its verdict.
+fn junit(r: &Report) -> String {
+    let mut out = String::from(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"pathwatch check\">\n",
+    );
+    for inc in &r.incidents {
+        let failures = inc.criteria.iter().filter(|c| c.met != Some(true)).count();
+        let _ = writeln!(
+            out,
+            "  <testsuite name=\"incident {}\" tests=\"{}\" failures=\"{failures}\">",
+            xml(&inc.id),
+            inc.criteria.len()
+        );
+        for c in &inc.criteria {
+            let _ = write!(
+                out,
+                "    <testcase classname=\"pathwatch.incident.{}\" name=\"{}\" time=\"{:.3}\"",
+                xml(&inc.id),
+                xml(&c.name),
+                c.value.filter(|_| c.threshold.is_some()).unwrap_or(0.0)
+            );
+            if c.met == Some(true) {
+                out.push_str("/>\n");
+            } else {
+                let _ = write!(
+                    out,
+                    "><failure message=\"{}\" type=\"{}\">probe {}: {}</failure></testcase>\n",
+                    xml(&c.display),
+                    c.reason.map(|r| r.as_str()).unwrap_or("criterion"),
+                    xml(&c.probe),
+                    xml(&c.display)
+                );
+            }
+        }
+        out.push_str("  </testsuite>\n");
+    }
+    out.push_str("</testsuites>\n");
+    out
+}
+
+fn xml(s: &str) -> String {
+    crate::status::esc(s)
+}

@@ -1,0 +1,133 @@
+//! Incidents in the config: an id, a title, resolution criteria, hysteresis and a webhook.
+
+use crate::config::types::PositiveDuration;
+use crate::probe::Kind;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+
+/// Consecutive passing results each criterion needs before the incident counts as resolved.
+/// Two rather than one: a single lucky run must not close an incident that hangs on and off,
+/// and at the plan's 30 s interval two results still prove a fix within a minute.
+pub const DEFAULT_RESOLVE_AFTER: u32 = 2;
+/// Consecutive failing results of any criterion that reopen a resolved incident. Two, so one
+/// network blip does not page anyone; a real regression shows twice within an interval or two.
+pub const DEFAULT_REOPEN_AFTER: u32 = 2;
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IncidentSpec {
+    pub id: String,
+    #[serde(default)]
+    pub title: String,
+    pub criteria: Vec<CriterionSpec>,
+    #[serde(default = "default_resolve")]
+    pub resolve_after: u32,
+    #[serde(default = "default_reopen")]
+    pub reopen_after: u32,
+    pub webhook: Option<WebhookSpec>,
+}
+
+fn default_resolve() -> u32 {
+    DEFAULT_RESOLVE_AFTER
+}
+fn default_reopen() -> u32 {
+    DEFAULT_REOPEN_AFTER
+}
+
+/// One resolution criterion: a probe and exactly one condition on it.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CriterionSpec {
+    pub name: String,
+    pub probe: String,
+    /// The probe succeeds and its measured seconds stay below this bound.
+    pub max_seconds: Option<f64>,
+    /// Every expected golden-path event is delivered.
+    pub all_events: Option<bool>,
+    /// The probe succeeds.
+    pub success: Option<bool>,
+    /// The resource state the probe reports equals this (e.g. READY, RUNNABLE).
+    pub state: Option<String>,
+    /// The probe's latest result is at most this many intervals old.
+    pub fresh: Option<u32>,
+}
+
+/// The condition of a criterion, once validated.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Condition {
+    MaxSeconds(f64),
+    AllEvents,
+    Success,
+    State(String),
+    Fresh(u32),
+}
+
+impl CriterionSpec {
+    pub fn condition(&self) -> Result<Condition, String> {
+        let mut found = Vec::new();
+        if let Some(s) = self.max_seconds {
+            if !(s > 0.0 && s.is_finite()) {
+                return Err(format!(
+                    "criterion \"{}\": max_seconds must be above 0",
+                    self.name
+                ));
+            }
+            found.push(Condition::MaxSeconds(s));
+        }
+        if self.all_events == Some(true) {
+            found.push(Condition::AllEvents);
+        }
+        if self.success == Some(true) {
+            found.push(Condition::Success);
+        }
+        if let Some(s) = &self.state {
+            found.push(Condition::State(s.clone()));
+        }
+        if let Some(n) = self.fresh {
+            if n == 0 {
+                return Err(format!(
+                    "criterion \"{}\": fresh must be at least 1",
+                    self.name
+                ));
+            }
+            found.push(Condition::Fresh(n));
+        }
+        match found.len() {
+            1 => Ok(found.remove(0)),
+            _ => Err(format!(
+                "criterion \"{}\": give exactly one of max_seconds, all_events: true, success: true, state, fresh",
+                self.name
+            )),
+        }
+    }
+}
+
+/// Whether a probe kind produces what a condition reads.
+pub fn kind_supports(kind: Kind, c: &Condition) -> bool {
+    match c {
+        Condition::MaxSeconds(_) | Condition::Success | Condition::Fresh(_) => true,
+        Condition::AllEvents => kind == Kind::GoldenPath,
+        // No probe kind reports a resource state yet; the GCP probes will.
+        Condition::State(_) => false,
+    }
+}
+
+/// A generic JSON POST on every status change.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookSpec {
+    /// May carry a token; it is never logged.
+    pub url: String,
+    /// Header values may carry credentials; they are never logged.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// Per attempt.
+    pub timeout: Option<PositiveDuration>,
+    /// Attempts in all (the first plus retries with doubling backoff from 1 s).
+    #[serde(default = "default_attempts")]
+    pub attempts: u32,
+}
+
+fn default_attempts() -> u32 {
+    4
+}

@@ -1,0 +1,258 @@
+//! The status page (`/`) and its JSON twin (`/api/status`): each incident with its criteria,
+//! each probe with its last result and a sparkline of recent durations. Server-rendered HTML
+//! with inline CSS and SVG, no scripts; it refreshes itself.
+
+use crate::incident::{CriterionResult, Status};
+use crate::runner::unix_now;
+use crate::state::State;
+use serde::Serialize;
+use std::fmt::Write as _;
+
+#[derive(Serialize)]
+pub struct Snapshot {
+    pub version: &'static str,
+    pub generated_unix: f64,
+    pub incidents: Vec<IncidentView>,
+    pub probes: Vec<ProbeView>,
+}
+
+#[derive(Serialize)]
+pub struct IncidentView {
+    pub id: String,
+    pub title: String,
+    pub status: Status,
+    pub last_change_unix: Option<f64>,
+    pub changes: u64,
+    pub criteria: Vec<CriterionResult>,
+}
+
+#[derive(Serialize)]
+pub struct ProbeView {
+    pub name: String,
+    pub kind: String,
+    /// None before the first run.
+    pub ok: Option<bool>,
+    pub reason: Option<String>,
+    pub failed_phase: Option<String>,
+    pub duration_seconds: Option<f64>,
+    pub finished_unix: Option<f64>,
+    pub detail: Option<String>,
+    /// Recent runs, oldest first: (duration seconds, ok).
+    pub history: Vec<(f64, bool)>,
+}
+
+pub fn snapshot(state: &State) -> Snapshot {
+    let incidents = state
+        .incidents()
+        .into_iter()
+        .map(|(spec, t)| IncidentView {
+            id: spec.id,
+            title: spec.title,
+            status: t.status,
+            last_change_unix: (t.changes > 0).then_some(t.last_change_unix),
+            changes: t.changes,
+            criteria: t.evaluation.map(|e| e.criteria).unwrap_or_default(),
+        })
+        .collect();
+    let probes = state
+        .probes()
+        .into_iter()
+        .map(|(name, e)| {
+            let last = e.latest();
+            ProbeView {
+                name,
+                kind: e.kind.to_string(),
+                ok: last.map(|r| r.ok()),
+                reason: last.filter(|r| !r.ok()).map(|r| r.reason().to_string()),
+                failed_phase: last.and_then(|r| r.failed_phase).map(|p| p.to_string()),
+                duration_seconds: last.map(|r| r.duration.as_secs_f64()),
+                finished_unix: last.map(|r| r.finished_unix_seconds),
+                detail: last
+                    .and_then(|r| r.outcome.as_ref().err())
+                    .map(|e| e.detail.clone()),
+                history: e
+                    .history
+                    .iter()
+                    .map(|r| (r.duration.as_secs_f64(), r.ok()))
+                    .collect(),
+            }
+        })
+        .collect();
+    Snapshot {
+        version: env!("CARGO_PKG_VERSION"),
+        generated_unix: unix_now(),
+        incidents,
+        probes,
+    }
+}
+
+const STYLE: &str = "
+:root{--ok:#1a7f37;--bad:#cf222e;--unk:#6e7781;--bg:#f6f8fa;--card:#fff;--ink:#1f2328}
+@media (prefers-color-scheme:dark){:root{--bg:#0d1117;--card:#161b22;--ink:#e6edf3;--ok:#3fb950;--bad:#f85149}}
+*{box-sizing:border-box}body{margin:0;font:clamp(14px,1.1vw,22px)/1.45 system-ui,sans-serif;background:var(--bg);color:var(--ink)}
+header{display:flex;flex-wrap:wrap;gap:.3em 1em;align-items:baseline;padding:.8em 1em}h1{margin:0;font-size:1.4em}
+header a{color:inherit}main{padding:0 1em 2em;display:grid;gap:1em}
+section{background:var(--card);border-radius:10px;padding:.8em 1em;box-shadow:0 1px 3px #0002;overflow-x:auto}
+h2{margin:.1em 0 .4em;font-size:1.15em}.badge{display:inline-block;padding:.1em .6em;border-radius:999px;color:#fff;font-weight:700;letter-spacing:.04em}
+.RESOLVED,.pass{background:var(--ok)}.PRESENT,.fail{background:var(--bad)}.UNKNOWN,.none{background:var(--unk)}
+table{border-collapse:collapse;width:100%}th,td{text-align:left;padding:.3em .5em;border-bottom:1px solid #8883;vertical-align:middle}
+th{font-weight:600;font-size:.85em;opacity:.8}td.num{font-variant-numeric:tabular-nums;white-space:nowrap}.detail{font-size:.85em;opacity:.85;max-width:40em}
+svg.spark{width:8em;height:1.6em}.muted{opacity:.7;font-size:.9em}
+";
+
+/// The page; `refresh` seconds between automatic reloads.
+pub fn html(s: &Snapshot, refresh: u32) -> String {
+    let mut out = String::with_capacity(16 * 1024);
+    let worst = s
+        .incidents
+        .iter()
+        .map(|i| i.status)
+        .max_by_key(|st| match st {
+            Status::Present => 2,
+            Status::Unknown => 1,
+            Status::Resolved => 0,
+        });
+    let title = match worst {
+        Some(st) => format!("{} · pathwatch", st.word()),
+        None => "pathwatch".to_string(),
+    };
+    let _ = write!(
+        out,
+        "<!doctype html><html lang=en><head><meta charset=utf-8>\
+         <meta name=viewport content=\"width=device-width,initial-scale=1\">\
+         <meta http-equiv=refresh content={refresh}><title>{title}</title><style>{STYLE}</style></head><body>\
+         <header><h1>pathwatch</h1><span class=muted>v{} · refreshes every {refresh} s</span>\
+         <a href=/metrics>metrics</a><a href=/api/status>json</a></header><main>",
+        s.version
+    );
+    for inc in &s.incidents {
+        incident(&mut out, inc, s.generated_unix);
+    }
+    probes(&mut out, s);
+    out.push_str("</main></body></html>");
+    out
+}
+
+fn incident(out: &mut String, inc: &IncidentView, now: f64) {
+    let st = inc.status.word();
+    let _ = write!(
+        out,
+        "<section id=\"incident-{id}\"><h2>Incident {id} <span class=\"badge {st}\">{st}</span></h2><div>{title}</div>\
+         <p class=muted>{changes} status changes{since}</p>\
+         <table><tr><th>criterion</th><th>probe</th><th>value</th><th>bound</th><th>result</th><th>reason</th></tr>",
+        id = esc(&inc.id),
+        title = esc(&inc.title),
+        changes = inc.changes,
+        since = inc
+            .last_change_unix
+            .map(|t| format!(", last {} ago", ago(now - t)))
+            .unwrap_or_default(),
+    );
+    for c in &inc.criteria {
+        let (cls, word) = match c.met {
+            Some(true) => ("pass", "PASS"),
+            Some(false) => ("fail", "FAIL"),
+            None => ("none", "—"),
+        };
+        let _ = write!(
+            out,
+            "<tr><td>{}</td><td>{}</td><td class=num>{}</td><td class=num>{}</td><td><span class=\"badge {cls}\">{word}</span></td><td>{}</td></tr>",
+            esc(&c.name),
+            esc(&c.probe),
+            esc(&c.display),
+            c.threshold.map(|t| format!("{t} s")).unwrap_or_default(),
+            c.reason.map(|r| r.as_str()).unwrap_or(""),
+        );
+    }
+    out.push_str("</table></section>");
+}
+
+fn probes(out: &mut String, s: &Snapshot) {
+    out.push_str(
+        "<section id=probes><h2>Probes</h2><table><tr><th>probe</th><th>kind</th><th>result</th>\
+         <th>reason</th><th>step</th><th>last</th><th>recent</th><th>detail</th></tr>",
+    );
+    for p in &s.probes {
+        let (cls, word) = match p.ok {
+            Some(true) => ("pass", "OK"),
+            Some(false) => ("fail", "FAIL"),
+            None => ("none", "waiting"),
+        };
+        let _ = write!(
+            out,
+            "<tr id=\"probe-{name}\"><td>{name}</td><td>{kind}</td><td><span class=\"badge {cls}\">{word}</span></td>\
+             <td>{reason}</td><td>{step}</td><td class=num>{last}</td><td>{spark}</td><td class=detail>{detail}</td></tr>",
+            name = esc(&p.name),
+            kind = esc(&p.kind),
+            reason = p.reason.as_deref().unwrap_or(""),
+            step = p.failed_phase.as_deref().unwrap_or(""),
+            last = p
+                .duration_seconds
+                .map(|d| format!("{d:.3} s"))
+                .unwrap_or_default(),
+            spark = sparkline(&p.history),
+            detail = esc(p.detail.as_deref().unwrap_or("")),
+        );
+    }
+    out.push_str("</table></section>");
+}
+
+/// Recent durations as an SVG line; failed runs are red dots.
+pub fn sparkline(history: &[(f64, bool)]) -> String {
+    if history.is_empty() {
+        return String::new();
+    }
+    let (w, h) = (120.0, 24.0);
+    let max = history
+        .iter()
+        .map(|(d, _)| *d)
+        .fold(f64::MIN_POSITIVE, f64::max);
+    let step = if history.len() > 1 {
+        w / (history.len() - 1) as f64
+    } else {
+        0.0
+    };
+    let point = |i: usize, d: f64| (i as f64 * step, h - 2.0 - (d / max) * (h - 4.0));
+    let mut line = String::new();
+    let mut dots = String::new();
+    for (i, (d, ok)) in history.iter().enumerate() {
+        let (x, y) = point(i, *d);
+        let _ = write!(line, "{x:.1},{y:.1} ");
+        if !ok {
+            let _ = write!(
+                dots,
+                "<circle cx=\"{x:.1}\" cy=\"{y:.1}\" r=\"2.2\" fill=\"#cf222e\"/>"
+            );
+        }
+    }
+    format!(
+        "<svg class=spark viewBox=\"-3 0 {} {h}\" role=img aria-label=\"recent durations, max {max:.3} s\">\
+         <polyline fill=none stroke=currentColor stroke-width=1.5 points=\"{}\"/>{dots}</svg>",
+        w + 6.0,
+        line.trim_end()
+    )
+}
+
+fn ago(secs: f64) -> String {
+    let s = secs.max(0.0) as u64;
+    match s {
+        0..=119 => format!("{s} s"),
+        120..=7199 => format!("{} min", s / 60),
+        _ => format!("{} h", s / 3600),
+    }
+}
+
+pub fn esc(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '&' => out.push_str("&amp;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
