@@ -236,9 +236,9 @@ fn junit(r: &Report) -> String {
             if c.met == Some(true) {
                 out.push_str("/>\n");
             } else {
-                let _ = write!(
+                let _ = writeln!(
                     out,
-                    "><failure message=\"{}\" type=\"{}\">probe {}: {}</failure></testcase>\n",
+                    "><failure message=\"{}\" type=\"{}\">probe {}: {}</failure></testcase>",
                     xml(&c.display),
                     c.reason.map(|r| r.as_str()).unwrap_or("criterion"),
                     xml(&c.probe),

@@ -122,6 +122,21 @@ probes:
 "#,
         );
     }
+    // The resolution criteria of the first user's test plan.
+    y.push_str(
+        r#"incidents:
+  - id: "1278"
+    title: Staging cannot reach Cloud SQL through the VPC connector
+    criteria:
+      - { name: backend_database, probe: backend-database-health, success: true }
+      - { name: startup, probe: backend-startup, max_seconds: 30 }
+      - { name: golden_path, probe: golden-path, max_seconds: 60 }
+      - { name: websocket_events, probe: golden-path, all_events: true }
+"#,
+    );
+    if with_postgres {
+        y.push_str("      - { name: database_connect, probe: database, max_seconds: 10 }\n");
+    }
     y
 }
 
@@ -223,6 +238,10 @@ mod tests {
                     .unwrap();
             assert!(loaded.errors.is_empty(), "{:?}", loaded.errors);
             assert_eq!(loaded.config.probes.len(), if with_pg { 6 } else { 5 });
+            assert_eq!(
+                loaded.config.incidents[0].criteria.len(),
+                if with_pg { 5 } else { 4 }
+            );
         }
     }
 }

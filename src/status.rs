@@ -23,6 +23,7 @@ pub struct IncidentView {
     pub status: Status,
     pub last_change_unix: Option<f64>,
     pub changes: u64,
+    pub resolve_after: u32,
     pub criteria: Vec<CriterionResult>,
 }
 
@@ -51,6 +52,7 @@ pub fn snapshot(state: &State) -> Snapshot {
             status: t.status,
             last_change_unix: (t.changes > 0).then_some(t.last_change_unix),
             changes: t.changes,
+            resolve_after: spec.resolve_after,
             criteria: t.evaluation.map(|e| e.criteria).unwrap_or_default(),
         })
         .collect();
@@ -98,6 +100,7 @@ h2{margin:.1em 0 .4em;font-size:1.15em}.badge{display:inline-block;padding:.1em 
 table{border-collapse:collapse;width:100%}th,td{text-align:left;padding:.3em .5em;border-bottom:1px solid #8883;vertical-align:middle}
 th{font-weight:600;font-size:.85em;opacity:.8}td.num{font-variant-numeric:tabular-nums;white-space:nowrap}.detail{font-size:.85em;opacity:.85;max-width:40em}
 svg.spark{width:8em;height:1.6em}.muted{opacity:.7;font-size:.9em}
+@media (max-width:640px){.w{display:none}svg.spark{width:5em}td.num{white-space:normal}}
 ";
 
 /// The page; `refresh` seconds between automatic reloads.
@@ -138,8 +141,8 @@ fn incident(out: &mut String, inc: &IncidentView, now: f64) {
     let _ = write!(
         out,
         "<section id=\"incident-{id}\"><h2>Incident {id} <span class=\"badge {st}\">{st}</span></h2><div>{title}</div>\
-         <p class=muted>{changes} status changes{since}</p>\
-         <table><tr><th>criterion</th><th>probe</th><th>value</th><th>bound</th><th>result</th><th>reason</th></tr>",
+         <p class=muted>{changes} status changes{since}{hint}</p>\
+         <table><tr><th>criterion</th><th class=w>probe</th><th>value</th><th class=w>bound</th><th>result</th><th class=w>reason</th></tr>",
         id = esc(&inc.id),
         title = esc(&inc.title),
         changes = inc.changes,
@@ -147,6 +150,17 @@ fn incident(out: &mut String, inc: &IncidentView, now: f64) {
             .last_change_unix
             .map(|t| format!(", last {} ago", ago(now - t)))
             .unwrap_or_default(),
+        hint = if inc.status == Status::Present
+            && !inc.criteria.is_empty()
+            && inc.criteria.iter().all(|c| c.met == Some(true))
+        {
+            format!(
+                ". Every criterion passes now; it resolves after {} passing results in a row.",
+                inc.resolve_after
+            )
+        } else {
+            String::new()
+        },
     );
     for c in &inc.criteria {
         let (cls, word) = match c.met {
@@ -156,7 +170,7 @@ fn incident(out: &mut String, inc: &IncidentView, now: f64) {
         };
         let _ = write!(
             out,
-            "<tr><td>{}</td><td>{}</td><td class=num>{}</td><td class=num>{}</td><td><span class=\"badge {cls}\">{word}</span></td><td>{}</td></tr>",
+            "<tr><td>{}</td><td class=w>{}</td><td class=num>{}</td><td class=\"num w\">{}</td><td><span class=\"badge {cls}\">{word}</span></td><td class=w>{}</td></tr>",
             esc(&c.name),
             esc(&c.probe),
             esc(&c.display),
@@ -169,8 +183,8 @@ fn incident(out: &mut String, inc: &IncidentView, now: f64) {
 
 fn probes(out: &mut String, s: &Snapshot) {
     out.push_str(
-        "<section id=probes><h2>Probes</h2><table><tr><th>probe</th><th>kind</th><th>result</th>\
-         <th>reason</th><th>step</th><th>last</th><th>recent</th><th>detail</th></tr>",
+        "<section id=probes><h2>Probes</h2><table><tr><th>probe</th><th class=w>kind</th><th>result</th>\
+         <th>reason</th><th class=w>step</th><th class=w>last</th><th>recent</th><th class=w>detail</th></tr>",
     );
     for p in &s.probes {
         let (cls, word) = match p.ok {
@@ -180,8 +194,8 @@ fn probes(out: &mut String, s: &Snapshot) {
         };
         let _ = write!(
             out,
-            "<tr id=\"probe-{name}\"><td>{name}</td><td>{kind}</td><td><span class=\"badge {cls}\">{word}</span></td>\
-             <td>{reason}</td><td>{step}</td><td class=num>{last}</td><td>{spark}</td><td class=detail>{detail}</td></tr>",
+            "<tr id=\"probe-{name}\"><td>{name}</td><td class=w>{kind}</td><td><span class=\"badge {cls}\">{word}</span></td>\
+             <td>{reason}</td><td class=w>{step}</td><td class=\"num w\">{last}</td><td>{spark}</td><td class=\"detail w\">{detail}</td></tr>",
             name = esc(&p.name),
             kind = esc(&p.kind),
             reason = p.reason.as_deref().unwrap_or(""),
@@ -218,10 +232,12 @@ pub fn sparkline(history: &[(f64, bool)]) -> String {
     for (i, (d, ok)) in history.iter().enumerate() {
         let (x, y) = point(i, *d);
         let _ = write!(line, "{x:.1},{y:.1} ");
-        if !ok {
+        // A single run has no line to draw: show it as a dot.
+        if !ok || history.len() == 1 {
+            let fill = if *ok { "currentColor" } else { "#cf222e" };
             let _ = write!(
                 dots,
-                "<circle cx=\"{x:.1}\" cy=\"{y:.1}\" r=\"2.2\" fill=\"#cf222e\"/>"
+                "<circle cx=\"{x:.1}\" cy=\"{y:.1}\" r=\"2.2\" fill=\"{fill}\"/>"
             );
         }
     }

@@ -366,7 +366,9 @@ mod tests {
     fn db_connect_bound_with_hysteresis() {
         use Status::*;
         // (runs oldest..newest as (ok, seconds), previous status, expected status, display)
-        let cases: &[(&[(bool, f64)], Status, Status, &str)] = &[
+        // (runs oldest..newest as (ok, seconds), previous status, expected status, display)
+        type Case<'a> = (&'a [(bool, f64)], Status, Status, &'a str);
+        let cases: &[Case] = &[
             (&[], Unknown, Unknown, "no data"),
             (&[(true, 2.5)], Unknown, Present, "2.5s < 10s"),
             (&[(true, 2.5), (true, 3.0)], Present, Resolved, "3s < 10s"),

@@ -6,6 +6,7 @@ mod demo;
 mod exposition;
 mod golden;
 mod http;
+mod incident;
 mod lifecycle;
 mod postgres;
 mod startup;
