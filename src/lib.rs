@@ -8,6 +8,7 @@
 //! - `probe`: the probe kinds (one enum), phase timing, failure reasons.
 //! - `runner`: one task per probe, interval, jitter, timeout, panic isolation.
 //! - `state`: recent results per probe, fed by the runner; incident status.
+//! - `gcp`: Google Cloud tokens and API error mapping (GCP probes, Cloud Logging).
 //! - `incident`: criteria -> status (a pure engine), change log lines and webhooks.
 //! - `sim`: the reference golden-path service (tests, `demo`).
 //! - `demo`: the bundled demo config and incident scenario.
@@ -21,6 +22,7 @@ pub mod abort;
 pub mod check;
 pub mod config;
 pub mod demo;
+pub mod gcp;
 pub mod incident;
 pub mod metrics;
 pub mod probe;

@@ -1,0 +1,146 @@
+//! Access tokens for Google APIs: from the metadata server (the default on Cloud Run, GKE and
+//! GCE; `GCE_METADATA_HOST` overrides its address), from a file, or from an environment
+//! variable. Tokens are cached until 60 s before `expires_in` and are never logged.
+
+use crate::config::types::Secret;
+use crate::probe::{ProbeError, Reason};
+use serde::Deserialize;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Refresh this long before the metadata server's token expires.
+const EARLY: Duration = Duration::from_secs(60);
+/// A token from a file or env var is re-read this often (a sidecar may rotate the file).
+const REREAD: Duration = Duration::from_secs(300);
+
+/// Where a probe's token comes from; the default is the metadata server.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct CredentialsSpec {
+    /// A file holding an access token (e.g. written by `gcloud auth print-access-token`).
+    pub token_file: Option<PathBuf>,
+    /// An environment variable holding an access token.
+    pub token_env: Option<String>,
+    /// The metadata server as `host[:port]` or a base URL (default: `GCE_METADATA_HOST`,
+    /// else `metadata.google.internal`).
+    pub metadata_host: Option<String>,
+}
+
+impl CredentialsSpec {
+    pub fn validate(&self) -> Result<(), String> {
+        if self.token_file.is_some() && self.token_env.is_some() {
+            return Err("credentials: give token_file or token_env, not both".into());
+        }
+        Ok(())
+    }
+}
+
+/// A cached token source; clones share the cache.
+#[derive(Clone, Debug)]
+pub struct TokenSource {
+    spec: CredentialsSpec,
+    cache: Arc<Mutex<Option<(Secret, Instant)>>>,
+}
+
+#[derive(Deserialize)]
+struct MetadataToken {
+    access_token: String,
+    expires_in: u64,
+}
+
+impl TokenSource {
+    pub fn new(spec: &CredentialsSpec) -> Self {
+        TokenSource {
+            spec: spec.clone(),
+            cache: Arc::new(Mutex::new(None)),
+        }
+    }
+
+    /// A valid token, from the cache when it has one.
+    pub async fn token(&self, http: &reqwest::Client) -> Result<Secret, ProbeError> {
+        if let Some((t, until)) = self.cached()
+            && Instant::now() < until
+        {
+            return Ok(t);
+        }
+        let (token, lifetime) = self.fetch(http).await?;
+        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        *cache = Some((token.clone(), Instant::now() + lifetime));
+        Ok(token)
+    }
+
+    /// Forgets the cached token (after a 401, so the next run fetches a fresh one).
+    pub fn invalidate(&self) {
+        *self.cache.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+
+    fn cached(&self) -> Option<(Secret, Instant)> {
+        self.cache.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    async fn fetch(&self, http: &reqwest::Client) -> Result<(Secret, Duration), ProbeError> {
+        let cred = |msg: String| ProbeError::new(Reason::Credentials, msg);
+        if let Some(path) = &self.spec.token_file {
+            let text = tokio::fs::read_to_string(path).await.map_err(|e| {
+                cred(format!("cannot read token file \"{}\": {e}", path.display()))
+            })?;
+            return non_empty(text.trim(), "the token file is empty").map(|t| (t, REREAD));
+        }
+        if let Some(var) = &self.spec.token_env {
+            let text = std::env::var(var)
+                .map_err(|_| cred(format!("environment variable \"{var}\" is not set")))?;
+            return non_empty(text.trim(), "the token variable is empty").map(|t| (t, REREAD));
+        }
+        let host = self
+            .spec
+            .metadata_host
+            .clone()
+            .or_else(|| std::env::var("GCE_METADATA_HOST").ok())
+            .unwrap_or_else(|| "metadata.google.internal".into());
+        let base = if host.starts_with("http://") || host.starts_with("https://") {
+            host
+        } else {
+            format!("http://{host}")
+        };
+        let url = format!(
+            "{}/computeMetadata/v1/instance/service-accounts/default/token",
+            base.trim_end_matches('/')
+        );
+        let resp = http
+            .get(&url)
+            .header("Metadata-Flavor", "Google")
+            .send()
+            .await
+            .map_err(|e| {
+                let what = if e.is_timeout() {
+                    "timed out"
+                } else if e.is_connect() {
+                    "unreachable"
+                } else {
+                    "failed"
+                };
+                cred(format!("metadata server {what}"))
+            })?;
+        if !resp.status().is_success() {
+            return Err(cred(format!(
+                "metadata server answered {}",
+                resp.status().as_u16()
+            )));
+        }
+        let body: MetadataToken = resp
+            .json()
+            .await
+            .map_err(|e| cred(format!("metadata server answer is not a token: {e}")))?;
+        let lifetime = Duration::from_secs(body.expires_in).saturating_sub(EARLY);
+        non_empty(&body.access_token, "the metadata server sent an empty token").map(|t| (t, lifetime))
+    }
+}
+
+fn non_empty(token: &str, msg: &str) -> Result<Secret, ProbeError> {
+    if token.is_empty() {
+        Err(ProbeError::new(Reason::Credentials, msg))
+    } else {
+        Ok(Secret::new(token))
+    }
+}
