@@ -286,7 +286,7 @@ async fn run(
         .set(loaded.errors.len() as i64);
     metrics.config_reload_time.set(runner::unix_now());
     for p in &loaded.config.probes {
-        metrics.init_probe(&p.name, p.spec.kind(), p.timeout.as_secs_f64());
+        metrics.init_probe(p);
     }
     let state = Arc::new(State::new(metrics, &loaded.config));
     let ready = Arc::new(AtomicBool::new(false));

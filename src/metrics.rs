@@ -138,6 +138,7 @@ pub struct Metrics {
     pub probe_success: Family<ProbeLabels, Gauge>,
     pub probe_duration: Family<ProbeLabels, FloatGauge>,
     pub probe_timeout: Family<ProbeLabels, FloatGauge>,
+    pub probe_interval: Family<ProbeLabels, FloatGauge>,
     pub probe_runs: Family<RunLabels, Counter>,
     pub probe_run_duration: Histograms<ProbeLabels>,
     pub probe_phase_duration: Family<PhaseLabels, FloatGauge>,
@@ -174,6 +175,7 @@ impl Metrics {
             probe_success: Family::default(),
             probe_duration: Family::default(),
             probe_timeout: Family::default(),
+            probe_interval: Family::default(),
             probe_runs: Family::default(),
             probe_run_duration: Family::new_with_constructor(duration_histogram),
             probe_phase_duration: Family::default(),
@@ -219,6 +221,12 @@ impl Metrics {
             "Configured timeout of the probe",
             Unit::Seconds,
             m.probe_timeout.clone(),
+        );
+        r.register_with_unit(
+            "probe_interval",
+            "Configured interval between runs of the probe (staleness alerts use it)",
+            Unit::Seconds,
+            m.probe_interval.clone(),
         );
         r.register(
             "probe_runs",
@@ -374,14 +382,18 @@ impl Metrics {
 
     /// Creates a probe's series before its first run, so dashboards and `rate()` see zeros
     /// instead of absent series.
-    pub fn init_probe(&self, probe: &str, kind: Kind, timeout_seconds: f64) {
+    pub fn init_probe(&self, p: &crate::config::ProbeConfig) {
+        let (probe, kind) = (p.name.as_str(), p.spec.kind());
         let labels = ProbeLabels {
             probe: probe.to_string(),
             kind,
         };
         self.probe_timeout
             .get_or_create(&labels)
-            .set(timeout_seconds);
+            .set(p.timeout.as_secs_f64());
+        self.probe_interval
+            .get_or_create(&labels)
+            .set(p.interval.as_secs_f64());
         let _ = self.probe_runs.get_or_create(&RunLabels {
             probe: probe.to_string(),
             kind,

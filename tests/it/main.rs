@@ -9,6 +9,7 @@ mod http;
 mod incident;
 mod lifecycle;
 mod postgres;
+mod rules;
 mod startup;
 mod support;
 mod tcp;

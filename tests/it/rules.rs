@@ -1,0 +1,75 @@
+//! The shipped alert rules: promtool accepts them, their unit tests pass, and every alert
+//! carries a severity, a summary, a description and a runbook section that exists.
+
+use std::process::Command;
+
+fn promtool(args: &[&str]) -> String {
+    let out = Command::new("promtool")
+        .args(args)
+        .output()
+        .expect("promtool must be installed (Debian package prometheus; .ci/test installs it)");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "promtool {args:?}:\n{text}");
+    text
+}
+
+pub fn rule_files() -> Vec<std::path::PathBuf> {
+    let mut files: Vec<_> = std::fs::read_dir("alerts")
+        .expect("alerts/")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yml"))
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn promtool_checks_and_unit_tests_pass() {
+    for f in rule_files() {
+        let f = f.display().to_string();
+        assert!(promtool(&["check", "rules", &f]).contains("SUCCESS"));
+    }
+    let tests: Vec<String> = std::fs::read_dir("alerts/tests")
+        .expect("alerts/tests/")
+        .map(|e| e.expect("entry").path().display().to_string())
+        .collect();
+    assert!(!tests.is_empty());
+    let mut args = vec!["test", "rules"];
+    args.extend(tests.iter().map(String::as_str));
+    assert!(promtool(&args).contains("SUCCESS"));
+}
+
+#[test]
+fn every_alert_has_severity_text_and_a_runbook_section() {
+    let runbook = std::fs::read_to_string("docs/runbook.md").expect("docs/runbook.md");
+    let anchors: Vec<String> = runbook
+        .lines()
+        .filter_map(|l| l.strip_prefix("## "))
+        .map(|h| h.trim().to_lowercase())
+        .collect();
+    let mut alerts = 0;
+    for f in rule_files() {
+        let text = std::fs::read_to_string(&f).expect("read rules");
+        let doc: serde_json::Value = serde_saphyr::from_str(&text).expect("rules are YAML");
+        for group in doc["groups"].as_array().expect("groups") {
+            for rule in group["rules"].as_array().expect("rules") {
+                let Some(name) = rule["alert"].as_str() else { continue };
+                alerts += 1;
+                let sev = rule["labels"]["severity"].as_str().unwrap_or("");
+                assert!(["critical", "warning", "info"].contains(&sev), "{name}: severity {sev:?}");
+                for key in ["summary", "description"] {
+                    assert!(rule["annotations"][key].as_str().is_some_and(|s| !s.is_empty()), "{name}: {key}");
+                }
+                let link = rule["annotations"]["runbook"].as_str().unwrap_or("");
+                let anchor = link.strip_prefix("docs/runbook.md#").unwrap_or("");
+                assert_eq!(anchor, name.to_lowercase(), "{name}: runbook link {link:?}");
+                assert!(anchors.contains(&anchor.to_string()), "{name}: no runbook section");
+            }
+        }
+    }
+    assert!(alerts >= 15, "{alerts} alerts");
+}
