@@ -2,7 +2,8 @@
 # Build:  docker build -t pathwatch .
 # Run:    docker run -p 9778:9778 -v $PWD/examples:/etc/pathwatch:ro pathwatch \
 #           serve --config /etc/pathwatch/local.yaml
-FROM rust:1.95-slim-bookworm AS build
+# Pinned to exact versions (tags; pin by digest in your registry mirror for reproducibility).
+FROM rust:1.95.0-slim-bookworm AS build
 WORKDIR /src
 # Dependencies first, in their own layer: source edits do not rebuild them.
 COPY Cargo.toml Cargo.lock ./
@@ -16,9 +17,12 @@ RUN touch src/main.rs src/lib.rs && cargo build --release --locked
 # distroless/cc has glibc and CA certificates, no shell, and runs as uid 65532 ("nonroot").
 FROM gcr.io/distroless/cc-debian12:nonroot
 COPY --from=build /src/target/release/pathwatch /usr/local/bin/pathwatch
-USER nonroot:nonroot
+# distroless's "nonroot" user, numeric so Kubernetes' runAsNonRoot can verify it.
+USER 65532:65532
 EXPOSE 9778
-# No HEALTHCHECK: the image has no shell or curl; orchestrators probe /healthz and /readyz
-# over HTTP themselves (see k8s/).
+# No HEALTHCHECK: the image has no shell or curl, and Docker's HEALTHCHECK runs a command in the
+# container. Kubernetes and Cloud Run probe /healthz (liveness) and /readyz (readiness) over
+# HTTP themselves (see k8s/); /readyz answers as soon as pathwatch serves, so a slow probe never
+# holds the pod out of service.
 ENTRYPOINT ["/usr/local/bin/pathwatch"]
 CMD ["serve", "--config", "/etc/pathwatch/pathwatch.yaml", "--listen", "0.0.0.0:9778"]

@@ -4,6 +4,9 @@
 //! whose values are configured probe names or closed enums, so cardinality is bounded by
 //! the config.
 
+pub mod gcp;
+pub mod logs;
+
 use crate::probe::golden::GoldenObs;
 use crate::probe::{Kind, Phase, PhaseTimings, Reason, Transport, label_enum};
 use crate::runner::RunResult;
@@ -166,6 +169,10 @@ pub struct Metrics {
     pub config_reload_ok: Gauge,
     pub config_reload_time: FloatGauge,
     pub config_invalid_entries: Gauge,
+    /// `pathwatch_gcp_*` (metrics/gcp.rs).
+    pub gcp: gcp::GcpMetrics,
+    /// `pathwatch_log_*` (metrics/logs.rs).
+    pub logs: logs::LogMetrics,
 }
 
 impl Metrics {
@@ -203,6 +210,8 @@ impl Metrics {
             config_reload_ok: Gauge::default(),
             config_reload_time: Gauge::default(),
             config_invalid_entries: Gauge::default(),
+            gcp: gcp::GcpMetrics::default(),
+            logs: logs::LogMetrics::default(),
         };
         let r = registry;
         r.register(
@@ -372,6 +381,8 @@ impl Metrics {
             "Config entries skipped because they are invalid (see the logs for file:line:column)",
             m.config_invalid_entries.clone(),
         );
+        m.gcp.register(r);
+        m.logs.register(r);
         m.build_info
             .get_or_create(&BuildLabels {
                 version: env!("CARGO_PKG_VERSION").to_string(),
@@ -417,6 +428,8 @@ impl Metrics {
             let _ = self.golden_duplicates.get_or_create(&name);
             let _ = self.golden_unexpected.get_or_create(&name);
         }
+        self.gcp.init_probe(probe, kind);
+        self.logs.init_probe(p);
     }
 
     /// Records one finished run.
@@ -461,6 +474,8 @@ impl Metrics {
         if kind == Kind::GoldenPath {
             self.record_golden(probe, run, reason);
         }
+        self.gcp.record(probe, kind, run.gcp.as_ref());
+        self.logs.record(probe, run.logs.as_ref());
         if let Some(obs) = &run.startup {
             let name = NameLabels {
                 probe: probe.to_string(),

@@ -35,6 +35,10 @@ pub struct RunResult {
     pub next_run: Option<Duration>,
     /// A resource state the probe reported (READY, RUNNABLE, ...).
     pub state: Option<String>,
+    /// What a GCP probe learned (state, expectations, sizes).
+    pub gcp: Option<crate::probe::gcp::GcpObs>,
+    /// A logs probe's match totals.
+    pub logs: Option<crate::probe::logs::LogsObs>,
     pub outcome: Result<Outcome, ProbeError>,
 }
 
@@ -92,6 +96,8 @@ pub async fn run_once(probe: Arc<ProbeConfig>) -> RunResult {
         startup: trace.startup(),
         next_run: trace.next_run(),
         state: trace.state(),
+        gcp: trace.gcp(),
+        logs: trace.logs(),
         outcome,
     }
 }

@@ -83,7 +83,10 @@ impl TokenSource {
         let cred = |msg: String| ProbeError::new(Reason::Credentials, msg);
         if let Some(path) = &self.spec.token_file {
             let text = tokio::fs::read_to_string(path).await.map_err(|e| {
-                cred(format!("cannot read token file \"{}\": {e}", path.display()))
+                cred(format!(
+                    "cannot read token file \"{}\": {e}",
+                    path.display()
+                ))
             })?;
             return non_empty(text.trim(), "the token file is empty").map(|t| (t, REREAD));
         }
@@ -133,7 +136,11 @@ impl TokenSource {
             .await
             .map_err(|e| cred(format!("metadata server answer is not a token: {e}")))?;
         let lifetime = Duration::from_secs(body.expires_in).saturating_sub(EARLY);
-        non_empty(&body.access_token, "the metadata server sent an empty token").map(|t| (t, lifetime))
+        non_empty(
+            &body.access_token,
+            "the metadata server sent an empty token",
+        )
+        .map(|t| (t, lifetime))
     }
 }
 

@@ -307,6 +307,8 @@ mod tests {
             startup: None,
             next_run: None,
             state: None,
+            gcp: None,
+            logs: None,
             outcome: if ok {
                 Ok(Outcome::default())
             } else {

@@ -107,8 +107,11 @@ pub fn kind_supports(kind: Kind, c: &Condition) -> bool {
     match c {
         Condition::MaxSeconds(_) | Condition::Success | Condition::Fresh(_) => true,
         Condition::AllEvents => kind == Kind::GoldenPath,
-        // No probe kind reports a resource state yet; the GCP probes will.
-        Condition::State(_) => false,
+        // Only the GCP probes report a resource state, and only one of their kind's enum
+        // (READY, RUNNABLE, CONDITION_SUCCEEDED, ...): a misspelt state could never be met.
+        Condition::State(want) => {
+            crate::probe::gcp::states(kind).is_some_and(|states| states.contains(&want.as_str()))
+        }
     }
 }
 

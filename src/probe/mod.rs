@@ -2,9 +2,12 @@
 //! is the registry. A probe is a plain async function that returns an [`Outcome`] or a
 //! [`ProbeError`] with a bounded [`Reason`]; the runner owns timing, timeouts and metrics.
 
+pub mod gcp;
 pub mod golden;
 pub mod http;
+pub mod logs;
 pub mod postgres;
+pub mod redis;
 pub mod startup;
 pub mod tcp;
 pub mod tls;
@@ -24,6 +27,11 @@ pub enum ProbeSpec {
     Http(Box<http::HttpSpec>),
     GoldenPath(Box<golden::GoldenPathSpec>),
     Startup(Box<startup::StartupSpec>),
+    GcpVpcConnector(Box<gcp::vpc_connector::VpcConnectorSpec>),
+    GcpCloudsql(Box<gcp::cloudsql::CloudSqlSpec>),
+    GcpCloudRun(Box<gcp::cloud_run::CloudRunSpec>),
+    Redis(Box<redis::RedisSpec>),
+    Logs(Box<logs::LogsSpec>),
 }
 
 impl ProbeSpec {
@@ -34,6 +42,11 @@ impl ProbeSpec {
             ProbeSpec::Http(_) => Kind::Http,
             ProbeSpec::GoldenPath(_) => Kind::GoldenPath,
             ProbeSpec::Startup(_) => Kind::Startup,
+            ProbeSpec::GcpVpcConnector(_) => Kind::GcpVpcConnector,
+            ProbeSpec::GcpCloudsql(_) => Kind::GcpCloudsql,
+            ProbeSpec::GcpCloudRun(_) => Kind::GcpCloudRun,
+            ProbeSpec::Redis(_) => Kind::Redis,
+            ProbeSpec::Logs(_) => Kind::Logs,
         }
     }
 
@@ -47,6 +60,11 @@ impl ProbeSpec {
             ProbeSpec::Http(_) => http::DEFAULT_TIMEOUT,
             ProbeSpec::GoldenPath(_) => golden::DEFAULT_TIMEOUT,
             ProbeSpec::Startup(s) => s.default_timeout(),
+            ProbeSpec::GcpVpcConnector(_)
+            | ProbeSpec::GcpCloudsql(_)
+            | ProbeSpec::GcpCloudRun(_) => gcp::DEFAULT_TIMEOUT,
+            ProbeSpec::Redis(_) => redis::DEFAULT_TIMEOUT,
+            ProbeSpec::Logs(_) => logs::DEFAULT_TIMEOUT,
         }
     }
 
@@ -58,6 +76,11 @@ impl ProbeSpec {
             ProbeSpec::Http(s) => s.validate(),
             ProbeSpec::GoldenPath(s) => s.validate(),
             ProbeSpec::Startup(s) => s.validate(),
+            ProbeSpec::GcpVpcConnector(s) => s.validate(),
+            ProbeSpec::GcpCloudsql(s) => s.validate(),
+            ProbeSpec::GcpCloudRun(s) => s.validate(),
+            ProbeSpec::Redis(s) => s.validate(),
+            ProbeSpec::Logs(s) => s.validate(),
         }
     }
 
@@ -65,10 +88,15 @@ impl ProbeSpec {
     pub fn db_transport(&self) -> Option<Transport> {
         match self {
             ProbeSpec::Postgres(s) => Some(s.transport()),
+            ProbeSpec::Redis(s) => Some(s.transport()),
+            ProbeSpec::Logs(_) => None,
             ProbeSpec::Tcp(_)
             | ProbeSpec::Http(_)
             | ProbeSpec::GoldenPath(_)
             | ProbeSpec::Startup(_) => None,
+            ProbeSpec::GcpVpcConnector(_)
+            | ProbeSpec::GcpCloudsql(_)
+            | ProbeSpec::GcpCloudRun(_) => None,
         }
     }
 
@@ -81,6 +109,11 @@ impl ProbeSpec {
             ProbeSpec::Http(s) => http::probe(s, trace).await,
             ProbeSpec::GoldenPath(s) => golden::probe(s, trace).await,
             ProbeSpec::Startup(s) => startup::probe(s, trace).await,
+            ProbeSpec::GcpVpcConnector(s) => gcp::vpc_connector::probe(s, trace).await,
+            ProbeSpec::GcpCloudsql(s) => gcp::cloudsql::probe(s, trace).await,
+            ProbeSpec::GcpCloudRun(s) => gcp::cloud_run::probe(s, trace).await,
+            ProbeSpec::Redis(s) => redis::probe(s, trace).await,
+            ProbeSpec::Logs(s) => logs::probe(s, trace).await,
         }
     }
 }
@@ -155,6 +188,11 @@ label_enum!(
         Http => "http",
         GoldenPath => "golden_path",
         Startup => "startup",
+        GcpVpcConnector => "gcp_vpc_connector",
+        GcpCloudsql => "gcp_cloudsql",
+        GcpCloudRun => "gcp_cloud_run",
+        Redis => "redis",
+        Logs => "logs",
     }
 );
 
@@ -200,6 +238,8 @@ label_enum!(
         NotFound => "not_found",
         RateLimited => "rate_limited",
         Credentials => "credentials",
+        ResourceState => "resource_state",
+        Expectation => "expectation",
         Protocol => "protocol",
         Io => "io",
         Panic => "panic",

@@ -21,6 +21,9 @@ super::label_enum!(
         Send => "send",
         Events => "events",
         Close => "close",
+        Credentials => "credentials",
+        Request => "request",
+        Read => "read",
     }
 );
 
@@ -41,6 +44,8 @@ struct Record {
     startup: Option<super::startup::StartupObs>,
     next_run: Option<Duration>,
     state: Option<String>,
+    gcp: Option<super::gcp::GcpObs>,
+    logs: Option<super::logs::LogsObs>,
 }
 
 impl Trace {
@@ -121,6 +126,25 @@ impl Trace {
 
     pub fn state(&self) -> Option<String> {
         self.with(|r| r.state.clone())
+    }
+
+    /// What a GCP probe learned (state, expectations, sizes), for the `pathwatch_gcp_*`
+    /// metrics; set before the request so a run cut at its timeout reports "unknown".
+    pub fn set_gcp(&self, obs: super::gcp::GcpObs) {
+        self.with(|r| r.gcp = Some(obs));
+    }
+
+    pub fn gcp(&self) -> Option<super::gcp::GcpObs> {
+        self.with(|r| r.gcp.clone())
+    }
+
+    /// A logs probe's totals so far (set after every chunk or page read).
+    pub fn set_logs(&self, obs: super::logs::LogsObs) {
+        self.with(|r| r.logs = Some(obs));
+    }
+
+    pub fn logs(&self) -> Option<super::logs::LogsObs> {
+        self.with(|r| r.logs.clone())
     }
 
     /// The phase that was running when the probe failed or was cut short.

@@ -1,14 +1,21 @@
 //! Integration tests: the real `pathwatch` binary against real Postgres clusters, real
 //! sockets and real promtool. One test binary keeps link time down on 2 cores.
 
+mod clickhouse;
 mod config_fixtures;
+mod dashboards;
 mod demo;
+mod deploy;
+mod e2e;
 mod exposition;
+mod gcp;
 mod golden;
 mod http;
 mod incident;
 mod lifecycle;
+mod logs;
 mod postgres;
+mod redis;
 mod rules;
 mod startup;
 mod support;

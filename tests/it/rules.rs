@@ -57,17 +57,30 @@ fn every_alert_has_severity_text_and_a_runbook_section() {
         let doc: serde_json::Value = serde_saphyr::from_str(&text).expect("rules are YAML");
         for group in doc["groups"].as_array().expect("groups") {
             for rule in group["rules"].as_array().expect("rules") {
-                let Some(name) = rule["alert"].as_str() else { continue };
+                let Some(name) = rule["alert"].as_str() else {
+                    continue;
+                };
                 alerts += 1;
                 let sev = rule["labels"]["severity"].as_str().unwrap_or("");
-                assert!(["critical", "warning", "info"].contains(&sev), "{name}: severity {sev:?}");
+                assert!(
+                    ["critical", "warning", "info"].contains(&sev),
+                    "{name}: severity {sev:?}"
+                );
                 for key in ["summary", "description"] {
-                    assert!(rule["annotations"][key].as_str().is_some_and(|s| !s.is_empty()), "{name}: {key}");
+                    assert!(
+                        rule["annotations"][key]
+                            .as_str()
+                            .is_some_and(|s| !s.is_empty()),
+                        "{name}: {key}"
+                    );
                 }
                 let link = rule["annotations"]["runbook"].as_str().unwrap_or("");
                 let anchor = link.strip_prefix("docs/runbook.md#").unwrap_or("");
                 assert_eq!(anchor, name.to_lowercase(), "{name}: runbook link {link:?}");
-                assert!(anchors.contains(&anchor.to_string()), "{name}: no runbook section");
+                assert!(
+                    anchors.contains(&anchor.to_string()),
+                    "{name}: no runbook section"
+                );
             }
         }
     }

@@ -3,10 +3,14 @@
 
 pub mod browser;
 pub mod certs;
+pub mod cloud_logging;
 pub mod exporter;
+pub mod gcp_fake;
 pub mod hang;
 pub mod pg;
+pub mod prom;
 pub mod receiver;
+pub mod redis;
 pub mod sim;
 pub mod target;
 pub mod tls_target;

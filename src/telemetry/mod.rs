@@ -1,5 +1,7 @@
-//! Logging: human-readable or JSON lines, always on stderr so they never mix with command
-//! output on stdout.
+//! Logging: human-readable, or JSON lines in Cloud Logging's shape; always on stderr so logs
+//! never mix with command output on stdout.
+
+mod cloud_json;
 
 use tracing_subscriber::EnvFilter;
 
@@ -19,6 +21,6 @@ pub fn init(format: LogFormat, level: &str) {
     // A second init (tests calling main twice) is harmless: the first subscriber stays.
     let _ = match format {
         LogFormat::Text => builder.with_ansi(false).try_init(),
-        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+        LogFormat::Json => builder.event_format(cloud_json::CloudJson).try_init(),
     };
 }

@@ -1,0 +1,393 @@
+//! Google Cloud resource probes: one authenticated GET of a resource's REST representation,
+//! its state checked against the kind's closed enum, and the user's expectations compared with
+//! what the API reports.
+//!
+//! - `gcp_vpc_connector`: Serverless VPC Access connector, healthy when `READY`.
+//! - `gcp_cloudsql`: Cloud SQL instance, healthy when `RUNNABLE` (and not stopped).
+//! - `gcp_cloud_run`: Cloud Run service, healthy when its terminal condition succeeded;
+//!   its wiring (connector, egress, env, Cloud SQL instances) is checked against `expect`.
+//!
+//! Each run has two phases: `credentials` (an access token, usually from the cache) and
+//! `request` (the GET and its body). API errors map to reasons through
+//! [`crate::gcp::status_error`]; a state outside the kind's enum is exported as
+//! [`UNRECOGNIZED`] and fails with `resource_state`.
+
+pub mod cloud_run;
+pub mod cloudsql;
+pub mod vpc_connector;
+
+use super::tls::{self, Verify};
+use super::{Kind, Phase, ProbeError, Reason, Trace, error_chain};
+use crate::gcp::{CredentialsSpec, TokenSource, status_error};
+use serde::de::DeserializeOwned;
+use std::time::Duration;
+use url::Url;
+
+/// An API GET takes well under a second; 10 s leaves room for a slow metadata server.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+/// The state exported when the API answers a value outside the kind's enum (a newer API).
+pub const UNRECOGNIZED: &str = "UNRECOGNIZED";
+/// A resource larger than this is not what we asked for (a Cloud Run service is ~10 KiB).
+const MAX_BODY_BYTES: usize = 4 << 20;
+/// Values quoted in details are cut here so a log line stays a line.
+const MAX_SHOWN: usize = 200;
+
+/// The closed list of states a GCP kind reports (the one-hot gauge's values, without
+/// [`UNRECOGNIZED`]); `None` for the other kinds.
+pub fn states(kind: Kind) -> Option<&'static [&'static str]> {
+    match kind {
+        Kind::GcpVpcConnector => Some(vpc_connector::STATES),
+        Kind::GcpCloudsql => Some(cloudsql::STATES),
+        Kind::GcpCloudRun => Some(cloud_run::STATES),
+        _ => None,
+    }
+}
+
+/// What a GCP run learned, for the `pathwatch_gcp_*` metrics. The probe stores it in the
+/// trace before the request (nothing known yet) and again at the end, so a run cut at its
+/// timeout still reports "state unknown" rather than the previous run's state.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct GcpObs {
+    /// One of the kind's states or [`UNRECOGNIZED`]; `None` when the API gave no state.
+    pub state: Option<&'static str>,
+    /// Each configured expectation by name (`egress`, `env:NAME`, ...) and whether it holds;
+    /// `None` when the resource could not be read this run.
+    pub expectations: Vec<(String, Option<bool>)>,
+    /// A VPC connector's instance and throughput bounds.
+    pub connector: Option<ConnectorSize>,
+    /// A Cloud SQL instance's `databaseVersion` (an API enum value, checked to be one).
+    pub database_version: Option<String>,
+}
+
+/// A connector's scaling bounds, as the API reports them (absent fields stay `None`).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct ConnectorSize {
+    pub min_instances: Option<f64>,
+    pub max_instances: Option<f64>,
+    /// Mbps.
+    pub min_throughput: Option<f64>,
+    /// Mbps.
+    pub max_throughput: Option<f64>,
+}
+
+impl GcpObs {
+    /// Nothing known yet: every expectation pending.
+    pub fn pending(names: impl IntoIterator<Item = String>) -> Self {
+        GcpObs {
+            expectations: names.into_iter().map(|n| (n, None)).collect(),
+            ..GcpObs::default()
+        }
+    }
+}
+
+/// The keys every GCP probe shares, checked once.
+pub(crate) fn check_common(
+    api_base: &Option<String>,
+    default_base: &str,
+    credentials: &CredentialsSpec,
+    ids: &[(&str, &str)],
+) -> Result<Url, String> {
+    credentials.validate()?;
+    for (key, value) in ids {
+        if !valid_id(value) {
+            return Err(format!(
+                "\"{key}\" must be 1-128 characters of letters, digits, '-', '_', '.', ':'"
+            ));
+        }
+    }
+    let base = api_base.as_deref().unwrap_or(default_base);
+    let url = Url::parse(base).map_err(|e| format!("invalid api_base: {e}"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err("\"api_base\" must be an http:// or https:// URL with a host".into());
+    }
+    Ok(url)
+}
+
+/// Resource ids go into the URL path: no '/', '?', '%' or spaces may sneak in.
+fn valid_id(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 128
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':'))
+}
+
+/// `base` joined with `path` (ids already checked by [`check_common`]).
+pub(crate) fn resource_url(base: &Url, path: &str) -> Result<Url, String> {
+    let joined = format!("{}/{}", base.as_str().trim_end_matches('/'), path);
+    Url::parse(&joined).map_err(|e| format!("invalid resource URL: {e}"))
+}
+
+/// What a GCP probe derives once from its config: the resource URL and the API client.
+#[derive(Clone, Debug)]
+pub(crate) struct Prepared {
+    pub url: Url,
+    pub client: Client,
+}
+
+impl Prepared {
+    /// Checks the common keys, builds the resource URL from `path` and the client.
+    pub fn new(
+        api_base: &Option<String>,
+        default_base: &str,
+        credentials: &CredentialsSpec,
+        ids: &[(&str, &str)],
+        path: &str,
+    ) -> Result<Self, String> {
+        let base = check_common(api_base, default_base, credentials, ids)?;
+        Ok(Prepared {
+            url: resource_url(&base, path)?,
+            client: Client::new(credentials)?,
+        })
+    }
+
+    /// The prepared value in `cell`, preparing it on first use (probes built without
+    /// `validate`, as in unit tests); a config error here fails the run, never panics.
+    pub fn get(
+        cell: &std::sync::OnceLock<Prepared>,
+        prepare: impl FnOnce() -> Result<Prepared, String>,
+    ) -> Result<&Prepared, ProbeError> {
+        if let Some(p) = cell.get() {
+            return Ok(p);
+        }
+        let p = prepare().map_err(|e| ProbeError::new(Reason::Protocol, e))?;
+        Ok(cell.get_or_init(|| p))
+    }
+}
+
+/// The API client and token source of one probe, built once when the config loads; clones
+/// share the token cache.
+#[derive(Clone, Debug)]
+pub struct Client {
+    http: reqwest::Client,
+    tokens: TokenSource,
+}
+
+impl Client {
+    pub fn new(credentials: &CredentialsSpec) -> Result<Self, String> {
+        // The probe's own rustls config: no process-wide crypto provider is needed.
+        let tls = tls::client_config(Verify::Full, None)?;
+        let http = reqwest::Client::builder()
+            .use_preconfigured_tls((*tls).clone())
+            .user_agent(concat!("pathwatch/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+        Ok(Client {
+            http,
+            tokens: TokenSource::new(credentials),
+        })
+    }
+
+    /// GETs `url` with a bearer token and parses the JSON answer. Phases: `credentials`
+    /// (the token) and `request` (the GET and its body). `api` names the API in details.
+    pub async fn get_json<T: DeserializeOwned>(
+        &self,
+        api: &str,
+        url: &Url,
+        trace: &Trace,
+    ) -> Result<T, ProbeError> {
+        let token = trace
+            .time(Phase::Credentials, self.tokens.token(&self.http))
+            .await?;
+        let body = trace
+            .time(Phase::Request, async {
+                let resp = self
+                    .http
+                    .get(url.clone())
+                    .bearer_auth(token.expose())
+                    .header(reqwest::header::ACCEPT, "application/json")
+                    .send()
+                    .await
+                    .map_err(|e| send_error(api, e))?;
+                let status = resp.status().as_u16();
+                if !resp.status().is_success() {
+                    if status == 401 {
+                        // A revoked or rotated token: fetch a fresh one next run.
+                        self.tokens.invalidate();
+                    }
+                    let retry = resp
+                        .headers()
+                        .get(reqwest::header::RETRY_AFTER)
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::trim)
+                        // Only delay-seconds; an HTTP date is left out of the detail.
+                        .filter(|v| !v.is_empty() && v.len() <= 10)
+                        .filter(|v| v.bytes().all(|b| b.is_ascii_digit()))
+                        .map(str::to_string);
+                    return Err(status_error(api, status, retry.as_deref()));
+                }
+                read_capped(api, resp).await
+            })
+            .await?;
+        serde_json::from_slice(&body).map_err(|e| {
+            // serde_json's message may quote a value from the body (an env value of a
+            // Cloud Run service): only its category and position are kept.
+            let what = match e.classify() {
+                serde_json::error::Category::Data => "JSON of an unexpected shape",
+                serde_json::error::Category::Eof => "truncated JSON",
+                _ => "malformed JSON",
+            };
+            ProbeError::new(
+                Reason::Protocol,
+                format!(
+                    "{api} answered {what} (line {}, column {})",
+                    e.line(),
+                    e.column()
+                ),
+            )
+        })
+    }
+}
+
+fn send_error(api: &str, e: reqwest::Error) -> ProbeError {
+    let e = e.without_url();
+    let (reason, detail) = error_chain(&e, Reason::Io);
+    ProbeError::new(reason, format!("{api}: {detail}"))
+}
+
+async fn read_capped(api: &str, mut resp: reqwest::Response) -> Result<Vec<u8>, ProbeError> {
+    let mut body = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(|e| send_error(api, e))? {
+        if body.len() + chunk.len() > MAX_BODY_BYTES {
+            return Err(ProbeError::new(
+                Reason::BodyTooLarge,
+                format!("{api} answered more than {MAX_BODY_BYTES} bytes"),
+            ));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// Classifies a reported state: one of `states`, or [`UNRECOGNIZED`]. Records it in the
+/// trace (for `state:` criteria) and returns it with the raw value shown in details.
+/// A missing state is a protocol error: the answer is not the resource we asked for.
+pub(crate) fn classify_state(
+    trace: &Trace,
+    obs: &mut GcpObs,
+    what: &str,
+    field: &str,
+    raw: Option<&str>,
+    states: &'static [&'static str],
+) -> Result<&'static str, ProbeError> {
+    let raw = raw.filter(|s| !s.is_empty()).ok_or_else(|| {
+        ProbeError::new(
+            Reason::Protocol,
+            format!("the {what} answer has no \"{field}\" field"),
+        )
+    })?;
+    let state = states
+        .iter()
+        .copied()
+        .find(|s| *s == raw)
+        .unwrap_or(UNRECOGNIZED);
+    obs.state = Some(state);
+    trace.set_state(state);
+    Ok(state)
+}
+
+/// The error for a state that is not the healthy one.
+pub(crate) fn state_error(what: &str, raw: Option<&str>, state: &str, healthy: &str) -> ProbeError {
+    let detail = if state == UNRECOGNIZED {
+        format!(
+            "the {what} reports state {}, which pathwatch does not know (exported as {UNRECOGNIZED}; healthy is {healthy})",
+            show(raw.unwrap_or(""))
+        )
+    } else {
+        format!("the {what} is {state}, not {healthy}")
+    };
+    ProbeError::new(Reason::ResourceState, detail)
+}
+
+/// A value from the API, quoted and cut for a detail or fact (only for values that are not
+/// secret: names, enum values, safe env values).
+pub(crate) fn show(value: &str) -> String {
+    if value.chars().count() > MAX_SHOWN {
+        let cut: String = value.chars().take(MAX_SHOWN).collect();
+        format!("{cut:?}...")
+    } else {
+        format!("{value:?}")
+    }
+}
+
+/// An API enum value fit for a label: upper-case letters, digits and '_' (else UNRECOGNIZED).
+pub(crate) fn enum_label(value: &str) -> String {
+    if !value.is_empty()
+        && value.len() <= 64
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
+    {
+        value.to_string()
+    } else {
+        UNRECOGNIZED.to_string()
+    }
+}
+
+/// Reads an integer the API may send as a JSON number or (int64 in proto3 JSON) a string.
+pub(crate) mod lenient_number {
+    use serde::{Deserialize, Deserializer};
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum NumOrText {
+        Num(f64),
+        Text(String),
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+        Ok(match Option::<NumOrText>::deserialize(d)? {
+            Some(NumOrText::Num(n)) => Some(n),
+            Some(NumOrText::Text(t)) => t.trim().parse().ok(),
+            None => None,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_cannot_escape_the_path() {
+        assert!(valid_id("netra-staging"));
+        assert!(valid_id("example.com:my-project"));
+        for bad in ["", "a/b", "a b", "a?b", "a%2F", &"x".repeat(129)] {
+            assert!(!valid_id(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn enum_labels_are_bounded() {
+        assert_eq!(enum_label("POSTGRES_15"), "POSTGRES_15");
+        assert_eq!(enum_label("postgres 15"), UNRECOGNIZED);
+        assert_eq!(enum_label(&"A".repeat(65)), UNRECOGNIZED);
+    }
+
+    #[test]
+    fn unknown_states_become_unrecognized() {
+        let trace = Trace::default();
+        let mut obs = GcpObs::default();
+        let s = classify_state(
+            &trace,
+            &mut obs,
+            "connector",
+            "state",
+            Some("HIBERNATING"),
+            vpc_connector::STATES,
+        )
+        .unwrap();
+        assert_eq!(s, UNRECOGNIZED);
+        assert_eq!(trace.state().as_deref(), Some(UNRECOGNIZED));
+        let e = state_error("connector", Some("HIBERNATING"), s, "READY");
+        assert_eq!(e.reason, Reason::ResourceState);
+        assert!(e.detail.contains("\"HIBERNATING\""), "{}", e.detail);
+        let missing = classify_state(&trace, &mut obs, "connector", "state", None, &[]);
+        assert_eq!(missing.unwrap_err().reason, Reason::Protocol);
+    }
+
+    #[test]
+    fn long_values_are_cut() {
+        let shown = show(&"v".repeat(500));
+        assert!(shown.len() < 220 && shown.ends_with("..."), "{shown}");
+    }
+}
