@@ -1,7 +1,10 @@
-//! `pathwatch demo`: the reference service and pathwatch probing it, walking the first user's
-//! incident on a loop (healthy -> database unreachable -> restart -> healthy) so every metric
-//! moves. A Postgres probe joins when `DATABASE_URL` or `PGHOST` points at one.
+//! `pathwatch demo`: the reference service and pathwatch probing it with every probe kind,
+//! walking the first user's incident on a loop (healthy -> VPC connector in ERROR and the
+//! database unreachable -> restart -> degraded with configuration drift) so every metric and
+//! every dashboard panel moves. A Postgres probe joins when `DATABASE_URL` or `PGHOST` points
+//! at one.
 
+use crate::sim::gcp::{CONNECTOR, INSTANCE, PROJECT, REGION, SERVICE};
 use crate::sim::{Faults, SimOptions, SimState};
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -27,16 +30,26 @@ pub fn scenario() -> Vec<Act> {
             lasts: Duration::from_secs(60),
         },
         Act {
-            name: "outage: Cloud SQL unreachable through the VPC connector (logins 503, WebSocket 1011)",
+            name: "outage: the VPC connector is in ERROR, Cloud SQL and Redis are unreachable (logins 503, WebSocket 1011)",
+            faults: Faults {
+                db_down: true,
+                connector_state: Some("ERROR".into()),
+                ..Faults::default()
+            },
+            restart: false,
+            lasts: Duration::from_secs(30),
+        },
+        Act {
+            name: "outage goes on: the connector is READY again, but the backend keeps failing until it restarts",
             faults: Faults {
                 db_down: true,
                 ..Faults::default()
             },
             restart: false,
-            lasts: Duration::from_secs(45),
+            lasts: Duration::from_secs(15),
         },
         Act {
-            name: "recovery: the backend restarts and takes 8 s to become healthy",
+            name: "recovery: the backend restarts and takes 8 s to become healthy (Redis is LOADING meanwhile)",
             faults: Faults {
                 startup_delay_ms: 8_000,
                 ..Faults::default()
@@ -45,10 +58,11 @@ pub fn scenario() -> Vec<Act> {
             lasts: Duration::from_secs(30),
         },
         Act {
-            name: "degraded: the agent is slow and drops tool_completed",
+            name: "degraded: the agent is slow and drops tool_completed; a deploy set the egress to PRIVATE_RANGES_ONLY",
             faults: Faults {
                 slow_events_ms: 1_500,
                 drop_event: Some("tool_completed".into()),
+                cloud_run_egress: Some("PRIVATE_RANGES_ONLY".into()),
                 ..Faults::default()
             },
             restart: false,
@@ -59,22 +73,63 @@ pub fn scenario() -> Vec<Act> {
 
 pub const DEMO_PASSWORD: &str = "pathwatch-demo";
 
-/// The reference service's options in the demo: human-scale pauses between events.
-pub fn sim_options() -> SimOptions {
+/// The reference service's options in the demo: human-scale pauses between events, shortened
+/// as the scenario is sped up (see [`walk`]).
+pub fn sim_options(speed: f64) -> SimOptions {
     SimOptions {
         password: DEMO_PASSWORD.into(),
         bypass_key: None,
-        event_pause: Duration::from_millis(400),
+        event_pause: Duration::from_millis(400).div_f64(speed.max(1.0)),
         heartbeat: Duration::from_secs(5),
         faults: Faults::default(),
     }
 }
 
-/// The bundled config, probing the reference service at `sim`. Secrets stay in `env` names.
-pub fn config(sim: SocketAddr, with_postgres: bool) -> String {
+/// Where the demo's reference service listens.
+#[derive(Clone, Copy, Debug)]
+pub struct Targets {
+    /// Its HTTP listener: the backend, auth, ClickHouse ping, Google APIs.
+    pub sim: SocketAddr,
+    /// Its Redis listener.
+    pub redis: SocketAddr,
+}
+
+/// `faults` with its delays shortened by `speed`, so a sped-up act keeps its shape: a restart
+/// still ends within its act, a slow agent still answers within a probe's timeout.
+fn scaled(mut faults: Faults, speed: f64) -> Faults {
+    let ms = |v: u64| (v as f64 / speed.max(1.0)).round() as u64;
+    faults.startup_delay_ms = ms(faults.startup_delay_ms);
+    faults.slow_events_ms = ms(faults.slow_events_ms);
+    faults
+}
+
+/// A probe interval (or timeout) of `secs` at normal speed, shortened as the scenario is sped up (never
+/// below 1 s), so even a sped-up act lasts long enough for the probes to see it.
+fn every(secs: u64, speed: f64) -> String {
+    let ms = (secs as f64 * 1000.0 / speed.max(1.0)).max(1000.0);
+    format!("{}ms", ms.round() as u64)
+}
+
+/// The bundled config, probing the reference service at `t` with every probe kind. Secrets
+/// stay in `${DEMO_*}` names; `speed` is the scenario's (see [`walk`]).
+pub fn config(t: Targets, with_postgres: bool, speed: f64) -> String {
+    let (sim, redis_port) = (t.sim, t.redis.port());
+    let (i5, i10) = (every(5, speed), every(10, speed));
+    // A run that waits for an event the degraded agent drops must end within the act, or
+    // every later run would start in the same act again.
+    let t20 = every(20, speed);
+    let connector = format!("projects/{PROJECT}/locations/{REGION}/connectors/{CONNECTOR}");
+    let connection = format!("{PROJECT}:{REGION}:{INSTANCE}");
+    // The Google APIs and the metadata server are the reference service itself.
+    let google = |indent: &str| {
+        format!(
+            "{indent}api_base: http://{sim}\n{indent}credentials: {{ metadata_host: \"{sim}\" }}"
+        )
+    };
+    let (google, logging) = (google("    "), google("      "));
     let mut y = format!(
         r#"defaults:
-  interval: 5s
+  interval: {i5}
   timeout: 10s
 probes:
   - name: backend-health
@@ -88,9 +143,14 @@ probes:
   - name: auth-health
     kind: http
     url: http://{sim}/auth/health
+  - name: clickhouse-ping
+    kind: http
+    url: http://{sim}/ping
+    assert:
+      - {{ regex: "^Ok\\.\\n?$" }}
   - name: backend-startup
     kind: startup
-    interval: 5s
+    interval: {i5}
     poll_interval: 1s
     deadline: 30s
     reference: reported
@@ -98,8 +158,8 @@ probes:
     check: {{ url: "http://{sim}/health" }}
   - name: golden-path
     kind: golden_path
-    interval: 10s
-    timeout: 20s
+    interval: {i10}
+    timeout: {t20}
     login:
       url: http://{sim}/auth/login
       email: demo@pathwatch.test
@@ -107,6 +167,52 @@ probes:
     websocket:
       url: ws://{sim}/ws
     message: What is the status of my last optimisation?
+  - name: vpc-path-redis
+    kind: tcp
+    host: 127.0.0.1
+    port: {redis_port}
+  - name: redis
+    kind: redis
+    host: 127.0.0.1
+    port: {redis_port}
+    password: ${{DEMO_PASSWORD}}
+    db: 0
+  - name: vpc-connector
+    kind: gcp_vpc_connector
+    project: {PROJECT}
+    region: {REGION}
+    connector: {CONNECTOR}
+{google}
+  - name: cloudsql-instance
+    kind: gcp_cloudsql
+    project: {PROJECT}
+    instance: {INSTANCE}
+    connection_name: {connection}
+{google}
+  - name: backend-service-config
+    kind: gcp_cloud_run
+    project: {PROJECT}
+    region: {REGION}
+    service: {SERVICE}
+{google}
+    expect:
+      vpc_connector: {connector}
+      egress: ALL_TRAFFIC
+      env: {{ DB_CONNECT_TIMEOUT: "75" }}
+      cloudsql_instances: ["{connection}"]
+    safe_env: [DB_CONNECT_TIMEOUT]
+  - name: backend-logs
+    kind: logs
+    window: 30m
+    patterns:
+      db_socket_failed: 'socket connection to /cloudsql/.*/\.s\.PGSQL\.5432 failed'
+      vpc_unreachable: 'Cloud SQL instance not accessible through VPC connector'
+      startup_failed: 'Application startup failed\. Exiting\.'
+      db_phase: 'PHASE COMPLETED: DATABASE \(([0-9.]+)s\)'
+    cloud_logging:
+      project: {PROJECT}
+      filter: 'resource.type="cloud_run_revision" AND resource.labels.service_name="{SERVICE}"'
+{logging}
 "#
     );
     if with_postgres {
@@ -132,6 +238,8 @@ probes:
       - { name: startup, probe: backend-startup, max_seconds: 30 }
       - { name: golden_path, probe: golden-path, max_seconds: 60 }
       - { name: websocket_events, probe: golden-path, all_events: true }
+      - { name: vpc_connector_ready, probe: vpc-connector, state: READY }
+      - { name: cloudsql_runnable, probe: cloudsql-instance, state: RUNNABLE }
 "#,
     );
     if with_postgres {
@@ -178,17 +286,20 @@ pub fn env_values(lookup: &dyn Fn(&str) -> Option<String>) -> (HashMap<String, S
 }
 
 /// Walks the scenario on a loop until `token` is cancelled, announcing each act on stdout.
-/// `speed` divides every act's length (tests walk the incident in seconds).
+/// `speed` divides every act's length and the service's delays (tests walk the incident in
+/// seconds).
 pub async fn walk(state: SimState, speed: f64, token: CancellationToken) {
     let acts = scenario();
     loop {
         for act in &acts {
-            state.set_faults(act.faults.clone());
+            state.set_faults(scaled(act.faults.clone(), speed));
             if act.restart {
                 state.restart();
             }
             let lasts = act.lasts.div_f64(speed.max(0.001));
-            println!("demo: {} (for {:.0} s)", act.name, lasts.as_secs_f64());
+            let secs = lasts.as_secs_f64();
+            let digits = usize::from(secs < 10.0);
+            println!("demo: {} (for {secs:.digits$} s)", act.name);
             tokio::select! {
                 _ = token.cancelled() => return,
                 _ = tokio::time::sleep(lasts) => {}
@@ -229,19 +340,71 @@ mod tests {
     }
 
     #[test]
-    fn the_bundled_config_loads_with_and_without_postgres() {
-        let addr: SocketAddr = "127.0.0.1:8000".parse().unwrap();
+    fn the_bundled_config_loads_and_uses_every_probe_kind() {
+        let targets = Targets {
+            sim: "127.0.0.1:8000".parse().unwrap(),
+            redis: "127.0.0.1:6380".parse().unwrap(),
+        };
         for with_pg in [false, true] {
             let (vars, _) = env_values(&env(&[("PGHOST", "127.0.0.1")]));
-            let loaded =
-                crate::config::parse("demo", &config(addr, with_pg), &|k| vars.get(k).cloned())
-                    .unwrap();
-            assert!(loaded.errors.is_empty(), "{:?}", loaded.errors);
-            assert_eq!(loaded.config.probes.len(), if with_pg { 6 } else { 5 });
-            assert_eq!(
-                loaded.config.incidents[0].criteria.len(),
-                if with_pg { 5 } else { 4 }
-            );
+            let text = config(targets, with_pg, 1.0);
+            let loaded = crate::config::parse("demo", &text, &|k| vars.get(k).cloned()).unwrap();
+            assert!(loaded.errors.is_empty(), "{:?}\n{text}", loaded.errors);
+            let kinds: std::collections::BTreeSet<_> =
+                loaded.config.probes.iter().map(|p| p.spec.kind()).collect();
+            let mut want: std::collections::BTreeSet<_> =
+                crate::probe::Kind::ALL.iter().copied().collect();
+            if !with_pg {
+                want.remove(&crate::probe::Kind::Postgres);
+            }
+            assert_eq!(kinds, want);
+            let criteria: Vec<_> = loaded.config.incidents[0]
+                .criteria
+                .iter()
+                .map(|c| c.name.as_str())
+                .collect();
+            for c in ["vpc_connector_ready", "cloudsql_runnable", "golden_path"] {
+                assert!(criteria.contains(&c), "{criteria:?}");
+            }
+            assert_eq!(criteria.len(), if with_pg { 7 } else { 6 });
+            // At normal speed the probes keep their human-scale intervals.
+            assert_eq!(loaded.config.probes[0].interval, Duration::from_secs(5));
         }
+    }
+
+    #[test]
+    fn a_faster_scenario_probes_more_often_but_at_most_every_second() {
+        assert_eq!(every(5, 1.0), "5000ms");
+        assert_eq!(every(10, 4.0), "2500ms");
+        assert_eq!(every(5, 30.0), "1000ms");
+        assert_eq!(every(5, 0.5), "5000ms");
+        let slow = Faults {
+            startup_delay_ms: 8_000,
+            slow_events_ms: 1_500,
+            ..Faults::default()
+        };
+        let fast = scaled(slow.clone(), 30.0);
+        assert_eq!((fast.startup_delay_ms, fast.slow_events_ms), (267, 50));
+        assert_eq!(scaled(slow.clone(), 0.5), slow);
+        assert_eq!(sim_options(4.0).event_pause, Duration::from_millis(100));
+    }
+
+    #[test]
+    fn the_scenario_breaks_and_heals_the_infrastructure_too() {
+        let acts = scenario();
+        assert!(
+            acts.iter()
+                .any(|a| a.faults.db_down && a.faults.connector_state.as_deref() == Some("ERROR"))
+        );
+        assert!(
+            acts.iter()
+                .any(|a| a.faults.cloud_run_egress.is_some() && !a.faults.db_down)
+        );
+        // Each loop starts healthy, and the outage ends with a restart.
+        assert_eq!(acts[0].faults, Faults::default());
+        let outage_end = acts.iter().rposition(|a| a.faults.db_down).unwrap();
+        assert!(acts[outage_end + 1].restart);
+        let total: Duration = acts.iter().map(|a| a.lasts).sum();
+        assert_eq!(total, Duration::from_secs(175));
     }
 }

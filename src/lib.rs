@@ -7,15 +7,18 @@
 //! - `check`: run every probe once and judge the incidents (`pathwatch check`).
 //! - `probe`: the probe kinds (one enum), phase timing, failure reasons.
 //! - `runner`: one task per probe, interval, jitter, timeout, panic isolation.
+//! - `supervisor`: the config in force; reloads on SIGHUP, `POST /-/reload` or a file change.
 //! - `state`: recent results per probe, fed by the runner; incident status.
 //! - `gcp`: Google Cloud tokens and API error mapping (GCP probes, Cloud Logging).
 //! - `incident`: criteria -> status (a pure engine), change log lines and webhooks.
 //! - `sim`: the reference golden-path service (tests, `demo`).
 //! - `demo`: the bundled demo config and incident scenario.
 //! - `metrics`: the metric families of the contract (prometheus-client).
+//! - `ondemand`: `/probe`, one configured probe run on demand against an allowed target.
 //! - `server`: the axum router (`/metrics`, `/healthz`, `/readyz`, `/`, `/api/status`).
 //! - `status`: the status page and its JSON.
 //! - `telemetry`: logging.
+//! - `web`: the web config (`--web-config`): TLS, client certificates, basic auth.
 //! - `abort`: tasks that end with their owner.
 
 pub mod abort;
@@ -25,10 +28,13 @@ pub mod demo;
 pub mod gcp;
 pub mod incident;
 pub mod metrics;
+pub mod ondemand;
 pub mod probe;
 pub mod runner;
 pub mod server;
 pub mod sim;
 pub mod state;
 pub mod status;
+pub mod supervisor;
 pub mod telemetry;
+pub mod web;

@@ -50,12 +50,22 @@ enum Command {
         /// Address to serve HTTP on.
         #[arg(long, default_value = "0.0.0.0:9778", env = "PATHWATCH_LISTEN")]
         listen: String,
+        /// Web config (YAML): TLS, client certificates, basic auth. Plain HTTP without it.
+        #[arg(long, value_name = "FILE", env = "PATHWATCH_WEB_CONFIG")]
+        web_config: Option<PathBuf>,
+        /// Reload the config when the file changes, checking this often (e.g. 10s). SIGHUP
+        /// and `POST /-/reload` reload it in any case.
+        #[arg(long, value_parser = humantime::parse_duration, env = "PATHWATCH_WATCH_CONFIG")]
+        watch_config: Option<std::time::Duration>,
     },
     /// Start the reference service and pathwatch probing it; walk an incident on a loop.
     Demo {
         /// Address to serve pathwatch's HTTP on.
         #[arg(long, default_value = "127.0.0.1:9778", env = "PATHWATCH_LISTEN")]
         listen: String,
+        /// Web config (YAML): TLS, client certificates, basic auth. Plain HTTP without it.
+        #[arg(long, value_name = "FILE", env = "PATHWATCH_WEB_CONFIG")]
+        web_config: Option<PathBuf>,
         /// Address of the reference service.
         #[arg(long, default_value = "127.0.0.1:0")]
         sim_listen: String,
@@ -73,6 +83,9 @@ enum Command {
         /// Enables POST /auth/e2e/test-auth with this X-E2E-Bypass-Key.
         #[arg(long, env = "SIM_BYPASS_KEY")]
         bypass_key: Option<String>,
+        /// Also serve the tiny Redis (RESP: AUTH, PING, SELECT, QUIT) on this address.
+        #[arg(long)]
+        redis_listen: Option<String>,
     },
     /// Run every probe once and judge the incidents: exit 0 resolved, 1 present, 2 bad config.
     Check {
@@ -99,26 +112,36 @@ fn main() -> ExitCode {
     let _ = pathwatch::probe::startup::process_start_unix();
     // reqwest, tokio-rustls and friends find the ring provider through this process default.
     let _ = rustls::crypto::ring::default_provider().install_default();
-    telemetry::init(cli.log_format, &cli.log_level);
-    match cli.command {
+    let telemetry = telemetry::init(cli.log_format, &cli.log_level);
+    let code = match cli.command {
         Command::Validate { file } => validate(&file),
         Command::Check {
             config,
             incident,
             format,
         } => block_on(check(config, incident, format)),
-        Command::Serve { config, listen } => block_on(serve(config, listen)),
+        Command::Serve {
+            config,
+            listen,
+            watch_config,
+            web_config,
+        } => block_on(serve(config, listen, watch_config, web_config)),
         Command::Demo {
             listen,
             sim_listen,
             speed,
-        } => block_on(demo(listen, sim_listen, speed)),
+            web_config,
+        } => block_on(demo(listen, sim_listen, speed, web_config)),
         Command::Sim {
             listen,
             password,
             bypass_key,
-        } => block_on(sim(listen, password, bypass_key)),
-    }
+            redis_listen,
+        } => block_on(sim(listen, password, bypass_key, redis_listen)),
+    };
+    // Flush the spans of the last runs (a blocking HTTP export; nothing when traces are off).
+    telemetry.shutdown();
+    code
 }
 
 fn block_on(fut: impl std::future::Future<Output = anyhow::Result<ExitCode>>) -> ExitCode {
@@ -194,7 +217,12 @@ fn validate(file: &std::path::Path) -> ExitCode {
     }
 }
 
-async fn serve(config_path: PathBuf, listen: String) -> anyhow::Result<ExitCode> {
+async fn serve(
+    config_path: PathBuf,
+    listen: String,
+    watch: Option<std::time::Duration>,
+    web_config: Option<PathBuf>,
+) -> anyhow::Result<ExitCode> {
     let loaded = match config::load(&config_path) {
         Ok(l) => l,
         Err(e) => {
@@ -204,10 +232,20 @@ async fn serve(config_path: PathBuf, listen: String) -> anyhow::Result<ExitCode>
     };
     let token = CancellationToken::new();
     tokio::spawn(shutdown_on_signal(token.clone()));
-    run(loaded, &config_path.display().to_string(), listen, token).await
+    let source = config_path.display().to_string();
+    let reload = Reload {
+        path: Some(config_path),
+        watch,
+    };
+    run_with(loaded, &source, listen, token, reload, web_config).await
 }
 
-async fn demo(listen: String, sim_listen: String, speed: f64) -> anyhow::Result<ExitCode> {
+async fn demo(
+    listen: String,
+    sim_listen: String,
+    speed: f64,
+    web_config: Option<PathBuf>,
+) -> anyhow::Result<ExitCode> {
     let token = CancellationToken::new();
     tokio::spawn(shutdown_on_signal(token.clone()));
     let sim_listener = tokio::net::TcpListener::bind(&sim_listen)
@@ -216,21 +254,37 @@ async fn demo(listen: String, sim_listen: String, speed: f64) -> anyhow::Result<
     let sim_addr = sim_listener
         .local_addr()
         .context("reference service address")?;
-    let state = pathwatch::sim::SimState::new(pathwatch::demo::sim_options());
+    // Redis on the sim's host, on a free port: the demo needs no port of its own for it.
+    let redis_listener = tokio::net::TcpListener::bind((sim_addr.ip(), 0))
+        .await
+        .context("cannot listen for the reference service's Redis")?;
+    let redis_addr = redis_listener
+        .local_addr()
+        .context("reference Redis address")?;
+    let state = pathwatch::sim::SimState::new(pathwatch::demo::sim_options(speed));
     tokio::spawn(pathwatch::sim::serve(
         sim_listener,
         state.clone(),
         token.clone(),
     ));
+    tokio::spawn(pathwatch::sim::serve_redis(
+        redis_listener,
+        state.clone(),
+        token.clone(),
+    ));
 
     let (vars, with_postgres) = pathwatch::demo::env_values(&|k| std::env::var(k).ok());
-    let text = pathwatch::demo::config(sim_addr, with_postgres);
+    let targets = pathwatch::demo::Targets {
+        sim: sim_addr,
+        redis: redis_addr,
+    };
+    let text = pathwatch::demo::config(targets, with_postgres, speed);
     let env = |name: &str| vars.get(name).cloned().or_else(|| std::env::var(name).ok());
     let loaded = config::parse("<demo config>", &text, &env)
         .map_err(|e| anyhow::anyhow!("the bundled demo config is broken: {e}"))?;
     let shown = listen.replace("0.0.0.0", "127.0.0.1");
     println!(
-        "demo: reference service on http://{sim_addr} (faults: http://{sim_addr}/admin/faults)"
+        "demo: reference service on http://{sim_addr} (faults: http://{sim_addr}/admin/faults), Redis on {redis_addr}"
     );
     println!("demo: pathwatch status page http://{shown}/ and metrics http://{shown}/metrics");
     if !with_postgres {
@@ -238,13 +292,14 @@ async fn demo(listen: String, sim_listen: String, speed: f64) -> anyhow::Result<
     }
     println!("demo: Ctrl-C stops it");
     tokio::spawn(pathwatch::demo::walk(state, speed, token.clone()));
-    run(loaded, "<demo config>", listen, token).await
+    run(loaded, "<demo config>", listen, token, web_config).await
 }
 
 async fn sim(
     listen: String,
     password: String,
     bypass_key: Option<String>,
+    redis_listen: Option<String>,
 ) -> anyhow::Result<ExitCode> {
     let token = CancellationToken::new();
     tokio::spawn(shutdown_on_signal(token.clone()));
@@ -255,8 +310,20 @@ async fn sim(
     let state = pathwatch::sim::SimState::new(pathwatch::sim::SimOptions {
         password,
         bypass_key,
-        ..pathwatch::demo::sim_options()
+        ..pathwatch::demo::sim_options(1.0)
     });
+    if let Some(redis_listen) = redis_listen {
+        let redis = tokio::net::TcpListener::bind(&redis_listen)
+            .await
+            .with_context(|| format!("cannot listen on {redis_listen} for Redis"))?;
+        let redis_addr = redis.local_addr().context("reading the Redis address")?;
+        tracing::info!(addr = %redis_addr, "reference Redis listening");
+        tokio::spawn(pathwatch::sim::serve_redis(
+            redis,
+            state.clone(),
+            token.clone(),
+        ));
+    }
     tracing::info!(addr = %addr, "reference service listening");
     pathwatch::sim::serve(listener, state, token)
         .await
@@ -264,13 +331,44 @@ async fn sim(
     Ok(ExitCode::SUCCESS)
 }
 
-/// Runs the probes of `loaded` and serves HTTP on `listen` until `token` is cancelled.
+/// Where the config came from, for reloads (None: it cannot be reloaded, as in the demo).
+struct Reload {
+    path: Option<PathBuf>,
+    /// Poll the file for changes this often.
+    watch: Option<std::time::Duration>,
+}
+
 async fn run(
     loaded: Loaded,
     source: &str,
     listen: String,
     token: CancellationToken,
+    web_config: Option<PathBuf>,
 ) -> anyhow::Result<ExitCode> {
+    let reload = Reload {
+        path: None,
+        watch: None,
+    };
+    run_with(loaded, source, listen, token, reload, web_config).await
+}
+
+/// Runs the probes of `loaded` and serves HTTP on `listen` until `token` is cancelled.
+async fn run_with(
+    loaded: Loaded,
+    source: &str,
+    listen: String,
+    token: CancellationToken,
+    reload: Reload,
+    web_config: Option<PathBuf>,
+) -> anyhow::Result<ExitCode> {
+    // Before anything starts: a bad web config must not leave the endpoints open.
+    let web = match pathwatch::web::Web::load(web_config.as_deref()) {
+        Ok(w) => w,
+        Err(e) => {
+            tracing::error!("{e}");
+            return Ok(ExitCode::from(EXIT_BAD_CONFIG));
+        }
+    };
     // Invalid entries are skipped and reported; the valid probes still run.
     for e in &loaded.errors {
         tracing::error!(error = %e, "invalid config entry skipped");
@@ -290,10 +388,16 @@ async fn run(
     }
     let state = Arc::new(State::new(metrics, &loaded.config));
     let ready = Arc::new(AtomicBool::new(false));
+    let probes = loaded.config.probes.len();
+    let config: pathwatch::supervisor::SharedConfig =
+        Arc::new(std::sync::RwLock::new(Arc::new(loaded.config)));
+    let (reload_tx, reload_rx) = tokio::sync::mpsc::channel(4);
     let app = AppState {
         registry: Arc::new(registry),
         state: state.clone(),
         ready: ready.clone(),
+        config: config.clone(),
+        reload: reload_tx,
     };
 
     let listener = tokio::net::TcpListener::bind(&listen)
@@ -302,13 +406,16 @@ async fn run(
     let addr = listener.local_addr().context("reading the bound address")?;
     tracing::info!(
         addr = %addr,
-        probes = loaded.config.probes.len(),
+        probes,
         config = %source,
         version = env!("CARGO_PKG_VERSION"),
         "listening"
     );
 
-    let mut tasks = runner::spawn_all(&loaded.config.probes, state.clone(), token.clone());
+    let supervisor =
+        pathwatch::supervisor::Supervisor::start(reload.path, state.clone(), config, token.clone());
+    let mut tasks = tokio::task::JoinSet::new();
+    tasks.spawn(supervisor.run(reload_rx, reload.watch));
     // Staleness turns an incident unknown even when no result arrives to trigger it.
     tasks.spawn(runner::schedule(
         std::time::Duration::from_secs(5),
@@ -322,8 +429,7 @@ async fn run(
     ready.store(true, Ordering::Relaxed);
 
     let shutdown = token.clone();
-    axum::serve(listener, router(app))
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+    pathwatch::web::serve(listener, router(app), web, shutdown)
         .await
         .context("HTTP server failed")?;
     ready.store(false, Ordering::Relaxed);

@@ -12,9 +12,9 @@ use crate::probe::{Kind, Phase, PhaseTimings, Reason, Transport, label_enum};
 use crate::runner::RunResult;
 use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
 use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::exemplar::HistogramWithExemplars;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::{Registry, Unit};
 use std::fmt::Write as _;
 use std::sync::atomic::AtomicU64;
@@ -26,10 +26,25 @@ pub const DURATION_BUCKETS: &[f64] = &[
 ];
 
 type FloatGauge = Gauge<f64, AtomicU64>;
-type Histograms<L> = Family<L, Histogram, fn() -> Histogram>;
+/// Histograms whose observations carry the run's trace id as an OpenMetrics exemplar, so a
+/// slow bucket leads to its trace (when tracing is on).
+type Histograms<L> =
+    Family<L, HistogramWithExemplars<TraceLabels>, fn() -> HistogramWithExemplars<TraceLabels>>;
 
-fn duration_histogram() -> Histogram {
-    Histogram::new(DURATION_BUCKETS.iter().copied())
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TraceLabels {
+    pub trace_id: String,
+}
+
+/// The exemplar of a run: its trace id, when it was traced.
+fn exemplar(run: &RunResult) -> Option<TraceLabels> {
+    run.trace_id.as_ref().map(|t| TraceLabels {
+        trace_id: t.clone(),
+    })
+}
+
+fn duration_histogram() -> HistogramWithExemplars<TraceLabels> {
+    HistogramWithExemplars::new(DURATION_BUCKETS.iter().copied())
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -391,6 +406,36 @@ impl Metrics {
         m
     }
 
+    /// The families of one on-demand run (`/probe`), registered into `registry`: success,
+    /// duration, phases and HTTP status, as blackbox_exporter answers. Everything else a run
+    /// records lands in families that are not exposed.
+    pub fn new_run_only(registry: &mut Registry) -> Self {
+        let m = Metrics::new(&mut Registry::default());
+        registry.register(
+            "probe_success",
+            "Whether the run succeeded (1) or failed (0)",
+            m.probe_success.clone(),
+        );
+        registry.register_with_unit(
+            "probe_duration",
+            "Duration of the run",
+            Unit::Seconds,
+            m.probe_duration.clone(),
+        );
+        registry.register_with_unit(
+            "probe_phase_duration",
+            "Duration of each phase the run completed",
+            Unit::Seconds,
+            m.probe_phase_duration.clone(),
+        );
+        registry.register(
+            "http_status_code",
+            "Status code of the HTTP response (0 when none arrived)",
+            m.http_status.clone(),
+        );
+        m
+    }
+
     /// Creates a probe's series before its first run, so dashboards and `rate()` see zeros
     /// instead of absent series.
     pub fn init_probe(&self, p: &crate::config::ProbeConfig) {
@@ -445,7 +490,9 @@ impl Metrics {
         };
         self.probe_success.get_or_create(&labels).set(i64::from(ok));
         self.probe_duration.get_or_create(&labels).set(secs);
-        self.probe_run_duration.get_or_create(&labels).observe(secs);
+        self.probe_run_duration
+            .get_or_create(&labels)
+            .observe(secs, exemplar(run), None);
         self.probe_runs
             .get_or_create(&RunLabels {
                 probe: probe.to_string(),
@@ -498,7 +545,7 @@ impl Metrics {
                     probe: probe.to_string(),
                     transport,
                 })
-                .observe(secs);
+                .observe(secs, exemplar(run), None);
         }
     }
 
@@ -515,13 +562,17 @@ impl Metrics {
             .and_then(|g| g.total)
             .filter(|_| run.ok())
         {
-            self.golden_seconds
-                .get_or_create(&name)
-                .observe(total.as_secs_f64());
+            self.golden_seconds.get_or_create(&name).observe(
+                total.as_secs_f64(),
+                exemplar(run),
+                None,
+            );
         } else if reason == Reason::Timeout {
-            self.golden_seconds
-                .get_or_create(&name)
-                .observe(run.duration.as_secs_f64());
+            self.golden_seconds.get_or_create(&name).observe(
+                run.duration.as_secs_f64(),
+                exemplar(run),
+                None,
+            );
         }
         if let (false, Some(phase)) = (run.ok(), run.failed_phase) {
             self.golden_failures
@@ -568,6 +619,95 @@ impl Metrics {
                     self.golden_event_seconds.remove(&labels);
                 }
             }
+        }
+    }
+
+    /// Removes every series of a probe that left the config (or changed kind) on reload.
+    /// Families are keyed by full label sets, so each set is named: the closed label enums
+    /// are walked, the configured ones (events, patterns) come from the old spec.
+    pub fn forget_probe(&self, p: &crate::config::ProbeConfig) {
+        let (probe, kind) = (p.name.clone(), p.spec.kind());
+        let labels = ProbeLabels {
+            probe: probe.clone(),
+            kind,
+        };
+        self.probe_success.remove(&labels);
+        self.probe_duration.remove(&labels);
+        self.probe_timeout.remove(&labels);
+        self.probe_interval.remove(&labels);
+        self.probe_run_duration.remove(&labels);
+        for reason in Reason::ALL {
+            for result in [RunResultLabel::Success, RunResultLabel::Failure] {
+                self.probe_runs.remove(&RunLabels {
+                    probe: probe.clone(),
+                    kind,
+                    result,
+                    reason: *reason,
+                });
+            }
+            for step in Step::ALL {
+                self.golden_failures.remove(&StepLabels {
+                    probe: probe.clone(),
+                    step: *step,
+                    reason: *reason,
+                });
+            }
+        }
+        for phase in Phase::ALL {
+            self.probe_phase_duration.remove(&PhaseLabels {
+                probe: probe.clone(),
+                kind,
+                phase: *phase,
+            });
+        }
+        for transport in Transport::ALL {
+            self.db_connect.remove(&DbLabels {
+                probe: probe.clone(),
+                transport: *transport,
+            });
+        }
+        let name = NameLabels {
+            probe: probe.clone(),
+        };
+        self.probe_last_run.remove(&name);
+        self.http_status.remove(&name);
+        self.golden_seconds.remove(&name);
+        self.golden_delivered.remove(&name);
+        self.golden_expected.remove(&name);
+        self.golden_crosstalk.remove(&name);
+        self.golden_duplicates.remove(&name);
+        self.golden_unexpected.remove(&name);
+        self.startup_seconds.remove(&name);
+        self.startup_in_progress.remove(&name);
+        self.startup_unhealthy.remove(&name);
+        if let crate::probe::ProbeSpec::GoldenPath(g) = &p.spec {
+            for event in &g.events {
+                self.golden_event_seconds.remove(&EventLabels {
+                    probe: probe.clone(),
+                    event: event.clone(),
+                });
+            }
+        }
+        self.gcp.forget_probe(&probe, kind);
+        self.logs.forget_probe(p);
+    }
+
+    /// Removes an incident's series (it left the config on reload).
+    pub fn forget_incident(&self, spec: &crate::incident::IncidentSpec) {
+        let labels = IncidentLabels {
+            incident: spec.id.clone(),
+        };
+        self.incident_status.remove(&labels);
+        self.incident_changes.remove(&labels);
+        self.incident_last_change.remove(&labels);
+        for c in &spec.criteria {
+            let cl = CriterionLabels {
+                incident: spec.id.clone(),
+                criterion: c.name.clone(),
+            };
+            self.criterion_met.remove(&cl);
+            self.criterion_value.remove(&cl);
+            self.criterion_threshold.remove(&cl);
         }
     }
 

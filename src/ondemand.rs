@@ -72,7 +72,10 @@ pub fn plan(
         .ok_or_else(|| Refusal::UnknownModule(module.to_string()))?;
     let mut probe = base.clone();
     if let Some(t) = target {
-        if !spec.allowed_targets.iter().any(|p| glob(p, t)) {
+        // Match the allowlist against what will really be contacted, never the raw text:
+        // `http://127.0.0.1:80@evil.example/` must not pass for `http://127.0.0.1:*`.
+        let contacted = normalize(t).map_err(Refusal::BadTarget)?;
+        if !spec.allowed_targets.iter().any(|p| glob(p, &contacted)) {
             return Err(Refusal::TargetNotAllowed);
         }
         probe.spec = base.spec.retarget(t).map_err(Refusal::BadTarget)?;
@@ -102,6 +105,27 @@ pub async fn run(probe: ProbeConfig) -> String {
     body
 }
 
+/// The target as it will be contacted: `scheme://host:port/path` for URLs (no user info
+/// allowed), `host:port` for sockets, a socket directory as given.
+pub fn normalize(target: &str) -> Result<String, String> {
+    if target.contains("://") {
+        let u = url::Url::parse(target).map_err(|e| format!("target URL: {e}"))?;
+        if !u.username().is_empty() || u.password().is_some() {
+            return Err("a target URL must not carry credentials".into());
+        }
+        let host = u.host_str().ok_or("a target URL needs a host")?;
+        let port = u
+            .port_or_known_default()
+            .ok_or("a target URL needs a port")?;
+        return Ok(format!("{}://{host}:{port}{}", u.scheme(), u.path()));
+    }
+    if target.starts_with('/') {
+        return Ok(target.to_string());
+    }
+    let (host, port) = host_port(target)?;
+    Ok(format!("{host}:{port}"))
+}
+
 /// Parses `host:port` for the socket kinds.
 pub fn host_port(target: &str) -> Result<(String, u16), String> {
     let (host, port) = target
@@ -127,10 +151,34 @@ mod tests {
         assert!(!glob("10.0.*:5432", "10.0.3.7:6432"));
         assert!(glob("*.internal:*", "DB.internal:5432"));
         assert!(!glob("*.internal:5432", "evil.com/?x=.internal:5432x"));
-        assert!(glob("https://*.example.com/*", "https://api.example.com/health"));
-        assert!(!glob("https://*.example.com/*", "https://api.example.com.evil.io/"));
+        assert!(glob(
+            "https://*.example.com/*",
+            "https://api.example.com/health"
+        ));
+        assert!(!glob(
+            "https://*.example.com/*",
+            "https://api.example.com.evil.io/"
+        ));
         assert!(glob("*", "anything"));
         assert!(!glob("", "x"));
+    }
+
+    #[test]
+    fn targets_are_matched_as_they_will_be_contacted() {
+        assert_eq!(
+            normalize("http://127.0.0.1/x").unwrap(),
+            "http://127.0.0.1:80/x"
+        );
+        assert_eq!(
+            normalize("http://127.0.0.1:80@evil.example/").unwrap_err(),
+            "a target URL must not carry credentials"
+        );
+        assert_eq!(
+            normalize("HTTPS://Api.Example.com/h?q=1").unwrap(),
+            "https://api.example.com:443/h"
+        );
+        assert_eq!(normalize("db:5432").unwrap(), "db:5432");
+        assert!(normalize("db:notaport").is_err());
     }
 
     #[test]

@@ -35,6 +35,8 @@ pub struct RunResult {
     pub next_run: Option<Duration>,
     /// A resource state the probe reported (READY, RUNNABLE, ...).
     pub state: Option<String>,
+    /// The run's trace id when traces are exported (the histograms' exemplar).
+    pub trace_id: Option<String>,
     /// What a GCP probe learned (state, expectations, sizes).
     pub gcp: Option<crate::probe::gcp::GcpObs>,
     /// A logs probe's match totals.
@@ -60,9 +62,23 @@ impl RunResult {
 pub async fn run_once(probe: Arc<ProbeConfig>) -> RunResult {
     let trace = Trace::default();
     let start = Instant::now();
+    // One span per run; the probe's phases become its children (see Trace::enter).
+    let span = tracing::info_span!(
+        "probe run",
+        otel.name = %format!("probe {}", probe.name),
+        probe = %probe.name,
+        kind = %probe.spec.kind(),
+        result = tracing::field::Empty,
+        reason = tracing::field::Empty,
+        otel.status_code = tracing::field::Empty,
+    );
     let task = {
         let (probe, trace) = (probe.clone(), trace.clone());
-        AbortOnDrop(tokio::spawn(async move { probe.spec.run(&trace).await }))
+        let run = async move { probe.spec.run(&trace).await };
+        AbortOnDrop(tokio::spawn(tracing::Instrument::instrument(
+            run,
+            span.clone(),
+        )))
     };
     let outcome = match tokio::time::timeout(probe.timeout, task).await {
         Ok(out) => out,
@@ -86,6 +102,24 @@ pub async fn run_once(probe: Arc<ProbeConfig>) -> RunResult {
     } else {
         None
     };
+    match &outcome {
+        Ok(_) => {
+            span.record("result", "success");
+        }
+        Err(e) => {
+            span.record("result", "failure");
+            span.record("reason", e.reason.as_str());
+            span.record("otel.status_code", "ERROR");
+            trace.fail_current(e.reason);
+        }
+    }
+    let trace_id = {
+        use opentelemetry::trace::TraceContextExt as _;
+        use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+        let cx = span.context();
+        let sc = cx.span().span_context().clone();
+        sc.is_valid().then(|| sc.trace_id().to_string())
+    };
     RunResult {
         finished_unix_seconds: unix_now(),
         duration,
@@ -96,6 +130,7 @@ pub async fn run_once(probe: Arc<ProbeConfig>) -> RunResult {
         startup: trace.startup(),
         next_run: trace.next_run(),
         state: trace.state(),
+        trace_id,
         gcp: trace.gcp(),
         logs: trace.logs(),
         outcome,

@@ -1,16 +1,23 @@
 //! The HTTP surface: `/metrics` (OpenMetrics), `/healthz`, `/readyz`, `/` (the status page)
 //! and `/api/status` (the same as JSON).
 
+use crate::ondemand::{self, Refusal};
 use crate::state::State;
 use crate::status;
+use crate::supervisor::{ReloadRequest, SharedConfig};
 use axum::Router;
+use axum::extract::Query;
 use axum::extract::State as Extract;
+use axum::http::HeaderMap;
 use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use prometheus_client::registry::Registry;
+use serde::Deserialize;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
 
 pub const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
@@ -20,6 +27,16 @@ pub struct AppState {
     pub state: Arc<State>,
     /// False until the scheduler runs, and again once shutdown begins.
     pub ready: Arc<AtomicBool>,
+    /// The config in force (on-demand probing reads its modules and allowlist).
+    pub config: SharedConfig,
+    /// Reload requests to the supervisor.
+    pub reload: mpsc::Sender<ReloadRequest>,
+}
+
+#[derive(Deserialize)]
+struct ProbeQuery {
+    module: String,
+    target: Option<String>,
 }
 
 pub fn router(app: AppState) -> Router {
@@ -29,6 +46,8 @@ pub fn router(app: AppState) -> Router {
         .route("/readyz", get(readyz))
         .route("/", get(index))
         .route("/api/status", get(api_status))
+        .route("/probe", get(probe))
+        .route("/-/reload", post(reload))
         .with_state(app)
 }
 
@@ -56,6 +75,56 @@ async fn readyz(Extract(app): Extract<AppState>) -> Response {
 
 async fn index(Extract(app): Extract<AppState>) -> Html<String> {
     Html(status::html(&status::snapshot(&app.state), 10))
+}
+
+/// Runs a configured probe now (blackbox style); see [`ondemand`].
+async fn probe(
+    Extract(app): Extract<AppState>,
+    Query(q): Query<ProbeQuery>,
+    headers: HeaderMap,
+) -> Response {
+    let scrape_timeout = headers
+        .get("x-prometheus-scrape-timeout-seconds")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .filter(|s| s.is_finite() && *s > 0.0)
+        .map(Duration::from_secs_f64);
+    let config = app.config.read().unwrap_or_else(|p| p.into_inner()).clone();
+    match ondemand::plan(
+        &config.probes,
+        &config.on_demand,
+        &q.module,
+        q.target.as_deref(),
+        scrape_timeout,
+    ) {
+        Ok(p) => (
+            [(header::CONTENT_TYPE, OPENMETRICS)],
+            ondemand::run(p).await,
+        )
+            .into_response(),
+        Err(Refusal::UnknownModule(m)) => {
+            (StatusCode::BAD_REQUEST, format!("unknown module {m:?}\n")).into_response()
+        }
+        Err(Refusal::TargetNotAllowed) => (
+            StatusCode::FORBIDDEN,
+            "target not allowed by on_demand.allowed_targets\n",
+        )
+            .into_response(),
+        Err(Refusal::BadTarget(e)) => (StatusCode::BAD_REQUEST, format!("{e}\n")).into_response(),
+    }
+}
+
+/// Reloads the config; 200 with a summary, or 500 with every error (the old config stays).
+async fn reload(Extract(app): Extract<AppState>) -> Response {
+    let (tx, rx) = oneshot::channel();
+    if app.reload.send(tx).await.is_err() {
+        return (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response();
+    }
+    match rx.await {
+        Ok(Ok(msg)) => (StatusCode::OK, format!("{msg}\n")).into_response(),
+        Ok(Err(e)) => (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")).into_response(),
+        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response(),
+    }
 }
 
 async fn api_status(Extract(app): Extract<AppState>) -> Response {

@@ -19,7 +19,8 @@ pub const HISTORY: usize = 60;
 pub struct State {
     pub metrics: Metrics,
     probes: RwLock<HashMap<String, ProbeEntry>>,
-    incidents: Vec<IncidentSpec>,
+    /// Replaced whole on reload; evaluations take a copy of the list.
+    incidents: RwLock<Vec<IncidentSpec>>,
     tracked: Mutex<HashMap<String, Tracked>>,
     webhooks: reqwest::Client,
 }
@@ -62,7 +63,7 @@ impl State {
         State {
             metrics,
             probes: RwLock::new(probes),
-            incidents: config.incidents.clone(),
+            incidents: RwLock::new(config.incidents.clone()),
             tracked: Mutex::new(HashMap::new()),
             webhooks: reqwest::Client::new(),
         }
@@ -95,7 +96,7 @@ impl State {
         log_run(probe, &run, previous);
         let now = unix_now();
         for inc in self
-            .incidents
+            .incident_specs()
             .iter()
             .filter(|i| i.criteria.iter().any(|c| c.probe == probe.name))
         {
@@ -103,10 +104,75 @@ impl State {
         }
     }
 
+    fn incident_specs(&self) -> Vec<IncidentSpec> {
+        self.incidents
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Moves to a reloaded config. Probes that stay (same name and kind) keep their history
+    /// and counters; the series of probes and incidents that left are removed; incidents
+    /// keep their status across the reload.
+    pub fn reconfigure(&self, old: &Config, new: &Config) {
+        {
+            let mut probes = self.probes.write().unwrap_or_else(|p| p.into_inner());
+            for o in &old.probes {
+                let stays = new
+                    .probes
+                    .iter()
+                    .any(|n| n.name == o.name && n.spec.kind() == o.spec.kind());
+                if !stays {
+                    probes.remove(&o.name);
+                    self.metrics.forget_probe(o);
+                }
+            }
+            for n in &new.probes {
+                let entry = probes.entry(n.name.clone()).or_insert_with(|| ProbeEntry {
+                    kind: n.spec.kind(),
+                    interval: n.interval,
+                    timeout: n.timeout,
+                    history: Vec::new(),
+                });
+                entry.interval = n.interval;
+                entry.timeout = n.timeout;
+                // Creates what is missing, updates the configured gauges, resets nothing.
+                self.metrics.init_probe(n);
+            }
+        }
+        {
+            let mut tracked = self.tracked.lock().unwrap_or_else(|p| p.into_inner());
+            for o in &old.incidents {
+                let same = new
+                    .incidents
+                    .iter()
+                    .find(|n| n.id == o.id)
+                    .is_some_and(|n| format!("{n:?}") == format!("{o:?}"));
+                if !same {
+                    self.metrics.forget_incident(o);
+                }
+                if !new.incidents.iter().any(|n| n.id == o.id) {
+                    tracked.remove(&o.id);
+                }
+            }
+            for n in &new.incidents {
+                let known = old
+                    .incidents
+                    .iter()
+                    .any(|o| format!("{n:?}") == format!("{o:?}"));
+                if !known {
+                    self.metrics.init_incident(n);
+                }
+            }
+        }
+        *self.incidents.write().unwrap_or_else(|p| p.into_inner()) = new.incidents.clone();
+        self.evaluate_all();
+    }
+
     /// Re-evaluates every incident (staleness moves status even when no result arrives).
     pub fn evaluate_all(&self) {
         let now = unix_now();
-        for inc in &self.incidents {
+        for inc in &self.incident_specs() {
             self.evaluate(inc, now);
         }
     }
@@ -162,9 +228,12 @@ impl State {
     /// Every incident with what is known of it, in config order.
     pub fn incidents(&self) -> Vec<(IncidentSpec, Tracked)> {
         let tracked = self.tracked.lock().unwrap_or_else(|p| p.into_inner());
-        self.incidents
-            .iter()
-            .map(|i| (i.clone(), tracked.get(&i.id).cloned().unwrap_or_default()))
+        self.incident_specs()
+            .into_iter()
+            .map(|i| {
+                let t = tracked.get(&i.id).cloned().unwrap_or_default();
+                (i, t)
+            })
             .collect()
     }
 

@@ -24,7 +24,7 @@ pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(30);
 
 /// Keys every probe takes, whatever its kind; the rest belong to the kind.
 const COMMON_KEYS: &[&str] = &["name", "interval", "timeout"];
-const TOP_KEYS: &[&str] = &["defaults", "probes", "incidents"];
+const TOP_KEYS: &[&str] = &["defaults", "probes", "incidents", "on_demand"];
 
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -46,6 +46,7 @@ pub struct ProbeConfig {
 pub struct Config {
     pub probes: Vec<ProbeConfig>,
     pub incidents: Vec<IncidentSpec>,
+    pub on_demand: crate::ondemand::OnDemandSpec,
 }
 
 /// A config that loaded, with the entries that did not (each already skipped).
@@ -115,8 +116,10 @@ pub fn parse(
     let mut defaults = Defaults::default();
     let mut probe_nodes: &[Node] = &[];
     let mut incident_nodes: &[Node] = &[];
+    let mut on_demand = crate::ondemand::OnDemandSpec::default();
     for (key, value) in entries {
-        if key.name != "probes"
+        // Probes and incidents report their own unexpandable variables, with their name.
+        if !matches!(key.name.as_str(), "probes" | "incidents")
             && let Some((loc, msg)) = value.first_invalid()
         {
             errors.push(err(loc, None, msg.to_string()));
@@ -125,6 +128,10 @@ pub fn parse(
         match key.name.as_str() {
             "defaults" => match de::from_node::<Defaults>(value) {
                 Ok(d) => defaults = d,
+                Err(e) => errors.push(err(e.loc.unwrap_or(value.loc), None, e.msg)),
+            },
+            "on_demand" => match de::from_node::<crate::ondemand::OnDemandSpec>(value) {
+                Ok(o) => on_demand = o,
                 Err(e) => errors.push(err(e.loc.unwrap_or(value.loc), None, e.msg)),
             },
             "probes" | "incidents" => match &value.value {
@@ -187,7 +194,11 @@ pub fn parse(
         }
     }
     Ok(Loaded {
-        config: Config { probes, incidents },
+        config: Config {
+            probes,
+            incidents,
+            on_demand,
+        },
         errors,
     })
 }

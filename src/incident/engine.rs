@@ -307,6 +307,7 @@ mod tests {
             startup: None,
             next_run: None,
             state: None,
+            trace_id: None,
             gcp: None,
             logs: None,
             outcome: if ok {

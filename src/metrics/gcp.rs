@@ -58,6 +58,8 @@ pub struct GcpMetrics {
     pub cloudsql_info: Family<VersionLabels, Gauge>,
     /// The database version exported per probe, so an upgrade drops the old series.
     versions: Mutex<HashMap<String, String>>,
+    /// Expectation names set per probe, so a removed probe's series can be forgotten.
+    expectations: Mutex<HashMap<String, Vec<String>>>,
 }
 
 impl GcpMetrics {
@@ -102,6 +104,15 @@ impl GcpMetrics {
         }
         self.set_state(probe, kind, obs.and_then(|o| o.state));
         let Some(obs) = obs else { return };
+        {
+            let mut seen = self.expectations.lock().unwrap_or_else(|p| p.into_inner());
+            let names = seen.entry(probe.to_string()).or_default();
+            for (name, _) in &obs.expectations {
+                if !names.contains(name) {
+                    names.push(name.clone());
+                }
+            }
+        }
         for (name, met) in &obs.expectations {
             let labels = ExpectationLabels {
                 probe: probe.to_string(),
@@ -156,6 +167,52 @@ impl GcpMetrics {
                     database_version: version.clone(),
                 })
                 .set(1);
+        }
+    }
+
+    /// Removes every series of a probe that left the config.
+    pub fn forget_probe(&self, probe: &str, kind: Kind) {
+        for s in states(kind)
+            .unwrap_or(&[])
+            .iter()
+            .copied()
+            .chain([UNRECOGNIZED])
+        {
+            self.resource_state.remove(&StateLabels {
+                probe: probe.to_string(),
+                state: s,
+            });
+        }
+        for bound in [Bound::Min, Bound::Max] {
+            let labels = BoundLabels {
+                probe: probe.to_string(),
+                bound,
+            };
+            self.connector_instances.remove(&labels);
+            self.connector_throughput.remove(&labels);
+        }
+        let names = self
+            .expectations
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(probe)
+            .unwrap_or_default();
+        for expectation in names {
+            self.expectation_met.remove(&ExpectationLabels {
+                probe: probe.to_string(),
+                expectation,
+            });
+        }
+        let version = self
+            .versions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(probe);
+        if let Some(database_version) = version {
+            self.cloudsql_info.remove(&VersionLabels {
+                probe: probe.to_string(),
+                database_version,
+            });
         }
     }
 

@@ -69,6 +69,24 @@ impl LogMetrics {
         });
     }
 
+    /// Removes every series of a probe that left the config.
+    pub fn forget_probe(&self, p: &ProbeConfig) {
+        if let ProbeSpec::Logs(spec) = &p.spec {
+            for name in spec.pattern_names() {
+                let labels = PatternLabels {
+                    probe: p.name.clone(),
+                    pattern: name.to_string(),
+                };
+                self.matches.remove(&labels);
+                self.window_matches.remove(&labels);
+                self.last_value.remove(&labels);
+            }
+        }
+        self.lines_read.remove(&NameLabels {
+            probe: p.name.clone(),
+        });
+    }
+
     /// Records a run's totals. They are totals since the probe started (see probe::logs), so
     /// the counters move by the difference: a run cut at its timeout is caught up by the next.
     pub fn record(&self, probe: &str, obs: Option<&LogsObs>) {

@@ -196,6 +196,15 @@ impl HttpSpec {
         })
     }
 
+    /// The same check against another URL (on-demand probing); prepared state is rebuilt.
+    pub fn with_url(&self, url: &str) -> HttpSpec {
+        HttpSpec {
+            url: url.to_string(),
+            prepared: OnceLock::new(),
+            ..self.clone()
+        }
+    }
+
     fn prepared(&self) -> Result<&Prepared, ProbeError> {
         if self.prepared.get().is_none() {
             self.validate()

@@ -84,6 +84,28 @@ impl ProbeSpec {
         }
     }
 
+    /// The same probe against another target, for on-demand probing (`/probe?target=`):
+    /// `host:port` (or a socket directory) for socket kinds, a URL for `http`.
+    pub fn retarget(&self, target: &str) -> Result<ProbeSpec, String> {
+        Ok(match self {
+            ProbeSpec::Postgres(s) => ProbeSpec::Postgres(Box::new(s.with_target(target)?)),
+            ProbeSpec::Redis(s) => ProbeSpec::Redis(Box::new(s.with_target(target)?)),
+            ProbeSpec::Tcp(_) => {
+                let (host, port) = crate::ondemand::host_port(target)?;
+                ProbeSpec::Tcp(tcp::TcpSpec { host, port })
+            }
+            ProbeSpec::Http(s) => ProbeSpec::Http(Box::new(s.with_url(target))),
+            ProbeSpec::GoldenPath(_)
+            | ProbeSpec::Startup(_)
+            | ProbeSpec::GcpVpcConnector(_)
+            | ProbeSpec::GcpCloudsql(_)
+            | ProbeSpec::GcpCloudRun(_)
+            | ProbeSpec::Logs(_) => {
+                return Err(format!("a {} probe cannot take a target", self.kind()));
+            }
+        })
+    }
+
     /// How a database probe reaches its server, for `pathwatch_db_connect_seconds`.
     pub fn db_transport(&self) -> Option<Transport> {
         match self {

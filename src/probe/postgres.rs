@@ -86,6 +86,22 @@ impl PostgresSpec {
         }
     }
 
+    /// The same probe against another server (on-demand probing): `host:port`, or a socket
+    /// directory. TLS settings are rebuilt for the new transport.
+    pub fn with_target(&self, target: &str) -> Result<PostgresSpec, String> {
+        let (host, port) = if target.starts_with('/') {
+            (target.to_string(), self.port)
+        } else {
+            crate::ondemand::host_port(target)?
+        };
+        Ok(PostgresSpec {
+            host,
+            port,
+            tls: OnceLock::new(),
+            ..self.clone()
+        })
+    }
+
     fn password(&self) -> Option<Secret> {
         pick_secret(&self.password, &self.password_file, "password")
             .ok()

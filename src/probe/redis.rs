@@ -61,6 +61,21 @@ fn default_port() -> u16 {
 }
 
 impl RedisSpec {
+    /// The same probe against another server (on-demand probing): `host:port` or a socket.
+    pub fn with_target(&self, target: &str) -> Result<RedisSpec, String> {
+        let (host, port) = if target.starts_with('/') {
+            (target.to_string(), self.port)
+        } else {
+            crate::ondemand::host_port(target)?
+        };
+        Ok(RedisSpec {
+            host,
+            port,
+            tls_config: OnceLock::new(),
+            ..self.clone()
+        })
+    }
+
     pub fn transport(&self) -> Transport {
         if self.host.starts_with('/') {
             Transport::Unix

@@ -44,6 +44,8 @@ struct Record {
     startup: Option<super::startup::StartupObs>,
     next_run: Option<Duration>,
     state: Option<String>,
+    /// The span of the phase in progress: it closes when the phase completes.
+    span: Option<tracing::Span>,
     gcp: Option<super::gcp::GcpObs>,
     logs: Option<super::logs::LogsObs>,
 }
@@ -65,16 +67,37 @@ impl Trace {
 
     /// Marks `phase` as running; returns when it started.
     pub fn enter(&self, phase: Phase) -> Instant {
-        self.with(|r| r.current = Some(phase));
+        // A child of the run's span (the probe runs inside it), traced when OTLP is on.
+        let span = tracing::info_span!(
+            "phase",
+            otel.name = %phase,
+            phase = %phase,
+            reason = tracing::field::Empty,
+            otel.status_code = tracing::field::Empty,
+        );
+        self.with(|r| {
+            r.current = Some(phase);
+            r.span = Some(span);
+        });
         Instant::now()
+    }
+
+    /// Marks the phase in progress as the one that failed, and ends its span.
+    pub fn fail_current(&self, reason: super::Reason) {
+        if let Some(span) = self.with(|r| r.span.take()) {
+            span.record("reason", reason.as_str());
+            span.record("otel.status_code", "ERROR");
+        }
     }
 
     /// Records `phase` as reached, taking `took`.
     pub fn complete(&self, phase: Phase, took: Duration) {
-        self.with(|r| {
+        let span = self.with(|r| {
             r.done.push((phase, took));
             r.current = None;
+            r.span.take()
         });
+        drop(span);
     }
 
     /// Completed phases so far.

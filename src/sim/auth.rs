@@ -94,6 +94,7 @@ impl SimState {
     fn login_fault(&self) -> Option<Response> {
         let faults = self.faults();
         if faults.db_down {
+            self.log_db_request_failed();
             return Some(detail(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "Service Unavailable",
@@ -160,6 +161,8 @@ pub(super) async fn login(State(state): State<SimState>, body: Bytes) -> Respons
         return detail(StatusCode::UNAUTHORIZED, "Invalid credentials");
     }
     tracing::debug!(email = %email, "sim login");
+    let line = format!("Login succeeded for {}", user_id_for(&email));
+    state.log("INFO", "netra.auth", &line);
     state.token_response(&email)
 }
 

@@ -27,6 +27,7 @@ impl SimState {
         if faults.health_503 {
             Backend::Unhealthy(UNAVAILABLE_REASON)
         } else if faults.db_down {
+            self.log_db_request_failed();
             Backend::Unhealthy(DB_REASON)
         } else if self.starting(&faults) {
             Backend::Starting

@@ -6,19 +6,32 @@
 //! - auth: `POST /auth/login`, `POST /auth/e2e/test-auth`, `GET /auth/health`
 //! - backend health: `GET /health`, `/health/ready`, `/api/health/ready`, `/api/health/database`
 //! - WebSocket: `GET /ws`, `GET /api/v1/websocket`
+//! - ClickHouse's HTTP interface (another data tier): `GET /ping`
+//! - Google Cloud (see [`gcp`]): the metadata server's token, the VPC Access connector, the
+//!   Cloud SQL instance and the Cloud Run service; Cloud Logging's `POST /v2/entries:list`
+//!   serving the service's own log (see [`logging`])
 //! - admin (no auth): `GET|PUT /admin/faults`, `POST /admin/restart`, `GET /admin/runs`
+//!
+//! Redis (RESP) is served on a listener of its own by [`serve_redis`].
 
 mod admin;
 mod auth;
 mod clock;
+pub mod gcp;
 mod health;
+pub mod logging;
+mod redis;
 mod run;
 mod ws;
+
+pub use gcp::GcpApiFault;
+pub use logging::LoggingFault;
+pub use redis::serve_redis;
 
 #[cfg(test)]
 mod tests;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::hash::{BuildHasher, RandomState};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -27,6 +40,7 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 /// Faults to inject; every change applies to the next request, connection or run.
@@ -61,6 +75,22 @@ pub struct Faults {
     pub endless_stream: bool,
     /// A run's events also go to every other open WebSocket (the multi-user isolation bug).
     pub crosstalk: bool,
+    /// The state every VPC connector reports instead of its own (e.g. `ERROR`). Any state but
+    /// `READY` also takes the private network behind the connector down: the Redis listener
+    /// refuses connections.
+    pub connector_state: Option<String>,
+    /// The state every Cloud SQL instance reports instead of its own (e.g. `MAINTENANCE`).
+    pub cloudsql_state: Option<String>,
+    /// The VPC egress setting every Cloud Run service reports (configuration drift, e.g.
+    /// `PRIVATE_RANGES_ONLY`).
+    pub cloud_run_egress: Option<String>,
+    /// A Google API fault by resource path (e.g.
+    /// `/v1/projects/netra-staging/locations/us-central1/connectors/staging-connector`).
+    pub gcp_api: BTreeMap<String, GcpApiFault>,
+    /// What the metadata server's token endpoint answers instead of a token.
+    pub gcp_metadata: Option<GcpApiFault>,
+    /// Redis answers `PING` with `-LOADING`, as while it loads its dataset.
+    pub redis_loading: bool,
 }
 
 /// How the service behaves when no fault is injected.
@@ -125,6 +155,10 @@ struct Inner {
     next_id: AtomicU64,
     /// Random keys (per process) make issued tokens unguessable enough for a test service.
     secret: RandomState,
+    /// Woken on every fault change, so listeners can follow the network switches at once.
+    faults_changed: Notify,
+    gcp: Mutex<gcp::Store>,
+    log: Mutex<logging::Store>,
 }
 
 /// When the backend last (re)started.
@@ -144,9 +178,10 @@ impl Started {
 }
 
 impl SimState {
-    /// A service that (re)started now.
+    /// A service that (re)started now; its startup lines are in its log.
     pub fn new(opts: SimOptions) -> Self {
-        SimState {
+        let faults = opts.faults.clone();
+        let state = SimState {
             inner: Arc::new(Inner {
                 password: opts.password,
                 bypass_key: opts.bypass_key,
@@ -159,8 +194,13 @@ impl SimState {
                 conns: Mutex::new(HashMap::new()),
                 next_id: AtomicU64::new(1),
                 secret: RandomState::new(),
+                faults_changed: Notify::new(),
+                gcp: Mutex::new(gcp::Store::default()),
+                log: Mutex::new(logging::Store::default()),
             }),
-        }
+        };
+        state.log_start(&faults);
+        state
     }
 
     pub fn faults(&self) -> Faults {
@@ -169,7 +209,15 @@ impl SimState {
 
     pub fn set_faults(&self, f: Faults) {
         tracing::info!(faults = ?f, "sim faults replaced");
-        *lock(&self.inner.faults) = f;
+        let db_down = f.db_down;
+        let was_down = std::mem::replace(&mut *lock(&self.inner.faults), f).db_down;
+        let lost_db = db_down && !was_down;
+        self.inner.faults_changed.notify_waiters();
+        if lost_db {
+            // The running instance loses its database, exits, and Cloud Run's replacement
+            // fails its startup the same way.
+            self.log_db_lost();
+        }
     }
 
     /// Restarts the backend: the start time becomes now (so `startup_delay_ms` applies anew)
@@ -178,6 +226,7 @@ impl SimState {
     pub fn restart(&self) {
         *lock(&self.inner.started) = Started::now();
         self.close_connections(1012, "service restart");
+        self.log_start(&self.faults());
     }
 
     /// The last 50 agent runs, newest last.
@@ -226,7 +275,8 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// All routes of the simulated service (auth, backend health, WebSocket, admin).
+/// All HTTP routes of the simulated service (auth, backend health, WebSocket, ClickHouse ping,
+/// Google APIs, admin).
 pub fn router(state: SimState) -> Router {
     Router::new()
         .route("/auth/login", post(auth::login))
@@ -244,6 +294,21 @@ pub fn router(state: SimState) -> Router {
         )
         .route("/admin/restart", post(admin::restart))
         .route("/admin/runs", get(admin::runs))
+        .route("/ping", get(|| async { "Ok.\n" }))
+        .route(gcp::TOKEN_PATH, get(gcp::metadata_token))
+        .route(
+            "/v1/projects/{project}/locations/{region}/connectors/{name}",
+            get(gcp::resource),
+        )
+        .route(
+            "/v1/projects/{project}/instances/{name}",
+            get(gcp::resource),
+        )
+        .route(
+            "/v2/projects/{project}/locations/{region}/services/{name}",
+            get(gcp::resource),
+        )
+        .route("/v2/entries:list", post(logging::entries_list))
         .fallback(admin::not_found)
         .with_state(state)
 }

@@ -178,6 +178,11 @@ async fn drive(state: SimState, req: RunRequest, record: Arc<RunRecord>) {
     let event_pause = state.inner.event_pause + Duration::from_millis(faults.slow_events_ms);
     let plan = plan(&faults);
     tracing::debug!(run = %run_id, user = %req.user_id, events = ?plan, "sim run");
+    let line = format!(
+        "Agent run {run_id} started for thread {}",
+        short(&req.thread_id, 64)
+    );
+    state.log("INFO", "netra.agent", &line);
     for (i, kind) in plan.iter().copied().enumerate() {
         if !pause(&req.cancel, event_pause).await {
             return;

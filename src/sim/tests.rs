@@ -715,3 +715,513 @@ async fn restart_and_shutdown_close_open_websockets() {
     let served = tokio::time::timeout(WAIT, server).await.unwrap().unwrap();
     assert!(served.is_ok());
 }
+
+/// The sim's Google token, as a Bearer header value.
+fn bearer() -> String {
+    format!("Bearer {}", super::gcp::TOKEN)
+}
+
+impl Sim {
+    /// GET with the sim's Google token: (status, Retry-After, body text).
+    async fn google_get(&self, path: &str) -> (u16, Option<String>, String) {
+        let resp = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .header("authorization", bearer())
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        let retry = resp
+            .headers()
+            .get("retry-after")
+            .map(|v| v.to_str().unwrap().to_owned());
+        (status, retry, resp.text().await.unwrap())
+    }
+
+    /// `entries:list` with the token: (status, answer).
+    async fn entries_list(&self, body: &Value) -> (u16, Value) {
+        let resp = self
+            .http
+            .post(format!("{}/v2/entries:list", self.base))
+            .header("authorization", bearer())
+            .json(body)
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Every entry since `since` through every page of `page_size`: the texts, and how many
+    /// pages it took.
+    async fn all_log_messages(&self, since: &str, page_size: u64) -> (Vec<String>, usize) {
+        let mut texts = Vec::new();
+        let mut token: Option<String> = None;
+        for pages in 1.. {
+            let mut req = json!({
+                "resourceNames": ["projects/netra-staging"],
+                "filter": format!("resource.type=\"cloud_run_revision\" AND timestamp>=\"{since}\""),
+                "orderBy": "timestamp asc",
+                "pageSize": page_size,
+            });
+            if let Some(t) = &token {
+                req["pageToken"] = json!(t);
+            }
+            let (status, page) = self.entries_list(&req).await;
+            assert_eq!(status, 200, "{page}");
+            for e in page["entries"].as_array().into_iter().flatten() {
+                assert_eq!(
+                    e["resource"]["labels"]["service_name"],
+                    "netra-backend-staging"
+                );
+                assert!(
+                    e["insertId"].is_string() && e["severity"].is_string(),
+                    "{e}"
+                );
+                texts.push(e["jsonPayload"]["message"].as_str().unwrap().to_owned());
+            }
+            match page["nextPageToken"].as_str() {
+                Some(t) => token = Some(t.to_owned()),
+                None => return (texts, pages),
+            }
+        }
+        unreachable!()
+    }
+}
+
+#[tokio::test]
+async fn gcp_metadata_token_and_resources_in_google_shapes() {
+    use super::gcp::{CONNECTOR, INSTANCE, SERVICE, connector_path, instance_path, service_path};
+    let sim = start(opts()).await;
+    let token_url = format!("{}{}", sim.base, super::gcp::TOKEN_PATH);
+    let resp = sim.http.get(&token_url).send().await.unwrap();
+    assert_eq!(resp.status().as_u16(), 403, "Metadata-Flavor is required");
+    let resp = sim
+        .http
+        .get(&token_url)
+        .header("Metadata-Flavor", "Google")
+        .send()
+        .await
+        .unwrap();
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["access_token"], super::gcp::TOKEN);
+    assert_eq!(body["token_type"], "Bearer");
+    assert_eq!(sim.state.gcp_token_calls(), 1);
+
+    // Without the token: Google's 401 envelope.
+    let (status, body) = sim.get(&connector_path(CONNECTOR)).await;
+    assert_eq!(status, 401);
+    assert_eq!(body["error"]["status"], "UNAUTHENTICATED");
+
+    let (status, _, text) = sim.google_get(&connector_path(CONNECTOR)).await;
+    assert_eq!(status, 200);
+    let c: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(c["state"], "READY");
+    assert_eq!(
+        c["name"],
+        "projects/netra-staging/locations/us-central1/connectors/staging-connector"
+    );
+    assert_eq!(
+        (c["minInstances"].as_u64(), c["maxThroughput"].as_u64()),
+        (Some(2), Some(1000))
+    );
+    let (_, _, text) = sim.google_get(&instance_path(INSTANCE)).await;
+    let i: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(i["state"], "RUNNABLE");
+    assert_eq!(
+        i["connectionName"],
+        "netra-staging:us-central1:staging-shared-postgres"
+    );
+    let (_, _, text) = sim.google_get(&service_path(SERVICE)).await;
+    let s: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(s["terminalCondition"]["state"], "CONDITION_SUCCEEDED");
+    assert_eq!(s["template"]["vpcAccess"]["egress"], "ALL_TRAFFIC");
+    assert_eq!(sim.state.gcp_api_calls(&connector_path(CONNECTOR)), 2);
+
+    let (status, _, text) = sim.google_get(&connector_path("nowhere")).await;
+    assert_eq!(status, 404);
+    assert!(text.contains("NOT_FOUND"), "{text}");
+    sim.state.set_gcp_resource(
+        &connector_path("other"),
+        super::gcp::connector("other", "CREATING"),
+    );
+    let (_, _, text) = sim.google_get(&connector_path("other")).await;
+    assert!(text.contains("\"CREATING\""), "{text}");
+}
+
+#[tokio::test]
+async fn gcp_state_switches_and_api_faults() {
+    use super::GcpApiFault as F;
+    use super::gcp::{CONNECTOR, INSTANCE, SERVICE, connector_path, instance_path, service_path};
+    let sim = start(opts()).await;
+    let c = connector_path(CONNECTOR);
+    sim.put_faults(&Faults {
+        connector_state: Some("ERROR".into()),
+        cloudsql_state: Some("MAINTENANCE".into()),
+        cloud_run_egress: Some("PRIVATE_RANGES_ONLY".into()),
+        ..Faults::default()
+    })
+    .await;
+    let get = |path: String| {
+        let sim = &sim;
+        async move {
+            let (_, _, text) = sim.google_get(&path).await;
+            serde_json::from_str::<Value>(&text).unwrap()
+        }
+    };
+    assert_eq!(get(c.clone()).await["state"], "ERROR");
+    assert_eq!(get(instance_path(INSTANCE)).await["state"], "MAINTENANCE");
+    let s = get(service_path(SERVICE)).await;
+    assert_eq!(s["template"]["vpcAccess"]["egress"], "PRIVATE_RANGES_ONLY");
+    assert_eq!(s["terminalCondition"]["state"], "CONDITION_SUCCEEDED");
+
+    // API faults on the connector's path, set through the admin API as a user would.
+    let cases: Vec<(F, u16, Option<&str>, &str)> = vec![
+        (F::Status(401), 401, None, "UNAUTHENTICATED"),
+        (F::Status(403), 403, None, "PERMISSION_DENIED"),
+        (F::Status(404), 404, None, "NOT_FOUND"),
+        (F::Status(500), 500, None, "INTERNAL"),
+        (F::RateLimited(30), 429, Some("30"), "RESOURCE_EXHAUSTED"),
+        (F::Malformed, 200, None, "<!DOCTYPE html>"),
+        (
+            F::UnknownState("HIBERNATING".into()),
+            200,
+            None,
+            "\"HIBERNATING\"",
+        ),
+    ];
+    for (fault, status, retry, needle) in cases {
+        let mut faults = Faults::default();
+        faults.gcp_api.insert(c.clone(), fault.clone());
+        sim.put_faults(&faults).await;
+        let (got, got_retry, text) = sim.google_get(&c).await;
+        assert_eq!((got, got_retry.as_deref()), (status, retry), "{fault:?}");
+        assert!(text.contains(needle), "{fault:?}: {text}");
+    }
+    let mut faults = Faults::default();
+    faults.gcp_api.insert(c.clone(), F::MissingState);
+    faults
+        .gcp_api
+        .insert(service_path(SERVICE), F::MissingState);
+    sim.state.set_faults(faults);
+    assert!(get(c.clone()).await.get("state").is_none());
+    let s = get(service_path(SERVICE)).await;
+    assert!(s["terminalCondition"].get("state").is_none(), "{s}");
+    assert_eq!(
+        get(instance_path(INSTANCE)).await["state"],
+        "RUNNABLE",
+        "only that path"
+    );
+
+    // The fault switches' JSON, as `PUT /admin/faults` takes it.
+    let faults: Faults = serde_json::from_value(json!({
+        "gcp_api": {c.clone(): {"rate_limited": 5}},
+        "gcp_metadata": "hang",
+    }))
+    .unwrap();
+    assert_eq!(faults.gcp_api[&c], F::RateLimited(5));
+    assert_eq!(faults.gcp_metadata, Some(F::Hang));
+
+    sim.state.set_faults(Faults {
+        gcp_metadata: Some(F::Status(500)),
+        ..Faults::default()
+    });
+    let resp = sim
+        .http
+        .get(format!("{}{}", sim.base, super::gcp::TOKEN_PATH))
+        .header("Metadata-Flavor", "Google")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 500);
+    // A hang answers only after any probe has given up.
+    let mut faults = Faults::default();
+    faults.gcp_api.insert(c.clone(), F::Hang);
+    sim.state.set_faults(faults);
+    let hung = sim
+        .http
+        .get(format!("{}{c}", sim.base))
+        .header("authorization", bearer())
+        .timeout(Duration::from_millis(300))
+        .send()
+        .await;
+    assert!(hung.unwrap_err().is_timeout());
+}
+
+#[tokio::test]
+async fn the_service_logs_its_startups_and_the_incident_to_cloud_logging() {
+    use super::logging::{DB_SOCKET_FAILED, STARTUP_FAILED, VPC_UNREACHABLE};
+    let sim = start(opts()).await;
+    let since = super::logging::timestamp(std::time::SystemTime::now() - Duration::from_secs(60));
+    let (texts, _) = sim.all_log_messages(&since, 1000).await;
+    assert!(
+        texts
+            .iter()
+            .any(|t| t.starts_with("PHASE COMPLETED: DATABASE (")),
+        "{texts:?}"
+    );
+    // A login, then the outage, then a restart with a slow startup.
+    sim.login("l@example.com").await;
+    sim.state.set_faults(Faults {
+        db_down: true,
+        ..Faults::default()
+    });
+    let (status, _) = sim.post_json("/auth/login", &body_ok()).await;
+    assert_eq!(status, 503);
+    sim.state.set_faults(Faults {
+        startup_delay_ms: 5_000,
+        ..Faults::default()
+    });
+    sim.state.restart();
+    let (texts, pages) = sim.all_log_messages(&since, 2).await;
+    assert!(pages > 3, "paged by 2: {pages}");
+    let pos = |needle: &str| texts.iter().position(|t| t.contains(needle));
+    let login = pos("Login succeeded for user-").expect("login line");
+    let socket = pos(DB_SOCKET_FAILED).expect("socket line");
+    let vpc = pos(VPC_UNREACHABLE).expect("vpc line");
+    let exit = pos(STARTUP_FAILED).expect("exit line");
+    assert!(login < socket && socket < vpc && vpc < exit, "{texts:?}");
+    assert_eq!(
+        texts
+            .iter()
+            .filter(|t| t.contains(DB_SOCKET_FAILED))
+            .count(),
+        2,
+        "the outage began, and a login failed: {texts:?}"
+    );
+    let phases: Vec<f64> = texts
+        .iter()
+        .filter_map(|t| t.strip_prefix("PHASE COMPLETED: DATABASE ("))
+        .map(|t| t.trim_end_matches("s)").parse().unwrap())
+        .collect();
+    assert_eq!(phases.len(), 2, "{texts:?}");
+    assert!(
+        phases[1] > 2.0 && phases[1] < 2.5,
+        "a 5 s startup: {phases:?}"
+    );
+    // Each entry once, in time order; nothing before the bound.
+    let entries = sim.state.log_entries();
+    let later = entries.last().unwrap()["timestamp"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (texts, _) = sim.all_log_messages(&later, 1000).await;
+    assert!(!texts.is_empty() && texts.len() < 4, "{texts:?}");
+}
+
+#[tokio::test]
+async fn cloud_logging_checks_the_request_and_answers_queued_faults() {
+    use super::LoggingFault;
+    let sim = start(opts()).await;
+    sim.state.clear_log_entries();
+    let since = "2025-01-01T00:00:00Z";
+    let ok = json!({
+        "resourceNames": ["projects/netra-staging"],
+        "filter": format!("timestamp>=\"{since}\""),
+        "orderBy": "timestamp asc",
+        "pageSize": 10,
+    });
+    let (status, page) = sim.entries_list(&ok).await;
+    assert_eq!(
+        (status, page),
+        (200, json!({})),
+        "an empty log: no entries key"
+    );
+    let resp = sim
+        .http
+        .post(format!("{}/v2/entries:list", sim.base))
+        .json(&ok)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 401);
+    let no_bound = json!({"resourceNames": ["projects/p"], "filter": "severity>=ERROR", "orderBy": "timestamp asc"});
+    assert_eq!(sim.entries_list(&no_bound).await.0, 400);
+    let desc = json!({"resourceNames": ["projects/p"], "filter": ok["filter"], "orderBy": "timestamp desc"});
+    assert_eq!(sim.entries_list(&desc).await.0, 400);
+
+    sim.state.push_log_entry(super::logging::text_entry(
+        "t1",
+        "2025-06-01T10:00:00.5Z",
+        "ERROR",
+        "a line",
+    ));
+    sim.state
+        .queue_logging_fault(LoggingFault::Status(429, Some(7)));
+    sim.state.queue_logging_fault(LoggingFault::Malformed);
+    let resp = sim
+        .http
+        .post(format!("{}/v2/entries:list", sim.base))
+        .header("authorization", bearer())
+        .json(&ok)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 429);
+    assert_eq!(resp.headers()["retry-after"], "7");
+    let (status, body) = sim.entries_list(&ok).await;
+    assert_eq!((status, body), (200, Value::Null), "cut JSON");
+    let (_, page) = sim.entries_list(&ok).await;
+    assert_eq!(page["entries"][0]["textPayload"], "a line");
+    assert_eq!(sim.state.logging_requests().len(), 7);
+}
+
+/// Serves the sim's Redis on 127.0.0.1:0.
+async fn start_redis(sim: &Sim) -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(super::serve_redis(
+        listener,
+        sim.state.clone(),
+        sim.shutdown.clone(),
+    ));
+    addr
+}
+
+/// Sends raw RESP and reads one reply line.
+async fn redis_call(conn: &mut tokio::io::BufReader<TcpStream>, command: &[&str]) -> String {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+    let mut out = format!("*{}\r\n", command.len());
+    for arg in command {
+        out.push_str(&format!("${}\r\n{arg}\r\n", arg.len()));
+    }
+    conn.get_mut().write_all(out.as_bytes()).await.unwrap();
+    let mut line = String::new();
+    tokio::time::timeout(WAIT, conn.read_line(&mut line))
+        .await
+        .unwrap()
+        .unwrap();
+    line.trim_end().to_owned()
+}
+
+#[tokio::test]
+async fn redis_answers_auth_ping_select_quit_and_loading() {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+    let sim = start(opts()).await;
+    let addr = start_redis(&sim).await;
+    let mut c = tokio::io::BufReader::new(TcpStream::connect(addr).await.unwrap());
+    assert_eq!(
+        redis_call(&mut c, &["PING"]).await,
+        "-NOAUTH Authentication required."
+    );
+    assert!(
+        redis_call(&mut c, &["AUTH", "nope"])
+            .await
+            .starts_with("-WRONGPASS")
+    );
+    assert!(
+        redis_call(&mut c, &["AUTH", "bob", PASSWORD])
+            .await
+            .starts_with("-WRONGPASS")
+    );
+    assert_eq!(
+        redis_call(&mut c, &["AUTH", "default", PASSWORD]).await,
+        "+OK"
+    );
+    assert_eq!(redis_call(&mut c, &["auth", PASSWORD]).await, "+OK");
+    assert_eq!(redis_call(&mut c, &["SELECT", "0"]).await, "+OK");
+    assert_eq!(
+        redis_call(&mut c, &["SELECT", "16"]).await,
+        "-ERR DB index is out of range"
+    );
+    assert_eq!(redis_call(&mut c, &["ping"]).await, "+PONG");
+    assert_eq!(redis_call(&mut c, &["PING", "hi"]).await, "$2");
+    let mut rest = String::new();
+    c.read_line(&mut rest).await.unwrap();
+    assert_eq!(rest, "hi\r\n");
+    assert!(
+        redis_call(&mut c, &["GET", "k"])
+            .await
+            .starts_with("-ERR unknown command 'GET'")
+    );
+
+    sim.state.set_faults(Faults {
+        redis_loading: true,
+        ..Faults::default()
+    });
+    assert_eq!(
+        redis_call(&mut c, &["PING"]).await,
+        "-LOADING Redis is loading the dataset in memory"
+    );
+    // While the backend starts, too; AUTH and SELECT still work, as in Redis.
+    sim.state.set_faults(Faults {
+        startup_delay_ms: 60_000,
+        ..Faults::default()
+    });
+    sim.state.restart();
+    assert_eq!(redis_call(&mut c, &["SELECT", "0"]).await, "+OK");
+    assert!(redis_call(&mut c, &["PING"]).await.starts_with("-LOADING"));
+    sim.state.set_faults(Faults::default());
+    assert_eq!(redis_call(&mut c, &["PING"]).await, "+PONG");
+    assert_eq!(redis_call(&mut c, &["QUIT"]).await, "+OK");
+    let mut end = String::new();
+    assert_eq!(c.read_line(&mut end).await.unwrap(), 0, "closed after QUIT");
+
+    // An inline command, as telnet sends it.
+    let mut c = tokio::io::BufReader::new(TcpStream::connect(addr).await.unwrap());
+    c.get_mut()
+        .write_all(format!("AUTH {PASSWORD}\r\nPING\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut lines = String::new();
+    c.read_line(&mut lines).await.unwrap();
+    c.read_line(&mut lines).await.unwrap();
+    assert_eq!(lines, "+OK\r\n+PONG\r\n");
+}
+
+/// Connects until the answer is as wanted (the listener follows the faults asynchronously).
+async fn wait_connectable(addr: std::net::SocketAddr, want: bool) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let ok = TcpStream::connect(addr).await.is_ok();
+        if ok == want {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "connectable={want} never came"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn redis_is_refused_while_the_vpc_connector_is_down() {
+    let sim = start(opts()).await;
+    let addr = start_redis(&sim).await;
+    let mut open = tokio::io::BufReader::new(TcpStream::connect(addr).await.unwrap());
+    assert_eq!(redis_call(&mut open, &["AUTH", PASSWORD]).await, "+OK");
+    sim.state.set_faults(Faults {
+        connector_state: Some("ERROR".into()),
+        ..Faults::default()
+    });
+    wait_connectable(addr, false).await;
+    // The open session ends at its next command.
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+    let _ = open.get_mut().write_all(b"PING\r\n").await;
+    let mut line = String::new();
+    let n = tokio::time::timeout(WAIT, open.read_line(&mut line))
+        .await
+        .unwrap();
+    assert!(matches!(n, Ok(0) | Err(_)), "{line}");
+    // READY again: the same address answers.
+    sim.state.set_faults(Faults::default());
+    wait_connectable(addr, true).await;
+    let mut c = tokio::io::BufReader::new(TcpStream::connect(addr).await.unwrap());
+    assert_eq!(redis_call(&mut c, &["AUTH", PASSWORD]).await, "+OK");
+    assert_eq!(redis_call(&mut c, &["PING"]).await, "+PONG");
+}
+
+#[tokio::test]
+async fn clickhouse_ping_answers_ok() {
+    let sim = start(opts()).await;
+    let resp = sim
+        .http
+        .get(format!("{}/ping", sim.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    assert_eq!(resp.text().await.unwrap(), "Ok.\n");
+}

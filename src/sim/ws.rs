@@ -313,6 +313,7 @@ async fn on_client_text(
         _ => return Next::Continue,
     };
     if state.faults().db_down {
+        state.log_db_request_failed();
         // The agent needs the database: the real backend reports and drops the connection.
         let err = json!({"type": "error", "error": DB_REASON, "timestamp": clock::now_iso()});
         let _ = send_json(socket, &err).await;

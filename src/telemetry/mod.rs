@@ -2,6 +2,7 @@
 //! never mix with command output on stdout.
 
 mod cloud_json;
+pub mod otlp;
 
 use tracing_subscriber::EnvFilter;
 
@@ -12,15 +13,53 @@ pub enum LogFormat {
     Json,
 }
 
-/// Installs the global subscriber; `RUST_LOG` overrides `level` (e.g. `pathwatch=debug`).
-pub fn init(format: LogFormat, level: &str) {
+/// Keeps the trace exporter alive; `shutdown` flushes the spans still buffered.
+pub struct Telemetry {
+    provider: Option<opentelemetry_sdk::trace::SdkTracerProvider>,
+}
+
+impl Telemetry {
+    /// Flushes and stops the exporter. Blocking (the exporter's HTTP client is), so callers
+    /// inside the runtime run it with `spawn_blocking`.
+    pub fn shutdown(self) {
+        if let Some(p) = self.provider {
+            let _ = p.shutdown();
+        }
+    }
+}
+
+/// Installs the global subscriber: logs (`RUST_LOG` overrides `level`, e.g.
+/// `pathwatch=debug`) and, when the `OTEL_*` variables ask for it, OTLP traces.
+pub fn init(format: LogFormat, level: &str) -> Telemetry {
+    use tracing_subscriber::Layer as _;
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    // A second init (tests calling main twice) is harmless: the first subscriber stays.
-    let _ = match format {
-        LogFormat::Text => builder.with_ansi(false).try_init(),
-        LogFormat::Json => builder.event_format(cloud_json::CloudJson).try_init(),
+    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let fmt = match format {
+        LogFormat::Text => fmt.with_ansi(false).boxed(),
+        LogFormat::Json => fmt.event_format(cloud_json::CloudJson).boxed(),
     };
+    let mut problem = None;
+    let provider = otlp::wanted(&|k| std::env::var(k).ok())
+        .and_then(|protocol| otlp::provider(protocol).map_err(|e| problem = Some(e)).ok());
+    // Spans go to OTLP at info level whatever the log level, so traces are complete even
+    // when the logs are quiet; without OTLP, no span layer exists at all.
+    let otel = provider.as_ref().map(|p| {
+        tracing_opentelemetry::layer()
+            .with_tracer(otlp::tracer(p))
+            .with_filter(tracing_subscriber::filter::LevelFilter::INFO)
+    });
+    // A second init (tests calling main twice) is harmless: the first subscriber stays.
+    let _ = tracing_subscriber::registry()
+        .with(fmt.with_filter(filter))
+        .with(otel)
+        .try_init();
+    if let Some(e) = problem {
+        tracing::error!("traces are off: {e}");
+    } else if provider.is_some() {
+        tracing::info!("exporting traces over OTLP");
+    }
+    Telemetry { provider }
 }

@@ -1,20 +1,20 @@
 //! End to end, as users run it: real Prometheus scrapes pathwatch (which probes the reference
-//! service and a throwaway Postgres), loads the shipped rules from alerts/, and sends to a real
-//! Alertmanager. Every dashboard expression returns data through Prometheus's API; breaking
-//! the service makes the right alerts go pending, fire and reach Alertmanager; healing it
-//! resolves them.
+//! service, its Google APIs included, and a throwaway Postgres), loads the shipped rules from
+//! alerts/, and sends to a real Alertmanager. Every dashboard expression returns data through
+//! Prometheus's API; breaking the service makes the right alerts go pending, fire and reach
+//! Alertmanager; healing it resolves them.
 
 use crate::support::exporter::Exporter;
-use crate::support::gcp_fake::{self, GcpFake};
 use crate::support::hang::closed_port;
 use crate::support::pg::{PgCluster, PgOptions};
 use crate::support::prom::{self, alerts, query};
 use crate::support::receiver::Receiver;
 use crate::support::sim::{PASSWORD, Sim};
 use pathwatch::sim::Faults;
+use pathwatch::sim::gcp;
 use std::time::{Duration, Instant};
 
-fn config(sim: &Sim, pg: &PgCluster, gcp: &GcpFake, log: &std::path::Path) -> String {
+fn config(sim: &Sim, pg: &PgCluster, log: &std::path::Path) -> String {
     format!(
         r#"defaults: {{ interval: 1s, timeout: 5s }}
 probes:
@@ -82,12 +82,13 @@ incidents:
         ws = sim.ws(),
         pgport = pg.port(),
         closed = closed_port(),
-        gcp = gcp.base(),
-        project = gcp_fake::PROJECT,
-        region = gcp_fake::REGION,
-        connector = gcp_fake::CONNECTOR,
-        instance = gcp_fake::INSTANCE,
-        service = gcp_fake::SERVICE,
+        // The reference service also answers the Google APIs.
+        gcp = sim.http(""),
+        project = gcp::PROJECT,
+        region = gcp::REGION,
+        connector = gcp::CONNECTOR,
+        instance = gcp::INSTANCE,
+        service = gcp::SERVICE,
         log = log.display(),
     )
 }
@@ -119,7 +120,8 @@ fn notified(hook: &Receiver) -> Vec<(String, String)> {
         .collect()
 }
 
-fn panels_without_data(p: std::net::SocketAddr) -> Vec<String> {
+/// Every dashboard panel expression that returns nothing now, as `panel: expr`.
+pub fn panels_without_data(p: std::net::SocketAddr) -> Vec<String> {
     crate::dashboards::expressions()
         .into_iter()
         .filter(|(_, expr)| query(p, expr).is_empty())
@@ -131,7 +133,6 @@ fn panels_without_data(p: std::net::SocketAddr) -> Vec<String> {
 fn prometheus_alertmanager_dashboards_and_alerts_end_to_end() {
     let pg = PgCluster::start(PgOptions::default());
     let sim = Sim::start(Faults::default());
-    let gcp = GcpFake::start();
     let dir = tempfile::tempdir().expect("temp dir");
     let log = dir.path().join("backend.log");
     std::fs::write(
@@ -140,11 +141,11 @@ fn prometheus_alertmanager_dashboards_and_alerts_end_to_end() {
     )
     .expect("write the log");
     let exp = Exporter::start_with_env(
-        &config(&sim, &pg, &gcp, &log),
+        &config(&sim, &pg, &log),
         &[
             ("SIM_PASSWORD", PASSWORD),
             ("PG_PASSWORD", pg.password()),
-            ("GCE_METADATA_HOST", &gcp.metadata_host()),
+            ("GCE_METADATA_HOST", &sim.addr.to_string()),
         ],
     );
     let hook = Receiver::start();

@@ -240,7 +240,7 @@ fn each_api_fault_has_its_reason() {
         ("c-nostate", Some(Fault::MissingState), "protocol"),
         (
             "c-unknown",
-            Some(Fault::UnknownState("HIBERNATING")),
+            Some(Fault::UnknownState("HIBERNATING".into())),
             "resource_state",
         ),
         ("c-error", None, "resource_state"),

@@ -1,40 +1,21 @@
-//! A fake Cloud Logging API on 127.0.0.1:0 in its own thread: `POST /v2/entries:list` with
-//! the real request and answer shapes (resourceNames, filter with `timestamp>="..."`,
-//! `orderBy: "timestamp asc"`, pageSize, opaque pageToken; entries with insertId, timestamp,
-//! textPayload or jsonPayload.message; nextPageToken), a Bearer token check, queued faults
-//! (a status with an optional Retry-After, malformed JSON), and the metadata server's token
-//! endpoint. Also a tiny fake ClickHouse HTTP interface.
+//! Cloud Logging's `POST /v2/entries:list` as the reference service serves it
+//! (`pathwatch::sim::logging`: the real request and answer shapes, a Bearer token check, paging
+//! with an opaque pageToken, queued faults, and the metadata server's token endpoint), wrapped
+//! for tests that place their own entries; and a tiny fake ClickHouse HTTP interface.
 #![allow(dead_code)]
 
 use axum::Router;
-use axum::extract::{Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use serde_json::{Value, json};
-use std::collections::{HashMap, VecDeque};
+use axum::extract::Query;
+use axum::http::StatusCode;
+use axum::routing::get;
+use pathwatch::sim::{SimOptions, SimState};
+use serde_json::Value;
+use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-/// The only token the fake accepts (and its metadata server hands out).
-pub const TOKEN: &str = "ya29.fake-logging-token";
-pub const TOKEN_PATH: &str = "/computeMetadata/v1/instance/service-accounts/default/token";
-
-/// What the next entries:list request gets instead of a page.
-#[derive(Clone, Debug)]
-pub enum Fault {
-    Status(u16, Option<u32>),
-    Malformed,
-}
-
-#[derive(Default)]
-struct Inner {
-    entries: Mutex<Vec<Value>>,
-    faults: Mutex<VecDeque<Fault>>,
-    /// Every entries:list request body, in order.
-    requests: Mutex<Vec<Value>>,
-}
+pub use pathwatch::sim::LoggingFault as Fault;
+pub use pathwatch::sim::gcp::TOKEN;
 
 /// An HTTP fake on its own runtime thread; it stops when dropped.
 pub struct Served {
@@ -81,52 +62,33 @@ pub fn serve(router: Router) -> Served {
 
 pub struct CloudLoggingFake {
     pub served: Served,
-    inner: Arc<Inner>,
+    state: SimState,
 }
 
 /// An RFC 3339 timestamp `ago` before now, with nanoseconds, as the API writes them.
 pub fn timestamp(ago: Duration) -> String {
-    humantime::format_rfc3339_nanos(SystemTime::now() - ago).to_string()
+    pathwatch::sim::logging::timestamp(SystemTime::now() - ago)
 }
 
-/// An entry with a text payload.
+/// An ERROR entry with a text payload.
 pub fn text_entry(id: &str, ts: &str, text: &str) -> Value {
-    json!({
-        "insertId": id,
-        "timestamp": ts,
-        "receiveTimestamp": ts,
-        "severity": "ERROR",
-        "logName": "projects/netra-staging/logs/run.googleapis.com%2Fstderr",
-        "resource": {
-            "type": "cloud_run_revision",
-            "labels": {"service_name": "netra-backend-staging", "revision_name": "netra-backend-staging-00042-abc"}
-        },
-        "textPayload": text,
-    })
+    pathwatch::sim::logging::text_entry(id, ts, "ERROR", text)
 }
 
-/// An entry with a structured payload whose text is under `message`.
+/// A WARNING entry with a structured payload whose text is under `message`.
 pub fn json_entry(id: &str, ts: &str, message: &str) -> Value {
-    json!({
-        "insertId": id,
-        "timestamp": ts,
-        "severity": "WARNING",
-        "logName": "projects/netra-staging/logs/run.googleapis.com%2Fstdout",
-        "resource": {"type": "cloud_run_revision", "labels": {"service_name": "netra-backend-staging"}},
-        "jsonPayload": {"message": message, "logger": "netra.startup", "level": "warning"},
-    })
+    pathwatch::sim::logging::json_entry(id, ts, "WARNING", "netra.startup", message)
 }
 
 impl CloudLoggingFake {
+    /// A reference service whose log holds only what the test pushes.
     pub fn start() -> CloudLoggingFake {
-        let inner = Arc::new(Inner::default());
-        let router = Router::new()
-            .route("/v2/entries:list", post(entries_list))
-            .route(TOKEN_PATH, get(metadata_token))
-            .with_state(inner.clone());
+        let state = SimState::new(SimOptions::default());
+        // Its own startup lines would skew the test's counts.
+        state.clear_log_entries();
         CloudLoggingFake {
-            served: serve(router),
-            inner,
+            served: serve(pathwatch::sim::router(state.clone())),
+            state,
         }
     }
 
@@ -135,147 +97,16 @@ impl CloudLoggingFake {
     }
 
     pub fn push(&self, entry: Value) {
-        self.inner
-            .entries
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(entry);
+        self.state.push_log_entry(entry);
     }
 
     pub fn fault(&self, fault: Fault) {
-        self.inner
-            .faults
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push_back(fault);
+        self.state.queue_logging_fault(fault);
     }
 
     pub fn requests(&self) -> Vec<Value> {
-        self.inner
-            .requests
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        self.state.logging_requests()
     }
-}
-
-async fn metadata_token(headers: HeaderMap) -> Response {
-    if headers.get("metadata-flavor").and_then(|v| v.to_str().ok()) != Some("Google") {
-        return (
-            StatusCode::FORBIDDEN,
-            "Missing Metadata-Flavor:Google header.",
-        )
-            .into_response();
-    }
-    axum::Json(json!({"access_token": TOKEN, "expires_in": 3599, "token_type": "Bearer"}))
-        .into_response()
-}
-
-fn google_error(status: StatusCode, message: &str) -> Response {
-    (
-        status,
-        axum::Json(
-            json!({"error": {"code": status.as_u16(), "message": message, "status": "ERROR"}}),
-        ),
-    )
-        .into_response()
-}
-
-async fn entries_list(
-    State(inner): State<Arc<Inner>>,
-    headers: HeaderMap,
-    body: String,
-) -> Response {
-    let auth = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
-    if auth != Some(&format!("Bearer {TOKEN}")) {
-        return google_error(
-            StatusCode::UNAUTHORIZED,
-            "Request had invalid authentication credentials.",
-        );
-    }
-    let Ok(req) = serde_json::from_str::<Value>(&body) else {
-        return google_error(StatusCode::BAD_REQUEST, "Invalid JSON payload received.");
-    };
-    inner
-        .requests
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .push(req.clone());
-    let fault = inner
-        .faults
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .pop_front();
-    match fault {
-        Some(Fault::Status(code, retry)) => {
-            let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            let mut resp = google_error(status, "fault");
-            if let Some(r) = retry {
-                resp.headers_mut()
-                    .insert(header::RETRY_AFTER, r.to_string().parse().expect("header"));
-            }
-            return resp;
-        }
-        Some(Fault::Malformed) => {
-            return (
-                [(header::CONTENT_TYPE, "application/json")],
-                "{\"entries\": [{\"insertId\": ",
-            )
-                .into_response();
-        }
-        None => {}
-    }
-    if req["orderBy"] != "timestamp asc"
-        || req["resourceNames"].as_array().is_none_or(|r| r.is_empty())
-    {
-        return google_error(StatusCode::BAD_REQUEST, "unexpected request shape");
-    }
-    // Only the part of the filter the probe adds is interpreted: timestamp>="...".
-    let filter = req["filter"].as_str().unwrap_or("");
-    let since = filter
-        .split("timestamp>=\"")
-        .nth(1)
-        .and_then(|rest| rest.split('"').next())
-        .and_then(|t| humantime::parse_rfc3339(t).ok());
-    let Some(since) = since else {
-        return google_error(StatusCode::BAD_REQUEST, "the filter has no timestamp bound");
-    };
-    let page_size = req["pageSize"].as_u64().unwrap_or(50) as usize;
-    let offset: usize = req["pageToken"]
-        .as_str()
-        .and_then(|t| t.strip_prefix("page-"))
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0);
-    let mut matching: Vec<(SystemTime, Value)> = inner
-        .entries
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .iter()
-        .filter_map(|e| {
-            let t = humantime::parse_rfc3339(e["timestamp"].as_str()?).ok()?;
-            (t >= since).then(|| (t, e.clone()))
-        })
-        .collect();
-    matching.sort_by_key(|(t, _)| *t);
-    let page: Vec<Value> = matching
-        .iter()
-        .skip(offset)
-        .take(page_size)
-        .map(|(_, e)| e.clone())
-        .collect();
-    let mut answer: HashMap<&str, Value> = HashMap::new();
-    if !page.is_empty() {
-        answer.insert("entries", Value::Array(page));
-    }
-    if offset + page_size < matching.len() {
-        answer.insert(
-            "nextPageToken",
-            json!(format!("page-{}", offset + page_size)),
-        );
-    }
-    axum::Json(answer).into_response()
 }
 
 /// ClickHouse's HTTP interface as far as the example probes use it: `/ping` and a query.

@@ -43,6 +43,15 @@ impl Exporter {
         Self::start_command(&args, env, dir)
     }
 
+    /// Sends a signal (`HUP`, `TERM`, ...) to the process.
+    pub fn signal(&self, name: &str) {
+        let ok = Command::new("kill")
+            .args([format!("-{name}"), self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(ok.success(), "kill -{name}");
+    }
+
     /// Runs `pathwatch ARGS --listen 127.0.0.1:0` and waits for its "listening" log line.
     pub fn start_command(
         args: &[String],
@@ -68,12 +77,19 @@ impl Exporter {
         let l = logs.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(addr) = line
+                // Text logs: `... listening addr=127.0.0.1:PORT ...`; JSON logs: an object
+                // with "message":"listening" and "addr".
+                let text_addr = line
                     .split_whitespace()
                     .find_map(|w| w.strip_prefix("addr="))
                     .filter(|_| line.contains("listening"))
-                {
-                    let _ = tx.send(addr.to_string());
+                    .map(str::to_string);
+                let json_addr = serde_json::from_str::<serde_json::Value>(&line)
+                    .ok()
+                    .filter(|v| v["message"] == "listening")
+                    .and_then(|v| v["addr"].as_str().map(str::to_string));
+                if let Some(addr) = text_addr.or(json_addr) {
+                    let _ = tx.send(addr);
                 }
                 let mut logs = l.lock().unwrap_or_else(|p| p.into_inner());
                 logs.push_str(&line);

@@ -14,3 +14,4 @@ pub mod redis;
 pub mod sim;
 pub mod target;
 pub mod tls_target;
+pub mod web_client;

@@ -18,13 +18,16 @@ pub struct Sim {
 
 impl Sim {
     pub fn start(faults: Faults) -> Sim {
-        let opts = SimOptions {
+        Self::start_with(SimOptions {
             password: PASSWORD.into(),
             bypass_key: Some(BYPASS_KEY.into()),
             event_pause: Duration::from_millis(20),
             heartbeat: Duration::from_millis(200),
             faults,
-        };
+        })
+    }
+
+    pub fn start_with(opts: SimOptions) -> Sim {
         let state = SimState::new(opts);
         let stop = CancellationToken::new();
         let (tx, rx) = std::sync::mpsc::channel();

@@ -1,0 +1,176 @@
+//! Owns the running config: starts the probe tasks, and on a reload (SIGHUP, `POST /-/reload`
+//! or a changed file) loads the config again and switches to it, or keeps the old one running
+//! when the new one is invalid.
+
+use crate::config::{self, Config};
+use crate::runner;
+use crate::state::State;
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, SystemTime};
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+/// The config in force, shared with the HTTP handlers (`/probe` reads it).
+pub type SharedConfig = Arc<RwLock<Arc<Config>>>;
+
+/// A reload request; the answer says what happened.
+pub type ReloadRequest = oneshot::Sender<Result<String, String>>;
+
+pub struct Supervisor {
+    /// None when the config is not from a file (the demo): reloads are refused.
+    path: Option<PathBuf>,
+    state: Arc<State>,
+    config: SharedConfig,
+    shutdown: CancellationToken,
+    generation: CancellationToken,
+    tasks: JoinSet<()>,
+}
+
+impl Supervisor {
+    /// Starts the probes of `config`.
+    pub fn start(
+        path: Option<PathBuf>,
+        state: Arc<State>,
+        config: SharedConfig,
+        shutdown: CancellationToken,
+    ) -> Self {
+        let mut s = Supervisor {
+            path,
+            state,
+            config,
+            generation: shutdown.child_token(),
+            shutdown,
+            tasks: JoinSet::new(),
+        };
+        s.spawn();
+        s
+    }
+
+    fn current(&self) -> Arc<Config> {
+        self.config
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    fn spawn(&mut self) {
+        let config = self.current();
+        self.generation = self.shutdown.child_token();
+        self.tasks = runner::spawn_all(&config.probes, self.state.clone(), self.generation.clone());
+    }
+
+    /// Loads the file again; an invalid config (any error at all) leaves the old one running.
+    pub async fn reload(&mut self) -> Result<String, String> {
+        let Some(path) = self.path.clone() else {
+            return Err("this config does not come from a file: nothing to reload".into());
+        };
+        let state = self.state.clone();
+        let metrics = &state.metrics;
+        let loaded = match config::load(&path) {
+            Ok(l) if l.errors.is_empty() => l,
+            Ok(l) => {
+                metrics.config_reload_ok.set(0);
+                let text = l
+                    .errors
+                    .iter()
+                    .map(|e| e.to_string())
+                    .collect::<Vec<_>>()
+                    .join("\n");
+                tracing::error!("reload rejected, the old config keeps running:\n{text}");
+                return Err(text);
+            }
+            Err(e) => {
+                metrics.config_reload_ok.set(0);
+                tracing::error!("reload rejected, the old config keeps running: {e}");
+                return Err(e.to_string());
+            }
+        };
+        let old = self.current();
+        // Stop the old generation's runs before the new one starts: one task per probe.
+        self.generation.cancel();
+        while self.tasks.join_next().await.is_some() {}
+        let new = Arc::new(loaded.config);
+        self.state.reconfigure(&old, &new);
+        *self.config.write().unwrap_or_else(|p| p.into_inner()) = new.clone();
+        self.spawn();
+        metrics.config_reload_ok.set(1);
+        metrics.config_invalid_entries.set(0);
+        metrics.config_reload_time.set(runner::unix_now());
+        let msg = format!(
+            "config reloaded: {} probes, {} incidents",
+            new.probes.len(),
+            new.incidents.len()
+        );
+        tracing::info!("{msg}");
+        Ok(msg)
+    }
+
+    /// Serves reload requests, SIGHUP and (with `watch`) file changes until shutdown, then
+    /// waits for the probe tasks to stop.
+    pub async fn run(
+        mut self,
+        mut requests: mpsc::Receiver<ReloadRequest>,
+        watch: Option<Duration>,
+    ) {
+        let mut hup = hangups();
+        let mut stamp = self.path.as_deref().and_then(file_stamp);
+        let mut poll = tokio::time::interval(watch.unwrap_or(Duration::from_secs(3600)));
+        poll.tick().await;
+        loop {
+            tokio::select! {
+                _ = self.shutdown.cancelled() => break,
+                Some(reply) = requests.recv() => {
+                    let result = self.reload().await;
+                    let _ = reply.send(result);
+                }
+                Some(()) = next_hangup(&mut hup) => {
+                    tracing::info!("SIGHUP: reloading the config");
+                    let _ = self.reload().await;
+                }
+                _ = poll.tick(), if watch.is_some() => {
+                    let now = self.path.as_deref().and_then(file_stamp);
+                    if now != stamp {
+                        stamp = now;
+                        tracing::info!("the config file changed: reloading");
+                        let _ = self.reload().await;
+                    }
+                }
+            }
+        }
+        while self.tasks.join_next().await.is_some() {}
+    }
+}
+
+/// What tells a file changed: its modification time and length.
+fn file_stamp(path: &std::path::Path) -> Option<(SystemTime, u64)> {
+    let meta = std::fs::metadata(path).ok()?;
+    Some((meta.modified().ok()?, meta.len()))
+}
+
+#[cfg(unix)]
+type Hangups = Option<tokio::signal::unix::Signal>;
+#[cfg(not(unix))]
+type Hangups = Option<()>;
+
+#[cfg(unix)]
+fn hangups() -> Hangups {
+    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok()
+}
+#[cfg(not(unix))]
+fn hangups() -> Hangups {
+    None
+}
+
+#[cfg(unix)]
+async fn next_hangup(h: &mut Hangups) -> Option<()> {
+    match h {
+        Some(s) => s.recv().await,
+        None => std::future::pending().await,
+    }
+}
+#[cfg(not(unix))]
+async fn next_hangup(_: &mut Hangups) -> Option<()> {
+    std::future::pending().await
+}

@@ -1,0 +1,85 @@
+//! Securing the HTTP surface with a web config file (`--web-config`): TLS, client
+//! certificates and basic auth, in the shape of Prometheus' exporter-toolkit web config.
+//!
+//! Without a web config, [`serve`] is exactly `axum::serve` with graceful shutdown, as before
+//! the option existed.
+
+pub mod auth;
+pub mod config;
+mod https;
+pub mod tls;
+
+pub use config::WebConfigError;
+
+use axum::Router;
+use std::path::Path;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+/// How to serve: plain HTTP, or what a web config asks for. Everything it names has been
+/// read and checked.
+#[derive(Clone, Debug, Default)]
+pub struct Web {
+    tls: Option<Arc<rustls::ServerConfig>>,
+    auth: Option<Arc<auth::BasicAuth>>,
+}
+
+impl Web {
+    /// Plain HTTP without a path; otherwise the web config at `path`, with every file it
+    /// names read now, so that a bad one stops startup instead of the first scrape.
+    pub fn load(path: Option<&Path>) -> Result<Web, WebConfigError> {
+        let Some(path) = path else {
+            return Ok(Web::default());
+        };
+        Web::from_settings(&config::load(path)?)
+    }
+
+    pub fn from_settings(s: &config::WebSettings) -> Result<Web, WebConfigError> {
+        let tls = s
+            .tls
+            .as_ref()
+            .map(|t| tls::server_config(&s.file, t))
+            .transpose()?;
+        let auth = auth::BasicAuth::new(&s.file, &s.users, &s.unauthenticated_paths)?;
+        tracing::info!(
+            web_config = %s.file,
+            tls = tls.is_some(),
+            client_auth = ?s.tls.as_ref().map(|t| t.client_auth),
+            basic_auth_users = s.users.len(),
+            unauthenticated_paths = ?s.unauthenticated_paths,
+            "web config loaded"
+        );
+        if auth.is_none() && s.tls.is_none() {
+            tracing::warn!(web_config = %s.file, "the web config enables neither TLS nor basic auth");
+        }
+        Ok(Web { tls, auth })
+    }
+
+    /// Whether connections are served over TLS.
+    pub fn is_tls(&self) -> bool {
+        self.tls.is_some()
+    }
+}
+
+/// Serves `router` on `listener` as `web` says until `token` is cancelled, then lets the
+/// requests in flight finish.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    web: Web,
+    token: CancellationToken,
+) -> std::io::Result<()> {
+    let router = match web.auth {
+        Some(a) => router.layer(axum::middleware::from_fn_with_state(a, auth::require)),
+        None => router,
+    };
+    match web.tls {
+        None => {
+            axum::serve(listener, router)
+                .with_graceful_shutdown(async move { token.cancelled().await })
+                .await
+        }
+        Some(config) => https::serve(listener, router, config, token).await,
+    }
+}
