@@ -15,6 +15,7 @@
 //! - `demo`: the bundled demo config and incident scenario.
 //! - `metrics`: the metric families of the contract (prometheus-client).
 //! - `ondemand`: `/probe`, one configured probe run on demand against an allowed target.
+//! - `schema`: the config's JSON Schema (`pathwatch schema`).
 //! - `server`: the axum router (`/metrics`, `/healthz`, `/readyz`, `/`, `/api/status`).
 //! - `status`: the status page and its JSON.
 //! - `telemetry`: logging.
@@ -31,6 +32,7 @@ pub mod metrics;
 pub mod ondemand;
 pub mod probe;
 pub mod runner;
+pub mod schema;
 pub mod server;
 pub mod sim;
 pub mod state;

@@ -98,6 +98,8 @@ enum Command {
         #[arg(long, value_enum, default_value_t = pathwatch::check::Format::Text)]
         format: pathwatch::check::Format,
     },
+    /// Print the config's JSON Schema (for editors and CI validation).
+    Schema,
     /// Check a config file and print every error with file:line:column; exit 2 if any.
     Validate {
         /// Config file (YAML).
@@ -115,6 +117,18 @@ fn main() -> ExitCode {
     let telemetry = telemetry::init(cli.log_format, &cli.log_level);
     let code = match cli.command {
         Command::Validate { file } => validate(&file),
+        Command::Schema => {
+            match serde_json::to_string_pretty(&pathwatch::schema::config_schema()) {
+                Ok(text) => {
+                    println!("{text}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("pathwatch: cannot print the schema: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Check {
             config,
             incident,

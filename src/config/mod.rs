@@ -26,7 +26,7 @@ pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(30);
 const COMMON_KEYS: &[&str] = &["name", "interval", "timeout"];
 const TOP_KEYS: &[&str] = &["defaults", "probes", "incidents", "on_demand"];
 
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Defaults {
     pub interval: Option<PositiveDuration>,

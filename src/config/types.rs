@@ -96,3 +96,48 @@ pub fn pick_secret(
         (None, None) => Ok(None),
     }
 }
+
+/// JSON Schema for the hand-written Deserialize impls above: what a user writes in YAML.
+mod schema {
+    use super::{PositiveDuration, Secret, SecretFile};
+    use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
+    use std::borrow::Cow;
+
+    impl JsonSchema for PositiveDuration {
+        fn schema_name() -> Cow<'static, str> {
+            "Duration".into()
+        }
+        fn json_schema(_: &mut SchemaGenerator) -> Schema {
+            json_schema!({
+                "type": "string",
+                "pattern": "^\\s*[0-9]",
+                "description": "A duration with a unit, above zero: 500ms, 10s, 1m30s, 2h.",
+                "examples": ["30s", "75s", "1m30s"]
+            })
+        }
+    }
+
+    impl JsonSchema for Secret {
+        fn schema_name() -> Cow<'static, str> {
+            "Secret".into()
+        }
+        fn json_schema(_: &mut SchemaGenerator) -> Schema {
+            json_schema!({
+                "type": "string",
+                "description": "A secret, usually \"${VAR}\"; never logged or exported."
+            })
+        }
+    }
+
+    impl JsonSchema for SecretFile {
+        fn schema_name() -> Cow<'static, str> {
+            "SecretFile".into()
+        }
+        fn json_schema(_: &mut SchemaGenerator) -> Schema {
+            json_schema!({
+                "type": "string",
+                "description": "Path of a file holding a secret, read when the config loads."
+            })
+        }
+    }
+}

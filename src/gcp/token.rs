@@ -15,7 +15,7 @@ const EARLY: Duration = Duration::from_secs(60);
 const REREAD: Duration = Duration::from_secs(300);
 
 /// Where a probe's token comes from; the default is the metadata server.
-#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, Deserialize, schemars::JsonSchema, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct CredentialsSpec {
     /// A file holding an access token (e.g. written by `gcloud auth print-access-token`).

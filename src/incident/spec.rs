@@ -13,7 +13,7 @@ pub const DEFAULT_RESOLVE_AFTER: u32 = 2;
 /// network blip does not page anyone; a real regression shows twice within an interval or two.
 pub const DEFAULT_REOPEN_AFTER: u32 = 2;
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct IncidentSpec {
     pub id: String,
@@ -35,7 +35,7 @@ fn default_reopen() -> u32 {
 }
 
 /// One resolution criterion: a probe and exactly one condition on it.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CriterionSpec {
     pub name: String,
@@ -116,7 +116,7 @@ pub fn kind_supports(kind: Kind, c: &Condition) -> bool {
 }
 
 /// A generic JSON POST on every status change.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookSpec {
     /// May carry a token; it is never logged.

@@ -22,7 +22,7 @@ use url::Url;
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 const USER_AGENT: &str = concat!("pathwatch/", env!("CARGO_PKG_VERSION"));
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HttpSpec {
     /// `http://` or `https://` URL.
@@ -98,7 +98,7 @@ impl<'de> Deserialize<'de> for StatusRange {
 
 /// One body check: a JSON pointer that `equals` a value or `exists` (or not), or a `regex`
 /// that must match (`not_regex`: must not).
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Assertion {
     pub json_pointer: Option<String>,
@@ -458,4 +458,19 @@ fn hyper_error(e: &hyper::Error) -> ProbeError {
     };
     let (reason, detail) = error_chain(e, fallback);
     ProbeError::new(reason, detail)
+}
+
+impl schemars::JsonSchema for StatusRange {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "StatusRange".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "A status code (200) or an inclusive range (\"200-399\").",
+            "oneOf": [
+                { "type": "integer", "minimum": 100, "maximum": 599 },
+                { "type": "string", "pattern": "^\\s*[1-5][0-9]{2}\\s*(-\\s*[1-5][0-9]{2}\\s*)?$" }
+            ]
+        })
+    }
 }

@@ -19,7 +19,7 @@ use serde::Deserialize;
 use std::time::Duration;
 
 /// Every probe kind, tagged by `kind:` in the config.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ProbeSpec {
     Postgres(Box<postgres::PostgresSpec>),

@@ -23,7 +23,7 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(75);
 
 /// libpq's `sslmode` values (`allow` is not offered: it exists for servers that reject SSL
 /// requests, and downgrades silently).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum SslMode {
     Disable,
@@ -36,7 +36,7 @@ pub enum SslMode {
     VerifyFull,
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PostgresSpec {
     /// A host name or IP address, or an absolute directory holding the server's Unix socket

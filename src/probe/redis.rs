@@ -29,7 +29,7 @@ const MAX_BULK: usize = 64 * 1024;
 /// Server error texts are cut to this many characters in failure details.
 const MAX_DETAIL: usize = 200;
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RedisSpec {
     /// A host name or IP address, or the absolute path of the server's Unix socket

@@ -15,7 +15,7 @@ use serde::Deserialize;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Reference {
     #[default]
@@ -23,7 +23,7 @@ pub enum Reference {
     Reported,
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StartupSpec {
     /// The health check that says "started": an `http` probe's settings.
@@ -33,10 +33,18 @@ pub struct StartupSpec {
     /// Where the service reports its start time (`reference: reported`).
     pub started_at_pointer: Option<String>,
     /// Poll period while a startup is in progress.
-    #[serde(default = "default_poll", with = "humantime_serde_compat")]
+    #[serde(
+        default = "default_poll",
+        deserialize_with = "humantime_serde_compat::deserialize"
+    )]
+    #[schemars(with = "crate::config::types::PositiveDuration")]
     pub poll_interval: Duration,
     /// A startup longer than this fails with `startup_timeout` (polling goes on, slower).
-    #[serde(default = "default_deadline", with = "humantime_serde_compat")]
+    #[serde(
+        default = "default_deadline",
+        deserialize_with = "humantime_serde_compat::deserialize"
+    )]
+    #[schemars(with = "crate::config::types::PositiveDuration")]
     pub deadline: Duration,
     #[serde(skip)]
     state: Arc<Mutex<State>>,

@@ -18,6 +18,7 @@ mod operate;
 mod postgres;
 mod redis;
 mod rules;
+mod schema;
 mod startup;
 mod support;
 mod tcp;

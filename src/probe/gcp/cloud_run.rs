@@ -29,7 +29,7 @@ const API: &str = "Cloud Run Admin API";
 const HIDDEN: &str = "<hidden>";
 const FROM_SECRET: &str = "<from a secret>";
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CloudRunSpec {
     pub project: String,
@@ -52,7 +52,7 @@ pub struct CloudRunSpec {
     prepared: OnceLock<Prepared>,
 }
 
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CloudRunExpect {
     /// `projects/P/locations/R/connectors/C`, or only `C` to compare the last segment.
@@ -66,7 +66,7 @@ pub struct CloudRunExpect {
 }
 
 /// `VpcAccess.VpcEgress` values a user can ask for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 pub enum Egress {
     #[serde(rename = "ALL_TRAFFIC")]
     AllTraffic,

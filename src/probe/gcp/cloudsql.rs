@@ -25,7 +25,7 @@ const HEALTHY: &str = "RUNNABLE";
 const API: &str = "Cloud SQL Admin API";
 pub const EXPECT_CONNECTION_NAME: &str = "connection_name";
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CloudSqlSpec {
     pub project: String,

@@ -20,7 +20,7 @@ pub const STATES: &[&str] = &[
 const HEALTHY: &str = "READY";
 const API: &str = "VPC Access API";
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VpcConnectorSpec {
     pub project: String,

@@ -35,7 +35,7 @@ pub const DEFAULT_EVENTS: [&str; 5] = [
     "agent_completed",
 ];
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GoldenPathSpec {
     /// Log in for a token; or give `token` / `token_file`.
@@ -71,7 +71,7 @@ pub struct GoldenPathSpec {
     prepared: OnceLock<Prepared>,
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LoginSpec {
     pub url: String,
@@ -88,7 +88,7 @@ pub struct LoginSpec {
     pub user_id_pointer: String,
 }
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum WsAuth {
     /// `Sec-WebSocket-Protocol: jwt-auth, jwt.<base64url(token)>`; the server must echo the
@@ -100,7 +100,7 @@ pub enum WsAuth {
     None,
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WebSocketSpec {
     /// `ws://` or `wss://` URL.

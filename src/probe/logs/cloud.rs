@@ -25,7 +25,7 @@ const MAX_BOUNDARY_IDS: usize = 10_000;
 /// The longest Retry-After honoured (a larger one is likely a mistake; the probe retries).
 const MAX_BACKOFF: Duration = Duration::from_secs(3600);
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CloudSource {
     /// The project whose logs are read (`projects/P`).

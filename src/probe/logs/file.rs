@@ -19,7 +19,7 @@ const CHUNK: usize = 64 * 1024;
 /// Lines longer than this (bytes) are matched in pieces of this size.
 pub const MAX_LINE: usize = 64 * 1024;
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FileSource {
     pub path: PathBuf,

@@ -1,0 +1,113 @@
+//! `pathwatch schema`: a JSON Schema of the config file, for editors (YAML language servers)
+//! and CI. It is derived from the same structs serde reads (schemars), then reshaped where
+//! pathwatch's YAML differs from serde's defaults: a probe is one mapping holding `kind`, the
+//! common keys (`name`, `interval`, `timeout`) and its kind's keys.
+
+use crate::config::Defaults;
+use crate::config::types::PositiveDuration;
+use crate::incident::IncidentSpec;
+use crate::ondemand::OnDemandSpec;
+use crate::probe::ProbeSpec;
+use schemars::generate::SchemaSettings;
+use serde_json::{Map, Value, json};
+
+/// The schema as JSON.
+pub fn config_schema() -> Value {
+    let mut generator = SchemaSettings::draft2020_12().into_generator();
+    let defaults = generator.subschema_for::<Defaults>().to_value();
+    let incident = generator.subschema_for::<IncidentSpec>().to_value();
+    let on_demand = generator.subschema_for::<OnDemandSpec>().to_value();
+    let duration = generator.subschema_for::<PositiveDuration>().to_value();
+    // serde's externally tagged shape: oneOf [{ properties: { postgres: {$ref} } }, ...].
+    let tagged = generator.root_schema_for::<ProbeSpec>().to_value();
+    let mut defs: Map<String, Value> = generator.take_definitions(true).into_iter().collect();
+    if let Some(Value::Object(more)) = tagged.get("$defs") {
+        defs.extend(more.clone());
+    }
+    let probes: Vec<Value> = tagged
+        .get("oneOf")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|variant| probe_variant(variant, &defs, &duration))
+        .collect();
+    json!({
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "pathwatch config",
+        "description": "Probes, incidents and on-demand settings of pathwatch (see README.md).",
+        "type": "object",
+        "additionalProperties": false,
+        "properties": {
+            "defaults": defaults,
+            "probes": { "type": ["array", "null"], "items": { "oneOf": probes } },
+            "incidents": { "type": ["array", "null"], "items": incident },
+            "on_demand": on_demand,
+        },
+        "$defs": defs,
+    })
+}
+
+/// One kind's mapping: its own keys plus `kind`, `name`, `interval` and `timeout`.
+fn probe_variant(variant: &Value, defs: &Map<String, Value>, duration: &Value) -> Option<Value> {
+    let (kind, inner) = variant.get("properties")?.as_object()?.iter().next()?;
+    let mut spec = match inner.get("$ref").and_then(Value::as_str) {
+        Some(r) => defs.get(r.rsplit('/').next()?)?.clone(),
+        None => inner.clone(),
+    };
+    let obj = spec.as_object_mut()?;
+    let props = obj
+        .entry("properties")
+        .or_insert_with(|| json!({}))
+        .as_object_mut()?;
+    props.insert("kind".into(), json!({ "const": kind }));
+    props.insert(
+        "name".into(),
+        json!({ "type": "string", "pattern": "^[A-Za-z0-9_.:-]{1,64}$" }),
+    );
+    props.insert("interval".into(), duration.clone());
+    props.insert("timeout".into(), duration.clone());
+    let required = obj.entry("required").or_insert_with(|| json!([]));
+    if let Some(list) = required.as_array_mut() {
+        list.push(json!("kind"));
+        list.push(json!("name"));
+    }
+    obj.insert("additionalProperties".into(), json!(false));
+    Some(spec)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kind_is_a_closed_mapping_with_the_common_keys() {
+        let s = config_schema();
+        let kinds: Vec<&str> = s["properties"]["probes"]["items"]["oneOf"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v["properties"]["kind"]["const"].as_str().unwrap())
+            .collect();
+        for k in [
+            "postgres",
+            "tcp",
+            "http",
+            "golden_path",
+            "startup",
+            "redis",
+            "logs",
+        ] {
+            assert!(kinds.contains(&k), "{k} in {kinds:?}");
+        }
+        let pg = s["properties"]["probes"]["items"]["oneOf"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["properties"]["kind"]["const"] == "postgres")
+            .unwrap();
+        assert_eq!(pg["additionalProperties"], false);
+        assert!(pg["properties"]["host"].is_object());
+        assert!(pg["properties"]["timeout"].is_object());
+        assert!(pg["required"].as_array().unwrap().contains(&json!("host")));
+    }
+}

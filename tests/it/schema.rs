@@ -1,0 +1,71 @@
+//! `pathwatch schema` stays in step with the parser: every shipped config validates against
+//! it (Python's jsonschema, a reference implementation), and configs the parser rejects for
+//! their shape (unknown field, unknown kind, missing field) fail it too.
+
+use crate::support::exporter::BIN;
+use std::process::Command;
+
+const CHECK: &str = r#"
+import json, re, sys, yaml, jsonschema
+schema = json.load(open(sys.argv[1]))
+jsonschema.Draft202012Validator.check_schema(schema)
+v = jsonschema.Draft202012Validator(schema)
+def expand(text):
+    # ${VAR:-default} -> default, ${VAR} -> a placeholder, as if the environment were empty.
+    # A value that is only an empty default stays an empty string, as in pathwatch (which
+    # expands inside string scalars), not YAML's null.
+    text = re.sub(r"(:[ \t]*)\$\{[A-Za-z0-9_]+:-\}([ \t]*(#.*)?)$", r'\1""\2', text, flags=re.M)
+    text = re.sub(r"\$\{[A-Za-z0-9_]+:-([^}]*)\}", r"\1", text)
+    return re.sub(r"\$\{[A-Za-z0-9_]+\}", "x", text)
+bad = 0
+for path in sys.argv[2:]:
+    want_valid = not path.startswith("!")
+    path = path.lstrip("!")
+    doc = yaml.safe_load(expand(open(path).read()))
+    errors = sorted(v.iter_errors(doc), key=lambda e: list(e.path))
+    if want_valid and errors:
+        bad += 1
+        print(f"{path}: {errors[0].message} at {list(errors[0].path)}")
+    if not want_valid and not errors:
+        bad += 1
+        print(f"{path}: accepted by the schema but rejected by pathwatch")
+sys.exit(1 if bad else 0)
+"#;
+
+#[test]
+fn shipped_configs_validate_against_the_schema_and_bad_shapes_do_not() {
+    let out = Command::new(BIN)
+        .arg("schema")
+        .output()
+        .expect("pathwatch schema");
+    assert!(out.status.success());
+    let dir = tempfile::tempdir().expect("temp dir");
+    let schema = dir.path().join("schema.json");
+    std::fs::write(&schema, &out.stdout).expect("write schema");
+    let script = dir.path().join("check.py");
+    std::fs::write(&script, CHECK).expect("write script");
+    let files = [
+        "examples/local.yaml",
+        "examples/staging.yaml",
+        "tests/fixtures/config/good.yaml",
+        "k8s/base/pathwatch.yaml",
+        "k8s/overlays/staging/pathwatch.yaml",
+        "!tests/fixtures/config/bad/unknown_field.yaml",
+        "!tests/fixtures/config/bad/unknown_kind.yaml",
+        "!tests/fixtures/config/bad/missing_field.yaml",
+        "!tests/fixtures/config/bad/unknown_top_level.yaml",
+        "!tests/fixtures/config/bad/bad_sslmode.yaml",
+    ];
+    let out = Command::new("python3")
+        .arg(&script)
+        .arg(&schema)
+        .args(files)
+        .output()
+        .expect("python3 with jsonschema and pyyaml (.ci/test installs them)");
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
