@@ -187,6 +187,32 @@ impl Window {
     }
 }
 
+impl schemars::JsonSchema for PatternName {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "PatternName".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            "pattern": "^[A-Za-z0-9_.:-]{1,64}$",
+            "description": "A pattern's name: the `pattern` label."
+        })
+    }
+}
+
+impl schemars::JsonSchema for Pattern {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Pattern".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            "format": "regex",
+            "description": "A regular expression (Rust regex syntax); a capture group that parses as a number becomes pathwatch_log_pattern_last_value."
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -246,31 +272,5 @@ mod tests {
         w.add(t0 - 50_000, t0 + 50_000);
         assert_eq!(w.count(t0 + 60_000), 2);
         assert_eq!(w.count(t0 + 75_000), 1);
-    }
-}
-
-impl schemars::JsonSchema for PatternName {
-    fn schema_name() -> std::borrow::Cow<'static, str> {
-        "PatternName".into()
-    }
-    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
-        schemars::json_schema!({
-            "type": "string",
-            "pattern": "^[A-Za-z0-9_.:-]{1,64}$",
-            "description": "A pattern's name: the `pattern` label."
-        })
-    }
-}
-
-impl schemars::JsonSchema for Pattern {
-    fn schema_name() -> std::borrow::Cow<'static, str> {
-        "Pattern".into()
-    }
-    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
-        schemars::json_schema!({
-            "type": "string",
-            "format": "regex",
-            "description": "A regular expression (Rust regex syntax); a capture group that parses as a number becomes pathwatch_log_pattern_last_value."
-        })
     }
 }
