@@ -206,13 +206,7 @@ impl HttpSpec {
     }
 
     fn prepared(&self) -> Result<&Prepared, ProbeError> {
-        if self.prepared.get().is_none() {
-            self.validate()
-                .map_err(|e| ProbeError::new(Reason::Protocol, e))?;
-        }
-        self.prepared
-            .get()
-            .ok_or_else(|| ProbeError::new(Reason::Protocol, "probe not prepared"))
+        super::prepared(&self.prepared, || self.validate())
     }
 }
 

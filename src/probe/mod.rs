@@ -268,6 +268,19 @@ label_enum!(
     }
 );
 
+/// The state a probe builds once from its spec (parsed URLs, TLS configs, regexes):
+/// `validate` fills `cell` at config load; a spec built otherwise is prepared on first use.
+pub fn prepared<T>(
+    cell: &std::sync::OnceLock<T>,
+    validate: impl FnOnce() -> Result<(), String>,
+) -> Result<&T, ProbeError> {
+    if cell.get().is_none() {
+        validate().map_err(|e| ProbeError::new(Reason::Protocol, e))?;
+    }
+    cell.get()
+        .ok_or_else(|| ProbeError::new(Reason::Protocol, "probe not prepared"))
+}
+
 /// Maps a socket-level error to its reason.
 pub fn io_reason(e: &std::io::Error) -> Reason {
     use std::io::ErrorKind as K;

@@ -93,6 +93,24 @@ pub struct Faults {
     pub redis_loading: bool,
 }
 
+impl Faults {
+    /// The switches that differ from the defaults, as JSON (`{}` when none): a log line that
+    /// stays readable as the list of switches grows.
+    pub fn active(&self) -> String {
+        let (Ok(serde_json::Value::Object(now)), Ok(serde_json::Value::Object(default))) = (
+            serde_json::to_value(self),
+            serde_json::to_value(Faults::default()),
+        ) else {
+            return format!("{self:?}");
+        };
+        let changed: serde_json::Map<_, _> = now
+            .into_iter()
+            .filter(|(k, v)| default.get(k) != Some(v))
+            .collect();
+        serde_json::Value::Object(changed).to_string()
+    }
+}
+
 /// How the service behaves when no fault is injected.
 #[derive(Clone, Debug)]
 pub struct SimOptions {
@@ -208,7 +226,7 @@ impl SimState {
     }
 
     pub fn set_faults(&self, f: Faults) {
-        tracing::info!(faults = ?f, "sim faults replaced");
+        tracing::info!(faults = %f.active(), "sim faults replaced");
         let db_down = f.db_down;
         let was_down = std::mem::replace(&mut *lock(&self.inner.faults), f).db_down;
         let lost_db = db_down && !was_down;

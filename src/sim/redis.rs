@@ -83,19 +83,24 @@ async fn accept(listener: Option<&TcpListener>) -> std::io::Result<(TcpStream, S
 
 /// Binds `addr` again, retrying while it is briefly taken; `None` on shutdown.
 async fn rebind(addr: SocketAddr, shutdown: &CancellationToken) -> Option<TcpListener> {
-    loop {
+    for attempt in 0u64.. {
         match TcpListener::bind(addr).await {
             Ok(l) => {
                 tracing::debug!(%addr, "sim redis: the VPC connector is back, listening");
                 return Some(l);
             }
-            Err(e) => tracing::warn!(%addr, error = %e, "sim redis: cannot listen again yet"),
+            // Once is news; every 100 ms after that would flood the log.
+            Err(e) if attempt == 0 => {
+                tracing::warn!(%addr, error = %e, "sim redis: cannot listen again yet, retrying");
+            }
+            Err(_) => {}
         }
         tokio::select! {
             () = shutdown.cancelled() => return None,
             () = tokio::time::sleep(REBIND_PAUSE) => {}
         }
     }
+    None
 }
 
 /// One client connection; ends on QUIT, a protocol error, shutdown or a connector outage.

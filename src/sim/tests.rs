@@ -694,6 +694,11 @@ async fn admin_faults_round_trip() {
     let resp = sim.http.put(&url).json(&json!({})).send().await.unwrap();
     assert_eq!(resp.status().as_u16(), 200);
     assert_eq!(sim.state.faults(), Faults::default());
+    assert_eq!(Faults::default().active(), "{}");
+    assert_eq!(
+        faults.active(),
+        r#"{"db_down":true,"drop_event":"agent_completed","slow_events_ms":7}"#
+    );
     assert_eq!(
         sim.get("/nowhere").await,
         (404, json!({"detail": "Not Found"}))

@@ -1,22 +1,12 @@
 //! The `http` probe against a real local HTTP service: status codes, body assertions,
 //! redirects, the body cap, timeouts, and phases on /metrics.
 
-use crate::support::exporter::{Exporter, samples, value};
+use crate::support::exporter::{Exporter, phases, value};
 use crate::support::hang::closed_port;
 use crate::support::target;
 use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(20);
-
-fn phases(text: &str, probe: &str) -> Vec<String> {
-    let mut p: Vec<String> = samples(text, "pathwatch_probe_phase_duration_seconds")
-        .into_iter()
-        .filter(|s| s.labels.get("probe").map(String::as_str) == Some(probe))
-        .filter_map(|s| s.labels.get("phase").cloned())
-        .collect();
-    p.sort();
-    p
-}
 
 fn wait_reason(exp: &Exporter, probe: &str, result: &str, reason: &str) {
     exp.wait_for(

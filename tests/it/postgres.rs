@@ -1,7 +1,7 @@
 //! The `postgres` probe against throwaway clusters: success over TCP and Unix sockets, and
 //! each failure with its reason, phase and timing.
 
-use crate::support::exporter::{Exporter, samples, value};
+use crate::support::exporter::{Exporter, phases, value};
 use crate::support::hang::SilentServer;
 use crate::support::pg::{PgCluster, PgOptions};
 use std::time::Duration;
@@ -19,16 +19,6 @@ fn config(name: &str, host: &str, port: u16, extra: &[&str]) -> String {
         y.push('\n');
     }
     y
-}
-
-fn phases(text: &str, probe: &str) -> Vec<String> {
-    let mut p: Vec<String> = samples(text, "pathwatch_probe_phase_duration_seconds")
-        .into_iter()
-        .filter(|s| s.labels.get("probe").map(String::as_str) == Some(probe))
-        .filter_map(|s| s.labels.get("phase").cloned())
-        .collect();
-    p.sort();
-    p
 }
 
 fn runs(text: &str, probe: &str, result: &str, reason: &str) -> f64 {

@@ -2,7 +2,7 @@
 //! socket, and TLS only), plus fakes for what a real server will not do on demand (LOADING,
 //! a silent listener): each outcome with its reason and phases, and the password kept secret.
 
-use crate::support::exporter::{Exporter, samples, value};
+use crate::support::exporter::{Exporter, phases, value};
 use crate::support::hang::SilentServer;
 use crate::support::redis::{RedisOptions, RedisServer};
 use std::io::{Read, Write};
@@ -10,16 +10,6 @@ use std::net::TcpListener;
 use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(20);
-
-fn phases(text: &str, probe: &str) -> Vec<String> {
-    let mut p: Vec<String> = samples(text, "pathwatch_probe_phase_duration_seconds")
-        .into_iter()
-        .filter(|s| s.labels.get("probe").map(String::as_str) == Some(probe))
-        .filter_map(|s| s.labels.get("phase").cloned())
-        .collect();
-    p.sort();
-    p
-}
 
 fn wait_reason(exp: &Exporter, probe: &str, result: &str, reason: &str) {
     exp.wait_for(

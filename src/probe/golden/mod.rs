@@ -269,13 +269,7 @@ impl GoldenPathSpec {
     }
 
     fn prepared(&self) -> Result<&Prepared, ProbeError> {
-        if self.prepared.get().is_none() {
-            self.validate()
-                .map_err(|e| ProbeError::new(Reason::Protocol, e))?;
-        }
-        self.prepared
-            .get()
-            .ok_or_else(|| ProbeError::new(Reason::Protocol, "probe not prepared"))
+        super::prepared(&self.prepared, || self.validate())
     }
 
     fn message(&self, thread_id: &str) -> String {

@@ -271,3 +271,14 @@ pub fn value(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
         })
         .map(|s| s.value)
 }
+
+/// The phases a probe's last run reached, sorted (absent phases have no series).
+pub fn phases(text: &str, probe: &str) -> Vec<String> {
+    let mut p: Vec<String> = samples(text, "pathwatch_probe_phase_duration_seconds")
+        .into_iter()
+        .filter(|s| s.labels.get("probe").map(String::as_str) == Some(probe))
+        .filter_map(|s| s.labels.get("phase").cloned())
+        .collect();
+    p.sort();
+    p
+}
