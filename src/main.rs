@@ -114,6 +114,19 @@ fn main() -> ExitCode {
     let _ = pathwatch::probe::startup::process_start_unix();
     // reqwest, tokio-rustls and friends find the ring provider through this process default.
     let _ = rustls::crypto::ring::default_provider().install_default();
+    // One runtime for every command, entered before telemetry starts: the OTLP gRPC exporter
+    // runs as a task on it.
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("pathwatch: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let _entered = runtime.enter();
     let telemetry = telemetry::init(cli.log_format, &cli.log_level);
     let code = match cli.command {
         Command::Validate { file } => validate(&file),
@@ -133,42 +146,38 @@ fn main() -> ExitCode {
             config,
             incident,
             format,
-        } => block_on(check(config, incident, format)),
+        } => block_on(&runtime, check(config, incident, format)),
         Command::Serve {
             config,
             listen,
             watch_config,
             web_config,
-        } => block_on(serve(config, listen, watch_config, web_config)),
+        } => block_on(&runtime, serve(config, listen, watch_config, web_config)),
         Command::Demo {
             listen,
             sim_listen,
             speed,
             web_config,
-        } => block_on(demo(listen, sim_listen, speed, web_config)),
+        } => block_on(&runtime, demo(listen, sim_listen, speed, web_config)),
         Command::Sim {
             listen,
             password,
             bypass_key,
             redis_listen,
-        } => block_on(sim(listen, password, bypass_key, redis_listen)),
+        } => block_on(&runtime, sim(listen, password, bypass_key, redis_listen)),
     };
-    // Flush the spans of the last runs (a blocking HTTP export; nothing when traces are off).
+    // Flush the spans of the last runs while the runtime still runs the gRPC processor; from
+    // this thread (not a runtime worker) blocking on it is fine. Nothing when traces are off.
     telemetry.shutdown();
+    drop(_entered);
+    drop(runtime);
     code
 }
 
-fn block_on(fut: impl std::future::Future<Output = anyhow::Result<ExitCode>>) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("pathwatch: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
+fn block_on(
+    runtime: &tokio::runtime::Runtime,
+    fut: impl std::future::Future<Output = anyhow::Result<ExitCode>>,
+) -> ExitCode {
     match runtime.block_on(fut) {
         Ok(code) => code,
         Err(e) => {

@@ -1,9 +1,10 @@
 //! OpenTelemetry traces over OTLP, switched on by the standard variables only:
 //! `OTEL_EXPORTER_OTLP_ENDPOINT` or `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` (and not
-//! `OTEL_TRACES_EXPORTER=none` or `OTEL_SDK_DISABLED=true`). The protocol is HTTP/protobuf;
-//! `OTEL_EXPORTER_OTLP_PROTOCOL=grpc` is refused with a clear log line for now (the SDK's
-//! batch processor runs its exports on a plain thread, where a tonic channel has no runtime).
-//! Without these variables no exporter exists, so nothing is sent and nothing waits.
+//! `OTEL_TRACES_EXPORTER=none` or `OTEL_SDK_DISABLED=true`). `OTEL_EXPORTER_OTLP_PROTOCOL`
+//! (or `..._TRACES_PROTOCOL`) picks `grpc` or `http/protobuf` (the default). gRPC exports run
+//! in the SDK's tokio batch processor, since a tonic channel needs the runtime; HTTP exports
+//! run on the SDK's own thread with a blocking client. Without these variables no exporter
+//! exists, so nothing is sent and nothing waits.
 
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_otlp::WithExportConfig as _;
@@ -37,21 +38,34 @@ pub fn wanted(env: &dyn Fn(&str) -> Option<String>) -> Option<Protocol> {
 }
 
 /// Builds the tracer provider; the exporter reads the endpoint, headers and timeout from the
-/// same variables.
+/// same variables. Must run inside the tokio runtime (the gRPC processor is a task on it).
 pub fn provider(protocol: Protocol) -> Result<SdkTracerProvider, String> {
-    let exporter = match protocol {
+    let fail =
+        |e: opentelemetry_otlp::ExporterBuildError| format!("cannot build the OTLP exporter: {e}");
+    let builder = SdkTracerProvider::builder();
+    let builder = match protocol {
         Protocol::Grpc => {
-            return Err(
-                "OTLP over gRPC is not supported yet: set OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf (port 4318)"
-                    .into(),
-            );
+            let exporter = opentelemetry_otlp::SpanExporter::builder()
+                .with_tonic()
+                .build()
+                .map_err(fail)?;
+            let processor =
+                opentelemetry_sdk::trace::span_processor_with_async_runtime::BatchSpanProcessor::builder(
+                    exporter,
+                    opentelemetry_sdk::runtime::Tokio,
+                )
+                .build();
+            builder.with_span_processor(processor)
         }
-        Protocol::HttpProtobuf => opentelemetry_otlp::SpanExporter::builder()
-            .with_http()
-            .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
-            .build(),
-    }
-    .map_err(|e| format!("cannot build the OTLP exporter: {e}"))?;
+        Protocol::HttpProtobuf => {
+            let exporter = opentelemetry_otlp::SpanExporter::builder()
+                .with_http()
+                .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
+                .build()
+                .map_err(fail)?;
+            builder.with_batch_exporter(exporter)
+        }
+    };
     let resource = Resource::builder()
         .with_service_name("pathwatch")
         .with_attribute(opentelemetry::KeyValue::new(
@@ -59,10 +73,7 @@ pub fn provider(protocol: Protocol) -> Result<SdkTracerProvider, String> {
             env!("CARGO_PKG_VERSION"),
         ))
         .build();
-    Ok(SdkTracerProvider::builder()
-        .with_batch_exporter(exporter)
-        .with_resource(resource)
-        .build())
+    Ok(builder.with_resource(resource).build())
 }
 
 /// The tracer the tracing layer writes to.

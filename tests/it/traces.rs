@@ -25,6 +25,69 @@ fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
+fn store_spans(spans: &Mutex<Vec<Span>>, req: ExportTraceServiceRequest) {
+    let mut s = spans.lock().unwrap();
+    for rs in req.resource_spans {
+        for ss in rs.scope_spans {
+            for sp in ss.spans {
+                s.push(Span {
+                    name: sp.name.clone(),
+                    trace_id: hex(&sp.trace_id),
+                    span_id: hex(&sp.span_id),
+                    parent: hex(&sp.parent_span_id),
+                    attributes: sp
+                        .attributes
+                        .iter()
+                        .map(|kv| (kv.key.clone(), format!("{:?}", kv.value)))
+                        .collect(),
+                });
+            }
+        }
+    }
+}
+
+/// An OTLP/gRPC collector (tonic) on a free port.
+fn grpc_receiver() -> (std::net::SocketAddr, Arc<Mutex<Vec<Span>>>) {
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
+    use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
+        TraceService, TraceServiceServer,
+    };
+    struct Collector(Arc<Mutex<Vec<Span>>>);
+    #[tonic::async_trait]
+    impl TraceService for Collector {
+        async fn export(
+            &self,
+            request: tonic::Request<ExportTraceServiceRequest>,
+        ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
+            store_spans(&self.0, request.into_inner());
+            Ok(tonic::Response::new(ExportTraceServiceResponse::default()))
+        }
+    }
+    let spans = Arc::new(Mutex::new(Vec::new()));
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{}", closed_port())
+        .parse()
+        .expect("addr");
+    let collector = Collector(spans.clone());
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async move {
+            let _ = tonic::transport::Server::builder()
+                .add_service(TraceServiceServer::new(collector))
+                .serve(addr)
+                .await;
+        });
+    });
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(addr).is_err() {
+        assert!(Instant::now() < deadline, "gRPC collector did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    (addr, spans)
+}
+
 fn receiver() -> (std::net::SocketAddr, Arc<Mutex<Vec<Span>>>) {
     let spans = Arc::new(Mutex::new(Vec::new()));
     let (tx, rx) = std::sync::mpsc::channel();
@@ -41,24 +104,7 @@ fn receiver() -> (std::net::SocketAddr, Arc<Mutex<Vec<Span>>>) {
                     let store = store.clone();
                     async move {
                         let req = ExportTraceServiceRequest::decode(body).expect("OTLP protobuf");
-                        let mut s = store.lock().unwrap();
-                        for rs in req.resource_spans {
-                            for ss in rs.scope_spans {
-                                for sp in ss.spans {
-                                    s.push(Span {
-                                        name: sp.name.clone(),
-                                        trace_id: hex(&sp.trace_id),
-                                        span_id: hex(&sp.span_id),
-                                        parent: hex(&sp.parent_span_id),
-                                        attributes: sp
-                                            .attributes
-                                            .iter()
-                                            .map(|kv| (kv.key.clone(), format!("{:?}", kv.value)))
-                                            .collect(),
-                                    });
-                                }
-                            }
-                        }
+                        store_spans(&store, req);
                         ""
                     }
                 }),
@@ -172,6 +218,40 @@ fn runs_and_phases_arrive_as_spans_and_exemplars_point_at_them() {
         assert!(
             Instant::now() < deadline,
             "exemplar trace ids {exemplar_ids:?} never arrived"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn grpc_exports_reach_a_grpc_collector() {
+    let (addr, spans) = grpc_receiver();
+    let exp = Exporter::start_with_env(
+        &format!(
+            "probes:\n  - {{ name: path, kind: tcp, host: 127.0.0.1, port: {}, interval: 200ms }}\n",
+            closed_port()
+        ),
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", &format!("http://{addr}")),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
+            ("OTEL_BSP_SCHEDULE_DELAY", "100"),
+        ],
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let all = spans.lock().unwrap().clone();
+        let run = all.iter().find(|s| s.name == "probe path").cloned();
+        if let Some(run) = run
+            && all
+                .iter()
+                .any(|s| s.parent == run.span_id && s.name == "connect")
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no spans over gRPC: {all:?}\n{}",
+            exp.logs()
         );
         std::thread::sleep(Duration::from_millis(100));
     }
