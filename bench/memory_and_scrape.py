@@ -1,0 +1,97 @@
+#!/usr/bin/env python3
+"""Resident memory and /metrics encoding at scale (issue 8, measurements 2 and 6).
+
+Starts the release binary with the first user's example config, then with 1,000 and 10,000
+tcp probes against one local listener (interval 1h: the first runs spread over 10 s, then
+idle), and reads VmRSS from /proc after the first runs. blackbox_exporter (Debian package
+prometheus-blackbox-exporter) idle is the reference. At 10,000 probes it times /metrics
+scrapes (median of 20) and their size. Appends a table to BENCHMARKS.md. Stops by itself.
+
+Usage: bench/memory_and_scrape.py [--bin target/release/pathwatch]
+"""
+import argparse, os, socket, statistics, subprocess, tempfile, threading, time, urllib.request
+
+def free_port():
+    s = socket.socket(); s.bind(("127.0.0.1", 0)); p = s.getsockname()[1]; s.close(); return p
+
+def rss_mib(pid):
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+def wait_up(url, secs=30):
+    end = time.time() + secs
+    while time.time() < end:
+        try:
+            urllib.request.urlopen(url, timeout=2).read(); return
+        except Exception:
+            time.sleep(0.1)
+    raise SystemExit(f"{url} did not come up")
+
+def listener():
+    srv = socket.socket(); srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    srv.bind(("127.0.0.1", 0)); srv.listen(4096)
+    def loop():
+        while True:
+            try:
+                c, _ = srv.accept(); c.close()
+            except OSError:
+                return
+    threading.Thread(target=loop, daemon=True).start()
+    return srv.getsockname()[1]
+
+def run_pathwatch(binary, config_text, settle, env=None):
+    with tempfile.TemporaryDirectory() as d:
+        path = os.path.join(d, "c.yaml"); open(path, "w").write(config_text)
+        port = free_port()
+        p = subprocess.Popen([binary, "serve", "--config", path, "--listen", f"127.0.0.1:{port}"],
+                             stderr=subprocess.DEVNULL, env={**os.environ, **(env or {})})
+        try:
+            wait_up(f"http://127.0.0.1:{port}/healthz")
+            time.sleep(settle)
+            rss = rss_mib(p.pid)
+            scrapes = []
+            size = 0
+            for _ in range(20):
+                t = time.perf_counter()
+                body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=30).read()
+                scrapes.append((time.perf_counter() - t) * 1000); size = len(body)
+            return rss, statistics.median(scrapes), size
+        finally:
+            p.terminate(); p.wait()
+
+def main():
+    ap = argparse.ArgumentParser(); ap.add_argument("--bin", default="target/release/pathwatch")
+    a = ap.parse_args()
+    target = listener()
+    rows = []
+    staging = open("examples/staging.yaml").read()
+    rss, ms, size = run_pathwatch(a.bin, staging, 5)
+    rows.append(("pathwatch idle, examples/staging.yaml (15 probes)", rss, ms, size))
+    for n in (1000, 10000):
+        cfg = "defaults: { interval: 1h, timeout: 5s }\nprobes:\n" + "".join(
+            f"  - {{ name: p{i}, kind: tcp, host: 127.0.0.1, port: {target} }}\n" for i in range(n))
+        rss, ms, size = run_pathwatch(a.bin, cfg, 15)
+        rows.append((f"pathwatch, {n} tcp probes after their first runs", rss, ms, size))
+    bb = subprocess.run(["which", "prometheus-blackbox-exporter"], capture_output=True, text=True).stdout.strip()
+    if bb:
+        port = free_port()
+        p = subprocess.Popen([bb, f"--web.listen-address=127.0.0.1:{port}",
+                              "--config.file=/etc/prometheus/blackbox.yml"], stderr=subprocess.DEVNULL)
+        try:
+            wait_up(f"http://127.0.0.1:{port}/metrics"); time.sleep(2)
+            rows.append(("blackbox_exporter idle (reference)", rss_mib(p.pid), float("nan"), 0))
+        finally:
+            p.terminate(); p.wait()
+    lines = [f"## Memory and /metrics at scale ({time.strftime('%Y-%m-%d')}, {os.uname().nodename}, {os.cpu_count()} cores)", "",
+             "`bench/memory_and_scrape.py` (release build; RSS from /proc; scrape = median of 20 GETs of /metrics).", "",
+             "| what | RSS (MiB) | /metrics median (ms) | /metrics bytes |", "|---|---|---|---|"]
+    for what, rss, ms, size in rows:
+        lines.append(f"| {what} | {rss:.1f} | {'' if ms != ms else f'{ms:.1f}'} | {size or ''} |")
+    lines += ["", "Goals (issue 8): idle under 15 MiB, 10,000 probes under 150 MiB, /metrics under 50 ms at 10,000 probes.", ""]
+    out = "\n".join(lines); print(out)
+    open("BENCHMARKS.md", "a").write(out + "\n")
+
+if __name__ == "__main__":
+    main()
