@@ -4,6 +4,7 @@
 
 use crate::support::exporter::Exporter;
 use crate::support::hang::{SilentServer, closed_port};
+use crate::support::served::{Served, serve};
 use axum::Router;
 use axum::body::Bytes;
 use axum::routing::post;
@@ -88,43 +89,28 @@ fn grpc_receiver() -> (std::net::SocketAddr, Arc<Mutex<Vec<Span>>>) {
     (addr, spans)
 }
 
-fn receiver() -> (std::net::SocketAddr, Arc<Mutex<Vec<Span>>>) {
+/// An OTLP/HTTP receiver; it stops when the returned `Served` is dropped.
+fn receiver() -> (Served, Arc<Mutex<Vec<Span>>>) {
     let spans = Arc::new(Mutex::new(Vec::new()));
-    let (tx, rx) = std::sync::mpsc::channel();
     let store = spans.clone();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
-        rt.block_on(async move {
-            let app = Router::new().route(
-                "/v1/traces",
-                post(move |body: Bytes| {
-                    let store = store.clone();
-                    async move {
-                        let req = ExportTraceServiceRequest::decode(body).expect("OTLP protobuf");
-                        store_spans(&store, req);
-                        ""
-                    }
-                }),
-            );
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-                .await
-                .expect("bind");
-            tx.send(listener.local_addr().expect("addr")).expect("send");
-            let _ = axum::serve(listener, app).await;
-        });
-    });
-    (
-        rx.recv_timeout(Duration::from_secs(10)).expect("receiver"),
-        spans,
-    )
+    let app = Router::new().route(
+        "/v1/traces",
+        post(move |body: Bytes| {
+            let store = store.clone();
+            async move {
+                let req = ExportTraceServiceRequest::decode(body).expect("OTLP protobuf");
+                store_spans(&store, req);
+                ""
+            }
+        }),
+    );
+    (serve(app), spans)
 }
 
 #[test]
 fn runs_and_phases_arrive_as_spans_and_exemplars_point_at_them() {
-    let (addr, spans) = receiver();
+    let (collector, spans) = receiver();
+    let addr = collector.addr;
     let open = SilentServer::start();
     let secret = "otlp-never-this-password";
     let exp = Exporter::start_with_env(

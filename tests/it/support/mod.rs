@@ -11,6 +11,7 @@ pub mod pg;
 pub mod prom;
 pub mod receiver;
 pub mod redis;
+pub mod served;
 pub mod sim;
 pub mod target;
 pub mod tls_target;

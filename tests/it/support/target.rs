@@ -2,6 +2,7 @@
 //! (health JSON, 503 with `detail`), plus redirects, big and slow bodies.
 #![allow(dead_code)]
 
+use super::served::{Served, serve};
 use axum::Router;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::IntoResponse;
@@ -11,7 +12,7 @@ use std::time::Duration;
 
 pub struct Target {
     pub addr: SocketAddr,
-    _stop: tokio::sync::oneshot::Sender<()>,
+    _served: Served,
 }
 
 impl Target {
@@ -83,32 +84,9 @@ fn router() -> Router {
 
 /// Starts the service on its own runtime thread; it stops when the `Target` is dropped.
 pub fn start() -> Target {
-    let (addr_tx, addr_rx) = std::sync::mpsc::channel();
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime for the target service");
-        rt.block_on(async move {
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-                .await
-                .expect("bind the target service");
-            addr_tx
-                .send(listener.local_addr().expect("target address"))
-                .expect("send the address");
-            let _ = axum::serve(listener, router())
-                .with_graceful_shutdown(async {
-                    let _ = stop_rx.await;
-                })
-                .await;
-        });
-    });
-    let addr = addr_rx
-        .recv_timeout(Duration::from_secs(10))
-        .expect("target service started");
+    let served = serve(router());
     Target {
-        addr,
-        _stop: stop_tx,
+        addr: served.addr,
+        _served: served,
     }
 }
