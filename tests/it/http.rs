@@ -8,15 +8,6 @@ use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(20);
 
-fn wait_reason(exp: &Exporter, probe: &str, result: &str, reason: &str) {
-    exp.wait_for(
-        "pathwatch_probe_runs_total",
-        &[("probe", probe), ("result", result), ("reason", reason)],
-        WAIT,
-        |v| v >= 1.0,
-    );
-}
-
 #[test]
 fn statuses_assertions_redirects_and_limits() {
     let t = target::start();
@@ -109,12 +100,12 @@ probes:
             |v| v == 1.0,
         );
     }
-    wait_reason(&exp, "db-health", "failure", "http_status");
-    wait_reason(&exp, "wrong-field", "failure", "assertion");
-    wait_reason(&exp, "loop", "failure", "too_many_redirects");
-    wait_reason(&exp, "big", "failure", "body_too_large");
-    wait_reason(&exp, "slow", "failure", "timeout");
-    wait_reason(&exp, "refused", "failure", "refused");
+    exp.wait_reason("db-health", "failure", "http_status");
+    exp.wait_reason("wrong-field", "failure", "assertion");
+    exp.wait_reason("loop", "failure", "too_many_redirects");
+    exp.wait_reason("big", "failure", "body_too_large");
+    exp.wait_reason("slow", "failure", "timeout");
+    exp.wait_reason("refused", "failure", "refused");
 
     let m = exp.metrics();
     let code = |p: &str| value(&m, "pathwatch_http_status_code", &[("probe", p)]);
@@ -165,7 +156,7 @@ probes:
             v == 1.0
         });
     }
-    wait_reason(&exp, "unknown-ca", "failure", "tls");
+    exp.wait_reason("unknown-ca", "failure", "tls");
     let m = exp.metrics();
     assert_eq!(
         phases(&m, "trusted"),

@@ -11,15 +11,6 @@ use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(20);
 
-fn wait_reason(exp: &Exporter, probe: &str, result: &str, reason: &str) {
-    exp.wait_for(
-        "pathwatch_probe_runs_total",
-        &[("probe", probe), ("result", result), ("reason", reason)],
-        WAIT,
-        |v| v >= 1.0,
-    );
-}
-
 /// A server that answers every connection with `reply` once it has read a command.
 fn answering(reply: &'static str) -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind a fake redis");
@@ -97,11 +88,11 @@ probes:
             |v| v == 1.0,
         );
     }
-    wait_reason(&exp, "cache-wrong-password", "failure", "auth");
-    wait_reason(&exp, "cache-no-password", "failure", "auth");
-    wait_reason(&exp, "cache-no-such-db", "failure", "database_missing");
-    wait_reason(&exp, "cache-loading", "failure", "unavailable");
-    wait_reason(&exp, "not-redis", "failure", "protocol");
+    exp.wait_reason("cache-wrong-password", "failure", "auth");
+    exp.wait_reason("cache-no-password", "failure", "auth");
+    exp.wait_reason("cache-no-such-db", "failure", "database_missing");
+    exp.wait_reason("cache-loading", "failure", "unavailable");
+    exp.wait_reason("not-redis", "failure", "protocol");
     let m = exp.metrics();
     assert_eq!(phases(&m, "cache"), ["auth", "connect", "query", "resolve"]);
     assert_eq!(phases(&m, "cache-socket"), ["auth", "connect", "query"]);
@@ -161,8 +152,8 @@ probes:
         silent = silent.port
     );
     let exp = Exporter::start(&yaml);
-    wait_reason(&exp, "cache-stopped", "failure", "refused");
-    wait_reason(&exp, "cache-silent", "failure", "timeout");
+    exp.wait_reason("cache-stopped", "failure", "refused");
+    exp.wait_reason("cache-silent", "failure", "timeout");
     let m = exp.metrics();
     // The silent server accepted the connection; the AUTH reply never came.
     assert_eq!(phases(&m, "cache-silent"), ["connect", "resolve"]);
@@ -224,9 +215,9 @@ probes:
         );
     }
     // The certificate's CA is not among the Mozilla roots.
-    wait_reason(&exp, "cache-tls-untrusted", "failure", "tls");
+    exp.wait_reason("cache-tls-untrusted", "failure", "tls");
     // Plain text to a TLS port: the server hangs up on the AUTH.
-    wait_reason(&exp, "cache-plain-to-tls", "failure", "reset");
+    exp.wait_reason("cache-plain-to-tls", "failure", "reset");
     let m = exp.metrics();
     assert_eq!(
         phases(&m, "cache-tls"),

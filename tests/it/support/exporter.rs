@@ -161,6 +161,16 @@ impl Exporter {
         }
     }
 
+    /// Waits until `probe` has at least one run with this result and reason.
+    pub fn wait_reason(&self, probe: &str, result: &str, reason: &str) {
+        self.wait_for(
+            "pathwatch_probe_runs_total",
+            &[("probe", probe), ("result", result), ("reason", reason)],
+            Duration::from_secs(20),
+            |v| v >= 1.0,
+        );
+    }
+
     /// Waits for the probe's first finished run and returns the scrape.
     pub fn wait_first_run(&self, probe: &str, timeout: Duration) -> String {
         self.wait_for(
