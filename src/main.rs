@@ -444,7 +444,7 @@ async fn run_with(
         std::time::Duration::from_secs(5),
         std::time::Duration::from_secs(5),
         token.clone(),
-        move || {
+        move |_| {
             state.evaluate_all();
             std::future::ready(None)
         },

@@ -15,14 +15,21 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::exemplar::HistogramWithExemplars;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::{Registry, Unit};
 use std::fmt::Write as _;
-use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize};
 
 /// Buckets for durations bounded by probe timeouts: they reach past the largest default
 /// timeout (75 s) so that hangs land in a bucket of their own instead of `+Inf`.
 pub const DURATION_BUCKETS: &[f64] = &[
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 75.0, 120.0,
+];
+
+/// Buckets for how late scheduled runs start: a healthy exporter stays in the first ones.
+pub const LATENESS_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0,
 ];
 
 type FloatGauge = Gauge<f64, AtomicU64>;
@@ -184,6 +191,12 @@ pub struct Metrics {
     pub config_reload_ok: Gauge,
     pub config_reload_time: FloatGauge,
     pub config_invalid_entries: Gauge,
+    /// One histogram for all probes: the scheduler's health, not a probe's.
+    pub scheduler_lateness: Histogram,
+    /// How long the previous `/metrics` answer took to encode.
+    pub encode_seconds: FloatGauge,
+    /// The previous answer's size, to size the next buffer (not exported).
+    pub encoded_bytes: Arc<AtomicUsize>,
     /// `pathwatch_gcp_*` (metrics/gcp.rs).
     pub gcp: gcp::GcpMetrics,
     /// `pathwatch_log_*` (metrics/logs.rs).
@@ -225,6 +238,9 @@ impl Metrics {
             config_reload_ok: Gauge::default(),
             config_reload_time: Gauge::default(),
             config_invalid_entries: Gauge::default(),
+            scheduler_lateness: Histogram::new(LATENESS_BUCKETS.iter().copied()),
+            encode_seconds: Gauge::default(),
+            encoded_bytes: Arc::default(),
             gcp: gcp::GcpMetrics::default(),
             logs: logs::LogMetrics::default(),
         };
@@ -396,6 +412,18 @@ impl Metrics {
             "Config entries skipped because they are invalid (see the logs for file:line:column)",
             m.config_invalid_entries.clone(),
         );
+        r.register_with_unit(
+            "scheduler_lateness",
+            "How late scheduled runs started against their slot (an overloaded exporter shows here)",
+            Unit::Seconds,
+            m.scheduler_lateness.clone(),
+        );
+        r.register_with_unit(
+            "metrics_encode",
+            "Time the previous /metrics answer took to encode",
+            Unit::Seconds,
+            m.encode_seconds.clone(),
+        );
         m.gcp.register(r);
         m.logs.register(r);
         m.build_info
@@ -488,6 +516,9 @@ impl Metrics {
             Ok(_) => (true, Reason::Ok),
             Err(e) => (false, e.reason),
         };
+        if let Some(late) = run.lateness {
+            self.scheduler_lateness.observe(late.as_secs_f64());
+        }
         self.probe_success.get_or_create(&labels).set(i64::from(ok));
         self.probe_duration.get_or_create(&labels).set(secs);
         self.probe_run_duration

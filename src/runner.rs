@@ -41,6 +41,8 @@ pub struct RunResult {
     pub gcp: Option<crate::probe::gcp::GcpObs>,
     /// A logs probe's match totals.
     pub logs: Option<crate::probe::logs::LogsObs>,
+    /// How late the run started against its scheduled slot; `None` for on-demand runs.
+    pub lateness: Option<Duration>,
     pub outcome: Result<Outcome, ProbeError>,
 }
 
@@ -133,6 +135,7 @@ pub async fn run_once(probe: Arc<ProbeConfig>) -> RunResult {
         trace_id,
         gcp: trace.gcp(),
         logs: trace.logs(),
+        lateness: None,
         outcome,
     }
 }
@@ -207,10 +210,11 @@ pub fn spawn_all(
 
 async fn probe_loop(probe: Arc<ProbeConfig>, state: Arc<State>, token: CancellationToken) {
     let delay = first_run_delay(&probe.name, probe.interval);
-    schedule(delay, probe.interval, token, || {
+    schedule(delay, probe.interval, token, |lateness| {
         let (probe, state) = (probe.clone(), state.clone());
         async move {
-            let run = run_once(probe.clone()).await;
+            let mut run = run_once(probe.clone()).await;
+            run.lateness = Some(lateness);
             let next = run.next_run;
             state.record(&probe, run);
             next
@@ -222,14 +226,15 @@ async fn probe_loop(probe: Arc<ProbeConfig>, state: Arc<State>, token: Cancellat
 /// Calls `run` after `delay`, then every `interval` from that first slot (no drift), until
 /// `token` is cancelled, which also drops a run in flight. A run longer than the interval
 /// delays the next one (runs of one probe never overlap) and the grid moves with it. A run
-/// that returns `Some(d)` is followed by the next one `d` after it ends.
+/// that returns `Some(d)` is followed by the next one `d` after it ends. `run` gets how late
+/// it was woken against its slot (the scheduler's own delay, for the lateness histogram).
 pub async fn schedule<F, Fut>(
     delay: Duration,
     interval: Duration,
     token: CancellationToken,
     mut run: F,
 ) where
-    F: FnMut() -> Fut,
+    F: FnMut(Duration) -> Fut,
     Fut: std::future::Future<Output = Option<Duration>>,
 {
     let mut slot = Instant::now() + delay;
@@ -238,9 +243,10 @@ pub async fn schedule<F, Fut>(
             _ = token.cancelled() => return,
             _ = tokio::time::sleep_until(slot) => {}
         }
+        let lateness = Instant::now().saturating_duration_since(slot);
         let sooner = tokio::select! {
             _ = token.cancelled() => return,
-            next = run() => next,
+            next = run(lateness) => next,
         };
         let now = Instant::now();
         slot = match sooner {
@@ -271,7 +277,7 @@ mod tests {
             Duration::from_millis(700),
             Duration::from_secs(30),
             token.clone(),
-            move || {
+            move |_| {
                 let l = l.clone();
                 async move {
                     let start = t0.elapsed();
@@ -303,7 +309,7 @@ mod tests {
             Duration::ZERO,
             Duration::from_secs(10),
             token.clone(),
-            move || {
+            move |_| {
                 let l = l.clone();
                 async move {
                     let start = t0.elapsed();
@@ -332,7 +338,7 @@ mod tests {
             Duration::ZERO,
             Duration::from_secs(30),
             token.clone(),
-            move || {
+            move |_| {
                 let f = f.clone();
                 async move {
                     tokio::time::sleep(Duration::from_secs(75)).await;
@@ -357,7 +363,7 @@ mod tests {
             Duration::ZERO,
             Duration::from_secs(30),
             token.clone(),
-            move || {
+            move |_| {
                 n += 1;
                 let (l, fast) = (l.clone(), n <= 3);
                 async move {

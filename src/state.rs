@@ -8,11 +8,11 @@ use crate::incident::{IncidentSpec, Status, Tracked, evaluate, notify};
 use crate::metrics::Metrics;
 use crate::probe::{Kind, Reason};
 use crate::runner::{RunResult, unix_now};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-/// Results kept per probe: an hour at a 1-minute interval, enough for a sparkline.
+/// Runs kept per probe: an hour at a 1-minute interval, enough for a sparkline.
 pub const HISTORY: usize = 60;
 
 #[derive(Debug)]
@@ -31,12 +31,54 @@ pub struct ProbeEntry {
     pub kind: Kind,
     pub interval: Duration,
     pub timeout: Duration,
-    pub history: Vec<Arc<RunResult>>,
+    /// Whole results: [`HISTORY`] deep for a probe an incident judges (the engine counts
+    /// streaks over them), else only the latest. A whole result is ~600 bytes; at 10,000
+    /// probes an hour of them would be ~360 MB.
+    pub runs: Vec<Arc<RunResult>>,
+    /// Every probe's last [`HISTORY`] runs as points for the status page (16 bytes each).
+    pub points: VecDeque<RunPoint>,
+}
+
+/// One run as the status page and `/api/status` show it. f32 seconds: 8 µs resolution at
+/// 120 s, far below what a sparkline or a lateness figure needs.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RunPoint {
+    pub seconds: f32,
+    pub ok: bool,
+    /// How late the run started against its slot; `None` for runs not scheduled.
+    pub lateness_seconds: Option<f32>,
 }
 
 impl ProbeEntry {
+    fn new(probe: &ProbeConfig) -> Self {
+        ProbeEntry {
+            kind: probe.spec.kind(),
+            interval: probe.interval,
+            timeout: probe.timeout,
+            runs: Vec::new(),
+            points: VecDeque::new(),
+        }
+    }
+
     pub fn latest(&self) -> Option<&Arc<RunResult>> {
-        self.history.last()
+        self.runs.last()
+    }
+
+    /// Adds a run, keeping `depth` whole results and [`HISTORY`] points.
+    fn push(&mut self, run: Arc<RunResult>, depth: usize) {
+        if self.points.len() == HISTORY {
+            self.points.pop_front();
+        }
+        self.points.push_back(RunPoint {
+            seconds: run.duration.as_secs_f32(),
+            ok: run.ok(),
+            lateness_seconds: run.lateness.map(|l| l.as_secs_f32()),
+        });
+        self.runs.push(run);
+        if self.runs.len() > depth {
+            let excess = self.runs.len() - depth;
+            self.runs.drain(..excess);
+        }
     }
 }
 
@@ -45,17 +87,7 @@ impl State {
         let probes = config
             .probes
             .iter()
-            .map(|p| {
-                (
-                    p.name.clone(),
-                    ProbeEntry {
-                        kind: p.spec.kind(),
-                        interval: p.interval,
-                        timeout: p.timeout,
-                        history: Vec::new(),
-                    },
-                )
-            })
+            .map(|p| (p.name.clone(), ProbeEntry::new(p)))
             .collect();
         for inc in &config.incidents {
             metrics.init_incident(inc);
@@ -76,32 +108,34 @@ impl State {
         self.metrics
             .record(&probe.name, kind, probe.spec.db_transport(), &run);
         let run = Arc::new(run);
+        let judging = self.incidents_judging(&probe.name);
+        // An incident added by a reload starts its streaks from the runs after it.
+        let depth = if judging.is_empty() { 1 } else { HISTORY };
         let previous = {
             let mut probes = self.probes.write().unwrap_or_else(|p| p.into_inner());
             let entry = probes
                 .entry(probe.name.clone())
-                .or_insert_with(|| ProbeEntry {
-                    kind,
-                    interval: probe.interval,
-                    timeout: probe.timeout,
-                    history: Vec::new(),
-                });
+                .or_insert_with(|| ProbeEntry::new(probe));
             let previous = entry.latest().map(|r| r.reason());
-            entry.history.push(run.clone());
-            if entry.history.len() > HISTORY {
-                entry.history.remove(0);
-            }
+            entry.push(run.clone(), depth);
             previous
         };
         log_run(probe, &run, previous);
         let now = unix_now();
-        for inc in self
-            .incident_specs()
-            .iter()
-            .filter(|i| i.criteria.iter().any(|c| c.probe == probe.name))
-        {
+        for inc in &judging {
             self.evaluate(inc, now);
         }
+    }
+
+    /// The incidents with a criterion on `probe`.
+    fn incidents_judging(&self, probe: &str) -> Vec<IncidentSpec> {
+        self.incidents
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .filter(|i| i.criteria.iter().any(|c| c.probe == probe))
+            .cloned()
+            .collect()
     }
 
     fn incident_specs(&self) -> Vec<IncidentSpec> {
@@ -128,12 +162,9 @@ impl State {
                 }
             }
             for n in &new.probes {
-                let entry = probes.entry(n.name.clone()).or_insert_with(|| ProbeEntry {
-                    kind: n.spec.kind(),
-                    interval: n.interval,
-                    timeout: n.timeout,
-                    history: Vec::new(),
-                });
+                let entry = probes
+                    .entry(n.name.clone())
+                    .or_insert_with(|| ProbeEntry::new(n));
                 entry.interval = n.interval;
                 entry.timeout = n.timeout;
                 // Creates what is missing, updates the configured gauges, resets nothing.
@@ -187,7 +218,7 @@ impl State {
                     kind: e.kind,
                     interval: e.interval,
                     timeout: e.timeout,
-                    runs: &e.history,
+                    runs: &e.runs,
                 })
             };
             evaluate(spec, &view, now, t.status)
@@ -270,5 +301,65 @@ fn log_run(probe: &ProbeConfig, run: &RunResult, previous: Option<Reason>) {
             duration_seconds = secs, detail = %e.detail,
             "probe failed"
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::probe::Outcome;
+    use prometheus_client::registry::Registry;
+
+    fn state() -> (State, Config) {
+        // State holds a webhook client; main installs the provider once per process.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let text = "probes:\n  - { name: judged, kind: tcp, host: 127.0.0.1, port: 9 }\n  - { name: plain, kind: tcp, host: 127.0.0.1, port: 9 }\nincidents:\n  - id: x\n    title: t\n    criteria:\n      - { name: up, probe: judged, success: true }\n";
+        let config = crate::config::parse("t.yaml", text, &|_| None)
+            .expect("config")
+            .config;
+        let metrics = Metrics::new(&mut Registry::default());
+        (State::new(metrics, &config), config)
+    }
+
+    fn run(i: u64) -> RunResult {
+        RunResult {
+            finished_unix_seconds: unix_now(),
+            duration: Duration::from_millis(i),
+            phases: Vec::new(),
+            failed_phase: None,
+            http_status: None,
+            golden: None,
+            startup: None,
+            next_run: None,
+            state: None,
+            trace_id: None,
+            gcp: None,
+            logs: None,
+            lateness: Some(Duration::from_micros(i)),
+            outcome: Ok(Outcome::default()),
+        }
+    }
+
+    #[test]
+    fn whole_results_are_kept_only_as_deep_as_an_incident_needs() {
+        let (state, config) = state();
+        for i in 0..(HISTORY as u64 + 10) {
+            for p in &config.probes {
+                state.record(p, run(i));
+            }
+        }
+        let probes: HashMap<_, _> = state.probes().into_iter().collect();
+        assert_eq!(probes["judged"].runs.len(), HISTORY);
+        assert_eq!(probes["plain"].runs.len(), 1);
+        for name in ["judged", "plain"] {
+            let e = &probes[name];
+            assert_eq!(e.points.len(), HISTORY, "{name}");
+            // Oldest first, the newest last, lateness carried along.
+            let last = e.points.back().expect("points");
+            assert_eq!(last.seconds, (HISTORY as f32 + 9.0) / 1000.0);
+            assert_eq!(e.points.front().map(|p| p.seconds), Some(0.010));
+            assert_eq!(last.lateness_seconds, Some((HISTORY as f32 + 9.0) / 1e6));
+            assert_eq!(e.latest().map(|r| r.duration.as_millis()), Some(69));
+        }
     }
 }

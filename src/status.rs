@@ -40,6 +40,8 @@ pub struct ProbeView {
     pub detail: Option<String>,
     /// Recent runs, oldest first: (duration seconds, ok).
     pub history: Vec<(f64, bool)>,
+    /// How late recent scheduled runs started against their slots, seconds, oldest first.
+    pub lateness_seconds: Vec<f64>,
 }
 
 pub fn snapshot(state: &State) -> Snapshot {
@@ -73,9 +75,14 @@ pub fn snapshot(state: &State) -> Snapshot {
                     .and_then(|r| r.outcome.as_ref().err())
                     .map(|e| e.detail.clone()),
                 history: e
-                    .history
+                    .points
                     .iter()
-                    .map(|r| (r.duration.as_secs_f64(), r.ok()))
+                    .map(|p| (f64::from(p.seconds), p.ok))
+                    .collect(),
+                lateness_seconds: e
+                    .points
+                    .iter()
+                    .filter_map(|p| p.lateness_seconds.map(f64::from))
                     .collect(),
             }
         })

@@ -310,6 +310,7 @@ mod tests {
             trace_id: None,
             gcp: None,
             logs: None,
+            lateness: None,
             outcome: if ok {
                 Ok(Outcome::default())
             } else {

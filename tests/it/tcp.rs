@@ -40,3 +40,46 @@ fn open_port_succeeds_closed_port_is_refused_unknown_host_is_dns() {
     assert!(!m.contains("pathwatch_db_connect_seconds_count{probe=\"open\""));
     assert!(open.connections() >= 1);
 }
+
+/// The scheduler reports how late each run started (histogram and /api/status), and a
+/// scrape records how long the previous encoding took.
+#[test]
+fn scheduled_runs_report_their_lateness_and_scrapes_their_encode_time() {
+    let open = SilentServer::start();
+    let exp = Exporter::start(&format!(
+        "defaults: {{ interval: 1s, timeout: 1s }}\nprobes:\n  - {{ name: open, kind: tcp, host: 127.0.0.1, port: {} }}\n",
+        open.port
+    ));
+    let count = exp.wait_for(
+        "pathwatch_scheduler_lateness_seconds_count",
+        &[],
+        Duration::from_secs(20),
+        |v| v >= 3.0,
+    );
+    let m = exp.metrics();
+    // An idle exporter wakes its probes within a quarter second of their slots.
+    let in_time = value(
+        &m,
+        "pathwatch_scheduler_lateness_seconds_bucket",
+        &[("le", "0.25")],
+    )
+    .expect("lateness bucket");
+    assert!(in_time >= count, "{m}");
+    let encode = value(&m, "pathwatch_metrics_encode_seconds", &[]).expect("encode gauge");
+    assert!(encode > 0.0 && encode < 5.0, "encode {encode}");
+
+    let (status, _, body) = exp.get("/api/status");
+    assert_eq!(status, 200);
+    let json: serde_json::Value = serde_json::from_str(&body).expect("json");
+    let probe = &json["probes"][0];
+    let lateness = probe["lateness_seconds"].as_array().expect("lateness list");
+    let history = probe["history"].as_array().expect("history");
+    assert!(lateness.len() >= 3, "{body}");
+    assert_eq!(lateness.len(), history.len(), "one figure per scheduled run");
+    assert!(
+        lateness
+            .iter()
+            .all(|l| l.as_f64().is_some_and(|s| (0.0..0.25).contains(&s))),
+        "{body}"
+    );
+}

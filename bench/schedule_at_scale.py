@@ -1,0 +1,142 @@
+#!/usr/bin/env python3
+"""Scheduling at scale (issue 8, measurement 3), with memory and /metrics under that load.
+
+Starts the release binary with N tcp probes (default 10,000) at a 10 s interval against local
+listeners (8 ports, accept-and-close threads), waits for the first runs to spread out, then
+measures over a window:
+  - lateness of every scheduled run against its slot, exactly, from /api/status
+    (`lateness_seconds` of each probe's recent runs): p50, p99, max;
+  - the same from the exporter's own histogram pathwatch_scheduler_lateness_seconds (bucket bounds);
+  - CPU of the exporter (utime+stime from /proc/PID/stat over the window) in cores;
+  - resident memory at the end, and /metrics encode time (median of 10 GETs) and size while the
+    probes keep running.
+Goals: p99 lateness under 50 ms and under one core on a 2-core machine; 10,000 probes under 150 MiB;
+/metrics under 50 ms.
+
+Usage: bench/schedule_at_scale.py [--bin target/release/pathwatch] [--probes 10000] [--window 60] [--quick] [--write]
+"""
+import argparse, json, os, socket, statistics, subprocess, tempfile, threading, time, urllib.request
+
+CLK = os.sysconf("SC_CLK_TCK")
+
+def free_port():
+    s = socket.socket(); s.bind(("127.0.0.1", 0)); p = s.getsockname()[1]; s.close(); return p
+
+def listener():
+    srv = socket.socket(); srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    srv.bind(("127.0.0.1", 0)); srv.listen(4096)
+    def loop():
+        while True:
+            try:
+                c, _ = srv.accept(); c.close()
+            except OSError:
+                return
+    threading.Thread(target=loop, daemon=True).start()
+    return srv.getsockname()[1]
+
+def cpu_seconds(pid):
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK  # utime, stime
+
+def rss_mib(pid):
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+def get(url, timeout=60):
+    return urllib.request.urlopen(url, timeout=timeout).read()
+
+def wait_up(url, secs=60):
+    end = time.time() + secs
+    while time.time() < end:
+        try:
+            get(url, 2); return
+        except Exception:
+            time.sleep(0.1)
+    raise SystemExit(f"{url} did not come up")
+
+def quantile(xs, q):
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(q * len(xs)))]
+
+def histogram_quantile(text, q):
+    """Upper bucket bound holding quantile q of pathwatch_scheduler_lateness_seconds."""
+    buckets = []
+    for line in text.splitlines():
+        if line.startswith("pathwatch_scheduler_lateness_seconds_bucket{"):
+            le = line.split('le="', 1)[1].split('"', 1)[0]
+            buckets.append((float("inf") if le == "+Inf" else float(le), float(line.rsplit(" ", 1)[1])))
+    if not buckets or buckets[-1][1] == 0:
+        return float("nan"), 0
+    total = buckets[-1][1]
+    for le, count in buckets:
+        if count >= q * total:
+            return le, int(total)
+    return float("inf"), int(total)
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--bin", default="target/release/pathwatch")
+    ap.add_argument("--probes", type=int, default=10000)
+    ap.add_argument("--interval", type=int, default=10)
+    ap.add_argument("--window", type=int, default=60, help="measured seconds after the warm-up")
+    ap.add_argument("--quick", action="store_true", help="smoke run: 500 probes, 15 s window")
+    ap.add_argument("--write", action="store_true", help="append the section to BENCHMARKS.md")
+    a = ap.parse_args()
+    if a.quick:
+        a.probes, a.window = 500, 15
+    ports = [listener() for _ in range(8)]
+    cfg = f"defaults: {{ interval: {a.interval}s, timeout: 5s }}\nprobes:\n" + "".join(
+        f"  - {{ name: p{i}, kind: tcp, host: 127.0.0.1, port: {ports[i % len(ports)]} }}\n"
+        for i in range(a.probes))
+    with tempfile.TemporaryDirectory() as d:
+        path = os.path.join(d, "c.yaml"); open(path, "w").write(cfg)
+        port = free_port()
+        base = f"http://127.0.0.1:{port}"
+        p = subprocess.Popen([a.bin, "serve", "--config", path, "--listen", f"127.0.0.1:{port}"],
+                             stderr=subprocess.DEVNULL)
+        try:
+            wait_up(f"{base}/healthz")
+            time.sleep(a.interval + 5)  # every probe has had its first (spread) run
+            c0, t0 = cpu_seconds(p.pid), time.monotonic()
+            time.sleep(a.window)
+            c1, t1 = cpu_seconds(p.pid), time.monotonic()
+            cores = (c1 - c0) / (t1 - t0)
+            scrapes, size, text = [], 0, ""
+            for _ in range(10):
+                t = time.perf_counter(); body = get(f"{base}/metrics")
+                scrapes.append((time.perf_counter() - t) * 1000); size = len(body)
+                text = body.decode()
+            rss = rss_mib(p.pid)
+            status = json.loads(get(f"{base}/api/status"))
+        finally:
+            p.terminate(); p.wait()
+    late = [x * 1000 for pr in status["probes"] for x in pr.get("lateness_seconds", [])]
+    if not late:
+        raise SystemExit("no lateness figures in /api/status")
+    runs_ok = sum(1 for pr in status["probes"] for _, ok in pr["history"] if ok)
+    runs = sum(len(pr["history"]) for pr in status["probes"])
+    h99, hcount = histogram_quantile(text, 0.99)
+    p50, p99, mx = quantile(late, 0.5), quantile(late, 0.99), max(late)
+    cmd = f"bench/schedule_at_scale.py --probes {a.probes} --interval {a.interval} --window {a.window}"
+    verdict = lambda ok: "PASS" if ok else "MISS"
+    lines = [f"## Scheduling at scale ({time.strftime('%Y-%m-%d')}, {os.uname().nodename}, {os.cpu_count()} cores)", "",
+             f"`{cmd}` (release build): {a.probes} tcp probes every {a.interval} s against 8 local listeners; "
+             f"{len(late)} scheduled runs measured ({runs_ok} of {runs} kept runs succeeded); "
+             f"CPU over a {a.window} s window after the first runs.", "",
+             "| what | value | goal | |", "|---|---|---|---|",
+             f"| lateness p50 | {p50:.2f} ms | | |",
+             f"| lateness p99 | {p99:.2f} ms | < 50 ms | {verdict(p99 < 50)} |",
+             f"| lateness max | {mx:.2f} ms | | |",
+             f"| lateness p99, exporter's histogram (bucket bound, {hcount} runs) | <= {h99 * 1000:g} ms | | |",
+             f"| CPU | {cores:.3f} cores | < 1 core | {verdict(cores < 1)} |",
+             f"| resident memory at the end | {rss:.1f} MiB | < 150 MiB | {verdict(rss < 150)} |",
+             f"| /metrics under this load, median of 10 | {statistics.median(scrapes):.1f} ms, {size} bytes | < 50 ms | {verdict(statistics.median(scrapes) < 50)} |",
+             ""]
+    out = "\n".join(lines); print(out)
+    if a.write:
+        open("BENCHMARKS.md", "a").write(out + "\n")
+
+if __name__ == "__main__":
+    main()
