@@ -8,8 +8,9 @@ measures over a window:
     (`lateness_seconds` of each probe's recent runs): p50, p99, max;
   - the same from the exporter's own histogram pathwatch_scheduler_lateness_seconds (bucket bounds);
   - CPU of the exporter (utime+stime from /proc/PID/stat over the window) in cores;
-  - resident memory at the end, and /metrics encode time (median of 10 GETs) and size while the
-    probes keep running.
+  - resident memory at the end (each probe keeps an hour of points; whole results only for
+    probes an incident judges), and /metrics encode time (pathwatch_metrics_encode_seconds) and
+    GET time (median of 10) and size while the probes keep running.
 Goals: p99 lateness under 50 ms and under one core on a 2-core machine; 10,000 probes under 150 MiB;
 /metrics under 50 ms.
 
@@ -103,11 +104,15 @@ def main():
             time.sleep(a.window)
             c1, t1 = cpu_seconds(p.pid), time.monotonic()
             cores = (c1 - c0) / (t1 - t0)
-            scrapes, size, text = [], 0, ""
-            for _ in range(10):
+            scrapes, encodes, size, text = [], [], 0, ""
+            for i in range(11):
                 t = time.perf_counter(); body = get(f"{base}/metrics")
-                scrapes.append((time.perf_counter() - t) * 1000); size = len(body)
                 text = body.decode()
+                if i > 0:  # each answer carries the previous one's encode time
+                    scrapes.append((time.perf_counter() - t) * 1000)
+                    encodes.append(float(next(l for l in text.splitlines()
+                                              if l.startswith("pathwatch_metrics_encode_seconds ")).split()[1]) * 1000)
+                size = len(body)
             rss = rss_mib(p.pid)
             status = json.loads(get(f"{base}/api/status"))
         finally:
@@ -132,7 +137,8 @@ def main():
              f"| lateness p99, exporter's histogram (bucket bound, {hcount} runs) | <= {h99 * 1000:g} ms | | |",
              f"| CPU | {cores:.3f} cores | < 1 core | {verdict(cores < 1)} |",
              f"| resident memory at the end | {rss:.1f} MiB | < 150 MiB | {verdict(rss < 150)} |",
-             f"| /metrics under this load, median of 10 | {statistics.median(scrapes):.1f} ms, {size} bytes | < 50 ms | {verdict(statistics.median(scrapes) < 50)} |",
+             f"| /metrics encode under this load, median of 10 | {statistics.median(encodes):.1f} ms, {size} bytes | < 50 ms | {verdict(statistics.median(encodes) < 50)} |",
+             f"| /metrics GET as a client sees it, median of 10 | {statistics.median(scrapes):.1f} ms | | |",
              ""]
     out = "\n".join(lines); print(out)
     if a.write:

@@ -398,7 +398,8 @@ async fn run_with(
     }
 
     let mut registry = Registry::with_prefix("pathwatch");
-    let metrics = Metrics::new(&mut registry);
+    let mut histograms = Registry::with_prefix("pathwatch");
+    let metrics = Metrics::new(&mut registry, &mut histograms);
     metrics
         .config_reload_ok
         .set(i64::from(loaded.errors.is_empty()));
@@ -416,7 +417,8 @@ async fn run_with(
         Arc::new(std::sync::RwLock::new(Arc::new(loaded.config)));
     let (reload_tx, reload_rx) = tokio::sync::mpsc::channel(4);
     let app = AppState {
-        registry: Arc::new(registry),
+        registries: Arc::new([registry, histograms]),
+        encoded_bytes: Arc::default(),
         state: state.clone(),
         ready: ready.clone(),
         config: config.clone(),

@@ -18,8 +18,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::{Registry, Unit};
 use std::fmt::Write as _;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize};
+use std::sync::atomic::AtomicU64;
 
 /// Buckets for durations bounded by probe timeouts: they reach past the largest default
 /// timeout (75 s) so that hangs land in a bucket of their own instead of `+Inf`.
@@ -195,8 +194,6 @@ pub struct Metrics {
     pub scheduler_lateness: Histogram,
     /// How long the previous `/metrics` answer took to encode.
     pub encode_seconds: FloatGauge,
-    /// The previous answer's size, to size the next buffer (not exported).
-    pub encoded_bytes: Arc<AtomicUsize>,
     /// `pathwatch_gcp_*` (metrics/gcp.rs).
     pub gcp: gcp::GcpMetrics,
     /// `pathwatch_log_*` (metrics/logs.rs).
@@ -204,8 +201,10 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    /// Creates the families and registers them under the `pathwatch_` prefix.
-    pub fn new(registry: &mut Registry) -> Self {
+    /// Creates the families and registers them: the per-probe histograms into `histograms`
+    /// (two thirds of the text at scale), everything else into `registry`, so that a scrape
+    /// can encode the two at once (see server.rs). Both carry the `pathwatch` prefix.
+    pub fn new(registry: &mut Registry, histograms: &mut Registry) -> Self {
         let m = Metrics {
             probe_success: Family::default(),
             probe_duration: Family::default(),
@@ -240,11 +239,10 @@ impl Metrics {
             config_invalid_entries: Gauge::default(),
             scheduler_lateness: Histogram::new(LATENESS_BUCKETS.iter().copied()),
             encode_seconds: Gauge::default(),
-            encoded_bytes: Arc::default(),
             gcp: gcp::GcpMetrics::default(),
             logs: logs::LogMetrics::default(),
         };
-        let r = registry;
+        let (r, h) = (registry, histograms);
         r.register(
             "probe_success",
             "Whether the probe's last run succeeded (1) or failed (0)",
@@ -273,7 +271,7 @@ impl Metrics {
             "Probe runs by result and reason (reason is a closed set; ok on success)",
             m.probe_runs.clone(),
         );
-        r.register_with_unit(
+        h.register_with_unit(
             "probe_run_duration",
             "Distribution of probe run durations; a run cut at its timeout counts at the timeout",
             Unit::Seconds,
@@ -291,7 +289,7 @@ impl Metrics {
             Unit::Seconds,
             m.probe_last_run.clone(),
         );
-        r.register_with_unit(
+        h.register_with_unit(
             "db_connect",
             "Time to a usable database session (connect, TLS, auth and first query); runs that fail fast are not observed, runs cut at the timeout are",
             Unit::Seconds,
@@ -302,7 +300,7 @@ impl Metrics {
             "Status code of the last HTTP response (0 when none arrived)",
             m.http_status.clone(),
         );
-        r.register_with_unit(
+        h.register_with_unit(
             "golden_path",
             "Login to the final agent event; runs cut at the timeout are observed at it",
             Unit::Seconds,
@@ -438,7 +436,7 @@ impl Metrics {
     /// duration, phases and HTTP status, as blackbox_exporter answers. Everything else a run
     /// records lands in families that are not exposed.
     pub fn new_run_only(registry: &mut Registry) -> Self {
-        let m = Metrics::new(&mut Registry::default());
+        let m = Metrics::new(&mut Registry::default(), &mut Registry::default());
         registry.register(
             "probe_success",
             "Whether the run succeeded (1) or failed (0)",
