@@ -125,11 +125,16 @@ impl HttpSpec {
         })
     }
 
-    fn prepare(&self) -> Result<Prepared, String> {
-        let url = Url::parse(&self.url).map_err(|e| format!("invalid url: {e}"))?;
+    fn parse_url(url: &str) -> Result<Url, String> {
+        let url = Url::parse(url).map_err(|e| format!("invalid url: {e}"))?;
         if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
             return Err("\"url\" must be an http:// or https:// URL with a host".into());
         }
+        Ok(url)
+    }
+
+    fn prepare(&self) -> Result<Prepared, String> {
+        let url = Self::parse_url(&self.url)?;
         let method = Method::from_bytes(self.method.to_ascii_uppercase().as_bytes())
             .map_err(|_| format!("invalid method \"{}\"", self.method))?;
         let mut headers = Vec::new();
@@ -196,13 +201,18 @@ impl HttpSpec {
         })
     }
 
-    /// The same check against another URL (on-demand probing); prepared state is rebuilt.
+    /// The same check against another URL (on-demand probing). Only the URL is prepared
+    /// again: the TLS config and the regexes of a module are built once, not per request.
     pub fn with_url(&self, url: &str) -> HttpSpec {
-        HttpSpec {
+        let spec = HttpSpec {
             url: url.to_string(),
             prepared: OnceLock::new(),
             ..self.clone()
+        };
+        if let (Some(p), Ok(url)) = (self.prepared.get(), Self::parse_url(url)) {
+            let _ = spec.prepared.set(Prepared { url, ..p.clone() });
         }
+        spec
     }
 
     fn prepared(&self) -> Result<&Prepared, ProbeError> {

@@ -94,12 +94,20 @@ impl PostgresSpec {
         } else {
             crate::ondemand::host_port(target)?
         };
-        Ok(PostgresSpec {
+        let spec = PostgresSpec {
             host,
             port,
             tls: OnceLock::new(),
             ..self.clone()
-        })
+        };
+        // The TLS config follows sslmode, the CA and the transport, not the address: an
+        // on-demand run on the same transport reuses the module's instead of building one.
+        if spec.transport() == self.transport()
+            && let Some(tls) = self.tls.get()
+        {
+            let _ = spec.tls.set(tls.clone());
+        }
+        Ok(spec)
     }
 
     fn password(&self) -> Option<Secret> {

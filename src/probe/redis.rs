@@ -68,12 +68,19 @@ impl RedisSpec {
         } else {
             crate::ondemand::host_port(target)?
         };
-        Ok(RedisSpec {
+        let spec = RedisSpec {
             host,
             port,
             tls_config: OnceLock::new(),
             ..self.clone()
-        })
+        };
+        // As for Postgres: the TLS config does not follow the address, only the transport.
+        if spec.transport() == self.transport()
+            && let Some(tls) = self.tls_config.get()
+        {
+            let _ = spec.tls_config.set(tls.clone());
+        }
+        Ok(spec)
     }
 
     pub fn transport(&self) -> Transport {
