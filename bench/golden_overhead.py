@@ -8,7 +8,7 @@ timeline of the same run (`/admin/runs`: from receiving the message to handing e
 the socket). The difference is the overhead: loopback transfer, frame decoding and matching.
 
 Usage: bench/golden_overhead.py [--runs 40] [--bin target/release/pathwatch]
-Prints a table and appends it to BENCHMARKS.md. Stops by itself.
+Prints a table (and appends it to BENCHMARKS.md with --write). Stops by itself.
 """
 import argparse, json, os, re, socket, statistics, subprocess, sys, tempfile, time, urllib.request
 
@@ -42,7 +42,11 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=40)
     ap.add_argument("--bin", default="target/release/pathwatch")
+    ap.add_argument("--quick", action="store_true", help="smoke run: 5 runs")
+    ap.add_argument("--write", action="store_true", help="append the section to BENCHMARKS.md")
     a = ap.parse_args()
+    if a.quick:
+        a.runs = 5
     sim_port, pw_port = free_port(), free_port()
     events = ["agent_started", "agent_thinking", "tool_executing", "tool_completed", "agent_completed"]
     cfg = f"""probes:
@@ -96,8 +100,9 @@ def main():
               f"(the service's pauses: 5 x 400 ms).", ""]
     out = "\n".join(lines)
     print(out)
-    with open("BENCHMARKS.md", "a") as f:
-        f.write(out + "\n")
+    if a.write:
+        with open("BENCHMARKS.md", "a") as f:
+            f.write(out + "\n")
 
 if __name__ == "__main__":
     main()

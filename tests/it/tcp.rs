@@ -75,7 +75,11 @@ fn scheduled_runs_report_their_lateness_and_scrapes_their_encode_time() {
     let lateness = probe["lateness_seconds"].as_array().expect("lateness list");
     let history = probe["history"].as_array().expect("history");
     assert!(lateness.len() >= 3, "{body}");
-    assert_eq!(lateness.len(), history.len(), "one figure per scheduled run");
+    assert_eq!(
+        lateness.len(),
+        history.len(),
+        "one figure per scheduled run"
+    );
     assert!(
         lateness
             .iter()
