@@ -10,10 +10,10 @@ the socket). The difference is the overhead: loopback transfer, frame decoding a
 Usage: bench/golden_overhead.py [--runs 40] [--bin target/release/pathwatch]
 Prints a table (and appends it to BENCHMARKS.md with --write). Stops by itself.
 """
-import argparse, json, os, re, socket, statistics, subprocess, sys, tempfile, time, urllib.request
+import argparse, json, os, re, statistics, subprocess, sys, tempfile, time, urllib.request
 
-def free_port():
-    s = socket.socket(); s.bind(("127.0.0.1", 0)); p = s.getsockname()[1]; s.close(); return p
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import free_port, wait_up  # noqa: E402
 
 def get(url):
     with urllib.request.urlopen(url, timeout=5) as r:
@@ -28,15 +28,6 @@ def sample(text, name, **labels):
         if all(got.get(k) == v for k, v in labels.items()):
             return float(value)
     return None
-
-def wait_up(url, deadline=20):
-    end = time.time() + deadline
-    while time.time() < end:
-        try:
-            get(url); return
-        except Exception:
-            time.sleep(0.1)
-    sys.exit(f"{url} did not come up")
 
 def main():
     ap = argparse.ArgumentParser()
@@ -63,8 +54,8 @@ def main():
         sim = subprocess.Popen([a.bin, "sim", "--listen", f"127.0.0.1:{sim_port}"], stderr=subprocess.DEVNULL)
         pw = subprocess.Popen([a.bin, "serve", "--config", path, "--listen", f"127.0.0.1:{pw_port}"], stderr=subprocess.DEVNULL)
         try:
-            wait_up(f"http://127.0.0.1:{sim_port}/health")
-            wait_up(f"http://127.0.0.1:{pw_port}/healthz")
+            wait_up(f"http://127.0.0.1:{sim_port}/health", 20)
+            wait_up(f"http://127.0.0.1:{pw_port}/healthz", 20)
             per_event = {e: [] for e in events}
             totals, last_ts = [], None
             deadline = time.time() + a.runs * 4 + 30

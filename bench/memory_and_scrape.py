@@ -12,43 +12,10 @@ Goals: idle under 15 MiB, 10,000 probes under 150 MiB, /metrics under 50 ms at 1
 
 Usage: bench/memory_and_scrape.py [--bin target/release/pathwatch] [--quick] [--write]
 """
-import argparse, os, socket, statistics, subprocess, tempfile, threading, time, urllib.request
+import argparse, os, statistics, subprocess, sys, tempfile, time, urllib.request
 
-def free_port():
-    s = socket.socket(); s.bind(("127.0.0.1", 0)); p = s.getsockname()[1]; s.close(); return p
-
-def rss_mib(pid):
-    for line in open(f"/proc/{pid}/status"):
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-def wait_up(url, secs=30):
-    end = time.time() + secs
-    while time.time() < end:
-        try:
-            urllib.request.urlopen(url, timeout=2).read(); return
-        except Exception:
-            time.sleep(0.1)
-    raise SystemExit(f"{url} did not come up")
-
-def listener():
-    srv = socket.socket(); srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    srv.bind(("127.0.0.1", 0)); srv.listen(4096)
-    def loop():
-        while True:
-            try:
-                c, _ = srv.accept(); c.close()
-            except OSError:
-                return
-    threading.Thread(target=loop, daemon=True).start()
-    return srv.getsockname()[1]
-
-CLK = os.sysconf("SC_CLK_TCK")
-
-def cpu_seconds(pid):
-    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK  # utime, stime
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import cpu_seconds, free_port, listener, rss_mib, wait_up  # noqa: E402
 
 def encode_gauge(body):
     for line in body.decode().splitlines():

@@ -28,10 +28,12 @@ markdown section (date, host, cores, exact command) is appended to BENCHMARKS.md
 Needs wrk and prometheus-blackbox-exporter (`apt-get install wrk prometheus-blackbox-exporter`)
 and the release binary (`cargo build --release`). Stops by itself and cleans up.
 """
-import argparse, os, re, shlex, shutil, signal, socket, statistics, subprocess, sys, tempfile, time
+import argparse, os, re, shlex, shutil, signal, statistics, subprocess, sys, tempfile, time
 import urllib.parse, urllib.request
 
-CLK_TCK = os.sysconf("SC_CLK_TCK")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import cpu_seconds, free_port, wait_up  # noqa: E402
+
 
 # Counts answers that are not 200 with a probe_success sample of 1, per wrk thread.
 # `probe_success 1` (blackbox) and `pathwatch_probe_success{probe="http",kind="http"} 1`.
@@ -53,26 +55,9 @@ function done(summary, latency, requests)
 end
 """
 
-def free_port():
-    s = socket.socket(); s.bind(("127.0.0.1", 0)); p = s.getsockname()[1]; s.close(); return p
-
 def get(url):
     with urllib.request.urlopen(url, timeout=10) as r:
         return r.status, r.read().decode()
-
-def wait_up(url, secs=30):
-    end = time.time() + secs
-    while time.time() < end:
-        try:
-            get(url); return
-        except Exception:
-            time.sleep(0.1)
-    raise SystemExit(f"{url} did not come up")
-
-def cpu_seconds(pid):
-    # Fields after the command name (which may hold spaces): utime is 14th, stime 15th overall.
-    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 def succeeded(body):
     return re.search(r"^(pathwatch_)?probe_success(\{[^}]*\})? 1(\.0)?$", body, re.M) is not None

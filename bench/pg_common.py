@@ -2,14 +2,13 @@
 pathwatch `serve` process, one on-demand probe run (`/probe?module=`) parsed, and the markdown
 section that `--write` appends to BENCHMARKS.md. Stdlib only.
 """
-import json, os, pwd, re, shutil, signal, socket, subprocess, sys, tempfile, time, urllib.request
+import json, os, pwd, re, shutil, signal, subprocess, sys, tempfile, time, urllib.request
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import free_port, wait_up  # noqa: E402,F401 (re-exported to the pg scripts)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PG_BIN = os.environ.get("PG_BIN", "/usr/lib/postgresql/15/bin")
-
-
-def free_port():
-    s = socket.socket(); s.bind(("127.0.0.1", 0)); p = s.getsockname()[1]; s.close(); return p
 
 
 def exit_on_sigterm():
@@ -20,18 +19,6 @@ def exit_on_sigterm():
 def get(url, timeout=30):
     with urllib.request.urlopen(url, timeout=timeout) as r:
         return r.read().decode()
-
-
-def wait_up(url, secs=30, proc=None):
-    end = time.time() + secs
-    while time.time() < end:
-        if proc is not None and proc.poll() is not None:
-            raise SystemExit(f"{url}: the process exited with {proc.returncode}")
-        try:
-            get(url, timeout=2); return
-        except Exception:
-            time.sleep(0.05)
-    raise SystemExit(f"{url} did not come up within {secs} s")
 
 
 class Postgres:

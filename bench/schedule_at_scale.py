@@ -16,46 +16,13 @@ Goals: p99 lateness under 50 ms and under one core on a 2-core machine; 10,000 p
 
 Usage: bench/schedule_at_scale.py [--bin target/release/pathwatch] [--probes 10000] [--window 60] [--quick] [--write]
 """
-import argparse, json, os, socket, statistics, subprocess, tempfile, threading, time, urllib.request
+import argparse, json, os, statistics, subprocess, sys, tempfile, time, urllib.request
 
-CLK = os.sysconf("SC_CLK_TCK")
-
-def free_port():
-    s = socket.socket(); s.bind(("127.0.0.1", 0)); p = s.getsockname()[1]; s.close(); return p
-
-def listener():
-    srv = socket.socket(); srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    srv.bind(("127.0.0.1", 0)); srv.listen(4096)
-    def loop():
-        while True:
-            try:
-                c, _ = srv.accept(); c.close()
-            except OSError:
-                return
-    threading.Thread(target=loop, daemon=True).start()
-    return srv.getsockname()[1]
-
-def cpu_seconds(pid):
-    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK  # utime, stime
-
-def rss_mib(pid):
-    for line in open(f"/proc/{pid}/status"):
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import cpu_seconds, free_port, listener, rss_mib, wait_up  # noqa: E402
 
 def get(url, timeout=60):
     return urllib.request.urlopen(url, timeout=timeout).read()
-
-def wait_up(url, secs=60):
-    end = time.time() + secs
-    while time.time() < end:
-        try:
-            get(url, 2); return
-        except Exception:
-            time.sleep(0.1)
-    raise SystemExit(f"{url} did not come up")
 
 def quantile(xs, q):
     xs = sorted(xs)

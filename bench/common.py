@@ -1,0 +1,52 @@
+"""What every benchmark script needs: free ports, waiting for a server, a process's CPU and
+resident memory from /proc, and a local TCP listener that accepts and closes."""
+import os, socket, threading, time, urllib.request
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def free_port():
+    s = socket.socket(); s.bind(("127.0.0.1", 0)); p = s.getsockname()[1]; s.close(); return p
+
+
+def wait_up(url, secs=30, proc=None):
+    """Polls `url` until it answers; fails loudly after `secs` or when `proc` exits."""
+    end = time.time() + secs
+    while time.time() < end:
+        if proc is not None and proc.poll() is not None:
+            raise SystemExit(f"{url}: the process exited with {proc.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:
+                r.read()
+            return
+        except Exception:
+            time.sleep(0.05)
+    raise SystemExit(f"{url} did not come up within {secs} s")
+
+
+def cpu_seconds(pid):
+    """utime + stime of a process, in seconds."""
+    # Fields after the command name (which may hold spaces): utime is 14th, stime 15th overall.
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def rss_mib(pid):
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def listener():
+    """A 127.0.0.1 port whose connections are accepted and closed at once (a tcp probe's target)."""
+    srv = socket.socket(); srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    srv.bind(("127.0.0.1", 0)); srv.listen(4096)
+    def loop():
+        while True:
+            try:
+                c, _ = srv.accept(); c.close()
+            except OSError:
+                return
+    threading.Thread(target=loop, daemon=True).start()
+    return srv.getsockname()[1]
