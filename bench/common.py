@@ -50,3 +50,25 @@ def listener():
                 return
     threading.Thread(target=loop, daemon=True).start()
     return srv.getsockname()[1]
+
+
+def quantile(xs, q):
+    """The q-quantile of xs by rank (no interpolation)."""
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(q * len(xs)))]
+
+
+def scrape_metrics(base, n):
+    """GETs base/metrics n + 1 times. Each answer carries the previous one's encode time
+    (pathwatch_metrics_encode_seconds), so the first is not counted. Returns the GET times
+    and encode times in ms, and the last answer."""
+    gets, encodes, body = [], [], b""
+    for i in range(n + 1):
+        t = time.perf_counter()
+        with urllib.request.urlopen(f"{base}/metrics", timeout=60) as r:
+            body = r.read()
+        if i > 0:
+            gets.append((time.perf_counter() - t) * 1000)
+            encodes.append(next(float(line.split()[1]) * 1000 for line in body.decode().splitlines()
+                                if line.startswith("pathwatch_metrics_encode_seconds ")))
+    return gets, encodes, body

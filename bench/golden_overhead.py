@@ -13,7 +13,7 @@ Prints a table (and appends it to BENCHMARKS.md with --write). Stops by itself.
 import argparse, json, os, re, statistics, subprocess, sys, tempfile, time, urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import free_port, wait_up  # noqa: E402
+from common import free_port, quantile, wait_up  # noqa: E402
 
 def get(url):
     with urllib.request.urlopen(url, timeout=5) as r:
@@ -79,14 +79,12 @@ def main():
             pw.terminate(); sim.terminate(); pw.wait(); sim.wait()
     if not totals:
         sys.exit("no paired runs")
-    def q(xs, p):
-        xs = sorted(xs); return xs[min(len(xs) - 1, int(p * len(xs)))]
     lines = [f"## golden_path overhead ({time.strftime('%Y-%m-%d')}, {os.uname().nodename}, {os.cpu_count()} cores)", "",
              f"`{' '.join(sys.argv)}`: {len(totals)} runs paired with the reference service's own timeline.", "",
              "| event | overhead median (ms) | p95 (ms) | max (ms) |", "|---|---|---|---|"]
     for e in events:
         xs = per_event[e]
-        lines.append(f"| {e} | {statistics.median(xs):.3f} | {q(xs, 0.95):.3f} | {max(xs):.3f} |")
+        lines.append(f"| {e} | {statistics.median(xs):.3f} | {quantile(xs, 0.95):.3f} | {max(xs):.3f} |")
     lines += ["", f"Send to agent_completed as pathwatch measures it: median {statistics.median(totals):.1f} ms "
               f"(the service's pauses: 5 x 400 ms).", ""]
     out = "\n".join(lines)

@@ -12,16 +12,10 @@ Goals: idle under 15 MiB, 10,000 probes under 150 MiB, /metrics under 50 ms at 1
 
 Usage: bench/memory_and_scrape.py [--bin target/release/pathwatch] [--quick] [--write]
 """
-import argparse, os, statistics, subprocess, sys, tempfile, time, urllib.request
+import argparse, os, statistics, subprocess, sys, tempfile, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import cpu_seconds, free_port, listener, rss_mib, wait_up  # noqa: E402
-
-def encode_gauge(body):
-    for line in body.decode().splitlines():
-        if line.startswith("pathwatch_metrics_encode_seconds "):
-            return float(line.split()[1]) * 1000
-    return float("nan")
+from common import cpu_seconds, free_port, listener, rss_mib, scrape_metrics, wait_up  # noqa: E402
 
 def run_pathwatch(binary, config_text, settle, env=None):
     with tempfile.TemporaryDirectory() as d:
@@ -33,17 +27,10 @@ def run_pathwatch(binary, config_text, settle, env=None):
             wait_up(f"http://127.0.0.1:{port}/healthz")
             time.sleep(settle)
             rss = rss_mib(p.pid)
-            scrapes, encodes = [], []
-            size = 0
             c0 = cpu_seconds(p.pid)
-            for i in range(21):
-                t = time.perf_counter()
-                body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=30).read()
-                if i > 0:  # the first answer carries no encode time yet
-                    scrapes.append((time.perf_counter() - t) * 1000); encodes.append(encode_gauge(body))
-                size = len(body)
+            scrapes, encodes, body = scrape_metrics(f"http://127.0.0.1:{port}", 20)
             cpu_ms = (cpu_seconds(p.pid) - c0) * 1000 / 21
-            return rss, statistics.median(encodes), statistics.median(scrapes), cpu_ms, size
+            return rss, statistics.median(encodes), statistics.median(scrapes), cpu_ms, len(body)
         finally:
             p.terminate(); p.wait()
 

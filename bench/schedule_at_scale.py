@@ -19,14 +19,10 @@ Usage: bench/schedule_at_scale.py [--bin target/release/pathwatch] [--probes 100
 import argparse, json, os, statistics, subprocess, sys, tempfile, time, urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import cpu_seconds, free_port, listener, rss_mib, wait_up  # noqa: E402
+from common import cpu_seconds, free_port, listener, quantile, rss_mib, scrape_metrics, wait_up  # noqa: E402
 
 def get(url, timeout=60):
     return urllib.request.urlopen(url, timeout=timeout).read()
-
-def quantile(xs, q):
-    xs = sorted(xs)
-    return xs[min(len(xs) - 1, int(q * len(xs)))]
 
 def histogram_quantile(text, q):
     """Upper bucket bound holding quantile q of pathwatch_scheduler_lateness_seconds."""
@@ -71,15 +67,8 @@ def main():
             time.sleep(a.window)
             c1, t1 = cpu_seconds(p.pid), time.monotonic()
             cores = (c1 - c0) / (t1 - t0)
-            scrapes, encodes, size, text = [], [], 0, ""
-            for i in range(11):
-                t = time.perf_counter(); body = get(f"{base}/metrics")
-                text = body.decode()
-                if i > 0:  # each answer carries the previous one's encode time
-                    scrapes.append((time.perf_counter() - t) * 1000)
-                    encodes.append(float(next(l for l in text.splitlines()
-                                              if l.startswith("pathwatch_metrics_encode_seconds ")).split()[1]) * 1000)
-                size = len(body)
+            scrapes, encodes, body = scrape_metrics(base, 10)
+            text, size = body.decode(), len(body)
             rss = rss_mib(p.pid)
             status = json.loads(get(f"{base}/api/status"))
         finally:
