@@ -398,8 +398,7 @@ async fn run_with(
     }
 
     let mut registry = Registry::with_prefix("pathwatch");
-    let mut histograms = Registry::with_prefix("pathwatch");
-    let metrics = Metrics::new(&mut registry, &mut histograms);
+    let metrics = Metrics::new(&mut registry);
     metrics
         .config_reload_ok
         .set(i64::from(loaded.errors.is_empty()));
@@ -417,7 +416,7 @@ async fn run_with(
         Arc::new(std::sync::RwLock::new(Arc::new(loaded.config)));
     let (reload_tx, reload_rx) = tokio::sync::mpsc::channel(4);
     let app = AppState {
-        registries: Arc::new([registry, histograms]),
+        registry: Arc::new(registry),
         encoded_bytes: Arc::default(),
         state: state.clone(),
         ready: ready.clone(),

@@ -5,14 +5,15 @@
 //! the config.
 
 pub mod gcp;
+pub mod histograms;
 pub mod logs;
 
 use crate::probe::golden::GoldenObs;
 use crate::probe::{Kind, Phase, PhaseTimings, Reason, Transport, label_enum};
 use crate::runner::RunResult;
+use histograms::{HistogramFamily, LabelText, push_pair};
 use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
 use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::exemplar::HistogramWithExemplars;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
@@ -33,9 +34,9 @@ pub const LATENESS_BUCKETS: &[f64] = &[
 
 type FloatGauge = Gauge<f64, AtomicU64>;
 /// Histograms whose observations carry the run's trace id as an OpenMetrics exemplar, so a
-/// slow bucket leads to its trace (when tracing is on).
-type Histograms<L> =
-    Family<L, HistogramWithExemplars<TraceLabels>, fn() -> HistogramWithExemplars<TraceLabels>>;
+/// slow bucket leads to its trace (when tracing is on). They write their own text
+/// (metrics/histograms.rs says why).
+type Histograms<L> = HistogramFamily<L>;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct TraceLabels {
@@ -49,8 +50,14 @@ fn exemplar(run: &RunResult) -> Option<TraceLabels> {
     })
 }
 
-fn duration_histogram() -> HistogramWithExemplars<TraceLabels> {
-    HistogramWithExemplars::new(DURATION_BUCKETS.iter().copied())
+/// A `pathwatch_<name>_seconds` histogram over [`DURATION_BUCKETS`].
+fn duration_histogram<L: LabelText>(name: &str, help: &str) -> Histograms<L> {
+    HistogramFamily::new(
+        &format!("pathwatch_{name}_seconds"),
+        Some("seconds"),
+        help,
+        DURATION_BUCKETS,
+    )
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -156,6 +163,32 @@ pub struct BuildLabels {
     pub version: String,
 }
 
+impl LabelText for ProbeLabels {
+    fn write_labels(&self, out: &mut String) {
+        push_pair(out, "probe", &self.probe);
+        push_pair(out, "kind", self.kind.as_str());
+    }
+}
+
+impl LabelText for DbLabels {
+    fn write_labels(&self, out: &mut String) {
+        push_pair(out, "probe", &self.probe);
+        push_pair(out, "transport", self.transport.as_str());
+    }
+}
+
+impl LabelText for NameLabels {
+    fn write_labels(&self, out: &mut String) {
+        push_pair(out, "probe", &self.probe);
+    }
+}
+
+impl LabelText for TraceLabels {
+    fn write_labels(&self, out: &mut String) {
+        push_pair(out, "trace_id", &self.trace_id);
+    }
+}
+
 /// Every family pathwatch exports.
 #[derive(Debug)]
 pub struct Metrics {
@@ -201,11 +234,18 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    /// Creates the families and registers them: the per-probe histograms into `histograms`
-    /// (two thirds of the text at scale), everything else into `registry`, so that a scrape
-    /// can encode the two at once (see server.rs). Both carry the `pathwatch` prefix.
-    pub fn new(registry: &mut Registry, histograms: &mut Registry) -> Self {
-        Self::families().register(registry, histograms)
+    /// Creates the families and registers them into `registry` (with the `pathwatch`
+    /// prefix), except the per-probe histograms: those encode themselves
+    /// ([`Metrics::encode_histograms`]), and a scrape encodes both at once (see server.rs).
+    pub fn new(registry: &mut Registry) -> Self {
+        Self::families().register(registry)
+    }
+
+    /// Appends the per-probe histogram families (two thirds of the text at scale).
+    pub fn encode_histograms(&self, out: &mut String) {
+        self.probe_run_duration.encode(out);
+        self.db_connect.encode(out);
+        self.golden_seconds.encode(out);
     }
 
     /// The families, unregistered: what a run records into.
@@ -216,12 +256,21 @@ impl Metrics {
             probe_timeout: Family::default(),
             probe_interval: Family::default(),
             probe_runs: Family::default(),
-            probe_run_duration: Family::new_with_constructor(duration_histogram),
+            probe_run_duration: duration_histogram(
+                "probe_run_duration",
+                "Distribution of probe run durations; a run cut at its timeout counts at the timeout",
+            ),
             probe_phase_duration: Family::default(),
             probe_last_run: Family::default(),
-            db_connect: Family::new_with_constructor(duration_histogram),
+            db_connect: duration_histogram(
+                "db_connect",
+                "Time to a usable database session (connect, TLS, auth and first query); runs that fail fast are not observed, runs cut at the timeout are",
+            ),
             http_status: Family::default(),
-            golden_seconds: Family::new_with_constructor(duration_histogram),
+            golden_seconds: duration_histogram(
+                "golden_path",
+                "Login to the final agent event; runs cut at the timeout are observed at it",
+            ),
             golden_delivered: Family::default(),
             golden_expected: Family::default(),
             golden_event_seconds: Family::default(),
@@ -250,7 +299,7 @@ impl Metrics {
     }
 
     /// Registers the families of [`Metrics::families`] (see [`Metrics::new`]).
-    fn register(self, r: &mut Registry, h: &mut Registry) -> Self {
+    fn register(self, r: &mut Registry) -> Self {
         let m = self;
         r.register(
             "probe_success",
@@ -280,12 +329,6 @@ impl Metrics {
             "Probe runs by result and reason (reason is a closed set; ok on success)",
             m.probe_runs.clone(),
         );
-        h.register_with_unit(
-            "probe_run_duration",
-            "Distribution of probe run durations; a run cut at its timeout counts at the timeout",
-            Unit::Seconds,
-            m.probe_run_duration.clone(),
-        );
         r.register_with_unit(
             "probe_phase_duration",
             "Duration of each phase the last run completed; phases not reached are absent",
@@ -298,22 +341,10 @@ impl Metrics {
             Unit::Seconds,
             m.probe_last_run.clone(),
         );
-        h.register_with_unit(
-            "db_connect",
-            "Time to a usable database session (connect, TLS, auth and first query); runs that fail fast are not observed, runs cut at the timeout are",
-            Unit::Seconds,
-            m.db_connect.clone(),
-        );
         r.register(
             "http_status_code",
             "Status code of the last HTTP response (0 when none arrived)",
             m.http_status.clone(),
-        );
-        h.register_with_unit(
-            "golden_path",
-            "Login to the final agent event; runs cut at the timeout are observed at it",
-            Unit::Seconds,
-            m.golden_seconds.clone(),
         );
         r.register(
             "golden_path_events_delivered",
@@ -531,8 +562,7 @@ impl Metrics {
         self.probe_success.get_or_create(&labels).set(i64::from(ok));
         self.probe_duration.get_or_create(&labels).set(secs);
         self.probe_run_duration
-            .get_or_create(&labels)
-            .observe(secs, exemplar(run), None);
+            .observe(&labels, secs, exemplar(run));
         self.probe_runs
             .get_or_create(&RunLabels {
                 probe: probe.to_string(),
@@ -580,12 +610,14 @@ impl Metrics {
         if let Some(transport) = transport
             && (ok || reason == Reason::Timeout)
         {
-            self.db_connect
-                .get_or_create(&DbLabels {
+            self.db_connect.observe(
+                &DbLabels {
                     probe: probe.to_string(),
                     transport,
-                })
-                .observe(secs, exemplar(run), None);
+                },
+                secs,
+                exemplar(run),
+            );
         }
     }
 
@@ -602,17 +634,11 @@ impl Metrics {
             .and_then(|g| g.total)
             .filter(|_| run.ok())
         {
-            self.golden_seconds.get_or_create(&name).observe(
-                total.as_secs_f64(),
-                exemplar(run),
-                None,
-            );
+            self.golden_seconds
+                .observe(&name, total.as_secs_f64(), exemplar(run));
         } else if reason == Reason::Timeout {
-            self.golden_seconds.get_or_create(&name).observe(
-                run.duration.as_secs_f64(),
-                exemplar(run),
-                None,
-            );
+            self.golden_seconds
+                .observe(&name, run.duration.as_secs_f64(), exemplar(run));
         }
         if let (false, Some(phase)) = (run.ok(), run.failed_phase) {
             self.golden_failures

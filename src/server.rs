@@ -23,10 +23,10 @@ pub const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; char
 
 #[derive(Clone)]
 pub struct AppState {
-    /// Encoded at once on their own threads, then sent one after the other (Metrics::new
-    /// says which families are where).
-    pub registries: Arc<[Registry; 2]>,
-    /// Each registry's size at the previous scrape, to size the next buffers.
+    /// Every family but the per-probe histograms, which `state.metrics` encodes itself
+    /// (Metrics::new says why); a scrape encodes both at once.
+    pub registry: Arc<Registry>,
+    /// The size of each part at the previous scrape, to size the next buffers.
     pub encoded_bytes: Arc<[AtomicUsize; 2]>,
     pub state: Arc<State>,
     /// False until the scheduler runs, and again once shutdown begins.
@@ -74,23 +74,34 @@ async fn metrics(Extract(app): Extract<AppState>) -> Response {
     }
 }
 
-/// Encodes the registries at once (the second on a scoped thread), each into a buffer sized
-/// from the previous scrape (growing a 20 MB string by doubling copies it about twice over),
-/// and records how long it took. The parts are the answer in order, `# EOF` last.
+/// Encodes the registry and the histograms at once (the histograms on a scoped thread),
+/// each into a buffer sized from the previous scrape (growing a 20 MB string by doubling
+/// copies it about twice over), and records how long it took. The parts are the answer in
+/// order, `# EOF` last.
 fn encode(app: &AppState) -> Option<Vec<String>> {
     use prometheus_client::encoding::text::{encode_eof, encode_registry};
     let start = std::time::Instant::now();
-    let part = |i: usize| {
+    let buffer = |i: usize| {
         let last = app.encoded_bytes[i].load(Ordering::Relaxed);
-        let mut out = String::with_capacity(4096 + last + last / 8);
-        encode_registry(&mut out, &app.registries[i]).ok()?;
-        app.encoded_bytes[i].store(out.len(), Ordering::Relaxed);
-        Some(out)
+        String::with_capacity(4096 + last + last / 8)
     };
     let (first, second) = std::thread::scope(|s| {
-        let second = s.spawn(|| part(1));
-        (part(0), second.join().ok().flatten())
+        let second = s.spawn(|| {
+            let mut out = buffer(1);
+            app.state.metrics.encode_histograms(&mut out);
+            out
+        });
+        let mut first = buffer(0);
+        let first = encode_registry(&mut first, &app.registry)
+            .ok()
+            .map(|()| first);
+        (first, second.join().ok())
     });
+    for (i, part) in [&first, &second].into_iter().enumerate() {
+        if let Some(p) = part {
+            app.encoded_bytes[i].store(p.len(), Ordering::Relaxed);
+        }
+    }
     let mut eof = String::new();
     encode_eof(&mut eof).ok()?;
     app.state

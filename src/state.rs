@@ -317,7 +317,7 @@ mod tests {
         let config = crate::config::parse("t.yaml", text, &|_| None)
             .expect("config")
             .config;
-        let metrics = Metrics::new(&mut Registry::default(), &mut Registry::default());
+        let metrics = Metrics::new(&mut Registry::default());
         (State::new(metrics, &config), config)
     }
 
