@@ -172,7 +172,7 @@ probes:
              f"| pathwatch, default sslmode prefer (SSLRequest refused, one more round trip; information) | {len(prefer_s)} "
              f"| {ms(statistics.median(prefer_s))} | | {statistics.median(prefer_s) / paced_med:.3f} |",
              "", "pathwatch's phases (medians, ms): " + ", ".join(f"{p} {ms(v)}" for p, v in ph.items())
-             + f"; duration minus the phases (task spawn, close, timer) {ms(rest)}.", "",
+             + f"; duration minus the phases (span, timeout, timer) {ms(rest)}.", "",
              f"Per-round ratio pathwatch / paced loop: median {ratio:.3f}, quartiles {ratios[len(ratios) // 4]:.3f}-"
              f"{ratios[(3 * len(ratios)) // 4]:.3f}, range {ratios[0]:.3f}-{ratios[-1]:.3f}.", "",
              f"Goal (issue 8): pathwatch within 5 % of the bare tokio-postgres loop: ratio {ratio:.3f} (median of the "
