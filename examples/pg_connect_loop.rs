@@ -5,6 +5,13 @@
 //! iterations (outside the timing), to pace the loop like a prober's runs: back to back, a
 //! connect competes with the previous backend's exit. Used by `bench/pg_baseline.py`.
 //!
+//!
+//! `serve CONNSTR` instead answers each `GET /run` on 127.0.0.1 (port printed on stdout)
+//! with one connect + `SELECT 1`, timed the same way, in microseconds; the close runs on a
+//! task of its own after the answer, as in pathwatch. Driven by the same HTTP client and
+//! pacing as pathwatch's `/probe`, it is the like-for-like baseline: both processes wake for
+//! a request, run the session and answer, so only pathwatch's own work differs.
+//!
 //! ```sh
 //! cargo build --release --example pg_connect_loop
 //! target/release/examples/pg_connect_loop "host=127.0.0.1 port=5432 user=postgres dbname=postgres" 200
@@ -13,7 +20,7 @@
 
 use std::time::{Duration, Instant};
 
-const USAGE: &str = "usage: pg_connect_loop CONNSTR N [PAUSE_MS] | pg_connect_loop HOST PORT USER DBNAME N [PAUSE_MS]";
+const USAGE: &str = "usage: pg_connect_loop CONNSTR N [PAUSE_MS] | pg_connect_loop HOST PORT USER DBNAME N [PAUSE_MS] | pg_connect_loop serve CONNSTR";
 
 /// An error `main` returns: shown as its plain text (not Debug-quoted) on stderr.
 struct Failure(String);
@@ -33,6 +40,11 @@ impl From<String> for Failure {
 #[tokio::main]
 async fn main() -> Result<(), Failure> {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if let [mode, conn] = args.as_slice()
+        && mode == "serve"
+    {
+        return serve(conn).await;
+    }
     let (config, n, pause) = match args.as_slice() {
         [conn, n, pause @ ..] if pause.len() <= 1 => {
             (conn.parse::<tokio_postgres::Config>(), n, pause.first())
@@ -81,6 +93,49 @@ async fn main() -> Result<(), Failure> {
         }
     }
     Ok(())
+}
+
+/// `serve` mode: one timed session per `GET /run`, answered with its microseconds.
+async fn serve(conn: &str) -> Result<(), Failure> {
+    let mut config: tokio_postgres::Config = conn
+        .parse()
+        .map_err(|e| format!("bad connection string: {e}\n{USAGE}"))?;
+    config.application_name("pg_connect_loop");
+    let config = std::sync::Arc::new(config);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(|e| format!("bind: {e}"))?;
+    let port = listener
+        .local_addr()
+        .map_err(|e| format!("local address: {e}"))?
+        .port();
+    println!("{port}");
+    let app = axum::Router::new().route(
+        "/run",
+        axum::routing::get(move || {
+            let config = config.clone();
+            async move {
+                let start = Instant::now();
+                let (client, connection) = match config.connect(tokio_postgres::NoTls).await {
+                    Ok(c) => c,
+                    Err(e) => return Err(format!("connect: {}", chain(&e))),
+                };
+                let driver = tokio::spawn(connection);
+                if let Err(e) = client.simple_query("SELECT 1").await {
+                    return Err(format!("SELECT 1: {}", chain(&e)));
+                }
+                let took = start.elapsed();
+                tokio::spawn(async move {
+                    drop(client);
+                    let _ = driver.await;
+                });
+                Ok(took.as_micros().to_string())
+            }
+        }),
+    );
+    axum::serve(listener, app)
+        .await
+        .map_err(|e| Failure(format!("serve: {e}")))
 }
 
 /// The error with its sources ("error connecting to server: Connection refused ...").
