@@ -372,6 +372,22 @@ mod tests {
         assert_eq!(starts, [0, 1, 2, 3, 33, 63]);
     }
 
+    #[test]
+    fn a_waiting_run_holds_no_probe_future() {
+        // Every configured probe keeps a run_once future alive in its scheduling task; the
+        // probe's own future (up to ~26 KB for the largest kind) is boxed only while it runs.
+        let config = crate::config::parse(
+            "t.yaml",
+            "probes:\n  - { name: a, kind: tcp, host: 127.0.0.1, port: 9 }\n",
+            &|_| None,
+        )
+        .expect("config")
+        .config;
+        let probe = Arc::new(config.probes[0].clone());
+        let size = std::mem::size_of_val(&run_once(probe));
+        assert!(size < 2048, "run_once's future is {size} bytes");
+    }
+
     #[tokio::test]
     async fn a_panicking_probe_is_a_failed_run() {
         let err = guarded(async { panic!("boom") }).await.unwrap_err();
