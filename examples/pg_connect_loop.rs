@@ -5,7 +5,6 @@
 //! iterations (outside the timing), to pace the loop like a prober's runs: back to back, a
 //! connect competes with the previous backend's exit. Used by `bench/pg_baseline.py`.
 //!
-//!
 //! `serve CONNSTR` instead answers each `GET /run` on 127.0.0.1 (port printed on stdout)
 //! with one connect + `SELECT 1`, timed the same way, in microseconds; the close runs on a
 //! task of its own after the answer, as in pathwatch. Driven by the same HTTP client and
@@ -73,20 +72,10 @@ async fn main() -> Result<(), Failure> {
             .ok_or_else(|| format!("bad pause {p:?} (milliseconds)\n{USAGE}"))?,
     };
     for i in 0..n {
-        let start = Instant::now();
-        let (client, connection) = config
-            .connect(tokio_postgres::NoTls)
+        let (took, close) = session(&config)
             .await
-            .map_err(|e| format!("iteration {i}: connect: {}", chain(&e)))?;
-        let driver = tokio::spawn(connection);
-        client
-            .simple_query("SELECT 1")
-            .await
-            .map_err(|e| format!("iteration {i}: SELECT 1: {}", chain(&e)))?;
-        let took = start.elapsed();
-        // Dropping the client sends Terminate; the driver then ends.
-        drop(client);
-        let _ = driver.await;
+            .map_err(|e| format!("iteration {i}: {e}"))?;
+        close.await;
         println!("{}", took.as_micros());
         if !pause.is_zero() {
             tokio::time::sleep(pause).await;
@@ -115,27 +104,42 @@ async fn serve(conn: &str) -> Result<(), Failure> {
         axum::routing::get(move || {
             let config = config.clone();
             async move {
-                let start = Instant::now();
-                let (client, connection) = match config.connect(tokio_postgres::NoTls).await {
-                    Ok(c) => c,
-                    Err(e) => return Err(format!("connect: {}", chain(&e))),
-                };
-                let driver = tokio::spawn(connection);
-                if let Err(e) = client.simple_query("SELECT 1").await {
-                    return Err(format!("SELECT 1: {}", chain(&e)));
+                match session(&config).await {
+                    Ok((took, close)) => {
+                        tokio::spawn(close);
+                        Ok(took.as_micros().to_string())
+                    }
+                    Err(e) => Err((axum::http::StatusCode::INTERNAL_SERVER_ERROR, e)),
                 }
-                let took = start.elapsed();
-                tokio::spawn(async move {
-                    drop(client);
-                    let _ = driver.await;
-                });
-                Ok(took.as_micros().to_string())
             }
         }),
     );
     axum::serve(listener, app)
         .await
         .map_err(|e| Failure(format!("serve: {e}")))
+}
+
+/// One timed connect + `SELECT 1`: its duration, and the close (Terminate, then the
+/// connection's end) to run after the timing.
+async fn session(
+    config: &tokio_postgres::Config,
+) -> Result<(Duration, impl Future<Output = ()> + use<>), String> {
+    let start = Instant::now();
+    let (client, connection) = config
+        .connect(tokio_postgres::NoTls)
+        .await
+        .map_err(|e| format!("connect: {}", chain(&e)))?;
+    let driver = tokio::spawn(connection);
+    client
+        .simple_query("SELECT 1")
+        .await
+        .map_err(|e| format!("SELECT 1: {}", chain(&e)))?;
+    let took = start.elapsed();
+    Ok((took, async move {
+        // Dropping the client sends Terminate; the driver then ends.
+        drop(client);
+        let _ = driver.await;
+    }))
 }
 
 /// The error with its sources ("error connecting to server: Connection refused ...").
