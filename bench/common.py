@@ -5,6 +5,12 @@ import os, socket, threading, time, urllib.request
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
+def build_kind(binary):
+    """What a table says of the binary it measured: a debug build's figures are no benchmark."""
+    parts = os.path.normpath(binary).split(os.sep)
+    return "DEBUG build, smoke run only" if "debug" in parts else "release build"
+
+
 def free_port():
     s = socket.socket(); s.bind(("127.0.0.1", 0)); p = s.getsockname()[1]; s.close(); return p
 

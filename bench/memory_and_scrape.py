@@ -15,7 +15,7 @@ Usage: bench/memory_and_scrape.py [--bin target/release/pathwatch] [--quick] [--
 import argparse, os, statistics, subprocess, sys, tempfile, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import cpu_seconds, free_port, listener, rss_mib, scrape_metrics, wait_up  # noqa: E402
+from common import build_kind, cpu_seconds, free_port, listener, rss_mib, scrape_metrics, wait_up  # noqa: E402
 
 def run_pathwatch(binary, config_text, settle, env=None):
     with tempfile.TemporaryDirectory() as d:
@@ -58,7 +58,7 @@ def main():
         finally:
             p.terminate(); p.wait()
     lines = [f"## Memory and /metrics at scale ({time.strftime('%Y-%m-%d')}, {os.uname().nodename}, {os.cpu_count()} cores)", "",
-             f"`bench/memory_and_scrape.py{' --quick' if a.quick else ''}` (release build; RSS from /proc; medians of 20 scrapes: "
+             f"`bench/memory_and_scrape.py{' --quick' if a.quick else ''}` ({build_kind(a.bin)}; RSS from /proc; medians of 20 scrapes: "
              "encode = pathwatch_metrics_encode_seconds, GET = the whole request from a Python client, CPU = the exporter's per scrape).", "",
              "| what | RSS (MiB) | encode (ms) | GET (ms) | CPU per scrape (ms) | /metrics bytes |", "|---|---|---|---|---|---|"]
     f = lambda x: "" if x != x else f"{x:.1f}"

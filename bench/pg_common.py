@@ -8,7 +8,22 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import free_port, wait_up  # noqa: E402,F401 (re-exported to the pg scripts)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PG_BIN = os.environ.get("PG_BIN", "/usr/lib/postgresql/15/bin")
+
+
+def _pg_bindir():
+    """PG_BIN, else the newest /usr/lib/postgresql/*/bin that has initdb (Debian's layout,
+    like .ci/test), else wherever initdb is on PATH."""
+    if os.environ.get("PG_BIN"):
+        return os.environ["PG_BIN"]
+    import glob
+    dirs = [d for d in glob.glob("/usr/lib/postgresql/*/bin") if os.path.exists(f"{d}/initdb")]
+    if dirs:
+        return max(dirs, key=lambda d: int(d.split("/")[-2]) if d.split("/")[-2].isdigit() else 0)
+    found = shutil.which("initdb")
+    return os.path.dirname(found) if found else "/usr/lib/postgresql/15/bin"
+
+
+PG_BIN = _pg_bindir()
 
 
 def exit_on_sigterm():

@@ -19,7 +19,7 @@ Usage: bench/schedule_at_scale.py [--bin target/release/pathwatch] [--probes 100
 import argparse, json, os, statistics, subprocess, sys, tempfile, time, urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import cpu_seconds, free_port, listener, quantile, rss_mib, scrape_metrics, wait_up  # noqa: E402
+from common import build_kind, cpu_seconds, free_port, listener, quantile, rss_mib, scrape_metrics, wait_up  # noqa: E402
 
 def get(url, timeout=60):
     return urllib.request.urlopen(url, timeout=timeout).read()
@@ -83,7 +83,7 @@ def main():
     cmd = f"bench/schedule_at_scale.py --probes {a.probes} --interval {a.interval} --window {a.window}"
     verdict = lambda ok: "PASS" if ok else "MISS"
     lines = [f"## Scheduling at scale ({time.strftime('%Y-%m-%d')}, {os.uname().nodename}, {os.cpu_count()} cores)", "",
-             f"`{cmd}` (release build): {a.probes} tcp probes every {a.interval} s against 8 local listeners; "
+             f"`{cmd}` ({build_kind(a.bin)}): {a.probes} tcp probes every {a.interval} s against 8 local listeners; "
              f"{len(late)} scheduled runs measured ({runs_ok} of {runs} kept runs succeeded); "
              f"CPU over a {a.window} s window after the first runs.", "",
              "| what | value | goal | |", "|---|---|---|---|",
