@@ -2,7 +2,7 @@
 pathwatch `serve` process, one on-demand probe run (`/probe?module=`) parsed, and the markdown
 section that `--write` appends to BENCHMARKS.md. Stdlib only.
 """
-import json, os, pwd, re, shutil, signal, subprocess, sys, tempfile, time, urllib.request
+import glob, json, os, pwd, re, shutil, signal, subprocess, sys, tempfile, time, urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import free_port, wait_up  # noqa: E402,F401 (re-exported to the pg scripts)
@@ -15,7 +15,6 @@ def _pg_bindir():
     like .ci/test), else wherever initdb is on PATH."""
     if os.environ.get("PG_BIN"):
         return os.environ["PG_BIN"]
-    import glob
     dirs = [d for d in glob.glob("/usr/lib/postgresql/*/bin") if os.path.exists(f"{d}/initdb")]
     if dirs:
         return max(dirs, key=lambda d: int(d.split("/")[-2]) if d.split("/")[-2].isdigit() else 0)
