@@ -1,6 +1,6 @@
 """What every benchmark script needs: free ports, waiting for a server, a process's CPU and
 resident memory from /proc, and a local TCP listener that accepts and closes."""
-import os, socket, threading, time, urllib.request
+import ipaddress, os, re, socket, subprocess, threading, time, urllib.parse, urllib.request
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -78,3 +78,80 @@ def scrape_metrics(base, n):
             encodes.append(next(float(line.split()[1]) * 1000 for line in body.decode().splitlines()
                                 if line.startswith("pathwatch_metrics_encode_seconds ")))
     return gets, encodes, body
+
+
+# Where a shipped example may send traffic once rewritten: loopback, or a Unix socket directory.
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+_ADDRESS_KEYS = {"host", "url", "api_base", "metadata_host"}
+
+
+def _is_loopback(value):
+    """True for a loopback host, URL or host:port, and for an absolute path (a socket dir)."""
+    if value.startswith("/"):
+        return True
+    host = urllib.parse.urlsplit(value).hostname if "://" in value else value.rsplit(":", 1)[0] if value.count(":") == 1 else value
+    host = (host or "").strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _addresses(node, key=None):
+    """Every address-bearing string in a parsed config: values of host/url/api_base/... keys."""
+    if isinstance(node, dict):
+        for k, v in node.items():
+            yield from _addresses(v, k)
+    elif isinstance(node, list):
+        for v in node:
+            yield from _addresses(v, key)
+    elif isinstance(node, str) and (key in _ADDRESS_KEYS or "://" in node):
+        yield node
+
+
+def loopback_example(path, sim, redis):
+    """The shipped example at `path`, rewritten so that every probe targets the local reference
+    service (`pathwatch sim` at `sim`, host:port, with its Redis at `redis`): the examples name
+    private addresses and the Google APIs, and no benchmark may send traffic beyond loopback.
+    Variables are expanded here with local values; the Google probes get the reference
+    service as API base and metadata server. Fails loudly if any address is left that is not
+    loopback (or a Unix socket directory, which stays on this machine)."""
+    import yaml
+    base = f"http://{sim}"
+    local = {
+        "BACKEND_URL": base, "AUTH_URL": base, "CLICKHOUSE_URL": base, "WS_URL": f"ws://{sim}/ws",
+        "CLOUDSQL_PRIVATE_IP": "127.0.0.1", "REDIS_HOST": redis.rsplit(":", 1)[0],
+        "E2E_PASSWORD": SIM_PASSWORD, "REDIS_PASSWORD": SIM_PASSWORD,
+        # Not empty: an empty expansion would leave a YAML null where a string belongs.
+        "POSTGRES_PASSWORD": "bench", "CLICKHOUSE_PASSWORD": "bench",
+    }
+    text = _VAR.sub(lambda m: local.get(m.group(1), m.group(2) or ""), open(path).read())
+    text = text.replace("port: 6379", f"port: {redis.rsplit(':', 1)[1]}")
+    google = 'api_base: {b}\n{i}credentials: {{ metadata_host: "{s}" }}'
+    out = []
+    for line in text.splitlines():
+        out.append(line)
+        m = re.match(r"^(\s+)(kind: gcp_\w+|cloud_logging:)$", line)
+        if m:
+            indent = m.group(1) + ("  " if m.group(2) == "cloud_logging:" else "")
+            out.append(indent + google.format(b=base, i=indent, s=sim))
+    text = "\n".join(out) + "\n"
+    beyond = [a for a in _addresses(yaml.safe_load(text)) if not _is_loopback(a)]
+    if beyond:
+        raise SystemExit(f"{path}: addresses beyond loopback left after the rewrite: {beyond}")
+    return text
+
+
+# `pathwatch sim`'s default password for the golden path's login.
+SIM_PASSWORD = "pathwatch-demo"
+
+
+def start_sim(binary):
+    """`pathwatch sim` on free loopback ports; returns (process, "host:port", redis "host:port")."""
+    port, redis_port = free_port(), free_port()
+    p = subprocess.Popen([binary, "sim", "--listen", f"127.0.0.1:{port}",
+                          "--redis-listen", f"127.0.0.1:{redis_port}"], stderr=subprocess.DEVNULL)
+    wait_up(f"http://127.0.0.1:{port}/health", proc=p)
+    return p, f"127.0.0.1:{port}", f"127.0.0.1:{redis_port}"

@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Resident memory and /metrics encoding at scale (issue 8, measurements 2 and 6).
 
-Starts the release binary with the first user's example config, then with 1,000 and 10,000
+Starts the release binary with the first user's example config (a copy whose targets are
+rewritten to the local reference service, `pathwatch sim`: the example names private
+addresses and the Google APIs), then with 1,000 and 10,000
 tcp probes against one local listener (interval 1h: the first runs spread over 10 s, then
 idle), and reads VmRSS from /proc after the first runs. blackbox_exporter (Debian package
 prometheus-blackbox-exporter) idle is the reference. Each case times 20 GETs of /metrics:
@@ -15,7 +17,8 @@ Usage: bench/memory_and_scrape.py [--bin target/release/pathwatch] [--quick] [--
 import argparse, os, statistics, subprocess, sys, tempfile, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import build_kind, cpu_seconds, free_port, listener, rss_mib, scrape_metrics, wait_up  # noqa: E402
+from common import (build_kind, cpu_seconds, free_port, listener, loopback_example, rss_mib,  # noqa: E402
+                    scrape_metrics, start_sim, wait_up)
 
 def run_pathwatch(binary, config_text, settle, env=None):
     with tempfile.TemporaryDirectory() as d:
@@ -41,8 +44,13 @@ def main():
     a = ap.parse_args()
     target = listener()
     rows = []
-    staging = open("examples/staging.yaml").read()
-    rows.append(("pathwatch idle, examples/staging.yaml (15 probes)", *run_pathwatch(a.bin, staging, 5)))
+    sim, sim_addr, redis_addr = start_sim(a.bin)
+    try:
+        staging = loopback_example("examples/staging.yaml", sim_addr, redis_addr)
+        rows.append(("pathwatch idle, examples/staging.yaml against `pathwatch sim` (15 probes)",
+                     *run_pathwatch(a.bin, staging, 5)))
+    finally:
+        sim.terminate(); sim.wait()
     for n in ((1000,) if a.quick else (1000, 10000)):
         cfg = "defaults: { interval: 1h, timeout: 5s }\nprobes:\n" + "".join(
             f"  - {{ name: p{i}, kind: tcp, host: 127.0.0.1, port: {target} }}\n" for i in range(n))

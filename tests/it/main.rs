@@ -14,6 +14,7 @@ mod http;
 mod incident;
 mod lifecycle;
 mod logs;
+mod netguard;
 mod operate;
 mod postgres;
 mod redis;
