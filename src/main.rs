@@ -36,8 +36,9 @@ struct Cli {
         env = "PATHWATCH_LOG_LEVEL"
     )]
     log_level: String,
+    /// Without one, the help is printed (exit 0).
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
 }
 
 #[derive(Subcommand)]
@@ -110,6 +111,11 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let Some(command) = cli.command else {
+        // Bare `pathwatch`: say what it can do, as `--help` does; asking is not an error.
+        let _ = <Cli as clap::CommandFactory>::command().print_help();
+        return ExitCode::SUCCESS;
+    };
     // The reference of the first startup a sidecar measures: this process's own start.
     let _ = pathwatch::probe::startup::process_start_unix();
     // reqwest, tokio-rustls and friends find the ring provider through this process default.
@@ -128,7 +134,7 @@ fn main() -> ExitCode {
     };
     let _entered = runtime.enter();
     let telemetry = telemetry::init(cli.log_format, &cli.log_level);
-    let code = match cli.command {
+    let code = match command {
         Command::Validate { file } => validate(&file),
         Command::Schema => {
             match serde_json::to_string_pretty(&pathwatch::schema::config_schema()) {
@@ -229,6 +235,13 @@ fn validate(file: &std::path::Path) -> ExitCode {
         }
         Ok(Loaded { config, errors }) if errors.is_empty() => {
             println!("{}: OK ({} probes)", file.display(), config.probes.len());
+            // Valid, but `serve` would probe nothing: most likely not what was meant.
+            if config.probes.is_empty() {
+                eprintln!(
+                    "{}: warning: no probes configured (serve would only export its own metrics)",
+                    file.display()
+                );
+            }
             ExitCode::SUCCESS
         }
         Ok(Loaded { errors, .. }) => {
@@ -253,6 +266,7 @@ async fn serve(
             return Ok(ExitCode::from(EXIT_BAD_CONFIG));
         }
     };
+    let listener = bind(&listen).await?;
     let token = CancellationToken::new();
     tokio::spawn(shutdown_on_signal(token.clone()));
     let source = config_path.display().to_string();
@@ -260,7 +274,15 @@ async fn serve(
         path: Some(config_path),
         watch,
     };
-    run_with(loaded, &source, listen, token, reload, web_config).await
+    run_with(loaded, &source, listener, token, reload, web_config).await
+}
+
+/// pathwatch's own listener. Bound before anything is announced or started, so a taken port
+/// fails at once (exit 1) instead of after the demo has printed its URLs.
+async fn bind(listen: &str) -> anyhow::Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))
 }
 
 async fn demo(
@@ -269,6 +291,7 @@ async fn demo(
     speed: f64,
     web_config: Option<PathBuf>,
 ) -> anyhow::Result<ExitCode> {
+    let listener = bind(&listen).await?;
     let token = CancellationToken::new();
     tokio::spawn(shutdown_on_signal(token.clone()));
     let sim_listener = tokio::net::TcpListener::bind(&sim_listen)
@@ -305,7 +328,11 @@ async fn demo(
     let env = |name: &str| vars.get(name).cloned().or_else(|| std::env::var(name).ok());
     let loaded = config::parse("<demo config>", &text, &env)
         .map_err(|e| anyhow::anyhow!("the bundled demo config is broken: {e}"))?;
-    let shown = listen.replace("0.0.0.0", "127.0.0.1");
+    let shown = listener
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or(listen)
+        .replace("0.0.0.0", "127.0.0.1");
     println!(
         "demo: reference service on http://{sim_addr} (faults: http://{sim_addr}/admin/faults), Redis on {redis_addr}"
     );
@@ -315,7 +342,7 @@ async fn demo(
     }
     println!("demo: Ctrl-C stops it");
     tokio::spawn(pathwatch::demo::walk(state, speed, token.clone()));
-    run(loaded, "<demo config>", listen, token, web_config).await
+    run(loaded, "<demo config>", listener, token, web_config).await
 }
 
 async fn sim(
@@ -364,7 +391,7 @@ struct Reload {
 async fn run(
     loaded: Loaded,
     source: &str,
-    listen: String,
+    listener: tokio::net::TcpListener,
     token: CancellationToken,
     web_config: Option<PathBuf>,
 ) -> anyhow::Result<ExitCode> {
@@ -372,14 +399,14 @@ async fn run(
         path: None,
         watch: None,
     };
-    run_with(loaded, source, listen, token, reload, web_config).await
+    run_with(loaded, source, listener, token, reload, web_config).await
 }
 
-/// Runs the probes of `loaded` and serves HTTP on `listen` until `token` is cancelled.
+/// Runs the probes of `loaded` and serves HTTP on `listener` until `token` is cancelled.
 async fn run_with(
     loaded: Loaded,
     source: &str,
-    listen: String,
+    listener: tokio::net::TcpListener,
     token: CancellationToken,
     reload: Reload,
     web_config: Option<PathBuf>,
@@ -424,9 +451,6 @@ async fn run_with(
         reload: reload_tx,
     };
 
-    let listener = tokio::net::TcpListener::bind(&listen)
-        .await
-        .with_context(|| format!("cannot listen on {listen}"))?;
     let addr = listener.local_addr().context("reading the bound address")?;
     tracing::info!(
         addr = %addr,

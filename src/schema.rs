@@ -31,7 +31,7 @@ pub fn config_schema() -> Value {
         .flatten()
         .filter_map(|variant| probe_variant(variant, &defs, &duration))
         .collect();
-    json!({
+    let mut schema = json!({
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "title": "pathwatch config",
         "description": "Probes, incidents and on-demand settings of pathwatch (see README.md).",
@@ -44,7 +44,52 @@ pub fn config_schema() -> Value {
             "on_demand": on_demand,
         },
         "$defs": defs,
-    })
+    });
+    allow_variables(&mut schema);
+    schema
+}
+
+/// A whole scalar that is one `${VAR}` or `${VAR:-default}`: pathwatch expands it before
+/// reading the value, so an editor must accept it wherever a number, a boolean or one of a
+/// fixed set of words is expected (`port: ${PGPORT:-5432}`).
+const VARIABLE: &str = r"^\$\{[A-Za-z_][A-Za-z0-9_]*(:-[^}]*)?\}$";
+
+/// Lets every number, boolean and enumerated word in `schema` also be a variable reference.
+/// Strings with no enum already accept one.
+fn allow_variables(schema: &mut Value) {
+    match schema {
+        Value::Array(items) => items.iter_mut().for_each(allow_variables),
+        Value::Object(obj) => {
+            obj.values_mut().for_each(allow_variables);
+            let typed = |t: &str| matches!(t, "integer" | "number" | "boolean");
+            let scalar = match obj.get("type") {
+                Some(Value::String(t)) => typed(t),
+                Some(Value::Array(ts)) => ts.iter().filter_map(Value::as_str).any(typed),
+                _ => false,
+            };
+            if obj.contains_key("enum") {
+                let original = Value::Object(std::mem::take(obj));
+                obj.insert(
+                    "anyOf".into(),
+                    json!([original, { "type": "string", "pattern": VARIABLE }]),
+                );
+            } else if scalar {
+                // `pattern` constrains strings only and `minimum` numbers only, so the two
+                // kinds of value sit side by side in one schema.
+                let types = match obj.remove("type") {
+                    Some(Value::Array(mut ts)) => {
+                        ts.push(json!("string"));
+                        Value::Array(ts)
+                    }
+                    Some(t) => json!([t, "string"]),
+                    None => json!("string"),
+                };
+                obj.insert("type".into(), types);
+                obj.insert("pattern".into(), json!(VARIABLE));
+            }
+        }
+        _ => {}
+    }
 }
 
 /// One kind's mapping: its own keys plus `kind`, `name`, `interval` and `timeout`.
@@ -109,5 +154,13 @@ mod tests {
         assert!(pg["properties"]["host"].is_object());
         assert!(pg["properties"]["timeout"].is_object());
         assert!(pg["required"].as_array().unwrap().contains(&json!("host")));
+        // `port: ${PGPORT:-5432}` is valid YAML for pathwatch, so the schema takes it.
+        assert_eq!(pg["properties"]["port"]["pattern"], VARIABLE);
+        assert!(
+            pg["properties"]["port"]["type"]
+                .as_array()
+                .unwrap()
+                .contains(&json!("string"))
+        );
     }
 }

@@ -68,7 +68,11 @@ pub struct ConfigError {
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}:{}: ", self.file, self.loc.line, self.loc.col)?;
+        if self.loc == Loc::FILE {
+            write!(f, "{}: ", self.file)?;
+        } else {
+            write!(f, "{}:{}:{}: ", self.file, self.loc.line, self.loc.col)?;
+        }
         if let Some(p) = &self.probe {
             write!(f, "{p}: ")?;
         }
@@ -81,7 +85,7 @@ pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
     let file = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
         file: file.clone(),
-        loc: Loc { line: 1, col: 1 },
+        loc: Loc::FILE,
         probe: None,
         msg: format!("cannot read config file: {e}"),
     })?;

@@ -9,7 +9,8 @@ use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_saphyr::Spanned;
 use std::fmt;
 
-/// A 1-based line and column in the config file.
+/// A 1-based line and column in the config file; line 0 ([`Loc::FILE`]) is the file as a
+/// whole, for errors that have no position (an unreadable file).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Loc {
     pub line: u32,
@@ -17,6 +18,8 @@ pub struct Loc {
 }
 
 impl Loc {
+    pub const FILE: Loc = Loc { line: 0, col: 0 };
+
     fn from_saphyr(l: &serde_saphyr::Location) -> Self {
         Loc {
             line: l.line().max(1) as u32,

@@ -1,6 +1,7 @@
 //! Integration tests: the real `pathwatch` binary against real Postgres clusters, real
 //! sockets and real promtool. One test binary keeps link time down on 2 cores.
 
+mod cli;
 mod clickhouse;
 mod config_fixtures;
 mod dashboards;

@@ -1,5 +1,6 @@
 //! `pathwatch schema` stays in step with the parser: every shipped config validates against
-//! it (Python's jsonschema, a reference implementation), and configs the parser rejects for
+//! it (Python's jsonschema, a reference implementation), as written and with its variables
+//! expanded, and configs the parser rejects for
 //! their shape (unknown field, unknown kind, missing field) fail it too.
 
 use crate::support::exporter::BIN;
@@ -21,14 +22,20 @@ bad = 0
 for path in sys.argv[2:]:
     want_valid = not path.startswith("!")
     path = path.lstrip("!")
-    doc = yaml.safe_load(expand(open(path).read()))
-    errors = sorted(v.iter_errors(doc), key=lambda e: list(e.path))
-    if want_valid and errors:
-        bad += 1
-        print(f"{path}: {errors[0].message} at {list(errors[0].path)}")
-    if not want_valid and not errors:
-        bad += 1
-        print(f"{path}: accepted by the schema but rejected by pathwatch")
+    text = open(path).read()
+    # An editor sees the file as written, variables and all; pathwatch reads it expanded.
+    # A shipped config must pass both ways.
+    docs = [("expanded", yaml.safe_load(expand(text)))]
+    if want_valid:
+        docs.append(("as written", yaml.safe_load(text)))
+    for how, doc in docs:
+        errors = sorted(v.iter_errors(doc), key=lambda e: list(e.path))
+        if want_valid and errors:
+            bad += 1
+            print(f"{path} ({how}): {errors[0].message} at {list(errors[0].path)}")
+        if not want_valid and not errors:
+            bad += 1
+            print(f"{path}: accepted by the schema but rejected by pathwatch")
 sys.exit(1 if bad else 0)
 "#;
 
