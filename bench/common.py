@@ -4,6 +4,18 @@ import ipaddress, os, re, socket, subprocess, threading, time, urllib.parse, url
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
+# The Accept header Prometheus 2.42 scrapes with: pathwatch answers it with OpenMetrics (what
+# Prometheus reads), and everyone else with the 0.0.4 text format.
+PROMETHEUS_ACCEPT = ("application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,"
+                     "text/plain;version=0.0.4;q=0.5,*/*;q=0.1")
+
+
+def get_metrics(url, timeout=60):
+    """GET a /metrics (or /probe) URL as Prometheus does; returns the body."""
+    req = urllib.request.Request(url, headers={"Accept": PROMETHEUS_ACCEPT})
+    with urllib.request.urlopen(req, timeout=timeout) as r:
+        return r.read()
+
 
 def build_kind(binary):
     """What a table says of the binary it measured: a debug build's figures are no benchmark."""
@@ -71,8 +83,7 @@ def scrape_metrics(base, n):
     gets, encodes, body = [], [], b""
     for i in range(n + 1):
         t = time.perf_counter()
-        with urllib.request.urlopen(f"{base}/metrics", timeout=60) as r:
-            body = r.read()
+        body = get_metrics(f"{base}/metrics")
         if i > 0:
             gets.append((time.perf_counter() - t) * 1000)
             encodes.append(next(float(line.split()[1]) * 1000 for line in body.decode().splitlines()

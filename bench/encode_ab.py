@@ -10,17 +10,16 @@ the answer's size, then B/A ratios. Nothing is written: paste the table into BEN
 
 Usage: bench/encode_ab.py --a OLD_BINARY --b NEW_BINARY [--probes 10000] [--rounds 15] [--idle]
 """
-import argparse, os, statistics, subprocess, sys, tempfile, time, urllib.request
+import argparse, os, statistics, subprocess, sys, tempfile, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import cpu_seconds, free_port, listener, wait_up  # noqa: E402
+from common import get_metrics, cpu_seconds, free_port, listener, wait_up  # noqa: E402
 
 
 def scrape(port):
     """One GET of /metrics: (GET ms, encode ms of the previous answer, bytes)."""
     t = time.perf_counter()
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=60) as r:
-        body = r.read()
+    body = get_metrics(f"http://127.0.0.1:{port}/metrics")
     get_ms = (time.perf_counter() - t) * 1000
     encode = next(float(line.split()[1]) * 1000 for line in body.decode().splitlines()
                   if line.startswith("pathwatch_metrics_encode_seconds "))

@@ -13,6 +13,7 @@
 //! - `incident`: criteria -> status (a pure engine), change log lines and webhooks.
 //! - `sim`: the reference golden-path service (tests, `demo`).
 //! - `demo`: the bundled demo config and incident scenario.
+//! - `exposition`: `/metrics` content negotiation, OpenMetrics -> text 0.0.4.
 //! - `metrics`: the metric families of the contract (prometheus-client).
 //! - `ondemand`: `/probe`, one configured probe run on demand against an allowed target.
 //! - `schema`: the config's JSON Schema (`pathwatch schema`).
@@ -26,6 +27,7 @@ pub mod abort;
 pub mod check;
 pub mod config;
 pub mod demo;
+pub mod exposition;
 pub mod gcp;
 pub mod incident;
 pub mod metrics;

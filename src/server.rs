@@ -1,4 +1,4 @@
-//! The HTTP surface: `/metrics` (OpenMetrics), `/healthz`, `/readyz`, `/` (the status page)
+//! The HTTP surface: `/metrics` (OpenMetrics or text 0.0.4, as the client asks), `/healthz`, `/readyz`, `/` (the status page)
 //! and `/api/status` (the same as JSON).
 
 use crate::ondemand::{self, Refusal};
@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
-pub const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+use crate::exposition::{OPENMETRICS, TEXT_004, to_text_004, wants_openmetrics};
 
 #[derive(Clone)]
 pub struct AppState {
@@ -55,16 +55,31 @@ pub fn router(app: AppState) -> Router {
         .with_state(app)
 }
 
-async fn metrics(Extract(app): Extract<AppState>) -> Response {
+/// The `Accept` header of a request, when it is text.
+fn accept(headers: &HeaderMap) -> Option<&str> {
+    headers.get(header::ACCEPT).and_then(|v| v.to_str().ok())
+}
+
+async fn metrics(Extract(app): Extract<AppState>, headers: HeaderMap) -> Response {
+    let openmetrics = wants_openmetrics(accept(&headers));
     // At 10,000 probes an encode takes tens of milliseconds: keep it off the async workers,
     // so that no probe misses its slot while a scrape is encoded.
-    match tokio::task::spawn_blocking(move || encode(&app)).await {
-        Ok(Some(parts)) => {
+    let answer = tokio::task::spawn_blocking(move || {
+        let parts = encode(&app)?;
+        if openmetrics {
+            return Some((OPENMETRICS, parts));
+        }
+        let mut text = String::new();
+        parts.iter().for_each(|p| to_text_004(p, &mut text));
+        Some((TEXT_004, vec![text]))
+    });
+    match answer.await {
+        Ok(Some((content_type, parts))) => {
             let chunks = parts
                 .into_iter()
                 .map(|p| Ok::<_, std::convert::Infallible>(axum::body::Bytes::from(p)));
             let body = axum::body::Body::from_stream(futures_util::stream::iter(chunks));
-            ([(header::CONTENT_TYPE, OPENMETRICS)], body).into_response()
+            ([(header::CONTENT_TYPE, content_type)], body).into_response()
         }
         _ => (
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -145,11 +160,16 @@ async fn probe(
         q.target.as_deref(),
         scrape_timeout,
     ) {
-        Ok(p) => (
-            [(header::CONTENT_TYPE, OPENMETRICS)],
-            ondemand::run(p).await,
-        )
-            .into_response(),
+        Ok(p) => {
+            let body = ondemand::run(p).await;
+            if wants_openmetrics(accept(&headers)) {
+                ([(header::CONTENT_TYPE, OPENMETRICS)], body).into_response()
+            } else {
+                let mut text = String::new();
+                to_text_004(&body, &mut text);
+                ([(header::CONTENT_TYPE, TEXT_004)], text).into_response()
+            }
+        }
         Err(Refusal::UnknownModule(m)) => {
             (StatusCode::BAD_REQUEST, format!("unknown module {m:?}\n")).into_response()
         }

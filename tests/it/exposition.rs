@@ -1,56 +1,115 @@
-//! `/metrics` passes promtool's linter; the other endpoints answer as documented.
+//! `/metrics` speaks both formats as the official clients do, and each passes its reference
+//! checker with nothing filtered: the text format 0.0.4 (no `Accept`, or `text/plain`) through
+//! `promtool check metrics`, OpenMetrics (Prometheus's `Accept`) through the official Python
+//! client's strict OpenMetrics parser. The other endpoints answer as documented.
 
-use crate::support::exporter::Exporter;
+use crate::support::exporter::{Exporter, PROMETHEUS_ACCEPT, http_get_with, value};
 use crate::support::hang::closed_port;
 use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-/// promtool 2.42 reads the 0.0.4 text format, where HELP goes on the `_total` name; on
-/// OpenMetrics counters it says exactly this, and that one message is a format mismatch.
-fn is_format_mismatch(line: &str) -> bool {
-    line.strip_suffix(" no help text").is_some_and(|name| {
-        name.starts_with("pathwatch_") && name.ends_with("_total") && !name.contains(' ')
-    })
-}
-
-#[test]
-fn metrics_pass_promtool_check_metrics() {
-    let exp = Exporter::start(&format!(
-        "defaults: {{ interval: 1s, timeout: 2s }}\nprobes:\n  - {{ name: refused-db, kind: postgres, host: 127.0.0.1, port: {} }}\n  - {{ name: refused-tcp, kind: tcp, host: 127.0.0.1, port: {} }}\n",
-        closed_port(),
-        closed_port()
-    ));
-    let text = exp.wait_first_run("refused-db", Duration::from_secs(20));
-    let mut child = Command::new("promtool")
-        .args(["check", "metrics"])
+/// Runs `program args`, feeding `input`; returns (success, stdout + stderr).
+fn feed(program: &str, args: &[&str], input: &str) -> (bool, String) {
+    let mut child = Command::new(program)
+        .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("promtool must be installed (Debian package prometheus; .ci/run installs it)");
+        .unwrap_or_else(|e| panic!("{program} must be installed (.ci/install installs it): {e}"));
     child
         .stdin
         .take()
-        .expect("promtool stdin")
-        .write_all(text.as_bytes())
-        .expect("feed promtool");
-    let out = child.wait_with_output().expect("promtool result");
+        .expect("stdin")
+        .write_all(input.as_bytes())
+        .expect("feed the checker");
+    let out = child.wait_with_output().expect("checker result");
     let report = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    let problems: Vec<&str> = report
-        .lines()
-        .filter(|l| !l.trim().is_empty() && !is_format_mismatch(l.trim()))
-        .collect();
+    (out.status.success(), report)
+}
+
+/// The official Python client's OpenMetrics parser (prometheus_client), which refuses
+/// anything the format does not allow; prints the families it read.
+const OPENMETRICS_CHECK: &str = r#"
+import sys
+from prometheus_client.openmetrics.parser import text_string_to_metric_families
+for family in text_string_to_metric_families(sys.stdin.read()):
+    print(family.name, family.type, len(family.samples))
+"#;
+
+fn exporter() -> Exporter {
+    let exp = Exporter::start(&format!(
+        "defaults: {{ interval: 1s, timeout: 2s }}\nprobes:\n  - {{ name: refused-db, kind: postgres, host: 127.0.0.1, port: {} }}\n  - {{ name: refused-tcp, kind: tcp, host: 127.0.0.1, port: {} }}\n",
+        closed_port(),
+        closed_port()
+    ));
+    exp.wait_first_run("refused-db", Duration::from_secs(20));
+    exp
+}
+
+#[test]
+fn text_0_0_4_passes_promtool_check_metrics_with_nothing_filtered() {
+    let exp = exporter();
+    for accept in [None, Some("text/plain;version=0.0.4"), Some("*/*")] {
+        let headers: Vec<(&str, &str)> = accept.map(|a| ("Accept", a)).into_iter().collect();
+        let (status, ctype, text) = http_get_with(exp.addr, "/metrics", &headers);
+        assert_eq!(status, 200);
+        assert_eq!(
+            ctype, "text/plain; version=0.0.4; charset=utf-8",
+            "{accept:?}"
+        );
+        assert!(
+            !text.contains("# EOF") && !text.contains("# UNIT"),
+            "{text}"
+        );
+        let (ok, report) = feed("promtool", &["check", "metrics"], &text);
+        assert!(
+            ok && report.trim().is_empty(),
+            "promtool check metrics ({accept:?}):\n{report}\non:\n{text}"
+        );
+        // The counters carry their HELP and TYPE on the `_total` name, as 0.0.4 wants.
+        assert!(
+            text.contains("# TYPE pathwatch_probe_runs_total counter\n"),
+            "{text}"
+        );
+        assert!(
+            value(
+                &text,
+                "pathwatch_probe_runs_total",
+                &[("probe", "refused-db"), ("result", "failure")]
+            )
+            .is_some_and(|v| v >= 1.0),
+            "{text}"
+        );
+    }
+}
+
+#[test]
+fn openmetrics_passes_the_official_parser() {
+    let exp = exporter();
+    let (status, ctype, text) =
+        http_get_with(exp.addr, "/metrics", &[("Accept", PROMETHEUS_ACCEPT)]);
+    assert_eq!(status, 200);
+    assert!(ctype.starts_with("application/openmetrics-text"), "{ctype}");
+    assert!(text.ends_with("# EOF\n"));
+    let (ok, report) = feed("python3", &["-c", OPENMETRICS_CHECK], &text);
     assert!(
-        problems.is_empty(),
-        "promtool check metrics:\n{report}\non:\n{text}"
+        ok,
+        "prometheus_client's OpenMetrics parser:\n{report}\non:\n{text}"
     );
-    // It did read the exposition: the counters it mentions are ours.
-    assert!(report.contains("pathwatch_probe_runs_total"), "{report}");
+    assert!(
+        report.contains("pathwatch_probe_runs counter"),
+        "the parser read our families:\n{report}"
+    );
+    assert!(
+        report.contains("pathwatch_probe_run_duration_seconds histogram"),
+        "{report}"
+    );
 }
 
 #[test]

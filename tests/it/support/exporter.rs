@@ -123,8 +123,10 @@ impl Exporter {
         http_get(self.addr, path)
     }
 
+    /// GET /metrics as Prometheus asks for it (OpenMetrics).
     pub fn metrics(&self) -> String {
-        let (status, ctype, body) = self.get("/metrics");
+        let (status, ctype, body) =
+            http_get_with(self.addr, "/metrics", &[("Accept", PROMETHEUS_ACCEPT)]);
         assert_eq!(status, 200, "GET /metrics");
         assert!(
             ctype.starts_with("application/openmetrics-text"),
@@ -211,10 +213,26 @@ impl Drop for Exporter {
     }
 }
 
+/// The Accept header Prometheus 2.42 scrapes with.
+pub const PROMETHEUS_ACCEPT: &str = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
+
 pub fn http_get(addr: SocketAddr, path: &str) -> (u16, String, String) {
+    http_get_with(addr, path, &[])
+}
+
+/// GET over plain HTTP/1.0 with extra request headers: (status, content-type, body).
+pub fn http_get_with(
+    addr: SocketAddr,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> (u16, String, String) {
     let mut s = TcpStream::connect(addr).expect("connect to pathwatch");
     s.set_read_timeout(Some(Duration::from_secs(10))).ok();
-    write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").expect("send request");
+    let extra: String = headers
+        .iter()
+        .map(|(k, v)| format!("{k}: {v}\r\n"))
+        .collect();
+    write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n{extra}\r\n").expect("send request");
     let mut raw = String::new();
     s.read_to_string(&mut raw).expect("read response");
     let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
