@@ -1,6 +1,7 @@
 //! Integration tests: the real `pathwatch` binary against real Postgres clusters, real
 //! sockets and real promtool. One test binary keeps link time down on 2 cores.
 
+mod alert_targets;
 mod clickhouse;
 mod config_fixtures;
 mod dashboards;
@@ -14,6 +15,7 @@ mod http;
 mod incident;
 mod lifecycle;
 mod logs;
+mod managed_prometheus;
 mod operate;
 mod postgres;
 mod redis;
