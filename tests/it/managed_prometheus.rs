@@ -300,3 +300,58 @@ fn deploy_fills_channels_and_runbook_links_into_valid_policies() {
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out).contains("--runbook-base must be an http(s) URL"));
 }
+
+#[test]
+fn the_grafana_syncer_keeps_the_provisioned_data_source_and_its_token_in_a_secret() {
+    let out = Command::new("kubectl")
+        .args(["kustomize", "k8s/grafana-gmp"])
+        .output()
+        .expect("kubectl must be installed (Debian package kubernetes-client; .ci/install)");
+    assert!(out.status.success(), "{}", text(&out));
+    let docs: Vec<Value> =
+        serde_saphyr::from_multiple(&String::from_utf8_lossy(&out.stdout)).expect("YAML stream");
+    let cm = docs
+        .iter()
+        .find(|d| d["kind"] == "ConfigMap")
+        .expect("ConfigMap");
+    let job = docs
+        .iter()
+        .find(|d| d["kind"] == "CronJob")
+        .expect("CronJob");
+    let pod = &job["spec"]["jobTemplate"]["spec"]["template"]["spec"];
+    let c = &pod["containers"][0];
+    let args: Vec<&str> = c["args"]
+        .as_array()
+        .expect("args")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    // The token is read from a mounted Secret, never passed as a literal.
+    assert!(args.iter().all(|a| !a.starts_with("--grafana-api-token=")));
+    let file_arg = args
+        .iter()
+        .find_map(|a| a.strip_prefix("--grafana-api-token-filepath="))
+        .expect("token file");
+    let mount = c["volumeMounts"][0]["mountPath"].as_str().expect("mount");
+    assert!(file_arg.starts_with(mount));
+    assert!(pod["volumes"][0]["secret"]["secretName"].is_string());
+    // Every $(VAR) in the args comes from the generated ConfigMap.
+    for a in &args {
+        if let Some(var) = a.split("$(").nth(1).and_then(|r| r.split(')').next()) {
+            assert!(cm["data"][var].is_string(), "{var} not in the ConfigMap");
+        }
+    }
+    // The provisioned data source is the one the syncer updates.
+    let ds = yaml("k8s/grafana-gmp/grafana-provisioning/datasource.yaml");
+    assert_eq!(cm["data"]["DATASOURCE_UIDS"], ds["datasources"][0]["uid"]);
+    assert_eq!(ds["datasources"][0]["type"], "prometheus");
+    assert!(
+        ds["datasources"][0]["url"]
+            .as_str()
+            .expect("url")
+            .contains(&format!(
+                "/projects/{}/location/global/prometheus",
+                cm["data"]["PROJECT_ID"].as_str().expect("project")
+            ))
+    );
+}
