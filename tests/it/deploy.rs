@@ -23,7 +23,7 @@ fn the_prometheus_rule_equals_the_rule_files() {
     assert_eq!(
         rule["spec"]["groups"],
         serde_json::Value::Array(groups),
-        "k8s/base/prometheusrule.yaml is stale: run python3 k8s/generate-prometheusrule.py"
+        "k8s/base/prometheusrule.yaml is stale: run python3 deploy/generate.py"
     );
 }
 

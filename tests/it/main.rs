@@ -1,6 +1,7 @@
 //! Integration tests: the real `pathwatch` binary against real Postgres clusters, real
 //! sockets and real promtool. One test binary keeps link time down on 2 cores.
 
+mod alert_targets;
 mod cli;
 mod clickhouse;
 mod config_fixtures;
@@ -15,6 +16,7 @@ mod http;
 mod incident;
 mod lifecycle;
 mod logs;
+mod managed_prometheus;
 mod netguard;
 mod operate;
 mod postgres;
