@@ -20,6 +20,7 @@
 //! - `server`: the axum router (`/metrics`, `/healthz`, `/readyz`, `/`, `/api/status`).
 //! - `status`: the status page and its JSON.
 //! - `telemetry`: logging.
+//! - `units`: durations as a person reads them (a leaf).
 //! - `web`: the web config (`--web-config`): TLS, client certificates, basic auth.
 //! - `abort`: tasks that end with their owner.
 
@@ -41,4 +42,5 @@ pub mod state;
 pub mod status;
 pub mod supervisor;
 pub mod telemetry;
+pub mod units;
 pub mod web;

@@ -95,3 +95,41 @@ fn bare_pathwatch_prints_the_help_and_succeeds() {
         assert!(stdout.contains(sub), "{sub} in the help:\n{stdout}");
     }
 }
+
+#[test]
+fn check_text_shows_failure_details_and_times_no_startup_of_its_own() {
+    use crate::support::hang::closed_port;
+    use crate::support::sim::Sim;
+    let sim = Sim::start(pathwatch::sim::Faults::default());
+    let port = closed_port();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let cfg = dir.path().join("c.yaml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "probes:\n  - name: backend-startup\n    kind: startup\n    check: {{ url: \"{}\" }}\n  - {{ name: vpc-path, kind: tcp, host: 127.0.0.1, port: {port} }}\nincidents:\n  - id: \"1278\"\n    title: t\n    criteria:\n      - {{ name: startup, probe: backend-startup, max_seconds: 30 }}\n      - {{ name: vpc_path, probe: vpc-path, success: true }}\n",
+            sim.http("/health")
+        ),
+    )
+    .expect("write config");
+    let (code, stdout, stderr) = run(&[
+        "check",
+        "--config",
+        cfg.to_str().expect("utf-8 path"),
+        "--format",
+        "text",
+    ]);
+    assert_eq!(code, Some(1), "{stdout}{stderr}");
+    // The startup criterion says what one run can know, not "4ms < 30s".
+    assert!(
+        stdout.contains("healthy now (check times no startup with reference: restart)"),
+        "{stdout}"
+    );
+    // The detail JSON has is in the text too.
+    assert!(
+        stdout.contains(&format!(
+            "Failures\n  vpc-path: connecting to 127.0.0.1:{port}: Connection refused"
+        )),
+        "{stdout}"
+    );
+}
