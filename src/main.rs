@@ -67,7 +67,7 @@ enum Command {
         /// Web config (YAML): TLS, client certificates, basic auth. Plain HTTP without it.
         #[arg(long, value_name = "FILE", env = "PATHWATCH_WEB_CONFIG")]
         web_config: Option<PathBuf>,
-        /// Address of the reference service.
+        /// Address of the reference service (default: a free port on 127.0.0.1).
         #[arg(long, default_value = "127.0.0.1:0")]
         sim_listen: String,
         /// Plays the scenario this many times faster (tests use it).
@@ -76,6 +76,7 @@ enum Command {
     },
     /// Run only the reference golden-path service (auth, health, WebSocket, fault switches).
     Sim {
+        /// Address of the reference service (backend, auth, ClickHouse ping, Google APIs).
         #[arg(long, default_value = "127.0.0.1:8000")]
         listen: String,
         /// Password every email logs in with.
@@ -96,6 +97,7 @@ enum Command {
         /// Only this incident.
         #[arg(long)]
         incident: Option<String>,
+        /// Output: a table (text), JSON for scripts, or JUnit XML for CI systems.
         #[arg(long, value_enum, default_value_t = pathwatch::check::Format::Text)]
         format: pathwatch::check::Format,
     },
