@@ -4,6 +4,7 @@
 
 pub mod engine;
 pub mod notify;
+pub mod rootcause;
 pub mod spec;
 
 pub use engine::{CriterionResult, Evaluation, Status, evaluate};
