@@ -1,202 +1,336 @@
 #!/usr/bin/env python3
-"""Generates the Grafana dashboards in this folder (run it after editing; commit the JSON).
+"""Generates the Grafana dashboards in this folder with Grafana's own builder library,
+grafana-foundation-sdk (the build for Grafana 11.6, pinned in SDK_PIN). Edit this file, never the
+JSON; CI (.ci/lint-deploy) fails when a committed dashboard differs from what this writes.
 
-One Python source keeps the five dashboards consistent: the same datasource variable, the same
+  python3 dashboards/generate.py            write dashboards/*.json
+  python3 dashboards/generate.py --check    compare instead; exit 1 naming each stale file
+  python3 dashboards/generate.py --out DIR  write elsewhere
+
+Install the SDK with pip (a venv, pyenv or `pip install --user`; Debian has no package of it):
+  python3 -m pip install 'grafana-foundation-sdk==1769699379!11.6.0'
+
+One source keeps the five dashboards consistent: the same datasource variable, the same
 probe/incident variables, stable uids, and thresholds equal to the bundled criteria (DB connect
-10 s, startup 30 s, golden path 60 s).
+10 s, startup 30 s, golden path 60 s). One function per dashboard; add panels there.
 """
-import json, os
+import argparse, glob, importlib.metadata, os, sys
 
-SCHEMA_VERSION = 39
-DS = {"type": "prometheus", "uid": "${datasource}"}
+SDK_PIN = "1769699379!11.6.0"
+try:
+    from grafana_foundation_sdk.builders import (bargauge, dashboard as dash, heatmap, prometheus,
+                                                 stat, statetimeline, table, timeseries)
+    from grafana_foundation_sdk.builders.common import (GraphThresholdsStyleConfig, ReduceDataOptions,
+                                                        StackingConfig)
+    from grafana_foundation_sdk.cog.encoder import JSONEncoder
+    from grafana_foundation_sdk.models import common
+    from grafana_foundation_sdk.models.dashboard import (
+        DataSourceRef, DataTransformerConfig, DynamicConfigValue, DashboardCursorSync,
+        DashboardLinkType, FieldColorModeId, GridPos, Threshold, ThresholdsMode, ValueMap,
+        ValueMappingResult, VariableRefresh, VariableSort)
+    from grafana_foundation_sdk.models.prometheus import PromQueryFormat
+except ImportError:
+    sys.exit(f"generate: grafana-foundation-sdk is missing; run: "
+             f"python3 -m pip install 'grafana-foundation-sdk=={SDK_PIN}'")
+# Another build writes other JSON (defaults, schemaVersion): only the pinned one may write or check.
+if (found := importlib.metadata.version("grafana-foundation-sdk")) != SDK_PIN:
+    sys.exit(f"generate: grafana-foundation-sdk {found} is installed, this needs {SDK_PIN}; run: "
+             f"python3 -m pip install 'grafana-foundation-sdk=={SDK_PIN}'")
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+DS = DataSourceRef(type_val="prometheus", uid="${datasource}")
 # The bundled criteria (examples/staging.yaml, alerts/pathwatch.rules.yml).
 DB_CONNECT_MAX, STARTUP_MAX, GOLDEN_MAX = 10, 30, 60
-
-
-def var_datasource():
-    return {"name": "datasource", "label": "Prometheus", "type": "datasource", "query": "prometheus",
-            "current": {}, "hide": 0, "refresh": 1}
-
-
-def var_query(name, expr, label=None):
-    return {"name": name, "label": label or name, "type": "query", "datasource": DS,
-            "query": {"query": expr, "refId": "var"}, "definition": expr, "refresh": 2,
-            "includeAll": True, "multi": True, "allValue": ".*", "current": {}, "sort": 1, "hide": 0}
-
-
-def target(expr, legend="", ref="A", instant=False, fmt="time_series"):
-    t = {"datasource": DS, "expr": expr, "legendFormat": legend, "refId": ref, "format": fmt}
-    if instant:
-        t["instant"] = True
-        t["range"] = False
-    return t
-
-
-def thresholds(*steps):
-    return {"mode": "absolute", "steps": [{"color": c, "value": v} for v, c in steps]}
-
-
-def panel(kind, title, targets, x, y, w, h, unit=None, th=None, show_threshold=False, extra=None,
-          description=""):
-    defaults = {}
-    if unit:
-        defaults["unit"] = unit
-    if th:
-        defaults["thresholds"] = th
-    if show_threshold:
-        defaults["custom"] = {"thresholdsStyle": {"mode": "line+area"}}
-    p = {"type": kind, "title": title, "description": description, "datasource": DS,
-         "gridPos": {"x": x, "y": y, "w": w, "h": h}, "targets": targets,
-         "fieldConfig": {"defaults": defaults, "overrides": []}, "options": {}}
-    if extra:
-        for k, v in extra.items():
-            if k == "defaults":
-                p["fieldConfig"]["defaults"].update(v)
-            else:
-                p[k] = v
-    return p
-
-
-def dashboard(uid, title, panels, variables, tags=("pathwatch",)):
-    for i, p in enumerate(panels, 1):
-        p["id"] = i
-    return {"uid": uid, "title": title, "tags": list(tags), "schemaVersion": SCHEMA_VERSION,
-            "version": 1, "editable": True, "timezone": "browser", "refresh": "30s",
-            "time": {"from": "now-6h", "to": "now"}, "graphTooltip": 1,
-            "templating": {"list": [var_datasource()] + variables}, "panels": panels,
-            "annotations": {"list": []}, "links": [{"title": "pathwatch", "type": "dashboards",
-                                                    "tags": ["pathwatch"], "asDropdown": True}]}
-
-
-STATUS_MAPPINGS = [{"type": "value", "options": {
-    "0": {"text": "RESOLVED", "color": "green", "index": 0},
-    "1": {"text": "PRESENT", "color": "red", "index": 1},
-    "2": {"text": "UNKNOWN", "color": "gray", "index": 2}}}]
-MET_MAPPINGS = [{"type": "value", "options": {
-    "0": {"text": "FAIL", "color": "red", "index": 0}, "1": {"text": "PASS", "color": "green", "index": 1}}}]
-
 INC = 'incident=~"$incident"'
 PRB = 'probe=~"$probe"'
 
-incidents = dashboard("pathwatch-incidents", "pathwatch / Incidents", [
-    panel("stat", "Incident status", [target(f"pathwatch_incident_status{{{INC}}}", "{{incident}}", instant=True)],
-          0, 0, 8, 6, extra={"defaults": {"mappings": STATUS_MAPPINGS, "color": {"mode": "thresholds"}},
-                             "options": {"colorMode": "background", "graphMode": "none"}},
-          th=thresholds((None, "green"), (1, "red"), (2, "gray")),
-          description="0 resolved, 1 present, 2 unknown (no or stale data)."),
-    panel("stat", "Since last status change", [target(f"time() - pathwatch_incident_last_change_timestamp_seconds{{{INC}}}", "{{incident}}", instant=True)],
-          8, 0, 8, 6, unit="s"),
-    panel("stat", "Status changes (30 min)", [target(f"increase(pathwatch_incident_status_changes_total{{{INC}}}[30m])", "{{incident}}", instant=True)],
-          16, 0, 8, 6, th=thresholds((None, "green"), (1, "orange"))),
-    panel("table", "Resolution criteria: value against bound", [
-        target(f"pathwatch_incident_criterion_met{{{INC}}}", ref="A", instant=True, fmt="table"),
-        target(f"pathwatch_incident_criterion_value{{{INC}}}", ref="B", instant=True, fmt="table"),
-        target(f"pathwatch_incident_criterion_threshold{{{INC}}}", ref="C", instant=True, fmt="table")],
-          0, 6, 24, 9, extra={"transformations": [
-              {"id": "merge", "options": {}},
-              {"id": "organize", "options": {"excludeByName": {"Time": True, "__name__": True, "instance": True, "job": True},
-                                             "renameByName": {"Value #A": "met", "Value #B": "value", "Value #C": "bound"}}}],
-              "fieldConfig": {"defaults": {}, "overrides": [
-                  {"matcher": {"id": "byName", "options": "met"}, "properties": [
-                      {"id": "mappings", "value": MET_MAPPINGS}, {"id": "custom.cellOptions", "value": {"type": "color-background"}}]}]}}),
-    panel("state-timeline", "Status over time", [target(f"pathwatch_incident_status{{{INC}}}", "{{incident}}")],
-          0, 15, 24, 6, extra={"defaults": {"mappings": STATUS_MAPPINGS, "color": {"mode": "thresholds"}}},
-          th=thresholds((None, "green"), (1, "red"), (2, "gray"))),
-    panel("timeseries", "Criteria met over time", [target(f"pathwatch_incident_criterion_met{{{INC}}}", "{{incident}} {{criterion}}")],
-          0, 21, 24, 8, extra={"defaults": {"min": 0, "max": 1}}),
-], [var_query("incident", "label_values(pathwatch_incident_status, incident)")])
 
-database = dashboard("pathwatch-database", "pathwatch / Database", [
-    panel("timeseries", "Time to a usable session (p50, p95, p99)", [
-        target(f'histogram_quantile(0.5, sum by (probe, le) (rate(pathwatch_db_connect_seconds_bucket{{{PRB}}}[$__rate_interval])))', "p50 {{probe}}", "A"),
-        target(f'histogram_quantile(0.95, sum by (probe, le) (rate(pathwatch_db_connect_seconds_bucket{{{PRB}}}[$__rate_interval])))', "p95 {{probe}}", "B"),
-        target(f'histogram_quantile(0.99, sum by (probe, le) (rate(pathwatch_db_connect_seconds_bucket{{{PRB}}}[$__rate_interval])))', "p99 {{probe}}", "C")],
-          0, 0, 16, 9, unit="s", th=thresholds((None, "green"), (DB_CONNECT_MAX, "red")), show_threshold=True,
-          description=f"Criterion: under {DB_CONNECT_MAX} s (the red line). Hangs count at the timeout."),
-    panel("stat", "Last connect", [target(f'pathwatch_probe_duration_seconds{{kind="postgres",{PRB}}}', "{{probe}}", instant=True)],
-          16, 0, 8, 9, unit="s", th=thresholds((None, "green"), (DB_CONNECT_MAX, "red"))),
-    panel("heatmap", "Connect time distribution", [
-        target(f'sum by (le) (increase(pathwatch_db_connect_seconds_bucket{{{PRB}}}[$__rate_interval]))', "{{le}}", fmt="heatmap")],
-          0, 9, 12, 9, extra={"options": {"calculate": False, "yAxis": {"unit": "s"}, "cellGap": 1}}),
-    panel("timeseries", "Phases of the last run", [
-        target(f'pathwatch_probe_phase_duration_seconds{{kind="postgres",{PRB}}}', "{{probe}} {{phase}}")],
-          12, 9, 12, 9, unit="s", extra={"defaults": {"custom": {"stacking": {"mode": "normal"}, "drawStyle": "bars", "fillOpacity": 80}}}),
-    panel("timeseries", "Failures by reason", [
-        target(f'sum by (probe, reason) (increase(pathwatch_probe_runs_total{{kind=~"postgres|tcp",result="failure",{PRB}}}[$__rate_interval]))', "{{probe}} {{reason}}")],
-          0, 18, 12, 8, extra={"defaults": {"custom": {"drawStyle": "bars", "fillOpacity": 80}}}),
-    panel("timeseries", "Probe success", [
-        target(f'pathwatch_probe_success{{kind=~"postgres|tcp|redis",{PRB}}}', "{{probe}}")],
-          12, 18, 12, 8, extra={"defaults": {"min": 0, "max": 1}}),
-], [var_query("probe", 'label_values(pathwatch_probe_success{kind=~"postgres|tcp|redis"}, probe)')])
+# --- Helpers for the patterns every dashboard repeats ----------------------------------------
 
-golden = dashboard("pathwatch-golden-path", "pathwatch / Golden path", [
-    panel("timeseries", "Login to final answer", [
-        target(f'histogram_quantile(0.95, sum by (probe, le) (rate(pathwatch_golden_path_seconds_bucket{{{PRB}}}[$__rate_interval])))', "p95 {{probe}}", "A"),
-        target(f'pathwatch_probe_duration_seconds{{kind="golden_path",{PRB}}}', "last {{probe}}", "B")],
-          0, 0, 16, 9, unit="s", th=thresholds((None, "green"), (GOLDEN_MAX, "red")), show_threshold=True,
-          description=f"Criterion: under {GOLDEN_MAX} s (the red line)."),
-    panel("stat", "Events delivered / expected", [
-        target(f'pathwatch_golden_path_events_delivered{{{PRB}}}', "delivered {{probe}}", "A", instant=True),
-        target(f'pathwatch_golden_path_events_expected{{{PRB}}}', "expected {{probe}}", "B", instant=True)],
-          16, 0, 8, 9),
-    panel("bargauge", "Time from message to each event (last run)", [
-        target(f'pathwatch_golden_path_event_seconds{{{PRB}}}', "{{event}}", instant=True)],
-          0, 9, 12, 9, unit="s", extra={"options": {"orientation": "horizontal", "displayMode": "gradient"}}),
-    panel("timeseries", "Steps of the last run", [
-        target(f'pathwatch_probe_phase_duration_seconds{{kind="golden_path",{PRB}}}', "{{phase}}")],
-          12, 9, 12, 9, unit="s", extra={"defaults": {"custom": {"stacking": {"mode": "normal"}, "drawStyle": "bars", "fillOpacity": 80}}}),
-    panel("timeseries", "Failures by step and reason", [
-        target(f'sum by (step, reason) (increase(pathwatch_golden_path_failures_total{{{PRB}}}[$__rate_interval]))', "{{step}} {{reason}}")],
-          0, 18, 12, 8, extra={"defaults": {"custom": {"drawStyle": "bars", "fillOpacity": 80}}}),
-    panel("stat", "Crosstalk, duplicate and unexpected events (1 h)", [
-        target(f'sum(increase(pathwatch_golden_path_crosstalk_events_total{{{PRB}}}[1h]))', "crosstalk", "A", instant=True),
-        target(f'sum(increase(pathwatch_golden_path_duplicate_events_total{{{PRB}}}[1h]))', "duplicates", "B", instant=True),
-        target(f'sum(increase(pathwatch_golden_path_unexpected_events_total{{{PRB}}}[1h]))', "unexpected", "C", instant=True)],
-          12, 18, 12, 8, th=thresholds((None, "green"), (1, "red"))),
-], [var_query("probe", 'label_values(pathwatch_probe_success{kind="golden_path"}, probe)')])
+def q(expr, legend="", ref="A", instant=False, fmt=PromQueryFormat.TIME_SERIES):
+    """A PromQL target on the dashboard's datasource variable."""
+    t = (prometheus.Dataquery().datasource(DS).expr(expr).legend_format(legend).ref_id(ref)
+         .format(fmt))
+    return t.instant() if instant else t
 
-startup = dashboard("pathwatch-startup", "pathwatch / Startup and health", [
-    panel("timeseries", "Startup time", [target(f'pathwatch_startup_seconds{{{PRB}}}', "{{probe}}")],
-          0, 0, 16, 9, unit="s", th=thresholds((None, "green"), (STARTUP_MAX, "red")), show_threshold=True,
-          description=f"Criterion: under {STARTUP_MAX} s (the red line)."),
-    panel("state-timeline", "Starting", [target(f'pathwatch_startup_in_progress{{{PRB}}}', "{{probe}}")],
-          16, 0, 8, 9, extra={"defaults": {"mappings": [{"type": "value", "options": {
-              "0": {"text": "up", "color": "green"}, "1": {"text": "starting", "color": "orange"}}}]}}),
-    panel("timeseries", "Unhealthy answers while starting", [
-        target(f'sum by (probe) (increase(pathwatch_startup_unhealthy_answers_total{{{PRB}}}[$__rate_interval]))', "{{probe}}")],
-          0, 9, 12, 8),
-    panel("timeseries", "HTTP status codes", [target('pathwatch_http_status_code', "{{probe}}")],
-          12, 9, 12, 8, th=thresholds((None, "green"), (400, "orange"), (500, "red"))),
-    panel("timeseries", "HTTP checks: time by phase", [
-        target('pathwatch_probe_phase_duration_seconds{kind="http"}', "{{probe}} {{phase}}")],
-          0, 17, 24, 8, unit="s"),
-], [var_query("probe", 'label_values(pathwatch_probe_success{kind="startup"}, probe)')])
 
-infra = dashboard("pathwatch-infrastructure", "pathwatch / Infrastructure", [
-    panel("state-timeline", "GCP resource state", [target('pathwatch_gcp_resource_state == 1', "{{probe}}: {{state}}")],
-          0, 0, 24, 7, description="The state the API reports: VPC connector READY and Cloud SQL RUNNABLE are healthy."),
-    panel("table", "Cloud Run expectations (configuration drift)", [
-        target('pathwatch_gcp_expectation_met', instant=True, fmt="table")],
-          0, 7, 12, 8, extra={"transformations": [{"id": "organize", "options": {
-              "excludeByName": {"Time": True, "__name__": True, "instance": True, "job": True},
-              "renameByName": {"Value": "met"}}}],
-              "fieldConfig": {"defaults": {}, "overrides": [{"matcher": {"id": "byName", "options": "met"}, "properties": [
-                  {"id": "mappings", "value": MET_MAPPINGS}, {"id": "custom.cellOptions", "value": {"type": "color-background"}}]}]}}),
-    panel("timeseries", "VPC connector instances", [
-        target('pathwatch_gcp_vpc_connector_instances', "{{probe}} {{bound}}")], 12, 7, 12, 8),
-    panel("timeseries", "Failure lines in the service's logs", [
-        target('sum by (probe, pattern) (rate(pathwatch_log_pattern_matches_total[$__rate_interval]))', "{{pattern}}", "A"),
-        target('pathwatch_log_pattern_window_matches', "{{pattern}} (window)", "B")],
-          0, 15, 12, 8),
-    panel("timeseries", "Data tiers up (Redis, PostgreSQL, ClickHouse, HTTP)", [
-        target('pathwatch_probe_success{kind=~"redis|postgres|http"}', "{{probe}}")],
-          12, 15, 12, 8, extra={"defaults": {"min": 0, "max": 1}}),
-], [])
+def steps(*pairs):
+    """Absolute thresholds from (value, color) pairs; the first value is None (the base)."""
+    return (dash.ThresholdsConfig().mode(ThresholdsMode.ABSOLUTE)
+            .steps([Threshold(value=v, color=c) for v, c in pairs]))
 
-import sys
-# `generate.py [OUT_DIR]`: the tests write to a temp dir and compare with the committed files.
-here = sys.argv[1] if len(sys.argv) > 1 else os.path.dirname(os.path.abspath(__file__))
-for d in (incidents, database, golden, startup, infra):
-    with open(os.path.join(here, d["uid"].removeprefix("pathwatch-") + ".json"), "w") as f:
-        json.dump(d, f, indent=2)
-        f.write("\n")
+
+def value_map(*entries):
+    """A value mapping from (value, text, color) entries, in display order."""
+    return [ValueMap(options={str(v): ValueMappingResult(text=t, color=c, index=i)
+                              for i, (v, t, c) in enumerate(entries)})]
+
+
+def last_value(p):
+    """Single-value panels (stat, bar gauge) show each series' last value, Grafana's default made
+    explicit: the SDK writes an empty calcs list otherwise."""
+    return p.reduce_options(ReduceDataOptions().values(False).calcs(["lastNotNull"]))
+
+
+def panel(builder, title, pos, *targets, unit=None, description=""):
+    """The parts of every panel: title, description, datasource, position (x, y, w, h), queries."""
+    x, y, w, h = pos
+    p = (builder.title(title).description(description).datasource(DS)
+         .grid_pos(GridPos(x=x, y=y, w=w, h=h)).targets(list(targets)))
+    return p.unit(unit) if unit else p
+
+
+def criterion_line(p, bound):
+    """A red line and area from the criterion's bound up (time series panels)."""
+    return (p.thresholds(steps((None, "green"), (bound, "red")))
+            .thresholds_style(GraphThresholdsStyleConfig().mode(
+                common.GraphThresholdsStyleMode.LINE_AND_AREA)))
+
+
+def bars(p, stacked=False):
+    """Bars for per-run values and counts per interval; `stacked` adds up phases to the total."""
+    p = p.draw_style(common.GraphDrawStyle.BARS).fill_opacity(80)
+    return p.stacking(StackingConfig().mode(common.StackingMode.NORMAL)) if stacked else p
+
+
+def ratio(p):
+    """A 0..1 axis: success, criteria met."""
+    return p.min(0).max(1)
+
+
+def status_colors(p):
+    """An incident's status as words and colors: RESOLVED green, PRESENT red, UNKNOWN gray."""
+    return (p.mappings(STATUS).color_scheme(dash.FieldColor().mode(FieldColorModeId.THRESHOLDS))
+            .thresholds(steps((None, "green"), (1, "red"), (2, "gray"))))
+
+
+def met_table(p, rename, merge=False):
+    """A table of instant series (label columns, Time and job hidden) whose `met` column reads
+    PASS/FAIL on a colored cell; `rename` names the value columns, `merge` joins several queries."""
+    organize = DataTransformerConfig(id_val="organize", options={
+        "excludeByName": {"Time": True, "__name__": True, "instance": True, "job": True},
+        "renameByName": rename})
+    merged = [DataTransformerConfig(id_val="merge", options={})] if merge else []
+    return (p.transformations(merged + [organize])
+            .override_by_name("met", [DynamicConfigValue(id_val="mappings", value=MET),
+                                      DynamicConfigValue(id_val="custom.cellOptions",
+                                                         value={"type": "color-background"})]))
+
+
+def query_variable(name, expr):
+    """A probe/incident picker: multi-select with All (`.*`), refreshed with the time range."""
+    return (dash.QueryVariable(name).label(name).datasource(DS)
+            .query({"query": expr, "refId": "var"}).refresh(VariableRefresh.ON_TIME_RANGE_CHANGED)
+            .include_all(True).multi(True).all_value(".*").sort(VariableSort.ALPHABETICAL_ASC))
+
+
+def dashboard(uid, title, variables, panels):
+    d = (dash.Dashboard(title).uid(uid).tags(["pathwatch"]).editable().timezone("browser")
+         .refresh("30s").time("now-6h", "now").tooltip(DashboardCursorSync.CROSSHAIR).version(1)
+         .annotations([])
+         .with_variable(dash.DatasourceVariable("datasource").label("Prometheus").type("prometheus"))
+         .link(dash.DashboardLink("pathwatch").type(DashboardLinkType.DASHBOARDS)
+               .tags(["pathwatch"]).as_dropdown(True)))
+    for v in variables:
+        d = d.with_variable(v)
+    for i, p in enumerate(panels, 1):
+        d = d.with_panel(p.id(i))
+    return d.build()
+
+
+STATUS = value_map((0, "RESOLVED", "green"), (1, "PRESENT", "red"), (2, "UNKNOWN", "gray"))
+MET = value_map((0, "FAIL", "red"), (1, "PASS", "green"))
+
+
+# --- The dashboards ---------------------------------------------------------------------------
+
+def incidents():
+    return dashboard("pathwatch-incidents", "pathwatch / Incidents", [
+        query_variable("incident", "label_values(pathwatch_incident_status, incident)"),
+    ], [
+        status_colors(panel(last_value(stat.Panel()), "Incident status", (0, 0, 8, 6),
+                            q(f"pathwatch_incident_status{{{INC}}}", "{{incident}}", instant=True),
+                            description="0 resolved, 1 present, 2 unknown (no or stale data)."))
+        .color_mode(common.BigValueColorMode.BACKGROUND).graph_mode(common.BigValueGraphMode.NONE),
+        panel(last_value(stat.Panel()), "Since last status change", (8, 0, 8, 6),
+              q(f"time() - pathwatch_incident_last_change_timestamp_seconds{{{INC}}}", "{{incident}}",
+                instant=True), unit="s"),
+        panel(last_value(stat.Panel()), "Status changes (30 min)", (16, 0, 8, 6),
+              q(f"increase(pathwatch_incident_status_changes_total{{{INC}}}[30m])", "{{incident}}",
+                instant=True))
+        .thresholds(steps((None, "green"), (1, "orange"))),
+        met_table(panel(table.Panel(), "Resolution criteria: value against bound", (0, 6, 24, 9),
+                        q(f"pathwatch_incident_criterion_met{{{INC}}}", ref="A", instant=True,
+                          fmt=PromQueryFormat.TABLE),
+                        q(f"pathwatch_incident_criterion_value{{{INC}}}", ref="B", instant=True,
+                          fmt=PromQueryFormat.TABLE),
+                        q(f"pathwatch_incident_criterion_threshold{{{INC}}}", ref="C", instant=True,
+                          fmt=PromQueryFormat.TABLE)),
+                  {"Value #A": "met", "Value #B": "value", "Value #C": "bound"}, merge=True),
+        status_colors(panel(statetimeline.Panel(), "Status over time", (0, 15, 24, 6),
+                            q(f"pathwatch_incident_status{{{INC}}}", "{{incident}}"))),
+        ratio(panel(timeseries.Panel(), "Criteria met over time", (0, 21, 24, 8),
+                    q(f"pathwatch_incident_criterion_met{{{INC}}}", "{{incident}} {{criterion}}"))),
+    ])
+
+
+def database():
+    def connect_quantile(quantile, ref):
+        return q(f"histogram_quantile({quantile}, sum by (probe, le) "
+                 f"(rate(pathwatch_db_connect_seconds_bucket{{{PRB}}}[$__rate_interval])))",
+                 f"p{round(quantile * 100)} {{{{probe}}}}", ref)
+
+    return dashboard("pathwatch-database", "pathwatch / Database", [
+        query_variable("probe", 'label_values(pathwatch_probe_success{kind=~"postgres|tcp|redis"}, probe)'),
+    ], [
+        criterion_line(panel(timeseries.Panel(), "Time to a usable session (p50, p95, p99)",
+                             (0, 0, 16, 9), connect_quantile(0.5, "A"),
+                             connect_quantile(0.95, "B"), connect_quantile(0.99, "C"), unit="s",
+                             description=f"Criterion: under {DB_CONNECT_MAX} s (the red line). "
+                                         "Hangs count at the timeout."), DB_CONNECT_MAX),
+        panel(last_value(stat.Panel()), "Last connect", (16, 0, 8, 9),
+              q(f'pathwatch_probe_duration_seconds{{kind="postgres",{PRB}}}', "{{probe}}",
+                instant=True), unit="s")
+        .thresholds(steps((None, "green"), (DB_CONNECT_MAX, "red"))),
+        panel(heatmap.Panel(), "Connect time distribution", (0, 9, 12, 9),
+              q(f"sum by (le) (increase(pathwatch_db_connect_seconds_bucket{{{PRB}}}[$__rate_interval]))",
+                "{{le}}", fmt=PromQueryFormat.HEATMAP))
+        .calculate(False).y_axis(heatmap.YAxisConfig().unit("s")).cell_gap(1),
+        bars(panel(timeseries.Panel(), "Phases of the last run", (12, 9, 12, 9),
+                   q(f'pathwatch_probe_phase_duration_seconds{{kind="postgres",{PRB}}}',
+                     "{{probe}} {{phase}}"), unit="s"), stacked=True),
+        bars(panel(timeseries.Panel(), "Failures by reason", (0, 18, 12, 8),
+                   q("sum by (probe, reason) (increase(pathwatch_probe_runs_total"
+                     f'{{kind=~"postgres|tcp",result="failure",{PRB}}}[$__rate_interval]))',
+                     "{{probe}} {{reason}}"))),
+        ratio(panel(timeseries.Panel(), "Probe success", (12, 18, 12, 8),
+                    q(f'pathwatch_probe_success{{kind=~"postgres|tcp|redis",{PRB}}}', "{{probe}}"))),
+    ])
+
+
+def golden_path():
+    def events(metric, legend, ref):
+        return q(f"sum(increase(pathwatch_golden_path_{metric}_events_total{{{PRB}}}[1h]))", legend,
+                 ref, instant=True)
+
+    return dashboard("pathwatch-golden-path", "pathwatch / Golden path", [
+        query_variable("probe", 'label_values(pathwatch_probe_success{kind="golden_path"}, probe)'),
+    ], [
+        criterion_line(panel(timeseries.Panel(), "Login to final answer", (0, 0, 16, 9),
+                             q("histogram_quantile(0.95, sum by (probe, le) (rate("
+                               f"pathwatch_golden_path_seconds_bucket{{{PRB}}}[$__rate_interval])))",
+                               "p95 {{probe}}", "A"),
+                             q(f'pathwatch_probe_duration_seconds{{kind="golden_path",{PRB}}}',
+                               "last {{probe}}", "B"), unit="s",
+                             description=f"Criterion: under {GOLDEN_MAX} s (the red line)."),
+                       GOLDEN_MAX),
+        panel(last_value(stat.Panel()), "Events delivered / expected", (16, 0, 8, 9),
+              q(f"pathwatch_golden_path_events_delivered{{{PRB}}}", "delivered {{probe}}", "A",
+                instant=True),
+              q(f"pathwatch_golden_path_events_expected{{{PRB}}}", "expected {{probe}}", "B",
+                instant=True)),
+        panel(last_value(bargauge.Panel()), "Time from message to each event (last run)", (0, 9, 12, 9),
+              q(f"pathwatch_golden_path_event_seconds{{{PRB}}}", "{{event}}", instant=True), unit="s")
+        .orientation(common.VizOrientation.HORIZONTAL)
+        .display_mode(common.BarGaugeDisplayMode.GRADIENT),
+        bars(panel(timeseries.Panel(), "Steps of the last run", (12, 9, 12, 9),
+                   q(f'pathwatch_probe_phase_duration_seconds{{kind="golden_path",{PRB}}}',
+                     "{{phase}}"), unit="s"), stacked=True),
+        bars(panel(timeseries.Panel(), "Failures by step and reason", (0, 18, 12, 8),
+                   q("sum by (step, reason) (increase("
+                     f"pathwatch_golden_path_failures_total{{{PRB}}}[$__rate_interval]))",
+                     "{{step}} {{reason}}"))),
+        panel(last_value(stat.Panel()), "Crosstalk, duplicate and unexpected events (1 h)", (12, 18, 12, 8),
+              events("crosstalk", "crosstalk", "A"), events("duplicate", "duplicates", "B"),
+              events("unexpected", "unexpected", "C"))
+        .thresholds(steps((None, "green"), (1, "red"))),
+    ])
+
+
+def startup():
+    return dashboard("pathwatch-startup", "pathwatch / Startup and health", [
+        query_variable("probe", 'label_values(pathwatch_probe_success{kind="startup"}, probe)'),
+    ], [
+        criterion_line(panel(timeseries.Panel(), "Startup time", (0, 0, 16, 9),
+                             q(f"pathwatch_startup_seconds{{{PRB}}}", "{{probe}}"), unit="s",
+                             description=f"Criterion: under {STARTUP_MAX} s (the red line)."),
+                       STARTUP_MAX),
+        panel(statetimeline.Panel(), "Starting", (16, 0, 8, 9),
+              q(f"pathwatch_startup_in_progress{{{PRB}}}", "{{probe}}"))
+        .mappings(value_map((0, "up", "green"), (1, "starting", "orange"))),
+        panel(timeseries.Panel(), "Unhealthy answers while starting", (0, 9, 12, 8),
+              q("sum by (probe) (increase("
+                f"pathwatch_startup_unhealthy_answers_total{{{PRB}}}[$__rate_interval]))", "{{probe}}")),
+        panel(timeseries.Panel(), "HTTP status codes", (12, 9, 12, 8),
+              q("pathwatch_http_status_code", "{{probe}}"))
+        .thresholds(steps((None, "green"), (400, "orange"), (500, "red"))),
+        panel(timeseries.Panel(), "HTTP checks: time by phase", (0, 17, 24, 8),
+              q('pathwatch_probe_phase_duration_seconds{kind="http"}', "{{probe}} {{phase}}"),
+              unit="s"),
+    ])
+
+
+def infrastructure():
+    return dashboard("pathwatch-infrastructure", "pathwatch / Infrastructure", [], [
+        panel(statetimeline.Panel(), "GCP resource state", (0, 0, 24, 7),
+              q("pathwatch_gcp_resource_state == 1", "{{probe}}: {{state}}"),
+              description="The state the API reports: VPC connector READY and Cloud SQL RUNNABLE "
+                          "are healthy."),
+        met_table(panel(table.Panel(), "Cloud Run expectations (configuration drift)", (0, 7, 12, 8),
+                        q("pathwatch_gcp_expectation_met", instant=True, fmt=PromQueryFormat.TABLE)),
+                  {"Value": "met"}),
+        panel(timeseries.Panel(), "VPC connector instances", (12, 7, 12, 8),
+              q("pathwatch_gcp_vpc_connector_instances", "{{probe}} {{bound}}")),
+        panel(timeseries.Panel(), "Failure lines in the service's logs", (0, 15, 12, 8),
+              q("sum by (probe, pattern) (rate(pathwatch_log_pattern_matches_total[$__rate_interval]))",
+                "{{pattern}}", "A"),
+              q("pathwatch_log_pattern_window_matches", "{{pattern}} (window)", "B")),
+        ratio(panel(timeseries.Panel(), "Data tiers up (Redis, PostgreSQL, ClickHouse, HTTP)",
+                    (12, 15, 12, 8),
+                    q('pathwatch_probe_success{kind=~"redis|postgres|http"}', "{{probe}}"))),
+    ])
+
+
+DASHBOARDS = (incidents, database, golden_path, startup, infrastructure)
+
+
+def files():
+    """{file name: JSON text} for every dashboard; the name is the uid without `pathwatch-`."""
+    encoder = JSONEncoder(sort_keys=True, indent=2)
+    out = {}
+    for make in DASHBOARDS:
+        d = make()
+        out[d.uid.removeprefix("pathwatch-") + ".json"] = encoder.encode(d) + "\n"
+    return out
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--out", default=HERE, help="directory to write (or check) the JSON files in")
+    ap.add_argument("--check", action="store_true", help="fail (exit 1) when a file differs")
+    args = ap.parse_args(argv)
+    wanted = files()
+    present = {os.path.basename(p) for p in glob.glob(os.path.join(args.out, "*.json"))}
+    if args.check:
+        stale = [f"{name}: stray (not generated)" for name in sorted(present - set(wanted))]
+        for name, text in wanted.items():
+            path = os.path.join(args.out, name)
+            if not os.path.exists(path):
+                stale.append(f"{name}: missing")
+            elif open(path).read() != text:
+                stale.append(f"{name}: differs from the generator")
+        for s in stale:
+            print(f"dashboards/generate.py --check: {s}", file=sys.stderr)
+        if stale:
+            print("run: python3 dashboards/generate.py", file=sys.stderr)
+            return 1
+        return 0
+    os.makedirs(args.out, exist_ok=True)
+    for name, text in wanted.items():
+        with open(os.path.join(args.out, name), "w") as f:
+            f.write(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
