@@ -94,3 +94,129 @@ fn an_echoing_backend_passes_with_every_token_presentation() {
     }
     assert!(!exp.logs().contains(PASSWORD));
 }
+
+/// Waits for a failure of `probe` at step `event` with `reason`, and returns the log line of
+/// its detail (pathwatch logs a failure when its reason changes).
+fn wait_event_failure(exp: &Exporter, probe: &str, reason: &str) -> String {
+    exp.wait_for(
+        "pathwatch_golden_path_failures_total",
+        &[("probe", probe), ("step", "event"), ("reason", reason)],
+        WAIT,
+        |v| v >= 1.0,
+    );
+    let logs = exp.logs();
+    logs.lines()
+        .find(|l| {
+            l.contains("probe failed")
+                && l.contains(&format!("probe={probe} "))
+                && l.contains(&format!("reason={reason}"))
+        })
+        .unwrap_or_else(|| panic!("no failure line for {probe} ({reason}):\n{logs}"))
+        .to_string()
+}
+
+#[test]
+fn a_backend_that_assigns_thread_ids_passes_under_the_default_isolation() {
+    // The issue's case: the server names the run itself, mixes flat and `payload` events,
+    // numeric and ISO timestamps, and interleaves heartbeats, typing and status updates.
+    let assign = ChatBackend::start(&[]);
+    let nested = ChatBackend::start(&["--shape", "nested", "--ids", "thread"]);
+    let no_ids = ChatBackend::start(&["--ids", "none", "--shape", "flat"]);
+    let exp = start(&[
+        probe(&assign, "assign", &[]),
+        probe(&assign, "by-user", &["isolation: user"]),
+        probe(&assign, "no-isolation", &["isolation: none"]),
+        probe(&nested, "nested", &[]),
+        probe(&no_ids, "no-ids", &[]),
+    ]);
+    for p in ["assign", "by-user", "no-isolation", "nested", "no-ids"] {
+        let m = wait_success(&exp, p);
+        assert_all_delivered(&m, p);
+    }
+}
+
+#[test]
+fn server_assigned_ids_under_echo_isolation_fail_as_crosstalk_naming_the_thread() {
+    let b = ChatBackend::start(&[]);
+    let exp = start(&[probe(
+        &b,
+        "echo-only",
+        &["isolation: echo", "timeout: 1500ms", "interval: 10s"],
+    )]);
+    let line = wait_event_failure(&exp, "echo-only", "crosstalk");
+    // "no answer within 1s 500ms (stopped in phase events): 5 events of another run
+    // (thread thread-3f2a ×5), sent pathwatch-1732...-1 (isolation echo); 0/5 events counted"
+    assert!(
+        line.contains("5 events of another run (thread thread-"),
+        "{line}"
+    );
+    assert!(line.contains(" ×5), sent pathwatch-"), "{line}");
+    assert!(line.contains("0/5 events counted"), "{line}");
+    let m = exp.metrics();
+    assert!(
+        value(
+            &m,
+            "pathwatch_golden_path_crosstalk_events_total",
+            &[("probe", "echo-only")]
+        ) >= Some(5.0),
+        "{m}"
+    );
+    assert_eq!(
+        value(
+            &m,
+            "pathwatch_probe_runs_total",
+            &[("probe", "echo-only"), ("reason", "timeout")]
+        ),
+        None,
+        "never a bare timeout:\n{m}"
+    );
+}
+
+#[test]
+fn broken_backends_fail_with_a_reason_that_says_what_arrived() {
+    let other_thread = ChatBackend::start(&["--fault", "crosstalk_thread"]);
+    let other_user = ChatBackend::start(&["--fault", "crosstalk_user"]);
+    let renamed = ChatBackend::start(&["--fault", "unexpected"]);
+    let missing = ChatBackend::start(&["--fault", "missing"]);
+    let elsewhere = ChatBackend::start(&["--event-key", "event"]);
+    let slow = ["timeout: 1500ms", "interval: 10s"];
+    let exp = start(&[
+        probe(&other_thread, "other-thread", &[]),
+        probe(&other_user, "other-user", &[]),
+        probe(&renamed, "renamed", &slow),
+        probe(&missing, "missing", &slow),
+        probe(&elsewhere, "name-elsewhere", &slow),
+    ]);
+    let line = wait_event_failure(&exp, "other-thread", "crosstalk");
+    // The backend's foreign events follow ours from the second on; the run ends at our
+    // agent_completed, before the foreign one.
+    assert!(
+        line.contains("3 events of another run (thread thread-3f2a ×3), sent pathwatch-"),
+        "{line}"
+    );
+    assert!(line.contains("5/5 events counted;"), "{line}");
+    assert!(line.contains("bound to thread-"), "{line}");
+    let line = wait_event_failure(&exp, "other-user", "crosstalk");
+    assert!(
+        line.contains("3 events of another run (user u-someone-else ×3)"),
+        "{line}"
+    );
+    let line = wait_event_failure(&exp, "renamed", "unexpected_events");
+    assert!(
+        line.contains("no expected event, but ") && line.contains("agent.started ×1"),
+        "{line}"
+    );
+    let line = wait_event_failure(&exp, "missing", "timeout");
+    assert!(
+        line.contains(
+            "4/5 events counted, missing: tool_completed; other types: typing ×1, status_update ×1"
+        ),
+        "{line}"
+    );
+    let line = wait_event_failure(&exp, "name-elsewhere", "unexpected_events");
+    assert!(line.contains("<no type> ×"), "{line}");
+    assert!(
+        line.contains("event type read at /type, /payload/type"),
+        "{line}"
+    );
+}

@@ -2,6 +2,7 @@
 //! answer by JSON pointer. 401, 403, 422 and 5xx are distinct reasons.
 
 use super::super::{ProbeError, Reason, error_chain};
+use super::shape::JsonPointer;
 use crate::config::types::Secret;
 use reqwest::StatusCode;
 use std::collections::BTreeMap;
@@ -17,8 +18,8 @@ pub struct LoginRequest<'a> {
     pub email: &'a str,
     pub password: Option<&'a Secret>,
     pub headers: &'a BTreeMap<String, String>,
-    pub token_pointer: &'a str,
-    pub user_id_pointer: &'a str,
+    pub token_pointer: &'a JsonPointer,
+    pub user_id_pointer: &'a JsonPointer,
 }
 
 pub async fn login(client: &reqwest::Client, req: LoginRequest<'_>) -> Result<Session, ProbeError> {
@@ -61,8 +62,9 @@ pub async fn login(client: &reqwest::Client, req: LoginRequest<'_>) -> Result<Se
         .json()
         .await
         .map_err(|e| ProbeError::new(Reason::Protocol, format!("login answer is not JSON: {e}")))?;
-    let token = json
-        .pointer(req.token_pointer)
+    let token = req
+        .token_pointer
+        .get(&json)
         .and_then(|t| t.as_str())
         .filter(|t| !t.is_empty())
         .ok_or_else(|| {
@@ -71,7 +73,7 @@ pub async fn login(client: &reqwest::Client, req: LoginRequest<'_>) -> Result<Se
                 format!("login answer has no token at {}", req.token_pointer),
             )
         })?;
-    let user_id = json.pointer(req.user_id_pointer).and_then(|v| match v {
+    let user_id = req.user_id_pointer.get(&json).and_then(|v| match v {
         serde_json::Value::String(s) => Some(s.clone()),
         serde_json::Value::Number(n) => Some(n.to_string()),
         _ => None,

@@ -1,5 +1,6 @@
 //! The WebSocket steps: connect (resolve, TCP, TLS), the upgrade handshake with the token
-//! (as subprotocol, bearer header or query parameter), and waiting for the server's welcome.
+//! (as subprotocol, bearer header or query parameter), and waiting for the server's welcome
+//! and, when configured, its acknowledgement.
 
 use super::super::{
     Phase, ProbeError, Reason, Trace, connect_tcp, error_chain, io_reason, resolve,
@@ -33,13 +34,14 @@ pub fn token_protocol(spec: &GoldenPathSpec, token: &Secret) -> String {
     )
 }
 
+/// Opens the WebSocket; returns it with the acknowledgement message, when one is configured.
 pub async fn connect(
     spec: &GoldenPathSpec,
     url: &Url,
     tls: &Arc<rustls::ClientConfig>,
     token: &Secret,
     trace: &Trace,
-) -> Result<Ws, ProbeError> {
+) -> Result<(Ws, Option<serde_json::Value>), ProbeError> {
     let host = url.host_str().unwrap_or_default();
     let bare = host.trim_start_matches('[').trim_end_matches(']');
     let port = url.port_or_known_default().unwrap_or(80);
@@ -102,16 +104,20 @@ pub async fn connect(
     let config = WebSocketConfig::default()
         .max_frame_size(Some(spec.max_frame_bytes))
         .max_message_size(Some(spec.max_frame_bytes));
-    let (mut ws, response) = trace
+    let (mut ws, response, ack) = trace
         .time(Phase::Handshake, async {
             let (mut ws, response) =
                 tokio_tungstenite::client_async_with_config(request, stream, Some(config))
                     .await
                     .map_err(|e| handshake_error(&e, token))?;
             if let Some(welcome) = &spec.websocket.welcome {
-                wait_welcome(&mut ws, welcome).await?;
+                wait_for(&mut ws, spec, welcome).await?;
             }
-            Ok::<_, ProbeError>((ws, response))
+            let ack = match &spec.websocket.ack {
+                Some(ack) => Some(wait_for(&mut ws, spec, ack).await?),
+                None => None,
+            };
+            Ok::<_, ProbeError>((ws, response, ack))
         })
         .await?;
     if spec.websocket.auth == WsAuth::Subprotocol {
@@ -130,19 +136,23 @@ pub async fn connect(
             ));
         }
     }
-    Ok(ws)
+    Ok((ws, ack))
 }
 
-/// Reads until the server's first message of type `welcome`; a close before it names why.
-async fn wait_welcome(ws: &mut Ws, welcome: &str) -> Result<(), ProbeError> {
+/// Reads until the server's first message of type `welcome` (its name read where events'
+/// names are) and returns it; a close before it names why.
+async fn wait_for(
+    ws: &mut Ws,
+    spec: &GoldenPathSpec,
+    welcome: &str,
+) -> Result<serde_json::Value, ProbeError> {
     while let Some(msg) = ws.next().await {
         match msg.map_err(|e| frame_error(&e))? {
             Message::Text(t) => {
-                let kind = serde_json::from_str::<serde_json::Value>(&t)
-                    .ok()
-                    .and_then(|v| v.get("type").and_then(|k| k.as_str()).map(str::to_string));
-                if kind.as_deref() == Some(welcome) {
-                    return Ok(());
+                if let Ok(v) = serde_json::from_str::<serde_json::Value>(&t)
+                    && spec.event_fields.kind.text(&v).as_deref() == Some(welcome)
+                {
+                    return Ok(v);
                 }
             }
             Message::Close(frame) => {
