@@ -19,7 +19,7 @@ What it speaks:
 Variants (flags, or keys of PUT /admin/variant):
   --threads assign|echo     server-assigned thread ids (default) or the client's
   --shape mixed|flat|nested flat events, `payload`-nested, or alternating (default)
-  --event-key type|event    where the event name lives: `type` or `event`
+  --event-key type|event    where every server message's name lives: `type` or `event`
   --ids both|thread|none    which ids events carry (`none`: no thread_id, no user_id)
   --auth any|subprotocol|bearer|query   which token presentations are accepted
   --ack                     send {"type":"session_ready","thread_id":...} after the welcome;
@@ -128,6 +128,10 @@ class Backend:
 
     # ---- WebSocket ----
 
+    def msg(self, name, **fields):
+        """A server message named `name`, under this variant's name key."""
+        return {self.v["event_key"]: name, **fields}
+
     def find_token(self, request):
         """(token, echoed subprotocol or None) from the presentations this variant accepts."""
         allowed = self.v["auth"]
@@ -161,14 +165,14 @@ class Backend:
         await ws.prepare(request)
         conn = {"ws": ws, "user": uid, "next_thread": None}
         self.sockets.add(ws)
-        await ws.send_json({
-            "type": "connection_established",
-            "connection_id": secrets.token_hex(6),
-            "server_time": datetime.now(timezone.utc).isoformat(),
-        })
+        await ws.send_json(self.msg(
+            "connection_established",
+            connection_id=secrets.token_hex(6),
+            server_time=datetime.now(timezone.utc).isoformat(),
+        ))
         if self.v["ack"]:
             conn["next_thread"] = "thread-" + secrets.token_hex(2)
-            await ws.send_json({"type": "session_ready", "thread_id": conn["next_thread"]})
+            await ws.send_json(self.msg("session_ready", thread_id=conn["next_thread"]))
         beat = asyncio.create_task(self.heartbeats(ws))
         runs = set()
         try:
@@ -178,14 +182,14 @@ class Backend:
                 try:
                     m = json.loads(msg.data)
                 except ValueError:
-                    await ws.send_json({"type": "error", "message": "invalid JSON"})
+                    await ws.send_json(self.msg("error", message="invalid JSON"))
                     continue
                 kind = m.get("type") if isinstance(m, dict) else None
                 if kind == "ping":
-                    await ws.send_json({"type": "pong"})
+                    await ws.send_json(self.msg("pong"))
                     continue
                 if kind not in self.v["start_types"]:
-                    await ws.send_json({"type": "error", "message": f"unknown message type {kind!r}"})
+                    await ws.send_json(self.msg("error", message=f"unknown message type {kind!r}"))
                     continue
                 t = asyncio.create_task(self.run(conn, m))
                 runs.add(t)
@@ -201,7 +205,7 @@ class Backend:
         while not ws.closed:
             await asyncio.sleep(self.v["heartbeat_ms"] / 1000)
             try:
-                await ws.send_json({"type": "heartbeat", "timestamp": time.time()})
+                await ws.send_json(self.msg("heartbeat", timestamp=time.time()))
             except Exception:
                 return
 
@@ -247,9 +251,9 @@ class Backend:
         for i, name in enumerate(EVENTS):
             await asyncio.sleep(pause)
             if i == 1:
-                await ws.send_json({"type": "typing", "active": True})
+                await ws.send_json(self.msg("typing", active=True))
             if i == 3:
-                await ws.send_json({"type": "status_update", "status": "processing", "thread_id": thread})
+                await ws.send_json(self.msg("status_update", status="processing", thread_id=thread))
             if fault == "missing" and name == "tool_completed":
                 continue
             shown = name.replace("_", ".") if fault == "unexpected" else name

@@ -213,10 +213,111 @@ fn broken_backends_fail_with_a_reason_that_says_what_arrived() {
         ),
         "{line}"
     );
-    let line = wait_event_failure(&exp, "name-elsewhere", "unexpected_events");
-    assert!(line.contains("<no type> ×"), "{line}");
+    // Every message has its name under `event`, the welcome too: the wait for it says so.
+    exp.wait_for(
+        "pathwatch_golden_path_failures_total",
+        &[
+            ("probe", "name-elsewhere"),
+            ("step", "handshake"),
+            ("reason", "unexpected_events"),
+        ],
+        WAIT,
+        |v| v >= 1.0,
+    );
+    let logs = exp.logs();
     assert!(
-        line.contains("event type read at /type, /payload/type"),
-        "{line}"
+        logs.contains("waiting for connection_established, ")
+            && logs.contains("frames of other types came: <no type> ×")
+            && logs.contains("(type read at /type, /payload/type)"),
+        "{logs}"
+    );
+}
+
+#[test]
+fn the_protocol_shape_is_configurable_for_other_backends() {
+    // Each backend takes one presentation of the token only, so a probe that presents it
+    // otherwise would fail at the handshake (the last probe shows it does).
+    let bearer = ChatBackend::start(&["--auth", "bearer", "--ack"]);
+    let query = ChatBackend::start(&["--auth", "query", "--event-key", "event"]);
+    let nested_login = ChatBackend::start(&[
+        "--auth",
+        "subprotocol",
+        "--login-shape",
+        "nested",
+        "--start-types",
+        "ask",
+    ]);
+    let exp = start(&[
+        probe(
+            &bearer,
+            "ack-bearer",
+            &[&format!(
+                "websocket: {{ url: {}, auth: bearer, ack: session_ready }}",
+                bearer.ws()
+            )],
+        ),
+        probe(
+            &query,
+            "event-key",
+            &[
+                &format!("websocket: {{ url: {}, auth: query }}", query.ws()),
+                "event_fields: { type: /event }",
+            ],
+        ),
+        probe(
+            &nested_login,
+            "nested-login",
+            &[
+                "message_json: { type: ask, payload: { text: \"{text}\" } }",
+                "isolation: user",
+            ],
+        )
+        .replace(
+            "    login:\n",
+            "    login:\n      token_pointer: /data/jwt\n      user_id_pointer: /data/account/uid\n",
+        ),
+        probe(&bearer, "wrong-presentation", &[]),
+    ]);
+    for p in ["ack-bearer", "event-key", "nested-login"] {
+        let m = wait_success(&exp, p);
+        assert_all_delivered(&m, p);
+    }
+    exp.wait_for(
+        "pathwatch_golden_path_failures_total",
+        &[
+            ("probe", "wrong-presentation"),
+            ("step", "handshake"),
+            ("reason", "auth"),
+        ],
+        WAIT,
+        |v| v >= 1.0,
+    );
+}
+
+#[test]
+fn a_start_message_the_backend_does_not_know_is_explained() {
+    // The backend answers an unknown start message with {"type":"error"}: the run's only
+    // frames of note are of another type, and the reason says so.
+    let b = ChatBackend::start(&["--start-types", "ask"]);
+    let exp = start(&[probe(
+        &b,
+        "wrong-start",
+        &["timeout: 1500ms", "interval: 10s"],
+    )]);
+    let line = wait_event_failure(&exp, "wrong-start", "unexpected_events");
+    assert!(line.contains("error ×1"), "{line}");
+}
+
+#[test]
+fn a_config_with_every_protocol_key_validates() {
+    let out = std::process::Command::new(crate::support::exporter::BIN)
+        .args(["validate", "tests/fixtures/config/golden_protocol.yaml"])
+        .output()
+        .expect("run pathwatch validate");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
     );
 }

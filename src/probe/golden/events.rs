@@ -51,7 +51,7 @@ impl Tally {
     /// Names are the server's strings: cut so a detail stays one readable line.
     const MAX_NAME: usize = 48;
 
-    fn add(&mut self, name: &str) {
+    pub fn add(&mut self, name: &str) {
         let name: String = name.chars().take(Self::MAX_NAME).collect();
         if let Some(item) = self.items.iter_mut().find(|(n, _)| *n == name) {
             item.1 += 1;
@@ -62,12 +62,12 @@ impl Tally {
         }
     }
 
-    fn is_empty(&self) -> bool {
+    pub fn is_empty(&self) -> bool {
         self.items.is_empty() && self.others == 0
     }
 
     /// `agent.started ×2, typing ×1 and 3 more`
-    fn list(&self) -> String {
+    pub fn list(&self) -> String {
         let mut s = self
             .items
             .iter()

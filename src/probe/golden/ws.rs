@@ -5,6 +5,7 @@
 use super::super::{
     Phase, ProbeError, Reason, Trace, connect_tcp, error_chain, io_reason, resolve,
 };
+use super::events::Tally;
 use super::{GoldenPathSpec, WsAuth};
 use crate::config::types::Secret;
 use base64::Engine as _;
@@ -111,10 +112,10 @@ pub async fn connect(
                     .await
                     .map_err(|e| handshake_error(&e, token))?;
             if let Some(welcome) = &spec.websocket.welcome {
-                wait_for(&mut ws, spec, welcome).await?;
+                wait_for(&mut ws, spec, welcome, trace).await?;
             }
             let ack = match &spec.websocket.ack {
-                Some(ack) => Some(wait_for(&mut ws, spec, ack).await?),
+                Some(ack) => Some(wait_for(&mut ws, spec, ack, trace).await?),
                 None => None,
             };
             Ok::<_, ProbeError>((ws, response, ack))
@@ -140,26 +141,45 @@ pub async fn connect(
 }
 
 /// Reads until the server's first message of type `welcome` (its name read where events'
-/// names are) and returns it; a close before it names why.
+/// names are) and returns it; a close before it names why. Frames of other types are
+/// tallied, so that a timeout here says what came instead.
 async fn wait_for(
     ws: &mut Ws,
     spec: &GoldenPathSpec,
     welcome: &str,
+    trace: &Trace,
 ) -> Result<serde_json::Value, ProbeError> {
+    let mut others = Tally::default();
+    let mut count = 0u64;
     while let Some(msg) = ws.next().await {
-        match msg.map_err(|e| frame_error(&e))? {
-            Message::Text(t) => {
-                if let Ok(v) = serde_json::from_str::<serde_json::Value>(&t)
-                    && spec.event_fields.kind.text(&v).as_deref() == Some(welcome)
-                {
-                    return Ok(v);
-                }
-            }
+        let name = match msg.map_err(|e| frame_error(&e))? {
+            Message::Text(t) => match serde_json::from_str::<serde_json::Value>(&t) {
+                Ok(v) => match spec.event_fields.kind.text(&v) {
+                    Some(kind) if kind == welcome => {
+                        trace.set_explanation(None);
+                        return Ok(v);
+                    }
+                    Some(kind) => kind,
+                    None => "<no type>".into(),
+                },
+                Err(_) => "<not JSON>".into(),
+            },
+            Message::Binary(_) => "<binary>".into(),
             Message::Close(frame) => {
                 return Err(closed(frame.as_ref(), &format!("before {welcome}")));
             }
-            _ => {}
-        }
+            _ => continue,
+        };
+        count += 1;
+        others.add(&name);
+        trace.set_explanation(Some((
+            Reason::UnexpectedEvents,
+            format!(
+                "waiting for {welcome}, {count} frames of other types came: {} (type read at {})",
+                others.list(),
+                spec.event_fields.kind.describe()
+            ),
+        )));
     }
     Err(ProbeError::new(
         Reason::Reset,
