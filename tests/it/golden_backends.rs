@@ -321,3 +321,45 @@ fn a_config_with_every_protocol_key_validates() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn sessions_bind_to_their_own_server_assigned_runs_and_leaks_between_them_are_crosstalk() {
+    let b = ChatBackend::start(&["--pause-ms", "40"]);
+    let same_user = |name: &str| {
+        probe(&b, name, &["sessions: 3"]).replace(
+            &format!("email: \"{name}@example.com\""),
+            "email: \"one-user@example.com\"",
+        )
+    };
+    let exp = start(&[
+        probe(&b, "users", &["sessions: 3"]).replace("@example.com", "-{n}@example.com"),
+        same_user("same-user"),
+    ]);
+    for p in ["users", "same-user"] {
+        let m = wait_success(&exp, p);
+        assert_all_delivered(&m, p);
+    }
+    // Now every run's events go to every open connection (a broadcast bug): each session
+    // still binds to one run and counts the others' events as crosstalk.
+    b.set_variant(r#"{"fault": "broadcast"}"#);
+    for p in ["users", "same-user"] {
+        let line = wait_event_failure(&exp, p, "crosstalk");
+        assert!(line.contains("session "), "{line}");
+        let m = exp.metrics();
+        assert!(
+            value(
+                &m,
+                "pathwatch_golden_path_crosstalk_events_total",
+                &[("probe", p)]
+            ) >= Some(2.0),
+            "{p}:\n{m}"
+        );
+    }
+    let logs = exp.logs();
+    // Distinct users: the other users' events are named by user.
+    assert!(
+        logs.lines()
+            .any(|l| l.contains("probe=users ") && l.contains("events of another run (user u-")),
+        "{logs}"
+    );
+}

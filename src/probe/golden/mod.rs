@@ -628,3 +628,32 @@ fn ended(m: &Matcher, end: ProbeError) -> ProbeError {
         _ => ProbeError::new(end.reason, format!("{} ({why})", end.detail)),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn end(bound: Option<&str>, delivered: u64) -> SessionEnd {
+        SessionEnd {
+            bound: bound.map(str::to_string),
+            delivered,
+            crosstalk: None,
+        }
+    }
+
+    #[test]
+    fn two_sessions_bound_to_one_run_are_found() {
+        let ends = vec![
+            (1, end(Some("thread-a"), 5)),
+            (2, end(None, 5)),
+            (3, end(Some("thread-b"), 5)),
+        ];
+        assert_eq!(shared_run(&ends), None);
+        let ends = vec![
+            (1, end(Some("thread-a"), 5)),
+            (2, end(Some("thread-b"), 5)),
+            (3, end(Some("thread-a"), 4)),
+        ];
+        assert_eq!(shared_run(&ends), Some((1, 3, "thread-a".into(), 4)));
+    }
+}
