@@ -363,3 +363,84 @@ fn sessions_bind_to_their_own_server_assigned_runs_and_leaks_between_them_are_cr
         "{logs}"
     );
 }
+
+#[test]
+fn an_endless_login_answer_is_cut_at_the_body_cap() {
+    let b = ChatBackend::start(&["--login-endless"]);
+    let exp = start(&[probe(&b, "endless", &["timeout: 10s", "interval: 30s"])]);
+    exp.wait_for(
+        "pathwatch_golden_path_failures_total",
+        &[
+            ("probe", "endless"),
+            ("step", "login"),
+            ("reason", "body_too_large"),
+        ],
+        WAIT,
+        |v| v >= 1.0,
+    );
+    let logs = exp.logs();
+    assert!(
+        logs.contains("the login answer exceeds 1048576 bytes (login.max_body_bytes)"),
+        "{logs}"
+    );
+}
+
+#[test]
+fn login_redirects_are_followed_within_the_origin_only() {
+    const BYPASS: &str = "bypass-key-never-elsewhere";
+    let elsewhere = ChatBackend::start(&[]);
+    let redirect = elsewhere.http("/auth/login");
+    let away = ChatBackend::start(&["--login-redirect", &redirect]);
+    let same = ChatBackend::start(&["--login-redirect", "/auth/login2"]);
+    let exp = start(&[
+        probe(&away, "cross-origin", &[]).replace(
+            "    login:\n",
+            &format!("    login:\n      headers: {{ X-E2E-Bypass-Key: {BYPASS} }}\n"),
+        ),
+        probe(&same, "same-origin", &[]),
+    ]);
+    let m = wait_success(&exp, "same-origin");
+    assert_all_delivered(&m, "same-origin");
+    exp.wait_for(
+        "pathwatch_golden_path_failures_total",
+        &[
+            ("probe", "cross-origin"),
+            ("step", "login"),
+            ("reason", "http_status"),
+        ],
+        WAIT,
+        |v| v >= 1.0,
+    );
+    let logs = exp.logs();
+    assert!(
+        logs.contains(&format!(
+            "login answered 307 with a redirect to another origin (http://{}); not followed",
+            elsewhere.addr
+        )),
+        "{logs}"
+    );
+    assert!(!logs.contains(BYPASS), "{logs}");
+    // The redirecting server got the login with its password; the other origin got nothing.
+    let asked = away.log();
+    assert!(asked.as_array().is_some_and(|a| !a.is_empty()), "{asked}");
+    assert_eq!(asked[0]["had_password"], true, "{asked}");
+    assert!(
+        asked[0]["headers"]
+            .as_array()
+            .is_some_and(|h| h.iter().any(|x| x == "x-e2e-bypass-key")),
+        "{asked}"
+    );
+    assert_eq!(
+        elsewhere.log(),
+        serde_json::json!([]),
+        "the other origin was asked"
+    );
+    // The same-origin redirect reached its target with the password (307 keeps the body).
+    let same_log = same.log();
+    assert!(
+        same_log.as_array().is_some_and(|a| a
+            .iter()
+            .any(|r| r["path"] == "/auth/login2" && r["had_password"] == true)),
+        "{same_log}"
+    );
+}

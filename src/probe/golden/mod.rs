@@ -98,6 +98,9 @@ pub struct LoginSpec {
     pub token_pointer: JsonPointer,
     #[serde(default = "default_user_pointer")]
     pub user_id_pointer: JsonPointer,
+    /// The most bytes of login answer read (`body_too_large` beyond).
+    #[serde(default = "default_login_body")]
+    pub max_body_bytes: usize,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
@@ -155,6 +158,9 @@ fn default_max_frame() -> usize {
 }
 fn default_max_messages() -> u32 {
     1000
+}
+fn default_login_body() -> usize {
+    1 << 20
 }
 fn default_token_pointer() -> JsonPointer {
     JsonPointer::literal("/access_token")
@@ -273,6 +279,7 @@ impl GoldenPathSpec {
         let http = reqwest::Client::builder()
             .use_preconfigured_tls((*base).clone())
             .user_agent(concat!("pathwatch/", env!("CARGO_PKG_VERSION")))
+            .redirect(login::redirect_policy())
             .build()
             .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
         Ok(Prepared {
@@ -512,6 +519,7 @@ async fn session(
                             headers: &l.headers,
                             token_pointer: &l.token_pointer,
                             user_id_pointer: &l.user_id_pointer,
+                            max_body_bytes: l.max_body_bytes,
                         },
                     ),
                 )
