@@ -78,8 +78,9 @@ fn an_echoing_backend_passes_with_every_token_presentation() {
             "query",
             &[&format!("websocket: {{ url: {query}, auth: query }}")],
         ),
+        probe(&b, "echo-isolation", &["isolation: echo"]),
     ]);
-    for p in ["subprotocol", "bearer", "query"] {
+    for p in ["subprotocol", "bearer", "query", "echo-isolation"] {
         let m = wait_success(&exp, p);
         assert_all_delivered(&m, p);
         // The backend's typing and status_update frames are counted, not fatal.
