@@ -330,28 +330,22 @@ fn fill(v: &serde_json::Value, text: &str, thread_id: &str) -> serde_json::Value
 type Progress = (GoldenObs, Option<(Reason, String)>);
 
 /// The sessions of one run, as they progress: their events merged into the run's trace, and
-/// the most telling explanation among them kept current for a timeout.
+/// the most telling explanation among them kept current for a timeout. A session reports
+/// once logged in (a run that fails before has no golden-path observation, as before).
 struct Board<'t> {
     trace: &'t Trace,
-    sessions: Mutex<Vec<Progress>>,
+    sessions: Mutex<Vec<Option<Progress>>>,
 }
 
 impl<'t> Board<'t> {
     fn new(trace: &'t Trace, spec: &GoldenPathSpec) -> Self {
-        let empty = GoldenObs {
-            expected: spec.events.clone(),
-            arrived: vec![None; spec.events.len()],
-            ..GoldenObs::default()
-        };
-        let board = Board {
+        Board {
             trace,
-            sessions: Mutex::new(vec![(empty, None); spec.sessions as usize]),
-        };
-        board.publish(&board.lock());
-        board
+            sessions: Mutex::new(vec![None; spec.sessions as usize]),
+        }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Progress>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Option<Progress>>> {
         // A poisoned lock only means a session panicked mid-update; the data is still usable.
         self.sessions.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -360,14 +354,14 @@ impl<'t> Board<'t> {
     fn update(&self, n: u32, obs: GoldenObs, why: Option<(Reason, String)>) {
         let mut sessions = self.lock();
         if let Some(slot) = sessions.get_mut(n as usize - 1) {
-            *slot = (obs, why);
+            *slot = Some((obs, why));
         }
         self.publish(&sessions);
     }
 
-    fn publish(&self, sessions: &[Progress]) {
+    fn publish(&self, sessions: &[Option<Progress>]) {
         let mut merged: Option<GoldenObs> = None;
-        for (obs, _) in sessions {
+        for (obs, _) in sessions.iter().flatten() {
             match &mut merged {
                 Some(m) => m.merge(obs),
                 None => merged = Some(obs.clone()),
@@ -381,7 +375,7 @@ impl<'t> Board<'t> {
 
     /// The explanation that tells most: crosstalk, then unexpected events, then the rest;
     /// named by session when there are several.
-    fn explanation(&self, sessions: &[Progress]) -> Option<(Reason, String)> {
+    fn explanation(&self, sessions: &[Option<Progress>]) -> Option<(Reason, String)> {
         let rank = |r: Reason| match r {
             Reason::Crosstalk => 0,
             Reason::UnexpectedEvents => 1,
@@ -390,7 +384,7 @@ impl<'t> Board<'t> {
         let (n, (reason, why)) = sessions
             .iter()
             .enumerate()
-            .filter_map(|(i, (_, why))| Some((i + 1, why.as_ref()?)))
+            .filter_map(|(i, p)| Some((i + 1, p.as_ref()?.1.as_ref()?)))
             .min_by_key(|(_, (r, _))| rank(*r))?;
         Some(if sessions.len() > 1 {
             (*reason, format!("session {n}: {why}"))
@@ -540,6 +534,11 @@ async fn session(
         fields: &spec.event_fields,
     };
     let mut matcher = Matcher::new(rules, &thread_id, creds.user_id.as_deref());
+    board.update(
+        n,
+        GoldenObs::from_matcher(&matcher, &spec.events, None),
+        None,
+    );
 
     let (mut socket, ack) = ws::connect(spec, &prep.ws_url, &prep.tls, &creds.token, trace).await?;
     if let Some(thread) = ack
