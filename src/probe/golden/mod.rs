@@ -10,6 +10,7 @@
 //! count, the failure says so (`crosstalk`, `unexpected_events`) with what arrived, also when
 //! the runner's timeout cuts the run (through [`Trace::set_explanation`]).
 
+mod board;
 mod events;
 mod login;
 pub mod shape;
@@ -18,13 +19,14 @@ mod ws;
 use super::tls::{self, Verify};
 use super::{Outcome, Phase, ProbeError, Reason, Trace};
 use crate::config::types::{Secret, SecretFile, pick_secret};
+use board::{Board, SessionEnd, shared_run};
 use events::{Matcher, Rules, Seen};
 use futures_util::{SinkExt, StreamExt};
 use serde::Deserialize;
 use shape::{EventFields, Isolation, JsonPointer};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
@@ -326,78 +328,10 @@ fn fill(v: &serde_json::Value, text: &str, thread_id: &str) -> serde_json::Value
     }
 }
 
-/// A session's events so far, and why it is not done yet (None once done).
-type Progress = (GoldenObs, Option<(Reason, String)>);
-
-/// The sessions of one run, as they progress: their events merged into the run's trace, and
-/// the most telling explanation among them kept current for a timeout. A session reports
-/// once logged in (a run that fails before has no golden-path observation, as before).
-struct Board<'t> {
-    trace: &'t Trace,
-    sessions: Mutex<Vec<Option<Progress>>>,
-}
-
-impl<'t> Board<'t> {
-    fn new(trace: &'t Trace, spec: &GoldenPathSpec) -> Self {
-        Board {
-            trace,
-            sessions: Mutex::new(vec![None; spec.sessions as usize]),
-        }
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Option<Progress>>> {
-        // A poisoned lock only means a session panicked mid-update; the data is still usable.
-        self.sessions.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Session `n` (1-based) saw `obs`; `why` explains why it is not done (None once done).
-    fn update(&self, n: u32, obs: GoldenObs, why: Option<(Reason, String)>) {
-        let mut sessions = self.lock();
-        if let Some(slot) = sessions.get_mut(n as usize - 1) {
-            *slot = Some((obs, why));
-        }
-        self.publish(&sessions);
-    }
-
-    fn publish(&self, sessions: &[Option<Progress>]) {
-        let mut merged: Option<GoldenObs> = None;
-        for (obs, _) in sessions.iter().flatten() {
-            match &mut merged {
-                Some(m) => m.merge(obs),
-                None => merged = Some(obs.clone()),
-            }
-        }
-        if let Some(m) = merged {
-            self.trace.set_golden(m);
-        }
-        self.trace.set_explanation(self.explanation(sessions));
-    }
-
-    /// The explanation that tells most: crosstalk, then unexpected events, then the rest;
-    /// named by session when there are several.
-    fn explanation(&self, sessions: &[Option<Progress>]) -> Option<(Reason, String)> {
-        let rank = |r: Reason| match r {
-            Reason::Crosstalk => 0,
-            Reason::UnexpectedEvents => 1,
-            _ => 2,
-        };
-        let (n, (reason, why)) = sessions
-            .iter()
-            .enumerate()
-            .filter_map(|(i, p)| Some((i + 1, p.as_ref()?.1.as_ref()?)))
-            .min_by_key(|(_, (r, _))| rank(*r))?;
-        Some(if sessions.len() > 1 {
-            (*reason, format!("session {n}: {why}"))
-        } else {
-            (*reason, why.clone())
-        })
-    }
-}
-
 pub async fn probe(spec: &GoldenPathSpec, trace: &Trace) -> Result<Outcome, ProbeError> {
     let prep = spec.prepared()?;
     let stamp = crate::runner::unix_now();
-    let board = Board::new(trace, spec);
+    let board = Board::new(trace, spec.sessions);
     // Session 1 records its phases into the run's trace (so a timeout still shows its
     // progress); the others time theirs apart. Events of all go through the board.
     let others: Vec<Trace> = (1..spec.sessions).map(|_| Trace::default()).collect();
@@ -463,29 +397,6 @@ pub async fn probe(spec: &GoldenPathSpec, trace: &Trace) -> Result<Outcome, Prob
             ("thread", bound),
         ],
     })
-}
-
-/// How one session ended when it got every event.
-struct SessionEnd {
-    /// The thread its run was bound to (`bind_first`), if any event named one.
-    bound: Option<String>,
-    delivered: u64,
-    /// Why events of other runs arrived too, if any did.
-    crosstalk: Option<String>,
-}
-
-/// Two sessions bound to the same thread: (first, second, thread, the second's events).
-fn shared_run(ends: &[(usize, SessionEnd)]) -> Option<(usize, usize, String, u64)> {
-    for (i, (a, ea)) in ends.iter().enumerate() {
-        for (b, eb) in &ends[i + 1..] {
-            if let (Some(x), Some(y)) = (&ea.bound, &eb.bound)
-                && x == y
-            {
-                return Some((*a, *b, x.clone(), eb.delivered));
-            }
-        }
-    }
-    None
 }
 
 /// One golden path; `n` is the session number (1-based).
@@ -633,34 +544,5 @@ fn ended(m: &Matcher, end: ProbeError) -> ProbeError {
             ProbeError::new(reason, format!("{} before every event: {why}", end.detail))
         }
         _ => ProbeError::new(end.reason, format!("{} ({why})", end.detail)),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn end(bound: Option<&str>, delivered: u64) -> SessionEnd {
-        SessionEnd {
-            bound: bound.map(str::to_string),
-            delivered,
-            crosstalk: None,
-        }
-    }
-
-    #[test]
-    fn two_sessions_bound_to_one_run_are_found() {
-        let ends = vec![
-            (1, end(Some("thread-a"), 5)),
-            (2, end(None, 5)),
-            (3, end(Some("thread-b"), 5)),
-        ];
-        assert_eq!(shared_run(&ends), None);
-        let ends = vec![
-            (1, end(Some("thread-a"), 5)),
-            (2, end(Some("thread-b"), 5)),
-            (3, end(Some("thread-a"), 4)),
-        ];
-        assert_eq!(shared_run(&ends), Some((1, 3, "thread-a".into(), 4)));
     }
 }
