@@ -393,7 +393,9 @@ fn login_redirects_are_followed_within_the_origin_only() {
     let redirect = elsewhere.http("/auth/login");
     let away = ChatBackend::start(&["--login-redirect", &redirect]);
     let same = ChatBackend::start(&["--login-redirect", "/auth/login2"]);
+    let looping = ChatBackend::start(&["--login-redirect", "/auth/login"]);
     let exp = start(&[
+        probe(&looping, "loop", &[]),
         probe(&away, "cross-origin", &[]).replace(
             "    login:\n",
             &format!("    login:\n      headers: {{ X-E2E-Bypass-Key: {BYPASS} }}\n"),
@@ -402,6 +404,16 @@ fn login_redirects_are_followed_within_the_origin_only() {
     ]);
     let m = wait_success(&exp, "same-origin");
     assert_all_delivered(&m, "same-origin");
+    exp.wait_for(
+        "pathwatch_golden_path_failures_total",
+        &[
+            ("probe", "loop"),
+            ("step", "login"),
+            ("reason", "too_many_redirects"),
+        ],
+        WAIT,
+        |v| v >= 1.0,
+    );
     exp.wait_for(
         "pathwatch_golden_path_failures_total",
         &[

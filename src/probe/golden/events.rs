@@ -52,7 +52,7 @@ impl Tally {
     const MAX_NAME: usize = 48;
 
     pub fn add(&mut self, name: &str) {
-        let name: String = name.chars().take(Self::MAX_NAME).collect();
+        let name = printable(name, Self::MAX_NAME);
         if let Some(item) = self.items.iter_mut().find(|(n, _)| *n == name) {
             item.1 += 1;
         } else if self.items.len() < Self::KEEP {
@@ -79,6 +79,15 @@ impl Tally {
         }
         s
     }
+}
+
+/// A server's string made fit for a one-line detail: at most `max` characters, control
+/// characters (a newline could forge a log line) shown as `?`.
+pub fn printable(s: &str, max: usize) -> String {
+    s.chars()
+        .take(max)
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect()
 }
 
 /// The progress of one session's run.
@@ -257,7 +266,9 @@ impl<'a> Matcher<'a> {
                 whose.push(format!("user {}", self.foreign_users.list()));
             }
             let bound = match &self.bound {
-                Some(b) if *b != self.sent_thread => format!(", bound to {b}"),
+                Some(b) if *b != self.sent_thread => {
+                    format!(", bound to {}", printable(b, Tally::MAX_NAME))
+                }
                 _ => String::new(),
             };
             return (
@@ -497,6 +508,13 @@ mod tests {
         let mut strict = Matcher::new(rules(&e, &[], &f, Isolation::BindFirst, true), "t", None);
         assert_eq!(strict.text(frame, ms(1)), Seen::OutOfOrder(2, 0));
         assert_eq!(strict.missing().len(), 5);
+    }
+
+    #[test]
+    fn server_strings_cannot_break_a_log_line() {
+        let mut t = Tally::default();
+        t.add("thread-1\nfake log line");
+        assert_eq!(t.list(), "thread-1?fake log line ×1");
     }
 
     #[test]

@@ -63,7 +63,11 @@ pub async fn login(client: &reqwest::Client, req: LoginRequest<'_>) -> Result<Se
         builder = builder.header(k, v);
     }
     let resp = builder.send().await.map_err(|e| {
-        let (reason, detail) = error_chain(&e, Reason::Protocol);
+        let (mut reason, detail) = error_chain(&e, Reason::Protocol);
+        if e.is_redirect() {
+            // redirect_policy's limit: a loop within the origin.
+            reason = Reason::TooManyRedirects;
+        }
         // reqwest's messages carry the URL, which is not secret but is noise here.
         ProbeError::new(
             reason,

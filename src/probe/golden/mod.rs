@@ -383,7 +383,7 @@ pub async fn probe(spec: &GoldenPathSpec, trace: &Trace) -> Result<Outcome, Prob
         ));
     }
     let bound = match ends.first().and_then(|(_, e)| e.bound.clone()) {
-        Some(t) => t,
+        Some(t) => events::printable(&t, 64),
         None => "none (connection scope)".into(),
     };
     Ok(Outcome {
