@@ -81,19 +81,25 @@ pub async fn run_once(probe: Arc<ProbeConfig>) -> RunResult {
         tracing::Instrument::instrument(guarded(Box::pin(probe.spec.run(&trace))), span.clone());
     let outcome = match tokio::time::timeout(probe.timeout, run).await {
         Ok(out) => out,
-        Err(_) => Err(ProbeError::new(
-            Reason::Timeout,
-            match trace.current() {
-                Some(p) => format!(
-                    "no answer within {} (stopped in phase {p})",
-                    humantime::format_duration(probe.timeout)
-                ),
-                None => format!(
-                    "no answer within {}",
-                    humantime::format_duration(probe.timeout)
-                ),
-            },
-        )),
+        Err(_) => {
+            let mut detail = format!(
+                "no answer within {}",
+                humantime::format_duration(probe.timeout)
+            );
+            if let Some(p) = trace.current() {
+                detail.push_str(&format!(" (stopped in phase {p})"));
+            }
+            // The probe's own account of what it saw, when it has one: its reason replaces
+            // the bare `timeout` (events that arrived but did not count are not a slow server).
+            let (reason, why) = trace
+                .explanation()
+                .unwrap_or((Reason::Timeout, String::new()));
+            if !why.is_empty() {
+                detail.push_str(": ");
+                detail.push_str(&why);
+            }
+            Err(ProbeError::new(reason, detail))
+        }
     };
     let duration = start.elapsed();
     let failed_phase = if outcome.is_err() {

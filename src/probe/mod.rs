@@ -254,6 +254,7 @@ label_enum!(
         EventsMissing => "events_missing",
         EventOrder => "event_order",
         Crosstalk => "crosstalk",
+        UnexpectedEvents => "unexpected_events",
         TooManyMessages => "too_many_messages",
         FrameTooLarge => "frame_too_large",
         StartupTimeout => "startup_timeout",

@@ -48,6 +48,8 @@ struct Record {
     span: Option<tracing::Span>,
     gcp: Option<super::gcp::GcpObs>,
     logs: Option<super::logs::LogsObs>,
+    /// What the probe would report if cut short now (see [`Trace::set_explanation`]).
+    explanation: Option<(super::Reason, String)>,
 }
 
 impl Trace {
@@ -168,6 +170,17 @@ impl Trace {
 
     pub fn logs(&self) -> Option<super::logs::LogsObs> {
         self.with(|r| r.logs.clone())
+    }
+
+    /// Why the run has not finished, in the probe's terms, for the runner to report if the
+    /// timeout cuts it now instead of a bare `timeout` (e.g. events arrived but belong to
+    /// another run). `None` clears it.
+    pub fn set_explanation(&self, why: Option<(super::Reason, String)>) {
+        self.with(|r| r.explanation = why);
+    }
+
+    pub fn explanation(&self) -> Option<(super::Reason, String)> {
+        self.with(|r| r.explanation.clone())
     }
 
     /// The phase that was running when the probe failed or was cut short.

@@ -388,3 +388,55 @@ fn static_token_file_missing_password_and_frame_cap() {
         |v| v >= 1.0,
     );
 }
+
+#[test]
+fn thread_ids_the_sim_assigns_bind_the_run_and_leaks_stay_crosstalk() {
+    // A message without a thread id: the sim creates the thread and names it on every event.
+    let sim = Sim::start(Faults::default());
+    let no_thread = "message_json: { type: user_message, payload: { text: \"{text}\" } }";
+    let yaml = config(&sim, &[no_thread, "sessions: 3"])
+        + &format!(
+            "  - name: echoed\n    kind: golden_path\n    login: {{ url: {}, email: g@example.com, password: {PASSWORD} }}\n    websocket: {{ url: {} }}\n    isolation: echo\n",
+            sim.http("/auth/login"),
+            sim.ws()
+        )
+        + &format!(
+            "  - name: echo-only\n    kind: golden_path\n    login: {{ url: {}, email: f@example.com, password: {PASSWORD} }}\n    websocket: {{ url: {} }}\n    {no_thread}\n    isolation: echo\n    timeout: 1500ms\n    interval: 10s\n",
+            sim.http("/auth/login"),
+            sim.ws()
+        );
+    let exp = Exporter::start_with_env(&yaml, &[("SIM_PASSWORD", PASSWORD)]);
+    for p in ["gp", "echoed"] {
+        exp.wait_for("pathwatch_probe_success", &[("probe", p)], WAIT, |v| {
+            v == 1.0
+        });
+    }
+    exp.wait_for(
+        "pathwatch_golden_path_failures_total",
+        &[
+            ("probe", "echo-only"),
+            ("step", "event"),
+            ("reason", "crosstalk"),
+        ],
+        WAIT,
+        |v| v >= 1.0,
+    );
+    assert!(
+        exp.logs()
+            .contains("5 events of another run (thread thread_"),
+        "{}",
+        exp.logs()
+    );
+    sim.state.set_faults(Faults {
+        crosstalk: true,
+        ..Faults::default()
+    });
+    let m = wait_failure(&exp, "event", "crosstalk");
+    assert!(
+        value(
+            &m,
+            "pathwatch_golden_path_crosstalk_events_total",
+            &[("probe", "gp")]
+        ) >= Some(1.0)
+    );
+}

@@ -12,6 +12,7 @@ mod e2e;
 mod exposition;
 mod gcp;
 mod golden;
+mod golden_backends;
 mod http;
 mod incident;
 mod lifecycle;

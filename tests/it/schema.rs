@@ -55,6 +55,7 @@ fn shipped_configs_validate_against_the_schema_and_bad_shapes_do_not() {
         "examples/local.yaml",
         "examples/staging.yaml",
         "tests/fixtures/config/good.yaml",
+        "tests/fixtures/config/golden_protocol.yaml",
         "k8s/base/pathwatch.yaml",
         "k8s/overlays/staging/pathwatch.yaml",
         "!tests/fixtures/config/bad/unknown_field.yaml",
@@ -62,6 +63,9 @@ fn shipped_configs_validate_against_the_schema_and_bad_shapes_do_not() {
         "!tests/fixtures/config/bad/missing_field.yaml",
         "!tests/fixtures/config/bad/unknown_top_level.yaml",
         "!tests/fixtures/config/bad/bad_sslmode.yaml",
+        "!tests/fixtures/config/bad/golden_bad_pointer.yaml",
+        "!tests/fixtures/config/bad/golden_bad_isolation.yaml",
+        "!tests/fixtures/config/bad/golden_bad_login_pointer.yaml",
     ];
     let out = Command::new("python3")
         .arg(&script)

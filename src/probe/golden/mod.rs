@@ -2,20 +2,28 @@
 //! expected agent event up to the final answer, timing each step.
 //!
 //! Steps (the `step` label of failures): login, connect (resolve, TCP, TLS), handshake (the
-//! upgrade and the server's welcome), send, event, close. `sessions: N` runs N golden paths at
-//! once, each on its own thread id (and user, with `{n}` in the email), and fails the run when
-//! an event reaches the wrong session.
+//! upgrade, the server's welcome and its optional acknowledgement), send, event, close.
+//! `sessions: N` runs N golden paths at once, each bound to its own run (and user, with `{n}`
+//! in the email), and fails the run when an event reaches the wrong session.
+//!
+//! Whose events count is the isolation rule's call (shape.rs); when events arrive but do not
+//! count, the failure says so (`crosstalk`, `unexpected_events`) with what arrived, also when
+//! the runner's timeout cuts the run (through [`Trace::set_explanation`]).
 
+mod board;
 mod events;
 mod login;
+pub mod shape;
 mod ws;
 
 use super::tls::{self, Verify};
 use super::{Outcome, Phase, ProbeError, Reason, Trace};
 use crate::config::types::{Secret, SecretFile, pick_secret};
-use events::{Matcher, Seen};
+use board::{Board, SessionEnd, shared_run};
+use events::{Matcher, Rules, Seen};
 use futures_util::{SinkExt, StreamExt};
 use serde::Deserialize;
+use shape::{EventFields, Isolation, JsonPointer};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
@@ -48,9 +56,15 @@ pub struct GoldenPathSpec {
     pub message: String,
     /// A message of another shape; the strings `{text}` and `{thread_id}` in it are replaced.
     pub message_json: Option<serde_json::Value>,
-    /// Event types to collect, matched on `type` only.
+    /// Event types to collect, matched on the event's name only.
     #[serde(default = "default_events")]
     pub events: Vec<String>,
+    /// Where an event's name, thread id and user id are (JSON pointers, tried in order).
+    #[serde(default)]
+    pub event_fields: EventFields,
+    /// Whose events count as this run's (default `bind_first`).
+    #[serde(default)]
+    pub isolation: Isolation,
     /// Types that are neither expected nor unexpected.
     #[serde(default = "default_ignore")]
     pub ignore: Vec<String>,
@@ -83,9 +97,12 @@ pub struct LoginSpec {
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
     #[serde(default = "default_token_pointer")]
-    pub token_pointer: String,
+    pub token_pointer: JsonPointer,
     #[serde(default = "default_user_pointer")]
-    pub user_id_pointer: String,
+    pub user_id_pointer: JsonPointer,
+    /// The most bytes of login answer read (`body_too_large` beyond).
+    #[serde(default = "default_login_body")]
+    pub max_body_bytes: usize,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
@@ -116,6 +133,10 @@ pub struct WebSocketSpec {
     /// The first message to wait for after the upgrade (`null`: do not wait).
     #[serde(default = "default_welcome")]
     pub welcome: Option<String>,
+    /// A message type to wait for after the welcome and before sending (`null`: none). When
+    /// it names a thread, the run is bound to that thread (`isolation: bind_first`).
+    #[serde(default)]
+    pub ack: Option<String>,
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
 }
@@ -140,11 +161,14 @@ fn default_max_frame() -> usize {
 fn default_max_messages() -> u32 {
     1000
 }
-fn default_token_pointer() -> String {
-    "/access_token".into()
+fn default_login_body() -> usize {
+    1 << 20
 }
-fn default_user_pointer() -> String {
-    "/user/id".into()
+fn default_token_pointer() -> JsonPointer {
+    JsonPointer::literal("/access_token")
+}
+fn default_user_pointer() -> JsonPointer {
+    JsonPointer::literal("/user/id")
 }
 fn default_subprotocol() -> String {
     "jwt-auth".into()
@@ -257,6 +281,7 @@ impl GoldenPathSpec {
         let http = reqwest::Client::builder()
             .use_preconfigured_tls((*base).clone())
             .user_agent(concat!("pathwatch/", env!("CARGO_PKG_VERSION")))
+            .redirect(login::redirect_policy())
             .build()
             .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
         Ok(Prepared {
@@ -306,50 +331,61 @@ fn fill(v: &serde_json::Value, text: &str, thread_id: &str) -> serde_json::Value
 pub async fn probe(spec: &GoldenPathSpec, trace: &Trace) -> Result<Outcome, ProbeError> {
     let prep = spec.prepared()?;
     let stamp = crate::runner::unix_now();
-    // Session 1 records into the run's trace (so a timeout still shows its progress); the
-    // others keep their own and are merged when they end.
+    let board = Board::new(trace, spec.sessions);
+    // Session 1 records its phases into the run's trace (so a timeout still shows its
+    // progress); the others time theirs apart. Events of all go through the board.
     let others: Vec<Trace> = (1..spec.sessions).map(|_| Trace::default()).collect();
     let mut runs = Vec::with_capacity(spec.sessions as usize);
-    runs.push(session(spec, prep, 1, stamp, trace));
+    runs.push(session(spec, prep, 1, stamp, trace, &board));
     for (i, t) in others.iter().enumerate() {
-        runs.push(session(spec, prep, i as u32 + 2, stamp, t));
+        runs.push(session(spec, prep, i as u32 + 2, stamp, t, &board));
     }
     let results = futures_util::future::join_all(runs).await;
 
     let mut first_error = None;
-    let mut merged: Option<GoldenObs> = None;
-    for (result, t) in results
-        .into_iter()
-        .zip(std::iter::once(trace).chain(&others))
-    {
-        if let Some(obs) = t.golden() {
-            match &mut merged {
-                Some(m) => m.merge(&obs),
-                None => merged = Some(obs),
+    let mut ends = Vec::new();
+    for (i, result) in results.into_iter().enumerate() {
+        match result {
+            Ok(end) => ends.push((i + 1, end)),
+            Err(e) => {
+                first_error.get_or_insert(e);
             }
         }
-        if let Err(e) = result {
-            first_error.get_or_insert(e);
-        }
-    }
-    if let Some(m) = &merged {
-        trace.set_golden(m.clone());
     }
     if let Some(e) = first_error {
         return Err(e);
     }
-    let obs = merged.unwrap_or_default();
-    if obs.crosstalk > 0 {
-        // Every session finished; the failure belongs to the event step all the same.
+    let mut obs = trace.golden().unwrap_or_default();
+    // Every session finished; a failure now belongs to the event step all the same.
+    if let Some((a, b, thread, events)) = shared_run(&ends) {
+        // Two sessions took the same run for theirs: the second one's events were another
+        // session's, whatever its thread check said.
+        obs.crosstalk += events;
+        trace.set_golden(obs);
         trace.enter(Phase::Events);
         return Err(ProbeError::new(
             Reason::Crosstalk,
             format!(
-                "{} events of another session arrived (multi-user isolation broken)",
-                obs.crosstalk
+                "sessions {a} and {b} were both bound to thread {thread} ({events} events of one session reached the other)"
             ),
         ));
     }
+    if let Some((n, end)) = ends.iter().find(|(_, e)| e.crosstalk.is_some()) {
+        trace.enter(Phase::Events);
+        let why = end.crosstalk.clone().unwrap_or_default();
+        return Err(ProbeError::new(
+            Reason::Crosstalk,
+            if spec.sessions > 1 {
+                format!("session {n}: {why}")
+            } else {
+                why
+            },
+        ));
+    }
+    let bound = match ends.first().and_then(|(_, e)| e.bound.clone()) {
+        Some(t) => events::printable(&t, 64),
+        None => "none (connection scope)".into(),
+    };
     Ok(Outcome {
         facts: vec![
             (
@@ -357,6 +393,8 @@ pub async fn probe(spec: &GoldenPathSpec, trace: &Trace) -> Result<Outcome, Prob
                 format!("{}/{}", obs.delivered(), obs.expected.len()),
             ),
             ("sessions", spec.sessions.to_string()),
+            ("isolation", spec.isolation.as_str().to_string()),
+            ("thread", bound),
         ],
     })
 }
@@ -368,7 +406,8 @@ async fn session(
     n: u32,
     stamp: f64,
     trace: &Trace,
-) -> Result<(), ProbeError> {
+    board: &Board<'_>,
+) -> Result<SessionEnd, ProbeError> {
     let start = Instant::now();
     let creds = match (&spec.login, &prep.token) {
         (Some(l), _) => {
@@ -385,6 +424,7 @@ async fn session(
                             headers: &l.headers,
                             token_pointer: &l.token_pointer,
                             user_id_pointer: &l.user_id_pointer,
+                            max_body_bytes: l.max_body_bytes,
                         },
                     ),
                 )
@@ -397,16 +437,27 @@ async fn session(
         (None, None) => return Err(ProbeError::new(Reason::Auth, "no login and no token")),
     };
     let thread_id = format!("pathwatch-{}-{n}", (stamp * 1000.0) as u64);
-    let mut matcher = Matcher::new(
-        &spec.events,
-        &spec.ignore,
-        spec.ordered,
-        &thread_id,
-        creds.user_id.as_deref(),
+    let rules = Rules {
+        expected: &spec.events,
+        ignore: &spec.ignore,
+        ordered: spec.ordered,
+        isolation: spec.isolation,
+        fields: &spec.event_fields,
+    };
+    let mut matcher = Matcher::new(rules, &thread_id, creds.user_id.as_deref());
+    board.update(
+        n,
+        GoldenObs::from_matcher(&matcher, &spec.events, None),
+        None,
     );
-    trace.set_golden(GoldenObs::from_matcher(&matcher, &spec.events, None));
 
-    let mut socket = ws::connect(spec, &prep.ws_url, &prep.tls, &creds.token, trace).await?;
+    let (mut socket, ack) = ws::connect(spec, &prep.ws_url, &prep.tls, &creds.token, trace).await?;
+    if let Some(thread) = ack
+        .as_ref()
+        .and_then(|a| spec.event_fields.thread_id.text(a))
+    {
+        matcher.bind(thread);
+    }
     let message = spec.message(&thread_id);
     trace
         .time(Phase::Send, socket.send(Message::text(message)))
@@ -415,20 +466,25 @@ async fn session(
     let sent = Instant::now();
 
     let events_start = trace.enter(Phase::Events);
+    let report = |m: &Matcher, total: Option<Duration>| {
+        let why = (!m.done()).then(|| m.explain());
+        board.update(n, GoldenObs::from_matcher(m, &spec.events, total), why);
+    };
+    report(&matcher, None);
     let mut frames = 0u32;
     while !matcher.done() {
         let Some(msg) = socket.next().await else {
-            return Err(missing(&matcher, "the connection ended"));
+            return Err(ended(
+                &matcher,
+                ProbeError::new(Reason::EventsMissing, "the connection ended"),
+            ));
         };
         frames += 1;
         if frames > spec.max_messages {
+            let (_, why) = matcher.explain();
             return Err(ProbeError::new(
                 Reason::TooManyMessages,
-                format!(
-                    "{} frames without all events (missing: {})",
-                    spec.max_messages,
-                    matcher.missing().join(", ")
-                ),
+                format!("{} frames without every event: {why}", spec.max_messages),
             ));
         }
         match msg.map_err(|e| ws::frame_error(&e))? {
@@ -445,20 +501,24 @@ async fn session(
             }
             Message::Binary(_) => matcher.binary(),
             Message::Close(frame) => {
-                let e = ws::closed(frame.as_ref(), "before every event arrived");
-                trace.set_golden(GoldenObs::from_matcher(&matcher, &spec.events, None));
-                return Err(ProbeError::new(
-                    e.reason,
-                    format!("{} (missing: {})", e.detail, matcher.missing().join(", ")),
+                report(&matcher, None);
+                return Err(ended(
+                    &matcher,
+                    ws::closed(frame.as_ref(), "before every event arrived"),
                 ));
             }
             _ => {}
         }
-        trace.set_golden(GoldenObs::from_matcher(&matcher, &spec.events, None));
+        report(&matcher, None);
     }
     let total = start.elapsed();
     trace.complete(Phase::Events, events_start.elapsed());
-    trace.set_golden(GoldenObs::from_matcher(&matcher, &spec.events, Some(total)));
+    report(&matcher, Some(total));
+    let end = SessionEnd {
+        bound: matcher.bound().map(str::to_string),
+        delivered: matcher.delivered() as u64,
+        crosstalk: (matcher.crosstalk > 0).then(|| matcher.explain().1),
+    };
 
     trace
         .time(Phase::Close, async {
@@ -471,15 +531,18 @@ async fn session(
             }
             Ok::<_, ProbeError>(())
         })
-        .await
+        .await?;
+    Ok(end)
 }
 
-fn missing(m: &Matcher, what: &str) -> ProbeError {
-    ProbeError::new(
-        Reason::EventsMissing,
-        format!(
-            "{what} before every event arrived (missing: {})",
-            m.missing().join(", ")
-        ),
-    )
+/// The connection ended (or closed) before every event: when events arrived that did not
+/// count, that is the reason; otherwise the end's own (`events_missing`, `not_ready`).
+fn ended(m: &Matcher, end: ProbeError) -> ProbeError {
+    let (reason, why) = m.explain();
+    match reason {
+        Reason::Crosstalk | Reason::UnexpectedEvents if end.reason == Reason::EventsMissing => {
+            ProbeError::new(reason, format!("{} before every event: {why}", end.detail))
+        }
+        _ => ProbeError::new(end.reason, format!("{} ({why})", end.detail)),
+    }
 }

@@ -1,9 +1,11 @@
 //! The WebSocket steps: connect (resolve, TCP, TLS), the upgrade handshake with the token
-//! (as subprotocol, bearer header or query parameter), and waiting for the server's welcome.
+//! (as subprotocol, bearer header or query parameter), and waiting for the server's welcome
+//! and, when configured, its acknowledgement.
 
 use super::super::{
     Phase, ProbeError, Reason, Trace, connect_tcp, error_chain, io_reason, resolve,
 };
+use super::events::Tally;
 use super::{GoldenPathSpec, WsAuth};
 use crate::config::types::Secret;
 use base64::Engine as _;
@@ -33,13 +35,14 @@ pub fn token_protocol(spec: &GoldenPathSpec, token: &Secret) -> String {
     )
 }
 
+/// Opens the WebSocket; returns it with the acknowledgement message, when one is configured.
 pub async fn connect(
     spec: &GoldenPathSpec,
     url: &Url,
     tls: &Arc<rustls::ClientConfig>,
     token: &Secret,
     trace: &Trace,
-) -> Result<Ws, ProbeError> {
+) -> Result<(Ws, Option<serde_json::Value>), ProbeError> {
     let host = url.host_str().unwrap_or_default();
     let bare = host.trim_start_matches('[').trim_end_matches(']');
     let port = url.port_or_known_default().unwrap_or(80);
@@ -102,16 +105,20 @@ pub async fn connect(
     let config = WebSocketConfig::default()
         .max_frame_size(Some(spec.max_frame_bytes))
         .max_message_size(Some(spec.max_frame_bytes));
-    let (mut ws, response) = trace
+    let (mut ws, response, ack) = trace
         .time(Phase::Handshake, async {
             let (mut ws, response) =
                 tokio_tungstenite::client_async_with_config(request, stream, Some(config))
                     .await
                     .map_err(|e| handshake_error(&e, token))?;
             if let Some(welcome) = &spec.websocket.welcome {
-                wait_welcome(&mut ws, welcome).await?;
+                wait_for(&mut ws, spec, welcome, trace).await?;
             }
-            Ok::<_, ProbeError>((ws, response))
+            let ack = match &spec.websocket.ack {
+                Some(ack) => Some(wait_for(&mut ws, spec, ack, trace).await?),
+                None => None,
+            };
+            Ok::<_, ProbeError>((ws, response, ack))
         })
         .await?;
     if spec.websocket.auth == WsAuth::Subprotocol {
@@ -130,26 +137,49 @@ pub async fn connect(
             ));
         }
     }
-    Ok(ws)
+    Ok((ws, ack))
 }
 
-/// Reads until the server's first message of type `welcome`; a close before it names why.
-async fn wait_welcome(ws: &mut Ws, welcome: &str) -> Result<(), ProbeError> {
+/// Reads until the server's first message of type `welcome` (its name read where events'
+/// names are) and returns it; a close before it names why. Frames of other types are
+/// tallied, so that a timeout here says what came instead.
+async fn wait_for(
+    ws: &mut Ws,
+    spec: &GoldenPathSpec,
+    welcome: &str,
+    trace: &Trace,
+) -> Result<serde_json::Value, ProbeError> {
+    let mut others = Tally::default();
+    let mut count = 0u64;
     while let Some(msg) = ws.next().await {
-        match msg.map_err(|e| frame_error(&e))? {
-            Message::Text(t) => {
-                let kind = serde_json::from_str::<serde_json::Value>(&t)
-                    .ok()
-                    .and_then(|v| v.get("type").and_then(|k| k.as_str()).map(str::to_string));
-                if kind.as_deref() == Some(welcome) {
-                    return Ok(());
-                }
-            }
+        let name = match msg.map_err(|e| frame_error(&e))? {
+            Message::Text(t) => match serde_json::from_str::<serde_json::Value>(&t) {
+                Ok(v) => match spec.event_fields.kind.text(&v) {
+                    Some(kind) if kind == welcome => {
+                        trace.set_explanation(None);
+                        return Ok(v);
+                    }
+                    Some(kind) => kind,
+                    None => "<no type>".into(),
+                },
+                Err(_) => "<not JSON>".into(),
+            },
+            Message::Binary(_) => "<binary>".into(),
             Message::Close(frame) => {
                 return Err(closed(frame.as_ref(), &format!("before {welcome}")));
             }
-            _ => {}
-        }
+            _ => continue,
+        };
+        count += 1;
+        others.add(&name);
+        trace.set_explanation(Some((
+            Reason::UnexpectedEvents,
+            format!(
+                "waiting for {welcome}, {count} frames of other types came: {} (type read at {})",
+                others.list(),
+                spec.event_fields.kind.describe()
+            ),
+        )));
     }
     Err(ProbeError::new(
         Reason::Reset,

@@ -3,6 +3,7 @@
 
 pub mod browser;
 pub mod certs;
+pub mod chat_backend;
 pub mod cloud_logging;
 pub mod exporter;
 pub mod gcp_fake;
