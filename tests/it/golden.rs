@@ -183,12 +183,46 @@ fn the_incident_database_down_fails_the_login() {
 }
 
 #[test]
+fn a_missing_event_fails_as_soon_as_the_final_event_arrives() {
+    let sim = Sim::start(Faults {
+        drop_event: Some("tool_completed".into()),
+        ..Faults::default()
+    });
+    // A timeout far beyond the test's wait: the run must end at agent_completed, not here.
+    let exp = start(&sim, &["timeout: 120s", "interval: 10s"]);
+    let m = wait_failure(&exp, "event", "events_missing");
+    assert_eq!(
+        value(
+            &m,
+            "pathwatch_golden_path_events_delivered",
+            &[("probe", "gp")]
+        ),
+        Some(4.0)
+    );
+    let logs = exp.logs();
+    assert!(
+        logs.contains(
+            "the final event agent_completed arrived (4/5 events counted, missing: tool_completed"
+        ),
+        "{logs}"
+    );
+}
+
+#[test]
 fn a_missing_event_times_out_at_step_event_with_four_of_five() {
     let sim = Sim::start(Faults {
         drop_event: Some("tool_completed".into()),
         ..Faults::default()
     });
-    let exp = start(&sim, &["timeout: 1500ms", "interval: 10s"]);
+    // A server that may answer before its other events: wait them out.
+    let exp = start(
+        &sim,
+        &[
+            "timeout: 1500ms",
+            "interval: 10s",
+            "final_event_ends_run: false",
+        ],
+    );
     let m = wait_failure(&exp, "event", "timeout");
     assert_eq!(
         value(

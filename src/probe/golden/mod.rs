@@ -71,6 +71,12 @@ pub struct GoldenPathSpec {
     /// Fail when an expected event arrives before an earlier one.
     #[serde(default)]
     pub ordered: bool,
+    /// The last of `events` is the run's final answer (`agent_completed`): when it arrives
+    /// while others are still missing, nothing more will come, so the run fails at once with
+    /// `events_missing` instead of waiting out its timeout. `false` keeps waiting (a server
+    /// that may send the final answer before other events).
+    #[serde(default = "default_true")]
+    pub final_event_ends_run: bool,
     #[serde(default = "default_sessions")]
     pub sessions: u32,
     #[serde(default = "default_max_frame")]
@@ -152,6 +158,10 @@ fn default_ignore() -> Vec<String> {
         .map(String::from)
         .to_vec()
 }
+fn default_true() -> bool {
+    true
+}
+
 fn default_sessions() -> u32 {
     1
 }
@@ -488,8 +498,8 @@ async fn session(
             ));
         }
         match msg.map_err(|e| ws::frame_error(&e))? {
-            Message::Text(text) => {
-                if let Seen::OutOfOrder(got, wanted) = matcher.text(&text, sent.elapsed()) {
+            Message::Text(text) => match matcher.text(&text, sent.elapsed()) {
+                Seen::OutOfOrder(got, wanted) => {
                     return Err(ProbeError::new(
                         Reason::EventOrder,
                         format!(
@@ -498,7 +508,22 @@ async fn session(
                         ),
                     ));
                 }
-            }
+                Seen::Expected(i)
+                    if spec.final_event_ends_run
+                        && i + 1 == spec.events.len()
+                        && !matcher.done() =>
+                {
+                    report(&matcher, None);
+                    return Err(ended(
+                        &matcher,
+                        ProbeError::new(
+                            Reason::EventsMissing,
+                            format!("the final event {} arrived", spec.events[i]),
+                        ),
+                    ));
+                }
+                _ => {}
+            },
             Message::Binary(_) => matcher.binary(),
             Message::Close(frame) => {
                 report(&matcher, None);
