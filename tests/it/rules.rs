@@ -1,5 +1,6 @@
 //! The shipped alert rules: promtool accepts them, their unit tests pass, and every alert
-//! carries a severity, a summary, a description and a runbook section that exists.
+//! carries a severity, a summary, a description, an absolute runbook_url to a section that
+//! exists and a dashboard_url.
 
 use std::process::Command;
 
@@ -21,11 +22,14 @@ pub fn rule_files() -> Vec<std::path::PathBuf> {
     let mut files: Vec<_> = std::fs::read_dir("alerts")
         .expect("alerts/")
         .map(|e| e.expect("entry").path())
-        .filter(|p| p.extension().is_some_and(|e| e == "yml"))
+        .filter(|p| p.to_string_lossy().ends_with(".rules.yml"))
         .collect();
     files.sort();
     files
 }
+
+/// The runbook base the shipped rules carry (alerts/install.py --runbook-base replaces it).
+pub const RUNBOOK_BASE: &str = "https://github.com/pathwatch/pathwatch/blob/main/docs/runbook.md";
 
 #[test]
 fn promtool_checks_and_unit_tests_pass() {
@@ -74,8 +78,15 @@ fn every_alert_has_severity_text_and_a_runbook_section() {
                         "{name}: {key}"
                     );
                 }
-                let link = rule["annotations"]["runbook"].as_str().unwrap_or("");
-                let anchor = link.strip_prefix("docs/runbook.md#").unwrap_or("");
+                let link = rule["annotations"]["runbook_url"].as_str().unwrap_or("");
+                // Absolute, under the one base alerts/install.py replaces.
+                let anchor = link.strip_prefix(RUNBOOK_BASE).unwrap_or("");
+                let anchor = anchor.strip_prefix('#').unwrap_or("");
+                let dashboard = rule["annotations"]["dashboard_url"].as_str().unwrap_or("");
+                assert!(
+                    dashboard.starts_with("http://localhost:3000/d/pathwatch-"),
+                    "{name}: dashboard_url {dashboard:?}"
+                );
                 assert_eq!(anchor, name.to_lowercase(), "{name}: runbook link {link:?}");
                 assert!(
                     anchors.contains(&anchor.to_string()),
