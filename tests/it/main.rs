@@ -15,6 +15,7 @@ mod incident;
 mod lifecycle;
 mod logs;
 mod operate;
+mod paging;
 mod postgres;
 mod redis;
 mod rules;
