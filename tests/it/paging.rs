@@ -135,7 +135,10 @@ fn poll(prom: SocketAddr, am: SocketAddr, seen: Observed, stop: Arc<AtomicBool>)
 #[derive(Clone, Debug)]
 struct Notified {
     at: Instant,
+    /// The alert's status, and its notification's (firing while any alert of it fires).
     status: String,
+    group_status: String,
+    group_key: String,
     path: String,
     labels: BTreeMap<String, String>,
 }
@@ -150,6 +153,8 @@ fn notifications(hook: &Receiver) -> Vec<Notified> {
             out.push(Notified {
                 at: r.at,
                 status: a["status"].as_str().unwrap_or("").to_string(),
+                group_status: v["status"].as_str().unwrap_or("").to_string(),
+                group_key: v["groupKey"].as_str().unwrap_or("").to_string(),
                 path: r.path.clone(),
                 labels: labels_of(&a["labels"]),
             });
@@ -412,6 +417,15 @@ fn every_alert_pages_and_resolves_through_prometheus_and_alertmanager() {
     let env_a: Vec<(&str, &str)> = env_a.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let a = Exporter::start_with_env(&a_yaml, &env_a);
 
+    // Replica a2: the same database and incident as a, scraped side by side.
+    let a2 = Exporter::start_with_env(
+        &format!(
+            "defaults: {{ interval: 1s, timeout: 2s }}\nprobes:\n{}incidents:\n  - id: db-refused\n    title: The database refuses connections\n    criteria:\n      - {{ name: database_connect, probe: pg-refused, max_seconds: 10 }}\n",
+            pg_probe("pg-refused", &pg1, "PG1", "")
+        ),
+        &env_a,
+    );
+
     // Replica B: healthy probes, and a probe of the database that will hang while B restarts.
     let b_probes = format!(
         "defaults: {{ interval: 1s, timeout: 2s }}\nprobes:\n{}{}  - {{ name: b-health, kind: http, url: \"{}\" }}\n",
@@ -457,7 +471,7 @@ fn every_alert_pages_and_resolves_through_prometheus_and_alertmanager() {
         "the scaled copy keeps every expression (only range durations differ)"
     );
     assert_ne!(shipped, scaled);
-    let prom = prom::prometheus_scraping(&[a.addr, b.addr], &[rules], am.addr);
+    let prom = prom::prometheus_scraping(&[a.addr, a2.addr, b.addr], &[rules], am.addr);
     let p = prom.addr;
     let seen: Observed = Arc::default();
     let stop = Arc::new(AtomicBool::new(false));
@@ -468,7 +482,7 @@ fn every_alert_pages_and_resolves_through_prometheus_and_alertmanager() {
 
     // Healthy start: every incident resolves, nothing is sent.
     wait("every incident resolved", Duration::from_secs(60), || {
-        query_one(p, "pathwatch_incident_status == 0") == 5
+        query_one(p, "pathwatch_incident_status == 0") == 6
     });
     std::thread::sleep(Duration::from_secs(5));
     let at_start = notifications(&hook);
@@ -842,26 +856,45 @@ fn every_alert_pages_and_resolves_through_prometheus_and_alertmanager() {
     eprintln!("{table}");
 
     // Alert on change: each incident page is one firing and one resolved notification.
+    // Two replicas (a and a2) judge db-refused: one alert group, so one page.
     for incident in ["db-refused", "outage"] {
-        let mut sent: Vec<(Instant, String)> = all
+        let sent: Vec<&Notified> = all
             .iter()
             .filter(|n| {
                 n.labels.get("alertname").map(String::as_str) == Some("PathwatchIncidentPresent")
                     && n.labels.get("incident").map(String::as_str) == Some(incident)
             })
-            .map(|n| (n.at, n.status.clone()))
             .collect();
-        // One notification holds the incident's alerts of every judged probe.
-        sent.dedup();
-        let statuses: Vec<&str> = sent.iter().map(|(_, s)| s.as_str()).collect();
-        if statuses != ["firing", "resolved"] {
+        // A notification holds the incident's alerts of every judged probe and replica: one
+        // entry per notification, its status, deduplicated while it stays the same.
+        let mut statuses: Vec<(Instant, &str)> = sent
+            .iter()
+            .map(|n| (n.at, n.group_status.as_str()))
+            .collect();
+        statuses.dedup();
+        let mut changes: Vec<&str> = statuses.iter().map(|(_, s)| *s).collect();
+        changes.dedup();
+        if changes != ["firing", "resolved"] {
             problems.push(format!("incident {incident}: notifications {statuses:?}"));
         }
-        if all.iter().any(|n| {
-            n.labels.get("incident").map(String::as_str) == Some(incident) && n.path != "/pager"
-        }) {
+        let keys: BTreeSet<&str> = sent.iter().map(|n| n.group_key.as_str()).collect();
+        if keys.len() != 1 {
+            problems.push(format!("incident {incident}: alert groups {keys:?}"));
+        }
+        if sent.iter().any(|n| n.path != "/pager") {
             problems.push(format!("incident {incident}: not routed to the pager"));
         }
+    }
+    let replicas: BTreeSet<&str> = all
+        .iter()
+        .filter(|n| n.labels.get("incident").map(String::as_str) == Some("db-refused"))
+        .filter(|n| n.status == "firing")
+        .filter_map(|n| n.labels.get("instance").map(String::as_str))
+        .collect();
+    if replicas.len() != 2 {
+        problems.push(format!(
+            "db-refused paged from replicas {replicas:?}, want a and a2"
+        ));
     }
 
     // Silence: the healthy controls never fired anything (a `for:` may go pending, as
