@@ -378,7 +378,7 @@ fn every_alert_pages_and_resolves_through_prometheus_and_alertmanager() {
         cloud.http("")
     );
     a_yaml += &format!(
-        "  - name: backend-logs\n    kind: logs\n    patterns:\n      db_socket_failed: 'socket connection to /cloudsql/.*/\\.s\\.PGSQL\\.5432 failed'\n    file: {{ path: \"{}\" }}\n",
+        "  - name: backend-logs\n    kind: logs\n    patterns:\n      db_socket_failed: 'socket connection to /cloudsql/.*/\\.s\\.PGSQL\\.5432 failed'\n      ws_failed: 'Cannot establish WebSocket connection'\n    file: {{ path: \"{}\" }}\n",
         log.display()
     );
     a_yaml += &format!(
@@ -535,7 +535,7 @@ fn every_alert_pages_and_resolves_through_prometheus_and_alertmanager() {
     });
     std::fs::write(
         &log,
-        "ERROR socket connection to /cloudsql/p:r:i/.s.PGSQL.5432 failed: timeout expired\n",
+        "ERROR socket connection to /cloudsql/p:r:i/.s.PGSQL.5432 failed: timeout expired\nERROR Cannot establish WebSocket connection\n",
     )
     .expect("append the log line");
     // B restarts while its targets are healthy (the hang only matters to b-pg-hang), with an
@@ -737,6 +737,14 @@ fn every_alert_pages_and_resolves_through_prometheus_and_alertmanager() {
         "log lines",
         "PathwatchDatabaseSocketErrorsInLogs",
         a_label("probe", "backend-logs"),
+        Page,
+        t1,
+        t1,
+    );
+    add(
+        "log lines",
+        "PathwatchWebSocketErrorsInLogs",
+        a_label("pattern", "ws_failed"),
         Page,
         t1,
         t1,
