@@ -29,7 +29,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// The shipped timings divided by this; the probes run every 1 s instead of 30 s.
-const SCALE: u32 = 30;
+pub const SCALE: u32 = 30;
 /// How long most faults last.
 const FAULT: Duration = Duration::from_secs(50);
 /// The Postgres freeze that makes a connect slow (but not time out): the faults start right
@@ -133,17 +133,17 @@ fn poll(prom: SocketAddr, am: SocketAddr, seen: Observed, stop: Arc<AtomicBool>)
 
 /// One alert in one webhook notification: when, the notification's status, its labels.
 #[derive(Clone, Debug)]
-struct Notified {
-    at: Instant,
+pub struct Notified {
+    pub at: Instant,
     /// The alert's status, and its notification's (firing while any alert of it fires).
-    status: String,
-    group_status: String,
-    group_key: String,
-    path: String,
-    labels: BTreeMap<String, String>,
+    pub status: String,
+    pub group_status: String,
+    pub group_key: String,
+    pub path: String,
+    pub labels: BTreeMap<String, String>,
 }
 
-fn notifications(hook: &Receiver) -> Vec<Notified> {
+pub fn notifications(hook: &Receiver) -> Vec<Notified> {
     let mut out = Vec::new();
     for r in hook.received() {
         let Ok(v) = serde_json::from_str::<serde_json::Value>(&r.body) else {
@@ -178,7 +178,7 @@ fn first_notified(all: &[Notified], e: &Expect, status: &str, after: Instant) ->
 
 /// The shipped Alertmanager config with its timings divided by [`SCALE`] and its webhooks
 /// pointed at `port` (same paths).
-fn scaled_alertmanager_config(port: u16) -> String {
+pub fn scaled_alertmanager_config(port: u16) -> String {
     let text = std::fs::read_to_string("alerts/alertmanager.yml").expect("alerts/alertmanager.yml");
     let mut out = String::new();
     for line in text.lines() {
