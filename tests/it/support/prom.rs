@@ -85,24 +85,8 @@ pub fn prometheus_scraping(
     rules: &[std::path::PathBuf],
     alertmanager: SocketAddr,
 ) -> Server {
-    let target = targets
-        .iter()
-        .map(|t| format!("\"{t}\""))
-        .collect::<Vec<_>>()
-        .join(", ");
     let dir = tempfile::tempdir().expect("temp dir");
-    let rule_files: String = rules
-        .iter()
-        .map(|r| {
-            format!(
-                "  - {}\n",
-                std::fs::canonicalize(r).expect("rule file").display()
-            )
-        })
-        .collect();
-    let config = format!(
-        "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files:\n{rule_files}alerting:\n  alertmanagers:\n    - static_configs:\n        - targets: [\"{alertmanager}\"]\nscrape_configs:\n  - job_name: pathwatch\n    static_configs:\n      - targets: [{target}]\n"
-    );
+    let config = prometheus_config(targets, rules, alertmanager);
     std::fs::write(dir.path().join("prometheus.yml"), config).expect("write prometheus config");
     let addr: SocketAddr = format!("127.0.0.1:{}", closed_port())
         .parse()
@@ -123,6 +107,44 @@ pub fn prometheus_scraping(
         .expect("prometheus must be installed (Debian package prometheus)");
     wait_ready(addr, "/-/ready", "prometheus", &mut child);
     Server { child, addr, dir }
+}
+
+/// The configuration text of [`prometheus_scraping`].
+pub fn prometheus_config(
+    targets: &[SocketAddr],
+    rules: &[std::path::PathBuf],
+    alertmanager: SocketAddr,
+) -> String {
+    let target = targets
+        .iter()
+        .map(|t| format!("\"{t}\""))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let rule_files: String = rules
+        .iter()
+        .map(|r| {
+            format!(
+                "  - {}\n",
+                std::fs::canonicalize(r).expect("rule file").display()
+            )
+        })
+        .collect();
+    format!(
+        "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files:\n{rule_files}alerting:\n  alertmanagers:\n    - static_configs:\n        - targets: [\"{alertmanager}\"]\nscrape_configs:\n  - job_name: pathwatch\n    static_configs:\n      - targets: [{target}]\n"
+    )
+}
+
+impl Server {
+    /// Prometheus only: replaces its configuration and reloads it (SIGHUP).
+    pub fn reload_prometheus(&self, config: &str) {
+        std::fs::write(self.dir.path().join("prometheus.yml"), config)
+            .expect("write prometheus config");
+        let ok = Command::new("kill")
+            .args(["-HUP", &self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(ok.success(), "kill -HUP prometheus");
+    }
 }
 
 /// Percent-encodes a PromQL expression for a query string.
