@@ -1,8 +1,8 @@
 //! End to end, as users run it: real Prometheus scrapes pathwatch (which probes the reference
 //! service, its Google APIs included, and a throwaway Postgres), loads the shipped rules from
 //! alerts/, and sends to a real Alertmanager. Every dashboard expression returns data through
-//! Prometheus's API; breaking the service makes the right alerts go pending, fire and reach
-//! Alertmanager; healing it resolves them.
+//! Prometheus's API; breaking the service makes the right alerts fire and reach
+//! Alertmanager; healing it resolves them. (tests/it/paging.rs proves every alert one by one.)
 
 use crate::support::exporter::Exporter;
 use crate::support::hang::closed_port;
