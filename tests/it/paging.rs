@@ -145,6 +145,7 @@ pub struct Notified {
     pub group_key: String,
     pub path: String,
     pub labels: BTreeMap<String, String>,
+    pub annotations: BTreeMap<String, String>,
 }
 
 pub fn notifications(hook: &Receiver) -> Vec<Notified> {
@@ -161,6 +162,7 @@ pub fn notifications(hook: &Receiver) -> Vec<Notified> {
                 group_key: v["groupKey"].as_str().unwrap_or("").to_string(),
                 path: r.path.clone(),
                 labels: labels_of(&a["labels"]),
+                annotations: labels_of(&a["annotations"]),
             });
         }
     }
@@ -962,6 +964,28 @@ fn every_alert_pages_and_resolves_through_prometheus_and_alertmanager() {
         if sent.iter().any(|n| n.path != "/pager") {
             problems.push(format!("incident {incident}: not routed to the pager"));
         }
+    }
+    // What the on-call person reads: the failing criterion by name with its value, absolute
+    // links to the runbook section and the dashboard.
+    match all.iter().find(|n| {
+        n.status == "firing" && n.labels.get("incident").map(String::as_str) == Some("db-refused")
+    }) {
+        Some(n) => {
+            let a = &n.annotations;
+            eprintln!("paging: the db-refused page: {a:#?}");
+            let get = |k: &str| a.get(k).map(String::as_str).unwrap_or("");
+            if get("summary") != "Incident db-refused is PRESENT: database_connect failing"
+                || !get("description").contains("database_connect = ")
+                || !get("runbook_url").starts_with(
+                    "https://github.com/pathwatch/pathwatch/blob/main/docs/runbook.md#pathwatchincidentpresent",
+                )
+                || get("dashboard_url")
+                    != "http://localhost:3000/d/pathwatch-incidents?var-incident=db-refused"
+            {
+                problems.push(format!("db-refused page annotations: {a:?}"));
+            }
+        }
+        None => problems.push("no db-refused page".into()),
     }
     let replicas: BTreeSet<&str> = all
         .iter()
