@@ -159,6 +159,12 @@ pub struct CriterionLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct IncidentProbeLabels {
+    pub incident: String,
+    pub probe: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct BuildLabels {
     pub version: String,
 }
@@ -193,6 +199,10 @@ impl LabelText for TraceLabels {
 #[derive(Debug)]
 pub struct Metrics {
     pub probe_success: Family<ProbeLabels, Gauge>,
+    /// Failed runs in a row (0 after a success): alerts count failures without `for:`.
+    pub probe_consecutive_failures: Family<ProbeLabels, Gauge>,
+    /// 1 when the last run was cut at its timeout (a hang), else 0.
+    pub probe_timed_out: Family<ProbeLabels, Gauge>,
     pub probe_duration: Family<ProbeLabels, FloatGauge>,
     pub probe_timeout: Family<ProbeLabels, FloatGauge>,
     pub probe_interval: Family<ProbeLabels, FloatGauge>,
@@ -217,6 +227,9 @@ pub struct Metrics {
     pub incident_changes: Family<IncidentLabels, Counter>,
     pub incident_last_change: Family<IncidentLabels, FloatGauge>,
     pub criterion_met: Family<CriterionLabels, Gauge>,
+    /// 1 for each probe an incident's criteria judge: the incident alert carries the probe,
+    /// so Alertmanager can inhibit that probe's symptom alerts while the incident fires.
+    pub incident_probe: Family<IncidentProbeLabels, Gauge>,
     pub criterion_value: Family<CriterionLabels, FloatGauge>,
     pub criterion_threshold: Family<CriterionLabels, FloatGauge>,
     pub build_info: Family<BuildLabels, Gauge>,
@@ -252,6 +265,8 @@ impl Metrics {
     fn families() -> Self {
         Metrics {
             probe_success: Family::default(),
+            probe_consecutive_failures: Family::default(),
+            probe_timed_out: Family::default(),
             probe_duration: Family::default(),
             probe_timeout: Family::default(),
             probe_interval: Family::default(),
@@ -285,6 +300,7 @@ impl Metrics {
             incident_changes: Family::default(),
             incident_last_change: Family::default(),
             criterion_met: Family::default(),
+            incident_probe: Family::default(),
             criterion_value: Family::default(),
             criterion_threshold: Family::default(),
             build_info: Family::default(),
@@ -305,6 +321,16 @@ impl Metrics {
             "probe_success",
             "Whether the probe's last run succeeded (1) or failed (0)",
             m.probe_success.clone(),
+        );
+        r.register(
+            "probe_consecutive_failures",
+            "Failed runs of the probe in a row (0 after a success, and before the first run)",
+            m.probe_consecutive_failures.clone(),
+        );
+        r.register(
+            "probe_timed_out",
+            "Whether the probe's last run was cut at its timeout (1) or not (0)",
+            m.probe_timed_out.clone(),
         );
         r.register_with_unit(
             "probe_duration",
@@ -420,6 +446,11 @@ impl Metrics {
             m.criterion_met.clone(),
         );
         r.register(
+            "incident_probe",
+            "1 for each probe the incident's criteria judge",
+            m.incident_probe.clone(),
+        );
+        r.register(
             "incident_criterion_value",
             "The criterion's current value (seconds, events delivered, or 0/1)",
             m.criterion_value.clone(),
@@ -525,6 +556,10 @@ impl Metrics {
             reason: Reason::Ok,
         });
         let _ = self.probe_run_duration.get_or_create(&labels);
+        // Alert rules read these two from the first failure on (a counter born at 1 would
+        // show no increase): they exist at 0 before the first run.
+        let _ = self.probe_consecutive_failures.get_or_create(&labels);
+        let _ = self.probe_timed_out.get_or_create(&labels);
         if kind == Kind::Startup {
             let name = NameLabels {
                 probe: probe.to_string(),
@@ -540,6 +575,11 @@ impl Metrics {
             let _ = self.golden_crosstalk.get_or_create(&name);
             let _ = self.golden_duplicates.get_or_create(&name);
             let _ = self.golden_unexpected.get_or_create(&name);
+            if let crate::probe::ProbeSpec::GoldenPath(g) = &p.spec {
+                self.golden_expected
+                    .get_or_create(&name)
+                    .set(g.events.len() as i64);
+            }
         }
         self.gcp.init_probe(probe, kind);
         self.logs.init_probe(p);
@@ -560,6 +600,17 @@ impl Metrics {
             self.scheduler_lateness.observe(late.as_secs_f64());
         }
         self.probe_success.get_or_create(&labels).set(i64::from(ok));
+        {
+            let failures = self.probe_consecutive_failures.get_or_create(&labels);
+            if ok {
+                failures.set(0);
+            } else {
+                failures.inc();
+            }
+        }
+        self.probe_timed_out
+            .get_or_create(&labels)
+            .set(i64::from(reason == Reason::Timeout));
         self.probe_duration.get_or_create(&labels).set(secs);
         self.probe_run_duration
             .observe(&labels, secs, exemplar(run));
@@ -618,6 +669,23 @@ impl Metrics {
                 secs,
                 exemplar(run),
             );
+        }
+    }
+
+    /// A golden-path run that failed before the events (login, connect, handshake) delivered
+    /// none: `events_delivered` drops to 0 and the per-event times of an earlier run go, so
+    /// no gauge shows a previous run's values as if they were this one's.
+    pub fn golden_events_not_reached(&self, probe: &str, events: &[String]) {
+        self.golden_delivered
+            .get_or_create(&NameLabels {
+                probe: probe.to_string(),
+            })
+            .set(0);
+        for event in events {
+            self.golden_event_seconds.remove(&EventLabels {
+                probe: probe.to_string(),
+                event: event.clone(),
+            });
         }
     }
 
@@ -698,6 +766,8 @@ impl Metrics {
             kind,
         };
         self.probe_success.remove(&labels);
+        self.probe_consecutive_failures.remove(&labels);
+        self.probe_timed_out.remove(&labels);
         self.probe_duration.remove(&labels);
         self.probe_timeout.remove(&labels);
         self.probe_interval.remove(&labels);
@@ -774,6 +844,10 @@ impl Metrics {
             self.criterion_met.remove(&cl);
             self.criterion_value.remove(&cl);
             self.criterion_threshold.remove(&cl);
+            self.incident_probe.remove(&IncidentProbeLabels {
+                incident: spec.id.clone(),
+                probe: c.probe.clone(),
+            });
         }
     }
 
@@ -785,6 +859,12 @@ impl Metrics {
         self.incident_status.get_or_create(&labels).set(2);
         let _ = self.incident_changes.get_or_create(&labels);
         for c in &spec.criteria {
+            self.incident_probe
+                .get_or_create(&IncidentProbeLabels {
+                    incident: spec.id.clone(),
+                    probe: c.probe.clone(),
+                })
+                .set(1);
             if let Some(bound) = c.max_seconds {
                 self.criterion_threshold
                     .get_or_create(&CriterionLabels {

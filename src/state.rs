@@ -107,6 +107,10 @@ impl State {
         let kind = probe.spec.kind();
         self.metrics
             .record(&probe.name, kind, probe.spec.db_transport(), &run);
+        if let (crate::probe::ProbeSpec::GoldenPath(g), None) = (&probe.spec, &run.golden) {
+            self.metrics
+                .golden_events_not_reached(&probe.name, &g.events);
+        }
         let run = Arc::new(run);
         let judging = self.incidents_judging(&probe.name);
         // An incident added by a reload starts its streaks from the runs after it.
@@ -361,5 +365,92 @@ mod tests {
             assert_eq!(last.lateness_seconds, Some((HISTORY as f32 + 9.0) / 1e6));
             assert_eq!(e.latest().map(|r| r.duration.as_millis()), Some(69));
         }
+    }
+
+    #[test]
+    fn a_restart_while_healthy_goes_unknown_to_resolved_without_present() {
+        // A fresh State is what a restarted pathwatch has: no history, every incident UNKNOWN.
+        let (state, config) = state();
+        let judged = &config.probes[0];
+        state.evaluate_all();
+        assert_eq!(state.status("x"), Status::Unknown);
+        state.record(judged, run(1));
+        assert_eq!(state.status("x"), Status::Unknown);
+        let (_, t) = &state.incidents()[0];
+        let progress = t.evaluation.as_ref().and_then(|e| e.resolving);
+        assert_eq!(
+            progress.map(|p| p.text()).as_deref(),
+            Some("resolving: 1 of 2 passing results")
+        );
+        state.record(judged, run(2));
+        assert_eq!(state.status("x"), Status::Resolved);
+        let (_, t) = &state.incidents()[0];
+        // One change (UNKNOWN -> RESOLVED), never PRESENT.
+        assert_eq!(t.changes, 1);
+    }
+
+    #[test]
+    fn a_golden_run_failing_before_the_events_zeroes_delivered_and_drops_event_times() {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let text = "probes:\n  - name: gp\n    kind: golden_path\n    login: { url: http://127.0.0.1:9/login, email: a@b.c, password: p }\n    websocket: { url: ws://127.0.0.1:9/ws }\n    message: hi\n";
+        let config = crate::config::parse("t.yaml", text, &|_| None)
+            .expect("config")
+            .config;
+        let mut registry = Registry::with_prefix("pathwatch");
+        let metrics = Metrics::new(&mut registry);
+        let p = &config.probes[0];
+        metrics.init_probe(p);
+        let state = State::new(metrics, &config);
+        let crate::probe::ProbeSpec::GoldenPath(g) = &p.spec else {
+            panic!("golden path spec");
+        };
+        let mut ok = run(1);
+        ok.golden = Some(crate::probe::golden::GoldenObs {
+            expected: g.events.clone(),
+            arrived: g
+                .events
+                .iter()
+                .map(|_| Some(Duration::from_secs(1)))
+                .collect(),
+            total: Some(Duration::from_secs(2)),
+            ..Default::default()
+        });
+        state.record(p, ok);
+        let text = encode(&registry);
+        let delivered = format!(
+            "pathwatch_golden_path_events_delivered{{probe=\"gp\"}} {}",
+            g.events.len()
+        );
+        assert!(text.contains(&delivered), "{text}");
+        assert!(
+            text.contains("pathwatch_golden_path_event_seconds{"),
+            "{text}"
+        );
+        let mut failed = run(2);
+        failed.outcome = Err(crate::probe::ProbeError::new(
+            Reason::Refused,
+            "login refused",
+        ));
+        state.record(p, failed);
+        let text = encode(&registry);
+        assert!(
+            text.contains("pathwatch_golden_path_events_delivered{probe=\"gp\"} 0"),
+            "{text}"
+        );
+        assert!(
+            !text.contains("pathwatch_golden_path_event_seconds{"),
+            "{text}"
+        );
+        let expected = format!(
+            "pathwatch_golden_path_events_expected{{probe=\"gp\"}} {}",
+            g.events.len()
+        );
+        assert!(text.contains(&expected), "{text}");
+    }
+
+    fn encode(registry: &Registry) -> String {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, registry).expect("encode");
+        out
     }
 }

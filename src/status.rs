@@ -2,6 +2,7 @@
 //! each probe with its last result and a sparkline of recent durations. Server-rendered HTML
 //! with inline CSS and SVG, no scripts; it refreshes itself.
 
+use crate::incident::engine::Progress;
 use crate::incident::{CriterionResult, Status};
 use crate::runner::unix_now;
 use crate::state::State;
@@ -24,6 +25,11 @@ pub struct IncidentView {
     pub last_change_unix: Option<f64>,
     pub changes: u64,
     pub resolve_after: u32,
+    /// `{"passing":1,"needed":2}` while every criterion passes but the incident is not
+    /// resolved yet; the page shows "resolving: 1 of 2 passing results".
+    pub resolving: Option<Progress>,
+    /// The same progress as text, for people reading the JSON.
+    pub progress: Option<String>,
     pub criteria: Vec<CriterionResult>,
 }
 
@@ -55,6 +61,12 @@ pub fn snapshot(state: &State) -> Snapshot {
             last_change_unix: (t.changes > 0).then_some(t.last_change_unix),
             changes: t.changes,
             resolve_after: spec.resolve_after,
+            resolving: t.evaluation.as_ref().and_then(|e| e.resolving),
+            progress: t
+                .evaluation
+                .as_ref()
+                .and_then(|e| e.resolving)
+                .map(|p| p.text()),
             criteria: t.evaluation.map(|e| e.criteria).unwrap_or_default(),
         })
         .collect();
@@ -157,17 +169,10 @@ fn incident(out: &mut String, inc: &IncidentView, now: f64) {
             .last_change_unix
             .map(|t| format!(", last {} ago", ago(now - t)))
             .unwrap_or_default(),
-        hint = if inc.status == Status::Present
-            && !inc.criteria.is_empty()
-            && inc.criteria.iter().all(|c| c.met == Some(true))
-        {
-            format!(
-                ". Every criterion passes now; it resolves after {} passing results in a row.",
-                inc.resolve_after
-            )
-        } else {
-            String::new()
-        },
+        hint = inc
+            .resolving
+            .map(|p| format!("; {} (every criterion passes now)", p.text()))
+            .unwrap_or_default(),
     );
     for c in &inc.criteria {
         let (cls, word) = match c.met {

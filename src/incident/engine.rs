@@ -66,6 +66,25 @@ pub struct CriterionResult {
 pub struct Evaluation {
     pub status: Status,
     pub criteria: Vec<CriterionResult>,
+    /// Every criterion passes but not yet `resolve_after` times in a row: how far along.
+    pub resolving: Option<Progress>,
+}
+
+/// Progress towards RESOLVED: the fewest passing results in a row of any criterion.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct Progress {
+    pub passing: u32,
+    pub needed: u32,
+}
+
+impl Progress {
+    /// `resolving: 1 of 2 passing results`
+    pub fn text(&self) -> String {
+        format!(
+            "resolving: {} of {} passing results",
+            self.passing, self.needed
+        )
+    }
 }
 
 impl Evaluation {
@@ -100,24 +119,42 @@ pub fn evaluate<'a>(
             judge(&c.name, &c.probe, &condition, view(&c.probe), now_unix)
         })
         .collect();
-    let status = if criteria.is_empty() || criteria.iter().any(|c| c.met.is_none()) {
-        Status::Unknown
-    } else if criteria
+    let known = !criteria.is_empty() && criteria.iter().all(|c| c.met.is_some());
+    let proven_fixed = known
+        && criteria
+            .iter()
+            .all(|c| c.passing_streak >= spec.resolve_after);
+    let proven_broken = criteria
         .iter()
-        .all(|c| c.passing_streak >= spec.resolve_after)
-    {
+        .any(|c| c.failing_streak >= spec.reopen_after);
+    let failing = criteria.iter().any(|c| c.met == Some(false));
+    let status = if proven_fixed {
         Status::Resolved
-    } else if criteria
-        .iter()
-        .any(|c| c.failing_streak >= spec.reopen_after)
-        || previous != Status::Resolved
-    {
-        // Not proven fixed yet (or broken again): present.
+    } else if proven_broken || (previous == Status::Present && failing) {
+        // Broken again, or not fixed yet: present. From UNKNOWN (a restart, stale data) only
+        // failing results lead here, never passing ones (a restart must not page).
         Status::Present
+    } else if !known {
+        Status::Unknown
     } else {
-        Status::Resolved
+        // Every criterion judged, not enough results either way: the status holds. From
+        // UNKNOWN that means waiting for `resolve_after` passing results.
+        previous
     };
-    Evaluation { status, criteria }
+    let resolving = (status != Status::Resolved && known && !failing).then(|| Progress {
+        passing: criteria
+            .iter()
+            .map(|c| c.passing_streak)
+            .min()
+            .unwrap_or(0)
+            .min(spec.resolve_after),
+        needed: spec.resolve_after,
+    });
+    Evaluation {
+        status,
+        criteria,
+        resolving,
+    }
 }
 
 fn judge(
@@ -374,7 +411,19 @@ mod tests {
         type Case<'a> = (&'a [(bool, f64)], Status, Status, &'a str);
         let cases: &[Case] = &[
             (&[], Unknown, Unknown, "no data"),
-            (&[(true, 2.5)], Unknown, Present, "2.5s < 10s"),
+            // From UNKNOWN (a restart): passing results never make it present...
+            (&[(true, 2.5)], Unknown, Unknown, "2.5s < 10s"),
+            (&[(true, 2.5), (true, 3.0)], Unknown, Resolved, "3s < 10s"),
+            // ...failing ones do, after reopen_after of them.
+            (&[(false, 75.0)], Unknown, Unknown, "timeout after 75s"),
+            (
+                &[(false, 75.0), (false, 75.0)],
+                Unknown,
+                Present,
+                "timeout after 75s",
+            ),
+            (&[(false, 75.0), (true, 2.0)], Unknown, Unknown, "2s < 10s"),
+            (&[(true, 2.5)], Present, Present, "2.5s < 10s"),
             (&[(true, 2.5), (true, 3.0)], Present, Resolved, "3s < 10s"),
             // exactly the bound is not under it
             (
@@ -410,6 +459,47 @@ mod tests {
             assert_eq!(e.status, *want, "{runs:?} from {previous:?}");
             assert_eq!(e.criteria[0].display, *display);
         }
+    }
+
+    #[test]
+    fn progress_towards_resolved_is_reported() {
+        let spec = db_connect();
+        let one = [run(true, 1.0, 5.0)];
+        let e = eval_with(&spec, Kind::Postgres, &one, Status::Present);
+        assert_eq!(e.status, Status::Present);
+        let p = e.resolving.expect("progress");
+        assert_eq!(p.text(), "resolving: 1 of 2 passing results");
+        let e = eval_with(&spec, Kind::Postgres, &one, Status::Unknown);
+        assert_eq!(
+            (e.status, e.resolving.map(|p| p.passing)),
+            (Status::Unknown, Some(1))
+        );
+        let two = [run(true, 1.0, 35.0), run(true, 1.0, 5.0)];
+        let e = eval_with(&spec, Kind::Postgres, &two, Status::Present);
+        assert_eq!((e.status, e.resolving), (Status::Resolved, None));
+        let failing = [run(false, 75.0, 5.0)];
+        let e = eval_with(&spec, Kind::Postgres, &failing, Status::Present);
+        assert_eq!(e.resolving, None);
+    }
+
+    #[test]
+    fn a_failing_criterion_is_present_even_while_another_has_no_data() {
+        let spec = incident(vec![
+            CriterionSpec {
+                success: Some(true),
+                ..criterion("db_up", "db")
+            },
+            CriterionSpec {
+                success: Some(true),
+                ..criterion("never_ran", "nothing")
+            },
+        ]);
+        let runs = [run(false, 0.01, 35.0), run(false, 0.01, 5.0)];
+        let e = eval_with(&spec, Kind::Postgres, &runs, Status::Unknown);
+        assert_eq!(e.status, Status::Present);
+        let runs = [run(true, 0.01, 35.0), run(true, 0.01, 5.0)];
+        let e = eval_with(&spec, Kind::Postgres, &runs, Status::Unknown);
+        assert_eq!(e.status, Status::Unknown);
     }
 
     #[test]
@@ -486,7 +576,12 @@ mod tests {
         }]);
         let mut r = (*run(true, 0.2, 1.0)).clone();
         r.state = Some("ERROR".into());
-        let e = eval_with(&spec, Kind::Http, &[Arc::new(r.clone())], Status::Unknown);
+        let e = eval_with(
+            &spec,
+            Kind::Http,
+            &[Arc::new(r.clone()), Arc::new(r.clone())],
+            Status::Unknown,
+        );
         assert_eq!(
             (e.status, e.criteria[0].met),
             (Status::Present, Some(false))

@@ -7,6 +7,7 @@ use crate::support::exporter::{Exporter, value};
 use crate::support::hang::closed_port;
 use crate::support::pg::{PgCluster, PgOptions};
 use crate::support::prom::{self, query};
+use crate::support::receiver::Receiver;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -129,4 +130,51 @@ fn demo_probes_the_reference_service_through_an_outage_and_back() {
         "no access token in metrics or logs"
     );
     eprintln!("demo test took {:?}", started.elapsed());
+}
+
+/// The demo pages: at speed 6 its probes run every second, so the rules' copy at
+/// `alerts/install.py --scale 30` and the shipped Alertmanager config (timings / 30) let the
+/// incident alert fire in the outage, resolve after the restart, and fire again when the
+/// degraded agent drops an event: each change its own notification, the symptoms held back.
+#[test]
+fn the_demo_pages_and_resolves_through_prometheus_and_alertmanager() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let args = ["demo", "--speed", "6"].map(String::from);
+    let exp = Exporter::start_command(&args, &[("DATABASE_URL", ""), ("PGHOST", "")], dir);
+    let hook = Receiver::start();
+    let am = prom::alertmanager_with(&crate::paging::scaled_alertmanager_config(hook.port));
+    let rules_dir = tempfile::tempdir().expect("temp dir");
+    let rules = rules_dir.path().join("pathwatch.rules.yml");
+    let status = std::process::Command::new("python3")
+        .arg("alerts/install.py")
+        .arg(&rules)
+        .args(["--scale", &crate::paging::SCALE.to_string()])
+        .status()
+        .expect("python3");
+    assert!(status.success());
+    let _prom = prom::prometheus(exp.addr, &[rules], am.addr);
+    // (healthy 10 s, outage 7.5 s, restart 5 s, degraded 6.7 s) on a loop
+    let changes = || {
+        let mut s: Vec<String> = crate::paging::notifications(&hook)
+            .into_iter()
+            .filter(|n| {
+                n.labels.get("alertname").map(String::as_str) == Some("PathwatchIncidentPresent")
+                    && n.labels.get("incident").map(String::as_str) == Some("1278")
+            })
+            .map(|n| n.group_status)
+            .collect();
+        s.dedup();
+        s
+    };
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while changes().len() < 3 {
+        assert!(
+            Instant::now() < deadline,
+            "incident 1278 notifications: {:?}\nlogs:\n{}",
+            changes(),
+            exp.logs()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert_eq!(changes()[..3], ["firing", "resolved", "firing"]);
 }

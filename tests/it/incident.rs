@@ -112,8 +112,37 @@ fn outage_then_fix_moves_status_log_webhook_check_and_page() {
     );
     assert!(page.contains("id=\"probe-golden-path\""), "{page}");
 
-    // The fix: resolved once every criterion passed 3 times in a row.
+    // The fix: resolved once every criterion passed 3 times in a row. Meanwhile the page and
+    // /api/status show the progress.
     sim.state.set_faults(Faults::default());
+    let deadline = std::time::Instant::now() + WAIT;
+    let progress = loop {
+        let (_, _, body) = exp.get("/api/status");
+        let api: serde_json::Value = serde_json::from_str(&body).expect("/api/status");
+        let inc = &api["incidents"][0];
+        assert_ne!(
+            inc["status"], "RESOLVED",
+            "resolved without showing progress"
+        );
+        if let Some(p) = inc["progress"].as_str() {
+            assert_eq!(inc["status"], "PRESENT");
+            assert_eq!(inc["resolving"]["needed"], 3);
+            let (_, _, page) = exp.get("/");
+            break (p.to_string(), page);
+        }
+        assert!(std::time::Instant::now() < deadline, "no progress: {body}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(
+        [
+            "resolving: 1 of 3 passing results",
+            "resolving: 2 of 3 passing results"
+        ]
+        .contains(&progress.0.as_str()),
+        "{}",
+        progress.0
+    );
+    assert!(progress.1.contains("resolving: "), "{}", progress.1);
     status(0.0);
     let m = exp.metrics();
     let changes = value(

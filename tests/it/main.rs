@@ -20,6 +20,7 @@ mod logs;
 mod managed_prometheus;
 mod netguard;
 mod operate;
+mod paging;
 mod postgres;
 mod redis;
 mod rules;

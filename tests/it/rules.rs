@@ -1,5 +1,6 @@
 //! The shipped alert rules: promtool accepts them, their unit tests pass, and every alert
-//! carries a severity, a summary, a description and a runbook section that exists.
+//! carries a severity, a summary, a description, an absolute runbook_url to a section that
+//! exists and a dashboard_url.
 
 use std::process::Command;
 
@@ -21,11 +22,14 @@ pub fn rule_files() -> Vec<std::path::PathBuf> {
     let mut files: Vec<_> = std::fs::read_dir("alerts")
         .expect("alerts/")
         .map(|e| e.expect("entry").path())
-        .filter(|p| p.extension().is_some_and(|e| e == "yml"))
+        .filter(|p| p.to_string_lossy().ends_with(".rules.yml"))
         .collect();
     files.sort();
     files
 }
+
+/// The runbook base the shipped rules carry (alerts/install.py --runbook-base replaces it).
+pub const RUNBOOK_BASE: &str = "https://github.com/pathwatch/pathwatch/blob/main/docs/runbook.md";
 
 #[test]
 fn promtool_checks_and_unit_tests_pass() {
@@ -74,8 +78,15 @@ fn every_alert_has_severity_text_and_a_runbook_section() {
                         "{name}: {key}"
                     );
                 }
-                let link = rule["annotations"]["runbook"].as_str().unwrap_or("");
-                let anchor = link.strip_prefix("docs/runbook.md#").unwrap_or("");
+                let link = rule["annotations"]["runbook_url"].as_str().unwrap_or("");
+                // Absolute, under the one base alerts/install.py replaces.
+                let anchor = link.strip_prefix(RUNBOOK_BASE).unwrap_or("");
+                let anchor = anchor.strip_prefix('#').unwrap_or("");
+                let dashboard = rule["annotations"]["dashboard_url"].as_str().unwrap_or("");
+                assert!(
+                    dashboard.starts_with("http://localhost:3000/d/pathwatch-"),
+                    "{name}: dashboard_url {dashboard:?}"
+                );
                 assert_eq!(anchor, name.to_lowercase(), "{name}: runbook link {link:?}");
                 assert!(
                     anchors.contains(&anchor.to_string()),
@@ -85,4 +96,80 @@ fn every_alert_has_severity_text_and_a_runbook_section() {
         }
     }
     assert!(alerts >= 15, "{alerts} alerts");
+}
+
+/// alerts/install.py: the runbook and Grafana bases set in one place, and `--scale` divides
+/// durations only; promtool accepts what it writes.
+#[test]
+fn install_sets_the_link_bases_and_scales_only_durations() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = dir.path().join("installed.rules.yml");
+    let status = Command::new("python3")
+        .arg("alerts/install.py")
+        .arg(&out)
+        .args([
+            "--runbook-base",
+            "https://wiki.example/pathwatch/runbook.md",
+            "--grafana-url",
+            "https://grafana.example/",
+            "--scale",
+            "30",
+        ])
+        .status()
+        .expect("python3");
+    assert!(status.success());
+    let text = std::fs::read_to_string(&out).expect("installed rules");
+    let shipped = std::fs::read_to_string("alerts/pathwatch.rules.yml").expect("rules");
+    assert!(promtool(&["check", "rules", &out.display().to_string()]).contains("SUCCESS"));
+    assert!(!text.contains(RUNBOOK_BASE) && !text.contains("http://localhost:3000"));
+    let links = |t: &str, prefix: &str| t.lines().filter(|l| l.contains(prefix)).count();
+    assert_eq!(
+        links(
+            &text,
+            "runbook_url: https://wiki.example/pathwatch/runbook.md#"
+        ),
+        links(&shipped, "runbook_url: ")
+    );
+    assert_eq!(
+        links(
+            &text,
+            "dashboard_url: \"https://grafana.example/d/pathwatch-"
+        ),
+        links(&shipped, "dashboard_url: ")
+    );
+    // for: 15m -> 30s, for: 2m -> 4s, [30m] -> [60s], interval: 10s -> 333ms
+    assert!(
+        text.contains("for: 30s") && text.contains("for: 4s"),
+        "{text}"
+    );
+    assert!(text.contains("[60s]") && !text.contains("[30m]"));
+    assert!(text.contains("interval: 333ms"));
+    // Everything else is the shipped text: same lines once links and durations are set aside.
+    let skeleton = |t: &str| -> Vec<String> {
+        t.lines()
+            .filter(|l| !l.contains("_url: ") && !l.trim_start().starts_with("for: "))
+            .filter(|l| !l.trim_start().starts_with("interval: "))
+            .map(|l| {
+                let mut out = String::new();
+                let mut skip = false;
+                for c in l.chars() {
+                    match c {
+                        '[' => skip = true,
+                        ']' => skip = false,
+                        _ if skip => continue,
+                        _ => {}
+                    }
+                    out.push(c);
+                }
+                out
+            })
+            .collect()
+    };
+    assert_eq!(skeleton(&text), skeleton(&shipped));
+    // A bad scale is refused.
+    let bad = Command::new("python3")
+        .args(["alerts/install.py", "-", "--scale", "0"])
+        .output()
+        .expect("python3");
+    assert!(!bad.status.success());
 }

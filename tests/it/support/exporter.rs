@@ -58,9 +58,38 @@ impl Exporter {
         env: &[(&str, &str)],
         dir: tempfile::TempDir,
     ) -> Exporter {
+        Self::start_command_at(args, env, dir, "127.0.0.1:0")
+    }
+
+    /// `pathwatch serve` on the config in `dir` (pathwatch.yaml) at a fixed address, so a
+    /// restarted exporter is scraped where it was.
+    pub fn serve_at(dir: tempfile::TempDir, env: &[(&str, &str)], listen: &str) -> Exporter {
+        let path = dir.path().join("pathwatch.yaml");
+        let args = [
+            "serve".to_string(),
+            "--config".to_string(),
+            path.display().to_string(),
+        ];
+        Self::start_command_at(&args, env, dir, listen)
+    }
+
+    /// Stops the process (SIGTERM) and hands back its directory, config included.
+    pub fn stop_keep_dir(mut self) -> tempfile::TempDir {
+        self.terminate(Duration::from_secs(20));
+        let fresh = tempfile::tempdir().expect("temp dir");
+        std::mem::replace(&mut self.dir, fresh)
+    }
+
+    /// Like [`Self::start_command`], listening on `listen`.
+    pub fn start_command_at(
+        args: &[String],
+        env: &[(&str, &str)],
+        dir: tempfile::TempDir,
+        listen: &str,
+    ) -> Exporter {
         let mut cmd = Command::new(BIN);
         cmd.args(args)
-            .args(["--listen", "127.0.0.1:0", "--log-level", "info"])
+            .args(["--listen", listen, "--log-level", "info"])
             .env_remove("RUST_LOG")
             .env_remove("PATHWATCH_CONFIG")
             .env_remove("PATHWATCH_LISTEN")

@@ -327,6 +327,46 @@ impl PgCluster {
         release_port(self.port);
     }
 
+    /// Starts a cluster stopped by [`Self::stop`] again, on the same port and data: for a
+    /// database that was down and comes back.
+    pub fn start_again(&mut self) {
+        assert!(
+            self.stopped.load(Ordering::SeqCst),
+            "start_again() on a running cluster"
+        );
+        claim_port(self.port);
+        let out = pg_command(
+            &self.bindir,
+            "pg_ctl",
+            running_as_root(),
+            self.tempdir.path(),
+        )
+        .args(["-w", "-t", "60", "-D"])
+        .arg(&self.datadir)
+        .arg("-l")
+        .arg(&self.logfile)
+        .args(["-o", &format!("-p {}", self.port), "start"])
+        .output()
+        .expect("running pg_ctl start");
+        check(&out, "pg_ctl start (again)", Some(&self.logfile));
+        let pid_file = self.datadir.join("postmaster.pid");
+        self.pid = fs::read_to_string(&pid_file)
+            .ok()
+            .and_then(|t| t.lines().next().and_then(|l| l.trim().parse().ok()))
+            .unwrap_or_else(|| panic!("no PID in {} after start", pid_file.display()));
+        self.stopped.store(false, Ordering::SeqCst);
+    }
+
+    /// Runs one SQL statement as the superuser over the Unix socket.
+    pub fn exec(&self, sql: &str) {
+        let out = self
+            .psql()
+            .args(["-c", sql])
+            .output()
+            .expect("running psql");
+        check(&out, "psql -c (statement not shown)", Some(&self.logfile));
+    }
+
     /// SIGSTOP the postmaster: new connections are accepted by the kernel
     /// (TCP handshake completes) but never get a server response, so clients
     /// hang until their own timeout. Existing sessions are unaffected.
@@ -554,4 +594,12 @@ fn random_u64() -> u64 {
             .as_nanos(),
     );
     h.finish()
+}
+
+/// Takes `port` back into the ledger (a cluster started again on its old port).
+fn claim_port(port: u16) {
+    PORTS_IN_USE
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(port);
 }

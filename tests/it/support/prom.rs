@@ -37,10 +37,15 @@ fn wait_ready(addr: SocketAddr, path: &str, what: &str, child: &mut Child) {
 
 /// Alertmanager sending every notification (and resolution) to `webhook`.
 pub fn alertmanager(webhook: &str) -> Server {
-    let dir = tempfile::tempdir().expect("temp dir");
     let config = format!(
         "route:\n  receiver: hook\n  group_by: [alertname]\n  group_wait: 1s\n  group_interval: 1s\n  repeat_interval: 1h\nreceivers:\n  - name: hook\n    webhook_configs:\n      - url: \"{webhook}\"\n        send_resolved: true\n"
     );
+    alertmanager_with(&config)
+}
+
+/// Alertmanager on this configuration text.
+pub fn alertmanager_with(config: &str) -> Server {
+    let dir = tempfile::tempdir().expect("temp dir");
     std::fs::write(dir.path().join("am.yml"), config).expect("write alertmanager config");
     let addr: SocketAddr = format!("127.0.0.1:{}", closed_port())
         .parse()
@@ -71,19 +76,17 @@ pub fn prometheus(
     rules: &[std::path::PathBuf],
     alertmanager: SocketAddr,
 ) -> Server {
+    prometheus_scraping(&[target], rules, alertmanager)
+}
+
+/// Prometheus scraping every one of `targets` as job "pathwatch" (see [`prometheus`]).
+pub fn prometheus_scraping(
+    targets: &[SocketAddr],
+    rules: &[std::path::PathBuf],
+    alertmanager: SocketAddr,
+) -> Server {
     let dir = tempfile::tempdir().expect("temp dir");
-    let rule_files: String = rules
-        .iter()
-        .map(|r| {
-            format!(
-                "  - {}\n",
-                std::fs::canonicalize(r).expect("rule file").display()
-            )
-        })
-        .collect();
-    let config = format!(
-        "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files:\n{rule_files}alerting:\n  alertmanagers:\n    - static_configs:\n        - targets: [\"{alertmanager}\"]\nscrape_configs:\n  - job_name: pathwatch\n    static_configs:\n      - targets: [\"{target}\"]\n"
-    );
+    let config = prometheus_config(targets, rules, alertmanager);
     std::fs::write(dir.path().join("prometheus.yml"), config).expect("write prometheus config");
     let addr: SocketAddr = format!("127.0.0.1:{}", closed_port())
         .parse()
@@ -104,6 +107,44 @@ pub fn prometheus(
         .expect("prometheus must be installed (Debian package prometheus)");
     wait_ready(addr, "/-/ready", "prometheus", &mut child);
     Server { child, addr, dir }
+}
+
+/// The configuration text of [`prometheus_scraping`].
+pub fn prometheus_config(
+    targets: &[SocketAddr],
+    rules: &[std::path::PathBuf],
+    alertmanager: SocketAddr,
+) -> String {
+    let target = targets
+        .iter()
+        .map(|t| format!("\"{t}\""))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let rule_files: String = rules
+        .iter()
+        .map(|r| {
+            format!(
+                "  - {}\n",
+                std::fs::canonicalize(r).expect("rule file").display()
+            )
+        })
+        .collect();
+    format!(
+        "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files:\n{rule_files}alerting:\n  alertmanagers:\n    - static_configs:\n        - targets: [\"{alertmanager}\"]\nscrape_configs:\n  - job_name: pathwatch\n    static_configs:\n      - targets: [{target}]\n"
+    )
+}
+
+impl Server {
+    /// Prometheus only: replaces its configuration and reloads it (SIGHUP).
+    pub fn reload_prometheus(&self, config: &str) {
+        std::fs::write(self.dir.path().join("prometheus.yml"), config)
+            .expect("write prometheus config");
+        let ok = Command::new("kill")
+            .args(["-HUP", &self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(ok.success(), "kill -HUP prometheus");
+    }
 }
 
 /// Percent-encodes a PromQL expression for a query string.
