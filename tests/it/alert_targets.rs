@@ -28,12 +28,13 @@ pub fn yaml_file(path: &Path) -> Value {
     serde_saphyr::from_str(&t).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
-/// (group name, rule) of every alerting rule in alerts/*.yml under `dir`.
+/// (group name, rule) of every alerting rule in alerts/*.rules.yml under `dir` (beside them,
+/// alertmanager.yml is no rule file).
 pub fn source_alerts(dir: &Path) -> Vec<(String, Value)> {
     let mut files: Vec<_> = std::fs::read_dir(dir)
         .expect("alerts dir")
         .map(|e| e.expect("entry").path())
-        .filter(|p| p.extension().is_some_and(|e| e == "yml"))
+        .filter(|p| p.to_str().is_some_and(|n| n.ends_with(".rules.yml")))
         .collect();
     files.sort();
     let mut out = Vec::new();
@@ -139,11 +140,15 @@ fn every_alert_has_one_policy_with_its_query_severity_duration_and_runbook() {
         };
         assert_eq!(p["severity"], expected, "{name}");
         // The runbook link: the rule's own (runbook_url or runbook), made absolute at deploy.
+        // The shipped repository base becomes the placeholder deploy.py fills.
         let ann = &rule["annotations"];
         let link = ann["runbook_url"]
             .as_str()
             .or(ann["runbook"].as_str())
             .expect("runbook");
+        let link = link
+            .strip_prefix("https://github.com/pathwatch/pathwatch/blob/main/")
+            .unwrap_or(link);
         let url = p["documentation"]["links"][0]["url"]
             .as_str()
             .expect("link");
@@ -266,7 +271,7 @@ fn an_expression_and_runbook_change_in_alerts_reaches_every_target() {
     let mut first = None;
     for e in std::fs::read_dir("alerts").expect("alerts/") {
         let p = e.expect("entry").path();
-        if p.extension().is_some_and(|e| e == "yml") {
+        if p.to_str().is_some_and(|n| n.ends_with(".rules.yml")) {
             std::fs::copy(&p, alerts.join(p.file_name().expect("name"))).expect("copy");
         }
     }
@@ -365,7 +370,7 @@ fn the_check_names_a_hand_edited_missing_or_stray_target() {
 #[test]
 fn a_rule_no_target_can_carry_is_refused_with_its_name() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let f = dir.path().join("x.yml");
+    let f = dir.path().join("x.rules.yml");
     std::fs::write(
         &f,
         "groups:\n  - name: g\n    interval: 45s\n    rules:\n      - alert: Odd\n        expr: up == 0\n        annotations: {runbook: docs/runbook.md#odd}\n",
@@ -380,7 +385,7 @@ fn a_rule_no_target_can_carry_is_refused_with_its_name() {
     ]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     assert!(
-        text(&o).contains("x.yml: group g: interval 45s is not a positive multiple of 30s"),
+        text(&o).contains("x.rules.yml: group g: interval 45s is not a positive multiple of 30s"),
         "{}",
         text(&o)
     );
