@@ -4,6 +4,7 @@
 
 use crate::config::{Config, ProbeConfig};
 use crate::incident::engine::ProbeView;
+use crate::incident::rootcause::{self, Judgement};
 use crate::incident::{CriterionResult, IncidentSpec, Status, evaluate};
 use crate::probe::ProbeSpec;
 use crate::probe::startup::Reference;
@@ -22,6 +23,9 @@ pub enum Format {
 
 #[derive(Serialize)]
 pub struct Report {
+    /// `Root cause: vpc-connector (is ERROR); 6 failures follow from it` (depends_on).
+    pub root_cause: Option<String>,
+    pub judgement: Judgement,
     pub incidents: Vec<IncidentReport>,
     pub probes: Vec<ProbeReport>,
     /// True when every selected incident is resolved (or, with none, every probe passed).
@@ -112,12 +116,27 @@ pub async fn run(config: &Config, only: Option<&str>) -> Result<Report, String> 
             }
         })
         .collect();
+    let graph = rootcause::graph(
+        config
+            .probes
+            .iter()
+            .map(|p| (p.name.as_str(), p.depends_on.as_slice())),
+    );
+    let latest = |name: &str| {
+        runs.iter()
+            .find(|(p, _)| p.name == name)
+            .map(|(_, r)| &r[0])
+    };
+    let judgement = rootcause::judge(&graph, |name| latest(name).is_some_and(|r| !r.ok()));
+    let root_cause = judgement.line(|name| latest(name).map(|r| r.brief()));
     let passed = if incidents.is_empty() {
         probes.iter().all(|p| p.ok)
     } else {
         incidents.iter().all(|i| i.status == Status::Resolved)
     };
     Ok(Report {
+        root_cause,
+        judgement,
         incidents,
         probes,
         passed,
@@ -149,6 +168,9 @@ pub fn render(report: &Report, format: Format) -> String {
 
 fn text(r: &Report) -> String {
     let mut out = String::new();
+    if let Some(line) = &r.root_cause {
+        let _ = writeln!(out, "{line}\n");
+    }
     for inc in &r.incidents {
         let _ = writeln!(
             out,

@@ -135,14 +135,17 @@ probes:
   - name: backend-health
     kind: http
     url: http://{sim}/health
+    depends_on: [backend-startup]
     assert:
       - {{ json_pointer: /status, equals: healthy }}
   - name: backend-database-health
     kind: http
     url: http://{sim}/api/health/database
+    depends_on: [vpc-path-redis, cloudsql-instance]
   - name: auth-health
     kind: http
     url: http://{sim}/auth/health
+    depends_on: [backend-database-health]
   - name: clickhouse-ping
     kind: http
     url: http://{sim}/ping
@@ -156,6 +159,7 @@ probes:
     reference: reported
     started_at_pointer: /started_at
     check: {{ url: "http://{sim}/health" }}
+    depends_on: [backend-database-health]
   - name: golden-path
     kind: golden_path
     interval: {i10}
@@ -167,14 +171,17 @@ probes:
     websocket:
       url: ws://{sim}/ws
     message: What is the status of my last optimisation?
+    depends_on: [backend-health, auth-health]
   - name: vpc-path-redis
     kind: tcp
     host: 127.0.0.1
     port: {redis_port}
+    depends_on: [vpc-connector]
   - name: redis
     kind: redis
     host: 127.0.0.1
     port: {redis_port}
+    depends_on: [vpc-path-redis]
     password: ${{DEMO_PASSWORD}}
     db: 0
   - name: vpc-connector

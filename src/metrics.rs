@@ -7,6 +7,7 @@
 pub mod gcp;
 pub mod histograms;
 pub mod logs;
+pub mod rootcause;
 
 use crate::probe::golden::GoldenObs;
 use crate::probe::{Kind, Phase, PhaseTimings, Reason, Transport, label_enum};
@@ -244,6 +245,7 @@ pub struct Metrics {
     pub gcp: gcp::GcpMetrics,
     /// `pathwatch_log_*` (metrics/logs.rs).
     pub logs: logs::LogMetrics,
+    pub root_causes: rootcause::RootCauseMetrics,
 }
 
 impl Metrics {
@@ -311,6 +313,7 @@ impl Metrics {
             encode_seconds: Gauge::default(),
             gcp: gcp::GcpMetrics::default(),
             logs: logs::LogMetrics::default(),
+            root_causes: rootcause::RootCauseMetrics::default(),
         }
     }
 
@@ -495,6 +498,7 @@ impl Metrics {
         );
         m.gcp.register(r);
         m.logs.register(r);
+        m.root_causes.register(r);
         m.build_info
             .get_or_create(&BuildLabels {
                 version: env!("CARGO_PKG_VERSION").to_string(),

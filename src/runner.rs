@@ -56,6 +56,15 @@ impl RunResult {
             Err(e) => e.reason,
         }
     }
+
+    /// What a root-cause line says of this run: the resource state it reported (`is ERROR`),
+    /// else its reason (`refused`).
+    pub fn brief(&self) -> String {
+        match &self.state {
+            Some(state) => format!("is {state}"),
+            None => self.reason().to_string(),
+        }
+    }
 }
 
 /// Runs a probe once within its timeout. A panic in the probe becomes a failed run with

@@ -1,7 +1,7 @@
 //! `pathwatch schema`: a JSON Schema of the config file, for editors (YAML language servers)
 //! and CI. It is derived from the same structs serde reads (schemars), then reshaped where
 //! pathwatch's YAML differs from serde's defaults: a probe is one mapping holding `kind`, the
-//! common keys (`name`, `interval`, `timeout`) and its kind's keys.
+//! common keys (`name`, `interval`, `timeout`, `depends_on`) and its kind's keys.
 
 use crate::config::Defaults;
 use crate::config::types::PositiveDuration;
@@ -111,6 +111,14 @@ fn probe_variant(variant: &Value, defs: &Map<String, Value>, duration: &Value) -
     );
     props.insert("interval".into(), duration.clone());
     props.insert("timeout".into(), duration.clone());
+    props.insert(
+        "depends_on".into(),
+        json!({
+            "type": "array",
+            "description": "Probes this one needs: their failures explain its own (root cause).",
+            "items": { "type": "string", "pattern": "^[A-Za-z0-9_.:-]{1,64}$" },
+        }),
+    );
     let required = obj.entry("required").or_insert_with(|| json!([]));
     if let Some(list) = required.as_array_mut() {
         list.push(json!("kind"));

@@ -4,6 +4,7 @@
 
 use crate::config::{Config, ProbeConfig};
 use crate::incident::engine::ProbeView;
+use crate::incident::rootcause::{self, Graph, Judgement};
 use crate::incident::{IncidentSpec, Status, Tracked, evaluate, notify};
 use crate::metrics::Metrics;
 use crate::probe::{Kind, Reason};
@@ -23,6 +24,9 @@ pub struct State {
     incidents: RwLock<Vec<IncidentSpec>>,
     tracked: Mutex<HashMap<String, Tracked>>,
     webhooks: reqwest::Client,
+    /// The dependency graph (only the probes in one) and its latest judgement.
+    graph: RwLock<Graph>,
+    judgement: RwLock<Judgement>,
 }
 
 /// A probe's schedule and its recent results, oldest first.
@@ -92,13 +96,52 @@ impl State {
         for inc in &config.incidents {
             metrics.init_incident(inc);
         }
+        let graph = graph_of(config);
+        let members: Vec<String> = graph.keys().cloned().collect();
+        metrics.root_causes.set(&members, &Judgement::default());
         State {
             metrics,
             probes: RwLock::new(probes),
             incidents: RwLock::new(config.incidents.clone()),
             tracked: Mutex::new(HashMap::new()),
             webhooks: reqwest::Client::new(),
+            graph: RwLock::new(graph),
+            judgement: RwLock::new(Judgement::default()),
         }
+    }
+
+    /// Judges the probes of the dependency graph on their latest results and exports it.
+    /// Runs on a result of a probe in the graph, so probes outside one cost nothing.
+    fn rejudge(&self) {
+        let graph = self.graph.read().unwrap_or_else(|p| p.into_inner());
+        let j = {
+            let probes = self.probes.read().unwrap_or_else(|p| p.into_inner());
+            rootcause::judge(&graph, |name| {
+                probes
+                    .get(name)
+                    .and_then(ProbeEntry::latest)
+                    .is_some_and(|r| !r.ok())
+            })
+        };
+        let members: Vec<String> = graph.keys().cloned().collect();
+        self.metrics.root_causes.set(&members, &j);
+        *self.judgement.write().unwrap_or_else(|p| p.into_inner()) = j;
+    }
+
+    /// The latest root-cause judgement (empty when nothing in a dependency graph fails).
+    pub fn judgement(&self) -> Judgement {
+        self.judgement
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// `Root cause: vpc-connector (ERROR); 7 failures follow from it`, naming each root's
+    /// reported state or failure reason; None when nothing in a dependency graph fails.
+    pub fn root_cause_line(&self) -> Option<String> {
+        let j = self.judgement();
+        let probes = self.probes.read().unwrap_or_else(|p| p.into_inner());
+        j.line(|name| Some(probes.get(name)?.latest()?.brief()))
     }
 
     /// Stores a run, updates its metrics, logs when its result changes, and re-evaluates
@@ -125,6 +168,14 @@ impl State {
             previous
         };
         log_run(probe, &run, previous);
+        let in_graph = self
+            .graph
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains_key(&probe.name);
+        if in_graph {
+            self.rejudge();
+        }
         let now = unix_now();
         for inc in &judging {
             self.evaluate(inc, now);
@@ -201,6 +252,9 @@ impl State {
             }
         }
         *self.incidents.write().unwrap_or_else(|p| p.into_inner()) = new.incidents.clone();
+        *self.graph.write().unwrap_or_else(|p| p.into_inner()) = graph_of(new);
+        self.metrics.root_causes.clear();
+        self.rejudge();
         self.evaluate_all();
     }
 
@@ -232,7 +286,8 @@ impl State {
             t.status = eval.status;
             t.changes += 1;
             t.last_change_unix = now;
-            notify::log_change(spec, &eval, previous);
+            let root_cause = self.root_cause_line();
+            notify::log_change(spec, &eval, previous, root_cause.as_deref());
             if let Some(hook) = &spec.webhook {
                 let change = notify::Change {
                     incident: &spec.id,
@@ -242,6 +297,7 @@ impl State {
                     changed_at_unix: now,
                     summary: notify::line(spec, &eval),
                     criteria: &eval.criteria,
+                    root_cause,
                 };
                 if let Ok(body) = serde_json::to_string(&change) {
                     notify::post(self.webhooks.clone(), hook.clone(), spec.id.clone(), body);
@@ -306,6 +362,16 @@ fn log_run(probe: &ProbeConfig, run: &RunResult, previous: Option<Reason>) {
             "probe failed"
         ),
     }
+}
+
+/// The config's dependency graph: only the probes that take part in one.
+fn graph_of(config: &Config) -> Graph {
+    rootcause::graph(
+        config
+            .probes
+            .iter()
+            .map(|p| (p.name.as_str(), p.depends_on.as_slice())),
+    )
 }
 
 #[cfg(test)]

@@ -13,6 +13,11 @@ use std::fmt::Write as _;
 pub struct Snapshot {
     pub version: &'static str,
     pub generated_unix: f64,
+    /// `Root cause: vpc-connector (is ERROR); 6 failures follow from it`, when probes in a
+    /// dependency graph fail; the page shows it above everything else.
+    pub root_cause: Option<String>,
+    /// The judgement behind it: root causes, and what each failure follows from.
+    pub judgement: crate::incident::rootcause::Judgement,
     pub incidents: Vec<IncidentView>,
     pub probes: Vec<ProbeView>,
 }
@@ -102,6 +107,8 @@ pub fn snapshot(state: &State) -> Snapshot {
     Snapshot {
         version: env!("CARGO_PKG_VERSION"),
         generated_unix: unix_now(),
+        root_cause: state.root_cause_line(),
+        judgement: state.judgement(),
         incidents,
         probes,
     }
@@ -119,6 +126,7 @@ h2{margin:.1em 0 .4em;font-size:1.15em}.badge{display:inline-block;padding:.1em 
 table{border-collapse:collapse;width:100%}th,td{text-align:left;padding:.3em .5em;border-bottom:1px solid #8883;vertical-align:middle}
 th{font-weight:600;font-size:.85em;opacity:.8}td.num{font-variant-numeric:tabular-nums;white-space:nowrap}.detail{font-size:.85em;opacity:.85;max-width:40em}
 svg.spark{width:8em;height:1.6em}.muted{opacity:.7;font-size:.9em}
+.rootcause{margin:0;padding:.7em 1em;border-radius:10px;background:var(--bad);color:#fff;font-weight:700;font-size:1.1em}
 @media (max-width:640px){.w{display:none}svg.spark{width:5em}td.num{white-space:normal}}
 ";
 
@@ -147,6 +155,9 @@ pub fn html(s: &Snapshot, refresh: u32) -> String {
          <a href=/metrics>metrics</a><a href=/api/status>json</a></header><main>",
         s.version
     );
+    if let Some(line) = &s.root_cause {
+        let _ = write!(out, "<p class=rootcause id=root-cause>{}</p>", esc(line));
+    }
     for inc in &s.incidents {
         incident(&mut out, inc, s.generated_unix);
     }

@@ -46,7 +46,7 @@ impl de::Error for DeError {
     }
 
     fn unknown_field(field: &str, expected: &'static [&'static str]) -> Self {
-        let msg = match closest(field, expected) {
+        let msg = match closest(field, expected.iter().copied()) {
             Some(s) => format!("unknown field \"{field}\", did you mean \"{s}\"?"),
             None if expected.is_empty() => format!("unknown field \"{field}\""),
             None => format!(
@@ -114,10 +114,13 @@ fn describe_unexpected(u: &Unexpected) -> String {
 }
 
 /// The expected name nearest to a typo (edit distance at most 2), for "did you mean".
-fn closest(word: &str, candidates: &[&'static str]) -> Option<&'static str> {
+pub(crate) fn closest<'a>(
+    word: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
     candidates
-        .iter()
-        .map(|c| (levenshtein(word, c), *c))
+        .into_iter()
+        .map(|c| (levenshtein(word, c), c))
         .filter(|(d, _)| *d <= 2)
         .min_by_key(|(d, _)| *d)
         .map(|(_, c)| c)

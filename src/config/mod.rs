@@ -23,7 +23,7 @@ use types::PositiveDuration;
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(30);
 
 /// Keys every probe takes, whatever its kind; the rest belong to the kind.
-const COMMON_KEYS: &[&str] = &["name", "interval", "timeout"];
+const COMMON_KEYS: &[&str] = &["name", "interval", "timeout", "depends_on"];
 const TOP_KEYS: &[&str] = &["defaults", "probes", "incidents", "on_demand"];
 
 #[derive(Clone, Debug, Default, Deserialize, schemars::JsonSchema)]
@@ -39,6 +39,9 @@ pub struct ProbeConfig {
     pub name: String,
     pub interval: Duration,
     pub timeout: Duration,
+    /// The probes this one needs (`depends_on`): a failure of theirs explains one of its own
+    /// (incident::rootcause). Checked at load: every name exists, no cycle.
+    pub depends_on: Vec<String>,
     pub spec: ProbeSpec,
 }
 
@@ -160,6 +163,7 @@ pub fn parse(
     }
 
     let mut seen: HashMap<String, Loc> = HashMap::new();
+    let mut depends_locs: HashMap<String, Loc> = HashMap::new();
     let mut probes = Vec::new();
     for (i, n) in probe_nodes.iter().enumerate() {
         match parse_probe(n, i, &defaults) {
@@ -175,10 +179,37 @@ pub fn parse(
                     ));
                 } else {
                     seen.insert(p.config.name.clone(), p.name_loc);
+                    depends_locs.insert(p.config.name.clone(), p.depends_loc);
                     probes.push(p.config);
                 }
             }
             Err((loc, probe, msg)) => errors.push(err(loc, Some(probe), msg)),
+        }
+    }
+    // The dependency graph, checked as a whole: an unknown name or a cycle is an error at the
+    // `depends_on` of the probe it belongs to, and that probe keeps running without its
+    // dependencies (so nothing is judged a consequence on a broken graph).
+    let graph: crate::incident::rootcause::Graph = probes
+        .iter()
+        .map(|p| (p.name.clone(), p.depends_on.clone()))
+        .collect();
+    for e in crate::incident::rootcause::check(&graph) {
+        let loc = depends_locs.get(e.probe()).copied().unwrap_or_default();
+        let hint = match &e {
+            crate::incident::rootcause::GraphError::Unknown { missing, .. } => {
+                de::closest(missing, graph.keys().map(String::as_str))
+                    .map(|s| format!(", did you mean \"{s}\"?"))
+                    .unwrap_or_default()
+            }
+            _ => String::new(),
+        };
+        errors.push(err(
+            loc,
+            Some(format!("probe \"{}\"", e.probe())),
+            format!("{e}{hint}"),
+        ));
+        if let Some(p) = probes.iter_mut().find(|p| p.name == e.probe()) {
+            p.depends_on.clear();
         }
     }
     let kinds: HashMap<&str, Kind> = probes
@@ -287,6 +318,8 @@ fn parse_incident(
 struct Parsed {
     config: ProbeConfig,
     name_loc: Loc,
+    /// Where `depends_on` is, for the graph's errors.
+    depends_loc: Loc,
 }
 
 /// Label values must stay short and plain: they end up in every series of the probe.
@@ -344,6 +377,13 @@ fn parse_probe(
     };
     let interval = duration("interval")?;
     let timeout = duration("timeout")?;
+    let (depends_on, depends_loc) = match n.get("depends_on") {
+        None => (Vec::new(), name_loc),
+        Some((_, v)) => (
+            de::from_node::<Vec<String>>(v).map_err(|e| fail(e, v.loc))?,
+            v.loc,
+        ),
+    };
 
     let rest: Vec<(Key, Node)> = entries
         .iter()
@@ -368,8 +408,10 @@ fn parse_probe(
             name,
             interval,
             timeout,
+            depends_on,
             spec,
         },
         name_loc,
+        depends_loc,
     })
 }

@@ -17,6 +17,9 @@ pub struct Change<'a> {
     /// The log line's text.
     pub summary: String,
     pub criteria: &'a [super::CriterionResult],
+    /// `Root cause: vpc-connector (is ERROR); 6 failures follow from it`, when probes in a
+    /// dependency graph fail (incident::rootcause).
+    pub root_cause: Option<String>,
 }
 
 /// `Incident 1278 RESOLVED: database_connect 2.5s < 10s; golden_path 41.2s < 60s; ...`
@@ -29,8 +32,18 @@ pub fn line(spec: &IncidentSpec, eval: &Evaluation) -> String {
     )
 }
 
-pub fn log_change(spec: &IncidentSpec, eval: &Evaluation, previous: Status) {
-    let text = line(spec, eval);
+/// Logs a status change; a PRESENT line ends with the root cause when one is known.
+pub fn log_change(
+    spec: &IncidentSpec,
+    eval: &Evaluation,
+    previous: Status,
+    root_cause: Option<&str>,
+) {
+    let mut text = line(spec, eval);
+    if let (Status::Present, Some(cause)) = (eval.status, root_cause) {
+        text.push_str(". ");
+        text.push_str(cause);
+    }
     match eval.status {
         Status::Present => tracing::warn!(
             incident = %spec.id, status = eval.status.word(), previous = previous.word(), "{text}"

@@ -13,6 +13,20 @@ use std::collections::{BTreeMap, BTreeSet};
 /// ([`check`]): every name exists and there is no cycle.
 pub type Graph = BTreeMap<String, Vec<String>>;
 
+/// The graph of the probes that take part in one: those with a `depends_on`, and those named
+/// in one. Probes outside it are never judged (and cost nothing per result).
+pub fn graph<'a>(probes: impl IntoIterator<Item = (&'a str, &'a [String])>) -> Graph {
+    let all: Vec<(&str, &[String])> = probes.into_iter().collect();
+    let named: BTreeSet<&str> = all
+        .iter()
+        .flat_map(|(_, deps)| deps.iter().map(String::as_str))
+        .collect();
+    all.into_iter()
+        .filter(|(name, deps)| !deps.is_empty() || named.contains(name))
+        .map(|(name, deps)| (name.to_string(), deps.to_vec()))
+        .collect()
+}
+
 /// A graph error, for the config loader to place at its line.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum GraphError {

@@ -23,6 +23,7 @@ mod operate;
 mod paging;
 mod postgres;
 mod redis;
+mod rootcause;
 mod rules;
 mod schema;
 mod startup;

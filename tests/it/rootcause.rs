@@ -1,0 +1,93 @@
+//! Root causes through the real binary: `pathwatch demo` walks the user's outage, and
+//! /api/status and the status page name one root cause: the VPC connector while it is ERROR
+//! (every layer above it fails too), then the database once the connector is READY again.
+
+use crate::support::browser;
+use crate::support::exporter::Exporter;
+use std::time::{Duration, Instant};
+
+/// Polls /api/status until `pred` holds for its `root_cause` line and judgement; returns
+/// the snapshot.
+fn wait_root_cause(
+    exp: &Exporter,
+    what: &str,
+    pred: impl Fn(&str, &serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut seen: Vec<String> = Vec::new();
+    loop {
+        let (status, _, body) = exp.get("/api/status");
+        assert_eq!(status, 200);
+        let v: serde_json::Value = serde_json::from_str(&body).expect("/api/status is JSON");
+        let line = v["root_cause"].as_str().unwrap_or("").to_string();
+        if pred(&line, &v["judgement"]) {
+            return v;
+        }
+        if seen.last() != Some(&line) {
+            seen.push(line);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no root cause {what} within 60 s; lines seen: {seen:#?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn the_demo_outage_names_the_connector_then_the_database() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    // 5x: healthy 12 s, the connector in ERROR 6 s, then READY with the database still down
+    // 3 s; probes every second.
+    let args = ["demo", "--speed", "5"].map(String::from);
+    let exp = Exporter::start_command(&args, &[("DATABASE_URL", ""), ("PGHOST", "")], dir);
+
+    // Healthy: nothing to name.
+    let v = wait_root_cause(&exp, "absent while healthy", |l, _| l.is_empty());
+    assert!(
+        v["judgement"]["root_causes"]
+            .as_array()
+            .expect("list")
+            .is_empty()
+    );
+
+    // Once the private network's probes have failed too, they follow from the connector.
+    let v = wait_root_cause(&exp, "naming the connector", |l, j| {
+        l.starts_with("Root cause: vpc-connector (is ERROR); ")
+            && j["blocked_by"]["redis"].is_array()
+    });
+    let j = &v["judgement"];
+    assert_eq!(
+        j["root_causes"],
+        serde_json::json!(["vpc-connector"]),
+        "{v}"
+    );
+    for p in ["vpc-path-redis", "redis"] {
+        assert_eq!(
+            j["blocked_by"][p],
+            serde_json::json!(["vpc-connector"]),
+            "{p}: {j}"
+        );
+    }
+    let page = browser::dump_dom(&format!("http://{}/", exp.addr));
+    assert!(
+        page.contains("id=\"root-cause\"") && page.contains("Root cause: vpc-connector (is ERROR)"),
+        "{page}"
+    );
+
+    let v = wait_root_cause(&exp, "naming the database", |l, _| {
+        l.starts_with("Root cause: backend-database-health (http_status)")
+    });
+    assert_eq!(
+        v["judgement"]["root_causes"],
+        serde_json::json!(["backend-database-health"]),
+        "{v}"
+    );
+    // The incident's log line carries the cause it was raised with.
+    let logs = exp.logs();
+    assert!(
+        logs.contains("Incident 1278 PRESENT: ")
+            && logs.contains(". Root cause: vpc-connector (is ERROR)"),
+        "{logs}"
+    );
+}
