@@ -190,7 +190,9 @@ def policies(groups):
             raise SourceError(f"{fname}: group {g['name']}: interval {interval} is not a positive "
                               "multiple of 30s, which Cloud Monitoring requires")
         for r in g.get("rules", []):
-            if "alert" not in r:
+            # An alert with severity none only inhibits others in Alertmanager; Cloud
+            # Monitoring has no inhibition, so as a policy it would only be noise.
+            if "alert" not in r or (r.get("labels") or {}).get("severity") == "none":
                 continue
             name = r["alert"]
             where = f"{fname}: alert {name}"

@@ -255,7 +255,7 @@ fn deploy_fills_channels_and_runbook_links_into_valid_policies() {
     ]);
     let t = text(&out);
     assert!(out.status.success(), "{t}");
-    let n = source_alerts(Path::new("alerts")).len();
+    let n = crate::alert_targets::policy_alerts().len();
     assert_eq!(
         t.matches("gcloud monitoring policies create --policy-from-file=")
             .count(),

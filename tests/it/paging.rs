@@ -52,8 +52,12 @@ const NOT_PROVOKED: &[&str] = &["PathwatchProbeStale", "PathwatchSchedulerLaggin
 enum Via {
     /// A firing and a resolved notification at the webhook.
     Page,
-    /// Held back (suppressed) at Alertmanager while its incident's alert fires.
+    /// Held back (suppressed) at Alertmanager while its incident's alert fires, or while
+    /// its probe's failure follows from a root cause.
     Inhibited,
+    /// Fires at Alertmanager and reaches nobody (an inhibitor such as
+    /// PathwatchFailureFollowsFromRootCause).
+    Quiet,
 }
 
 struct Expect {
@@ -345,6 +349,8 @@ fn every_alert_pages_and_resolves_through_prometheus_and_alertmanager() {
     let crosstalk = Sim::start(Faults::default());
     let cloud = Sim::start(Faults::default());
     let slow = Sim::start(Faults::default());
+    // Root cause: a connector in ERROR under a database health check that depends on it.
+    let rooted = Sim::start(Faults::default());
     let logdir = tempfile::tempdir().expect("temp dir");
     let log = logdir.path().join("backend.log");
     std::fs::write(&log, "").expect("log file");
@@ -388,6 +394,15 @@ fn every_alert_pages_and_resolves_through_prometheus_and_alertmanager() {
     a_yaml += &format!(
         "  - name: backend-logs\n    kind: logs\n    patterns:\n      db_socket_failed: 'socket connection to /cloudsql/.*/\\.s\\.PGSQL\\.5432 failed'\n      ws_failed: 'Cannot establish WebSocket connection'\n    file: {{ path: \"{}\" }}\n",
         log.display()
+    );
+    a_yaml += &format!(
+        "  - {{ name: rooted-connector, kind: gcp_vpc_connector, project: {}, region: {}, connector: {}, api_base: \"{}\", credentials: {{ metadata_host: \"{}\" }} }}\n  - {{ name: rooted-db-health, kind: http, url: \"{}\", depends_on: [rooted-connector] }}\n",
+        gcp::PROJECT,
+        gcp::REGION,
+        gcp::CONNECTOR,
+        rooted.http(""),
+        rooted.addr,
+        rooted.http("/api/health/database"),
     );
     a_yaml += &format!(
         "  - {{ name: ok-health, kind: http, url: \"{}\" }}\n",
@@ -562,6 +577,11 @@ fn every_alert_pages_and_resolves_through_prometheus_and_alertmanager() {
         cloud_run_egress: Some("PRIVATE_RANGES_ONLY".into()),
         ..Faults::default()
     });
+    rooted.state.set_faults(Faults {
+        connector_state: Some("ERROR".into()),
+        db_down: true,
+        ..Faults::default()
+    });
     std::fs::write(
         &log,
         "ERROR socket connection to /cloudsql/p:r:i/.s.PGSQL.5432 failed: timeout expired\nERROR Cannot establish WebSocket connection\n",
@@ -597,7 +617,7 @@ fn every_alert_pages_and_resolves_through_prometheus_and_alertmanager() {
     pg1.start_again();
     pg2.thaw();
     pg3.exec(&format!("ALTER ROLE prober PASSWORD '{prober_password}'"));
-    for sim in [&outage, &degraded, &crosstalk, &cloud] {
+    for sim in [&outage, &degraded, &crosstalk, &cloud, &rooted] {
         sim.state.set_faults(Faults::default());
     }
     // A quick restart (seen from outside: 1 s of 503) measures a startup under 30 s.
@@ -653,6 +673,31 @@ fn every_alert_pages_and_resolves_through_prometheus_and_alertmanager() {
         })
     };
     use Via::*;
+    // Root cause: the connector pages; the database check that depends on it stays quiet.
+    add(
+        "root cause",
+        "PathwatchGcpResourceNotHealthy",
+        a_label("probe", "rooted-connector"),
+        Page,
+        t1,
+        t2,
+    );
+    add(
+        "root cause",
+        "PathwatchHealthEndpointFailing",
+        a_label("probe", "rooted-db-health"),
+        Inhibited,
+        t1,
+        t2,
+    );
+    add(
+        "root cause",
+        "PathwatchFailureFollowsFromRootCause",
+        a_label("probe", "rooted-db-health"),
+        Quiet,
+        t1,
+        t2,
+    );
     add(
         "db refused",
         "PathwatchIncidentPresent",
@@ -855,7 +900,7 @@ fn every_alert_pages_and_resolves_through_prometheus_and_alertmanager() {
                 && x.last_active
                     .is_some_and(|t| t.elapsed() < Duration::from_secs(1))
         });
-        !active && (e.via == Inhibited || first_notified(&all, e, "resolved", e.end).is_some())
+        !active && (e.via != Page || first_notified(&all, e, "resolved", e.end).is_some())
     };
     let deadline = Instant::now() + Duration::from_secs(90);
     while Instant::now() < deadline && !expects.iter().all(&resolved) {
@@ -904,6 +949,16 @@ fn every_alert_pages_and_resolves_through_prometheus_and_alertmanager() {
                     resolve.map(|t| t.duration_since(e.end).as_secs_f64()),
                 )
             }
+            Quiet => {
+                if first_notified(&all, e, "firing", e.start).is_some() {
+                    problems.push(format!("{} {}: reached a receiver", e.scenario, e.alert));
+                }
+                let gone = fired.iter().filter_map(|s| s.last_active).max();
+                (
+                    first_firing.map(|t| t.duration_since(e.start).as_secs_f64()),
+                    gone.map(|t| t.saturating_duration_since(e.end).as_secs_f64()),
+                )
+            }
             Inhibited => {
                 if !fired.iter().any(|s| s.suppressed) {
                     problems.push(format!(
@@ -926,10 +981,10 @@ fn every_alert_pages_and_resolves_through_prometheus_and_alertmanager() {
             format!("{}={}", e.label.0, e.label.1),
             f(page),
             f(resolve),
-            if e.via == Inhibited {
-                "  (held back by its incident; times at Prometheus)"
-            } else {
-                ""
+            match e.via {
+                Inhibited => "  (held back; times at Prometheus)",
+                Quiet => "  (an inhibitor, reaches nobody; times at Prometheus)",
+                Page => "",
             }
         ));
     }
