@@ -23,6 +23,7 @@
 //! - `abort`: tasks that end with their owner.
 
 pub mod abort;
+pub mod allowlist;
 pub mod check;
 pub mod config;
 pub mod demo;

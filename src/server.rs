@@ -16,7 +16,6 @@ use prometheus_client::registry::Registry;
 use serde::Deserialize;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
 pub const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -134,9 +133,7 @@ async fn probe(
     let scrape_timeout = headers
         .get("x-prometheus-scrape-timeout-seconds")
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<f64>().ok())
-        .filter(|s| s.is_finite() && *s > 0.0)
-        .map(Duration::from_secs_f64);
+        .and_then(ondemand::scrape_timeout);
     let config = app.config.read().unwrap_or_else(|p| p.into_inner()).clone();
     match ondemand::plan(
         &config.probes,
@@ -145,9 +142,9 @@ async fn probe(
         q.target.as_deref(),
         scrape_timeout,
     ) {
-        Ok(p) => (
+        Ok(plan) => (
             [(header::CONTENT_TYPE, OPENMETRICS)],
-            ondemand::run(p).await,
+            ondemand::run(plan).await,
         )
             .into_response(),
         Err(Refusal::UnknownModule(m)) => {

@@ -22,8 +22,37 @@ use types::PositiveDuration;
 /// Interval when neither the probe nor `defaults` set one.
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(30);
 
+/// The range of `interval`: at least 100 ms, at most a week. 100 ms is the fastest schedule
+/// anyone uses (the tests' fast probes, startup polling); it caps a probe at 10 runs a second,
+/// where `1ns` meant 800 connects a second to the target. A week: longer is a typo, and a
+/// probe that rare says nothing about an incident.
+pub const INTERVAL_RANGE: (Duration, Duration) = (
+    Duration::from_millis(100),
+    Duration::from_secs(7 * 24 * 3600),
+);
+
+/// The range of `timeout`: at least 10 ms (less cannot even connect), at most a day (the
+/// longest startup any user waits for is minutes).
+pub const TIMEOUT_RANGE: (Duration, Duration) =
+    (Duration::from_millis(10), Duration::from_secs(24 * 3600));
+
+/// Checks `interval` and `timeout` against their ranges.
+fn check_range(key: &str, d: Duration) -> Result<(), String> {
+    let ((min, max), words) = match key {
+        "interval" => (INTERVAL_RANGE, "from 100ms to 7d"),
+        _ => (TIMEOUT_RANGE, "from 10ms to 24h"),
+    };
+    if d < min || d > max {
+        return Err(format!(
+            "\"{key}\" is {}: it must be {words}",
+            humantime::format_duration(d)
+        ));
+    }
+    Ok(())
+}
+
 /// Keys every probe takes, whatever its kind; the rest belong to the kind.
-const COMMON_KEYS: &[&str] = &["name", "interval", "timeout"];
+const COMMON_KEYS: &[&str] = &["name", "interval", "timeout", "on_demand"];
 const TOP_KEYS: &[&str] = &["defaults", "probes", "incidents", "on_demand"];
 
 #[derive(Clone, Debug, Default, Deserialize, schemars::JsonSchema)]
@@ -40,6 +69,8 @@ pub struct ProbeConfig {
     pub interval: Duration,
     pub timeout: Duration,
     pub spec: ProbeSpec,
+    /// How `/probe` may use this probe as a module.
+    pub on_demand: crate::ondemand::ModuleOnDemand,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -127,7 +158,18 @@ pub fn parse(
         }
         match key.name.as_str() {
             "defaults" => match de::from_node::<Defaults>(value) {
-                Ok(d) => defaults = d,
+                Ok(d) => {
+                    let bad = [("interval", d.interval), ("timeout", d.timeout)]
+                        .into_iter()
+                        .find_map(|(k, v)| {
+                            let e = check_range(k, v?.0).err()?;
+                            Some((value.get(k).map_or(value.loc, |(_, n)| n.loc), e))
+                        });
+                    match bad {
+                        Some((loc, e)) => errors.push(err(loc, None, format!("defaults: {e}"))),
+                        None => defaults = d,
+                    }
+                }
                 Err(e) => errors.push(err(e.loc.unwrap_or(value.loc), None, e.msg)),
             },
             "on_demand" => match de::from_node::<crate::ondemand::OnDemandSpec>(value) {
@@ -333,13 +375,19 @@ fn parse_probe(
     let duration = |key: &str| -> Result<Option<Duration>, (Loc, String, String)> {
         match n.get(key) {
             None => Ok(None),
-            Some((_, v)) => de::from_node::<PositiveDuration>(v)
-                .map(|d| Some(d.0))
-                .map_err(|e| fail(e, v.loc)),
+            Some((_, v)) => {
+                let d = de::from_node::<PositiveDuration>(v).map_err(|e| fail(e, v.loc))?;
+                check_range(key, d.0).map_err(|e| (v.loc, label.clone(), e))?;
+                Ok(Some(d.0))
+            }
         }
     };
     let interval = duration("interval")?;
     let timeout = duration("timeout")?;
+    let on_demand = match n.get("on_demand") {
+        None => Default::default(),
+        Some((_, v)) => de::from_node(v).map_err(|e| fail(e, v.loc))?,
+    };
 
     let rest: Vec<(Key, Node)> = entries
         .iter()
@@ -365,6 +413,7 @@ fn parse_probe(
             interval,
             timeout,
             spec,
+            on_demand,
         },
         name_loc,
     })

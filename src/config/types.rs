@@ -5,7 +5,12 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// A duration written with a unit (`75s`, `1m30s`, `500ms`), never zero.
+/// The longest duration any config field takes: larger ones are typos (`300000000000y`)
+/// and would overflow the clock arithmetic they feed.
+pub const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 3600);
+
+/// A duration written with a unit (`75s`, `1m30s`, `500ms`), above zero and at most
+/// [`MAX_DURATION`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct PositiveDuration(pub Duration);
 
@@ -20,6 +25,11 @@ impl<'de> Deserialize<'de> for PositiveDuration {
         if dur.is_zero() {
             return Err(de::Error::custom(format!(
                 "duration \"{text}\" must be greater than zero"
+            )));
+        }
+        if dur > MAX_DURATION {
+            return Err(de::Error::custom(format!(
+                "duration \"{text}\" is too long (at most 365d)"
             )));
         }
         Ok(PositiveDuration(dur))

@@ -106,6 +106,17 @@ impl ProbeSpec {
         })
     }
 
+    /// The same probe without the credentials it would send (passwords, configured http
+    /// headers), for an on-demand target that is not the module's own.
+    pub fn without_credentials(&self) -> ProbeSpec {
+        match self {
+            ProbeSpec::Postgres(s) => ProbeSpec::Postgres(Box::new(s.without_credentials())),
+            ProbeSpec::Redis(s) => ProbeSpec::Redis(Box::new(s.without_credentials())),
+            ProbeSpec::Http(s) => ProbeSpec::Http(Box::new(s.without_headers())),
+            other => other.clone(),
+        }
+    }
+
     /// How a database probe reaches its server, for `pathwatch_db_connect_seconds`.
     pub fn db_transport(&self) -> Option<Transport> {
         match self {
@@ -335,6 +346,9 @@ pub async fn resolve(
                     format!("{host:?} has no addresses"),
                 ));
             }
+            // On-demand runs refuse addresses in the denied networks once resolved.
+            crate::allowlist::check_resolved(&addrs)
+                .map_err(|e| ProbeError::new(Reason::Forbidden, e))?;
             Ok(addrs)
         })
         .await

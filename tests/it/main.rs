@@ -10,6 +10,7 @@ mod e2e;
 mod exposition;
 mod gcp;
 mod golden;
+mod hostile;
 mod http;
 mod incident;
 mod lifecycle;

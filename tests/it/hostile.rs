@@ -1,0 +1,256 @@
+//! Hostile targets and hostile clients (issue 16), through real sockets: credentials stay
+//! with their origin (redirects, `/probe` targets), and every input is bounded.
+
+use crate::support::exporter::{Exporter, http_get, value};
+use crate::support::hostile::{PasswordTrap, RecordingHttp, ok, redirect};
+use std::time::Duration;
+
+const WAIT: Duration = Duration::from_secs(20);
+const TOKEN: &str = "Bearer s3cr3t-token";
+const KEY: &str = "ck-s3cr3t-key";
+
+/// A server on another host (127.0.0.2) and one that redirects there, or within itself.
+fn redirect_pair() -> (RecordingHttp, RecordingHttp) {
+    let elsewhere = RecordingHttp::start("127.0.0.2", |_| ok("elsewhere"));
+    let to = format!("{}/landing", elsewhere.base());
+    let origin = RecordingHttp::start("127.0.0.1", move |path| match path {
+        "/cross" => redirect(302, &to),
+        "/cross307" => redirect(307, &to),
+        "/hop" => redirect(302, "/final"),
+        _ => ok("home"),
+    });
+    (origin, elsewhere)
+}
+
+#[test]
+fn http_redirects_never_carry_credentials_to_another_origin() {
+    let (origin, elsewhere) = redirect_pair();
+    let headers = format!(r#"{{ Authorization: "{TOKEN}", X-ClickHouse-Key: "{KEY}" }}"#);
+    let o = origin.base();
+    let exp = Exporter::start(&format!(
+        r#"defaults: {{ interval: 1h, timeout: 5s }}
+probes:
+  - {{ name: default-policy, kind: http, url: "{o}/cross", headers: {headers} }}
+  - {{ name: legacy-true, kind: http, url: "{o}/cross", follow_redirects: true, headers: {headers} }}
+  - {{ name: none, kind: http, url: "{o}/hop", follow_redirects: none, headers: {headers} }}
+  - {{ name: any, kind: http, url: "{o}/cross307", follow_redirects: any, headers: {headers} }}
+  - {{ name: within, kind: http, url: "{o}/hop", headers: {headers} }}
+"#
+    ));
+    for p in ["default-policy", "legacy-true", "none", "any", "within"] {
+        exp.wait_first_run(p, WAIT);
+    }
+    let m = exp.metrics();
+    let status = |p: &str| value(&m, "pathwatch_http_status_code", &[("probe", p)]);
+    // Not followed across origins: the 302 is the final answer.
+    assert_eq!(status("default-policy"), Some(302.0));
+    assert_eq!(status("legacy-true"), Some(302.0));
+    assert_eq!(status("none"), Some(302.0));
+    // Followed within the origin, and anywhere with `any`.
+    assert_eq!(status("within"), Some(200.0));
+    assert_eq!(status("any"), Some(200.0));
+
+    // The other host got exactly one request (from `any`), and none of the credentials.
+    let there = elsewhere.seen();
+    assert_eq!(there.len(), 1, "{there:?}");
+    assert_eq!(there[0].header("authorization"), None, "{there:?}");
+    assert_eq!(there[0].header("x-clickhouse-key"), None, "{there:?}");
+    assert!(!there[0].head.contains("s3cr3t"), "{there:?}");
+    // Within the origin the headers are still sent on every hop.
+    let finals: Vec<_> = origin
+        .seen()
+        .into_iter()
+        .filter(|s| s.line.starts_with("GET /final"))
+        .collect();
+    assert_eq!(finals.len(), 1, "{finals:?}");
+    assert_eq!(finals[0].header("authorization").as_deref(), Some(TOKEN));
+    assert_eq!(finals[0].header("x-clickhouse-key").as_deref(), Some(KEY));
+}
+
+#[test]
+fn on_demand_redirects_are_rechecked_against_the_allowlist() {
+    let (origin, elsewhere) = redirect_pair();
+    let o = origin.base();
+    let config = |allowed: &str| {
+        format!(
+            r#"probes:
+  - {{ name: web, kind: http, url: "{o}/", follow_redirects: any, interval: 1h, headers: {{ Authorization: "{TOKEN}" }} }}
+on_demand:
+  allowed_targets: [{allowed}]
+"#
+        )
+    };
+    let success = |exp: &Exporter, path: &str| {
+        let (status, _, body) = http_get(exp.addr, &format!("/probe?module=web&target={o}{path}"));
+        assert_eq!(status, 200, "{body}");
+        value(&body, "pathwatch_probe_success", &[("probe", "web")])
+    };
+    // The target is allowed; its redirect to 127.0.0.2 is not, and is never contacted.
+    let exp = Exporter::start(&config(r#""http://127.0.0.1:*""#));
+    assert_eq!(success(&exp, "/cross"), Some(0.0));
+    assert!(elsewhere.seen().is_empty(), "{:?}", elsewhere.seen());
+    // A hop inside the allowlist is followed.
+    assert_eq!(success(&exp, "/hop"), Some(1.0));
+    drop(exp);
+    // With 127.0.0.2 allowed the same redirect is followed, without the module's header.
+    let exp = Exporter::start(&config(r#""http://127.0.0.1:*", "http://127.0.0.2:*""#));
+    assert_eq!(success(&exp, "/cross"), Some(1.0));
+    let there = elsewhere.seen();
+    assert_eq!(there.len(), 1, "{there:?}");
+    assert_eq!(there[0].header("authorization"), None, "{there:?}");
+}
+
+#[test]
+fn on_demand_targets_get_no_credentials_unless_the_module_opts_in() {
+    let own = PasswordTrap::start();
+    let foreign = PasswordTrap::start();
+    let optin = PasswordTrap::start();
+    let (origin, _elsewhere) = redirect_pair();
+    let recorder = RecordingHttp::start("127.0.0.1", |_| ok("ok"));
+    let exp = Exporter::start(&format!(
+        r#"defaults: {{ interval: 1h, timeout: 5s }}
+probes:
+  - {{ name: pg, kind: postgres, host: 127.0.0.1, port: {own}, user: app, password: pg-s3cr3t, sslmode: disable }}
+  - name: pg-open
+    kind: postgres
+    host: 127.0.0.1
+    port: {own}
+    password: pg-optin-s3cr3t
+    sslmode: disable
+    on_demand: {{ send_credentials: true }}
+  - {{ name: web, kind: http, url: "{o}/", headers: {{ Authorization: "{TOKEN}" }} }}
+on_demand:
+  allowed_targets: ["127.0.0.1:*", "http://127.0.0.1:*"]
+"#,
+        own = own.port,
+        o = origin.base(),
+    ));
+    exp.wait_first_run("pg", WAIT);
+    exp.wait_first_run("pg-open", WAIT);
+    let before = own.passwords().len();
+    assert!(before >= 1, "the module's own server gets its password");
+
+    // Another listener, chosen by the caller: it is contacted, and gets no password.
+    let (status, _, body) = http_get(
+        exp.addr,
+        &format!("/probe?module=pg&target=127.0.0.1:{}", foreign.port),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(foreign.startups(), 1, "the trap was contacted");
+    assert!(foreign.passwords().is_empty(), "{:?}", foreign.passwords());
+    // The module's own address as a target keeps its credentials.
+    http_get(
+        exp.addr,
+        &format!("/probe?module=pg&target=127.0.0.1:{}", own.port),
+    );
+    assert_eq!(own.passwords().len(), before + 1);
+    assert_eq!(
+        own.passwords().last().map(String::as_str),
+        Some("pg-s3cr3t")
+    );
+    // A module that opts in sends its password anywhere allowed (blackbox_exporter style).
+    http_get(
+        exp.addr,
+        &format!("/probe?module=pg-open&target=127.0.0.1:{}", optin.port),
+    );
+    assert_eq!(optin.passwords(), ["pg-optin-s3cr3t"]);
+
+    // http modules: the configured headers stay with the module's origin.
+    let (status, _, body) = http_get(
+        exp.addr,
+        &format!("/probe?module=web&target={}/x", recorder.base()),
+    );
+    assert_eq!(status, 200, "{body}");
+    let seen = recorder.seen();
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert_eq!(seen[0].header("authorization"), None, "{seen:?}");
+}
+
+#[test]
+fn on_demand_refuses_denied_networks_and_label_crossing_globs() {
+    let exp = Exporter::start(
+        r#"probes:
+  - { name: t, kind: tcp, host: 127.0.0.1, port: 9, interval: 1h }
+on_demand:
+  allowed_targets: ["0.0.0.0/0:*", "[::/0]:*", "*.nip.io:*"]
+"#,
+    );
+    for t in [
+        "169.254.169.254:80",
+        "[::ffff:169.254.169.254]:80",
+        "[fe80::1]:80",
+        "0.0.0.0:80",
+        // `*` is one label: a name that spells an address does not match `*.nip.io`.
+        "10.0.169.254.169.254.nip.io:80",
+    ] {
+        let (status, _, body) = http_get(exp.addr, &format!("/probe?module=t&target={t}"));
+        assert_eq!(status, 403, "{t}: {body}");
+    }
+}
+
+/// One GET with extra headers over HTTP/1.0: (status, body).
+fn get_with(addr: std::net::SocketAddr, path: &str, headers: &[(&str, &str)]) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(30))).ok();
+    let mut req = format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n");
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes()).expect("send");
+    let mut raw = String::new();
+    let _ = s.read_to_string(&mut raw);
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (status, body.to_string())
+}
+
+#[test]
+fn absurd_scrape_timeouts_and_durations_never_panic() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    // The longest schedule the config takes, with an incident whose staleness task must
+    // keep running.
+    let exp = Exporter::start(&format!(
+        r#"probes:
+  - {{ name: slow, kind: tcp, host: 127.0.0.1, port: {port}, interval: 7d, timeout: 24h }}
+incidents:
+  - id: inc-1
+    criteria:
+      - {{ name: up, probe: slow, fresh: 2 }}
+"#
+    ));
+    exp.wait_first_run("slow", WAIT);
+    for v in [
+        "1e308",
+        "1e20",
+        "18446744073709551616",
+        "NaN",
+        "-1",
+        "inf",
+        "0",
+        "x",
+    ] {
+        let (status, body) = get_with(
+            exp.addr,
+            "/probe?module=slow",
+            &[("X-Prometheus-Scrape-Timeout-Seconds", v)],
+        );
+        assert_eq!(status, 200, "{v}: {body}");
+        assert_eq!(
+            value(&body, "pathwatch_probe_success", &[("probe", "slow")]),
+            Some(1.0),
+            "{v}: {body}"
+        );
+    }
+    // Still serving, the incident still evaluated.
+    let m = exp.metrics();
+    assert!(m.contains("pathwatch_incident"), "{m}");
+    assert!(!exp.logs().contains("panicked"), "{}", exp.logs());
+    drop(listener);
+}
