@@ -5,6 +5,7 @@
 //! serving them. Only an unreadable file or broken YAML is fatal.
 
 pub mod de;
+pub mod file;
 pub mod node;
 pub mod types;
 
@@ -110,7 +111,7 @@ impl fmt::Display for ConfigError {
 /// Reads and parses a config file, expanding `${VAR}` from the process environment.
 pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
     let file = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+    let text = file::read_regular(path).map_err(|e| ConfigError {
         file: file.clone(),
         loc: Loc { line: 1, col: 1 },
         probe: None,

@@ -74,7 +74,7 @@ pub struct SecretFile {
 impl<'de> Deserialize<'de> for SecretFile {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let path = PathBuf::from(String::deserialize(d)?);
-        let text = std::fs::read_to_string(&path).map_err(|e| {
+        let text = super::file::read_regular(&path).map_err(|e| {
             de::Error::custom(format!(
                 "cannot read secret file \"{}\": {e}",
                 path.display()

@@ -190,10 +190,20 @@ on_demand:
 
 /// One GET with extra headers over HTTP/1.0: (status, body).
 fn get_with(addr: std::net::SocketAddr, path: &str, headers: &[(&str, &str)]) -> (u16, String) {
+    request(addr, "GET", path, headers)
+}
+
+/// One request over HTTP/1.0: (status, body).
+fn request(
+    addr: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> (u16, String) {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(addr).expect("connect");
     s.set_read_timeout(Some(Duration::from_secs(30))).ok();
-    let mut req = format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n");
+    let mut req = format!("{method} {path} HTTP/1.0\r\nHost: {addr}\r\nContent-Length: 0\r\n");
     for (k, v) in headers {
         req.push_str(&format!("{k}: {v}\r\n"));
     }
@@ -253,4 +263,99 @@ incidents:
     assert!(m.contains("pathwatch_incident"), "{m}");
     assert!(!exp.logs().contains("panicked"), "{}", exp.logs());
     drop(listener);
+}
+
+/// A TCP target that accepts and closes every connection, for probes that must pass.
+fn accepting_target() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a target");
+    let port = l.local_addr().expect("addr").port();
+    std::thread::spawn(move || for _c in l.incoming() {});
+    port
+}
+
+fn runs(m: &str, probe: &str, result: &str) -> f64 {
+    crate::support::exporter::samples(m, "pathwatch_probe_runs_total")
+        .into_iter()
+        .filter(|s| {
+            s.labels.get("probe").map(String::as_str) == Some(probe)
+                && s.labels.get("result").map(String::as_str) == Some(result)
+        })
+        .map(|s| s.value)
+        .sum()
+}
+
+#[test]
+fn idle_sockets_under_a_low_fd_limit_starve_neither_scrapes_nor_probes() {
+    let port = accepting_target();
+    let exp = Exporter::start(&format!(
+        "probes:\n  - {{ name: path, kind: tcp, host: 127.0.0.1, port: {port}, interval: 200ms, timeout: 2s }}\n"
+    ));
+    exp.wait_first_run("path", WAIT);
+    // 256 descriptors for the whole process, then 300 clients that connect and say nothing.
+    let limited = std::process::Command::new("prlimit")
+        .args(["--pid", &exp.pid().to_string(), "--nofile=256:256"])
+        .status()
+        .expect("run prlimit");
+    assert!(limited.success(), "prlimit");
+    let mut idle = Vec::new();
+    for _ in 0..300 {
+        idle.push(std::net::TcpStream::connect(exp.addr).expect("an idle connection"));
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    let before = exp.metrics();
+    // Keep the pressure on for a few probe runs, with a second wave of idle sockets.
+    for _ in 0..300 {
+        if let Ok(s) = std::net::TcpStream::connect(exp.addr) {
+            idle.push(s);
+        }
+    }
+    std::thread::sleep(Duration::from_secs(3));
+    let after = exp.metrics();
+    assert!(
+        runs(&after, "path", "success") >= runs(&before, "path", "success") + 5.0,
+        "probes kept running:\n{after}"
+    );
+    assert_eq!(
+        runs(&after, "path", "failure"),
+        0.0,
+        "{after}\n{}",
+        exp.logs()
+    );
+    assert!(
+        !exp.logs().contains("Too many open files"),
+        "{}",
+        exp.logs()
+    );
+    drop(idle);
+}
+
+#[test]
+fn a_fifo_config_is_refused_on_reload_and_the_process_keeps_serving() {
+    let port = accepting_target();
+    let exp = Exporter::start(&format!(
+        "probes:\n  - {{ name: path, kind: tcp, host: 127.0.0.1, port: {port}, interval: 200ms }}\n"
+    ));
+    exp.wait_first_run("path", WAIT);
+    let path = exp.config_path();
+    std::fs::remove_file(&path).expect("remove the config");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&path)
+        .status()
+        .expect("run mkfifo");
+    assert!(made.success(), "mkfifo");
+    exp.signal("HUP");
+    let deadline = std::time::Instant::now() + WAIT;
+    while !exp.logs().contains("not a regular file") {
+        assert!(std::time::Instant::now() < deadline, "{}", exp.logs());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Still serving, still probing; a reload over HTTP gets the same refusal.
+    assert_eq!(http_get(exp.addr, "/healthz").0, 200);
+    let (status, body) = request(exp.addr, "POST", "/-/reload", &[]);
+    assert_eq!(status, 500, "{body}");
+    assert!(body.contains("not a regular file"), "{body}");
+    let m = exp.metrics();
+    let before = runs(&m, "path", "success");
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(runs(&exp.metrics(), "path", "success") > before);
 }
