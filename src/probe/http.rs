@@ -422,12 +422,11 @@ fn check_body(spec: &HttpSpec, prep: &Prepared, body: &Bytes) -> Result<(), Prob
             if let Some(want) = &a.equals
                 && !json_equal(found, want)
             {
-                return fail(format!(
-                    "{pointer} is {}, expected {want}",
-                    found
-                        .map(|v| v.to_string())
-                        .unwrap_or_else(|| "missing".into())
-                ));
+                // The value found may be huge (a 10 MB string): cut before it is formatted.
+                let found = found
+                    .map(|v| super::truncate(v.to_string(), 256))
+                    .unwrap_or_else(|| "missing".into());
+                return fail(format!("{pointer} is {found}, expected {want}"));
             }
         }
         if let Some(Some((re, want))) = prep.regexes.get(i)
