@@ -32,6 +32,7 @@ pub mod incident;
 pub mod metrics;
 pub mod ondemand;
 pub mod probe;
+pub mod redact;
 pub mod runner;
 pub mod schema;
 pub mod server;

@@ -104,7 +104,8 @@ impl fmt::Display for ConfigError {
         if let Some(p) = &self.probe {
             write!(f, "{p}: ")?;
         }
-        f.write_str(&self.msg)
+        // A message may quote a value (an invalid URL with a password in it).
+        f.write_str(&crate::redact::redact(&self.msg))
     }
 }
 

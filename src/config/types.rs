@@ -41,8 +41,11 @@ impl<'de> Deserialize<'de> for PositiveDuration {
 pub struct Secret(String);
 
 impl Secret {
+    /// A secret, registered with the redactor so that no echo of it is ever shown.
     pub fn new(s: impl Into<String>) -> Self {
-        Secret(s.into())
+        let s = s.into();
+        crate::redact::register(&s);
+        Secret(s)
     }
 
     /// The secret itself, for the one place that must send it (a login, a handshake).
@@ -59,7 +62,7 @@ impl fmt::Debug for Secret {
 
 impl<'de> Deserialize<'de> for Secret {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        String::deserialize(d).map(Secret)
+        String::deserialize(d).map(Secret::new)
     }
 }
 

@@ -192,6 +192,8 @@ impl HttpSpec {
             // The value is left out of the message: it may be a credential.
             let value = HeaderValue::from_str(v)
                 .map_err(|_| format!("invalid value for header \"{k}\""))?;
+            // A credential's echo (a server quoting it back) is masked wherever it shows.
+            crate::redact::register_header(k, v);
             headers.push((name, value));
         }
         let mut regexes = Vec::new();

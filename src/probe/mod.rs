@@ -171,11 +171,15 @@ pub struct ProbeError {
 pub const MAX_DETAIL_BYTES: usize = 512;
 
 impl ProbeError {
-    /// A failure; the detail is cut at [`MAX_DETAIL_BYTES`] wherever it came from.
+    /// A failure; the detail is redacted ([`crate::redact`]) and cut at
+    /// [`MAX_DETAIL_BYTES`], wherever it came from.
     pub fn new(reason: Reason, detail: impl Into<String>) -> Self {
         ProbeError {
             reason,
-            detail: truncate(detail.into(), MAX_DETAIL_BYTES),
+            detail: truncate(
+                crate::redact::redact(&detail.into()).into_owned(),
+                MAX_DETAIL_BYTES,
+            ),
         }
     }
 }

@@ -463,3 +463,61 @@ fn a_huge_value_found_is_cut_in_details_logs_and_status() {
         page.len()
     );
 }
+
+#[test]
+fn secrets_never_leave_through_side_doors() {
+    use crate::support::sim::{PASSWORD, Sim};
+    // A server that echoes the key it was sent, and a URL with a password typed into host:.
+    let echo = RecordingHttp::start("127.0.0.1", |_| ok(r#"{"status":"key-s1dedoor-123"}"#));
+    let sim = Sim::start(pathwatch::sim::Faults::default());
+    let yaml = format!(
+        r#"defaults: {{ interval: 1h, timeout: 5s }}
+probes:
+  - name: echo
+    kind: http
+    url: "{}/health"
+    headers: {{ X-Api-Key: key-s1dedoor-123 }}
+    assert: [{{ json_pointer: /status, equals: healthy }}]
+  - {{ name: typo, kind: postgres, host: "postgres://app:pw-s1dedoor@db.invalid", password: pg-s1dedoor }}
+  - name: gp
+    kind: golden_path
+    login: {{ url: "{}", email: "user{{n}}@example.com", password: "${{SIM_PASSWORD}}" }}
+    websocket: {{ url: "{}" }}
+"#,
+        echo.base(),
+        sim.http("/auth/login"),
+        sim.ws()
+    );
+    // Everything at trace level: the libraries' own request logs must still stay out.
+    let exp = Exporter::start_with_env(&yaml, &[("SIM_PASSWORD", PASSWORD), ("RUST_LOG", "trace")]);
+    exp.wait_reason("echo", "failure", "assertion");
+    exp.wait_first_run("typo", WAIT);
+    exp.wait_reason("gp", "success", "ok");
+    let (_, _, api) = http_get(exp.addr, "/api/status");
+    let (_, _, page) = http_get(exp.addr, "/");
+    let logs = exp.logs();
+    for (what, text) in [
+        ("/api/status", &api),
+        ("status page", &page),
+        ("logs", &logs),
+    ] {
+        for secret in ["key-s1dedoor-123", "pw-s1dedoor", "pg-s1dedoor", PASSWORD] {
+            assert!(!text.contains(secret), "{secret} in the {what}:\n{text}");
+        }
+    }
+    // The echo is still reported, masked.
+    assert!(api.contains("<redacted>"), "{api}");
+    // No library logged a request at trace level (tungstenite's `Request: ...` carries the
+    // upgrade with its token); their debug lines and everyone else's trace lines remain.
+    let library_trace = |l: &&str| {
+        l.contains("TRACE")
+            && ["tungstenite", "hyper", "h2::", "reqwest"]
+                .iter()
+                .any(|c| l.contains(c))
+    };
+    assert_eq!(logs.lines().filter(library_trace).count(), 0, "{logs}");
+    assert!(
+        logs.contains("DEBUG tungstenite"),
+        "trace level was on: {logs}"
+    );
+}
