@@ -36,6 +36,41 @@ static SECRET_QUERY: LazyLock<regex::Regex> = LazyLock::new(|| {
     .expect("valid regex")
 });
 
+thread_local! {
+    /// Set while this thread parses a config ([`while_loading`]).
+    static LOADING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `f` (a config parse) with secrets read by serde registered as they are read.
+pub fn while_loading<T>(f: impl FnOnce() -> T) -> T {
+    let before = LOADING.with(|l| l.replace(true));
+    let out = f();
+    LOADING.with(|l| l.set(before));
+    out
+}
+
+/// [`register`], when a config is being loaded on this thread.
+pub fn register_if_loading(secret: &str) {
+    if LOADING.with(|l| l.get()) {
+        register(secret);
+    }
+}
+
+/// Takes a value back out (one the config declares safe to show, e.g. Cloud Run's
+/// `safe_env`), in every form it was registered.
+pub fn forget(value: &str) {
+    let b = value.as_bytes();
+    let forms = [
+        value.to_string(),
+        base64::engine::general_purpose::STANDARD_NO_PAD.encode(b),
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b),
+    ];
+    SECRETS
+        .write()
+        .unwrap_or_else(|p| p.into_inner())
+        .retain(|s| !forms.contains(s));
+}
+
 /// Registers a secret value (and its base64 forms) to be masked from now on.
 pub fn register(secret: &str) {
     if secret.len() < MIN_SECRET_LEN {

@@ -121,8 +121,17 @@ pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
     parse(&file, &text, &|name| std::env::var(name).ok())
 }
 
-/// Parses config text; `file` only names the source in errors.
+/// Parses config text; `file` only names the source in errors. Every secret it holds is
+/// registered with the redactor as it is read.
 pub fn parse(
+    file: &str,
+    text: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Loaded, ConfigError> {
+    crate::redact::while_loading(|| parse_text(file, text, env))
+}
+
+fn parse_text(
     file: &str,
     text: &str,
     env: &dyn Fn(&str) -> Option<String>,

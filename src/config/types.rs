@@ -62,7 +62,12 @@ impl fmt::Debug for Secret {
 
 impl<'de> Deserialize<'de> for Secret {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        String::deserialize(d).map(Secret::new)
+        // Registered with the redactor only while a config loads: API answers read into a
+        // Secret at run time (Cloud Run env values, most of them not secret) are not.
+        String::deserialize(d).map(|s| {
+            crate::redact::register_if_loading(&s);
+            Secret(s)
+        })
     }
 }
 

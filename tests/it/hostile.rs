@@ -521,3 +521,59 @@ probes:
         "trace level was on: {logs}"
     );
 }
+
+#[test]
+fn a_hostile_metadata_server_cannot_panic_or_flood_a_gcp_probe() {
+    // An endless lifetime, then an answer far larger than any token.
+    let forever = RecordingHttp::start("127.0.0.1", |_| {
+        ok(
+            r#"{"access_token":"tok-from-forever","expires_in":18446744073709551615,"token_type":"Bearer"}"#,
+        )
+    });
+    let huge = RecordingHttp::start("127.0.0.1", |_| {
+        ok(&format!(
+            r#"{{"access_token":"{}","expires_in":3600}}"#,
+            "t".repeat(1 << 20)
+        ))
+    });
+    let api = RecordingHttp::start("127.0.0.1", |_| ok("{}"));
+    let probe = |name: &str, meta: &RecordingHttp| {
+        format!(
+            "  - name: {name}\n    kind: gcp_vpc_connector\n    project: p\n    region: r\n    connector: c\n    api_base: {}\n    credentials: {{ metadata_host: \"{}\" }}\n",
+            api.base(),
+            meta.addr
+        )
+    };
+    let exp = Exporter::start(&format!(
+        "defaults: {{ interval: 300ms, timeout: 3s }}\nprobes:\n{}{}",
+        probe("forever", &forever),
+        probe("huge", &huge)
+    ));
+    // Past the token, the fake API's empty answer fails the run: a protocol error, runs on.
+    exp.wait_for(
+        "pathwatch_probe_runs_total",
+        &[("probe", "forever"), ("reason", "protocol")],
+        WAIT,
+        |v| v >= 3.0,
+    );
+    exp.wait_reason("huge", "failure", "credentials");
+    let m = exp.metrics();
+    for p in ["forever", "huge"] {
+        assert_eq!(
+            value(
+                &m,
+                "pathwatch_probe_runs_total",
+                &[("probe", p), ("reason", "panic")]
+            ),
+            None,
+            "{m}"
+        );
+    }
+    // The token with the endless lifetime is fetched once, then served from the cache.
+    assert_eq!(forever.seen().len(), 1, "{:?}", forever.seen());
+    assert!(
+        exp.logs().contains("more than 65536 bytes"),
+        "{}",
+        exp.logs()
+    );
+}
