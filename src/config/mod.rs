@@ -7,6 +7,8 @@
 pub mod de;
 pub mod file;
 pub mod node;
+#[cfg(test)]
+mod props;
 pub mod types;
 
 use crate::incident::IncidentSpec;
