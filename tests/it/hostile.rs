@@ -577,3 +577,26 @@ fn a_hostile_metadata_server_cannot_panic_or_flood_a_gcp_probe() {
         exp.logs()
     );
 }
+
+#[test]
+fn a_fifo_as_a_log_file_fails_each_run_at_once() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let fifo = dir.path().join("app.log");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("run mkfifo");
+    assert!(made.success(), "mkfifo");
+    let exp = Exporter::start(&format!(
+        "probes:\n  - name: fifo-logs\n    kind: logs\n    interval: 200ms\n    timeout: 5s\n    patterns: {{ boom: \"boom\" }}\n    file: {{ path: \"{}\" }}\n",
+        fifo.display()
+    ));
+    // Before: every run waited for a writer until its timeout, holding a thread.
+    exp.wait_for(
+        "pathwatch_probe_runs_total",
+        &[("probe", "fifo-logs"), ("reason", "io")],
+        WAIT,
+        |v| v >= 3.0,
+    );
+    assert!(exp.logs().contains("not a regular file"), "{}", exp.logs());
+}
