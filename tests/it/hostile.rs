@@ -600,3 +600,119 @@ fn a_fifo_as_a_log_file_fails_each_run_at_once() {
     );
     assert!(exp.logs().contains("not a regular file"), "{}", exp.logs());
 }
+
+// What was already right (issue 16's fault matrix), kept right.
+
+#[test]
+fn a_yaml_alias_bomb_is_refused() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("bomb.yaml");
+    let mut y = String::from("a: &a [\"x\",\"x\",\"x\",\"x\",\"x\",\"x\",\"x\",\"x\",\"x\"]\n");
+    let mut prev = 'a';
+    for c in "bcdefghi".chars() {
+        let refs = vec![format!("*{prev}"); 9].join(",");
+        y.push_str(&format!("{c}: &{c} [{refs}]\n"));
+        prev = c;
+    }
+    y.push_str("probes: *i\n");
+    std::fs::write(&path, y).expect("write");
+    let out = std::process::Command::new(crate::support::exporter::BIN)
+        .arg("validate")
+        .arg(&path)
+        .output()
+        .expect("run validate");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("budget breached"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A target that answers 200 with a body that never ends.
+fn endless_server() -> u16 {
+    use std::io::{Read, Write};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = l.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        for mut c in l.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                let _ = c.read(&mut buf);
+                let _ = c.write_all(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n");
+                let chunk = format!("10000\r\n{}\r\n", "z".repeat(0x10000));
+                while c.write_all(chunk.as_bytes()).is_ok() {}
+            });
+        }
+    });
+    port
+}
+
+#[test]
+fn endless_bodies_rapid_sighups_slow_clients_and_500_probe_calls_are_survived() {
+    use std::io::{Read, Write};
+    let endless = endless_server();
+    let target = accepting_target();
+    let exp = Exporter::start(&format!(
+        r#"probes:
+  - {{ name: endless, kind: http, url: "http://127.0.0.1:{endless}/", interval: 300ms, timeout: 5s }}
+  - {{ name: path, kind: tcp, host: 127.0.0.1, port: {target}, interval: 300ms }}
+on_demand:
+  allowed_targets: ["127.0.0.1:*"]
+"#
+    ));
+    // An endless body stops at the cap (1 MiB by default).
+    exp.wait_reason("endless", "failure", "body_too_large");
+
+    // 50 SIGHUPs in a row: every reload succeeds or is coalesced, the process keeps serving.
+    for _ in 0..50 {
+        exp.signal("HUP");
+    }
+    exp.wait_for("pathwatch_config_last_reload_successful", &[], WAIT, |v| {
+        v == 1.0
+    });
+    assert_eq!(http_get(exp.addr, "/healthz").0, 200);
+
+    // A slowloris client trickling header bytes is cut off; scrapes go on meanwhile.
+    let mut slow = std::net::TcpStream::connect(exp.addr).expect("connect");
+    slow.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")
+        .expect("send");
+    let trickle = std::thread::spawn(move || {
+        for _ in 0..30 {
+            if slow.write_all(b"X-A: b\r\n").is_err() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_secs(1));
+            slow.set_nonblocking(true).ok();
+            let mut b = [0u8; 256];
+            match slow.read(&mut b) {
+                Ok(0) => return true,
+                Ok(_) => return true,
+                Err(_) => {}
+            }
+            slow.set_nonblocking(false).ok();
+        }
+        false
+    });
+    assert_eq!(http_get(exp.addr, "/metrics").0, 200);
+
+    // 500 concurrent on-demand runs, every one answered.
+    let addr = exp.addr;
+    let calls: Vec<_> = (0..500)
+        .map(|_| {
+            std::thread::spawn(move || {
+                http_get(
+                    addr,
+                    &format!("/probe?module=path&target=127.0.0.1:{target}"),
+                )
+                .0
+            })
+        })
+        .collect();
+    let statuses: Vec<u16> = calls.into_iter().map(|c| c.join().expect("call")).collect();
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+    assert!(
+        trickle.join().expect("slowloris"),
+        "the slow client was never cut off"
+    );
+}
