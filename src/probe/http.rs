@@ -72,8 +72,7 @@ fn default_max_body() -> usize {
 }
 /// Which redirects the probe follows. A redirect it does not follow is the final answer
 /// (its 3xx status is checked against `valid_status`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, schemars::JsonSchema)]
-#[serde(rename_all = "snake_case")]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum FollowRedirects {
     /// Only within the configured URL's scheme, host and port.
     #[default]
@@ -570,6 +569,21 @@ fn hyper_error(e: &hyper::Error) -> ProbeError {
     };
     let (reason, detail) = error_chain(e, fallback);
     ProbeError::new(reason, detail)
+}
+
+impl schemars::JsonSchema for FollowRedirects {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "FollowRedirects".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "Which redirects to follow: same_origin (default), any, none; true and false (older configs) read as same_origin and none.",
+            "oneOf": [
+                { "type": "string", "enum": ["same_origin", "any", "none"] },
+                { "type": "boolean" }
+            ]
+        })
+    }
 }
 
 impl schemars::JsonSchema for StatusRange {
