@@ -138,7 +138,10 @@ def main():
     rss_max = max(s[1] for s in samples)
     fd_max = max(s[2] for s in samples)
     out = [
-        f"### Soak: 100 probes at 1 s, {a.minutes:g} min ({build_kind(a.bin)})",
+        f"## Soak: 100 probes at 1 s for {a.minutes:g} min ({time.strftime('%Y-%m-%d')}, "
+        f"{os.uname().nodename}, {os.cpu_count()} cores)",
+        "",
+        f"`bench/soak.py --bin {a.bin} --minutes {a.minutes:g}` ({build_kind(a.bin)}).",
         "",
         "Lowest value of the 2nd minute and of the last minute (a leak shows as a floor that rises).",
         "",
