@@ -25,6 +25,7 @@
 //! - `abort`: tasks that end with their owner.
 
 pub mod abort;
+pub mod allowlist;
 pub mod check;
 pub mod config;
 pub mod demo;
@@ -34,6 +35,7 @@ pub mod incident;
 pub mod metrics;
 pub mod ondemand;
 pub mod probe;
+pub mod redact;
 pub mod runner;
 pub mod schema;
 pub mod server;

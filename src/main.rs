@@ -56,7 +56,7 @@ enum Command {
         web_config: Option<PathBuf>,
         /// Reload the config when the file changes, checking this often (e.g. 10s). SIGHUP
         /// and `POST /-/reload` reload it in any case.
-        #[arg(long, value_parser = humantime::parse_duration, env = "PATHWATCH_WATCH_CONFIG")]
+        #[arg(long, value_parser = watch_period, env = "PATHWATCH_WATCH_CONFIG")]
         watch_config: Option<std::time::Duration>,
     },
     /// Start the reference service and pathwatch probing it; walk an incident on a loop.
@@ -512,4 +512,16 @@ async fn shutdown_on_signal(token: CancellationToken) {
     let _ = ctrl_c.await;
     tracing::info!("shutting down: cancelling probes");
     token.cancel();
+}
+
+/// `--watch-config`: a period from 100ms to a day (zero would panic the timer, and a
+/// period past the clock's range would overflow it).
+fn watch_period(text: &str) -> Result<std::time::Duration, String> {
+    let d = humantime::parse_duration(text).map_err(|e| e.to_string())?;
+    let range = std::time::Duration::from_millis(100)..=std::time::Duration::from_secs(86_400);
+    if range.contains(&d) {
+        Ok(d)
+    } else {
+        Err("the period must be from 100ms to 24h".into())
+    }
 }

@@ -1,11 +1,15 @@
 //! `/probe?module=NAME&target=T`: runs a configured probe once, on demand, blackbox_exporter
 //! style, for users who let Prometheus drive scheduling and sharding. The module is a
 //! configured probe used as a template; a target replaces its address and must match the
-//! config's allowlist, so the endpoint is never an open proxy. Prometheus's scrape timeout
-//! header bounds the run, and the answer holds that run's metrics only.
+//! config's allowlist ([`crate::allowlist`]), so the endpoint is never an open proxy, and
+//! gets the module's credentials only when it is the module's own target (or the module
+//! opts in). Prometheus's scrape timeout header bounds the run, and the answer holds that
+//! run's metrics only.
 
+use crate::allowlist::{self, Guard, Target, TargetPattern};
 use crate::config::ProbeConfig;
 use crate::metrics::Metrics;
+use crate::probe::ProbeSpec;
 use crate::runner::run_once;
 use prometheus_client::registry::Registry;
 use serde::Deserialize;
@@ -16,11 +20,30 @@ use std::time::Duration;
 #[derive(Clone, Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OnDemandSpec {
-    /// Glob patterns (`*` matches any run of characters) a target must match, e.g.
-    /// `"10.0.*:5432"`, `"*.internal:6379"`, `"https://*.example.com/*"`. Empty: no target
-    /// may be given, only the modules' own.
+    /// Patterns a target must match (see [`crate::allowlist`]): `"10.0.0.0/16:5432"`,
+    /// `"*.internal:6379"` (`*` is one DNS label), `"https://*.example.com/*"`. Empty: no
+    /// target may be given, only the modules' own.
     #[serde(default)]
-    pub allowed_targets: Vec<String>,
+    #[schemars(with = "Vec<String>")]
+    pub allowed_targets: Vec<TargetPattern>,
+}
+
+impl<'de> Deserialize<'de> for TargetPattern {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        TargetPattern::parse(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+/// A module's per-probe `on_demand:` settings.
+#[derive(Clone, Copy, Debug, Default, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ModuleOnDemand {
+    /// Send the module's credentials (passwords, configured http headers) to on-demand
+    /// targets other than its own. Whoever can call /probe then chooses where they go
+    /// (blackbox_exporter's behaviour); default false.
+    #[serde(default)]
+    pub send_credentials: bool,
 }
 
 /// Why a request is refused (the HTTP status and a message safe to show).
@@ -31,55 +54,54 @@ pub enum Refusal {
     BadTarget(String),
 }
 
-/// `*` globbing over the whole string, case-insensitive (host names are).
-pub fn glob(pattern: &str, text: &str) -> bool {
-    let (p, t): (Vec<char>, Vec<char>) = (
-        pattern.to_lowercase().chars().collect(),
-        text.to_lowercase().chars().collect(),
-    );
-    // Classic two-pointer wildcard match with backtracking to the last star.
-    let (mut i, mut j, mut star, mut mark) = (0, 0, None, 0);
-    while j < t.len() {
-        if i < p.len() && p[i] != '*' && p[i] == t[j] {
-            i += 1;
-            j += 1;
-        } else if i < p.len() && p[i] == '*' {
-            star = Some(i);
-            mark = j;
-            i += 1;
-        } else if let Some(s) = star {
-            i = s + 1;
-            mark += 1;
-            j = mark;
-        } else {
-            return false;
-        }
-    }
-    p[i..].iter().all(|c| *c == '*')
+/// What one on-demand run is: the probe and the rules it runs under.
+#[derive(Debug)]
+pub struct Plan {
+    pub probe: ProbeConfig,
+    pub guard: Arc<Guard>,
 }
 
-/// The probe to run: the module, retargeted when a target is given and allowed.
+/// The probe to run: the module, retargeted when a target is given and allowed. A target
+/// that is not the module's own gets none of the module's credentials unless the module
+/// sets `on_demand: { send_credentials: true }`.
 pub fn plan(
     probes: &[ProbeConfig],
     spec: &OnDemandSpec,
     module: &str,
     target: Option<&str>,
     scrape_timeout: Option<Duration>,
-) -> Result<ProbeConfig, Refusal> {
+) -> Result<Plan, Refusal> {
     let base = probes
         .iter()
         .find(|p| p.name == module)
         .ok_or_else(|| Refusal::UnknownModule(module.to_string()))?;
     let mut probe = base.clone();
+    let mut trusted_origin = match &base.spec {
+        ProbeSpec::Http(h) => url::Url::parse(&h.url).ok().map(|u| u.origin()),
+        _ => None,
+    };
     if let Some(t) = target {
         // Match the allowlist against what will really be contacted, never the raw text:
         // `http://127.0.0.1:80@evil.example/` must not pass for `http://127.0.0.1:*`.
-        let contacted = normalize(t).map_err(Refusal::BadTarget)?;
-        if !spec.allowed_targets.iter().any(|p| glob(p, &contacted)) {
+        let contacted = allowlist::parse_target(t).map_err(Refusal::BadTarget)?;
+        if !spec.allowed_targets.iter().any(|p| p.matches(&contacted)) {
             return Err(Refusal::TargetNotAllowed);
         }
-        probe.spec = base.spec.retarget(t).map_err(Refusal::BadTarget)?;
+        if let Target::Socket(allowlist::Host::Ip(ip), _)
+        | Target::Url {
+            host: allowlist::Host::Ip(ip),
+            ..
+        } = &contacted
+            && allowlist::denied(*ip)
+        {
+            return Err(Refusal::TargetNotAllowed);
+        }
+        if !base.on_demand.send_credentials && !same_destination(&base.spec, &contacted) {
+            probe.spec = base.spec.without_credentials();
+        }
+        probe.spec = probe.spec.retarget(t).map_err(Refusal::BadTarget)?;
         probe.spec.validate().map_err(Refusal::BadTarget)?;
+        trusted_origin = None;
     }
     if let Some(limit) = scrape_timeout {
         // Leave Prometheus time to read the answer: half a second, as blackbox_exporter does.
@@ -88,42 +110,79 @@ pub fn plan(
             probe.timeout = probe.timeout.min(budget);
         }
     }
-    Ok(probe)
+    let guard = Arc::new(Guard {
+        allowed: spec.allowed_targets.clone(),
+        trusted_origin,
+    });
+    Ok(Plan { probe, guard })
+}
+
+/// Whether `target` is where the module itself connects (its credentials belong there):
+/// the same host and port (or socket directory), or for http the same origin.
+fn same_destination(spec: &ProbeSpec, target: &Target) -> bool {
+    let socket = |host: &str, port: u16| {
+        if host.starts_with('/') {
+            allowlist::parse_target(host).ok()
+        } else {
+            let bare = host.trim_start_matches('[').trim_end_matches(']');
+            let text = if bare.contains(':') {
+                format!("[{bare}]:{port}")
+            } else {
+                format!("{bare}:{port}")
+            };
+            allowlist::parse_target(&text).ok()
+        }
+    };
+    let own = match spec {
+        ProbeSpec::Postgres(s) => socket(&s.host, s.port),
+        ProbeSpec::Redis(s) => socket(&s.host, s.port),
+        ProbeSpec::Http(s) => url::Url::parse(&s.url)
+            .ok()
+            .and_then(|u| allowlist::url_target(&u).ok()),
+        _ => None,
+    };
+    match (own, target) {
+        (
+            Some(Target::Url {
+                scheme, host, port, ..
+            }),
+            Target::Url {
+                scheme: s,
+                host: h,
+                port: p,
+                ..
+            },
+        ) => scheme == *s && host == *h && port == *p,
+        (Some(own), t) => own == *t,
+        (None, _) => false,
+    }
+}
+
+/// Prometheus's `X-Prometheus-Scrape-Timeout-Seconds`: a positive number of seconds. Any
+/// other value (NaN, negative, `1e308`, text) is ignored, and a huge one is capped at a
+/// day, past any module's timeout: a header must never panic the handler.
+pub fn scrape_timeout(header: &str) -> Option<Duration> {
+    let secs = header.trim().parse::<f64>().ok()?;
+    if secs.is_nan() || secs <= 0.0 {
+        return None;
+    }
+    Duration::try_from_secs_f64(secs.min(86_400.0)).ok()
 }
 
 /// Runs the probe once and encodes only its metrics.
-pub async fn run(probe: ProbeConfig) -> String {
+pub async fn run(plan: Plan) -> String {
+    let Plan { probe, guard } = plan;
     let mut registry = Registry::with_prefix("pathwatch");
     let metrics = Metrics::new_run_only(&mut registry);
     let transport = probe.spec.db_transport();
     let kind = probe.spec.kind();
     let name = probe.name.clone();
-    let result = run_once(Arc::new(probe)).await;
+    // Inline in this task, so the guard's task-local reaches the probe's resolve and hops.
+    let result = allowlist::guarded(guard, run_once(Arc::new(probe))).await;
     metrics.record(&name, kind, transport, &result);
     let mut body = String::new();
     let _ = prometheus_client::encoding::text::encode(&mut body, &registry);
     body
-}
-
-/// The target as it will be contacted: `scheme://host:port/path` for URLs (no user info
-/// allowed), `host:port` for sockets, a socket directory as given.
-pub fn normalize(target: &str) -> Result<String, String> {
-    if target.contains("://") {
-        let u = url::Url::parse(target).map_err(|e| format!("target URL: {e}"))?;
-        if !u.username().is_empty() || u.password().is_some() {
-            return Err("a target URL must not carry credentials".into());
-        }
-        let host = u.host_str().ok_or("a target URL needs a host")?;
-        let port = u
-            .port_or_known_default()
-            .ok_or("a target URL needs a port")?;
-        return Ok(format!("{}://{host}:{port}{}", u.scheme(), u.path()));
-    }
-    if target.starts_with('/') {
-        return Ok(target.to_string());
-    }
-    let (host, port) = host_port(target)?;
-    Ok(format!("{host}:{port}"))
 }
 
 /// Parses `host:port` for the socket kinds.
@@ -146,39 +205,24 @@ mod tests {
     use super::*;
 
     #[test]
-    fn globs_match_whole_targets() {
-        assert!(glob("10.0.*:5432", "10.0.3.7:5432"));
-        assert!(!glob("10.0.*:5432", "10.0.3.7:6432"));
-        assert!(glob("*.internal:*", "DB.internal:5432"));
-        assert!(!glob("*.internal:5432", "evil.com/?x=.internal:5432x"));
-        assert!(glob(
-            "https://*.example.com/*",
-            "https://api.example.com/health"
-        ));
-        assert!(!glob(
-            "https://*.example.com/*",
-            "https://api.example.com.evil.io/"
-        ));
-        assert!(glob("*", "anything"));
-        assert!(!glob("", "x"));
+    fn scrape_timeouts_are_parsed_with_bounds() {
+        assert_eq!(scrape_timeout("1.5"), Some(Duration::from_millis(1500)));
+        assert_eq!(scrape_timeout(" 10 "), Some(Duration::from_secs(10)));
+        let day = Some(Duration::from_secs(86_400));
+        for big in ["1e308", "1e20", "18446744073709551616", "inf", "+Infinity"] {
+            assert_eq!(scrape_timeout(big), day, "{big}");
+        }
+        for bad in ["NaN", "-1", "0", "-inf", "", "ten", "1e-400"] {
+            assert_eq!(scrape_timeout(bad), None, "{bad}");
+        }
     }
 
-    #[test]
-    fn targets_are_matched_as_they_will_be_contacted() {
-        assert_eq!(
-            normalize("http://127.0.0.1/x").unwrap(),
-            "http://127.0.0.1:80/x"
-        );
-        assert_eq!(
-            normalize("http://127.0.0.1:80@evil.example/").unwrap_err(),
-            "a target URL must not carry credentials"
-        );
-        assert_eq!(
-            normalize("HTTPS://Api.Example.com/h?q=1").unwrap(),
-            "https://api.example.com:443/h"
-        );
-        assert_eq!(normalize("db:5432").unwrap(), "db:5432");
-        assert!(normalize("db:notaport").is_err());
+    proptest::proptest! {
+        #[test]
+        fn no_scrape_timeout_header_panics(s in "\\PC{0,30}", f in proptest::num::f64::ANY) {
+            let _ = scrape_timeout(&s);
+            let _ = scrape_timeout(&f.to_string());
+        }
     }
 
     #[test]

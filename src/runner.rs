@@ -223,7 +223,9 @@ async fn probe_loop(probe: Arc<ProbeConfig>, state: Arc<State>, token: Cancellat
         async move {
             let mut run = run_once(probe.clone()).await;
             run.lateness = Some(lateness);
-            let next = run.next_run;
+            // A probe asking to run again sooner (startup polling) still waits the shortest
+            // interval the config allows: never a hot loop against the target.
+            let next = run.next_run.map(|d| d.max(crate::config::INTERVAL_RANGE.0));
             state.record(&probe, run);
             next
         }
@@ -245,7 +247,14 @@ pub async fn schedule<F, Fut>(
     F: FnMut(Duration) -> Fut,
     Fut: std::future::Future<Output = Option<Duration>>,
 {
-    let mut slot = Instant::now() + delay;
+    // Checked: an Instant past the clock's range panics. Config bounds keep intervals to a
+    // week; a week is the fallback if arithmetic ever overflows anyway.
+    let later = |from: Instant, d: Duration| {
+        from.checked_add(d)
+            .or_else(|| from.checked_add(Duration::from_secs(7 * 24 * 3600)))
+            .unwrap_or(from)
+    };
+    let mut slot = later(Instant::now(), delay);
     loop {
         tokio::select! {
             _ = token.cancelled() => return,
@@ -258,8 +267,8 @@ pub async fn schedule<F, Fut>(
         };
         let now = Instant::now();
         slot = match sooner {
-            Some(after) => now + after,
-            None => (slot + interval).max(now),
+            Some(after) => later(now, after),
+            None => later(slot, interval).max(now),
         };
     }
 }
@@ -385,6 +394,34 @@ mod tests {
         task.await.unwrap();
         let starts: Vec<u64> = log.lock().unwrap().iter().map(|r| r.0.as_secs()).collect();
         assert_eq!(starts, [0, 1, 2, 3, 33, 63]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn no_delay_or_interval_overflows_the_clock() {
+        // Config bounds keep intervals to a week; the scheduler must not panic past them.
+        let token = CancellationToken::new();
+        let runs = Arc::new(Mutex::new(0));
+        let r = runs.clone();
+        let task = tokio::spawn(schedule(
+            Duration::ZERO,
+            Duration::MAX,
+            token.clone(),
+            move |_| {
+                *r.lock().unwrap() += 1;
+                async { Some(Duration::MAX) }
+            },
+        ));
+        tokio::time::sleep(Duration::from_secs(3600)).await;
+        token.cancel();
+        task.await.expect("the scheduler did not panic");
+        assert_eq!(*runs.lock().unwrap(), 1);
+        let far = schedule(
+            Duration::MAX,
+            Duration::MAX,
+            CancellationToken::new(),
+            |_| async { None },
+        );
+        let _ = tokio::time::timeout(Duration::from_secs(1), far).await;
     }
 
     #[test]

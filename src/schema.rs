@@ -18,6 +18,9 @@ pub fn config_schema() -> Value {
     let incident = generator.subschema_for::<IncidentSpec>().to_value();
     let on_demand = generator.subschema_for::<OnDemandSpec>().to_value();
     let duration = generator.subschema_for::<PositiveDuration>().to_value();
+    let module = generator
+        .subschema_for::<crate::ondemand::ModuleOnDemand>()
+        .to_value();
     // serde's externally tagged shape: oneOf [{ properties: { postgres: {$ref} } }, ...].
     let tagged = generator.root_schema_for::<ProbeSpec>().to_value();
     let mut defs: Map<String, Value> = generator.take_definitions(true).into_iter().collect();
@@ -29,7 +32,7 @@ pub fn config_schema() -> Value {
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
-        .filter_map(|variant| probe_variant(variant, &defs, &duration))
+        .filter_map(|variant| probe_variant(variant, &defs, &duration, &module))
         .collect();
     let mut schema = json!({
         "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -92,8 +95,13 @@ fn allow_variables(schema: &mut Value) {
     }
 }
 
-/// One kind's mapping: its own keys plus `kind`, `name`, `interval` and `timeout`.
-fn probe_variant(variant: &Value, defs: &Map<String, Value>, duration: &Value) -> Option<Value> {
+/// One kind's mapping: its own keys plus `kind`, `name`, `interval`, `timeout`, `on_demand`.
+fn probe_variant(
+    variant: &Value,
+    defs: &Map<String, Value>,
+    duration: &Value,
+    module: &Value,
+) -> Option<Value> {
     let (kind, inner) = variant.get("properties")?.as_object()?.iter().next()?;
     let mut spec = match inner.get("$ref").and_then(Value::as_str) {
         Some(r) => defs.get(r.rsplit('/').next()?)?.clone(),
@@ -119,6 +127,7 @@ fn probe_variant(variant: &Value, defs: &Map<String, Value>, duration: &Value) -
             "items": { "type": "string", "pattern": "^[A-Za-z0-9_.:-]{1,64}$" },
         }),
     );
+    props.insert("on_demand".into(), module.clone());
     let required = obj.entry("required").or_insert_with(|| json!([]));
     if let Some(list) = required.as_array_mut() {
         list.push(json!("kind"));

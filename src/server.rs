@@ -16,7 +16,6 @@ use prometheus_client::registry::Registry;
 use serde::Deserialize;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::exposition::{OPENMETRICS, TEXT_004, to_text_004, wants_openmetrics};
@@ -149,9 +148,7 @@ async fn probe(
     let scrape_timeout = headers
         .get("x-prometheus-scrape-timeout-seconds")
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<f64>().ok())
-        .filter(|s| s.is_finite() && *s > 0.0)
-        .map(Duration::from_secs_f64);
+        .and_then(ondemand::scrape_timeout);
     let config = app.config.read().unwrap_or_else(|p| p.into_inner()).clone();
     match ondemand::plan(
         &config.probes,
@@ -160,8 +157,8 @@ async fn probe(
         q.target.as_deref(),
         scrape_timeout,
     ) {
-        Ok(p) => {
-            let body = ondemand::run(p).await;
+        Ok(plan) => {
+            let body = ondemand::run(plan).await;
             if wants_openmetrics(accept(&headers)) {
                 ([(header::CONTENT_TYPE, OPENMETRICS)], body).into_response()
             } else {

@@ -15,6 +15,9 @@ use tokio_util::sync::CancellationToken;
 /// The config in force, shared with the HTTP handlers (`/probe` reads it).
 pub type SharedConfig = Arc<RwLock<Arc<Config>>>;
 
+/// How long a reload may spend reading the config and its secret files.
+const LOAD_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// A reload request; the answer says what happened.
 pub type ReloadRequest = oneshot::Sender<Result<String, String>>;
 
@@ -68,7 +71,25 @@ impl Supervisor {
         };
         let state = self.state.clone();
         let metrics = &state.metrics;
-        let loaded = match config::load(&path) {
+        // Off the async workers and with a time limit: a config on a hung network mount must
+        // not freeze the process (a FIFO is already refused without blocking).
+        let reading = tokio::task::spawn_blocking({
+            let path = path.clone();
+            move || config::load(&path)
+        });
+        let read = match tokio::time::timeout(LOAD_TIMEOUT, reading).await {
+            Ok(Ok(read)) => read,
+            _ => Err(config::ConfigError {
+                file: path.display().to_string(),
+                loc: config::node::Loc { line: 1, col: 1 },
+                probe: None,
+                msg: format!(
+                    "reading the config file took longer than {}s",
+                    LOAD_TIMEOUT.as_secs()
+                ),
+            }),
+        };
+        let loaded = match read {
             Ok(l) if l.errors.is_empty() => l,
             Ok(l) => {
                 metrics.config_reload_ok.set(0);

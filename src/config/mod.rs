@@ -5,7 +5,10 @@
 //! serving them. Only an unreadable file or broken YAML is fatal.
 
 pub mod de;
+pub mod file;
 pub mod node;
+#[cfg(test)]
+mod props;
 pub mod types;
 
 use crate::incident::IncidentSpec;
@@ -22,8 +25,37 @@ use types::PositiveDuration;
 /// Interval when neither the probe nor `defaults` set one.
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(30);
 
+/// The range of `interval`: at least 100 ms, at most a week. 100 ms is the fastest schedule
+/// anyone uses (the tests' fast probes, startup polling); it caps a probe at 10 runs a second,
+/// where `1ns` meant 800 connects a second to the target. A week: longer is a typo, and a
+/// probe that rare says nothing about an incident.
+pub const INTERVAL_RANGE: (Duration, Duration) = (
+    Duration::from_millis(100),
+    Duration::from_secs(7 * 24 * 3600),
+);
+
+/// The range of `timeout`: at least 10 ms (less cannot even connect), at most a day (the
+/// longest startup any user waits for is minutes).
+pub const TIMEOUT_RANGE: (Duration, Duration) =
+    (Duration::from_millis(10), Duration::from_secs(24 * 3600));
+
+/// Checks `interval` and `timeout` against their ranges.
+fn check_range(key: &str, d: Duration) -> Result<(), String> {
+    let ((min, max), words) = match key {
+        "interval" => (INTERVAL_RANGE, "from 100ms to 7d"),
+        _ => (TIMEOUT_RANGE, "from 10ms to 24h"),
+    };
+    if d < min || d > max {
+        return Err(format!(
+            "\"{key}\" is {}: it must be {words}",
+            humantime::format_duration(d)
+        ));
+    }
+    Ok(())
+}
+
 /// Keys every probe takes, whatever its kind; the rest belong to the kind.
-const COMMON_KEYS: &[&str] = &["name", "interval", "timeout", "depends_on"];
+const COMMON_KEYS: &[&str] = &["name", "interval", "timeout", "depends_on", "on_demand"];
 const TOP_KEYS: &[&str] = &["defaults", "probes", "incidents", "on_demand"];
 
 #[derive(Clone, Debug, Default, Deserialize, schemars::JsonSchema)]
@@ -43,6 +75,8 @@ pub struct ProbeConfig {
     /// (incident::rootcause). Checked at load: every name exists, no cycle.
     pub depends_on: Vec<String>,
     pub spec: ProbeSpec,
+    /// How `/probe` may use this probe as a module.
+    pub on_demand: crate::ondemand::ModuleOnDemand,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -79,14 +113,15 @@ impl fmt::Display for ConfigError {
         if let Some(p) = &self.probe {
             write!(f, "{p}: ")?;
         }
-        f.write_str(&self.msg)
+        // A message may quote a value (an invalid URL with a password in it).
+        f.write_str(&crate::redact::redact(&self.msg))
     }
 }
 
 /// Reads and parses a config file, expanding `${VAR}` from the process environment.
 pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
     let file = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+    let text = file::read_regular(path).map_err(|e| ConfigError {
         file: file.clone(),
         loc: Loc::FILE,
         probe: None,
@@ -95,8 +130,17 @@ pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
     parse(&file, &text, &|name| std::env::var(name).ok())
 }
 
-/// Parses config text; `file` only names the source in errors.
+/// Parses config text; `file` only names the source in errors. Every secret it holds is
+/// registered with the redactor as it is read.
 pub fn parse(
+    file: &str,
+    text: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Loaded, ConfigError> {
+    crate::redact::while_loading(|| parse_text(file, text, env))
+}
+
+fn parse_text(
     file: &str,
     text: &str,
     env: &dyn Fn(&str) -> Option<String>,
@@ -134,7 +178,18 @@ pub fn parse(
         }
         match key.name.as_str() {
             "defaults" => match de::from_node::<Defaults>(value) {
-                Ok(d) => defaults = d,
+                Ok(d) => {
+                    let bad = [("interval", d.interval), ("timeout", d.timeout)]
+                        .into_iter()
+                        .find_map(|(k, v)| {
+                            let e = check_range(k, v?.0).err()?;
+                            Some((value.get(k).map_or(value.loc, |(_, n)| n.loc), e))
+                        });
+                    match bad {
+                        Some((loc, e)) => errors.push(err(loc, None, format!("defaults: {e}"))),
+                        None => defaults = d,
+                    }
+                }
                 Err(e) => errors.push(err(e.loc.unwrap_or(value.loc), None, e.msg)),
             },
             "on_demand" => match de::from_node::<crate::ondemand::OnDemandSpec>(value) {
@@ -370,9 +425,11 @@ fn parse_probe(
     let duration = |key: &str| -> Result<Option<Duration>, (Loc, String, String)> {
         match n.get(key) {
             None => Ok(None),
-            Some((_, v)) => de::from_node::<PositiveDuration>(v)
-                .map(|d| Some(d.0))
-                .map_err(|e| fail(e, v.loc)),
+            Some((_, v)) => {
+                let d = de::from_node::<PositiveDuration>(v).map_err(|e| fail(e, v.loc))?;
+                check_range(key, d.0).map_err(|e| (v.loc, label.clone(), e))?;
+                Ok(Some(d.0))
+            }
         }
     };
     let interval = duration("interval")?;
@@ -383,6 +440,10 @@ fn parse_probe(
             de::from_node::<Vec<String>>(v).map_err(|e| fail(e, v.loc))?,
             v.loc,
         ),
+    };
+    let on_demand = match n.get("on_demand") {
+        None => Default::default(),
+        Some((_, v)) => de::from_node(v).map_err(|e| fail(e, v.loc))?,
     };
 
     let rest: Vec<(Key, Node)> = entries
@@ -410,6 +471,7 @@ fn parse_probe(
             timeout,
             depends_on,
             spec,
+            on_demand,
         },
         name_loc,
         depends_loc,

@@ -197,14 +197,20 @@ pub fn expand(s: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String, S
         } else if let Some(tail) = after.strip_prefix("${") {
             let end = tail
                 .find('}')
-                .ok_or_else(|| format!("unclosed \"${{\" in {s:?}"))?;
+                // The value is not quoted: it may be a literal password (write $${ for ${).
+                .ok_or_else(|| "unclosed \"${\" (write $${ for a literal ${)".to_string())?;
             let expr = &tail[..end];
             let (name, default) = match expr.split_once(":-") {
                 Some((n, d)) => (n, Some(d)),
                 None => (expr, None),
             };
             if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-                return Err(format!("invalid variable name {name:?} in \"${{{expr}}}\""));
+                // Nor is the name: in a literal password it is part of the password.
+                return Err(
+                    "invalid variable name in \"${...}\": letters, digits and _ only \
+                     (write $${ for a literal ${)"
+                        .into(),
+                );
             }
             match (env(name), default) {
                 (Some(v), _) if !(v.is_empty() && default.is_some()) => out.push_str(&v),

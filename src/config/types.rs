@@ -5,7 +5,12 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// A duration written with a unit (`75s`, `1m30s`, `500ms`), never zero.
+/// The longest duration any config field takes: larger ones are typos (`300000000000y`)
+/// and would overflow the clock arithmetic they feed.
+pub const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 3600);
+
+/// A duration written with a unit (`75s`, `1m30s`, `500ms`), above zero and at most
+/// [`MAX_DURATION`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct PositiveDuration(pub Duration);
 
@@ -22,6 +27,11 @@ impl<'de> Deserialize<'de> for PositiveDuration {
                 "duration \"{text}\" must be greater than zero"
             )));
         }
+        if dur > MAX_DURATION {
+            return Err(de::Error::custom(format!(
+                "duration \"{text}\" is too long (at most 365d)"
+            )));
+        }
         Ok(PositiveDuration(dur))
     }
 }
@@ -31,8 +41,11 @@ impl<'de> Deserialize<'de> for PositiveDuration {
 pub struct Secret(String);
 
 impl Secret {
+    /// A secret, registered with the redactor so that no echo of it is ever shown.
     pub fn new(s: impl Into<String>) -> Self {
-        Secret(s.into())
+        let s = s.into();
+        crate::redact::register(&s);
+        Secret(s)
     }
 
     /// The secret itself, for the one place that must send it (a login, a handshake).
@@ -49,7 +62,12 @@ impl fmt::Debug for Secret {
 
 impl<'de> Deserialize<'de> for Secret {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        String::deserialize(d).map(Secret)
+        // Registered with the redactor only while a config loads: API answers read into a
+        // Secret at run time (Cloud Run env values, most of them not secret) are not.
+        String::deserialize(d).map(|s| {
+            crate::redact::register_if_loading(&s);
+            Secret(s)
+        })
     }
 }
 
@@ -64,7 +82,7 @@ pub struct SecretFile {
 impl<'de> Deserialize<'de> for SecretFile {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let path = PathBuf::from(String::deserialize(d)?);
-        let text = std::fs::read_to_string(&path).map_err(|e| {
+        let text = super::file::read_regular(&path).map_err(|e| {
             de::Error::custom(format!(
                 "cannot read secret file \"{}\": {e}",
                 path.display()

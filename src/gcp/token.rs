@@ -9,6 +9,11 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+/// A token answer is a few hundred bytes; more is not a metadata server.
+const MAX_TOKEN_ANSWER: usize = 64 << 10;
+/// Tokens live an hour; a longer `expires_in` is believed for a day at most.
+const MAX_LIFETIME: Duration = Duration::from_secs(24 * 3600);
+
 /// Refresh this long before the metadata server's token expires.
 const EARLY: Duration = Duration::from_secs(60);
 /// A token from a file or env var is re-read this often (a sidecar may rotate the file).
@@ -66,7 +71,11 @@ impl TokenSource {
         }
         let (token, lifetime) = self.fetch(http).await?;
         let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-        *cache = Some((token.clone(), Instant::now() + lifetime));
+        // Capped: a server's `expires_in` of 2^64 s must not overflow the clock.
+        let until = Instant::now()
+            .checked_add(lifetime.min(MAX_LIFETIME))
+            .unwrap_or_else(Instant::now);
+        *cache = Some((token.clone(), until));
         Ok(token)
     }
 
@@ -82,12 +91,18 @@ impl TokenSource {
     async fn fetch(&self, http: &reqwest::Client) -> Result<(Secret, Duration), ProbeError> {
         let cred = |msg: String| ProbeError::new(Reason::Credentials, msg);
         if let Some(path) = &self.spec.token_file {
-            let text = tokio::fs::read_to_string(path).await.map_err(|e| {
-                cred(format!(
-                    "cannot read token file \"{}\": {e}",
-                    path.display()
-                ))
-            })?;
+            // Only a regular file, off the async workers: a FIFO must not hang the run.
+            let p = path.clone();
+            let text = tokio::task::spawn_blocking(move || crate::config::file::read_regular(&p))
+                .await
+                .map_err(|e| std::io::Error::other(e.to_string()))
+                .and_then(|r| r)
+                .map_err(|e| {
+                    cred(format!(
+                        "cannot read token file \"{}\": {e}",
+                        path.display()
+                    ))
+                })?;
             return non_empty(text.trim(), "the token file is empty").map(|t| (t, REREAD));
         }
         if let Some(var) = &self.spec.token_env {
@@ -110,7 +125,7 @@ impl TokenSource {
             "{}/computeMetadata/v1/instance/service-accounts/default/token",
             base.trim_end_matches('/')
         );
-        let resp = http
+        let mut resp = http
             .get(&url)
             .header("Metadata-Flavor", "Google")
             .send()
@@ -131,9 +146,20 @@ impl TokenSource {
                 resp.status().as_u16()
             )));
         }
-        let body: MetadataToken = resp
-            .json()
+        let mut raw = Vec::new();
+        while let Some(chunk) = resp
+            .chunk()
             .await
+            .map_err(|e| cred(format!("metadata server answer: {e}")))?
+        {
+            if raw.len() + chunk.len() > MAX_TOKEN_ANSWER {
+                return Err(cred(format!(
+                    "metadata server answered more than {MAX_TOKEN_ANSWER} bytes"
+                )));
+            }
+            raw.extend_from_slice(&chunk);
+        }
+        let body: MetadataToken = serde_json::from_slice(&raw)
             .map_err(|e| cred(format!("metadata server answer is not a token: {e}")))?;
         let lifetime = Duration::from_secs(body.expires_in).saturating_sub(EARLY);
         non_empty(

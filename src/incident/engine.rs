@@ -100,7 +100,9 @@ impl Evaluation {
 
 /// A result older than this is stale: the criterion has no data to judge.
 pub fn stale_after(view: &ProbeView) -> Duration {
-    view.interval * 2 + view.timeout
+    // Saturating: config bounds keep these small, but no duration may panic here (this runs
+    // in the staleness task, which would die with it).
+    view.interval.saturating_mul(2).saturating_add(view.timeout)
 }
 
 /// Evaluates an incident. `previous` is the status before this evaluation: between the

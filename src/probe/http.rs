@@ -1,5 +1,10 @@
 //! `http` probe: one request (following redirects if asked), with status and body checks.
 //!
+//! Credentials stay with their origin: the configured headers go only to the configured
+//! URL's origin (scheme, host, port), and redirects leave that origin only with
+//! `follow_redirects: any`, without the headers. An on-demand run also checks every hop
+//! against the allowlist ([`crate::allowlist::check_hop`]).
+//!
 //! pathwatch opens the socket and the TLS session itself and speaks HTTP/1.1 through hyper's
 //! connection API, so each phase is timed as blackbox_exporter's `http` prober does:
 //! `resolve`, `connect`, `tls`, `processing` (request sent until the response head arrives)
@@ -42,8 +47,9 @@ pub struct HttpSpec {
     /// Bodies larger than this fail with `body_too_large` (default 1 MiB).
     #[serde(default = "default_max_body")]
     pub max_body_bytes: usize,
-    #[serde(default = "default_true")]
-    pub follow_redirects: bool,
+    /// Which redirects to follow: `same_origin` (default), `any` or `none`.
+    #[serde(default)]
+    pub follow_redirects: FollowRedirects,
     #[serde(default = "default_max_redirects")]
     pub max_redirects: u32,
     /// PEM CA file trusted for `https://` (default: the Mozilla roots).
@@ -64,8 +70,49 @@ fn default_valid_status() -> Vec<StatusRange> {
 fn default_max_body() -> usize {
     1 << 20
 }
-fn default_true() -> bool {
-    true
+/// Which redirects the probe follows. A redirect it does not follow is the final answer
+/// (its 3xx status is checked against `valid_status`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum FollowRedirects {
+    /// Only within the configured URL's scheme, host and port.
+    #[default]
+    SameOrigin,
+    /// Anywhere; the configured headers are never sent outside the configured origin.
+    Any,
+    None,
+}
+
+impl<'de> Deserialize<'de> for FollowRedirects {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = FollowRedirects;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("same_origin, any or none")
+            }
+            // Before 0.2 this was a boolean: `true` keeps redirects but now only within
+            // the origin (following them anywhere must be asked for), `false` is `none`.
+            fn visit_bool<E: serde::de::Error>(self, b: bool) -> Result<FollowRedirects, E> {
+                Ok(if b {
+                    FollowRedirects::SameOrigin
+                } else {
+                    FollowRedirects::None
+                })
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<FollowRedirects, E> {
+                match s {
+                    "same_origin" => Ok(FollowRedirects::SameOrigin),
+                    "any" => Ok(FollowRedirects::Any),
+                    "none" => Ok(FollowRedirects::None),
+                    "true" | "false" => self.visit_bool(s == "true"),
+                    _ => Err(E::custom(format!(
+                        "unknown value \"{s}\" (expected one of: same_origin, any, none)"
+                    ))),
+                }
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 fn default_max_redirects() -> u32 {
     10
@@ -144,6 +191,8 @@ impl HttpSpec {
             // The value is left out of the message: it may be a credential.
             let value = HeaderValue::from_str(v)
                 .map_err(|_| format!("invalid value for header \"{k}\""))?;
+            // A credential's echo (a server quoting it back) is masked wherever it shows.
+            crate::redact::register_header(k, v);
             headers.push((name, value));
         }
         let mut regexes = Vec::new();
@@ -204,13 +253,37 @@ impl HttpSpec {
     /// The same check against another URL (on-demand probing). Only the URL is prepared
     /// again: the TLS config and the regexes of a module are built once, not per request.
     pub fn with_url(&self, url: &str) -> HttpSpec {
+        self.rebuilt(url, false)
+    }
+
+    /// The same check without its configured headers (an on-demand target that is not the
+    /// module's own origin gets none of them).
+    pub fn without_headers(&self) -> HttpSpec {
+        self.rebuilt(&self.url, true)
+    }
+
+    fn rebuilt(&self, url: &str, drop_headers: bool) -> HttpSpec {
         let spec = HttpSpec {
             url: url.to_string(),
+            headers: if drop_headers {
+                BTreeMap::new()
+            } else {
+                self.headers.clone()
+            },
             prepared: OnceLock::new(),
             ..self.clone()
         };
         if let (Some(p), Ok(url)) = (self.prepared.get(), Self::parse_url(url)) {
-            let _ = spec.prepared.set(Prepared { url, ..p.clone() });
+            let headers = if drop_headers {
+                Vec::new()
+            } else {
+                p.headers.clone()
+            };
+            let _ = spec.prepared.set(Prepared {
+                url,
+                headers,
+                ..p.clone()
+            });
         }
         spec
     }
@@ -232,33 +305,34 @@ pub async fn probe_with_body(
     trace: &Trace,
 ) -> Result<(Outcome, Bytes), ProbeError> {
     let prep = spec.prepared()?;
+    let origin = prep.url.origin();
     let mut url = prep.url.clone();
     let mut method = prep.method.clone();
     let mut hops = 0;
     loop {
-        let (status, location, body) = request(spec, prep, &url, &method, trace).await?;
+        // The configured headers (credentials, often) go to the configured origin only.
+        let own = url.origin() == origin;
+        let (status, location, body) = request(spec, prep, &url, &method, own, trace).await?;
         trace.set_http_status(status.as_u16());
-        if status.is_redirection() && spec.follow_redirects {
-            if let Some(loc) = location {
-                hops += 1;
-                if hops > spec.max_redirects {
-                    return Err(ProbeError::new(
-                        Reason::TooManyRedirects,
-                        format!("more than {} redirects", spec.max_redirects),
-                    ));
-                }
-                url = url.join(&loc).map_err(|e| {
-                    ProbeError::new(Reason::Protocol, format!("bad redirect location: {e}"))
-                })?;
-                // 303, and 301/302 after POST in practice, turn into GET (RFC 9110 15.4).
-                if status == StatusCode::SEE_OTHER
-                    || (method == Method::POST
-                        && matches!(status, StatusCode::MOVED_PERMANENTLY | StatusCode::FOUND))
-                {
-                    method = Method::GET;
-                }
-                continue;
+        if let Some(next) = redirect(spec, &url, status, location.as_deref(), &origin)? {
+            hops += 1;
+            if hops > spec.max_redirects {
+                return Err(ProbeError::new(
+                    Reason::TooManyRedirects,
+                    format!("more than {} redirects", spec.max_redirects),
+                ));
             }
+            crate::allowlist::check_hop(&next)
+                .map_err(|e| ProbeError::new(Reason::Forbidden, e))?;
+            url = next;
+            // 303, and 301/302 after POST in practice, turn into GET (RFC 9110 15.4).
+            if status == StatusCode::SEE_OTHER
+                || (method == Method::POST
+                    && matches!(status, StatusCode::MOVED_PERMANENTLY | StatusCode::FOUND))
+            {
+                method = Method::GET;
+            }
+            continue;
         }
         let code = status.as_u16();
         if !spec
@@ -280,6 +354,37 @@ pub async fn probe_with_body(
         };
         return Ok((outcome, body));
     }
+}
+
+/// The next URL when `status` is a redirect the probe follows; `None` when the answer is
+/// final (not a redirect, no Location, or a hop `follow_redirects` does not allow).
+fn redirect(
+    spec: &HttpSpec,
+    url: &Url,
+    status: StatusCode,
+    location: Option<&str>,
+    origin: &url::Origin,
+) -> Result<Option<Url>, ProbeError> {
+    let (true, Some(loc)) = (status.is_redirection(), location) else {
+        return Ok(None);
+    };
+    if spec.follow_redirects == FollowRedirects::None {
+        return Ok(None);
+    }
+    // The Location is left out of messages: it may carry tokens in its query.
+    let next = url
+        .join(loc)
+        .map_err(|e| ProbeError::new(Reason::Protocol, format!("bad redirect location: {e}")))?;
+    if !matches!(next.scheme(), "http" | "https") || next.host_str().is_none() {
+        return Err(ProbeError::new(
+            Reason::Protocol,
+            "a redirect to a location that is not an http(s) URL with a host",
+        ));
+    }
+    if spec.follow_redirects == FollowRedirects::SameOrigin && next.origin() != *origin {
+        return Ok(None);
+    }
+    Ok(Some(next))
 }
 
 fn ranges(r: &[StatusRange]) -> String {
@@ -318,12 +423,11 @@ fn check_body(spec: &HttpSpec, prep: &Prepared, body: &Bytes) -> Result<(), Prob
             if let Some(want) = &a.equals
                 && !json_equal(found, want)
             {
-                return fail(format!(
-                    "{pointer} is {}, expected {want}",
-                    found
-                        .map(|v| v.to_string())
-                        .unwrap_or_else(|| "missing".into())
-                ));
+                // The value found may be huge (a 10 MB string): cut before it is formatted.
+                let found = found
+                    .map(|v| super::truncate(v.to_string(), 256))
+                    .unwrap_or_else(|| "missing".into());
+                return fail(format!("{pointer} is {found}, expected {want}"));
             }
         }
         if let Some(Some((re, want))) = prep.regexes.get(i)
@@ -360,6 +464,7 @@ async fn request(
     prep: &Prepared,
     url: &Url,
     method: &Method,
+    send_headers: bool,
     trace: &Trace,
 ) -> Result<(StatusCode, Option<String>, Bytes), ProbeError> {
     let host = url.host_str().unwrap_or_default();
@@ -384,8 +489,10 @@ async fn request(
         .header(header::USER_AGENT, USER_AGENT)
         .header(header::ACCEPT, "*/*")
         .header(header::CONNECTION, "close");
-    for (k, v) in &prep.headers {
-        req = req.header(k, v);
+    if send_headers {
+        for (k, v) in &prep.headers {
+            req = req.header(k, v);
+        }
     }
     let body = spec.body.clone().unwrap_or_default();
     let req = req
@@ -462,6 +569,21 @@ fn hyper_error(e: &hyper::Error) -> ProbeError {
     };
     let (reason, detail) = error_chain(e, fallback);
     ProbeError::new(reason, detail)
+}
+
+impl schemars::JsonSchema for FollowRedirects {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "FollowRedirects".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "Which redirects to follow: same_origin (default), any, none; true and false (older configs) read as same_origin and none.",
+            "oneOf": [
+                { "type": "string", "enum": ["same_origin", "any", "none"] },
+                { "type": "boolean" }
+            ]
+        })
+    }
 }
 
 impl schemars::JsonSchema for StatusRange {

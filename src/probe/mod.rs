@@ -106,6 +106,17 @@ impl ProbeSpec {
         })
     }
 
+    /// The same probe without the credentials it would send (passwords, configured http
+    /// headers), for an on-demand target that is not the module's own.
+    pub fn without_credentials(&self) -> ProbeSpec {
+        match self {
+            ProbeSpec::Postgres(s) => ProbeSpec::Postgres(Box::new(s.without_credentials())),
+            ProbeSpec::Redis(s) => ProbeSpec::Redis(Box::new(s.without_credentials())),
+            ProbeSpec::Http(s) => ProbeSpec::Http(Box::new(s.without_headers())),
+            other => other.clone(),
+        }
+    }
+
     /// How a database probe reaches its server, for `pathwatch_db_connect_seconds`.
     pub fn db_transport(&self) -> Option<Transport> {
         match self {
@@ -155,13 +166,35 @@ pub struct ProbeError {
     pub detail: String,
 }
 
+/// The longest failure detail kept: a value found in a 10 MB body must not become a 10 MB
+/// log line, status page and `/api/status`.
+pub const MAX_DETAIL_BYTES: usize = 512;
+
 impl ProbeError {
+    /// A failure; the detail is redacted ([`crate::redact`]) and cut at
+    /// [`MAX_DETAIL_BYTES`], wherever it came from.
     pub fn new(reason: Reason, detail: impl Into<String>) -> Self {
         ProbeError {
             reason,
-            detail: detail.into(),
+            detail: truncate(
+                crate::redact::redact(&detail.into()).into_owned(),
+                MAX_DETAIL_BYTES,
+            ),
         }
     }
+}
+
+/// `text` cut to at most `max` bytes (on a character boundary), ending in
+/// `...(N bytes)` with the original length when it was cut.
+pub fn truncate(text: String, max: usize) -> String {
+    if text.len() <= max {
+        return text;
+    }
+    let mut cut = max;
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{}...({} bytes)", &text[..cut], text.len())
 }
 
 macro_rules! label_enum {
@@ -336,6 +369,9 @@ pub async fn resolve(
                     format!("{host:?} has no addresses"),
                 ));
             }
+            // On-demand runs refuse addresses in the denied networks once resolved.
+            crate::allowlist::check_resolved(&addrs)
+                .map_err(|e| ProbeError::new(Reason::Forbidden, e))?;
             Ok(addrs)
         })
         .await
@@ -367,4 +403,26 @@ pub async fn connect_tcp(
             })
         })
         .await
+}
+
+#[cfg(test)]
+mod detail_tests {
+    use super::*;
+
+    #[test]
+    fn details_are_cut_with_the_original_length() {
+        let e = ProbeError::new(Reason::Assertion, "x".repeat(10_000_000));
+        assert_eq!(
+            e.detail.len(),
+            MAX_DETAIL_BYTES + "...(10000000 bytes)".len()
+        );
+        assert!(e.detail.ends_with("...(10000000 bytes)"));
+        // Never inside a character.
+        let t = truncate("é".repeat(300), 511);
+        assert!(
+            t.starts_with(&"é".repeat(255)) && t.ends_with("...(600 bytes)"),
+            "{t}"
+        );
+        assert_eq!(truncate("short".into(), 512), "short");
+    }
 }

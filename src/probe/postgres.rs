@@ -110,6 +110,16 @@ impl PostgresSpec {
         Ok(spec)
     }
 
+    /// The same probe without its password, for an on-demand target that is not its own
+    /// (`/probe`: credentials stay with the server they were configured for).
+    pub fn without_credentials(&self) -> PostgresSpec {
+        PostgresSpec {
+            password: None,
+            password_file: None,
+            ..self.clone()
+        }
+    }
+
     fn password(&self) -> Option<Secret> {
         pick_secret(&self.password, &self.password_file, "password")
             .ok()

@@ -83,6 +83,17 @@ impl RedisSpec {
         Ok(spec)
     }
 
+    /// The same probe without its user and password, for an on-demand target that is not
+    /// its own (`/probe`: credentials stay with the server they were configured for).
+    pub fn without_credentials(&self) -> RedisSpec {
+        RedisSpec {
+            username: None,
+            password: None,
+            password_file: None,
+            ..self.clone()
+        }
+    }
+
     pub fn transport(&self) -> Transport {
         if self.host.starts_with('/') {
             Transport::Unix

@@ -28,6 +28,27 @@ impl Telemetry {
     }
 }
 
+/// Libraries whose trace-level events quote whole requests (tungstenite logs the WebSocket
+/// upgrade with its token and headers): never logged at trace, whatever the level asked.
+const REQUEST_TRACERS: &[&str] = &[
+    "tungstenite",
+    "tokio_tungstenite",
+    "hyper",
+    "hyper_util",
+    "h2",
+    "reqwest",
+    "tokio_postgres",
+    "tonic",
+];
+
+fn carries_requests(target: &str) -> bool {
+    REQUEST_TRACERS.iter().any(|c| {
+        target
+            .strip_prefix(c)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with("::"))
+    })
+}
+
 /// Installs the global subscriber: logs (`RUST_LOG` overrides `level`, e.g.
 /// `pathwatch=debug`) and, when the `OTEL_*` variables ask for it, OTLP traces.
 pub fn init(format: LogFormat, level: &str) -> Telemetry {
@@ -36,7 +57,8 @@ pub fn init(format: LogFormat, level: &str) -> Telemetry {
     use tracing_subscriber::util::SubscriberInitExt as _;
 
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
-    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    // Every line is redacted on its way out (crate::redact), whoever logged it.
+    let fmt = tracing_subscriber::fmt::layer().with_writer(crate::redact::RedactingStderr);
     let fmt = match format {
         LogFormat::Text => fmt.with_ansi(false).boxed(),
         LogFormat::Json => fmt.event_format(cloud_json::CloudJson).boxed(),
@@ -55,7 +77,9 @@ pub fn init(format: LogFormat, level: &str) -> Telemetry {
     // that no layer wants is never built. Without OTLP that takes the run and phase spans
     // off every run: 0.02 ms of a 2 ms local Postgres session (bench/pg_baseline.py).
     use tracing_subscriber::filter::FilterExt as _;
-    let events = tracing_subscriber::filter::filter_fn(|m| m.is_event());
+    let events = tracing_subscriber::filter::filter_fn(|m| {
+        m.is_event() && !(*m.level() == tracing::Level::TRACE && carries_requests(m.target()))
+    });
     // A second init (tests calling main twice) is harmless: the first subscriber stays.
     let _ = tracing_subscriber::registry()
         .with(fmt.with_filter(filter.and(events)))

@@ -3,9 +3,15 @@
 //! Every failure (no header, a malformed one, an unknown user, a wrong password) gets the
 //! same 401 and body, so a client learns nothing about which part was wrong. An unknown user
 //! is checked against a dummy hash of the highest configured cost, so the response time does
-//! not tell whether a user name exists. Each check re-runs bcrypt: at cost 10 that is tens of
-//! milliseconds per scrape (see the README), cheap next to a 15 s scrape interval, and it
-//! avoids keeping anything derived from passwords in memory.
+//! not tell whether a user name exists.
+//!
+//! bcrypt is slow on purpose, so a flood of wrong passwords must not queue up in front of
+//! the scrapes that know theirs. As Prometheus' exporter-toolkit does, verified credentials
+//! are cached: by an HMAC, under a random per-process key, of the user, the stored hash and
+//! the password (never the password itself), so a scrape that passed once passes again
+//! without bcrypt. Failed ones are cached the same way (a repeated wrong password costs
+//! nothing), both caches bounded. At most one check per core runs at a time and at most
+//! [`MAX_WAITING`] per core wait; beyond that a new credential gets 401 at once.
 
 use super::config::{User, WebConfigError};
 use axum::extract::{Request, State};
@@ -15,8 +21,19 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use tokio::sync::Semaphore;
+
+/// Credentials waiting for a bcrypt check, per core, before new ones are refused outright.
+pub const MAX_WAITING: usize = 4;
+/// Cached verified credentials (users times the passwords they rotate through).
+const MAX_OK: usize = 64;
+/// Cached failed credentials; the set is emptied when full.
+const MAX_BAD: usize = 4096;
+
+/// The cache key of one (user, stored hash, password).
+type Key = [u8; 32];
 
 /// The `WWW-Authenticate` challenge of every 401.
 pub const CHALLENGE: &str = "Basic realm=\"pathwatch\"";
@@ -33,6 +50,13 @@ pub struct BasicAuth {
     /// bcrypt is CPU-bound by design: at most one check per core at a time, so a flood of
     /// bad credentials queues up instead of starving the probes of CPU.
     checks: Semaphore,
+    cores: usize,
+    /// Checks waiting or running.
+    pending: AtomicUsize,
+    /// Key of the cache HMAC, random per process.
+    mac: ring::hmac::Key,
+    ok: Mutex<HashSet<Key>>,
+    bad: Mutex<HashSet<Key>>,
 }
 
 impl std::fmt::Debug for BasicAuth {
@@ -76,11 +100,23 @@ impl BasicAuth {
             .map_err(|e| users[0].pos.err(file, format!("bcrypt: {e}")))?
             .format_for_version(bcrypt::Version::TwoB);
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let mac =
+            ring::hmac::Key::generate(ring::hmac::HMAC_SHA256, &ring::rand::SystemRandom::new())
+                .map_err(|_| {
+                    users[0]
+                        .pos
+                        .err(file, "no randomness for the credentials cache")
+                })?;
         Ok(Some(Arc::new(BasicAuth {
             users: map,
             dummy,
             open_paths: open_paths.iter().cloned().collect(),
             checks: Semaphore::new(cores),
+            cores,
+            pending: AtomicUsize::new(0),
+            mac,
+            ok: Mutex::new(HashSet::new()),
+            bad: Mutex::new(HashSet::new()),
         })))
     }
 
@@ -90,22 +126,62 @@ impl BasicAuth {
             Some(h) => (true, h.clone()),
             None => (false, self.dummy.clone()),
         };
-        let Ok(_permit) = self.checks.acquire().await else {
+        let key = self.key(user, &hash, &password);
+        if lock(&self.ok).contains(&key) {
+            return known;
+        }
+        if lock(&self.bad).contains(&key) {
             return false;
+        }
+        // A bounded queue: past it, a flood gets its 401 without costing anyone CPU.
+        if self.pending.fetch_add(1, Ordering::AcqRel) >= self.cores * (MAX_WAITING + 1) {
+            self.pending.fetch_sub(1, Ordering::AcqRel);
+            return false;
+        }
+        let matched = match self.checks.acquire().await {
+            // bcrypt takes tens of milliseconds on purpose: off the async workers. verify
+            // compares the hashes in constant time.
+            Ok(_permit) => tokio::task::spawn_blocking(move || {
+                bcrypt::verify(&password, &hash).unwrap_or(false)
+            })
+            .await
+            .unwrap_or(false),
+            Err(_) => false,
         };
-        // bcrypt takes tens of milliseconds on purpose: off the async workers.
-        let matched = tokio::task::spawn_blocking(move || {
-            // verify compares the hashes in constant time.
-            bcrypt::verify(&password, &hash).unwrap_or(false)
-        })
-        .await
-        .unwrap_or(false);
-        known && matched
+        self.pending.fetch_sub(1, Ordering::AcqRel);
+        let ok = known && matched;
+        let (cache, max) = if ok {
+            (&self.ok, MAX_OK)
+        } else {
+            (&self.bad, MAX_BAD)
+        };
+        let mut cache = lock(cache);
+        if cache.len() >= max {
+            cache.clear();
+        }
+        cache.insert(key);
+        ok
+    }
+
+    fn key(&self, user: &str, hash: &str, password: &[u8]) -> Key {
+        let mut ctx = ring::hmac::Context::with_key(&self.mac);
+        // Lengths first, so no two (user, hash, password) triples hash the same bytes.
+        for part in [user.as_bytes(), hash.as_bytes(), password] {
+            ctx.update(&(part.len() as u64).to_be_bytes());
+            ctx.update(part);
+        }
+        let mut key = [0u8; 32];
+        key.copy_from_slice(&ctx.sign().as_ref()[..32]);
+        key
     }
 
     fn is_open(&self, path: &str) -> bool {
         self.open_paths.contains(path)
     }
+}
+
+fn lock(m: &Mutex<HashSet<Key>>) -> std::sync::MutexGuard<'_, HashSet<Key>> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// The middleware: `axum::middleware::from_fn_with_state(auth, require)`.
@@ -204,6 +280,27 @@ mod tests {
                 .verify("nobody", b"pathwatch: no such user".to_vec())
                 .await
         );
+    }
+
+    #[tokio::test]
+    async fn verified_credentials_are_cached_and_failures_too() {
+        let hash = bcrypt::hash("s3cret", 4).unwrap();
+        let auth = BasicAuth::new("web.yml", &[user("prometheus", &hash)], &[])
+            .unwrap()
+            .unwrap();
+        assert!(auth.verify("prometheus", b"s3cret".to_vec()).await);
+        assert!(!auth.verify("prometheus", b"wrong".to_vec()).await);
+        assert_eq!(lock(&auth.ok).len(), 1);
+        assert_eq!(lock(&auth.bad).len(), 1);
+        // Cached: the same answers again, and nothing else passes through the cache.
+        assert!(auth.verify("prometheus", b"s3cret".to_vec()).await);
+        assert!(!auth.verify("prometheus", b"wrong".to_vec()).await);
+        assert!(!auth.verify("prometheus", b"s3cre".to_vec()).await);
+        assert!(!auth.verify("prometheu", b"s3cret".to_vec()).await);
+        // The keys are MACs under this process's key, not the passwords.
+        let k = auth.key("prometheus", &hash, b"s3cret");
+        assert!(lock(&auth.ok).contains(&k));
+        assert!(!k.windows(6).any(|w| w == b"s3cret"));
     }
 
     #[test]

@@ -1,12 +1,12 @@
 //! Securing the HTTP surface with a web config file (`--web-config`): TLS, client
 //! certificates and basic auth, in the shape of Prometheus' exporter-toolkit web config.
 //!
-//! Without a web config, [`serve`] is exactly `axum::serve` with graceful shutdown, as before
-//! the option existed.
+//! With or without one, [`serve`] runs the same accept loop ([`listener`]): timeouts and a
+//! connection cap for plain HTTP as for HTTPS.
 
 pub mod auth;
 pub mod config;
-mod https;
+pub mod listener;
 pub mod tls;
 
 pub use config::WebConfigError;
@@ -74,12 +74,5 @@ pub async fn serve(
         Some(a) => router.layer(axum::middleware::from_fn_with_state(a, auth::require)),
         None => router,
     };
-    match web.tls {
-        None => {
-            axum::serve(listener, router)
-                .with_graceful_shutdown(async move { token.cancelled().await })
-                .await
-        }
-        Some(config) => https::serve(listener, router, config, token).await,
-    }
+    listener::serve(listener, router, web.tls, token).await
 }

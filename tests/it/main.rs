@@ -13,6 +13,7 @@ mod exposition;
 mod gcp;
 mod golden;
 mod golden_backends;
+mod hostile;
 mod http;
 mod incident;
 mod lifecycle;

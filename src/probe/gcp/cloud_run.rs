@@ -175,6 +175,12 @@ impl CloudRunSpec {
         if self.expect.vpc_connector.as_deref() == Some("") {
             return Err("\"expect.vpc_connector\" must not be empty".into());
         }
+        // Values the config declares safe to show are not masked as secrets.
+        for (name, value) in &self.expect.env {
+            if self.safe(name) {
+                crate::redact::forget(value.expose());
+            }
+        }
         let p = self.prepare()?;
         let _ = self.prepared.set(p);
         Ok(())

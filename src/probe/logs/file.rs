@@ -120,7 +120,14 @@ pub(super) async fn read(
         if let Err(e) = &now {
             return Err(open_error(&src.path, e));
         }
-        let mut file = tokio::fs::File::open(&src.path)
+        // Non-blocking: opening a FIFO for reading would otherwise wait for a writer, and
+        // hold a blocking-pool thread for ever, at every run.
+        let mut options = tokio::fs::OpenOptions::new();
+        options.read(true);
+        #[cfg(unix)]
+        options.custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32);
+        let mut file = options
+            .open(&src.path)
             .await
             .map_err(|e| open_error(&src.path, &e))?;
         // The identity of what was opened, not of what the path named a moment earlier.
@@ -128,6 +135,15 @@ pub(super) async fn read(
             .metadata()
             .await
             .map_err(|e| read_error(&src.path, &e))?;
+        if !meta.is_file() {
+            return Err(ProbeError::new(
+                Reason::Io,
+                format!(
+                    "log file \"{}\": not a regular file (a FIFO or device is never read)",
+                    src.path.display()
+                ),
+            ));
+        }
         let offset = if first && !src.read_existing {
             meta.len()
         } else {

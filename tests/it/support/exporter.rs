@@ -143,6 +143,11 @@ impl Exporter {
         }
     }
 
+    /// The process id (for signals and `prlimit`).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn config_path(&self) -> PathBuf {
         self.dir.path().join("pathwatch.yaml")
     }

@@ -8,6 +8,7 @@ pub mod cloud_logging;
 pub mod exporter;
 pub mod gcp_fake;
 pub mod hang;
+pub mod hostile;
 pub mod pg;
 pub mod prom;
 pub mod receiver;

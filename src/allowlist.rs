@@ -1,0 +1,431 @@
+//! What an on-demand run (`/probe`) may contact: the patterns of `on_demand.allowed_targets`,
+//! the networks no on-demand run may reach, and the guard that re-checks both once a name is
+//! resolved and at every redirect hop.
+//!
+//! A pattern is matched against the target as it will be contacted, part by part, never as
+//! one string. Its host is either an IP network (`10.0.0.0/16`, `127.0.0.1`, `[fd00::/8]`),
+//! matched only against IP literals, or a DNS name whose labels are globs (`*` matches within
+//! one label, never a dot or a colon), matched only against names with as many labels. The
+//! port is a number, a range (`5432-5439`) or `*`. URL patterns add a scheme and a path glob.
+//! Whatever a pattern admits, addresses in [`DENIED_NETWORKS`] (link-local, cloud metadata)
+//! are refused, before resolution for IP literals and after it for names: a name matching
+//! `*.internal` may still resolve to 169.254.169.254.
+//!
+//! The guard is task-local: `/probe` runs the probe inline in its own task, and the probes'
+//! shared `resolve` and the http probe's redirect loop ask [`check_resolved`] and
+//! [`check_hop`], which pass everything outside a guarded run (scheduled probes go where the
+//! operator's config says).
+
+use ipnet::IpNet;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+/// Networks no on-demand target may reach, whatever the allowlist says: link-local (where
+/// the cloud metadata servers answer: 169.254.169.254, fd00:ec2::254 on AWS, 100.100.100.200
+/// on Alibaba) and the unspecified addresses, which Linux connects to the host itself.
+pub const DENIED_NETWORKS: &[&str] = &[
+    "169.254.0.0/16",
+    "fe80::/10",
+    "fd00:ec2::254/128",
+    "100.100.100.200/32",
+    "0.0.0.0/8",
+    "::/128",
+];
+
+/// One pattern of `on_demand.allowed_targets`, parsed at config load.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TargetPattern {
+    text: String,
+    kind: PatternKind,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum PatternKind {
+    /// `host:port` for postgres, redis and tcp.
+    Socket(HostPattern, PortPattern),
+    /// `scheme://host[:port][/path]` for http; no path means any path.
+    Url {
+        scheme: String,
+        host: HostPattern,
+        port: PortPattern,
+        path: Option<String>,
+    },
+    /// An absolute socket directory; `*` matches within one path segment.
+    Dir(String),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum HostPattern {
+    Net(IpNet),
+    /// Lowercase labels, each a glob.
+    Name(Vec<String>),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum PortPattern {
+    Any,
+    Range(u16, u16),
+}
+
+/// A target as it will be contacted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Target {
+    Socket(Host, u16),
+    Url {
+        scheme: String,
+        host: Host,
+        port: u16,
+        path: String,
+    },
+    Dir(String),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Host {
+    Ip(IpAddr),
+    /// Lowercase, without a trailing dot.
+    Name(String),
+}
+
+impl TargetPattern {
+    pub fn parse(text: &str) -> Result<TargetPattern, String> {
+        let kind = if text.starts_with('/') {
+            if text.split('/').any(|s| s == "..") {
+                return Err(format!("pattern {text:?}: \"..\" is not allowed"));
+            }
+            PatternKind::Dir(text.to_string())
+        } else if let Some((scheme, rest)) = text.split_once("://") {
+            let scheme = scheme.to_ascii_lowercase();
+            let default = match scheme.as_str() {
+                "http" => 80,
+                "https" => 443,
+                _ => {
+                    return Err(format!(
+                        "pattern {text:?}: the scheme must be http or https"
+                    ));
+                }
+            };
+            let (authority, path) = match rest.find('/') {
+                Some(i) => (&rest[..i], Some(rest[i..].to_string())),
+                None => (rest, None),
+            };
+            let (host, port) = split_port(authority);
+            let port = match port {
+                Some(p) => parse_port(p, text)?,
+                None => PortPattern::Range(default, default),
+            };
+            PatternKind::Url {
+                scheme,
+                host: parse_host(host, text)?,
+                port,
+                path,
+            }
+        } else {
+            let (host, port) = split_port(text);
+            let port = port.ok_or_else(|| {
+                format!("pattern {text:?} needs a port: write host:5432, or host:* for any")
+            })?;
+            PatternKind::Socket(parse_host(host, text)?, parse_port(port, text)?)
+        };
+        Ok(TargetPattern {
+            text: text.to_string(),
+            kind,
+        })
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    pub fn matches(&self, target: &Target) -> bool {
+        match (&self.kind, target) {
+            (PatternKind::Socket(hp, pp), Target::Socket(h, p)) => hp.matches(h) && pp.matches(*p),
+            (
+                PatternKind::Url {
+                    scheme,
+                    host,
+                    port,
+                    path,
+                },
+                Target::Url {
+                    scheme: s,
+                    host: h,
+                    port: p,
+                    path: tp,
+                },
+            ) => {
+                scheme == s
+                    && host.matches(h)
+                    && port.matches(*p)
+                    && path.as_ref().is_none_or(|g| glob(g, tp, None))
+            }
+            (PatternKind::Dir(g), Target::Dir(d)) => glob(g, d, Some('/')),
+            _ => false,
+        }
+    }
+}
+
+impl HostPattern {
+    fn matches(&self, host: &Host) -> bool {
+        match (self, host) {
+            (HostPattern::Net(net), Host::Ip(ip)) => net.contains(&ip.to_canonical()),
+            (HostPattern::Name(labels), Host::Name(name)) => {
+                let parts: Vec<&str> = name.split('.').collect();
+                parts.len() == labels.len()
+                    && labels.iter().zip(parts).all(|(g, l)| glob(g, l, None))
+            }
+            _ => false,
+        }
+    }
+}
+
+impl PortPattern {
+    fn matches(self, port: u16) -> bool {
+        match self {
+            PortPattern::Any => true,
+            PortPattern::Range(a, b) => (a..=b).contains(&port),
+        }
+    }
+}
+
+/// `host:port`, `[v6]:port`, `[v6/len]:port` or a bare host; the port text if any.
+fn split_port(s: &str) -> (&str, Option<&str>) {
+    if let Some(rest) = s.strip_prefix('[') {
+        return match rest.split_once(']') {
+            Some((host, tail)) => (host, tail.strip_prefix(':')),
+            None => (s, None),
+        };
+    }
+    match s.rsplit_once(':') {
+        // More than one colon and no brackets: a bare IPv6 address without a port.
+        Some((h, _)) if h.contains(':') => (s, None),
+        Some((h, p)) => (h, Some(p)),
+        None => (s, None),
+    }
+}
+
+fn parse_port(p: &str, text: &str) -> Result<PortPattern, String> {
+    let bad =
+        || format!("pattern {text:?}: the port must be a number, a range like 5432-5439, or *");
+    if p == "*" {
+        return Ok(PortPattern::Any);
+    }
+    let (a, b) = p.split_once('-').unwrap_or((p, p));
+    let (a, b) = (
+        a.parse::<u16>().map_err(|_| bad())?,
+        b.parse::<u16>().map_err(|_| bad())?,
+    );
+    if a == 0 || a > b {
+        return Err(bad());
+    }
+    Ok(PortPattern::Range(a, b))
+}
+
+fn parse_host(h: &str, text: &str) -> Result<HostPattern, String> {
+    if let Ok(net) = h.parse::<IpNet>() {
+        // 10.0.3.7/16 is written for 10.0.0.0/16; keep what it means, not its typo.
+        return Ok(HostPattern::Net(net.trunc()));
+    }
+    if let Ok(ip) = h.parse::<IpAddr>() {
+        return Ok(HostPattern::Net(IpNet::from(ip.to_canonical())));
+    }
+    let name = h.to_ascii_lowercase();
+    let name = name.strip_suffix('.').unwrap_or(&name);
+    let labels: Vec<String> = name.split('.').map(str::to_string).collect();
+    let label_ok = |l: &String| {
+        !l.is_empty()
+            && l.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '*'))
+    };
+    if !labels.iter().all(label_ok) {
+        return Err(format!(
+            "pattern {text:?}: the host must be an IP address, a CIDR network like \
+             10.0.0.0/16, or a DNS name whose labels may hold * (one label each)"
+        ));
+    }
+    if labels
+        .iter()
+        .all(|l| l.chars().all(|c| c.is_ascii_digit() || c == '*'))
+        && labels
+            .iter()
+            .any(|l| l.contains(|c: char| c.is_ascii_digit()))
+    {
+        return Err(format!(
+            "pattern {text:?} looks like an IP range: write it as a CIDR network, \
+             e.g. 10.0.0.0/16:5432 (* matches one DNS label, never an address part)"
+        ));
+    }
+    Ok(HostPattern::Name(labels))
+}
+
+/// Parses what `/probe?target=` names: a URL (no user info), a socket directory, or
+/// `host:port`.
+pub fn parse_target(t: &str) -> Result<Target, String> {
+    if t.contains("://") {
+        let u = url::Url::parse(t).map_err(|e| format!("target URL: {e}"))?;
+        return url_target(&u);
+    }
+    if t.starts_with('/') {
+        if t.split('/').any(|s| s == ".." || s == ".") || t.contains('\0') {
+            return Err("a socket directory must be a plain absolute path".into());
+        }
+        return Ok(Target::Dir(t.to_string()));
+    }
+    let (host, port) = t
+        .rsplit_once(':')
+        .ok_or_else(|| "the target must be host:port".to_string())?;
+    let port: u16 = port
+        .parse()
+        .ok()
+        .filter(|p| *p != 0)
+        .ok_or_else(|| "the target has no valid port".to_string())?;
+    let bare = host.strip_prefix('[').and_then(|h| h.strip_suffix(']'));
+    let host = match bare {
+        Some(v6) => Host::Ip(
+            v6.parse::<IpAddr>()
+                .map_err(|_| "the target's bracketed host is not an IPv6 address".to_string())?,
+        ),
+        None => parse_host_name(host)?,
+    };
+    Ok(Target::Socket(host, port))
+}
+
+/// A URL as a target: what a redirect hop is checked as, too.
+pub fn url_target(u: &url::Url) -> Result<Target, String> {
+    if !u.username().is_empty() || u.password().is_some() {
+        return Err("a target URL must not carry credentials".into());
+    }
+    let scheme = u.scheme().to_string();
+    if !matches!(scheme.as_str(), "http" | "https") {
+        return Err("a target URL must be http:// or https://".into());
+    }
+    let host = match u.host() {
+        Some(url::Host::Ipv4(ip)) => Host::Ip(IpAddr::V4(ip)),
+        Some(url::Host::Ipv6(ip)) => Host::Ip(IpAddr::V6(ip)),
+        Some(url::Host::Domain(d)) => parse_host_name(d)?,
+        None => return Err("a target URL needs a host".into()),
+    };
+    let port = u
+        .port_or_known_default()
+        .ok_or("a target URL needs a port")?;
+    Ok(Target::Url {
+        scheme,
+        host,
+        port,
+        path: u.path().to_string(),
+    })
+}
+
+fn parse_host_name(h: &str) -> Result<Host, String> {
+    if let Ok(ip) = h.parse::<IpAddr>() {
+        return Ok(Host::Ip(ip.to_canonical()));
+    }
+    let name = h.to_ascii_lowercase();
+    let name = name.strip_suffix('.').unwrap_or(&name).to_string();
+    let ok = !name.is_empty()
+        && name.split('.').all(|l| {
+            !l.is_empty()
+                && l.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'))
+        });
+    if !ok {
+        return Err("the target's host must be an IP address or a DNS name".into());
+    }
+    Ok(Host::Name(name))
+}
+
+/// Whether an address lies in a denied network.
+pub fn denied(ip: IpAddr) -> bool {
+    let ip = ip.to_canonical();
+    DENIED_NETWORKS
+        .iter()
+        .filter_map(|n| n.parse::<IpNet>().ok())
+        .any(|n| n.contains(&ip))
+}
+
+/// `*` globbing over one label, path or segment, case-sensitive (names are lowercased
+/// before). `stop`: a character `*` never matches (the path separator for directories).
+fn glob(pattern: &str, text: &str, stop: Option<char>) -> bool {
+    let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
+    // Two-pointer wildcard match, backtracking to the last star.
+    let (mut i, mut j, mut star, mut mark) = (0, 0, None, 0);
+    while j < t.len() {
+        if i < p.len() && p[i] != '*' && p[i] == t[j] {
+            i += 1;
+            j += 1;
+        } else if i < p.len() && p[i] == '*' {
+            star = Some(i);
+            mark = j;
+            i += 1;
+        } else if let Some(s) = star
+            && Some(t[mark]) != stop
+        {
+            i = s + 1;
+            mark += 1;
+            j = mark;
+        } else {
+            return false;
+        }
+    }
+    p[i..].iter().all(|c| *c == '*')
+}
+
+/// The rules of one on-demand run.
+#[derive(Debug)]
+pub struct Guard {
+    pub allowed: Vec<TargetPattern>,
+    /// The module's own origin when it runs without a target: its redirects within that
+    /// origin need no pattern (the operator chose it).
+    pub trusted_origin: Option<url::Origin>,
+}
+
+tokio::task_local! {
+    static GUARD: Arc<Guard>;
+}
+
+/// Runs `fut` (a probe run, inline in this task) under `guard`.
+pub async fn guarded<F: std::future::Future>(guard: Arc<Guard>, fut: F) -> F::Output {
+    GUARD.scope(guard, fut).await
+}
+
+/// Outside a guarded run: Ok. Inside: every resolved address must be outside the denied
+/// networks.
+pub fn check_resolved(addrs: &[SocketAddr]) -> Result<(), String> {
+    let guarded = GUARD.try_with(|_| ()).is_ok();
+    match addrs.iter().find(|a| denied(a.ip())) {
+        Some(a) if guarded => Err(format!(
+            "the target resolves to {}, in a network on-demand probes may not reach \
+             (link-local or cloud metadata)",
+            a.ip()
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Outside a guarded run: Ok. Inside: a redirect hop must match the allowlist (or stay in
+/// the module's own origin when it runs without a target).
+pub fn check_hop(url: &url::Url) -> Result<(), String> {
+    GUARD
+        .try_with(|g| {
+            if g.trusted_origin.as_ref() == Some(&url.origin()) {
+                return Ok(());
+            }
+            let target = url_target(url)?;
+            if let Target::Url {
+                host: Host::Ip(ip), ..
+            } = &target
+                && denied(*ip)
+            {
+                return Err("a redirect into a network on-demand probes may not reach".into());
+            }
+            if g.allowed.iter().any(|p| p.matches(&target)) {
+                Ok(())
+            } else {
+                Err("a redirect to a target outside on_demand.allowed_targets".into())
+            }
+        })
+        .unwrap_or(Ok(()))
+}
+
+#[cfg(test)]
+mod tests;
