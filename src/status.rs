@@ -225,7 +225,7 @@ fn probes(out: &mut String, s: &Snapshot) {
             step = p.failed_phase.as_deref().unwrap_or(""),
             last = p
                 .duration_seconds
-                .map(|d| format!("{d:.3} s"))
+                .map(crate::units::seconds)
                 .unwrap_or_default(),
             spark = sparkline(&p.history),
             detail = esc(p.detail.as_deref().unwrap_or("")),
@@ -234,7 +234,12 @@ fn probes(out: &mut String, s: &Snapshot) {
     out.push_str("</table></section>");
 }
 
-/// Recent durations as an SVG line; failed runs are red dots.
+/// The smallest full scale of a sparkline: differences of microseconds (a loopback connect
+/// going from 0.2 to 0.9 ms) are noise a person should see as a flat line, not as spikes.
+const SPARK_MIN_SCALE: f64 = 0.010;
+
+/// Recent durations as an SVG line; failed runs are red dots. A single run is a short flat
+/// line with its dot, not a stray dot on its own.
 pub fn sparkline(history: &[(f64, bool)]) -> String {
     if history.is_empty() {
         return String::new();
@@ -243,7 +248,7 @@ pub fn sparkline(history: &[(f64, bool)]) -> String {
     let max = history
         .iter()
         .map(|(d, _)| *d)
-        .fold(f64::MIN_POSITIVE, f64::max);
+        .fold(SPARK_MIN_SCALE, f64::max);
     let step = if history.len() > 1 {
         w / (history.len() - 1) as f64
     } else {
@@ -255,6 +260,9 @@ pub fn sparkline(history: &[(f64, bool)]) -> String {
     for (i, (d, ok)) in history.iter().enumerate() {
         let (x, y) = point(i, *d);
         let _ = write!(line, "{x:.1},{y:.1} ");
+        if history.len() == 1 {
+            let _ = write!(line, "{w:.1},{y:.1} ");
+        }
         // A single run has no line to draw: show it as a dot.
         if !ok || history.len() == 1 {
             let fill = if *ok { "currentColor" } else { "#cf222e" };
@@ -265,9 +273,10 @@ pub fn sparkline(history: &[(f64, bool)]) -> String {
         }
     }
     format!(
-        "<svg class=spark viewBox=\"-3 0 {} {h}\" role=img aria-label=\"recent durations, max {max:.3} s\">\
+        "<svg class=spark viewBox=\"-3 0 {} {h}\" role=img aria-label=\"recent durations, scale {}\">\
          <polyline fill=none stroke=currentColor stroke-width=1.5 points=\"{}\"/>{dots}</svg>",
         w + 6.0,
+        crate::units::seconds(max),
         line.trim_end()
     )
 }
@@ -294,4 +303,45 @@ pub fn esc(s: &str) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sparkline;
+
+    /// The y coordinates of the polyline's points.
+    fn ys(svg: &str) -> Vec<f64> {
+        let points = svg
+            .split("points=\"")
+            .nth(1)
+            .and_then(|r| r.split('"').next())
+            .unwrap_or("");
+        points
+            .split_whitespace()
+            .filter_map(|p| p.split(',').nth(1)?.parse().ok())
+            .collect()
+    }
+
+    #[test]
+    fn microsecond_noise_stays_flat_and_a_real_jump_shows() {
+        // 0.2 ms to 0.9 ms on loopback: within 2 px of the bottom (the line is 24 px high).
+        let noise = sparkline(&[(0.0002, true), (0.0009, true), (0.0003, true)]);
+        assert!(ys(&noise).iter().all(|y| *y > 20.0), "{noise}");
+        assert!(noise.contains("scale 10 ms"), "{noise}");
+        // 10 ms to 2 s: the slow run reaches the top.
+        let jump = sparkline(&[(0.010, true), (2.0, false)]);
+        assert!(ys(&jump)[1] < 3.0, "{jump}");
+        assert!(
+            jump.contains("#cf222e"),
+            "a failed run is a red dot: {jump}"
+        );
+    }
+
+    #[test]
+    fn a_single_run_is_a_short_line_with_its_dot() {
+        let one = sparkline(&[(0.5, true)]);
+        assert_eq!(ys(&one).len(), 2, "{one}");
+        assert!(one.contains("<circle"), "{one}");
+        assert_eq!(sparkline(&[]), "");
+    }
 }

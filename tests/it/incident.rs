@@ -77,7 +77,7 @@ fn outage_then_fix_moves_status_log_webhook_check_and_page() {
     status(1.0);
     let logs = exp.logs();
     assert!(
-        logs.contains("Incident 1278 PRESENT: backend_database failing (http_status); golden_path server_error after"),
+        logs.contains("Incident 1278 PRESENT: backend_database failing (http_status); golden_path failing (server_error); "),
         "{logs}"
     );
     let m = exp.metrics();
