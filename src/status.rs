@@ -36,6 +36,9 @@ pub struct IncidentView {
     /// The same progress as text, for people reading the JSON.
     pub progress: Option<String>,
     pub criteria: Vec<CriterionResult>,
+    /// Every status change since pathwatch started (bounded), oldest first: when, from, to,
+    /// and the criteria whose verdict moved, with their values then.
+    pub timeline: Vec<crate::incident::Change>,
 }
 
 #[derive(Serialize)]
@@ -72,6 +75,7 @@ pub fn snapshot(state: &State) -> Snapshot {
                 .as_ref()
                 .and_then(|e| e.resolving)
                 .map(|p| p.text()),
+            timeline: t.timeline.iter().cloned().collect(),
             criteria: t.evaluation.map(|e| e.criteria).unwrap_or_default(),
         })
         .collect();
@@ -126,6 +130,8 @@ h2{margin:.1em 0 .4em;font-size:1.15em}.badge{display:inline-block;padding:.1em 
 table{border-collapse:collapse;width:100%}th,td{text-align:left;padding:.3em .5em;border-bottom:1px solid #8883;vertical-align:middle}
 th{font-weight:600;font-size:.85em;opacity:.8}td.num{font-variant-numeric:tabular-nums;white-space:nowrap}.detail{font-size:.85em;opacity:.85;max-width:40em}
 svg.spark{width:8em;height:1.6em}.muted{opacity:.7;font-size:.9em}
+.timeline svg{width:100%;height:.9em;display:block;margin-top:.6em;border-radius:3px}.timeline ol{margin:.3em 0 0;padding-left:1.6em;font-size:.85em}
+rect.RESOLVED{fill:var(--ok)}rect.PRESENT{fill:var(--bad)}rect.UNKNOWN{fill:var(--unk)}
 .rootcause{margin:0;padding:.7em 1em;border-radius:10px;background:var(--bad);color:#fff;font-weight:700;font-size:1.1em}
 @media (max-width:640px){.w{display:none}svg.spark{width:5em}td.num{white-space:normal}}
 ";
@@ -201,7 +207,74 @@ fn incident(out: &mut String, inc: &IncidentView, now: f64) {
             c.reason.map(|r| r.as_str()).unwrap_or(""),
         );
     }
-    out.push_str("</table></section>");
+    out.push_str("</table>");
+    timeline(out, inc, now);
+    out.push_str("</section>");
+}
+
+/// Changes listed under the strip; the JSON has them all.
+const TIMELINE_LISTED: usize = 12;
+
+/// The incident's status over time as one strip (a segment per status, from the first change
+/// to now), and its latest changes with the criteria that moved: the postmortem's timeline.
+fn timeline(out: &mut String, inc: &IncidentView, now: f64) {
+    let Some(first) = inc.timeline.first() else {
+        return;
+    };
+    let (start, w) = (first.at_unix, 1000.0);
+    let span = (now - start).max(1.0);
+    let x = |t: f64| ((t - start) / span * w).clamp(0.0, w);
+    let mut strip = String::new();
+    for (i, c) in inc.timeline.iter().enumerate() {
+        let end = inc.timeline.get(i + 1).map_or(now, |n| n.at_unix);
+        let _ = write!(
+            strip,
+            "<rect class={} x=\"{:.1}\" y=0 width=\"{:.1}\" height=12><title>{} from {}</title></rect>",
+            c.to.word(),
+            x(c.at_unix),
+            (x(end) - x(c.at_unix)).max(1.0),
+            c.to.word(),
+            clock(c.at_unix),
+        );
+    }
+    let _ = write!(
+        out,
+        "<div class=timeline><svg viewBox=\"0 0 {w} 12\" preserveAspectRatio=none role=img \
+         aria-label=\"status since {}\">{strip}</svg><div class=muted>since {} · now</div><ol reversed>",
+        clock(start),
+        clock(start),
+    );
+    for c in inc.timeline.iter().rev().take(TIMELINE_LISTED) {
+        let moved: Vec<String> = c
+            .criteria
+            .iter()
+            .map(|(name, met, shown)| {
+                let verdict = match met {
+                    Some(true) => "PASS",
+                    Some(false) => "FAIL",
+                    None => "no data",
+                };
+                format!("{} {verdict} ({})", esc(name), esc(shown))
+            })
+            .collect();
+        let _ = write!(
+            out,
+            "<li><span class=num>{}</span> {} &rarr; <span class=\"badge {}\">{}</span> {}</li>",
+            clock(c.at_unix),
+            c.from.word(),
+            c.to.word(),
+            c.to.word(),
+            moved.join("; "),
+        );
+    }
+    out.push_str("</ol></div>");
+}
+
+/// A unix time as RFC 3339 UTC to the second (what a postmortem quotes).
+fn clock(unix: f64) -> String {
+    let since = std::time::Duration::try_from_secs_f64(unix.max(0.0)).unwrap_or_default();
+    let t = std::time::UNIX_EPOCH + since;
+    humantime::format_rfc3339_seconds(t).to_string()
 }
 
 fn probes(out: &mut String, s: &Snapshot) {
