@@ -294,7 +294,7 @@ fn probes(out: &mut String, s: &Snapshot) {
              <td>{reason}</td><td class=w>{step}</td><td class=\"num w\">{last}</td><td>{spark}</td><td class=\"detail w\">{detail}</td></tr>",
             name = esc(&p.name),
             kind = esc(&p.kind),
-            reason = p.reason.as_deref().unwrap_or(""),
+            reason = reason_cell(p, &s.judgement),
             step = p.failed_phase.as_deref().unwrap_or(""),
             last = p
                 .duration_seconds
@@ -305,6 +305,20 @@ fn probes(out: &mut String, s: &Snapshot) {
         );
     }
     out.push_str("</table></section>");
+}
+
+/// A probe's reason, and what its failure follows from (depends_on): `refused · from
+/// vpc-connector`; a root cause says so.
+fn reason_cell(p: &ProbeView, j: &crate::incident::rootcause::Judgement) -> String {
+    let reason = esc(p.reason.as_deref().unwrap_or(""));
+    match j.blocked_by.get(&p.name) {
+        Some(causes) if !causes.is_empty() => format!(
+            "{reason} <span class=muted>· follows from {}</span>",
+            esc(&causes.join(", "))
+        ),
+        Some(_) => format!("{reason} <strong>· root cause</strong>"),
+        None => reason,
+    }
 }
 
 /// The smallest full scale of a sparkline: differences of microseconds (a loopback connect
