@@ -434,7 +434,9 @@ async fn run_with(
     metrics
         .config_invalid_entries
         .set(loaded.errors.len() as i64);
-    metrics.config_reload_time.set(runner::unix_now());
+    metrics
+        .config_reload_time
+        .set(pathwatch::core::clock::unix_now());
     for p in &loaded.config.probes {
         metrics.init_probe(p);
     }

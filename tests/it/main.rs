@@ -28,6 +28,7 @@ mod rootcause;
 mod rules;
 mod schema;
 mod startup;
+mod structure;
 mod support;
 mod tcp;
 mod traces;
