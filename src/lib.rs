@@ -26,9 +26,12 @@
 //! - `units`: durations as a person reads them (a leaf).
 //! - `web`: the web config (`--web-config`): TLS, client certificates, basic auth.
 //! - `abort`: tasks that end with their owner.
+//! - `app`: the composition root, `app::serve(loaded, listener, shutdown, options)`; main.rs
+//!   only parses the command line.
 
 pub mod abort;
 pub mod allowlist;
+pub mod app;
 pub mod check;
 pub mod config;
 pub mod core;

@@ -15,6 +15,7 @@ mod golden;
 mod golden_backends;
 mod hostile;
 mod http;
+mod in_process;
 mod incident;
 mod lifecycle;
 mod logs;
