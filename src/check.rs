@@ -3,12 +3,14 @@
 //! It replaces hand-run validation scripts in pipelines.
 
 use crate::config::{Config, ProbeConfig};
+use crate::core::clock::unix_now;
 use crate::incident::engine::ProbeView;
 use crate::incident::rootcause::{self, Judgement};
 use crate::incident::{CriterionResult, IncidentSpec, Status, evaluate};
 use crate::probe::ProbeSpec;
+use crate::probe::RunResult;
 use crate::probe::startup::Reference;
-use crate::runner::{RunResult, run_once, unix_now};
+use crate::runner::run_once;
 use serde::Serialize;
 use std::fmt::Write as _;
 use std::sync::Arc;

@@ -2,10 +2,13 @@
 //! continuous probes.
 //!
 //! Data flows one way: config -> runner -> probe -> result -> (metrics, state) -> HTTP.
+//! A module never names one above it; tests/it/structure.rs lists the forbidden edges and
+//! fails on each.
 //!
+//! - `core`: leaves every layer shares (the clock, `host:port` targets); imports nothing.
 //! - `config`: YAML -> typed config, `${VAR}` expansion, secrets, located errors.
 //! - `check`: run every probe once and judge the incidents (`pathwatch check`).
-//! - `probe`: the probe kinds (one enum), phase timing, failure reasons.
+//! - `probe`: the probe kinds (one enum), phase timing, failure reasons, `RunResult`.
 //! - `runner`: one task per probe, interval, jitter, timeout, panic isolation.
 //! - `supervisor`: the config in force; reloads on SIGHUP, `POST /-/reload` or a file change.
 //! - `state`: recent results per probe, fed by the runner; incident status.
@@ -23,11 +26,15 @@
 //! - `units`: durations as a person reads them (a leaf).
 //! - `web`: the web config (`--web-config`): TLS, client certificates, basic auth.
 //! - `abort`: tasks that end with their owner.
+//! - `app`: the composition root, `app::serve(loaded, listener, shutdown, options)`; main.rs
+//!   only parses the command line.
 
 pub mod abort;
 pub mod allowlist;
+pub mod app;
 pub mod check;
 pub mod config;
+pub mod core;
 pub mod demo;
 pub mod exposition;
 pub mod gcp;

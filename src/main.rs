@@ -1,18 +1,14 @@
-//! The `pathwatch` command: `serve` the exporter, `validate` a config.
+//! The `pathwatch` command: parses the command line and runs one command (`serve`, `demo`,
+//! `sim`, `check`, `validate`, `schema`) on one runtime; maps outcomes to exit codes (0, 1,
+//! 2 for a bad config). The exporter itself is wired in the library ([`pathwatch::app`]).
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
+use pathwatch::app;
 use pathwatch::config::{self, Loaded};
-use pathwatch::metrics::Metrics;
-use pathwatch::runner;
-use pathwatch::server::{AppState, router};
-use pathwatch::state::State;
 use pathwatch::telemetry::{self, LogFormat};
-use prometheus_client::registry::Registry;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use tokio_util::sync::CancellationToken;
 
 /// Exit code for a config that does not load or validate.
@@ -271,12 +267,13 @@ async fn serve(
     let listener = bind(&listen).await?;
     let token = CancellationToken::new();
     tokio::spawn(shutdown_on_signal(token.clone()));
-    let source = config_path.display().to_string();
-    let reload = Reload {
-        path: Some(config_path),
+    let options = app::Options {
+        source: config_path.display().to_string(),
+        config_path: Some(config_path),
         watch,
+        web_config,
     };
-    run_with(loaded, &source, listener, token, reload, web_config).await
+    run(loaded, listener, token, options).await
 }
 
 /// pathwatch's own listener. Bound before anything is announced or started, so a taken port
@@ -344,7 +341,12 @@ async fn demo(
     }
     println!("demo: Ctrl-C stops it");
     tokio::spawn(pathwatch::demo::walk(state, speed, token.clone()));
-    run(loaded, "<demo config>", listener, token, web_config).await
+    let options = app::Options {
+        source: "<demo config>".into(),
+        web_config,
+        ..app::Options::default()
+    };
+    run(loaded, listener, token, options).await
 }
 
 async fn sim(
@@ -383,110 +385,22 @@ async fn sim(
     Ok(ExitCode::SUCCESS)
 }
 
-/// Where the config came from, for reloads (None: it cannot be reloaded, as in the demo).
-struct Reload {
-    path: Option<PathBuf>,
-    /// Poll the file for changes this often.
-    watch: Option<std::time::Duration>,
-}
-
+/// Runs the exporter (pathwatch::app) and turns how it stopped into the exit code: a web
+/// config that does not load is a bad config (2), like the config itself.
 async fn run(
     loaded: Loaded,
-    source: &str,
     listener: tokio::net::TcpListener,
     token: CancellationToken,
-    web_config: Option<PathBuf>,
+    options: app::Options,
 ) -> anyhow::Result<ExitCode> {
-    let reload = Reload {
-        path: None,
-        watch: None,
-    };
-    run_with(loaded, source, listener, token, reload, web_config).await
-}
-
-/// Runs the probes of `loaded` and serves HTTP on `listener` until `token` is cancelled.
-async fn run_with(
-    loaded: Loaded,
-    source: &str,
-    listener: tokio::net::TcpListener,
-    token: CancellationToken,
-    reload: Reload,
-    web_config: Option<PathBuf>,
-) -> anyhow::Result<ExitCode> {
-    // Before anything starts: a bad web config must not leave the endpoints open.
-    let web = match pathwatch::web::Web::load(web_config.as_deref()) {
-        Ok(w) => w,
-        Err(e) => {
+    match app::serve(loaded, listener, token, options).await {
+        Ok(()) => Ok(ExitCode::SUCCESS),
+        Err(app::ServeError::WebConfig(e)) => {
             tracing::error!("{e}");
-            return Ok(ExitCode::from(EXIT_BAD_CONFIG));
+            Ok(ExitCode::from(EXIT_BAD_CONFIG))
         }
-    };
-    // Invalid entries are skipped and reported; the valid probes still run.
-    for e in &loaded.errors {
-        tracing::error!(error = %e, "invalid config entry skipped");
+        Err(e) => Err(e.into()),
     }
-
-    let mut registry = Registry::with_prefix("pathwatch");
-    let metrics = Metrics::new(&mut registry);
-    metrics
-        .config_reload_ok
-        .set(i64::from(loaded.errors.is_empty()));
-    metrics
-        .config_invalid_entries
-        .set(loaded.errors.len() as i64);
-    metrics.config_reload_time.set(runner::unix_now());
-    for p in &loaded.config.probes {
-        metrics.init_probe(p);
-    }
-    let state = Arc::new(State::new(metrics, &loaded.config));
-    let ready = Arc::new(AtomicBool::new(false));
-    let probes = loaded.config.probes.len();
-    let config: pathwatch::supervisor::SharedConfig =
-        Arc::new(std::sync::RwLock::new(Arc::new(loaded.config)));
-    let (reload_tx, reload_rx) = tokio::sync::mpsc::channel(4);
-    let app = AppState {
-        registry: Arc::new(registry),
-        encoded_bytes: Arc::default(),
-        state: state.clone(),
-        ready: ready.clone(),
-        config: config.clone(),
-        reload: reload_tx,
-    };
-
-    let addr = listener.local_addr().context("reading the bound address")?;
-    tracing::info!(
-        addr = %addr,
-        probes,
-        config = %source,
-        version = env!("CARGO_PKG_VERSION"),
-        "listening"
-    );
-
-    let supervisor =
-        pathwatch::supervisor::Supervisor::start(reload.path, state.clone(), config, token.clone());
-    let mut tasks = tokio::task::JoinSet::new();
-    tasks.spawn(supervisor.run(reload_rx, reload.watch));
-    // Staleness turns an incident unknown even when no result arrives to trigger it.
-    tasks.spawn(runner::schedule(
-        std::time::Duration::from_secs(5),
-        std::time::Duration::from_secs(5),
-        token.clone(),
-        move |_| {
-            state.evaluate_all();
-            std::future::ready(None)
-        },
-    ));
-    ready.store(true, Ordering::Relaxed);
-
-    let shutdown = token.clone();
-    pathwatch::web::serve(listener, router(app), web, shutdown)
-        .await
-        .context("HTTP server failed")?;
-    ready.store(false, Ordering::Relaxed);
-    token.cancel();
-    while tasks.join_next().await.is_some() {}
-    tracing::info!("stopped");
-    Ok(ExitCode::SUCCESS)
 }
 
 /// SIGTERM (Kubernetes, Cloud Run) and Ctrl-C both end the process gracefully.

@@ -9,9 +9,9 @@ pub mod histograms;
 pub mod logs;
 pub mod rootcause;
 
+use crate::probe::RunResult;
 use crate::probe::golden::GoldenObs;
 use crate::probe::{Kind, Phase, PhaseTimings, Reason, Transport, label_enum};
-use crate::runner::RunResult;
 use histograms::{HistogramFamily, LabelText, push_pair};
 use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
 use prometheus_client::metrics::counter::Counter;

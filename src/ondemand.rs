@@ -6,45 +6,15 @@
 //! opts in). Prometheus's scrape timeout header bounds the run, and the answer holds that
 //! run's metrics only.
 
-use crate::allowlist::{self, Guard, Target, TargetPattern};
+use crate::allowlist::{self, Guard, Target};
 use crate::config::ProbeConfig;
+use crate::config::on_demand::OnDemandSpec;
 use crate::metrics::Metrics;
 use crate::probe::ProbeSpec;
 use crate::runner::run_once;
 use prometheus_client::registry::Registry;
-use serde::Deserialize;
 use std::sync::Arc;
 use std::time::Duration;
-
-/// The `on_demand:` section of the config.
-#[derive(Clone, Debug, Default, Deserialize, schemars::JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct OnDemandSpec {
-    /// Patterns a target must match (see [`crate::allowlist`]): `"10.0.0.0/16:5432"`,
-    /// `"*.internal:6379"` (`*` is one DNS label), `"https://*.example.com/*"`. Empty: no
-    /// target may be given, only the modules' own.
-    #[serde(default)]
-    #[schemars(with = "Vec<String>")]
-    pub allowed_targets: Vec<TargetPattern>,
-}
-
-impl<'de> Deserialize<'de> for TargetPattern {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(d)?;
-        TargetPattern::parse(&text).map_err(serde::de::Error::custom)
-    }
-}
-
-/// A module's per-probe `on_demand:` settings.
-#[derive(Clone, Copy, Debug, Default, Deserialize, schemars::JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ModuleOnDemand {
-    /// Send the module's credentials (passwords, configured http headers) to on-demand
-    /// targets other than its own. Whoever can call /probe then chooses where they go
-    /// (blackbox_exporter's behaviour); default false.
-    #[serde(default)]
-    pub send_credentials: bool,
-}
 
 /// Why a request is refused (the HTTP status and a message safe to show).
 #[derive(Debug, PartialEq, Eq)]
@@ -185,21 +155,6 @@ pub async fn run(plan: Plan) -> String {
     body
 }
 
-/// Parses `host:port` for the socket kinds.
-pub fn host_port(target: &str) -> Result<(String, u16), String> {
-    let (host, port) = target
-        .rsplit_once(':')
-        .ok_or_else(|| format!("target {target:?} must be host:port"))?;
-    let port: u16 = port
-        .parse()
-        .map_err(|_| format!("target {target:?} has no valid port"))?;
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    if host.is_empty() {
-        return Err(format!("target {target:?} has no host"));
-    }
-    Ok((host.to_string(), port))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -223,13 +178,5 @@ mod tests {
             let _ = scrape_timeout(&s);
             let _ = scrape_timeout(&f.to_string());
         }
-    }
-
-    #[test]
-    fn host_port_parses_and_refuses() {
-        assert_eq!(host_port("db:5432"), Ok(("db".into(), 5432)));
-        assert_eq!(host_port("[::1]:6379"), Ok(("::1".into(), 6379)));
-        assert!(host_port("db").is_err());
-        assert!(host_port(":5432").is_err());
     }
 }

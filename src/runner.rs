@@ -3,69 +3,17 @@
 //! cancelled with it.
 
 use crate::config::ProbeConfig;
-use crate::probe::{Outcome, Phase, PhaseTimings, ProbeError, Reason, Trace};
+use crate::core::clock::unix_now;
+use crate::probe::{Outcome, ProbeError, Reason, RunResult, Trace};
 use crate::state::State;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 /// First runs are spread over at most this much time (less for shorter intervals).
 pub const MAX_SPREAD: Duration = Duration::from_secs(10);
-
-/// One finished run of one probe.
-#[derive(Clone, Debug)]
-pub struct RunResult {
-    pub finished_unix_seconds: f64,
-    /// Measured by the runner around the whole probe; at least the timeout when cut short.
-    pub duration: Duration,
-    /// Trace completed, in order.
-    pub phases: PhaseTimings,
-    /// The phase a failed run stopped in.
-    pub failed_phase: Option<Phase>,
-    /// The last HTTP status seen (http probes).
-    pub http_status: Option<u16>,
-    /// Events seen by a golden path.
-    pub golden: Option<crate::probe::golden::GoldenObs>,
-    /// What a startup probe saw.
-    pub startup: Option<crate::probe::startup::StartupObs>,
-    /// The probe's request to run again sooner than its interval.
-    pub next_run: Option<Duration>,
-    /// A resource state the probe reported (READY, RUNNABLE, ...).
-    pub state: Option<String>,
-    /// The run's trace id when traces are exported (the histograms' exemplar).
-    pub trace_id: Option<String>,
-    /// What a GCP probe learned (state, expectations, sizes).
-    pub gcp: Option<crate::probe::gcp::GcpObs>,
-    /// A logs probe's match totals.
-    pub logs: Option<crate::probe::logs::LogsObs>,
-    /// How late the run started against its scheduled slot; `None` for on-demand runs.
-    pub lateness: Option<Duration>,
-    pub outcome: Result<Outcome, ProbeError>,
-}
-
-impl RunResult {
-    pub fn ok(&self) -> bool {
-        self.outcome.is_ok()
-    }
-
-    pub fn reason(&self) -> Reason {
-        match &self.outcome {
-            Ok(_) => Reason::Ok,
-            Err(e) => e.reason,
-        }
-    }
-
-    /// What a root-cause line says of this run: the resource state it reported (`is ERROR`),
-    /// else its reason (`refused`).
-    pub fn brief(&self) -> String {
-        match &self.state {
-            Some(state) => format!("is {state}"),
-            None => self.reason().to_string(),
-        }
-    }
-}
 
 /// Runs a probe once within its timeout. A panic in the probe becomes a failed run with
 /// reason `panic` rather than the end of the scheduler.
@@ -167,13 +115,6 @@ async fn guarded(
                 "the probe panicked (a bug in pathwatch; the logs have the panic message)",
             ))
         })
-}
-
-pub fn unix_now() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0)
 }
 
 /// A stable fraction in [0, 1) from a probe's name (FNV-1a), so first runs spread evenly

@@ -4,9 +4,9 @@
 //! common keys (`name`, `interval`, `timeout`, `depends_on`) and its kind's keys.
 
 use crate::config::Defaults;
+use crate::config::on_demand::{ModuleOnDemand, OnDemandSpec};
 use crate::config::types::PositiveDuration;
 use crate::incident::IncidentSpec;
-use crate::ondemand::OnDemandSpec;
 use crate::probe::ProbeSpec;
 use schemars::generate::SchemaSettings;
 use serde_json::{Map, Value, json};
@@ -18,9 +18,7 @@ pub fn config_schema() -> Value {
     let incident = generator.subschema_for::<IncidentSpec>().to_value();
     let on_demand = generator.subschema_for::<OnDemandSpec>().to_value();
     let duration = generator.subschema_for::<PositiveDuration>().to_value();
-    let module = generator
-        .subschema_for::<crate::ondemand::ModuleOnDemand>()
-        .to_value();
+    let module = generator.subschema_for::<ModuleOnDemand>().to_value();
     // serde's externally tagged shape: oneOf [{ properties: { postgres: {$ref} } }, ...].
     let tagged = generator.root_schema_for::<ProbeSpec>().to_value();
     let mut defs: Map<String, Value> = generator.take_definitions(true).into_iter().collect();

@@ -3,12 +3,13 @@
 //! read by scrapes and pages.
 
 use crate::config::{Config, ProbeConfig};
+use crate::core::clock::unix_now;
 use crate::incident::engine::ProbeView;
 use crate::incident::rootcause::{self, Graph, Judgement};
 use crate::incident::{IncidentSpec, Status, Tracked, evaluate, notify};
 use crate::metrics::Metrics;
+use crate::probe::RunResult;
 use crate::probe::{Kind, Reason};
-use crate::runner::{RunResult, unix_now};
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;

@@ -2,9 +2,9 @@
 //! each probe with its last result and a sparkline of recent durations. Server-rendered HTML
 //! with inline CSS and SVG, no scripts; it refreshes itself.
 
+use crate::core::clock::unix_now;
 use crate::incident::engine::Progress;
 use crate::incident::{CriterionResult, Status};
-use crate::runner::unix_now;
 use crate::state::State;
 use serde::Serialize;
 use std::fmt::Write as _;

@@ -118,7 +118,9 @@ impl Supervisor {
         self.spawn();
         metrics.config_reload_ok.set(1);
         metrics.config_invalid_entries.set(0);
-        metrics.config_reload_time.set(runner::unix_now());
+        metrics
+            .config_reload_time
+            .set(crate::core::clock::unix_now());
         let msg = format!(
             "config reloaded: {} probes, {} incidents",
             new.probes.len(),

@@ -7,6 +7,7 @@
 pub mod de;
 pub mod file;
 pub mod node;
+pub mod on_demand;
 #[cfg(test)]
 mod props;
 pub mod types;
@@ -76,14 +77,14 @@ pub struct ProbeConfig {
     pub depends_on: Vec<String>,
     pub spec: ProbeSpec,
     /// How `/probe` may use this probe as a module.
-    pub on_demand: crate::ondemand::ModuleOnDemand,
+    pub on_demand: on_demand::ModuleOnDemand,
 }
 
 #[derive(Clone, Debug, Default)]
 pub struct Config {
     pub probes: Vec<ProbeConfig>,
     pub incidents: Vec<IncidentSpec>,
-    pub on_demand: crate::ondemand::OnDemandSpec,
+    pub on_demand: on_demand::OnDemandSpec,
 }
 
 /// A config that loaded, with the entries that did not (each already skipped).
@@ -167,7 +168,7 @@ fn parse_text(
     let mut defaults = Defaults::default();
     let mut probe_nodes: &[Node] = &[];
     let mut incident_nodes: &[Node] = &[];
-    let mut on_demand = crate::ondemand::OnDemandSpec::default();
+    let mut on_demand = on_demand::OnDemandSpec::default();
     for (key, value) in entries {
         // Probes and incidents report their own unexpandable variables, with their name.
         if !matches!(key.name.as_str(), "probes" | "incidents")
@@ -192,7 +193,7 @@ fn parse_text(
                 }
                 Err(e) => errors.push(err(e.loc.unwrap_or(value.loc), None, e.msg)),
             },
-            "on_demand" => match de::from_node::<crate::ondemand::OnDemandSpec>(value) {
+            "on_demand" => match de::from_node::<on_demand::OnDemandSpec>(value) {
                 Ok(o) => on_demand = o,
                 Err(e) => errors.push(err(e.loc.unwrap_or(value.loc), None, e.msg)),
             },

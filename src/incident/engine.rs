@@ -2,8 +2,8 @@
 //! of its own, so tables of cases and paused time test it exactly.
 
 use super::spec::{Condition, IncidentSpec};
+use crate::probe::RunResult;
 use crate::probe::{Kind, Reason};
-use crate::runner::RunResult;
 use serde::Serialize;
 use std::sync::Arc;
 use std::time::Duration;

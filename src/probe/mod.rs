@@ -8,11 +8,13 @@ pub mod http;
 pub mod logs;
 pub mod postgres;
 pub mod redis;
+pub mod result;
 pub mod startup;
 pub mod tcp;
 pub mod tls;
 pub mod trace;
 
+pub use result::RunResult;
 pub use trace::{Phase, PhaseTimings, Trace};
 
 use serde::Deserialize;
@@ -91,7 +93,7 @@ impl ProbeSpec {
             ProbeSpec::Postgres(s) => ProbeSpec::Postgres(Box::new(s.with_target(target)?)),
             ProbeSpec::Redis(s) => ProbeSpec::Redis(Box::new(s.with_target(target)?)),
             ProbeSpec::Tcp(_) => {
-                let (host, port) = crate::ondemand::host_port(target)?;
+                let (host, port) = crate::core::target::host_port(target)?;
                 ProbeSpec::Tcp(tcp::TcpSpec { host, port })
             }
             ProbeSpec::Http(s) => ProbeSpec::Http(Box::new(s.with_url(target))),

@@ -92,7 +92,7 @@ impl PostgresSpec {
         let (host, port) = if target.starts_with('/') {
             (target.to_string(), self.port)
         } else {
-            crate::ondemand::host_port(target)?
+            crate::core::target::host_port(target)?
         };
         let spec = PostgresSpec {
             host,

@@ -66,7 +66,7 @@ impl RedisSpec {
         let (host, port) = if target.starts_with('/') {
             (target.to_string(), self.port)
         } else {
-            crate::ondemand::host_port(target)?
+            crate::core::target::host_port(target)?
         };
         let spec = RedisSpec {
             host,

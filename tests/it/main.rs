@@ -1,6 +1,9 @@
 //! Integration tests: the real `pathwatch` binary against real Postgres clusters, real
 //! sockets and real promtool. One test binary keeps link time down on 2 cores.
 
+// unwrap() is denied on the crate's runtime paths (Cargo.toml [lints]); a test may panic.
+#![allow(clippy::unwrap_used)]
+
 mod alert_targets;
 mod cli;
 mod clickhouse;
@@ -15,6 +18,7 @@ mod golden;
 mod golden_backends;
 mod hostile;
 mod http;
+mod in_process;
 mod incident;
 mod lifecycle;
 mod logs;
@@ -28,6 +32,7 @@ mod rootcause;
 mod rules;
 mod schema;
 mod startup;
+mod structure;
 mod support;
 mod tcp;
 mod traces;

@@ -340,7 +340,7 @@ fn fill(v: &serde_json::Value, text: &str, thread_id: &str) -> serde_json::Value
 
 pub async fn probe(spec: &GoldenPathSpec, trace: &Trace) -> Result<Outcome, ProbeError> {
     let prep = spec.prepared()?;
-    let stamp = crate::runner::unix_now();
+    let stamp = crate::core::clock::unix_now();
     let board = Board::new(trace, spec.sessions);
     // Session 1 records its phases into the run's trace (so a timeout still shows its
     // progress); the others time theirs apart. Events of all go through the board.

@@ -12,10 +12,6 @@
 //! dev-dependency, and `openssl` is present wherever the Postgres server
 //! binaries are.
 
-// Each integration-test binary uses a different subset of the support code;
-// unused items there should not turn into warnings.
-#![allow(dead_code)]
-
 use std::collections::hash_map::RandomState;
 use std::fs;
 use std::hash::{BuildHasher, Hasher};

@@ -1,7 +1,6 @@
 //! The independent chat backend (tests/backends/chat_aiohttp.py, Python aiohttp) as a child
 //! process on 127.0.0.1 with a port of its own choosing; variants are its command-line flags.
 //! A missing python3 or aiohttp fails the test loudly (`.ci/install` installs aiohttp).
-#![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};

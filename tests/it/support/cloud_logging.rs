@@ -2,7 +2,6 @@
 //! (`pathwatch::sim::logging`: the real request and answer shapes, a Bearer token check, paging
 //! with an opaque pageToken, queued faults, and the metadata server's token endpoint), wrapped
 //! for tests that place their own entries; and a tiny fake ClickHouse HTTP interface.
-#![allow(dead_code)]
 
 use axum::Router;
 use axum::extract::Query;

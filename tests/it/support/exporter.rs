@@ -1,5 +1,4 @@
 //! The real `pathwatch` binary, started with a config on 127.0.0.1:0, scraped over HTTP.
-#![allow(dead_code)]
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};

@@ -3,7 +3,6 @@
 //! Admin and Cloud Run Admin v2 resources with bodies shaped like Google's. A thin wrapper over
 //! one in-process sim, so the tests and `pathwatch demo` share one implementation; every
 //! resource path has a fault switch.
-#![allow(dead_code)]
 
 use super::sim::Sim;
 use pathwatch::sim::{Faults, SimOptions};

@@ -1,6 +1,5 @@
 //! A TCP server that accepts connections and never says a word: the shape of a half-dead
 //! database behind a load balancer or a broken VPC path.
-#![allow(dead_code)]
 
 use std::net::{TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};

@@ -1,7 +1,6 @@
 //! Hostile and recording peers for the security tests: an HTTP server that records every
 //! request head it receives and answers from a script, and a fake Postgres server that asks
 //! for a cleartext password and records whatever a client sends it.
-#![allow(dead_code)]
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};

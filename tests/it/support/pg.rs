@@ -19,10 +19,6 @@
 //! are already established keep working, since their backends are separate
 //! processes).
 
-// Each integration-test binary uses a different subset of the support code;
-// unused items there should not turn into warnings.
-#![allow(dead_code)]
-
 use std::collections::BTreeSet;
 use std::collections::hash_map::RandomState;
 use std::fs;

@@ -1,6 +1,5 @@
 //! Real Prometheus and Alertmanager (Debian's packages) on free loopback ports, with temp
 //! storage, stopped on drop.
-#![allow(dead_code)]
 
 use super::exporter::http_get;
 use super::hang::closed_port;

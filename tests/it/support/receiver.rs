@@ -1,6 +1,5 @@
 //! A webhook receiver on 127.0.0.1:0 that keeps every POSTed body, with its path and the
 //! moment it arrived.
-#![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;

@@ -3,7 +3,6 @@
 //! (`--port 0 --tls-port P`) with a certificate from [`super::certs`]. Dropping the server
 //! kills it and deletes the dir. A test that cannot start one panics with the server log: it
 //! never skips silently.
-#![allow(dead_code)]
 
 use super::certs::{self, TestCerts};
 use std::collections::hash_map::RandomState;
@@ -27,9 +26,9 @@ pub struct RedisServer {
     port: u16,
     password: String,
     socket: PathBuf,
-    log: PathBuf,
     certs: Option<TestCerts>,
-    dir: tempfile::TempDir,
+    /// Holds the data dir (socket, log, certificates) until the server is dropped.
+    _dir: tempfile::TempDir,
 }
 
 impl RedisServer {
@@ -85,9 +84,8 @@ impl RedisServer {
                         port,
                         password,
                         socket,
-                        log,
                         certs,
-                        dir,
+                        _dir: dir,
                     };
                 }
                 Err(text) => {

@@ -1,6 +1,5 @@
 //! An axum Router served on 127.0.0.1:0 from its own runtime thread, for the tests' fakes
 //! and receivers; it stops when dropped.
-#![allow(dead_code)]
 
 use axum::Router;
 use std::net::SocketAddr;

@@ -1,6 +1,5 @@
 //! The reference golden-path service (`pathwatch::sim`), run in-process on 127.0.0.1:0 so a
 //! test can flip its fault switches while the real pathwatch binary probes it.
-#![allow(dead_code)]
 
 use pathwatch::sim::{Faults, SimOptions, SimState};
 use std::net::SocketAddr;

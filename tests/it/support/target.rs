@@ -1,6 +1,5 @@
 //! A small HTTP service on 127.0.0.1:0 answering the shapes the first user's backend does
 //! (health JSON, 503 with `detail`), plus redirects, big and slow bodies.
-#![allow(dead_code)]
 
 use super::served::{Served, serve};
 use axum::Router;

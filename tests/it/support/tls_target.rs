@@ -1,6 +1,5 @@
 //! An HTTPS server on 127.0.0.1:0 with a certificate from a throwaway CA: every request gets
 //! `200 {"status":"healthy"}`. Enough to prove the http probe's TLS phase and verification.
-#![allow(dead_code)]
 
 use super::certs::{self, TestCerts};
 use rustls::pki_types::pem::PemObject;

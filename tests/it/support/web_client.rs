@@ -1,6 +1,5 @@
 //! HTTPS clients for the web config tests: client certificates signed by the test CA (with
 //! the `openssl` CLI, like `certs`), rustls client configs, and a reqwest client on them.
-#![allow(dead_code)]
 
 use super::certs::TestCerts;
 use rustls::pki_types::pem::PemObject;

@@ -1,0 +1,358 @@
+//! The shape of the crate: data flows down (config -> runner -> probe -> result -> metrics,
+//! incidents, state -> HTTP), so no module may name one above it. This test reads every
+//! `src/**/*.rs` (main.rs aside: the binary may use anything) and fails naming file:line on
+//! each path to a module its own module must not reach: `use crate::x...`, `crate::x::` in
+//! code, and `super::` chains (resolved from the file's module) that climb to another one.
+//! Comment lines are skipped: a doc link is no dependency.
+
+use std::path::{Path, PathBuf};
+
+/// `(module, forbidden, why)`: no file in `module` (or below it) may name a path in any of
+/// `forbidden` (or below it). `"*"` forbids every other module of the crate: a leaf.
+const FORBIDDEN: &[(&str, &[&str], &str)] = &[
+    (
+        "core",
+        &["*"],
+        "values every layer shares: it must import nothing above it",
+    ),
+    ("units", &["*"], "a leaf: durations as a person reads them"),
+    ("abort", &["*"], "a leaf: tasks that end with their owner"),
+    (
+        "redact",
+        &["*"],
+        "a leaf: config, probes and logs register secrets with it",
+    ),
+    (
+        "allowlist",
+        &["*"],
+        "a leaf: config parses its patterns, probes check their hops",
+    ),
+    (
+        "sim",
+        &["*"],
+        "the reference service shares no code with the exporter it is measured by",
+    ),
+    (
+        "probe",
+        &[
+            "runner",
+            "metrics",
+            "server",
+            "ondemand",
+            "state",
+            "supervisor",
+            "status",
+            "check",
+            "incident",
+            "web",
+            "app",
+        ],
+        "a probe returns an outcome; the runner times it and others record it",
+    ),
+    (
+        "gcp",
+        &["runner", "metrics", "server", "ondemand", "state", "app"],
+        "GCP tokens and error mapping serve the probes below the runner",
+    ),
+    (
+        "incident",
+        &[
+            "runner",
+            "metrics",
+            "server",
+            "ondemand",
+            "state",
+            "supervisor",
+            "status",
+            "app",
+        ],
+        "a pure engine over run results; metrics and state read it, not the other way",
+    ),
+    (
+        "metrics",
+        &[
+            "runner",
+            "state",
+            "server",
+            "ondemand",
+            "supervisor",
+            "status",
+            "app",
+        ],
+        "metrics encode results; they never schedule or serve",
+    ),
+    (
+        "config",
+        &[
+            "runner",
+            "ondemand",
+            "metrics",
+            "state",
+            "server",
+            "supervisor",
+            "status",
+            "check",
+            "web",
+            "app",
+        ],
+        "config is parsed data; the on-demand handler and the runner consume it",
+    ),
+    (
+        "runner",
+        &["server", "ondemand", "status", "supervisor", "check", "app"],
+        "the scheduler hands results to the state; it knows no HTTP or reloads",
+    ),
+    (
+        "state",
+        &[
+            "runner",
+            "server",
+            "ondemand",
+            "supervisor",
+            "status",
+            "app",
+        ],
+        "the state holds results; the runner feeds it, HTTP reads it",
+    ),
+];
+
+/// One path from a file to a module of the crate.
+#[derive(Debug, PartialEq)]
+struct Edge {
+    line: usize,
+    /// The top-level module named (`probe` for `crate::probe::golden::GoldenObs`).
+    to: String,
+    text: String,
+}
+
+/// The module path of a source file: `src/probe/golden/ws.rs` -> `[probe, golden, ws]`,
+/// `src/probe/mod.rs` -> `[probe]`, `src/lib.rs` -> `[]`.
+fn module_of(rel: &Path) -> Vec<String> {
+    let mut parts: Vec<String> = rel
+        .iter()
+        .map(|p| p.to_string_lossy().into_owned())
+        .collect();
+    if let Some(last) = parts.pop() {
+        let stem = last.trim_end_matches(".rs");
+        if stem != "mod" && stem != "lib" {
+            parts.push(stem.to_string());
+        }
+    }
+    parts
+}
+
+fn ident_at(s: &str) -> Option<&str> {
+    let end = s
+        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .unwrap_or(s.len());
+    (end > 0).then(|| &s[..end])
+}
+
+/// The top-level modules a file's code names, with their lines. `crate::{a, b::c}` names
+/// `a` and `b`; `super::super::x` from `probe::golden::ws` names `probe` (its own).
+fn edges(module: &[String], text: &str) -> Vec<Edge> {
+    let mut out = Vec::new();
+    // The file with comment lines blanked, so offsets still map to lines.
+    let code: String = text
+        .lines()
+        .map(|l| {
+            if l.trim_start().starts_with("//") {
+                String::new()
+            } else {
+                l.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let line_of = |at: usize| code[..at].matches('\n').count() + 1;
+    let bytes = code.as_bytes();
+    let word_start =
+        |at: usize| at == 0 || !(bytes[at - 1].is_ascii_alphanumeric() || bytes[at - 1] == b'_');
+    let mut push = |at: usize, to: &str| {
+        let line = line_of(at);
+        let text = code.lines().nth(line - 1).unwrap_or("").trim().to_string();
+        out.push(Edge {
+            line,
+            to: to.to_string(),
+            text,
+        });
+    };
+    for (at, _) in code.match_indices("crate::") {
+        if !word_start(at) {
+            continue;
+        }
+        let rest = &code[at + "crate::".len()..];
+        if let Some(group) = rest.strip_prefix('{') {
+            // Top-level names of the group, up to its matching brace.
+            let mut depth = 0usize;
+            let mut item_start = true;
+            for (i, c) in group.char_indices() {
+                match c {
+                    '{' => depth += 1,
+                    '}' if depth == 0 => break,
+                    '}' => depth -= 1,
+                    ',' if depth == 0 => item_start = true,
+                    c if c.is_whitespace() => {}
+                    _ if item_start && depth == 0 => {
+                        item_start = false;
+                        if let Some(name) = ident_at(&group[i..]) {
+                            push(at, name);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        } else if let Some(name) = ident_at(rest) {
+            push(at, name);
+        }
+    }
+    for (at, _) in code.match_indices("super::") {
+        if !word_start(at) || code[..at].ends_with("::") {
+            continue;
+        }
+        let mut rest = &code[at..];
+        let mut up = 0;
+        while let Some(r) = rest.strip_prefix("super::") {
+            up += 1;
+            rest = r;
+        }
+        // Only a chain that climbs to the crate root names another top-level module.
+        if up >= module.len()
+            && let Some(name) = ident_at(rest)
+        {
+            push(at, name);
+        }
+    }
+    out
+}
+
+/// `file:line: module -> forbidden (why): text` for every forbidden edge in `text`.
+fn violations(
+    rules: &[(&str, &[&str], &str)],
+    rel: &Path,
+    text: &str,
+    modules: &[String],
+) -> Vec<String> {
+    let module = module_of(rel);
+    let Some(top) = module.first() else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for edge in edges(&module, text) {
+        if edge.to == *top || !modules.contains(&edge.to) {
+            continue;
+        }
+        for (from, forbidden, why) in rules {
+            if from == top && forbidden.iter().any(|f| *f == "*" || *f == edge.to) {
+                out.push(format!(
+                    "src/{}:{}: {top} -> {} is forbidden ({why}): {}",
+                    rel.display(),
+                    edge.line,
+                    edge.to,
+                    edge.text
+                ));
+            }
+        }
+    }
+    out
+}
+
+fn sources(dir: &Path, out: &mut Vec<PathBuf>) {
+    let mut entries: Vec<_> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.expect("directory entry").path())
+        .collect();
+    entries.sort();
+    for p in entries {
+        if p.is_dir() {
+            sources(&p, out);
+        } else if p.extension().is_some_and(|e| e == "rs") {
+            out.push(p);
+        }
+    }
+}
+
+/// The crate's top-level modules, from lib.rs's `pub mod` / `mod` lines.
+fn crate_modules(src: &Path) -> Vec<String> {
+    let lib = std::fs::read_to_string(src.join("lib.rs")).expect("src/lib.rs");
+    lib.lines()
+        .filter_map(|l| {
+            let l = l.trim();
+            let name = l
+                .strip_prefix("pub mod ")
+                .or_else(|| l.strip_prefix("mod "))?;
+            Some(name.trim_end_matches(';').to_string())
+        })
+        .collect()
+}
+
+#[test]
+fn no_module_names_one_above_it() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let modules = crate_modules(&src);
+    // A rule about a module that no longer exists would pass for ever: each must name real ones.
+    for (from, forbidden, _) in FORBIDDEN {
+        for m in std::iter::once(from).chain(forbidden.iter()) {
+            assert!(
+                *m == "*" || *m == "app" || modules.iter().any(|x| x == m),
+                "rule names {m:?}, which is not a module of src/lib.rs ({modules:?})"
+            );
+        }
+    }
+    let mut files = Vec::new();
+    sources(&src, &mut files);
+    let mut found = Vec::new();
+    let mut edges_seen = 0;
+    for file in &files {
+        let rel = file.strip_prefix(&src).expect("under src");
+        if rel == Path::new("main.rs") {
+            continue;
+        }
+        let text = std::fs::read_to_string(file).expect("readable source");
+        edges_seen += edges(&module_of(rel), &text).len();
+        found.extend(violations(FORBIDDEN, rel, &text, &modules));
+    }
+    assert!(
+        files.len() > 50 && edges_seen > 100,
+        "the scan read {} files and {edges_seen} paths: it is not reading the crate",
+        files.len()
+    );
+    assert!(
+        found.is_empty(),
+        "{} forbidden import(s):\n{}",
+        found.len(),
+        found.join("\n")
+    );
+}
+
+#[test]
+fn the_guard_sees_every_way_of_naming_a_module() {
+    let modules: Vec<String> = ["probe", "runner", "metrics", "config", "core"]
+        .map(String::from)
+        .to_vec();
+    let text = "//! [`crate::runner`] in a doc comment is no dependency\n\
+                use crate::core::clock::unix_now;\n\
+                use crate::{config::ProbeConfig, runner::run_once};\n\
+                fn f() { let _ = crate::metrics::Metrics::new; }\n";
+    let found = violations(FORBIDDEN, Path::new("probe/golden/mod.rs"), text, &modules);
+    assert_eq!(found.len(), 2, "{found:#?}");
+    assert!(found[0].starts_with("src/probe/golden/mod.rs:3: probe -> runner"));
+    assert!(found[1].starts_with("src/probe/golden/mod.rs:4: probe -> metrics"));
+    // `super::` that climbs out of a top-level module is a path to a sibling.
+    let found = violations(
+        FORBIDDEN,
+        Path::new("probe/mod.rs"),
+        "use super::runner::run_once;\nuse super::Reason;\n",
+        &modules,
+    );
+    assert_eq!(found.len(), 1, "{found:#?}");
+    assert!(found[0].contains("probe -> runner"));
+    // A leaf may name nothing else of the crate.
+    let found = violations(
+        FORBIDDEN,
+        Path::new("core/clock.rs"),
+        "use crate::probe::Reason;\n",
+        &modules,
+    );
+    assert_eq!(found.len(), 1, "{found:#?}");
+}
