@@ -276,7 +276,7 @@ def infrastructure():
               q("pathwatch_gcp_resource_state == 1", "{{probe}}: {{state}}"),
               description="The state the API reports: VPC connector READY and Cloud SQL RUNNABLE "
                           "are healthy."),
-        met_table(panel(table.Panel(), "Cloud Run expectations (configuration drift)", (0, 7, 12, 8),
+        met_table(panel(table.Panel(), "GCP expectations (Cloud Run drift, connector sizing)", (0, 7, 12, 8),
                         q("pathwatch_gcp_expectation_met", instant=True, fmt=PromQueryFormat.TABLE)),
                   {"Value": "met"}),
         panel(timeseries.Panel(), "VPC connector instances", (12, 7, 12, 8),
