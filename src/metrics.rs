@@ -641,14 +641,14 @@ impl Metrics {
                 .get_or_create(&NameLabels {
                     probe: probe.to_string(),
                 })
-                .set(i64::from(run.http_status.unwrap_or(0)));
+                .set(i64::from(run.observations.http_status().unwrap_or(0)));
         }
         if kind == Kind::GoldenPath {
             self.record_golden(probe, run, reason);
         }
-        self.gcp.record(probe, kind, run.gcp.as_ref());
-        self.logs.record(probe, run.logs.as_ref());
-        if let Some(obs) = &run.startup {
+        self.gcp.record(probe, kind, run.observations.gcp());
+        self.logs.record(probe, run.observations.logs());
+        if let Some(obs) = run.observations.startup() {
             let name = NameLabels {
                 probe: probe.to_string(),
             };
@@ -697,12 +697,12 @@ impl Metrics {
         let name = NameLabels {
             probe: probe.to_string(),
         };
-        if let Some(obs) = &run.golden {
+        if let Some(obs) = run.observations.golden() {
             self.set_golden_events(probe, obs);
         }
         if let Some(total) = run
-            .golden
-            .as_ref()
+            .observations
+            .golden()
             .and_then(|g| g.total)
             .filter(|_| run.ok())
         {

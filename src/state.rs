@@ -151,7 +151,9 @@ impl State {
         let kind = probe.spec.kind();
         self.metrics
             .record(&probe.name, kind, probe.spec.db_transport(), &run);
-        if let (crate::probe::ProbeSpec::GoldenPath(g), None) = (&probe.spec, &run.golden) {
+        if let (crate::probe::ProbeSpec::GoldenPath(g), None) =
+            (&probe.spec, run.observations.golden())
+        {
             self.metrics
                 .golden_events_not_reached(&probe.name, &g.events);
         }
@@ -376,7 +378,7 @@ fn graph_of(config: &Config) -> Graph {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::probe::Outcome;
+    use crate::probe::{Observation, Outcome};
     use prometheus_client::registry::Registry;
 
     fn state() -> (State, Config) {
@@ -396,14 +398,9 @@ mod tests {
             duration: Duration::from_millis(i),
             phases: Vec::new(),
             failed_phase: None,
-            http_status: None,
-            golden: None,
-            startup: None,
+            observations: Default::default(),
             next_run: None,
-            state: None,
             trace_id: None,
-            gcp: None,
-            logs: None,
             lateness: Some(Duration::from_micros(i)),
             outcome: Ok(Outcome::default()),
         }
@@ -470,16 +467,17 @@ mod tests {
             panic!("golden path spec");
         };
         let mut ok = run(1);
-        ok.golden = Some(crate::probe::golden::GoldenObs {
-            expected: g.events.clone(),
-            arrived: g
-                .events
-                .iter()
-                .map(|_| Some(Duration::from_secs(1)))
-                .collect(),
-            total: Some(Duration::from_secs(2)),
-            ..Default::default()
-        });
+        ok.observations
+            .set(Observation::Golden(crate::probe::golden::GoldenObs {
+                expected: g.events.clone(),
+                arrived: g
+                    .events
+                    .iter()
+                    .map(|_| Some(Duration::from_secs(1)))
+                    .collect(),
+                total: Some(Duration::from_secs(2)),
+                ..Default::default()
+            }));
         state.record(p, ok);
         let text = encode(&registry);
         let delivered = format!(

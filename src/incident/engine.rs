@@ -242,11 +242,11 @@ fn measured(kind: Kind, run: &RunResult, history: &[Arc<RunResult>]) -> Option<f
         Kind::Startup => history
             .iter()
             .rev()
-            .find_map(|r| r.startup.as_ref().and_then(|s| s.seconds))
+            .find_map(|r| r.observations.startup().and_then(|s| s.seconds))
             .filter(|_| run.ok()),
         Kind::GoldenPath => run
-            .golden
-            .as_ref()
+            .observations
+            .golden()
             .and_then(|g| g.total)
             .map(|d| d.as_secs_f64()),
         _ => Some(run.duration.as_secs_f64()),
@@ -260,10 +260,10 @@ fn passes(condition: &Condition, kind: Kind, run: &RunResult, history: &[Arc<Run
             run.ok() && measured(kind, run, history).is_some_and(|s| s < *bound)
         }
         Condition::AllEvents => run
-            .golden
-            .as_ref()
+            .observations
+            .golden()
             .is_some_and(|g| !g.expected.is_empty() && g.delivered() == g.expected.len()),
-        Condition::State(want) => run.state.as_deref() == Some(want.as_str()),
+        Condition::State(want) => run.observations.state() == Some(want.as_str()),
         Condition::Fresh(_) => true,
     }
 }
@@ -300,7 +300,7 @@ fn describe(
             }
             (None, None) => (None, "not measured yet".into()),
         },
-        Condition::AllEvents => match &run.golden {
+        Condition::AllEvents => match run.observations.golden() {
             Some(g) => (
                 Some(g.delivered() as f64),
                 format!("{}/{}", g.delivered(), g.expected.len()),
@@ -315,7 +315,7 @@ fn describe(
             None,
             format!(
                 "{} (want {want})",
-                run.state.as_deref().unwrap_or("no state")
+                run.observations.state().unwrap_or("no state")
             ),
         ),
         Condition::Fresh(_) => (None, String::new()),
@@ -338,7 +338,7 @@ mod tests {
     use super::*;
     use crate::incident::spec::{CriterionSpec, IncidentSpec};
     use crate::probe::golden::GoldenObs;
-    use crate::probe::{Outcome, ProbeError};
+    use crate::probe::{Observation, Outcome, ProbeError};
 
     const NOW: f64 = 1_000_000.0;
 
@@ -348,14 +348,9 @@ mod tests {
             duration: Duration::from_secs_f64(secs),
             phases: Vec::new(),
             failed_phase: None,
-            http_status: None,
-            golden: None,
-            startup: None,
+            observations: Default::default(),
             next_run: None,
-            state: None,
             trace_id: None,
-            gcp: None,
-            logs: None,
             lateness: None,
             outcome: if ok {
                 Ok(Outcome::default())
@@ -532,14 +527,14 @@ mod tests {
     #[test]
     fn events_success_and_freshness_criteria() {
         let mut golden = (*run(true, 41.2, 5.0)).clone();
-        golden.golden = Some(GoldenObs {
+        golden.observations.set(Observation::Golden(GoldenObs {
             expected: vec!["a".into(), "b".into()],
             arrived: vec![Some(Duration::from_secs(1)), Some(Duration::from_secs(2))],
             total: Some(Duration::from_secs_f64(41.2)),
             ..GoldenObs::default()
-        });
+        }));
         let mut partial = golden.clone();
-        if let Some(g) = partial.golden.as_mut() {
+        if let Some(g) = partial.observations.golden_mut() {
             g.arrived[1] = None;
         }
         let spec = incident(vec![
@@ -584,7 +579,7 @@ mod tests {
             ..criterion("connector_ready", "db")
         }]);
         let mut r = (*run(true, 0.2, 1.0)).clone();
-        r.state = Some("ERROR".into());
+        r.observations.set(Observation::State("ERROR".into()));
         let e = eval_with(
             &spec,
             Kind::Http,
@@ -596,7 +591,7 @@ mod tests {
             (Status::Present, Some(false))
         );
         assert_eq!(e.criteria[0].display, "ERROR (want READY)");
-        r.state = Some("READY".into());
+        r.observations.set(Observation::State("READY".into()));
         let e = eval_with(
             &spec,
             Kind::Http,

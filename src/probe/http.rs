@@ -13,6 +13,7 @@
 use super::tls::{self, Verify};
 use super::{Outcome, Phase, ProbeError, Reason, Trace, connect_tcp, error_chain, resolve};
 use crate::abort::AbortOnDrop;
+use crate::probe::Observation;
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue, Method, Request, StatusCode, header};
 use http_body_util::{BodyExt, Full, Limited};
@@ -313,7 +314,7 @@ pub async fn probe_with_body(
         // The configured headers (credentials, often) go to the configured origin only.
         let own = url.origin() == origin;
         let (status, location, body) = request(spec, prep, &url, &method, own, trace).await?;
-        trace.set_http_status(status.as_u16());
+        trace.observe(Observation::HttpStatus(status.as_u16()));
         if let Some(next) = redirect(spec, &url, status, location.as_deref(), &origin)? {
             hops += 1;
             if hops > spec.max_redirects {

@@ -6,6 +6,7 @@ pub mod gcp;
 pub mod golden;
 pub mod http;
 pub mod logs;
+pub mod observation;
 pub mod postgres;
 pub mod redis;
 pub mod result;
@@ -14,6 +15,7 @@ pub mod tcp;
 pub mod tls;
 pub mod trace;
 
+pub use observation::{Observation, Observations};
 pub use result::RunResult;
 pub use trace::{Phase, PhaseTimings, Trace};
 

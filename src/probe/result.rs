@@ -2,10 +2,7 @@
 //! incidents, root causes), the metrics and the status page. A value type: it names the probe
 //! types it carries and nothing above them.
 
-use super::gcp::GcpObs;
-use super::golden::GoldenObs;
-use super::logs::LogsObs;
-use super::startup::StartupObs;
+use super::observation::Observations;
 use super::{Outcome, Phase, PhaseTimings, ProbeError, Reason};
 use std::time::Duration;
 
@@ -19,22 +16,12 @@ pub struct RunResult {
     pub phases: PhaseTimings,
     /// The phase a failed run stopped in.
     pub failed_phase: Option<Phase>,
-    /// The last HTTP status seen (http probes).
-    pub http_status: Option<u16>,
-    /// Events seen by a golden path.
-    pub golden: Option<GoldenObs>,
-    /// What a startup probe saw.
-    pub startup: Option<StartupObs>,
+    /// What the run saw besides its outcome (HTTP status, events, state, ...).
+    pub observations: Observations,
     /// The probe's request to run again sooner than its interval.
     pub next_run: Option<Duration>,
-    /// A resource state the probe reported (READY, RUNNABLE, ...).
-    pub state: Option<String>,
     /// The run's trace id when traces are exported (the histograms' exemplar).
     pub trace_id: Option<String>,
-    /// What a GCP probe learned (state, expectations, sizes).
-    pub gcp: Option<GcpObs>,
-    /// A logs probe's match totals.
-    pub logs: Option<LogsObs>,
     /// How late the run started against its scheduled slot; `None` for on-demand runs.
     pub lateness: Option<Duration>,
     pub outcome: Result<Outcome, ProbeError>,
@@ -55,7 +42,7 @@ impl RunResult {
     /// What a root-cause line says of this run: the resource state it reported (`is ERROR`),
     /// else its reason (`refused`).
     pub fn brief(&self) -> String {
-        match &self.state {
+        match self.observations.state() {
             Some(state) => format!("is {state}"),
             None => self.reason().to_string(),
         }

@@ -11,6 +11,7 @@
 
 use super::http::HttpSpec;
 use super::{Outcome, ProbeError, Reason, Trace};
+use crate::probe::Observation;
 use serde::Deserialize;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -174,7 +175,7 @@ pub async fn probe(spec: &StartupSpec, trace: &Trace) -> Result<Outcome, ProbeEr
                 // The first failure after a healthy answer: a restart seen from outside.
                 Phase::Healthy { .. } => (now, 0),
             };
-            let answered = trace.http_status().is_some_and(|c| c != 0);
+            let answered = trace.observations().http_status().is_some_and(|c| c != 0);
             obs.unhealthy_answers = u64::from(answered);
             obs.in_progress = true;
             state.phase = Phase::Starting {
@@ -199,9 +200,12 @@ pub async fn probe(spec: &StartupSpec, trace: &Trace) -> Result<Outcome, ProbeEr
         }
     };
     drop(state);
-    trace.set_startup(obs);
+    trace.observe(Observation::Startup(obs));
     outcome.map(|()| Outcome {
-        facts: vec![("status", trace.http_status().unwrap_or(0).to_string())],
+        facts: vec![(
+            "status",
+            trace.observations().http_status().unwrap_or(0).to_string(),
+        )],
     })
 }
 

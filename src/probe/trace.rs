@@ -1,6 +1,7 @@
-//! A run's trace: phase timings and observations shared between a running probe and the
+//! A run's trace: phase timings and observations ([`Observation`]) shared between a running probe and the
 //! runner that may cut it short at its timeout.
 
+use super::observation::{Observation, Observations};
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -39,15 +40,10 @@ pub struct Trace(Arc<Mutex<Record>>);
 struct Record {
     done: PhaseTimings,
     current: Option<Phase>,
-    http_status: Option<u16>,
-    golden: Option<super::golden::GoldenObs>,
-    startup: Option<super::startup::StartupObs>,
+    observations: Observations,
     next_run: Option<Duration>,
-    state: Option<String>,
     /// The span of the phase in progress: it closes when the phase completes.
     span: Option<tracing::Span>,
-    gcp: Option<super::gcp::GcpObs>,
-    logs: Option<super::logs::LogsObs>,
     /// What the probe would report if cut short now (see [`Trace::set_explanation`]).
     explanation: Option<(super::Reason, String)>,
 }
@@ -107,30 +103,15 @@ impl Trace {
         self.with(|r| r.done.clone())
     }
 
-    /// The HTTP status of the last response seen, for `pathwatch_http_status_code`.
-    pub fn set_http_status(&self, code: u16) {
-        self.with(|r| r.http_status = Some(code));
+    /// Records what the run saw (kept current, so a run cut at its timeout still reports
+    /// it), replacing an earlier observation of the same variant.
+    pub fn observe(&self, obs: Observation) {
+        self.with(|r| r.observations.set(obs));
     }
 
-    pub fn http_status(&self) -> Option<u16> {
-        self.with(|r| r.http_status)
-    }
-
-    /// The golden path's events so far (kept current, so a timeout still reports them).
-    pub fn set_golden(&self, obs: super::golden::GoldenObs) {
-        self.with(|r| r.golden = Some(obs));
-    }
-
-    pub fn golden(&self) -> Option<super::golden::GoldenObs> {
-        self.with(|r| r.golden.clone())
-    }
-
-    pub fn set_startup(&self, obs: super::startup::StartupObs) {
-        self.with(|r| r.startup = Some(obs));
-    }
-
-    pub fn startup(&self) -> Option<super::startup::StartupObs> {
-        self.with(|r| r.startup.clone())
+    /// Everything observed so far.
+    pub fn observations(&self) -> Observations {
+        self.with(|r| r.observations.clone())
     }
 
     /// Asks the runner to run the probe again after `after` instead of its interval
@@ -141,35 +122,6 @@ impl Trace {
 
     pub fn next_run(&self) -> Option<Duration> {
         self.with(|r| r.next_run)
-    }
-
-    /// A resource state reported by the target (cloud resources: READY, RUNNABLE, ...).
-    pub fn set_state(&self, state: impl Into<String>) {
-        let state = state.into();
-        self.with(|r| r.state = Some(state));
-    }
-
-    pub fn state(&self) -> Option<String> {
-        self.with(|r| r.state.clone())
-    }
-
-    /// What a GCP probe learned (state, expectations, sizes), for the `pathwatch_gcp_*`
-    /// metrics; set before the request so a run cut at its timeout reports "unknown".
-    pub fn set_gcp(&self, obs: super::gcp::GcpObs) {
-        self.with(|r| r.gcp = Some(obs));
-    }
-
-    pub fn gcp(&self) -> Option<super::gcp::GcpObs> {
-        self.with(|r| r.gcp.clone())
-    }
-
-    /// A logs probe's totals so far (set after every chunk or page read).
-    pub fn set_logs(&self, obs: super::logs::LogsObs) {
-        self.with(|r| r.logs = Some(obs));
-    }
-
-    pub fn logs(&self) -> Option<super::logs::LogsObs> {
-        self.with(|r| r.logs.clone())
     }
 
     /// Why the run has not finished, in the probe's terms, for the runner to report if the

@@ -10,6 +10,7 @@
 use super::{GcpObs, Prepared, classify_state, show, state_error};
 use crate::config::types::Secret;
 use crate::gcp::CredentialsSpec;
+use crate::probe::Observation;
 use crate::probe::{Outcome, ProbeError, Reason, Trace};
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -336,7 +337,7 @@ fn describe(c: &Check) -> String {
 pub async fn probe(spec: &CloudRunSpec, trace: &Trace) -> Result<Outcome, ProbeError> {
     let prep = Prepared::get(&spec.prepared, || spec.prepare())?;
     let mut obs = GcpObs::pending(spec.expectation_names());
-    trace.set_gcp(obs.clone());
+    trace.observe(Observation::Gcp(obs.clone()));
     let svc: Service = prep.client.get_json(API, &prep.url, trace).await?;
     let checks = spec.check(&svc);
     obs.expectations = checks
@@ -353,7 +354,7 @@ pub async fn probe(spec: &CloudRunSpec, trace: &Trace) -> Result<Outcome, ProbeE
         raw_state,
         STATES,
     );
-    trace.set_gcp(obs.clone());
+    trace.observe(Observation::Gcp(obs.clone()));
     let state = state?;
     let unmet: Vec<String> = checks.iter().filter(|c| !c.met).map(describe).collect();
     let unmet_text = format!(

@@ -4,6 +4,7 @@
 
 use super::{GcpObs, Prepared, classify_state, enum_label, show, state_error};
 use crate::gcp::CredentialsSpec;
+use crate::probe::Observation;
 use crate::probe::{Outcome, ProbeError, Reason, Trace};
 use serde::Deserialize;
 use std::sync::OnceLock;
@@ -93,7 +94,7 @@ impl CloudSqlSpec {
 pub async fn probe(spec: &CloudSqlSpec, trace: &Trace) -> Result<Outcome, ProbeError> {
     let prep = Prepared::get(&spec.prepared, || spec.prepare())?;
     let mut obs = GcpObs::pending(spec.expectation_names());
-    trace.set_gcp(obs.clone());
+    trace.observe(Observation::Gcp(obs.clone()));
     let i: Instance = prep.client.get_json(API, &prep.url, trace).await?;
     obs.database_version = i.database_version.as_deref().map(enum_label);
     let actual = i.connection_name.as_deref().unwrap_or("");
@@ -123,7 +124,7 @@ pub async fn probe(spec: &CloudSqlSpec, trace: &Trace) -> Result<Outcome, ProbeE
         i.state.as_deref(),
         STATES,
     );
-    trace.set_gcp(obs.clone());
+    trace.observe(Observation::Gcp(obs.clone()));
     let state = state?;
     let stopped = i
         .settings

@@ -19,6 +19,7 @@ pub mod vpc_connector;
 use super::tls::{self, Verify};
 use super::{Kind, Phase, ProbeError, Reason, Trace, error_chain};
 use crate::gcp::{CredentialsSpec, TokenSource, status_error};
+use crate::probe::Observation;
 use serde::de::DeserializeOwned;
 use std::time::Duration;
 use url::Url;
@@ -281,7 +282,7 @@ pub(crate) fn classify_state(
         .find(|s| *s == raw)
         .unwrap_or(UNRECOGNIZED);
     obs.state = Some(state);
-    trace.set_state(state);
+    trace.observe(Observation::State(state.into()));
     Ok(state)
 }
 
@@ -377,7 +378,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(s, UNRECOGNIZED);
-        assert_eq!(trace.state().as_deref(), Some(UNRECOGNIZED));
+        assert_eq!(trace.observations().state(), Some(UNRECOGNIZED));
         let e = state_error("connector", Some("HIBERNATING"), s, "READY");
         assert_eq!(e.reason, Reason::ResourceState);
         assert!(e.detail.contains("\"HIBERNATING\""), "{}", e.detail);

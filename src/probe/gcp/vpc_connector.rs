@@ -3,6 +3,7 @@
 
 use super::{ConnectorSize, GcpObs, Prepared, classify_state, state_error};
 use crate::gcp::CredentialsSpec;
+use crate::probe::Observation;
 use crate::probe::{Outcome, ProbeError, Reason, Trace};
 use serde::Deserialize;
 use std::sync::OnceLock;
@@ -138,7 +139,7 @@ impl VpcConnectorSpec {
 pub async fn probe(spec: &VpcConnectorSpec, trace: &Trace) -> Result<Outcome, ProbeError> {
     let prep = Prepared::get(&spec.prepared, || spec.prepare())?;
     let mut obs = GcpObs::pending(spec.expectation_names());
-    trace.set_gcp(obs.clone());
+    trace.observe(Observation::Gcp(obs.clone()));
     let c: Connector = prep.client.get_json(API, &prep.url, trace).await?;
     let checks = spec.expect.check(&c);
     obs.expectations = checks
@@ -176,7 +177,7 @@ pub async fn probe(spec: &VpcConnectorSpec, trace: &Trace) -> Result<Outcome, Pr
         c.state.as_deref(),
         STATES,
     );
-    trace.set_gcp(obs.clone());
+    trace.observe(Observation::Gcp(obs.clone()));
     let state = state?;
     if state != HEALTHY {
         let mut e = state_error("connector", c.state.as_deref(), state, HEALTHY);

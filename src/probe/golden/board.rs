@@ -3,6 +3,7 @@
 //! that no two sessions took the same run for theirs.
 
 use super::GoldenObs;
+use crate::probe::Observation;
 use crate::probe::{Reason, Trace};
 use std::sync::Mutex;
 
@@ -48,7 +49,7 @@ impl<'t> Board<'t> {
             }
         }
         if let Some(m) = merged {
-            self.trace.set_golden(m);
+            self.trace.observe(Observation::Golden(m));
         }
         self.trace.set_explanation(self.explanation(sessions));
     }
@@ -129,7 +130,11 @@ mod tests {
     fn the_run_reports_every_session_and_the_most_telling_explanation() {
         let trace = Trace::default();
         let board = Board::new(&trace, 2);
-        assert_eq!(trace.golden(), None, "nothing before a session reports");
+        assert_eq!(
+            trace.observations().golden().cloned(),
+            None,
+            "nothing before a session reports"
+        );
         let obs = |seen: bool| GoldenObs {
             expected: vec!["a".into()],
             arrived: vec![seen.then(|| std::time::Duration::from_millis(5))],
@@ -149,12 +154,26 @@ mod tests {
             ))
         );
         // An event counts for the run only when every session saw it.
-        assert_eq!(trace.golden().map(|g| g.delivered()), Some(0));
+        assert_eq!(
+            trace
+                .observations()
+                .golden()
+                .cloned()
+                .map(|g| g.delivered()),
+            Some(0)
+        );
         board.update(2, obs(true), None);
         assert_eq!(
             trace.explanation(),
             Some((Reason::Timeout, "session 1: 1/1".into()))
         );
-        assert_eq!(trace.golden().map(|g| g.delivered()), Some(1));
+        assert_eq!(
+            trace
+                .observations()
+                .golden()
+                .cloned()
+                .map(|g| g.delivered()),
+            Some(1)
+        );
     }
 }

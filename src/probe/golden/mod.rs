@@ -19,6 +19,7 @@ mod ws;
 use super::tls::{self, Verify};
 use super::{Outcome, Phase, ProbeError, Reason, Trace};
 use crate::config::types::{Secret, SecretFile, pick_secret};
+use crate::probe::Observation;
 use board::{Board, SessionEnd, shared_run};
 use events::{Matcher, Rules, Seen};
 use futures_util::{SinkExt, StreamExt};
@@ -365,13 +366,13 @@ pub async fn probe(spec: &GoldenPathSpec, trace: &Trace) -> Result<Outcome, Prob
     if let Some(e) = first_error {
         return Err(e);
     }
-    let mut obs = trace.golden().unwrap_or_default();
+    let mut obs = trace.observations().golden().cloned().unwrap_or_default();
     // Every session finished; a failure now belongs to the event step all the same.
     if let Some((a, b, thread, events)) = shared_run(&ends) {
         // Two sessions took the same run for theirs: the second one's events were another
         // session's, whatever its thread check said.
         obs.crosstalk += events;
-        trace.set_golden(obs);
+        trace.observe(Observation::Golden(obs));
         trace.enter(Phase::Events);
         return Err(ProbeError::new(
             Reason::Crosstalk,

@@ -15,6 +15,7 @@ pub mod patterns;
 
 use super::{Outcome, ProbeError, Reason, Trace};
 use crate::config::types::PositiveDuration;
+use crate::probe::Observation;
 use patterns::{Matcher, Pattern, PatternName, Window};
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -204,7 +205,8 @@ impl Ctx<'_> {
     /// after the counts changed and before the next await, so that a run cut at its timeout
     /// still reports everything its reads were counted for.
     pub fn publish(&self, counts: &mut Counts) {
-        self.trace.set_logs(counts.obs(self.names, now_ms()));
+        self.trace
+            .observe(Observation::Logs(counts.obs(self.names, now_ms())));
     }
 }
 
