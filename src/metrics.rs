@@ -7,6 +7,7 @@
 pub mod gcp;
 pub mod histograms;
 pub mod logs;
+pub mod pg_connections;
 pub mod rootcause;
 
 use crate::probe::RunResult;
@@ -245,6 +246,7 @@ pub struct Metrics {
     pub gcp: gcp::GcpMetrics,
     /// `pathwatch_log_*` (metrics/logs.rs).
     pub logs: logs::LogMetrics,
+    pub pg_connections: pg_connections::PgConnectionMetrics,
     pub root_causes: rootcause::RootCauseMetrics,
 }
 
@@ -313,6 +315,7 @@ impl Metrics {
             encode_seconds: Gauge::default(),
             gcp: gcp::GcpMetrics::default(),
             logs: logs::LogMetrics::default(),
+            pg_connections: pg_connections::PgConnectionMetrics::default(),
             root_causes: rootcause::RootCauseMetrics::default(),
         }
     }
@@ -498,6 +501,7 @@ impl Metrics {
         );
         m.gcp.register(r);
         m.logs.register(r);
+        m.pg_connections.register(r);
         m.root_causes.register(r);
         m.build_info
             .get_or_create(&BuildLabels {
@@ -648,6 +652,9 @@ impl Metrics {
         }
         self.gcp.record(probe, kind, run.observations.gcp());
         self.logs.record(probe, run.observations.logs());
+        if let Some(c) = run.observations.pg_connections() {
+            self.pg_connections.record(probe, c);
+        }
         if let Some(obs) = run.observations.startup() {
             let name = NameLabels {
                 probe: probe.to_string(),
@@ -670,7 +677,7 @@ impl Metrics {
                     probe: probe.to_string(),
                     transport,
                 },
-                secs,
+                run.session_seconds(),
                 exemplar(run),
             );
         }
@@ -769,6 +776,7 @@ impl Metrics {
             probe: probe.clone(),
             kind,
         };
+        self.pg_connections.forget(&probe);
         self.probe_success.remove(&labels);
         self.probe_consecutive_failures.remove(&labels);
         self.probe_timed_out.remove(&labels);

@@ -7,6 +7,7 @@ pub mod golden;
 pub mod http;
 pub mod logs;
 pub mod observation;
+pub mod pg_connections;
 pub mod postgres;
 pub mod redis;
 pub mod result;
