@@ -398,7 +398,7 @@ fn every_alert_pages_and_resolves_through_prometheus_and_alertmanager() {
         cloud.http("")
     );
     a_yaml += &format!(
-        "  - name: backend-logs\n    kind: logs\n    patterns:\n      db_socket_failed: 'socket connection to /cloudsql/.*/\\.s\\.PGSQL\\.5432 failed'\n      ws_failed: 'Cannot establish WebSocket connection'\n    file: {{ path: \"{}\" }}\n",
+        "  - name: backend-logs\n    kind: logs\n    patterns:\n      db_socket_failed: 'socket connection to /cloudsql/.*/\\.s\\.PGSQL\\.5432 failed'\n      ws_failed: 'Cannot establish WebSocket connection'\n      container_exit: 'Container called exit\\(([0-9]+)\\)'\n    file: {{ path: \"{}\" }}\n",
         log.display()
     );
     a_yaml += &format!(
@@ -592,7 +592,7 @@ fn every_alert_pages_and_resolves_through_prometheus_and_alertmanager() {
     });
     std::fs::write(
         &log,
-        "ERROR socket connection to /cloudsql/p:r:i/.s.PGSQL.5432 failed: timeout expired\nERROR Cannot establish WebSocket connection\n",
+        "ERROR socket connection to /cloudsql/p:r:i/.s.PGSQL.5432 failed: timeout expired\nERROR Cannot establish WebSocket connection\nWARNING Container called exit(3).\n",
     )
     .expect("append the log line");
     // B restarts while its targets are healthy (the hang only matters to b-pg-hang), with an
@@ -855,6 +855,14 @@ fn every_alert_pages_and_resolves_through_prometheus_and_alertmanager() {
         "log lines",
         "PathwatchDatabaseSocketErrorsInLogs",
         a_label("probe", "backend-logs"),
+        Page,
+        t1,
+        t1,
+    );
+    add(
+        "log lines",
+        "PathwatchContainerExited",
+        a_label("pattern", "container_exit"),
         Page,
         t1,
         t1,
