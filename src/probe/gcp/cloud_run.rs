@@ -11,7 +11,7 @@ use super::{GcpObs, Prepared, classify_state, show, state_error};
 use crate::config::types::Secret;
 use crate::gcp::CredentialsSpec;
 use crate::probe::Observation;
-use crate::probe::{Outcome, ProbeError, Reason, Trace};
+use crate::probe::{Outcome, ProbeError, Trace};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
@@ -357,27 +357,15 @@ pub async fn probe(spec: &CloudRunSpec, trace: &Trace) -> Result<Outcome, ProbeE
     trace.observe(Observation::Gcp(obs.clone()));
     let state = state?;
     let unmet: Vec<String> = checks.iter().filter(|c| !c.met).map(describe).collect();
-    let unmet_text = format!(
-        "{} of {} expectations unmet: {}",
-        unmet.len(),
-        checks.len(),
-        unmet.join("; ")
-    );
-    if state != HEALTHY {
+    let down = (state != HEALTHY).then(|| {
         let mut e = state_error("service", raw_state, state, HEALTHY);
         if let Some(why) = cond.and_then(|c| c.revision_reason.as_deref().or(c.reason.as_deref())) {
             e.detail
                 .push_str(&format!(" (reason {})", super::enum_label(why)));
         }
-        if !unmet.is_empty() {
-            e.detail.push_str("; also ");
-            e.detail.push_str(&unmet_text);
-        }
-        return Err(e);
-    }
-    if !unmet.is_empty() {
-        return Err(ProbeError::new(Reason::Expectation, unmet_text));
-    }
+        e
+    });
+    super::verdict(down, &unmet, checks.len())?;
     let mut facts = vec![("state", state.to_string())];
     if let Some(r) = &svc.latest_ready_revision {
         facts.push(("latest_ready_revision", show(r)));

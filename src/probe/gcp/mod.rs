@@ -286,6 +286,33 @@ pub(crate) fn classify_state(
     Ok(state)
 }
 
+/// The verdict on a resource that was read: an unhealthy state fails the run, with the unmet
+/// expectations appended so a wrong sizing or wiring is not hidden behind the state; else any
+/// unmet expectation fails it with `expectation` (`2 of 3 expectations unmet: a; b`).
+pub(crate) fn verdict(
+    state: Option<ProbeError>,
+    unmet: &[String],
+    total: usize,
+) -> Result<(), ProbeError> {
+    let text = (!unmet.is_empty()).then(|| {
+        format!(
+            "{} of {total} expectations unmet: {}",
+            unmet.len(),
+            unmet.join("; ")
+        )
+    });
+    match (state, text) {
+        (Some(mut e), Some(t)) => {
+            e.detail.push_str("; also ");
+            e.detail.push_str(&t);
+            Err(e)
+        }
+        (Some(e), None) => Err(e),
+        (None, Some(t)) => Err(ProbeError::new(Reason::Expectation, t)),
+        (None, None) => Ok(()),
+    }
+}
+
 /// The error for a state that is not the healthy one.
 pub(crate) fn state_error(what: &str, raw: Option<&str>, state: &str, healthy: &str) -> ProbeError {
     let detail = if state == UNRECOGNIZED {

@@ -4,7 +4,7 @@
 use super::{ConnectorSize, GcpObs, Prepared, classify_state, state_error};
 use crate::gcp::CredentialsSpec;
 use crate::probe::Observation;
-use crate::probe::{Outcome, ProbeError, Reason, Trace};
+use crate::probe::{Outcome, ProbeError, Trace};
 use serde::Deserialize;
 use std::sync::OnceLock;
 
@@ -157,12 +157,6 @@ pub async fn probe(spec: &VpcConnectorSpec, trace: &Trace) -> Result<Outcome, Pr
             )
         })
         .collect();
-    let unmet_text = format!(
-        "{} of {} expectations unmet: {}",
-        unmet.len(),
-        checks.len(),
-        unmet.join("; ")
-    );
     obs.connector = Some(ConnectorSize {
         min_instances: c.min_instances,
         max_instances: c.max_instances,
@@ -179,18 +173,9 @@ pub async fn probe(spec: &VpcConnectorSpec, trace: &Trace) -> Result<Outcome, Pr
     );
     trace.observe(Observation::Gcp(obs.clone()));
     let state = state?;
-    if state != HEALTHY {
-        let mut e = state_error("connector", c.state.as_deref(), state, HEALTHY);
-        // A resized connector that is also down must not hide the sizing behind the state.
-        if !unmet.is_empty() {
-            e.detail.push_str("; also ");
-            e.detail.push_str(&unmet_text);
-        }
-        return Err(e);
-    }
-    if !unmet.is_empty() {
-        return Err(ProbeError::new(Reason::Expectation, unmet_text));
-    }
+    let down =
+        (state != HEALTHY).then(|| state_error("connector", c.state.as_deref(), state, HEALTHY));
+    super::verdict(down, &unmet, checks.len())?;
     let num = |v: Option<f64>| v.map_or_else(|| "-".to_string(), |n| n.to_string());
     let mut facts = vec![
         ("state", state.to_string()),
