@@ -1,17 +1,23 @@
 //! The metric families of the contract in DESIGN.md, registered once, updated by the runner.
+//! This file holds what every run has (success, duration, phases, reasons), the incident and
+//! self families; each kind's observations have their families in a module of their own
+//! behind [`kinds::KindMetrics`], so nothing here names a kind's observation.
 //!
 //! Scrapes only encode what is here; they never run probes. Label sets are typed structs
 //! whose values are configured probe names or closed enums, so cardinality is bounded by
 //! the config.
 
 pub mod gcp;
+pub mod golden;
 pub mod histograms;
+pub mod http;
+pub mod kinds;
 pub mod logs;
 pub mod rootcause;
+pub mod startup;
 
 use crate::probe::RunResult;
-use crate::probe::golden::GoldenObs;
-use crate::probe::{Kind, Phase, PhaseTimings, Reason, Transport, label_enum};
+use crate::probe::{Kind, Phase, PhaseTimings, Reason, Transport};
 use histograms::{HistogramFamily, LabelText, push_pair};
 use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
 use prometheus_client::metrics::counter::Counter;
@@ -108,46 +114,6 @@ pub struct DbLabels {
     pub transport: Transport,
 }
 
-label_enum!(
-    /// The `step` label of golden-path failures: where the user's path broke.
-    Step {
-        Login => "login",
-        Connect => "connect",
-        Handshake => "handshake",
-        Send => "send",
-        Event => "event",
-        Close => "close",
-    }
-);
-
-impl Step {
-    /// The user-level step a phase belongs to (resolve, connect and TLS are all "connect").
-    pub fn of(phase: Phase) -> Step {
-        match phase {
-            Phase::Login => Step::Login,
-            Phase::Handshake => Step::Handshake,
-            Phase::Send => Step::Send,
-            Phase::Events => Step::Event,
-            Phase::Close => Step::Close,
-            _ => Step::Connect,
-        }
-    }
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct EventLabels {
-    pub probe: String,
-    /// A configured event type: bounded by the config.
-    pub event: String,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct StepLabels {
-    pub probe: String,
-    pub step: Step,
-    pub reason: Reason,
-}
-
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct IncidentLabels {
     pub incident: String,
@@ -212,18 +178,6 @@ pub struct Metrics {
     pub probe_phase_duration: Family<PhaseLabels, FloatGauge>,
     pub probe_last_run: Family<NameLabels, FloatGauge>,
     pub db_connect: Histograms<DbLabels>,
-    pub http_status: Family<NameLabels, Gauge>,
-    pub golden_seconds: Histograms<NameLabels>,
-    pub golden_delivered: Family<NameLabels, Gauge>,
-    pub golden_expected: Family<NameLabels, Gauge>,
-    pub golden_event_seconds: Family<EventLabels, FloatGauge>,
-    pub golden_crosstalk: Family<NameLabels, Counter>,
-    pub golden_duplicates: Family<NameLabels, Counter>,
-    pub golden_unexpected: Family<NameLabels, Counter>,
-    pub golden_failures: Family<StepLabels, Counter>,
-    pub startup_seconds: Family<NameLabels, FloatGauge>,
-    pub startup_in_progress: Family<NameLabels, Gauge>,
-    pub startup_unhealthy: Family<NameLabels, Counter>,
     pub incident_status: Family<IncidentLabels, Gauge>,
     pub incident_changes: Family<IncidentLabels, Counter>,
     pub incident_last_change: Family<IncidentLabels, FloatGauge>,
@@ -241,10 +195,8 @@ pub struct Metrics {
     pub scheduler_lateness: Histogram,
     /// How long the previous `/metrics` answer took to encode.
     pub encode_seconds: FloatGauge,
-    /// `pathwatch_gcp_*` (metrics/gcp.rs).
-    pub gcp: gcp::GcpMetrics,
-    /// `pathwatch_log_*` (metrics/logs.rs).
-    pub logs: logs::LogMetrics,
+    /// The families of each kind's observations (metrics/kinds.rs).
+    pub kinds: kinds::KindFamilies,
     pub root_causes: rootcause::RootCauseMetrics,
 }
 
@@ -260,7 +212,9 @@ impl Metrics {
     pub fn encode_histograms(&self, out: &mut String) {
         self.probe_run_duration.encode(out);
         self.db_connect.encode(out);
-        self.golden_seconds.encode(out);
+        for k in self.kinds.all() {
+            k.encode_histograms(out);
+        }
     }
 
     /// The families, unregistered: what a run records into.
@@ -283,21 +237,6 @@ impl Metrics {
                 "db_connect",
                 "Time to a usable database session (connect, TLS, auth and first query); runs that fail fast are not observed, runs cut at the timeout are",
             ),
-            http_status: Family::default(),
-            golden_seconds: duration_histogram(
-                "golden_path",
-                "Login to the final agent event; runs cut at the timeout are observed at it",
-            ),
-            golden_delivered: Family::default(),
-            golden_expected: Family::default(),
-            golden_event_seconds: Family::default(),
-            golden_crosstalk: Family::default(),
-            golden_duplicates: Family::default(),
-            golden_unexpected: Family::default(),
-            golden_failures: Family::default(),
-            startup_seconds: Family::default(),
-            startup_in_progress: Family::default(),
-            startup_unhealthy: Family::default(),
             incident_status: Family::default(),
             incident_changes: Family::default(),
             incident_last_change: Family::default(),
@@ -311,8 +250,7 @@ impl Metrics {
             config_invalid_entries: Gauge::default(),
             scheduler_lateness: Histogram::new(LATENESS_BUCKETS.iter().copied()),
             encode_seconds: Gauge::default(),
-            gcp: gcp::GcpMetrics::default(),
-            logs: logs::LogMetrics::default(),
+            kinds: kinds::KindFamilies::new(),
             root_causes: rootcause::RootCauseMetrics::default(),
         }
     }
@@ -370,63 +308,9 @@ impl Metrics {
             Unit::Seconds,
             m.probe_last_run.clone(),
         );
-        r.register(
-            "http_status_code",
-            "Status code of the last HTTP response (0 when none arrived)",
-            m.http_status.clone(),
-        );
-        r.register(
-            "golden_path_events_delivered",
-            "Expected agent events delivered in the last run (in every session)",
-            m.golden_delivered.clone(),
-        );
-        r.register(
-            "golden_path_events_expected",
-            "Agent events the golden path expects",
-            m.golden_expected.clone(),
-        );
-        r.register_with_unit(
-            "golden_path_event",
-            "Time from sending the message to each event in the last run (absent if not seen)",
-            Unit::Seconds,
-            m.golden_event_seconds.clone(),
-        );
-        r.register(
-            "golden_path_crosstalk_events",
-            "Events that reached a session they did not belong to",
-            m.golden_crosstalk.clone(),
-        );
-        r.register(
-            "golden_path_duplicate_events",
-            "Expected events received more than once",
-            m.golden_duplicates.clone(),
-        );
-        r.register(
-            "golden_path_unexpected_events",
-            "Frames that were not an expected or ignored event (other types, non-JSON, binary)",
-            m.golden_unexpected.clone(),
-        );
-        r.register(
-            "golden_path_failures",
-            "Failed golden-path runs by the step that broke and why",
-            m.golden_failures.clone(),
-        );
-        r.register_with_unit(
-            "startup",
-            "Last measured time from a start of the service to its first healthy answer",
-            Unit::Seconds,
-            m.startup_seconds.clone(),
-        );
-        r.register(
-            "startup_in_progress",
-            "1 while the service is starting (polled fast), else 0",
-            m.startup_in_progress.clone(),
-        );
-        r.register(
-            "startup_unhealthy_answers",
-            "Unhealthy answers (e.g. 503) received while the service was starting",
-            m.startup_unhealthy.clone(),
-        );
+        for k in m.kinds.all() {
+            k.register(r);
+        }
         r.register(
             "incident_status",
             "Incident status: 0 resolved, 1 present, 2 unknown (no or stale data)",
@@ -496,8 +380,6 @@ impl Metrics {
             Unit::Seconds,
             m.encode_seconds.clone(),
         );
-        m.gcp.register(r);
-        m.logs.register(r);
         m.root_causes.register(r);
         m.build_info
             .get_or_create(&BuildLabels {
@@ -534,7 +416,7 @@ impl Metrics {
         registry.register(
             "http_status_code",
             "Status code of the HTTP response (0 when none arrived)",
-            m.http_status.clone(),
+            m.kinds.http.status.clone(),
         );
         m
     }
@@ -564,29 +446,9 @@ impl Metrics {
         // show no increase): they exist at 0 before the first run.
         let _ = self.probe_consecutive_failures.get_or_create(&labels);
         let _ = self.probe_timed_out.get_or_create(&labels);
-        if kind == Kind::Startup {
-            let name = NameLabels {
-                probe: probe.to_string(),
-            };
-            let _ = self.startup_unhealthy.get_or_create(&name);
-            self.startup_in_progress.get_or_create(&name).set(1);
+        for k in self.kinds.all() {
+            k.init_probe(p);
         }
-        if kind == Kind::GoldenPath {
-            let name = NameLabels {
-                probe: probe.to_string(),
-            };
-            let _ = self.golden_seconds.get_or_create(&name);
-            let _ = self.golden_crosstalk.get_or_create(&name);
-            let _ = self.golden_duplicates.get_or_create(&name);
-            let _ = self.golden_unexpected.get_or_create(&name);
-            if let crate::probe::ProbeSpec::GoldenPath(g) = &p.spec {
-                self.golden_expected
-                    .get_or_create(&name)
-                    .set(g.events.len() as i64);
-            }
-        }
-        self.gcp.init_probe(probe, kind);
-        self.logs.init_probe(p);
     }
 
     /// Records one finished run.
@@ -636,31 +498,8 @@ impl Metrics {
                 probe: probe.to_string(),
             })
             .set(run.finished_unix_seconds);
-        if matches!(kind, Kind::Http | Kind::Startup) {
-            self.http_status
-                .get_or_create(&NameLabels {
-                    probe: probe.to_string(),
-                })
-                .set(i64::from(run.observations.http_status().unwrap_or(0)));
-        }
-        if kind == Kind::GoldenPath {
-            self.record_golden(probe, run, reason);
-        }
-        self.gcp.record(probe, kind, run.observations.gcp());
-        self.logs.record(probe, run.observations.logs());
-        if let Some(obs) = run.observations.startup() {
-            let name = NameLabels {
-                probe: probe.to_string(),
-            };
-            if let Some(secs) = obs.seconds {
-                self.startup_seconds.get_or_create(&name).set(secs);
-            }
-            self.startup_in_progress
-                .get_or_create(&name)
-                .set(i64::from(obs.in_progress));
-            self.startup_unhealthy
-                .get_or_create(&name)
-                .inc_by(obs.unhealthy_answers);
+        for k in self.kinds.all() {
+            k.record(probe, kind, run);
         }
         if let Some(transport) = transport
             && (ok || reason == Reason::Timeout)
@@ -673,90 +512,6 @@ impl Metrics {
                 secs,
                 exemplar(run),
             );
-        }
-    }
-
-    /// A golden-path run that failed before the events (login, connect, handshake) delivered
-    /// none: `events_delivered` drops to 0 and the per-event times of an earlier run go, so
-    /// no gauge shows a previous run's values as if they were this one's.
-    pub fn golden_events_not_reached(&self, probe: &str, events: &[String]) {
-        self.golden_delivered
-            .get_or_create(&NameLabels {
-                probe: probe.to_string(),
-            })
-            .set(0);
-        for event in events {
-            self.golden_event_seconds.remove(&EventLabels {
-                probe: probe.to_string(),
-                event: event.clone(),
-            });
-        }
-    }
-
-    fn record_golden(&self, probe: &str, run: &RunResult, reason: Reason) {
-        let name = NameLabels {
-            probe: probe.to_string(),
-        };
-        if let Some(obs) = run.observations.golden() {
-            self.set_golden_events(probe, obs);
-        }
-        if let Some(total) = run
-            .observations
-            .golden()
-            .and_then(|g| g.total)
-            .filter(|_| run.ok())
-        {
-            self.golden_seconds
-                .observe(&name, total.as_secs_f64(), exemplar(run));
-        } else if reason == Reason::Timeout {
-            self.golden_seconds
-                .observe(&name, run.duration.as_secs_f64(), exemplar(run));
-        }
-        if let (false, Some(phase)) = (run.ok(), run.failed_phase) {
-            self.golden_failures
-                .get_or_create(&StepLabels {
-                    probe: probe.to_string(),
-                    step: Step::of(phase),
-                    reason,
-                })
-                .inc();
-        }
-    }
-
-    fn set_golden_events(&self, probe: &str, obs: &GoldenObs) {
-        let name = NameLabels {
-            probe: probe.to_string(),
-        };
-        self.golden_delivered
-            .get_or_create(&name)
-            .set(obs.delivered() as i64);
-        self.golden_expected
-            .get_or_create(&name)
-            .set(obs.expected.len() as i64);
-        self.golden_crosstalk
-            .get_or_create(&name)
-            .inc_by(obs.crosstalk);
-        self.golden_duplicates
-            .get_or_create(&name)
-            .inc_by(obs.duplicates);
-        self.golden_unexpected
-            .get_or_create(&name)
-            .inc_by(obs.unexpected);
-        for (event, arrived) in obs.expected.iter().zip(&obs.arrived) {
-            let labels = EventLabels {
-                probe: probe.to_string(),
-                event: event.clone(),
-            };
-            match arrived {
-                Some(d) => {
-                    self.golden_event_seconds
-                        .get_or_create(&labels)
-                        .set(d.as_secs_f64());
-                }
-                None => {
-                    self.golden_event_seconds.remove(&labels);
-                }
-            }
         }
     }
 
@@ -785,13 +540,6 @@ impl Metrics {
                     reason: *reason,
                 });
             }
-            for step in Step::ALL {
-                self.golden_failures.remove(&StepLabels {
-                    probe: probe.clone(),
-                    step: *step,
-                    reason: *reason,
-                });
-            }
         }
         for phase in Phase::ALL {
             self.probe_phase_duration.remove(&PhaseLabels {
@@ -810,26 +558,9 @@ impl Metrics {
             probe: probe.clone(),
         };
         self.probe_last_run.remove(&name);
-        self.http_status.remove(&name);
-        self.golden_seconds.remove(&name);
-        self.golden_delivered.remove(&name);
-        self.golden_expected.remove(&name);
-        self.golden_crosstalk.remove(&name);
-        self.golden_duplicates.remove(&name);
-        self.golden_unexpected.remove(&name);
-        self.startup_seconds.remove(&name);
-        self.startup_in_progress.remove(&name);
-        self.startup_unhealthy.remove(&name);
-        if let crate::probe::ProbeSpec::GoldenPath(g) = &p.spec {
-            for event in &g.events {
-                self.golden_event_seconds.remove(&EventLabels {
-                    probe: probe.clone(),
-                    event: event.clone(),
-                });
-            }
+        for k in self.kinds.all() {
+            k.forget_probe(p);
         }
-        self.gcp.forget_probe(&probe, kind);
-        self.logs.forget_probe(p);
     }
 
     /// Removes an incident's series (it left the config on reload).

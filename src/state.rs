@@ -155,7 +155,9 @@ impl State {
             (&probe.spec, run.observations.golden())
         {
             self.metrics
-                .golden_events_not_reached(&probe.name, &g.events);
+                .kinds
+                .golden
+                .events_not_reached(&probe.name, &g.events);
         }
         let run = Arc::new(run);
         let judging = self.incidents_judging(&probe.name);
