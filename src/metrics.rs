@@ -1,6 +1,6 @@
 //! The metric families of the contract in DESIGN.md, registered once, updated by the runner.
-//! This file holds what every run has (success, duration, phases, reasons), the incident and
-//! self families; each kind's observations have their families in a module of their own
+//! This file holds what every run has (success, duration, phases, reasons) and the self
+//! families; the incidents' are in [`incident`], and each kind's observations have their families in a module of their own
 //! behind [`kinds::KindMetrics`], so nothing here names a kind's observation.
 //!
 //! Scrapes only encode what is here; they never run probes. Label sets are typed structs
@@ -11,6 +11,7 @@ pub mod gcp;
 pub mod golden;
 pub mod histograms;
 pub mod http;
+pub mod incident;
 pub mod kinds;
 pub mod logs;
 pub mod rootcause;
@@ -115,23 +116,6 @@ pub struct DbLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct IncidentLabels {
-    pub incident: String,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct CriterionLabels {
-    pub incident: String,
-    pub criterion: String,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct IncidentProbeLabels {
-    pub incident: String,
-    pub probe: String,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct BuildLabels {
     pub version: String,
 }
@@ -178,15 +162,8 @@ pub struct Metrics {
     pub probe_phase_duration: Family<PhaseLabels, FloatGauge>,
     pub probe_last_run: Family<NameLabels, FloatGauge>,
     pub db_connect: Histograms<DbLabels>,
-    pub incident_status: Family<IncidentLabels, Gauge>,
-    pub incident_changes: Family<IncidentLabels, Counter>,
-    pub incident_last_change: Family<IncidentLabels, FloatGauge>,
-    pub criterion_met: Family<CriterionLabels, Gauge>,
-    /// 1 for each probe an incident's criteria judge: the incident alert carries the probe,
-    /// so Alertmanager can inhibit that probe's symptom alerts while the incident fires.
-    pub incident_probe: Family<IncidentProbeLabels, Gauge>,
-    pub criterion_value: Family<CriterionLabels, FloatGauge>,
-    pub criterion_threshold: Family<CriterionLabels, FloatGauge>,
+    /// `pathwatch_incident_*` (metrics/incident.rs).
+    pub incidents: incident::IncidentMetrics,
     pub build_info: Family<BuildLabels, Gauge>,
     pub config_reload_ok: Gauge,
     pub config_reload_time: FloatGauge,
@@ -237,13 +214,7 @@ impl Metrics {
                 "db_connect",
                 "Time to a usable database session (connect, TLS, auth and first query); runs that fail fast are not observed, runs cut at the timeout are",
             ),
-            incident_status: Family::default(),
-            incident_changes: Family::default(),
-            incident_last_change: Family::default(),
-            criterion_met: Family::default(),
-            incident_probe: Family::default(),
-            criterion_value: Family::default(),
-            criterion_threshold: Family::default(),
+            incidents: incident::IncidentMetrics::default(),
             build_info: Family::default(),
             config_reload_ok: Gauge::default(),
             config_reload_time: Gauge::default(),
@@ -311,42 +282,7 @@ impl Metrics {
         for k in m.kinds.all() {
             k.register(r);
         }
-        r.register(
-            "incident_status",
-            "Incident status: 0 resolved, 1 present, 2 unknown (no or stale data)",
-            m.incident_status.clone(),
-        );
-        r.register(
-            "incident_status_changes",
-            "Incident status transitions (alert on change)",
-            m.incident_changes.clone(),
-        );
-        r.register_with_unit(
-            "incident_last_change_timestamp",
-            "Unix time of the incident's last status change",
-            Unit::Seconds,
-            m.incident_last_change.clone(),
-        );
-        r.register(
-            "incident_criterion_met",
-            "Whether each resolution criterion holds on the latest result (absent: no data)",
-            m.criterion_met.clone(),
-        );
-        r.register(
-            "incident_probe",
-            "1 for each probe the incident's criteria judge",
-            m.incident_probe.clone(),
-        );
-        r.register(
-            "incident_criterion_value",
-            "The criterion's current value (seconds, events delivered, or 0/1)",
-            m.criterion_value.clone(),
-        );
-        r.register(
-            "incident_criterion_threshold",
-            "The criterion's bound (max_seconds, or the freshness bound in seconds)",
-            m.criterion_threshold.clone(),
-        );
+        m.incidents.register(r);
         r.register(
             "build_info",
             "pathwatch build information (always 1)",
@@ -560,105 +496,6 @@ impl Metrics {
         self.probe_last_run.remove(&name);
         for k in self.kinds.all() {
             k.forget_probe(p);
-        }
-    }
-
-    /// Removes an incident's series (it left the config on reload).
-    pub fn forget_incident(&self, spec: &crate::incident::IncidentSpec) {
-        let labels = IncidentLabels {
-            incident: spec.id.clone(),
-        };
-        self.incident_status.remove(&labels);
-        self.incident_changes.remove(&labels);
-        self.incident_last_change.remove(&labels);
-        for c in &spec.criteria {
-            let cl = CriterionLabels {
-                incident: spec.id.clone(),
-                criterion: c.name.clone(),
-            };
-            self.criterion_met.remove(&cl);
-            self.criterion_value.remove(&cl);
-            self.criterion_threshold.remove(&cl);
-            self.incident_probe.remove(&IncidentProbeLabels {
-                incident: spec.id.clone(),
-                probe: c.probe.clone(),
-            });
-        }
-    }
-
-    /// Creates an incident's series before its first evaluation: status unknown.
-    pub fn init_incident(&self, spec: &crate::incident::IncidentSpec) {
-        let labels = IncidentLabels {
-            incident: spec.id.clone(),
-        };
-        self.incident_status.get_or_create(&labels).set(2);
-        let _ = self.incident_changes.get_or_create(&labels);
-        for c in &spec.criteria {
-            self.incident_probe
-                .get_or_create(&IncidentProbeLabels {
-                    incident: spec.id.clone(),
-                    probe: c.probe.clone(),
-                })
-                .set(1);
-            if let Some(bound) = c.max_seconds {
-                self.criterion_threshold
-                    .get_or_create(&CriterionLabels {
-                        incident: spec.id.clone(),
-                        criterion: c.name.clone(),
-                    })
-                    .set(bound);
-            }
-        }
-    }
-
-    pub fn record_incident(
-        &self,
-        spec: &crate::incident::IncidentSpec,
-        eval: &crate::incident::Evaluation,
-        tracked: &crate::incident::Tracked,
-    ) {
-        let labels = IncidentLabels {
-            incident: spec.id.clone(),
-        };
-        self.incident_status
-            .get_or_create(&labels)
-            .set(eval.status.value());
-        let changes = self.incident_changes.get_or_create(&labels);
-        // The counter follows the tracked count (it only grows).
-        let seen = changes.get();
-        if tracked.changes > seen {
-            changes.inc_by(tracked.changes - seen);
-        }
-        drop(changes);
-        if tracked.changes > 0 {
-            self.incident_last_change
-                .get_or_create(&labels)
-                .set(tracked.last_change_unix);
-        }
-        for c in &eval.criteria {
-            let cl = CriterionLabels {
-                incident: spec.id.clone(),
-                criterion: c.name.clone(),
-            };
-            match c.met {
-                Some(met) => {
-                    self.criterion_met.get_or_create(&cl).set(i64::from(met));
-                }
-                None => {
-                    self.criterion_met.remove(&cl);
-                }
-            }
-            match c.value {
-                Some(v) => {
-                    self.criterion_value.get_or_create(&cl).set(v);
-                }
-                None => {
-                    self.criterion_value.remove(&cl);
-                }
-            }
-            if let Some(t) = c.threshold {
-                self.criterion_threshold.get_or_create(&cl).set(t);
-            }
         }
     }
 

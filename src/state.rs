@@ -95,7 +95,7 @@ impl State {
             .map(|p| (p.name.clone(), ProbeEntry::new(p)))
             .collect();
         for inc in &config.incidents {
-            metrics.init_incident(inc);
+            metrics.incidents.init(inc);
         }
         let graph = graph_of(config);
         let members: Vec<String> = graph.keys().cloned().collect();
@@ -240,7 +240,7 @@ impl State {
                     .find(|n| n.id == o.id)
                     .is_some_and(|n| format!("{n:?}") == format!("{o:?}"));
                 if !same {
-                    self.metrics.forget_incident(o);
+                    self.metrics.incidents.forget(o);
                 }
                 if !new.incidents.iter().any(|n| n.id == o.id) {
                     tracked.remove(&o.id);
@@ -252,7 +252,7 @@ impl State {
                     .iter()
                     .any(|o| format!("{n:?}") == format!("{o:?}"));
                 if !known {
-                    self.metrics.init_incident(n);
+                    self.metrics.incidents.init(n);
                 }
             }
         }
@@ -309,7 +309,7 @@ impl State {
                 }
             }
         }
-        self.metrics.record_incident(spec, &eval, t);
+        self.metrics.incidents.record(spec, &eval, t);
         t.evaluation = Some(eval);
     }
 
