@@ -1,7 +1,8 @@
 //! The metric families of the contract in DESIGN.md, registered once, updated by the runner.
 //! This file holds what every run has (success, duration, phases, reasons) and the self
-//! families; the incidents' are in [`incident`], and each kind's observations have their families in a module of their own
-//! behind [`kinds::KindMetrics`], so nothing here names a kind's observation.
+//! families; the incidents' are in [`incident`], and each kind's observations have their
+//! families in a module of their own behind [`kinds::KindMetrics`], so nothing here names
+//! a kind's observation.
 //!
 //! Scrapes only encode what is here; they never run probes. Label sets are typed structs
 //! whose values are configured probe names or closed enums, so cardinality is bounded by
