@@ -267,6 +267,12 @@ def startup():
         panel(timeseries.Panel(), "HTTP checks: time by phase", (0, 17, 24, 8),
               q('pathwatch_probe_phase_duration_seconds{kind="http"}', "{{probe}} {{phase}}"),
               unit="s"),
+        panel(last_value(stat.Panel()), "Last container exit code", (0, 25, 24, 5),
+              q('pathwatch_log_pattern_last_value{pattern="container_exit"}', "{{probe}}"),
+              description="The code of the last 'Container called exit(N).' line in the service's "
+                          "logs (a logs probe's container_exit pattern): 3 is the incident's "
+                          "'Application startup failed. Exiting.'")
+        .thresholds(steps((None, "green"), (1, "red"))),
     ])
 
 
@@ -276,7 +282,7 @@ def infrastructure():
               q("pathwatch_gcp_resource_state == 1", "{{probe}}: {{state}}"),
               description="The state the API reports: VPC connector READY and Cloud SQL RUNNABLE "
                           "are healthy."),
-        met_table(panel(table.Panel(), "Cloud Run expectations (configuration drift)", (0, 7, 12, 8),
+        met_table(panel(table.Panel(), "GCP expectations (Cloud Run drift, connector sizing)", (0, 7, 12, 8),
                         q("pathwatch_gcp_expectation_met", instant=True, fmt=PromQueryFormat.TABLE)),
                   {"Value": "met"}),
         panel(timeseries.Panel(), "VPC connector instances", (12, 7, 12, 8),

@@ -215,6 +215,7 @@ probes:
       db_socket_failed: 'socket connection to /cloudsql/.*/\.s\.PGSQL\.5432 failed'
       vpc_unreachable: 'Cloud SQL instance not accessible through VPC connector'
       startup_failed: 'Application startup failed\. Exiting\.'
+      container_exit: 'Container called exit\(([0-9]+)\)'
       db_phase: 'PHASE COMPLETED: DATABASE \(([0-9.]+)s\)'
     cloud_logging:
       project: {PROJECT}

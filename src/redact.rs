@@ -31,7 +31,7 @@ static USER_INFO: LazyLock<regex::Regex> = LazyLock::new(|| {
 
 static SECRET_QUERY: LazyLock<regex::Regex> = LazyLock::new(|| {
     regex::Regex::new(
-        r"(?i)([?&;][a-z0-9_.\-]*(?:token|key|secret|password|passwd|pwd|sig|signature|auth|credential)[a-z0-9_.\-]*=)[^&;#\s\x22']+",
+        r"(?i)([?&;][a-z0-9_.\-]*(?:token|key|secret|password|passwd|pwd|sig|signature|auth|credential)[a-z0-9_.\-]*=)[^&;#\s\x22'()<>\[\],]+",
     )
     .expect("valid regex")
 });
@@ -197,6 +197,13 @@ mod tests {
             "?api_key=<redacted>&sig=<redacted>"
         );
         assert_eq!(redact("http://db:5432/x?q=1"), "http://db:5432/x?q=1");
+        // reqwest quotes the URL in its errors: a login URL's key stays out of them.
+        assert_eq!(
+            redact(
+                "error decoding response body for url (https://login.example/auth?apikey=abc123)"
+            ),
+            "error decoding response body for url (https://login.example/auth?apikey=<redacted>)"
+        );
     }
 
     #[test]

@@ -288,9 +288,7 @@ impl State {
         };
         let previous = t.status;
         if eval.status != previous {
-            t.status = eval.status;
-            t.changes += 1;
-            t.last_change_unix = now;
+            t.record_change(&eval, now);
             let root_cause = self.root_cause_line();
             notify::log_change(spec, &eval, previous, root_cause.as_deref());
             if let Some(hook) = &spec.webhook {

@@ -36,6 +36,9 @@ pub struct IncidentView {
     /// The same progress as text, for people reading the JSON.
     pub progress: Option<String>,
     pub criteria: Vec<CriterionResult>,
+    /// Every status change since pathwatch started (bounded), oldest first: when, from, to,
+    /// and the criteria whose verdict moved, with their values then.
+    pub timeline: Vec<crate::incident::Change>,
 }
 
 #[derive(Serialize)]
@@ -72,6 +75,7 @@ pub fn snapshot(state: &State) -> Snapshot {
                 .as_ref()
                 .and_then(|e| e.resolving)
                 .map(|p| p.text()),
+            timeline: t.timeline.iter().cloned().collect(),
             criteria: t.evaluation.map(|e| e.criteria).unwrap_or_default(),
         })
         .collect();
@@ -126,6 +130,8 @@ h2{margin:.1em 0 .4em;font-size:1.15em}.badge{display:inline-block;padding:.1em 
 table{border-collapse:collapse;width:100%}th,td{text-align:left;padding:.3em .5em;border-bottom:1px solid #8883;vertical-align:middle}
 th{font-weight:600;font-size:.85em;opacity:.8}td.num{font-variant-numeric:tabular-nums;white-space:nowrap}.detail{font-size:.85em;opacity:.85;max-width:40em}
 svg.spark{width:8em;height:1.6em}.muted{opacity:.7;font-size:.9em}
+.timeline svg{width:100%;height:.9em;display:block;margin-top:.6em;border-radius:3px}.timeline ol{margin:.3em 0 0;padding-left:1.6em;font-size:.85em}
+rect.RESOLVED{fill:var(--ok)}rect.PRESENT{fill:var(--bad)}rect.UNKNOWN{fill:var(--unk)}
 .rootcause{margin:0;padding:.7em 1em;border-radius:10px;background:var(--bad);color:#fff;font-weight:700;font-size:1.1em}
 @media (max-width:640px){.w{display:none}svg.spark{width:5em}td.num{white-space:normal}}
 ";
@@ -201,7 +207,74 @@ fn incident(out: &mut String, inc: &IncidentView, now: f64) {
             c.reason.map(|r| r.as_str()).unwrap_or(""),
         );
     }
-    out.push_str("</table></section>");
+    out.push_str("</table>");
+    timeline(out, inc, now);
+    out.push_str("</section>");
+}
+
+/// Changes listed under the strip; the JSON has them all.
+const TIMELINE_LISTED: usize = 12;
+
+/// The incident's status over time as one strip (a segment per status, from the first change
+/// to now), and its latest changes with the criteria that moved: the postmortem's timeline.
+fn timeline(out: &mut String, inc: &IncidentView, now: f64) {
+    let Some(first) = inc.timeline.first() else {
+        return;
+    };
+    let (start, w) = (first.at_unix, 1000.0);
+    let span = (now - start).max(1.0);
+    let x = |t: f64| ((t - start) / span * w).clamp(0.0, w);
+    let mut strip = String::new();
+    for (i, c) in inc.timeline.iter().enumerate() {
+        let end = inc.timeline.get(i + 1).map_or(now, |n| n.at_unix);
+        let _ = write!(
+            strip,
+            "<rect class={} x=\"{:.1}\" y=0 width=\"{:.1}\" height=12><title>{} from {}</title></rect>",
+            c.to.word(),
+            x(c.at_unix),
+            (x(end) - x(c.at_unix)).max(1.0),
+            c.to.word(),
+            clock(c.at_unix),
+        );
+    }
+    let _ = write!(
+        out,
+        "<div class=timeline><svg viewBox=\"0 0 {w} 12\" preserveAspectRatio=none role=img \
+         aria-label=\"status since {}\">{strip}</svg><div class=muted>since {} · now</div><ol reversed>",
+        clock(start),
+        clock(start),
+    );
+    for c in inc.timeline.iter().rev().take(TIMELINE_LISTED) {
+        let moved: Vec<String> = c
+            .criteria
+            .iter()
+            .map(|(name, met, shown)| {
+                let verdict = match met {
+                    Some(true) => "PASS",
+                    Some(false) => "FAIL",
+                    None => "no data",
+                };
+                format!("{} {verdict} ({})", esc(name), esc(shown))
+            })
+            .collect();
+        let _ = write!(
+            out,
+            "<li><span class=num>{}</span> {} &rarr; <span class=\"badge {}\">{}</span> {}</li>",
+            clock(c.at_unix),
+            c.from.word(),
+            c.to.word(),
+            c.to.word(),
+            moved.join("; "),
+        );
+    }
+    out.push_str("</ol></div>");
+}
+
+/// A unix time as RFC 3339 UTC to the second (what a postmortem quotes).
+fn clock(unix: f64) -> String {
+    let since = std::time::Duration::try_from_secs_f64(unix.max(0.0)).unwrap_or_default();
+    let t = std::time::UNIX_EPOCH + since;
+    humantime::format_rfc3339_seconds(t).to_string()
 }
 
 fn probes(out: &mut String, s: &Snapshot) {
@@ -221,11 +294,11 @@ fn probes(out: &mut String, s: &Snapshot) {
              <td>{reason}</td><td class=w>{step}</td><td class=\"num w\">{last}</td><td>{spark}</td><td class=\"detail w\">{detail}</td></tr>",
             name = esc(&p.name),
             kind = esc(&p.kind),
-            reason = p.reason.as_deref().unwrap_or(""),
+            reason = reason_cell(p, &s.judgement),
             step = p.failed_phase.as_deref().unwrap_or(""),
             last = p
                 .duration_seconds
-                .map(|d| format!("{d:.3} s"))
+                .map(crate::units::seconds)
                 .unwrap_or_default(),
             spark = sparkline(&p.history),
             detail = esc(p.detail.as_deref().unwrap_or("")),
@@ -234,7 +307,26 @@ fn probes(out: &mut String, s: &Snapshot) {
     out.push_str("</table></section>");
 }
 
-/// Recent durations as an SVG line; failed runs are red dots.
+/// A probe's reason, and what its failure follows from (depends_on): `refused · from
+/// vpc-connector`; a root cause says so.
+fn reason_cell(p: &ProbeView, j: &crate::incident::rootcause::Judgement) -> String {
+    let reason = esc(p.reason.as_deref().unwrap_or(""));
+    match j.blocked_by.get(&p.name) {
+        Some(causes) if !causes.is_empty() => format!(
+            "{reason} <span class=muted>· follows from {}</span>",
+            esc(&causes.join(", "))
+        ),
+        Some(_) => format!("{reason} <strong>· root cause</strong>"),
+        None => reason,
+    }
+}
+
+/// The smallest full scale of a sparkline: differences of microseconds (a loopback connect
+/// going from 0.2 to 0.9 ms) are noise a person should see as a flat line, not as spikes.
+const SPARK_MIN_SCALE: f64 = 0.010;
+
+/// Recent durations as an SVG line; failed runs are red dots. A single run is a short flat
+/// line with its dot, not a stray dot on its own.
 pub fn sparkline(history: &[(f64, bool)]) -> String {
     if history.is_empty() {
         return String::new();
@@ -243,7 +335,7 @@ pub fn sparkline(history: &[(f64, bool)]) -> String {
     let max = history
         .iter()
         .map(|(d, _)| *d)
-        .fold(f64::MIN_POSITIVE, f64::max);
+        .fold(SPARK_MIN_SCALE, f64::max);
     let step = if history.len() > 1 {
         w / (history.len() - 1) as f64
     } else {
@@ -255,6 +347,9 @@ pub fn sparkline(history: &[(f64, bool)]) -> String {
     for (i, (d, ok)) in history.iter().enumerate() {
         let (x, y) = point(i, *d);
         let _ = write!(line, "{x:.1},{y:.1} ");
+        if history.len() == 1 {
+            let _ = write!(line, "{w:.1},{y:.1} ");
+        }
         // A single run has no line to draw: show it as a dot.
         if !ok || history.len() == 1 {
             let fill = if *ok { "currentColor" } else { "#cf222e" };
@@ -265,9 +360,10 @@ pub fn sparkline(history: &[(f64, bool)]) -> String {
         }
     }
     format!(
-        "<svg class=spark viewBox=\"-3 0 {} {h}\" role=img aria-label=\"recent durations, max {max:.3} s\">\
+        "<svg class=spark viewBox=\"-3 0 {} {h}\" role=img aria-label=\"recent durations, scale {}\">\
          <polyline fill=none stroke=currentColor stroke-width=1.5 points=\"{}\"/>{dots}</svg>",
         w + 6.0,
+        crate::units::seconds(max),
         line.trim_end()
     )
 }
@@ -294,4 +390,45 @@ pub fn esc(s: &str) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sparkline;
+
+    /// The y coordinates of the polyline's points.
+    fn ys(svg: &str) -> Vec<f64> {
+        let points = svg
+            .split("points=\"")
+            .nth(1)
+            .and_then(|r| r.split('"').next())
+            .unwrap_or("");
+        points
+            .split_whitespace()
+            .filter_map(|p| p.split(',').nth(1)?.parse().ok())
+            .collect()
+    }
+
+    #[test]
+    fn microsecond_noise_stays_flat_and_a_real_jump_shows() {
+        // 0.2 ms to 0.9 ms on loopback: within 2 px of the bottom (the line is 24 px high).
+        let noise = sparkline(&[(0.0002, true), (0.0009, true), (0.0003, true)]);
+        assert!(ys(&noise).iter().all(|y| *y > 20.0), "{noise}");
+        assert!(noise.contains("scale 10 ms"), "{noise}");
+        // 10 ms to 2 s: the slow run reaches the top.
+        let jump = sparkline(&[(0.010, true), (2.0, false)]);
+        assert!(ys(&jump)[1] < 3.0, "{jump}");
+        assert!(
+            jump.contains("#cf222e"),
+            "a failed run is a red dot: {jump}"
+        );
+    }
+
+    #[test]
+    fn a_single_run_is_a_short_line_with_its_dot() {
+        let one = sparkline(&[(0.5, true)]);
+        assert_eq!(ys(&one).len(), 2, "{one}");
+        assert!(one.contains("<circle"), "{one}");
+        assert_eq!(sparkline(&[]), "");
+    }
 }

@@ -239,7 +239,10 @@ fn parse_text(
                     probes.push(p.config);
                 }
             }
-            Err((loc, probe, msg)) => errors.push(err(loc, Some(probe), msg)),
+            Err(all) => errors.extend(
+                all.into_iter()
+                    .map(|(loc, probe, msg)| err(loc, Some(probe), msg)),
+            ),
         }
     }
     // The dependency graph, checked as a whole: an unknown name or a cycle is an error at the
@@ -281,7 +284,10 @@ fn parse_text(
                 "duplicate incident id".into(),
             )),
             Ok(inc) => incidents.push(inc),
-            Err((loc, label, msg)) => errors.push(err(loc, Some(label), msg)),
+            Err(all) => errors.extend(
+                all.into_iter()
+                    .map(|(loc, label, msg)| err(loc, Some(label), msg)),
+            ),
         }
     }
     Ok(Loaded {
@@ -299,64 +305,109 @@ fn parse_incident(
     n: &Node,
     index: usize,
     kinds: &HashMap<&str, Kind>,
-) -> Result<IncidentSpec, (Loc, String, String)> {
+) -> Result<IncidentSpec, Vec<(Loc, String, String)>> {
     let label = match n.get("id").and_then(|(_, v)| v.as_str()) {
         Some(id) => format!("incident \"{id}\""),
         None => format!("incident #{}", index + 1),
     };
     if let Some((loc, msg)) = n.first_invalid() {
-        return Err((loc, label, msg.to_string()));
+        return Err(vec![(loc, label, msg.to_string())]);
     }
-    let spec: IncidentSpec =
-        de::from_node(n).map_err(|e| (e.loc.unwrap_or(n.loc), label.clone(), e.msg))?;
+    // Every criterion's own error, then the incident's: serde would stop at the first.
+    let mut errs: Vec<(Loc, String, String)> = Vec::new();
+    let criterion_nodes: Vec<&Node> = match n.get("criteria").map(|(_, v)| &v.value) {
+        Some(Value::Seq(items)) => items.iter().collect(),
+        _ => Vec::new(),
+    };
+    let mut good: Vec<&Node> = Vec::new();
+    for node in &criterion_nodes {
+        match de::from_node::<crate::incident::CriterionSpec>(node) {
+            Ok(_) => good.push(node),
+            Err(e) => errs.push((e.loc.unwrap_or(node.loc), label.clone(), e.msg)),
+        }
+    }
+    let only_good = match &n.value {
+        Value::Map(entries) => Node {
+            value: Value::Map(
+                entries
+                    .iter()
+                    .map(|(k, v)| match (k.name.as_str(), &v.value) {
+                        ("criteria", Value::Seq(_)) => (
+                            k.clone(),
+                            Node {
+                                value: Value::Seq(good.iter().map(|c| (*c).clone()).collect()),
+                                loc: v.loc,
+                            },
+                        ),
+                        _ => (k.clone(), v.clone()),
+                    })
+                    .collect(),
+            ),
+            loc: n.loc,
+        },
+        _ => n.clone(),
+    };
+    let spec: IncidentSpec = match de::from_node(&only_good) {
+        Ok(spec) => spec,
+        Err(e) => {
+            errs.push((e.loc.unwrap_or(n.loc), label.clone(), e.msg));
+            errs.sort_by_key(|(loc, _, _)| (loc.line, loc.col));
+            return Err(errs);
+        }
+    };
     if !valid_name(&spec.id) {
         let loc = n.get("id").map_or(n.loc, |(_, v)| v.loc);
-        return Err((
+        errs.push((
             loc,
-            label,
+            label.clone(),
             "\"id\" must be 1-64 characters of letters, digits, '_', '-', '.', ':'".into(),
         ));
     }
     if spec.resolve_after == 0 || spec.reopen_after == 0 {
-        return Err((
+        errs.push((
             n.loc,
-            label,
+            label.clone(),
             "resolve_after and reopen_after must be at least 1".into(),
         ));
     }
-    let criterion_nodes: &[Node] = match n.get("criteria").map(|(_, v)| &v.value) {
-        Some(Value::Seq(items)) => items,
-        _ => &[],
-    };
-    if spec.criteria.is_empty() {
-        return Err((
+    if criterion_nodes.is_empty() {
+        errs.push((
             n.loc,
-            label,
+            label.clone(),
             "an incident needs at least one criterion".into(),
         ));
     }
     let mut names: Vec<&str> = Vec::new();
-    for (c, node) in spec.criteria.iter().zip(criterion_nodes) {
+    for (c, node) in spec.criteria.iter().zip(&good) {
         let here = |msg: String| (node.loc, label.clone(), msg);
         if !valid_name(&c.name) {
-            return Err(here(format!(
+            errs.push(here(format!(
                 "criterion name \"{}\" must be 1-64 characters of letters, digits, '_', '-', '.', ':'",
                 c.name
             )));
+            continue;
         }
         if names.contains(&c.name.as_str()) {
-            return Err(here(format!("criterion \"{}\" is given twice", c.name)));
+            errs.push(here(format!("criterion \"{}\" is given twice", c.name)));
+            continue;
         }
         names.push(&c.name);
-        let condition = c.condition().map_err(here)?;
+        let condition = match c.condition() {
+            Ok(c) => c,
+            Err(msg) => {
+                errs.push(here(msg));
+                continue;
+            }
+        };
         let Some(kind) = kinds.get(c.probe.as_str()) else {
-            return Err(here(format!(
+            errs.push(here(format!(
                 "criterion \"{}\": no valid probe named \"{}\"",
                 c.name, c.probe
             )));
+            continue;
         };
         if !kind_supports(*kind, &condition) {
-            return Err(here(format!(
+            errs.push(here(format!(
                 "criterion \"{}\": a {} probe does not report what {} needs",
                 c.name,
                 kind,
@@ -368,7 +419,12 @@ fn parse_incident(
             )));
         }
     }
-    Ok(spec)
+    if errs.is_empty() {
+        Ok(spec)
+    } else {
+        errs.sort_by_key(|(loc, _, _)| (loc.line, loc.col));
+        Err(errs)
+    }
 }
 
 struct Parsed {
@@ -387,41 +443,89 @@ fn valid_name(name: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ':'))
 }
 
+/// The kind's own keys as a [`ProbeSpec`], collecting every error: serde stops at the first,
+/// so each error's key is set aside and the rest parsed again (at most once per key). A
+/// "missing field" for a key set aside (or a near miss of it) is a consequence, not news.
+fn kind_spec(
+    mut rest: Vec<(Key, Node)>,
+    at: Loc,
+    fail: &dyn Fn(de::DeError, Loc) -> (Loc, String, String),
+    errs: &mut Vec<(Loc, String, String)>,
+) -> Option<ProbeSpec> {
+    let mut set_aside: Vec<String> = Vec::new();
+    loop {
+        let node = Node {
+            value: Value::Map(rest.clone()),
+            loc: at,
+        };
+        let e = match de::from_node::<ProbeSpec>(&node) {
+            Ok(spec) => return Some(spec),
+            Err(e) => e,
+        };
+        let loc = e.loc.unwrap_or(at);
+        // "missing field host" after setting aside "hots" (or "host" itself) repeats news.
+        let consequence = e
+            .msg
+            .strip_prefix("missing required field \"")
+            .and_then(|f| f.strip_suffix('"'))
+            .is_some_and(|field| set_aside.iter().any(|k| de::closest(k, [field]).is_some()));
+        if !consequence {
+            errs.push(fail(e, at));
+        }
+        // The top-level key the error lies in: the last one that starts at or before it.
+        let within = rest
+            .iter()
+            .rposition(|(k, _)| (k.loc.line, k.loc.col) <= (loc.line, loc.col));
+        match within {
+            Some(i) if loc != at => set_aside.push(rest.remove(i).0.name),
+            _ => return None,
+        }
+    }
+}
+
 fn parse_probe(
     n: &Node,
     index: usize,
     defaults: &Defaults,
-) -> Result<Parsed, (Loc, String, String)> {
+) -> Result<Parsed, Vec<(Loc, String, String)>> {
     let anon = format!("probe #{}", index + 1);
     let Value::Map(entries) = &n.value else {
-        return Err((
+        return Err(vec![(
             n.loc,
             anon,
             format!("a probe must be a mapping, found {}", n.value.describe()),
-        ));
+        )]);
     };
     let label = match n.get("name").and_then(|(_, v)| v.as_str()) {
         Some(name) => format!("probe \"{name}\""),
         None => anon.clone(),
     };
     if let Some((loc, msg)) = n.first_invalid() {
-        return Err((loc, label, msg.to_string()));
+        return Err(vec![(loc, label, msg.to_string())]);
     }
     let (name, name_loc) = match n.get("name") {
-        None => return Err((n.loc, anon, "missing required field \"name\"".into())),
+        None => {
+            return Err(vec![(
+                n.loc,
+                anon,
+                "missing required field \"name\"".into(),
+            )]);
+        }
         Some((_, v)) => match v.as_str() {
             Some(s) if valid_name(s) => (s.to_string(), v.loc),
             _ => {
-                return Err((
+                return Err(vec![(
                     v.loc,
                     anon,
                     "\"name\" must be 1-64 characters of letters, digits, '_', '-', '.', ':'"
                         .into(),
-                ));
+                )]);
             }
         },
     };
     let fail = |e: de::DeError, fallback: Loc| (e.loc.unwrap_or(fallback), label.clone(), e.msg);
+    // Every error of the entry, not only the first: `validate` lists them in file order.
+    let mut errs: Vec<(Loc, String, String)> = Vec::new();
 
     let duration = |key: &str| -> Result<Option<Duration>, (Loc, String, String)> {
         match n.get(key) {
@@ -433,18 +537,30 @@ fn parse_probe(
             }
         }
     };
-    let interval = duration("interval")?;
-    let timeout = duration("timeout")?;
+    let interval = duration("interval").unwrap_or_else(|e| {
+        errs.push(e);
+        None
+    });
+    let timeout = duration("timeout").unwrap_or_else(|e| {
+        errs.push(e);
+        None
+    });
     let (depends_on, depends_loc) = match n.get("depends_on") {
         None => (Vec::new(), name_loc),
-        Some((_, v)) => (
-            de::from_node::<Vec<String>>(v).map_err(|e| fail(e, v.loc))?,
-            v.loc,
-        ),
+        Some((_, v)) => match de::from_node::<Vec<String>>(v) {
+            Ok(d) => (d, v.loc),
+            Err(e) => {
+                errs.push(fail(e, v.loc));
+                (Vec::new(), v.loc)
+            }
+        },
     };
     let on_demand = match n.get("on_demand") {
         None => Default::default(),
-        Some((_, v)) => de::from_node(v).map_err(|e| fail(e, v.loc))?,
+        Some((_, v)) => de::from_node(v).unwrap_or_else(|e| {
+            errs.push(fail(e, v.loc));
+            Default::default()
+        }),
     };
 
     let rest: Vec<(Key, Node)> = entries
@@ -452,12 +568,17 @@ fn parse_probe(
         .filter(|(k, _)| !COMMON_KEYS.contains(&k.name.as_str()))
         .cloned()
         .collect();
-    let spec_node = Node {
-        value: Value::Map(rest),
-        loc: n.loc,
+    let spec = kind_spec(rest, n.loc, &fail, &mut errs);
+    if let Some(spec) = &spec
+        && errs.is_empty()
+        && let Err(msg) = spec.validate()
+    {
+        errs.push((n.loc, label.clone(), msg));
+    }
+    let Some(spec) = spec.filter(|_| errs.is_empty()) else {
+        errs.sort_by_key(|(loc, _, _)| (loc.line, loc.col));
+        return Err(errs);
     };
-    let spec: ProbeSpec = de::from_node(&spec_node).map_err(|e| fail(e, n.loc))?;
-    spec.validate().map_err(|msg| (n.loc, label.clone(), msg))?;
 
     let timeout = timeout
         .or(defaults.timeout.map(|d| d.0))

@@ -287,9 +287,16 @@ fn describe(
                     secs(*bound)
                 ),
             ),
+            // A hang's length is the news ("timeout after 75s"); any other failure's is not
+            // ("server_error after 0ms" read as a measurement): it reads like `success`.
             (_, Some(reason)) => {
                 let s = run.duration.as_secs_f64();
-                (Some(s), format!("{reason} after {}", secs(s)))
+                let text = if reason == Reason::Timeout.as_str() {
+                    format!("timeout after {}", secs(s))
+                } else {
+                    format!("failing ({reason})")
+                };
+                (Some(s), text)
             }
             (None, None) => (None, "not measured yet".into()),
         },

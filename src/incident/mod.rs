@@ -10,6 +10,10 @@ pub mod spec;
 pub use engine::{CriterionResult, Evaluation, Status, evaluate};
 pub use spec::{CriterionSpec, IncidentSpec};
 
+/// Status changes kept per incident for its timeline: a week of changes every half hour
+/// (the test plan's re-check) is 336; flapping beyond that only drops the oldest.
+pub const TIMELINE: usize = 400;
+
 /// What the exporter remembers of an incident between evaluations.
 #[derive(Clone, Debug)]
 pub struct Tracked {
@@ -17,6 +21,10 @@ pub struct Tracked {
     pub last_change_unix: f64,
     pub changes: u64,
     pub evaluation: Option<Evaluation>,
+    /// The status changes since pathwatch started, oldest first, at most [`TIMELINE`].
+    pub timeline: std::collections::VecDeque<Change>,
+    /// Each criterion's verdict at the last change: the next change names what moved since.
+    verdicts_at_change: Vec<(String, Option<bool>)>,
 }
 
 impl Default for Tracked {
@@ -26,6 +34,55 @@ impl Default for Tracked {
             last_change_unix: 0.0,
             changes: 0,
             evaluation: None,
+            timeline: std::collections::VecDeque::new(),
+            verdicts_at_change: Vec::new(),
         }
+    }
+}
+
+/// One status change, for the postmortem: when, from what to what, and the criteria whose
+/// verdict differs from the previous change's, with their values then.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct Change {
+    pub at_unix: f64,
+    pub from: Status,
+    pub to: Status,
+    /// `(criterion, met, value as shown)`; every criterion at the first change.
+    pub criteria: Vec<(String, Option<bool>, String)>,
+}
+
+impl Tracked {
+    /// Records a change to `eval.status` at `now`, naming the criteria whose verdict moved
+    /// since the last recorded change (with hysteresis, a criterion fails some results
+    /// before the status follows).
+    pub fn record_change(&mut self, eval: &Evaluation, now: f64) {
+        let criteria = eval
+            .criteria
+            .iter()
+            .filter(|c| {
+                self.verdicts_at_change
+                    .iter()
+                    .find(|(name, _)| *name == c.name)
+                    .is_none_or(|(_, met)| *met != c.met)
+            })
+            .map(|c| (c.name.clone(), c.met, c.display.clone()))
+            .collect();
+        self.verdicts_at_change = eval
+            .criteria
+            .iter()
+            .map(|c| (c.name.clone(), c.met))
+            .collect();
+        if self.timeline.len() == TIMELINE {
+            self.timeline.pop_front();
+        }
+        self.timeline.push_back(Change {
+            at_unix: now,
+            from: self.status,
+            to: eval.status,
+            criteria,
+        });
+        self.status = eval.status;
+        self.changes += 1;
+        self.last_change_unix = now;
     }
 }

@@ -32,6 +32,8 @@ pub const DB_SOCKET_FAILED: &str = "socket connection to /cloudsql/netra-staging
 pub const VPC_UNREACHABLE: &str = "Cloud SQL instance not accessible through VPC connector";
 /// The backend's last line before its instance exits.
 pub const STARTUP_FAILED: &str = "Application startup failed. Exiting.";
+/// What Cloud Run's system log says when the container exits (the backend exits with 3).
+pub const CONTAINER_EXIT: &str = "Container called exit(3).";
 /// Entries kept, oldest dropped first: hours of a demo's lines, a few MB at most.
 const MAX_ENTRIES: usize = 5_000;
 /// `entries:list` request bodies kept for tests, oldest dropped first.
@@ -158,6 +160,11 @@ impl SimState {
         self.log("ERROR", "sqlalchemy.pool", DB_SOCKET_FAILED);
         self.log("ERROR", "netra.db", VPC_UNREACHABLE);
         self.log("CRITICAL", "netra.startup", STARTUP_FAILED);
+        self.log(
+            "WARNING",
+            "run.googleapis.com/varlog/system",
+            CONTAINER_EXIT,
+        );
     }
 
     /// A request needed the database and it is down.

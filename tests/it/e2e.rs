@@ -66,6 +66,7 @@ probes:
     patterns:
       db_socket_failed: 'socket connection to /cloudsql/.*/\.s\.PGSQL\.5432 failed'
       startup_failed: 'Application startup failed\. Exiting\.'
+      container_exit: 'Container called exit\(([0-9]+)\)'
     file: {{ path: "{log}" }}
 incidents:
   - id: "1278"
@@ -137,7 +138,7 @@ fn prometheus_alertmanager_dashboards_and_alerts_end_to_end() {
     let log = dir.path().join("backend.log");
     std::fs::write(
         &log,
-        "ERROR socket connection to /cloudsql/netra-staging:us-central1:staging-shared-postgres/.s.PGSQL.5432 failed: timeout expired\n",
+        "ERROR socket connection to /cloudsql/netra-staging:us-central1:staging-shared-postgres/.s.PGSQL.5432 failed: timeout expired\nWARNING Container called exit(3).\n",
     )
     .expect("write the log");
     let exp = Exporter::start_with_env(
@@ -187,6 +188,15 @@ fn prometheus_alertmanager_dashboards_and_alerts_end_to_end() {
         });
     }
 
+    // The container's exit code, from Cloud Run's system line in the log (issue 22).
+    assert_eq!(
+        crate::support::exporter::value(
+            &exp.metrics(),
+            "pathwatch_log_pattern_last_value",
+            &[("probe", "backend-logs"), ("pattern", "container_exit")]
+        ),
+        Some(3.0)
+    );
     let empty: Vec<String> = panels_without_data(p)
         .into_iter()
         .filter(|e| empty_when_healthy.contains(e))

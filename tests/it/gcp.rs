@@ -570,3 +570,55 @@ fn a_token_file_or_env_var_is_used_instead_of_the_metadata_server() {
     assert_eq!(fake.token_calls(), 0, "the metadata server is never asked");
     assert!(!exp.logs().contains("ya29."), "no token in the logs");
 }
+
+#[test]
+fn a_resized_connector_fails_its_expectations_naming_each() {
+    let fake = GcpFake::start();
+    // The plan: 2-10 instances of e2-micro. Someone resized it to 2-3 f1-micro.
+    let mut resized = gcp_fake::connector("resized", "READY");
+    resized["maxInstances"] = 3.into();
+    resized["machineType"] = "f1-micro".into();
+    fake.set_resource(&connector_path("resized"), resized);
+    let expect = "    expect: { min_instances: 2, max_instances: 10, machine_type: e2-micro }\n";
+    let exp = Exporter::start_with_env(
+        &format!(
+            "{DEFAULTS}probes:\n{}{}",
+            connector_probe(&fake, "as-planned", CONNECTOR, expect),
+            connector_probe(&fake, "resized", "resized", expect),
+        ),
+        &[("GCE_METADATA_HOST", &fake.metadata_host())],
+    );
+    wait_reason(&exp, "resized", "expectation");
+    exp.wait_for(
+        "pathwatch_probe_success",
+        &[("probe", "as-planned")],
+        WAIT,
+        |v| v == 1.0,
+    );
+    let m = exp.metrics();
+    let met = |probe: &str, e: &str| {
+        value(
+            &m,
+            "pathwatch_gcp_expectation_met",
+            &[("probe", probe), ("expectation", e)],
+        )
+    };
+    assert_eq!(met("resized", "min_instances"), Some(1.0));
+    assert_eq!(met("resized", "max_instances"), Some(0.0));
+    assert_eq!(met("resized", "machine_type"), Some(0.0));
+    assert_eq!(met("as-planned", "max_instances"), Some(1.0));
+    // The bounds the API reports stay exported beside the verdicts (the dashboard's panel).
+    assert_eq!(
+        value(
+            &m,
+            "pathwatch_gcp_vpc_connector_instances",
+            &[("probe", "resized"), ("bound", "max")]
+        ),
+        Some(3.0)
+    );
+    let logs = exp.logs();
+    assert!(
+        logs.contains("2 of 3 expectations unmet: max_instances is \"3\" (expected \"10\"); machine_type is \"f1-micro\" (expected \"e2-micro\")"),
+        "{logs}"
+    );
+}

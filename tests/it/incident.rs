@@ -77,7 +77,7 @@ fn outage_then_fix_moves_status_log_webhook_check_and_page() {
     status(1.0);
     let logs = exp.logs();
     assert!(
-        logs.contains("Incident 1278 PRESENT: backend_database failing (http_status); golden_path server_error after"),
+        logs.contains("Incident 1278 PRESENT: backend_database failing (http_status); golden_path failing (server_error); "),
         "{logs}"
     );
     let m = exp.metrics();
@@ -178,6 +178,43 @@ fn outage_then_fix_moves_status_log_webhook_check_and_page() {
     assert!(exp.logs().contains("websocket_events 5/5"));
     let page = browser::dump_dom(&format!("http://{}/", exp.addr));
     assert!(page.contains(">RESOLVED<"), "{page}");
+    // The timeline: both changes, with the criteria that moved and their values then.
+    assert!(page.contains("class=\"timeline\""), "{page}");
+    let (_, _, body) = exp.get("/api/status");
+    let api: serde_json::Value = serde_json::from_str(&body).expect("/api/status");
+    let timeline = api["incidents"][0]["timeline"]
+        .as_array()
+        .expect("timeline")
+        .clone();
+    assert_eq!(timeline.len(), 2, "{timeline:?}");
+    assert_eq!(
+        (&timeline[0]["from"], &timeline[0]["to"]),
+        (&"UNKNOWN".into(), &"PRESENT".into())
+    );
+    assert_eq!(
+        timeline[0]["criteria"][0],
+        serde_json::json!(["backend_database", false, "failing (http_status)"]),
+        "{timeline:?}"
+    );
+    assert_eq!(
+        (&timeline[1]["from"], &timeline[1]["to"]),
+        (&"PRESENT".into(), &"RESOLVED".into())
+    );
+    let moved: Vec<&str> = timeline[1]["criteria"]
+        .as_array()
+        .expect("criteria")
+        .iter()
+        .map(|c| c[0].as_str().expect("name"))
+        .collect();
+    assert_eq!(
+        moved,
+        ["backend_database", "golden_path", "websocket_events"],
+        "every criterion failed at PRESENT and passes at RESOLVED"
+    );
+    assert!(
+        timeline[1]["at_unix"].as_f64() > timeline[0]["at_unix"].as_f64(),
+        "{timeline:?}"
+    );
 
     // The webhook got both changes, as JSON.
     let deadline = std::time::Instant::now() + WAIT;

@@ -69,11 +69,23 @@ fn the_demo_outage_names_the_connector_then_the_database() {
             "{p}: {j}"
         );
     }
+    // Kept for people (CI keeps target/ci-artifacts/): the page in the outage, as rendered.
+    let shots = std::path::Path::new("target/ci-artifacts");
+    std::fs::create_dir_all(shots).expect("target/ci-artifacts");
+    let shot = shots.join("status-page-root-cause.png");
+    browser::screenshot(&format!("http://{}/", exp.addr), &shot, (1280, 1400));
+    assert!(
+        std::fs::metadata(&shot).expect("screenshot").len() > 10_000,
+        "an empty screenshot"
+    );
     let page = browser::dump_dom(&format!("http://{}/", exp.addr));
     assert!(
         page.contains("id=\"root-cause\"") && page.contains("Root cause: vpc-connector (is ERROR)"),
         "{page}"
     );
+    // Each probe's row says where its failure comes from.
+    assert!(page.contains("follows from vpc-connector"), "{page}");
+    assert!(page.contains("· root cause"), "{page}");
 
     let v = wait_root_cause(&exp, "naming the database", |l, _| {
         l.starts_with("Root cause: backend-database-health (http_status)")

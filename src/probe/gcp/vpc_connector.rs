@@ -4,7 +4,7 @@
 use super::{ConnectorSize, GcpObs, Prepared, classify_state, state_error};
 use crate::gcp::CredentialsSpec;
 use crate::probe::Observation;
-use crate::probe::{Outcome, ProbeError, Trace};
+use crate::probe::{Outcome, ProbeError, Reason, Trace};
 use serde::Deserialize;
 use std::sync::OnceLock;
 
@@ -32,8 +32,51 @@ pub struct VpcConnectorSpec {
     /// Default: the metadata server.
     #[serde(default)]
     pub credentials: CredentialsSpec,
+    /// The sizing the connector should have (the capacity plan): a connector resized or
+    /// recreated with other bounds fails with `expectation`, naming each one that broke.
+    #[serde(default)]
+    pub expect: ConnectorExpect,
     #[serde(skip)]
     prepared: OnceLock<Prepared>,
+}
+
+/// Expected scaling bounds and machine type; each one set is compared for equality with what
+/// the API reports, and exported as `pathwatch_gcp_expectation_met{expectation=NAME}`.
+#[derive(Clone, Debug, Default, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectorExpect {
+    pub min_instances: Option<u32>,
+    pub max_instances: Option<u32>,
+    /// Mbps.
+    pub min_throughput: Option<u32>,
+    /// Mbps.
+    pub max_throughput: Option<u32>,
+    /// e.g. `e2-micro`, `f1-micro`, `e2-standard-4`.
+    pub machine_type: Option<String>,
+}
+
+impl ConnectorExpect {
+    /// (name, expected as text, actual as text, met) for every expectation set.
+    fn check(&self, c: &Connector) -> Vec<(&'static str, String, String, bool)> {
+        let num = |v: Option<f64>| v.map_or_else(|| "unset".to_string(), |n| n.to_string());
+        let mut out = Vec::new();
+        for (name, want, got) in [
+            ("min_instances", self.min_instances, c.min_instances),
+            ("max_instances", self.max_instances, c.max_instances),
+            ("min_throughput", self.min_throughput, c.min_throughput),
+            ("max_throughput", self.max_throughput, c.max_throughput),
+        ] {
+            if let Some(w) = want {
+                let met = got == Some(f64::from(w));
+                out.push((name, w.to_string(), num(got), met));
+            }
+        }
+        if let Some(w) = &self.machine_type {
+            let got = c.machine_type.clone().unwrap_or_else(|| "unset".into());
+            out.push(("machine_type", w.clone(), got.clone(), got == *w));
+        }
+        out
+    }
 }
 
 /// The fields of `Connector` pathwatch reads; the others are ignored.
@@ -53,6 +96,22 @@ struct Connector {
 }
 
 impl VpcConnectorSpec {
+    /// The expectation names this probe exports (`pathwatch_gcp_expectation_met`).
+    pub fn expectation_names(&self) -> Vec<String> {
+        let e = &self.expect;
+        [
+            ("min_instances", e.min_instances.is_some()),
+            ("max_instances", e.max_instances.is_some()),
+            ("min_throughput", e.min_throughput.is_some()),
+            ("max_throughput", e.max_throughput.is_some()),
+            ("machine_type", e.machine_type.is_some()),
+        ]
+        .into_iter()
+        .filter(|(_, set)| *set)
+        .map(|(n, _)| n.to_string())
+        .collect()
+    }
+
     pub fn validate(&self) -> Result<(), String> {
         let p = self.prepare()?;
         let _ = self.prepared.set(p);
@@ -79,9 +138,31 @@ impl VpcConnectorSpec {
 
 pub async fn probe(spec: &VpcConnectorSpec, trace: &Trace) -> Result<Outcome, ProbeError> {
     let prep = Prepared::get(&spec.prepared, || spec.prepare())?;
-    let mut obs = GcpObs::default();
+    let mut obs = GcpObs::pending(spec.expectation_names());
     trace.observe(Observation::Gcp(obs.clone()));
     let c: Connector = prep.client.get_json(API, &prep.url, trace).await?;
+    let checks = spec.expect.check(&c);
+    obs.expectations = checks
+        .iter()
+        .map(|(name, _, _, met)| (name.to_string(), Some(*met)))
+        .collect();
+    let unmet: Vec<String> = checks
+        .iter()
+        .filter(|(_, _, _, met)| !met)
+        .map(|(name, want, got, _)| {
+            format!(
+                "{name} is {} (expected {})",
+                super::show(got),
+                super::show(want)
+            )
+        })
+        .collect();
+    let unmet_text = format!(
+        "{} of {} expectations unmet: {}",
+        unmet.len(),
+        checks.len(),
+        unmet.join("; ")
+    );
     obs.connector = Some(ConnectorSize {
         min_instances: c.min_instances,
         max_instances: c.max_instances,
@@ -99,7 +180,16 @@ pub async fn probe(spec: &VpcConnectorSpec, trace: &Trace) -> Result<Outcome, Pr
     trace.observe(Observation::Gcp(obs.clone()));
     let state = state?;
     if state != HEALTHY {
-        return Err(state_error("connector", c.state.as_deref(), state, HEALTHY));
+        let mut e = state_error("connector", c.state.as_deref(), state, HEALTHY);
+        // A resized connector that is also down must not hide the sizing behind the state.
+        if !unmet.is_empty() {
+            e.detail.push_str("; also ");
+            e.detail.push_str(&unmet_text);
+        }
+        return Err(e);
+    }
+    if !unmet.is_empty() {
+        return Err(ProbeError::new(Reason::Expectation, unmet_text));
     }
     let num = |v: Option<f64>| v.map_or_else(|| "-".to_string(), |n| n.to_string());
     let mut facts = vec![
