@@ -349,3 +349,36 @@ fn pg_error(e: &tokio_postgres::Error, otherwise: Reason) -> ProbeError {
     };
     ProbeError::new(reason, detail)
 }
+
+impl crate::probe::ProbeKind for PostgresSpec {
+    const KIND: crate::probe::Kind = crate::probe::Kind::Postgres;
+
+    fn default_timeout(&self) -> std::time::Duration {
+        DEFAULT_TIMEOUT
+    }
+
+    fn check(&self) -> Result<(), String> {
+        self.validate()
+    }
+
+    fn run<'a>(
+        &'a self,
+        trace: &'a crate::probe::Trace,
+    ) -> impl std::future::Future<Output = Result<crate::probe::Outcome, crate::probe::ProbeError>>
+    + Send
+    + 'a {
+        probe(self, trace)
+    }
+
+    fn retarget(&self, target: &str) -> Result<Self, String> {
+        self.with_target(target)
+    }
+
+    fn without_credentials(&self) -> Self {
+        PostgresSpec::without_credentials(self)
+    }
+
+    fn db_transport(&self) -> Option<crate::probe::Transport> {
+        Some(self.transport())
+    }
+}

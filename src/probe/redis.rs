@@ -440,6 +440,39 @@ fn redact(mut e: ProbeError, secret: &Secret) -> ProbeError {
     e
 }
 
+impl crate::probe::ProbeKind for RedisSpec {
+    const KIND: crate::probe::Kind = crate::probe::Kind::Redis;
+
+    fn default_timeout(&self) -> std::time::Duration {
+        DEFAULT_TIMEOUT
+    }
+
+    fn check(&self) -> Result<(), String> {
+        self.validate()
+    }
+
+    fn run<'a>(
+        &'a self,
+        trace: &'a crate::probe::Trace,
+    ) -> impl std::future::Future<Output = Result<crate::probe::Outcome, crate::probe::ProbeError>>
+    + Send
+    + 'a {
+        probe(self, trace)
+    }
+
+    fn retarget(&self, target: &str) -> Result<Self, String> {
+        self.with_target(target)
+    }
+
+    fn without_credentials(&self) -> Self {
+        RedisSpec::without_credentials(self)
+    }
+
+    fn db_transport(&self) -> Option<crate::probe::Transport> {
+        Some(self.transport())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

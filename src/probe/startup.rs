@@ -223,3 +223,24 @@ fn reported_start(body: &[u8], pointer: &str) -> Option<f64> {
         _ => None,
     }
 }
+
+impl crate::probe::ProbeKind for StartupSpec {
+    const KIND: crate::probe::Kind = crate::probe::Kind::Startup;
+
+    fn default_timeout(&self) -> std::time::Duration {
+        StartupSpec::default_timeout(self)
+    }
+
+    fn check(&self) -> Result<(), String> {
+        self.validate()
+    }
+
+    fn run<'a>(
+        &'a self,
+        trace: &'a crate::probe::Trace,
+    ) -> impl std::future::Future<Output = Result<crate::probe::Outcome, crate::probe::ProbeError>>
+    + Send
+    + 'a {
+        probe(self, trace)
+    }
+}

@@ -388,6 +388,27 @@ pub async fn probe(spec: &CloudRunSpec, trace: &Trace) -> Result<Outcome, ProbeE
     Ok(Outcome { facts })
 }
 
+impl crate::probe::ProbeKind for CloudRunSpec {
+    const KIND: crate::probe::Kind = crate::probe::Kind::GcpCloudRun;
+
+    fn default_timeout(&self) -> std::time::Duration {
+        super::DEFAULT_TIMEOUT
+    }
+
+    fn check(&self) -> Result<(), String> {
+        self.validate()
+    }
+
+    fn run<'a>(
+        &'a self,
+        trace: &'a crate::probe::Trace,
+    ) -> impl std::future::Future<Output = Result<crate::probe::Outcome, crate::probe::ProbeError>>
+    + Send
+    + 'a {
+        probe(self, trace)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -162,3 +162,24 @@ pub async fn probe(spec: &CloudSqlSpec, trace: &Trace) -> Result<Outcome, ProbeE
     }
     Ok(Outcome { facts })
 }
+
+impl crate::probe::ProbeKind for CloudSqlSpec {
+    const KIND: crate::probe::Kind = crate::probe::Kind::GcpCloudsql;
+
+    fn default_timeout(&self) -> std::time::Duration {
+        super::DEFAULT_TIMEOUT
+    }
+
+    fn check(&self) -> Result<(), String> {
+        self.validate()
+    }
+
+    fn run<'a>(
+        &'a self,
+        trace: &'a crate::probe::Trace,
+    ) -> impl std::future::Future<Output = Result<crate::probe::Outcome, crate::probe::ProbeError>>
+    + Send
+    + 'a {
+        probe(self, trace)
+    }
+}

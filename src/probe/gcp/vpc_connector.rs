@@ -208,3 +208,24 @@ pub async fn probe(spec: &VpcConnectorSpec, trace: &Trace) -> Result<Outcome, Pr
     }
     Ok(Outcome { facts })
 }
+
+impl crate::probe::ProbeKind for VpcConnectorSpec {
+    const KIND: crate::probe::Kind = crate::probe::Kind::GcpVpcConnector;
+
+    fn default_timeout(&self) -> std::time::Duration {
+        super::DEFAULT_TIMEOUT
+    }
+
+    fn check(&self) -> Result<(), String> {
+        self.validate()
+    }
+
+    fn run<'a>(
+        &'a self,
+        trace: &'a crate::probe::Trace,
+    ) -> impl std::future::Future<Output = Result<crate::probe::Outcome, crate::probe::ProbeError>>
+    + Send
+    + 'a {
+        probe(self, trace)
+    }
+}

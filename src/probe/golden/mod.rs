@@ -572,3 +572,24 @@ fn ended(m: &Matcher, end: ProbeError) -> ProbeError {
         _ => ProbeError::new(end.reason, format!("{} ({why})", end.detail)),
     }
 }
+
+impl crate::probe::ProbeKind for GoldenPathSpec {
+    const KIND: crate::probe::Kind = crate::probe::Kind::GoldenPath;
+
+    fn default_timeout(&self) -> std::time::Duration {
+        DEFAULT_TIMEOUT
+    }
+
+    fn check(&self) -> Result<(), String> {
+        self.validate()
+    }
+
+    fn run<'a>(
+        &'a self,
+        trace: &'a crate::probe::Trace,
+    ) -> impl std::future::Future<Output = Result<crate::probe::Outcome, crate::probe::ProbeError>>
+    + Send
+    + 'a {
+        probe(self, trace)
+    }
+}

@@ -267,6 +267,27 @@ pub async fn probe(spec: &LogsSpec, trace: &Trace) -> Result<Outcome, ProbeError
     })
 }
 
+impl crate::probe::ProbeKind for LogsSpec {
+    const KIND: crate::probe::Kind = crate::probe::Kind::Logs;
+
+    fn default_timeout(&self) -> std::time::Duration {
+        DEFAULT_TIMEOUT
+    }
+
+    fn check(&self) -> Result<(), String> {
+        self.validate()
+    }
+
+    fn run<'a>(
+        &'a self,
+        trace: &'a crate::probe::Trace,
+    ) -> impl std::future::Future<Output = Result<crate::probe::Outcome, crate::probe::ProbeError>>
+    + Send
+    + 'a {
+        probe(self, trace)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
