@@ -11,7 +11,7 @@ use super::{
     resolve,
 };
 use crate::abort::AbortOnDrop;
-use crate::config::types::{Secret, SecretFile, pick_secret};
+use crate::core::types::{Secret, SecretFile, pick_secret};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};

@@ -12,7 +12,7 @@ use super::tls::{self, Verify};
 use super::{
     Outcome, Phase, ProbeError, Reason, Trace, Transport, connect_tcp, io_reason, resolve,
 };
-use crate::config::types::{Secret, SecretFile, pick_secret};
+use crate::core::types::{Secret, SecretFile, pick_secret};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};

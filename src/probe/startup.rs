@@ -38,14 +38,14 @@ pub struct StartupSpec {
         default = "default_poll",
         deserialize_with = "humantime_serde_compat::deserialize"
     )]
-    #[schemars(with = "crate::config::types::PositiveDuration")]
+    #[schemars(with = "crate::core::types::PositiveDuration")]
     pub poll_interval: Duration,
     /// A startup longer than this fails with `startup_timeout` (polling goes on, slower).
     #[serde(
         default = "default_deadline",
         deserialize_with = "humantime_serde_compat::deserialize"
     )]
-    #[schemars(with = "crate::config::types::PositiveDuration")]
+    #[schemars(with = "crate::core::types::PositiveDuration")]
     pub deadline: Duration,
     #[serde(skip)]
     state: Arc<Mutex<State>>,
@@ -60,7 +60,7 @@ fn default_deadline() -> Duration {
 
 /// Durations in this spec use the same text form as everywhere else (`1s`, `500ms`).
 mod humantime_serde_compat {
-    use crate::config::types::PositiveDuration;
+    use crate::core::types::PositiveDuration;
     use serde::{Deserialize, Deserializer};
     use std::time::Duration;
 

@@ -8,7 +8,7 @@
 //! never read at all.
 
 use super::{GcpObs, Prepared, classify_state, show, state_error};
-use crate::config::types::Secret;
+use crate::core::types::Secret;
 use crate::gcp::CredentialsSpec;
 use crate::probe::Observation;
 use crate::probe::{Outcome, ProbeError, Reason, Trace};

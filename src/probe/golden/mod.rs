@@ -18,7 +18,7 @@ mod ws;
 
 use super::tls::{self, Verify};
 use super::{Outcome, Phase, ProbeError, Reason, Trace};
-use crate::config::types::{Secret, SecretFile, pick_secret};
+use crate::core::types::{Secret, SecretFile, pick_secret};
 use crate::probe::Observation;
 use board::{Board, SessionEnd, shared_run};
 use events::{Matcher, Rules, Seen};

@@ -14,7 +14,7 @@ pub mod file;
 pub mod patterns;
 
 use super::{Outcome, ProbeError, Reason, Trace};
-use crate::config::types::PositiveDuration;
+use crate::core::types::PositiveDuration;
 use crate::probe::Observation;
 use patterns::{Matcher, Pattern, PatternName, Window};
 use serde::Deserialize;
