@@ -5,6 +5,7 @@
 
 pub mod gcp;
 pub mod golden;
+pub mod google;
 pub mod http;
 pub mod kind;
 pub mod logs;

@@ -9,8 +9,8 @@
 
 use super::{GcpObs, Prepared, classify_state, show, state_error};
 use crate::core::types::Secret;
-use crate::gcp::CredentialsSpec;
 use crate::probe::Observation;
+use crate::probe::google::CredentialsSpec;
 use crate::probe::{Outcome, ProbeError, Reason, Trace};
 use serde::Deserialize;
 use std::collections::BTreeMap;

@@ -3,8 +3,8 @@
 //! service is configured with, from `GET /v1/projects/P/instances/I` (Cloud SQL Admin API).
 
 use super::{GcpObs, Prepared, classify_state, enum_label, show, state_error};
-use crate::gcp::CredentialsSpec;
 use crate::probe::Observation;
+use crate::probe::google::CredentialsSpec;
 use crate::probe::{Outcome, ProbeError, Reason, Trace};
 use serde::Deserialize;
 use std::sync::OnceLock;

@@ -2,8 +2,8 @@
 //! `READY`) and its scaling bounds, from `GET /v1/projects/P/locations/R/connectors/C`.
 
 use super::{ConnectorSize, GcpObs, Prepared, classify_state, state_error};
-use crate::gcp::CredentialsSpec;
 use crate::probe::Observation;
+use crate::probe::google::CredentialsSpec;
 use crate::probe::{Outcome, ProbeError, Reason, Trace};
 use serde::Deserialize;
 use std::sync::OnceLock;
