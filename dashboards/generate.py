@@ -40,6 +40,7 @@ if (found := importlib.metadata.version("grafana-foundation-sdk")) != SDK_PIN:
 HERE = os.path.dirname(os.path.abspath(__file__))
 DS = DataSourceRef(type_val="prometheus", uid="${datasource}")
 # The bundled criteria (examples/staging.yaml, alerts/pathwatch.rules.yml).
+CONNECTIONS_WARN = 0.8  # alerts/pathwatch.rules.yml, PathwatchDatabaseConnectionsSaturated
 DB_CONNECT_MAX, STARTUP_MAX, GOLDEN_MAX = 10, 30, 60
 INC = 'incident=~"$incident"'
 PRB = 'probe=~"$probe"'
@@ -205,6 +206,17 @@ def database():
                      "{{probe}} {{reason}}"))),
         ratio(panel(timeseries.Panel(), "Probe success", (12, 18, 12, 8),
                     q(f'pathwatch_probe_success{{kind=~"postgres|tcp|redis",{PRB}}}', "{{probe}}"))),
+        ratio(criterion_line(panel(timeseries.Panel(), "Connection slots in use", (0, 26, 12, 8),
+                                   q(f"pathwatch_db_connections_used_ratio{{{PRB}}}", "{{probe}}"),
+                                   unit="percentunit",
+                                   description="Client sessions over the slots an ordinary role "
+                                               "can take (max_connections - reserved): the alert "
+                                               "warns at 80 % (the red line); at 100 % connects "
+                                               "fail. Probes with connections: true."),
+                             CONNECTIONS_WARN)),
+        bars(panel(timeseries.Panel(), "Sessions by database and state", (12, 26, 12, 8),
+                   q(f"pathwatch_db_connections{{{PRB}}}", "{{database}} {{state}}")),
+             stacked=True),
     ])
 
 

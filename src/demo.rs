@@ -233,6 +233,7 @@ probes:
     password: ${DEMO_PGPASSWORD}
     dbname: ${DEMO_PGDATABASE}
     timeout: 10s
+    connections: true
 "#,
         );
     }

@@ -15,6 +15,7 @@ pub mod http;
 pub mod incident;
 pub mod kinds;
 pub mod logs;
+pub mod pg_connections;
 pub mod rootcause;
 pub mod startup;
 
@@ -446,7 +447,7 @@ impl Metrics {
                     probe: probe.to_string(),
                     transport,
                 },
-                secs,
+                run.session_seconds(),
                 exemplar(run),
             );
         }

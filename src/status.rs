@@ -52,6 +52,9 @@ pub struct ProbeView {
     pub duration_seconds: Option<f64>,
     pub finished_unix: Option<f64>,
     pub detail: Option<String>,
+    /// A postgres probe's read of the server's connections (`connections: true`):
+    /// `6 of 7 usable (max_connections 10, 3 reserved)`, or why it could not read them.
+    pub connections: Option<String>,
     /// Recent runs, oldest first: (duration seconds, ok).
     pub history: Vec<(f64, bool)>,
     /// How late recent scheduled runs started against their slots, seconds, oldest first.
@@ -95,6 +98,9 @@ pub fn snapshot(state: &State) -> Snapshot {
                 detail: last
                     .and_then(|r| r.outcome.as_ref().err())
                     .map(|e| e.detail.clone()),
+                connections: last
+                    .and_then(|r| r.observations.pg_connections())
+                    .map(|c| format!("connections: {}", c.text())),
                 history: e
                     .points
                     .iter()
@@ -301,7 +307,11 @@ fn probes(out: &mut String, s: &Snapshot) {
                 .map(crate::units::seconds)
                 .unwrap_or_default(),
             spark = sparkline(&p.history),
-            detail = esc(p.detail.as_deref().unwrap_or("")),
+            detail = esc(p
+                .detail
+                .as_deref()
+                .or(p.connections.as_deref())
+                .unwrap_or("")),
         );
     }
     out.push_str("</table></section>");

@@ -249,6 +249,9 @@ fn measured(kind: Kind, run: &RunResult, history: &[Arc<RunResult>]) -> Option<f
             .golden()
             .and_then(|g| g.total)
             .map(|d| d.as_secs_f64()),
+        // Time to a usable session: the read of the server's connections that may follow
+        // it is not part of it.
+        Kind::Postgres => Some(run.session_seconds()),
         _ => Some(run.duration.as_secs_f64()),
     }
 }
@@ -265,6 +268,11 @@ fn passes(condition: &Condition, kind: Kind, run: &RunResult, history: &[Arc<Run
             .is_some_and(|g| !g.expected.is_empty() && g.delivered() == g.expected.len()),
         Condition::State(want) => run.observations.state() == Some(want.as_str()),
         Condition::Fresh(_) => true,
+        Condition::ConnectionsBelow(bound) => run
+            .observations
+            .pg_connections()
+            .and_then(|c| c.ratio())
+            .is_some_and(|r| r < *bound),
     }
 }
 
@@ -319,6 +327,27 @@ fn describe(
             ),
         ),
         Condition::Fresh(_) => (None, String::new()),
+        Condition::ConnectionsBelow(bound) => match run.observations.pg_connections() {
+            Some(c) => match c.ratio() {
+                Some(r) => (
+                    Some(r),
+                    format!(
+                        "{:.0}% {} {:.0}% ({})",
+                        r * 100.0,
+                        if ok { "<" } else { ">=" },
+                        bound * 100.0,
+                        c.text()
+                    ),
+                ),
+                None => (None, c.text()),
+            },
+            None => (
+                None,
+                failure.map_or("connections not read (connections: true?)".into(), |r| {
+                    format!("failing ({r})")
+                }),
+            ),
+        },
     }
 }
 

@@ -50,6 +50,9 @@ pub struct CriterionSpec {
     pub state: Option<String>,
     /// The probe's latest result is at most this many intervals old.
     pub fresh: Option<u32>,
+    /// The share of usable connection slots in use stays below this (0 < N <= 1): a
+    /// `postgres` probe with `connections: true`; e.g. 0.8 warns before connects fail.
+    pub connections_below: Option<f64>,
 }
 
 /// The condition of a criterion, once validated.
@@ -60,6 +63,7 @@ pub enum Condition {
     Success,
     State(String),
     Fresh(u32),
+    ConnectionsBelow(f64),
 }
 
 impl CriterionSpec {
@@ -92,6 +96,15 @@ impl CriterionSpec {
             }
             found.push(Condition::Fresh(n));
         }
+        if let Some(n) = self.connections_below {
+            if !(n > 0.0 && n <= 1.0) {
+                return Err(format!(
+                    "criterion \"{}\": connections_below must be above 0 and at most 1",
+                    self.name
+                ));
+            }
+            found.push(Condition::ConnectionsBelow(n));
+        }
         match found.len() {
             1 => Ok(found.remove(0)),
             _ => Err(format!(
@@ -107,6 +120,7 @@ pub fn kind_supports(kind: Kind, c: &Condition) -> bool {
     match c {
         Condition::MaxSeconds(_) | Condition::Success | Condition::Fresh(_) => true,
         Condition::AllEvents => kind == Kind::GoldenPath,
+        Condition::ConnectionsBelow(_) => kind == Kind::Postgres,
         // Only the GCP probes report a resource state, and only one of their kind's enum
         // (READY, RUNNABLE, CONDITION_SUCCEEDED, ...): a misspelt state could never be met.
         Condition::State(want) => {

@@ -7,6 +7,7 @@ use super::gcp::GcpMetrics;
 use super::golden::GoldenMetrics;
 use super::http::HttpMetrics;
 use super::logs::LogMetrics;
+use super::pg_connections::PgConnectionMetrics;
 use super::startup::StartupMetrics;
 use crate::config::ProbeConfig;
 use crate::probe::{Kind, RunResult};
@@ -39,6 +40,8 @@ pub struct KindFamilies {
     pub gcp: GcpMetrics,
     /// `pathwatch_log_*`.
     pub logs: LogMetrics,
+    /// `pathwatch_db_connections*` (postgres with `connections: true`).
+    pub pg_connections: PgConnectionMetrics,
 }
 
 impl KindFamilies {
@@ -49,17 +52,19 @@ impl KindFamilies {
             startup: StartupMetrics::default(),
             gcp: GcpMetrics::default(),
             logs: LogMetrics::default(),
+            pg_connections: PgConnectionMetrics::default(),
         }
     }
 
     /// Each kind's families, in the order they are registered and encoded.
-    pub fn all(&self) -> [&dyn KindMetrics; 5] {
+    pub fn all(&self) -> [&dyn KindMetrics; 6] {
         [
             &self.http,
             &self.golden,
             &self.startup,
             &self.gcp,
             &self.logs,
+            &self.pg_connections,
         ]
     }
 }

@@ -10,6 +10,7 @@ pub mod http;
 pub mod kind;
 pub mod logs;
 pub mod observation;
+pub mod pg_connections;
 pub mod postgres;
 pub mod redis;
 pub mod result;

@@ -24,6 +24,8 @@ pub enum Observation {
     Gcp(GcpObs),
     /// A logs probe's match totals.
     Logs(LogsObs),
+    /// A postgres probe's read of the server's connections (`connections: true`).
+    PgConnections(super::pg_connections::PgConnections),
 }
 
 /// A run's observations, at most one of each variant (a later one replaces an earlier).
@@ -65,6 +67,13 @@ impl Observations {
     pub fn golden_mut(&mut self) -> Option<&mut GoldenObs> {
         self.0.iter_mut().find_map(|o| match o {
             Observation::Golden(g) => Some(g),
+            _ => None,
+        })
+    }
+
+    pub fn pg_connections(&self) -> Option<&super::pg_connections::PgConnections> {
+        self.iter().find_map(|o| match o {
+            Observation::PgConnections(c) => Some(c),
             _ => None,
         })
     }

@@ -59,6 +59,10 @@ pub struct PostgresSpec {
     pub query: String,
     #[serde(default = "default_application_name")]
     pub application_name: String,
+    /// Also read the server's connections in the same session (phase `connections`):
+    /// sessions by database and state against `max_connections` (pg_connections.rs).
+    #[serde(default)]
+    pub connections: bool,
     /// Built once by `validate`, so a bad CA file is a config error, not a failed run.
     #[serde(skip)]
     tls: OnceLock<Option<Arc<rustls::ClientConfig>>>,
@@ -191,21 +195,21 @@ pub async fn probe(spec: &PostgresSpec, trace: &Trace) -> Result<Outcome, ProbeE
                         .map_err(|e| unix_error(&path, &e))
                 })
                 .await?;
-            session(stream, &config, &spec.query, trace).await
+            session(stream, &config, spec, trace).await
         }
         Transport::Tcp => {
             let tls = spec.tls_config()?;
             let addrs = resolve(&spec.host, spec.port, trace).await?;
             let mut stream = connect_tcp(&addrs, trace).await?;
             let Some(tls) = tls else {
-                return session(stream, &config, &spec.query, trace).await;
+                return session(stream, &config, spec, trace).await;
             };
             let start = trace.enter(Phase::Tls);
             if !ssl_request(&mut stream).await? {
                 if spec.sslmode == SslMode::Prefer {
                     // The server has no TLS: libpq's `prefer` goes on in plain text, and the
                     // refused request's round trip counts toward auth.
-                    return session(stream, &config, &spec.query, trace).await;
+                    return session(stream, &config, spec, trace).await;
                 }
                 return Err(ProbeError::new(
                     Reason::Tls,
@@ -222,7 +226,7 @@ pub async fn probe(spec: &PostgresSpec, trace: &Trace) -> Result<Outcome, ProbeE
                 .await
                 .map_err(|e| ProbeError::new(Reason::Tls, format!("TLS handshake: {e}")))?;
             trace.complete(Phase::Tls, start.elapsed());
-            session(stream, &config, &spec.query, trace).await
+            session(stream, &config, spec, trace).await
         }
     }
 }
@@ -273,11 +277,12 @@ async fn ssl_request(stream: &mut tokio::net::TcpStream) -> Result<bool, ProbeEr
     }
 }
 
-/// Startup and authentication (phase `auth`), then the query (phase `query`).
+/// Startup and authentication (phase `auth`), then the query (phase `query`), then with
+/// `connections: true` the server's connections (phase `connections`).
 async fn session<S>(
     stream: S,
     config: &tokio_postgres::Config,
-    query: &str,
+    spec: &PostgresSpec,
     trace: &Trace,
 ) -> Result<Outcome, ProbeError>
 where
@@ -293,13 +298,21 @@ where
     // The connection drives the socket; abort it if this probe is dropped at its timeout.
     let driver = AbortOnDrop(tokio::spawn(connection));
     let messages = trace
-        .time(Phase::Query, client.simple_query(query))
+        .time(Phase::Query, client.simple_query(&spec.query))
         .await
         .map_err(|e| pg_error(&e, Reason::Query))?;
     let rows = messages
         .iter()
         .filter(|m| matches!(m, tokio_postgres::SimpleQueryMessage::Row(_)))
         .count();
+    let mut facts = vec![("rows", rows.to_string())];
+    if spec.connections {
+        let seen = trace
+            .time(Phase::Connections, super::pg_connections::read(&client))
+            .await?;
+        facts.push(("connections", seen.text()));
+        trace.observe(super::Observation::PgConnections(seen));
+    }
     // Dropping the client sends Terminate, so the server logs a clean disconnect. The close
     // runs on its own task: the run (and its duration, "time to a usable session") ends when
     // the query answers, not after the goodbye (~0.1 ms, 3 % of a local session: bench/pg_baseline.py).
@@ -307,9 +320,7 @@ where
         drop(client);
         let _ = tokio::time::timeout(Duration::from_secs(1), driver.wait()).await;
     });
-    Ok(Outcome {
-        facts: vec![("rows", rows.to_string())],
-    })
+    Ok(Outcome { facts })
 }
 
 /// Names a tokio-postgres failure; `otherwise` is the reason for server errors we do not know.

@@ -41,6 +41,18 @@ impl RunResult {
 
     /// What a root-cause line says of this run: the resource state it reported (`is ERROR`),
     /// else its reason (`refused`).
+    /// The run's seconds less the optional read of a Postgres server's connections, which
+    /// follows the session it measures (`pathwatch_db_connect_seconds`, `max_seconds`).
+    pub fn session_seconds(&self) -> f64 {
+        let read: f64 = self
+            .phases
+            .iter()
+            .filter(|(p, _)| *p == super::Phase::Connections)
+            .map(|(_, d)| d.as_secs_f64())
+            .sum();
+        self.duration.as_secs_f64() - read
+    }
+
     pub fn brief(&self) -> String {
         match self.observations.state() {
             Some(state) => format!("is {state}"),

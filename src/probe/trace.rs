@@ -15,6 +15,7 @@ super::label_enum!(
         Tls => "tls",
         Auth => "auth",
         Query => "query",
+        Connections => "connections",
         Processing => "processing",
         Transfer => "transfer",
         Login => "login",

@@ -38,6 +38,7 @@ probes:
     port: {pgport}
     password: "${{PG_PASSWORD}}"
     sslmode: disable
+    connections: true
   - name: vpc-path-closed
     kind: tcp
     host: 127.0.0.1

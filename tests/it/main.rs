@@ -26,6 +26,7 @@ mod managed_prometheus;
 mod netguard;
 mod operate;
 mod paging;
+mod pg_saturation;
 mod postgres;
 mod redis;
 mod rootcause;

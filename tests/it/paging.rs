@@ -338,6 +338,11 @@ fn every_alert_pages_and_resolves_through_prometheus_and_alertmanager() {
     let pg2 = PgCluster::start(PgOptions::default());
     let pg3 = PgCluster::start(PgOptions::default());
     let pg4 = PgCluster::start(PgOptions::default());
+    // Capacity: 7 slots usable by ordinary roles, filled to 6 by real sessions at t1.
+    let pg5 = PgCluster::start(PgOptions {
+        max_connections: Some(10),
+        ..PgOptions::default()
+    });
     let prober_password = "prober-secret-1";
     pg3.exec(&format!(
         "CREATE ROLE prober LOGIN PASSWORD '{prober_password}'"
@@ -368,6 +373,7 @@ fn every_alert_pages_and_resolves_through_prometheus_and_alertmanager() {
     );
     a_yaml += &pg_probe("pg-ok", &pg3, "PG3", "");
     a_yaml += &pg_probe("pg-slow", &pg4, "PG4", ", interval: 20s, timeout: 25s");
+    a_yaml += &pg_probe("pg-full", &pg5, "PG5", ", connections: true");
     a_yaml += &format!(
         "  - {{ name: outage-db-health, kind: http, url: \"{}\" }}\n",
         outage.http("/api/health/database")
@@ -433,6 +439,7 @@ fn every_alert_pages_and_resolves_through_prometheus_and_alertmanager() {
         ("PG2", pg2.password().to_string()),
         ("PG3", pg3.password().to_string()),
         ("PG4", pg4.password().to_string()),
+        ("PG5", pg5.password().to_string()),
         ("PROBER", prober_password.to_string()),
         ("SIM_PASSWORD", PASSWORD.to_string()),
         ("GCE_METADATA_HOST", cloud.addr.to_string()),
@@ -545,6 +552,7 @@ fn every_alert_pages_and_resolves_through_prometheus_and_alertmanager() {
     pg2.freeze();
     pg4.freeze();
     pg3.exec("ALTER ROLE prober PASSWORD 'not-the-configured-one'");
+    let full = pg5.hold_sessions(5);
     outage.state.set_faults(Faults {
         db_down: true,
         ..Faults::default()
@@ -617,6 +625,7 @@ fn every_alert_pages_and_resolves_through_prometheus_and_alertmanager() {
     pg1.start_again();
     pg2.thaw();
     pg3.exec(&format!("ALTER ROLE prober PASSWORD '{prober_password}'"));
+    drop(full);
     for sim in [&outage, &degraded, &crosstalk, &cloud, &rooted] {
         sim.state.set_faults(Faults::default());
     }
@@ -734,6 +743,14 @@ fn every_alert_pages_and_resolves_through_prometheus_and_alertmanager() {
         "db wrong password",
         "PathwatchDatabaseUnreachable",
         a_label("probe", "pg-auth"),
+        Page,
+        t1,
+        t2,
+    );
+    add(
+        "db full",
+        "PathwatchDatabaseConnectionsSaturated",
+        a_label("probe", "pg-full"),
         Page,
         t1,
         t2,

@@ -267,7 +267,10 @@ fn tls_required_but_not_offered_fails_with_tls() {
 
 #[test]
 fn tls_modes_follow_libpq() {
-    let pg = PgCluster::start(PgOptions { tls: true });
+    let pg = PgCluster::start(PgOptions {
+        tls: true,
+        ..PgOptions::default()
+    });
     let ca = pg
         .ca_cert_path()
         .expect("CA of the TLS cluster")

@@ -34,6 +34,7 @@ fn criterion(name: &str, probe: &str) -> CriterionSpec {
         success: None,
         state: None,
         fresh: None,
+        connections_below: None,
     }
 }
 

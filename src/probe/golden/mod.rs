@@ -259,6 +259,12 @@ impl GoldenPathSpec {
     }
 
     fn prepare(&self) -> Result<Prepared, String> {
+        // A credential in a login or WebSocket header (X-E2E-Bypass-Key, Authorization) is
+        // masked wherever a server echoes it back.
+        let login_headers = self.login.iter().flat_map(|l| l.headers.iter());
+        for (k, v) in login_headers.chain(self.websocket.headers.iter()) {
+            crate::redact::register_header(k, v);
+        }
         let ws_url =
             Url::parse(&self.websocket.url).map_err(|e| format!("invalid websocket url: {e}"))?;
         if !matches!(ws_url.scheme(), "ws" | "wss") || ws_url.host_str().is_none() {

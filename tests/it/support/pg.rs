@@ -54,6 +54,9 @@ pub struct PgOptions {
     /// stays accepted as well (pg_hba has `host` lines, not `hostssl`), so the
     /// client decides via `sslmode`.
     pub tls: bool,
+    /// `max_connections` (Postgres' default, 100, when `None`): a small one lets a test fill
+    /// the server with real sessions.
+    pub max_connections: Option<u32>,
 }
 
 /// A running throwaway Postgres server. Stopped and deleted on drop.
@@ -175,6 +178,9 @@ impl PgCluster {
         set("unix_socket_directories", &socket_dir.to_string_lossy());
         set("fsync", "off");
         set("password_encryption", "scram-sha-256");
+        if let Some(n) = opts.max_connections {
+            set("max_connections", &n.to_string());
+        }
         if let Some(c) = &certs {
             set("ssl", "on");
             set("ssl_cert_file", &c.server_cert.to_string_lossy());
@@ -351,6 +357,27 @@ impl PgCluster {
             .and_then(|t| t.lines().next().and_then(|l| l.trim().parse().ok()))
             .unwrap_or_else(|| panic!("no PID in {} after start", pid_file.display()));
         self.stopped.store(false, Ordering::SeqCst);
+    }
+
+    /// Opens `n` real sessions (psql running `pg_sleep`) as the superuser; they end when the
+    /// children are killed (or dropped with [`Sessions`]).
+    pub fn hold_sessions(&self, n: usize) -> Sessions {
+        let children = (0..n)
+            .map(|_| {
+                self.psql()
+                    // The server notices the client is gone within 200 ms (instead of at
+                    // the end of the sleep), so dropping the children frees the slots.
+                    .args([
+                        "-c",
+                        "SET client_connection_check_interval = '200ms'; SELECT pg_sleep(600)",
+                    ])
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::null())
+                    .spawn()
+                    .expect("psql holding a session")
+            })
+            .collect();
+        Sessions(children)
     }
 
     /// Runs one SQL statement as the superuser over the Unix socket.
@@ -598,4 +625,16 @@ fn claim_port(port: u16) {
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .insert(port);
+}
+
+/// Sessions held open by [`PgCluster::hold_sessions`]; dropping ends them.
+pub struct Sessions(Vec<std::process::Child>);
+
+impl Drop for Sessions {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
 }
