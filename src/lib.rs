@@ -12,7 +12,6 @@
 //! - `runner`: one task per probe, interval, jitter, timeout, panic isolation.
 //! - `supervisor`: the config in force; reloads on SIGHUP, `POST /-/reload` or a file change.
 //! - `state`: recent results per probe, fed by the runner; incident status.
-//! - `gcp`: Google Cloud tokens and API error mapping (GCP probes, Cloud Logging).
 //! - `incident`: criteria -> status (a pure engine), change log lines and webhooks.
 //! - `sim`: the reference golden-path service (tests, `demo`).
 //! - `demo`: the bundled demo config and incident scenario.
@@ -37,7 +36,6 @@ pub mod config;
 pub mod core;
 pub mod demo;
 pub mod exposition;
-pub mod gcp;
 pub mod incident;
 pub mod metrics;
 pub mod ondemand;

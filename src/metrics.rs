@@ -1,18 +1,26 @@
 //! The metric families of the contract in DESIGN.md, registered once, updated by the runner.
+//! This file holds what every run has (success, duration, phases, reasons) and the self
+//! families; the incidents' are in [`incident`], and each kind's observations have their
+//! families in a module of their own behind [`kinds::KindMetrics`], so nothing here names
+//! a kind's observation.
 //!
 //! Scrapes only encode what is here; they never run probes. Label sets are typed structs
 //! whose values are configured probe names or closed enums, so cardinality is bounded by
 //! the config.
 
 pub mod gcp;
+pub mod golden;
 pub mod histograms;
+pub mod http;
+pub mod incident;
+pub mod kinds;
 pub mod logs;
 pub mod pg_connections;
 pub mod rootcause;
+pub mod startup;
 
 use crate::probe::RunResult;
-use crate::probe::golden::GoldenObs;
-use crate::probe::{Kind, Phase, PhaseTimings, Reason, Transport, label_enum};
+use crate::probe::{Kind, Phase, PhaseTimings, Reason, Transport};
 use histograms::{HistogramFamily, LabelText, push_pair};
 use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
 use prometheus_client::metrics::counter::Counter;
@@ -109,63 +117,6 @@ pub struct DbLabels {
     pub transport: Transport,
 }
 
-label_enum!(
-    /// The `step` label of golden-path failures: where the user's path broke.
-    Step {
-        Login => "login",
-        Connect => "connect",
-        Handshake => "handshake",
-        Send => "send",
-        Event => "event",
-        Close => "close",
-    }
-);
-
-impl Step {
-    /// The user-level step a phase belongs to (resolve, connect and TLS are all "connect").
-    pub fn of(phase: Phase) -> Step {
-        match phase {
-            Phase::Login => Step::Login,
-            Phase::Handshake => Step::Handshake,
-            Phase::Send => Step::Send,
-            Phase::Events => Step::Event,
-            Phase::Close => Step::Close,
-            _ => Step::Connect,
-        }
-    }
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct EventLabels {
-    pub probe: String,
-    /// A configured event type: bounded by the config.
-    pub event: String,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct StepLabels {
-    pub probe: String,
-    pub step: Step,
-    pub reason: Reason,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct IncidentLabels {
-    pub incident: String,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct CriterionLabels {
-    pub incident: String,
-    pub criterion: String,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct IncidentProbeLabels {
-    pub incident: String,
-    pub probe: String,
-}
-
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct BuildLabels {
     pub version: String,
@@ -213,27 +164,8 @@ pub struct Metrics {
     pub probe_phase_duration: Family<PhaseLabels, FloatGauge>,
     pub probe_last_run: Family<NameLabels, FloatGauge>,
     pub db_connect: Histograms<DbLabels>,
-    pub http_status: Family<NameLabels, Gauge>,
-    pub golden_seconds: Histograms<NameLabels>,
-    pub golden_delivered: Family<NameLabels, Gauge>,
-    pub golden_expected: Family<NameLabels, Gauge>,
-    pub golden_event_seconds: Family<EventLabels, FloatGauge>,
-    pub golden_crosstalk: Family<NameLabels, Counter>,
-    pub golden_duplicates: Family<NameLabels, Counter>,
-    pub golden_unexpected: Family<NameLabels, Counter>,
-    pub golden_failures: Family<StepLabels, Counter>,
-    pub startup_seconds: Family<NameLabels, FloatGauge>,
-    pub startup_in_progress: Family<NameLabels, Gauge>,
-    pub startup_unhealthy: Family<NameLabels, Counter>,
-    pub incident_status: Family<IncidentLabels, Gauge>,
-    pub incident_changes: Family<IncidentLabels, Counter>,
-    pub incident_last_change: Family<IncidentLabels, FloatGauge>,
-    pub criterion_met: Family<CriterionLabels, Gauge>,
-    /// 1 for each probe an incident's criteria judge: the incident alert carries the probe,
-    /// so Alertmanager can inhibit that probe's symptom alerts while the incident fires.
-    pub incident_probe: Family<IncidentProbeLabels, Gauge>,
-    pub criterion_value: Family<CriterionLabels, FloatGauge>,
-    pub criterion_threshold: Family<CriterionLabels, FloatGauge>,
+    /// `pathwatch_incident_*` (metrics/incident.rs).
+    pub incidents: incident::IncidentMetrics,
     pub build_info: Family<BuildLabels, Gauge>,
     pub config_reload_ok: Gauge,
     pub config_reload_time: FloatGauge,
@@ -242,11 +174,8 @@ pub struct Metrics {
     pub scheduler_lateness: Histogram,
     /// How long the previous `/metrics` answer took to encode.
     pub encode_seconds: FloatGauge,
-    /// `pathwatch_gcp_*` (metrics/gcp.rs).
-    pub gcp: gcp::GcpMetrics,
-    /// `pathwatch_log_*` (metrics/logs.rs).
-    pub logs: logs::LogMetrics,
-    pub pg_connections: pg_connections::PgConnectionMetrics,
+    /// The families of each kind's observations (metrics/kinds.rs).
+    pub kinds: kinds::KindFamilies,
     pub root_causes: rootcause::RootCauseMetrics,
 }
 
@@ -262,7 +191,9 @@ impl Metrics {
     pub fn encode_histograms(&self, out: &mut String) {
         self.probe_run_duration.encode(out);
         self.db_connect.encode(out);
-        self.golden_seconds.encode(out);
+        for k in self.kinds.all() {
+            k.encode_histograms(out);
+        }
     }
 
     /// The families, unregistered: what a run records into.
@@ -285,37 +216,14 @@ impl Metrics {
                 "db_connect",
                 "Time to a usable database session (connect, TLS, auth and first query); runs that fail fast are not observed, runs cut at the timeout are",
             ),
-            http_status: Family::default(),
-            golden_seconds: duration_histogram(
-                "golden_path",
-                "Login to the final agent event; runs cut at the timeout are observed at it",
-            ),
-            golden_delivered: Family::default(),
-            golden_expected: Family::default(),
-            golden_event_seconds: Family::default(),
-            golden_crosstalk: Family::default(),
-            golden_duplicates: Family::default(),
-            golden_unexpected: Family::default(),
-            golden_failures: Family::default(),
-            startup_seconds: Family::default(),
-            startup_in_progress: Family::default(),
-            startup_unhealthy: Family::default(),
-            incident_status: Family::default(),
-            incident_changes: Family::default(),
-            incident_last_change: Family::default(),
-            criterion_met: Family::default(),
-            incident_probe: Family::default(),
-            criterion_value: Family::default(),
-            criterion_threshold: Family::default(),
+            incidents: incident::IncidentMetrics::default(),
             build_info: Family::default(),
             config_reload_ok: Gauge::default(),
             config_reload_time: Gauge::default(),
             config_invalid_entries: Gauge::default(),
             scheduler_lateness: Histogram::new(LATENESS_BUCKETS.iter().copied()),
             encode_seconds: Gauge::default(),
-            gcp: gcp::GcpMetrics::default(),
-            logs: logs::LogMetrics::default(),
-            pg_connections: pg_connections::PgConnectionMetrics::default(),
+            kinds: kinds::KindFamilies::new(),
             root_causes: rootcause::RootCauseMetrics::default(),
         }
     }
@@ -373,99 +281,10 @@ impl Metrics {
             Unit::Seconds,
             m.probe_last_run.clone(),
         );
-        r.register(
-            "http_status_code",
-            "Status code of the last HTTP response (0 when none arrived)",
-            m.http_status.clone(),
-        );
-        r.register(
-            "golden_path_events_delivered",
-            "Expected agent events delivered in the last run (in every session)",
-            m.golden_delivered.clone(),
-        );
-        r.register(
-            "golden_path_events_expected",
-            "Agent events the golden path expects",
-            m.golden_expected.clone(),
-        );
-        r.register_with_unit(
-            "golden_path_event",
-            "Time from sending the message to each event in the last run (absent if not seen)",
-            Unit::Seconds,
-            m.golden_event_seconds.clone(),
-        );
-        r.register(
-            "golden_path_crosstalk_events",
-            "Events that reached a session they did not belong to",
-            m.golden_crosstalk.clone(),
-        );
-        r.register(
-            "golden_path_duplicate_events",
-            "Expected events received more than once",
-            m.golden_duplicates.clone(),
-        );
-        r.register(
-            "golden_path_unexpected_events",
-            "Frames that were not an expected or ignored event (other types, non-JSON, binary)",
-            m.golden_unexpected.clone(),
-        );
-        r.register(
-            "golden_path_failures",
-            "Failed golden-path runs by the step that broke and why",
-            m.golden_failures.clone(),
-        );
-        r.register_with_unit(
-            "startup",
-            "Last measured time from a start of the service to its first healthy answer",
-            Unit::Seconds,
-            m.startup_seconds.clone(),
-        );
-        r.register(
-            "startup_in_progress",
-            "1 while the service is starting (polled fast), else 0",
-            m.startup_in_progress.clone(),
-        );
-        r.register(
-            "startup_unhealthy_answers",
-            "Unhealthy answers (e.g. 503) received while the service was starting",
-            m.startup_unhealthy.clone(),
-        );
-        r.register(
-            "incident_status",
-            "Incident status: 0 resolved, 1 present, 2 unknown (no or stale data)",
-            m.incident_status.clone(),
-        );
-        r.register(
-            "incident_status_changes",
-            "Incident status transitions (alert on change)",
-            m.incident_changes.clone(),
-        );
-        r.register_with_unit(
-            "incident_last_change_timestamp",
-            "Unix time of the incident's last status change",
-            Unit::Seconds,
-            m.incident_last_change.clone(),
-        );
-        r.register(
-            "incident_criterion_met",
-            "Whether each resolution criterion holds on the latest result (absent: no data)",
-            m.criterion_met.clone(),
-        );
-        r.register(
-            "incident_probe",
-            "1 for each probe the incident's criteria judge",
-            m.incident_probe.clone(),
-        );
-        r.register(
-            "incident_criterion_value",
-            "The criterion's current value (seconds, events delivered, or 0/1)",
-            m.criterion_value.clone(),
-        );
-        r.register(
-            "incident_criterion_threshold",
-            "The criterion's bound (max_seconds, or the freshness bound in seconds)",
-            m.criterion_threshold.clone(),
-        );
+        for k in m.kinds.all() {
+            k.register(r);
+        }
+        m.incidents.register(r);
         r.register(
             "build_info",
             "pathwatch build information (always 1)",
@@ -499,9 +318,6 @@ impl Metrics {
             Unit::Seconds,
             m.encode_seconds.clone(),
         );
-        m.gcp.register(r);
-        m.logs.register(r);
-        m.pg_connections.register(r);
         m.root_causes.register(r);
         m.build_info
             .get_or_create(&BuildLabels {
@@ -538,7 +354,7 @@ impl Metrics {
         registry.register(
             "http_status_code",
             "Status code of the HTTP response (0 when none arrived)",
-            m.http_status.clone(),
+            m.kinds.http.status.clone(),
         );
         m
     }
@@ -568,29 +384,9 @@ impl Metrics {
         // show no increase): they exist at 0 before the first run.
         let _ = self.probe_consecutive_failures.get_or_create(&labels);
         let _ = self.probe_timed_out.get_or_create(&labels);
-        if kind == Kind::Startup {
-            let name = NameLabels {
-                probe: probe.to_string(),
-            };
-            let _ = self.startup_unhealthy.get_or_create(&name);
-            self.startup_in_progress.get_or_create(&name).set(1);
+        for k in self.kinds.all() {
+            k.init_probe(p);
         }
-        if kind == Kind::GoldenPath {
-            let name = NameLabels {
-                probe: probe.to_string(),
-            };
-            let _ = self.golden_seconds.get_or_create(&name);
-            let _ = self.golden_crosstalk.get_or_create(&name);
-            let _ = self.golden_duplicates.get_or_create(&name);
-            let _ = self.golden_unexpected.get_or_create(&name);
-            if let crate::probe::ProbeSpec::GoldenPath(g) = &p.spec {
-                self.golden_expected
-                    .get_or_create(&name)
-                    .set(g.events.len() as i64);
-            }
-        }
-        self.gcp.init_probe(probe, kind);
-        self.logs.init_probe(p);
     }
 
     /// Records one finished run.
@@ -640,34 +436,8 @@ impl Metrics {
                 probe: probe.to_string(),
             })
             .set(run.finished_unix_seconds);
-        if matches!(kind, Kind::Http | Kind::Startup) {
-            self.http_status
-                .get_or_create(&NameLabels {
-                    probe: probe.to_string(),
-                })
-                .set(i64::from(run.observations.http_status().unwrap_or(0)));
-        }
-        if kind == Kind::GoldenPath {
-            self.record_golden(probe, run, reason);
-        }
-        self.gcp.record(probe, kind, run.observations.gcp());
-        self.logs.record(probe, run.observations.logs());
-        if let Some(c) = run.observations.pg_connections() {
-            self.pg_connections.record(probe, c);
-        }
-        if let Some(obs) = run.observations.startup() {
-            let name = NameLabels {
-                probe: probe.to_string(),
-            };
-            if let Some(secs) = obs.seconds {
-                self.startup_seconds.get_or_create(&name).set(secs);
-            }
-            self.startup_in_progress
-                .get_or_create(&name)
-                .set(i64::from(obs.in_progress));
-            self.startup_unhealthy
-                .get_or_create(&name)
-                .inc_by(obs.unhealthy_answers);
+        for k in self.kinds.all() {
+            k.record(probe, kind, run);
         }
         if let Some(transport) = transport
             && (ok || reason == Reason::Timeout)
@@ -683,90 +453,6 @@ impl Metrics {
         }
     }
 
-    /// A golden-path run that failed before the events (login, connect, handshake) delivered
-    /// none: `events_delivered` drops to 0 and the per-event times of an earlier run go, so
-    /// no gauge shows a previous run's values as if they were this one's.
-    pub fn golden_events_not_reached(&self, probe: &str, events: &[String]) {
-        self.golden_delivered
-            .get_or_create(&NameLabels {
-                probe: probe.to_string(),
-            })
-            .set(0);
-        for event in events {
-            self.golden_event_seconds.remove(&EventLabels {
-                probe: probe.to_string(),
-                event: event.clone(),
-            });
-        }
-    }
-
-    fn record_golden(&self, probe: &str, run: &RunResult, reason: Reason) {
-        let name = NameLabels {
-            probe: probe.to_string(),
-        };
-        if let Some(obs) = run.observations.golden() {
-            self.set_golden_events(probe, obs);
-        }
-        if let Some(total) = run
-            .observations
-            .golden()
-            .and_then(|g| g.total)
-            .filter(|_| run.ok())
-        {
-            self.golden_seconds
-                .observe(&name, total.as_secs_f64(), exemplar(run));
-        } else if reason == Reason::Timeout {
-            self.golden_seconds
-                .observe(&name, run.duration.as_secs_f64(), exemplar(run));
-        }
-        if let (false, Some(phase)) = (run.ok(), run.failed_phase) {
-            self.golden_failures
-                .get_or_create(&StepLabels {
-                    probe: probe.to_string(),
-                    step: Step::of(phase),
-                    reason,
-                })
-                .inc();
-        }
-    }
-
-    fn set_golden_events(&self, probe: &str, obs: &GoldenObs) {
-        let name = NameLabels {
-            probe: probe.to_string(),
-        };
-        self.golden_delivered
-            .get_or_create(&name)
-            .set(obs.delivered() as i64);
-        self.golden_expected
-            .get_or_create(&name)
-            .set(obs.expected.len() as i64);
-        self.golden_crosstalk
-            .get_or_create(&name)
-            .inc_by(obs.crosstalk);
-        self.golden_duplicates
-            .get_or_create(&name)
-            .inc_by(obs.duplicates);
-        self.golden_unexpected
-            .get_or_create(&name)
-            .inc_by(obs.unexpected);
-        for (event, arrived) in obs.expected.iter().zip(&obs.arrived) {
-            let labels = EventLabels {
-                probe: probe.to_string(),
-                event: event.clone(),
-            };
-            match arrived {
-                Some(d) => {
-                    self.golden_event_seconds
-                        .get_or_create(&labels)
-                        .set(d.as_secs_f64());
-                }
-                None => {
-                    self.golden_event_seconds.remove(&labels);
-                }
-            }
-        }
-    }
-
     /// Removes every series of a probe that left the config (or changed kind) on reload.
     /// Families are keyed by full label sets, so each set is named: the closed label enums
     /// are walked, the configured ones (events, patterns) come from the old spec.
@@ -776,7 +462,6 @@ impl Metrics {
             probe: probe.clone(),
             kind,
         };
-        self.pg_connections.forget(&probe);
         self.probe_success.remove(&labels);
         self.probe_consecutive_failures.remove(&labels);
         self.probe_timed_out.remove(&labels);
@@ -790,13 +475,6 @@ impl Metrics {
                     probe: probe.clone(),
                     kind,
                     result,
-                    reason: *reason,
-                });
-            }
-            for step in Step::ALL {
-                self.golden_failures.remove(&StepLabels {
-                    probe: probe.clone(),
-                    step: *step,
                     reason: *reason,
                 });
             }
@@ -818,124 +496,8 @@ impl Metrics {
             probe: probe.clone(),
         };
         self.probe_last_run.remove(&name);
-        self.http_status.remove(&name);
-        self.golden_seconds.remove(&name);
-        self.golden_delivered.remove(&name);
-        self.golden_expected.remove(&name);
-        self.golden_crosstalk.remove(&name);
-        self.golden_duplicates.remove(&name);
-        self.golden_unexpected.remove(&name);
-        self.startup_seconds.remove(&name);
-        self.startup_in_progress.remove(&name);
-        self.startup_unhealthy.remove(&name);
-        if let crate::probe::ProbeSpec::GoldenPath(g) = &p.spec {
-            for event in &g.events {
-                self.golden_event_seconds.remove(&EventLabels {
-                    probe: probe.clone(),
-                    event: event.clone(),
-                });
-            }
-        }
-        self.gcp.forget_probe(&probe, kind);
-        self.logs.forget_probe(p);
-    }
-
-    /// Removes an incident's series (it left the config on reload).
-    pub fn forget_incident(&self, spec: &crate::incident::IncidentSpec) {
-        let labels = IncidentLabels {
-            incident: spec.id.clone(),
-        };
-        self.incident_status.remove(&labels);
-        self.incident_changes.remove(&labels);
-        self.incident_last_change.remove(&labels);
-        for c in &spec.criteria {
-            let cl = CriterionLabels {
-                incident: spec.id.clone(),
-                criterion: c.name.clone(),
-            };
-            self.criterion_met.remove(&cl);
-            self.criterion_value.remove(&cl);
-            self.criterion_threshold.remove(&cl);
-            self.incident_probe.remove(&IncidentProbeLabels {
-                incident: spec.id.clone(),
-                probe: c.probe.clone(),
-            });
-        }
-    }
-
-    /// Creates an incident's series before its first evaluation: status unknown.
-    pub fn init_incident(&self, spec: &crate::incident::IncidentSpec) {
-        let labels = IncidentLabels {
-            incident: spec.id.clone(),
-        };
-        self.incident_status.get_or_create(&labels).set(2);
-        let _ = self.incident_changes.get_or_create(&labels);
-        for c in &spec.criteria {
-            self.incident_probe
-                .get_or_create(&IncidentProbeLabels {
-                    incident: spec.id.clone(),
-                    probe: c.probe.clone(),
-                })
-                .set(1);
-            if let Some(bound) = c.max_seconds {
-                self.criterion_threshold
-                    .get_or_create(&CriterionLabels {
-                        incident: spec.id.clone(),
-                        criterion: c.name.clone(),
-                    })
-                    .set(bound);
-            }
-        }
-    }
-
-    pub fn record_incident(
-        &self,
-        spec: &crate::incident::IncidentSpec,
-        eval: &crate::incident::Evaluation,
-        tracked: &crate::incident::Tracked,
-    ) {
-        let labels = IncidentLabels {
-            incident: spec.id.clone(),
-        };
-        self.incident_status
-            .get_or_create(&labels)
-            .set(eval.status.value());
-        let changes = self.incident_changes.get_or_create(&labels);
-        // The counter follows the tracked count (it only grows).
-        let seen = changes.get();
-        if tracked.changes > seen {
-            changes.inc_by(tracked.changes - seen);
-        }
-        drop(changes);
-        if tracked.changes > 0 {
-            self.incident_last_change
-                .get_or_create(&labels)
-                .set(tracked.last_change_unix);
-        }
-        for c in &eval.criteria {
-            let cl = CriterionLabels {
-                incident: spec.id.clone(),
-                criterion: c.name.clone(),
-            };
-            match c.met {
-                Some(met) => {
-                    self.criterion_met.get_or_create(&cl).set(i64::from(met));
-                }
-                None => {
-                    self.criterion_met.remove(&cl);
-                }
-            }
-            match c.value {
-                Some(v) => {
-                    self.criterion_value.get_or_create(&cl).set(v);
-                }
-                None => {
-                    self.criterion_value.remove(&cl);
-                }
-            }
-            if let Some(t) = c.threshold {
-                self.criterion_threshold.get_or_create(&cl).set(t);
-            }
+        for k in self.kinds.all() {
+            k.forget_probe(p);
         }
     }
 

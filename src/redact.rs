@@ -1,7 +1,7 @@
 //! One redactor for every text that leaves the process: failure details (logs, status page,
 //! `/api/status`, check output), config errors and every log line.
 //!
-//! Typed secrets stay out of messages by construction ([`crate::config::types::Secret`] has no
+//! Typed secrets stay out of messages by construction ([`crate::core::types::Secret`] has no
 //! Display), but text also arrives by side doors: a server that echoes a header or a token, a
 //! URL with a password typed into `host:`, a library's error quoting its input. So the values
 //! themselves are masked wherever they appear, whatever path the text took:

@@ -5,7 +5,7 @@
 
 use crate::config::Defaults;
 use crate::config::on_demand::{ModuleOnDemand, OnDemandSpec};
-use crate::config::types::PositiveDuration;
+use crate::core::types::PositiveDuration;
 use crate::incident::IncidentSpec;
 use crate::probe::ProbeSpec;
 use schemars::generate::SchemaSettings;

@@ -95,7 +95,7 @@ impl State {
             .map(|p| (p.name.clone(), ProbeEntry::new(p)))
             .collect();
         for inc in &config.incidents {
-            metrics.init_incident(inc);
+            metrics.incidents.init(inc);
         }
         let graph = graph_of(config);
         let members: Vec<String> = graph.keys().cloned().collect();
@@ -155,7 +155,9 @@ impl State {
             (&probe.spec, run.observations.golden())
         {
             self.metrics
-                .golden_events_not_reached(&probe.name, &g.events);
+                .kinds
+                .golden
+                .events_not_reached(&probe.name, &g.events);
         }
         let run = Arc::new(run);
         let judging = self.incidents_judging(&probe.name);
@@ -238,7 +240,7 @@ impl State {
                     .find(|n| n.id == o.id)
                     .is_some_and(|n| format!("{n:?}") == format!("{o:?}"));
                 if !same {
-                    self.metrics.forget_incident(o);
+                    self.metrics.incidents.forget(o);
                 }
                 if !new.incidents.iter().any(|n| n.id == o.id) {
                     tracked.remove(&o.id);
@@ -250,7 +252,7 @@ impl State {
                     .iter()
                     .any(|o| format!("{n:?}") == format!("{o:?}"));
                 if !known {
-                    self.metrics.init_incident(n);
+                    self.metrics.incidents.init(n);
                 }
             }
         }
@@ -305,7 +307,7 @@ impl State {
                 }
             }
         }
-        self.metrics.record_incident(spec, &eval, t);
+        self.metrics.incidents.record(spec, &eval, t);
         t.evaluation = Some(eval);
     }
 
@@ -376,144 +378,4 @@ fn graph_of(config: &Config) -> Graph {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::probe::{Observation, Outcome};
-    use prometheus_client::registry::Registry;
-
-    fn state() -> (State, Config) {
-        // State holds a webhook client; main installs the provider once per process.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let text = "probes:\n  - { name: judged, kind: tcp, host: 127.0.0.1, port: 9 }\n  - { name: plain, kind: tcp, host: 127.0.0.1, port: 9 }\nincidents:\n  - id: x\n    title: t\n    criteria:\n      - { name: up, probe: judged, success: true }\n";
-        let config = crate::config::parse("t.yaml", text, &|_| None)
-            .expect("config")
-            .config;
-        let metrics = Metrics::new(&mut Registry::default());
-        (State::new(metrics, &config), config)
-    }
-
-    fn run(i: u64) -> RunResult {
-        RunResult {
-            finished_unix_seconds: unix_now(),
-            duration: Duration::from_millis(i),
-            phases: Vec::new(),
-            failed_phase: None,
-            observations: Default::default(),
-            next_run: None,
-            trace_id: None,
-            lateness: Some(Duration::from_micros(i)),
-            outcome: Ok(Outcome::default()),
-        }
-    }
-
-    #[test]
-    fn whole_results_are_kept_only_as_deep_as_an_incident_needs() {
-        let (state, config) = state();
-        for i in 0..(HISTORY as u64 + 10) {
-            for p in &config.probes {
-                state.record(p, run(i));
-            }
-        }
-        let probes: HashMap<_, _> = state.probes().into_iter().collect();
-        assert_eq!(probes["judged"].runs.len(), HISTORY);
-        assert_eq!(probes["plain"].runs.len(), 1);
-        for name in ["judged", "plain"] {
-            let e = &probes[name];
-            assert_eq!(e.points.len(), HISTORY, "{name}");
-            // Oldest first, the newest last, lateness carried along.
-            let last = e.points.back().expect("points");
-            assert_eq!(last.seconds, (HISTORY as f32 + 9.0) / 1000.0);
-            assert_eq!(e.points.front().map(|p| p.seconds), Some(0.010));
-            assert_eq!(last.lateness_seconds, Some((HISTORY as f32 + 9.0) / 1e6));
-            assert_eq!(e.latest().map(|r| r.duration.as_millis()), Some(69));
-        }
-    }
-
-    #[test]
-    fn a_restart_while_healthy_goes_unknown_to_resolved_without_present() {
-        // A fresh State is what a restarted pathwatch has: no history, every incident UNKNOWN.
-        let (state, config) = state();
-        let judged = &config.probes[0];
-        state.evaluate_all();
-        assert_eq!(state.status("x"), Status::Unknown);
-        state.record(judged, run(1));
-        assert_eq!(state.status("x"), Status::Unknown);
-        let (_, t) = &state.incidents()[0];
-        let progress = t.evaluation.as_ref().and_then(|e| e.resolving);
-        assert_eq!(
-            progress.map(|p| p.text()).as_deref(),
-            Some("resolving: 1 of 2 passing results")
-        );
-        state.record(judged, run(2));
-        assert_eq!(state.status("x"), Status::Resolved);
-        let (_, t) = &state.incidents()[0];
-        // One change (UNKNOWN -> RESOLVED), never PRESENT.
-        assert_eq!(t.changes, 1);
-    }
-
-    #[test]
-    fn a_golden_run_failing_before_the_events_zeroes_delivered_and_drops_event_times() {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let text = "probes:\n  - name: gp\n    kind: golden_path\n    login: { url: http://127.0.0.1:9/login, email: a@b.c, password: p }\n    websocket: { url: ws://127.0.0.1:9/ws }\n    message: hi\n";
-        let config = crate::config::parse("t.yaml", text, &|_| None)
-            .expect("config")
-            .config;
-        let mut registry = Registry::with_prefix("pathwatch");
-        let metrics = Metrics::new(&mut registry);
-        let p = &config.probes[0];
-        metrics.init_probe(p);
-        let state = State::new(metrics, &config);
-        let crate::probe::ProbeSpec::GoldenPath(g) = &p.spec else {
-            panic!("golden path spec");
-        };
-        let mut ok = run(1);
-        ok.observations
-            .set(Observation::Golden(crate::probe::golden::GoldenObs {
-                expected: g.events.clone(),
-                arrived: g
-                    .events
-                    .iter()
-                    .map(|_| Some(Duration::from_secs(1)))
-                    .collect(),
-                total: Some(Duration::from_secs(2)),
-                ..Default::default()
-            }));
-        state.record(p, ok);
-        let text = encode(&registry);
-        let delivered = format!(
-            "pathwatch_golden_path_events_delivered{{probe=\"gp\"}} {}",
-            g.events.len()
-        );
-        assert!(text.contains(&delivered), "{text}");
-        assert!(
-            text.contains("pathwatch_golden_path_event_seconds{"),
-            "{text}"
-        );
-        let mut failed = run(2);
-        failed.outcome = Err(crate::probe::ProbeError::new(
-            Reason::Refused,
-            "login refused",
-        ));
-        state.record(p, failed);
-        let text = encode(&registry);
-        assert!(
-            text.contains("pathwatch_golden_path_events_delivered{probe=\"gp\"} 0"),
-            "{text}"
-        );
-        assert!(
-            !text.contains("pathwatch_golden_path_event_seconds{"),
-            "{text}"
-        );
-        let expected = format!(
-            "pathwatch_golden_path_events_expected{{probe=\"gp\"}} {}",
-            g.events.len()
-        );
-        assert!(text.contains(&expected), "{text}");
-    }
-
-    fn encode(registry: &Registry) -> String {
-        let mut out = String::new();
-        prometheus_client::encoding::text::encode(&mut out, registry).expect("encode");
-        out
-    }
-}
+mod tests;

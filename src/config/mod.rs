@@ -5,13 +5,12 @@
 //! serving them. Only an unreadable file or broken YAML is fatal.
 
 pub mod de;
-pub mod file;
 pub mod node;
 pub mod on_demand;
 #[cfg(test)]
 mod props;
-pub mod types;
 
+use crate::core::types::PositiveDuration;
 use crate::incident::IncidentSpec;
 use crate::incident::spec::kind_supports;
 use crate::probe::{Kind, ProbeSpec};
@@ -21,7 +20,6 @@ use std::collections::HashMap;
 use std::fmt;
 use std::path::Path;
 use std::time::Duration;
-use types::PositiveDuration;
 
 /// Interval when neither the probe nor `defaults` set one.
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(30);
@@ -122,7 +120,7 @@ impl fmt::Display for ConfigError {
 /// Reads and parses a config file, expanding `${VAR}` from the process environment.
 pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
     let file = path.display().to_string();
-    let text = file::read_regular(path).map_err(|e| ConfigError {
+    let text = crate::core::file::read_regular(path).map_err(|e| ConfigError {
         file: file.clone(),
         loc: Loc::FILE,
         probe: None,

@@ -1,7 +1,8 @@
 //! Property tests of config loading: no text, however hostile, panics the parser, and every
 //! duration that loads is inside its bounds.
 
-use super::{INTERVAL_RANGE, TIMEOUT_RANGE, parse, types::MAX_DURATION};
+use super::{INTERVAL_RANGE, TIMEOUT_RANGE, parse};
+use crate::core::types::MAX_DURATION;
 use proptest::prelude::*;
 
 /// YAML-ish text: the config's own keys and values, in any order, with the characters that

@@ -1,6 +1,6 @@
 //! Incidents in the config: an id, a title, resolution criteria, hysteresis and a webhook.
 
-use crate::config::types::PositiveDuration;
+use crate::core::types::PositiveDuration;
 use crate::probe::Kind;
 use serde::Deserialize;
 use std::collections::BTreeMap;

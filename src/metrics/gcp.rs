@@ -4,8 +4,10 @@
 //! configured names, or API enum values checked to be one (never a URL, token or env value).
 
 use super::FloatGauge;
-use crate::probe::Kind;
+use super::kinds::KindMetrics;
+use crate::config::ProbeConfig;
 use crate::probe::gcp::{GcpObs, UNRECOGNIZED, states};
+use crate::probe::{Kind, RunResult};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -63,7 +65,7 @@ pub struct GcpMetrics {
 }
 
 impl GcpMetrics {
-    pub fn register(&self, r: &mut Registry) {
+    fn register_families(&self, r: &mut Registry) {
         r.register(
             "gcp_resource_state",
             "The GCP resource's state as the API reports it: 1 on the current state, 0 on the kind's others (all 0 when the last run learned no state)",
@@ -93,12 +95,12 @@ impl GcpMetrics {
     }
 
     /// Every state of the kind at 0 before the first run.
-    pub fn init_probe(&self, probe: &str, kind: Kind) {
+    fn init(&self, probe: &str, kind: Kind) {
         self.set_state(probe, kind, None);
     }
 
     /// Records what a GCP run learned (`obs` is `None` when it learned nothing).
-    pub fn record(&self, probe: &str, kind: Kind, obs: Option<&GcpObs>) {
+    fn record_obs(&self, probe: &str, kind: Kind, obs: Option<&GcpObs>) {
         if states(kind).is_none() {
             return;
         }
@@ -171,7 +173,7 @@ impl GcpMetrics {
     }
 
     /// Removes every series of a probe that left the config.
-    pub fn forget_probe(&self, probe: &str, kind: Kind) {
+    fn forget(&self, probe: &str, kind: Kind) {
         for s in states(kind)
             .unwrap_or(&[])
             .iter()
@@ -227,5 +229,23 @@ impl GcpMetrics {
                 })
                 .set(i64::from(state == Some(s)));
         }
+    }
+}
+
+impl KindMetrics for GcpMetrics {
+    fn register(&self, r: &mut Registry) {
+        self.register_families(r);
+    }
+
+    fn init_probe(&self, p: &ProbeConfig) {
+        self.init(&p.name, p.spec.kind());
+    }
+
+    fn record(&self, probe: &str, kind: Kind, run: &RunResult) {
+        self.record_obs(probe, kind, run.observations.gcp());
+    }
+
+    fn forget_probe(&self, p: &ProbeConfig) {
+        self.forget(&p.name, p.spec.kind());
     }
 }

@@ -2,10 +2,11 @@
 //! total and within the sliding window), the last number a pattern captured, and lines read.
 //! The `pattern` label is a configured name, never matched text.
 
+use super::kinds::KindMetrics;
 use super::{FloatGauge, NameLabels};
 use crate::config::ProbeConfig;
-use crate::probe::ProbeSpec;
 use crate::probe::logs::LogsObs;
+use crate::probe::{Kind, ProbeSpec, RunResult};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -28,7 +29,7 @@ pub struct LogMetrics {
 }
 
 impl LogMetrics {
-    pub fn register(&self, r: &mut Registry) {
+    fn register_families(&self, r: &mut Registry) {
         r.register(
             "log_pattern_matches",
             "Log lines (or Cloud Logging entries) that matched each configured pattern",
@@ -52,7 +53,7 @@ impl LogMetrics {
     }
 
     /// Every pattern's series at 0 before the first run, so `increase()` sees the first match.
-    pub fn init_probe(&self, p: &ProbeConfig) {
+    fn init(&self, p: &ProbeConfig) {
         let ProbeSpec::Logs(spec) = &p.spec else {
             return;
         };
@@ -70,7 +71,7 @@ impl LogMetrics {
     }
 
     /// Removes every series of a probe that left the config.
-    pub fn forget_probe(&self, p: &ProbeConfig) {
+    fn forget(&self, p: &ProbeConfig) {
         if let ProbeSpec::Logs(spec) = &p.spec {
             for name in spec.pattern_names() {
                 let labels = PatternLabels {
@@ -89,7 +90,7 @@ impl LogMetrics {
 
     /// Records a run's totals. They are totals since the probe started (see probe::logs), so
     /// the counters move by the difference: a run cut at its timeout is caught up by the next.
-    pub fn record(&self, probe: &str, obs: Option<&LogsObs>) {
+    fn record_obs(&self, probe: &str, obs: Option<&LogsObs>) {
         let Some(obs) = obs else { return };
         catch_up(
             &self.lines_read.get_or_create(&NameLabels {
@@ -118,5 +119,23 @@ fn catch_up(counter: &Counter, total: u64) {
     let seen = counter.get();
     if total > seen {
         counter.inc_by(total - seen);
+    }
+}
+
+impl KindMetrics for LogMetrics {
+    fn register(&self, r: &mut Registry) {
+        self.register_families(r);
+    }
+
+    fn init_probe(&self, p: &ProbeConfig) {
+        self.init(p);
+    }
+
+    fn record(&self, probe: &str, _kind: Kind, run: &RunResult) {
+        self.record_obs(probe, run.observations.logs());
+    }
+
+    fn forget_probe(&self, p: &ProbeConfig) {
+        self.forget(p);
     }
 }

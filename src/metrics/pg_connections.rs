@@ -3,8 +3,11 @@
 //! use, so saturation alerts before connects fail. `database` is bounded (the ten busiest,
 //! the rest `other`), `state` is pg_stat_activity's closed set.
 
+use super::kinds::KindMetrics;
 use super::{FloatGauge, NameLabels};
+use crate::config::ProbeConfig;
 use crate::probe::pg_connections::PgConnections;
+use crate::probe::{Kind, RunResult};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -31,7 +34,7 @@ pub struct PgConnectionMetrics {
 }
 
 impl PgConnectionMetrics {
-    pub fn register(&self, r: &mut Registry) {
+    fn register_families(&self, r: &mut Registry) {
         r.register(
             "db_connections",
             "Client sessions the server holds, by database (the ten busiest, the rest 'other') and state (pg_stat_activity); postgres probes with connections: true",
@@ -60,7 +63,7 @@ impl PgConnectionMetrics {
     }
 
     /// Exports one read; a run that did not reach the read leaves the last values.
-    pub fn record(&self, probe: &str, c: &PgConnections) {
+    fn record_obs(&self, probe: &str, c: &PgConnections) {
         let name = NameLabels {
             probe: probe.to_string(),
         };
@@ -108,7 +111,7 @@ impl PgConnectionMetrics {
     }
 
     /// Drops every series of a probe (removed by a reload).
-    pub fn forget(&self, probe: &str) {
+    fn forget(&self, probe: &str) {
         let before = self
             .exported
             .lock()
@@ -123,5 +126,23 @@ impl PgConnectionMetrics {
         self.reserved.remove(&name);
         self.used_ratio.remove(&name);
         self.readable.remove(&name);
+    }
+}
+
+impl KindMetrics for PgConnectionMetrics {
+    fn register(&self, r: &mut Registry) {
+        self.register_families(r);
+    }
+
+    fn init_probe(&self, _p: &ProbeConfig) {}
+
+    fn record(&self, probe: &str, _kind: Kind, run: &RunResult) {
+        if let Some(c) = run.observations.pg_connections() {
+            self.record_obs(probe, c);
+        }
+    }
+
+    fn forget_probe(&self, p: &ProbeConfig) {
+        self.forget(&p.name);
     }
 }

@@ -601,3 +601,32 @@ impl schemars::JsonSchema for StatusRange {
         })
     }
 }
+
+impl crate::probe::ProbeKind for HttpSpec {
+    const KIND: crate::probe::Kind = crate::probe::Kind::Http;
+
+    fn default_timeout(&self) -> std::time::Duration {
+        DEFAULT_TIMEOUT
+    }
+
+    fn check(&self) -> Result<(), String> {
+        self.validate()
+    }
+
+    fn run<'a>(
+        &'a self,
+        trace: &'a crate::probe::Trace,
+    ) -> impl std::future::Future<Output = Result<crate::probe::Outcome, crate::probe::ProbeError>>
+    + Send
+    + 'a {
+        probe(self, trace)
+    }
+
+    fn retarget(&self, target: &str) -> Result<Self, String> {
+        Ok(self.with_url(target))
+    }
+
+    fn without_credentials(&self) -> Self {
+        self.without_headers()
+    }
+}

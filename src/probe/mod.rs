@@ -1,10 +1,13 @@
-//! Probe kinds: one serde enum lists them all, and the exhaustive match in [`ProbeSpec::run`]
-//! is the registry. A probe is a plain async function that returns an [`Outcome`] or a
+//! Probe kinds: one table (`probe_kinds!` below) generates the serde enum [`ProbeSpec`], the
+//! `kind` label and every dispatch to the kinds' [`ProbeKind`] implementations; it is the
+//! registry. A probe is a plain async function that returns an [`Outcome`] or a
 //! [`ProbeError`] with a bounded [`Reason`]; the runner owns timing, timeouts and metrics.
 
 pub mod gcp;
 pub mod golden;
+pub mod google;
 pub mod http;
+pub mod kind;
 pub mod logs;
 pub mod observation;
 pub mod pg_connections;
@@ -16,145 +19,13 @@ pub mod tcp;
 pub mod tls;
 pub mod trace;
 
+pub use kind::ProbeKind;
 pub use observation::{Observation, Observations};
 pub use result::RunResult;
 pub use trace::{Phase, PhaseTimings, Trace};
 
 use serde::Deserialize;
 use std::time::Duration;
-
-/// Every probe kind, tagged by `kind:` in the config.
-#[derive(Clone, Debug, Deserialize, schemars::JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum ProbeSpec {
-    Postgres(Box<postgres::PostgresSpec>),
-    Tcp(tcp::TcpSpec),
-    Http(Box<http::HttpSpec>),
-    GoldenPath(Box<golden::GoldenPathSpec>),
-    Startup(Box<startup::StartupSpec>),
-    GcpVpcConnector(Box<gcp::vpc_connector::VpcConnectorSpec>),
-    GcpCloudsql(Box<gcp::cloudsql::CloudSqlSpec>),
-    GcpCloudRun(Box<gcp::cloud_run::CloudRunSpec>),
-    Redis(Box<redis::RedisSpec>),
-    Logs(Box<logs::LogsSpec>),
-}
-
-impl ProbeSpec {
-    pub fn kind(&self) -> Kind {
-        match self {
-            ProbeSpec::Postgres(_) => Kind::Postgres,
-            ProbeSpec::Tcp(_) => Kind::Tcp,
-            ProbeSpec::Http(_) => Kind::Http,
-            ProbeSpec::GoldenPath(_) => Kind::GoldenPath,
-            ProbeSpec::Startup(_) => Kind::Startup,
-            ProbeSpec::GcpVpcConnector(_) => Kind::GcpVpcConnector,
-            ProbeSpec::GcpCloudsql(_) => Kind::GcpCloudsql,
-            ProbeSpec::GcpCloudRun(_) => Kind::GcpCloudRun,
-            ProbeSpec::Redis(_) => Kind::Redis,
-            ProbeSpec::Logs(_) => Kind::Logs,
-        }
-    }
-
-    /// Timeout when neither the probe nor `defaults` set one.
-    pub fn default_timeout(&self) -> Duration {
-        match self {
-            // The first user's backend waits 75 s for its database: a probe must wait as long
-            // to tell a slow connect from a dead one.
-            ProbeSpec::Postgres(_) => postgres::DEFAULT_TIMEOUT,
-            ProbeSpec::Tcp(_) => tcp::DEFAULT_TIMEOUT,
-            ProbeSpec::Http(_) => http::DEFAULT_TIMEOUT,
-            ProbeSpec::GoldenPath(_) => golden::DEFAULT_TIMEOUT,
-            ProbeSpec::Startup(s) => s.default_timeout(),
-            ProbeSpec::GcpVpcConnector(_)
-            | ProbeSpec::GcpCloudsql(_)
-            | ProbeSpec::GcpCloudRun(_) => gcp::DEFAULT_TIMEOUT,
-            ProbeSpec::Redis(_) => redis::DEFAULT_TIMEOUT,
-            ProbeSpec::Logs(_) => logs::DEFAULT_TIMEOUT,
-        }
-    }
-
-    /// Checks that need more than one field; the message is shown at the probe's location.
-    pub fn validate(&self) -> Result<(), String> {
-        match self {
-            ProbeSpec::Postgres(s) => s.validate(),
-            ProbeSpec::Tcp(s) => s.validate(),
-            ProbeSpec::Http(s) => s.validate(),
-            ProbeSpec::GoldenPath(s) => s.validate(),
-            ProbeSpec::Startup(s) => s.validate(),
-            ProbeSpec::GcpVpcConnector(s) => s.validate(),
-            ProbeSpec::GcpCloudsql(s) => s.validate(),
-            ProbeSpec::GcpCloudRun(s) => s.validate(),
-            ProbeSpec::Redis(s) => s.validate(),
-            ProbeSpec::Logs(s) => s.validate(),
-        }
-    }
-
-    /// The same probe against another target, for on-demand probing (`/probe?target=`):
-    /// `host:port` (or a socket directory) for socket kinds, a URL for `http`.
-    pub fn retarget(&self, target: &str) -> Result<ProbeSpec, String> {
-        Ok(match self {
-            ProbeSpec::Postgres(s) => ProbeSpec::Postgres(Box::new(s.with_target(target)?)),
-            ProbeSpec::Redis(s) => ProbeSpec::Redis(Box::new(s.with_target(target)?)),
-            ProbeSpec::Tcp(_) => {
-                let (host, port) = crate::core::target::host_port(target)?;
-                ProbeSpec::Tcp(tcp::TcpSpec { host, port })
-            }
-            ProbeSpec::Http(s) => ProbeSpec::Http(Box::new(s.with_url(target))),
-            ProbeSpec::GoldenPath(_)
-            | ProbeSpec::Startup(_)
-            | ProbeSpec::GcpVpcConnector(_)
-            | ProbeSpec::GcpCloudsql(_)
-            | ProbeSpec::GcpCloudRun(_)
-            | ProbeSpec::Logs(_) => {
-                return Err(format!("a {} probe cannot take a target", self.kind()));
-            }
-        })
-    }
-
-    /// The same probe without the credentials it would send (passwords, configured http
-    /// headers), for an on-demand target that is not the module's own.
-    pub fn without_credentials(&self) -> ProbeSpec {
-        match self {
-            ProbeSpec::Postgres(s) => ProbeSpec::Postgres(Box::new(s.without_credentials())),
-            ProbeSpec::Redis(s) => ProbeSpec::Redis(Box::new(s.without_credentials())),
-            ProbeSpec::Http(s) => ProbeSpec::Http(Box::new(s.without_headers())),
-            other => other.clone(),
-        }
-    }
-
-    /// How a database probe reaches its server, for `pathwatch_db_connect_seconds`.
-    pub fn db_transport(&self) -> Option<Transport> {
-        match self {
-            ProbeSpec::Postgres(s) => Some(s.transport()),
-            ProbeSpec::Redis(s) => Some(s.transport()),
-            ProbeSpec::Logs(_) => None,
-            ProbeSpec::Tcp(_)
-            | ProbeSpec::Http(_)
-            | ProbeSpec::GoldenPath(_)
-            | ProbeSpec::Startup(_) => None,
-            ProbeSpec::GcpVpcConnector(_)
-            | ProbeSpec::GcpCloudsql(_)
-            | ProbeSpec::GcpCloudRun(_) => None,
-        }
-    }
-
-    /// Runs the probe once. Phases are recorded into `trace` as they complete, so that a
-    /// run cut short by the runner's timeout still shows how far it got.
-    pub async fn run(&self, trace: &Trace) -> Result<Outcome, ProbeError> {
-        match self {
-            ProbeSpec::Postgres(s) => postgres::probe(s, trace).await,
-            ProbeSpec::Tcp(s) => tcp::probe(s, trace).await,
-            ProbeSpec::Http(s) => http::probe(s, trace).await,
-            ProbeSpec::GoldenPath(s) => golden::probe(s, trace).await,
-            ProbeSpec::Startup(s) => startup::probe(s, trace).await,
-            ProbeSpec::GcpVpcConnector(s) => gcp::vpc_connector::probe(s, trace).await,
-            ProbeSpec::GcpCloudsql(s) => gcp::cloudsql::probe(s, trace).await,
-            ProbeSpec::GcpCloudRun(s) => gcp::cloud_run::probe(s, trace).await,
-            ProbeSpec::Redis(s) => redis::probe(s, trace).await,
-            ProbeSpec::Logs(s) => logs::probe(s, trace).await,
-        }
-    }
-}
 
 /// What a successful run learned besides its phase timings.
 #[derive(Clone, Debug, Default)]
@@ -240,21 +111,86 @@ macro_rules! label_enum {
 }
 pub(crate) use label_enum;
 
-label_enum!(
-    /// The `kind` label.
-    Kind {
-        Postgres => "postgres",
-        Tcp => "tcp",
-        Http => "http",
-        GoldenPath => "golden_path",
-        Startup => "startup",
-        GcpVpcConnector => "gcp_vpc_connector",
-        GcpCloudsql => "gcp_cloudsql",
-        GcpCloudRun => "gcp_cloud_run",
-        Redis => "redis",
-        Logs => "logs",
-    }
-);
+/// Generates the [`ProbeSpec`] enum, the [`Kind`] label and every dispatch over the kinds
+/// from one table: `Variant(spec type) => "label"`.
+macro_rules! probe_kinds {
+    ($($variant:ident($spec:ty) => $label:literal),* $(,)?) => {
+        /// Every probe kind, tagged by `kind:` in the config.
+        #[derive(Clone, Debug, Deserialize, schemars::JsonSchema)]
+        #[serde(rename_all = "snake_case")]
+        pub enum ProbeSpec {
+            $($variant($spec)),*
+        }
+
+        label_enum!(
+            /// The `kind` label.
+            Kind { $($variant => $label),* }
+        );
+
+        impl ProbeSpec {
+            pub fn kind(&self) -> Kind {
+                match self { $(ProbeSpec::$variant(_) => Kind::$variant),* }
+            }
+
+            /// Timeout when neither the probe nor `defaults` set one.
+            pub fn default_timeout(&self) -> Duration {
+                match self { $(ProbeSpec::$variant(s) => ProbeKind::default_timeout(&**s)),* }
+            }
+
+            /// Checks that need more than one field; the message is shown at the probe's
+            /// location.
+            pub fn validate(&self) -> Result<(), String> {
+                match self { $(ProbeSpec::$variant(s) => ProbeKind::check(&**s)),* }
+            }
+
+            /// The same probe against another target, for on-demand probing
+            /// (`/probe?target=`): `host:port` (or a socket directory) for socket kinds, a URL
+            /// for `http`.
+            pub fn retarget(&self, target: &str) -> Result<ProbeSpec, String> {
+                Ok(match self {
+                    $(ProbeSpec::$variant(s) => {
+                        ProbeSpec::$variant(ProbeKind::retarget(&**s, target)?.into())
+                    }),*
+                })
+            }
+
+            /// The same probe without the credentials it would send (passwords, configured
+            /// http headers), for an on-demand target that is not the module's own.
+            pub fn without_credentials(&self) -> ProbeSpec {
+                match self {
+                    $(ProbeSpec::$variant(s) => {
+                        ProbeSpec::$variant(ProbeKind::without_credentials(&**s).into())
+                    }),*
+                }
+            }
+
+            /// How a database probe reaches its server, for `pathwatch_db_connect_seconds`.
+            pub fn db_transport(&self) -> Option<Transport> {
+                match self { $(ProbeSpec::$variant(s) => ProbeKind::db_transport(&**s)),* }
+            }
+
+            /// Runs the probe once. Phases are recorded into `trace` as they complete, so that
+            /// a run cut short by the runner's timeout still shows how far it got.
+            pub async fn run(&self, trace: &Trace) -> Result<Outcome, ProbeError> {
+                match self { $(ProbeSpec::$variant(s) => ProbeKind::run(&**s, trace).await),* }
+            }
+        }
+    };
+}
+
+// The registry: one line per kind (large specs boxed, so the enum stays small).
+probe_kinds! {
+    Postgres(Box<postgres::PostgresSpec>) => "postgres",
+    Tcp(Box<tcp::TcpSpec>) => "tcp",
+    Http(Box<http::HttpSpec>) => "http",
+    GoldenPath(Box<golden::GoldenPathSpec>) => "golden_path",
+    Startup(Box<startup::StartupSpec>) => "startup",
+    GcpVpcConnector(Box<gcp::vpc_connector::VpcConnectorSpec>) => "gcp_vpc_connector",
+    GcpCloudsql(Box<gcp::cloudsql::CloudSqlSpec>) => "gcp_cloudsql",
+    GcpCloudRun(Box<gcp::cloud_run::CloudRunSpec>) => "gcp_cloud_run",
+    Redis(Box<redis::RedisSpec>) => "redis",
+    Logs(Box<logs::LogsSpec>) => "logs",
+}
 
 label_enum!(
     /// The `transport` label of database probes.

@@ -11,7 +11,7 @@ use super::{
     resolve,
 };
 use crate::abort::AbortOnDrop;
-use crate::config::types::{Secret, SecretFile, pick_secret};
+use crate::core::types::{Secret, SecretFile, pick_secret};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
@@ -359,4 +359,37 @@ fn pg_error(e: &tokio_postgres::Error, otherwise: Reason) -> ProbeError {
         r => r,
     };
     ProbeError::new(reason, detail)
+}
+
+impl crate::probe::ProbeKind for PostgresSpec {
+    const KIND: crate::probe::Kind = crate::probe::Kind::Postgres;
+
+    fn default_timeout(&self) -> std::time::Duration {
+        DEFAULT_TIMEOUT
+    }
+
+    fn check(&self) -> Result<(), String> {
+        self.validate()
+    }
+
+    fn run<'a>(
+        &'a self,
+        trace: &'a crate::probe::Trace,
+    ) -> impl std::future::Future<Output = Result<crate::probe::Outcome, crate::probe::ProbeError>>
+    + Send
+    + 'a {
+        probe(self, trace)
+    }
+
+    fn retarget(&self, target: &str) -> Result<Self, String> {
+        self.with_target(target)
+    }
+
+    fn without_credentials(&self) -> Self {
+        PostgresSpec::without_credentials(self)
+    }
+
+    fn db_transport(&self) -> Option<crate::probe::Transport> {
+        Some(self.transport())
+    }
 }

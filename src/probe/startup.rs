@@ -38,14 +38,14 @@ pub struct StartupSpec {
         default = "default_poll",
         deserialize_with = "humantime_serde_compat::deserialize"
     )]
-    #[schemars(with = "crate::config::types::PositiveDuration")]
+    #[schemars(with = "crate::core::types::PositiveDuration")]
     pub poll_interval: Duration,
     /// A startup longer than this fails with `startup_timeout` (polling goes on, slower).
     #[serde(
         default = "default_deadline",
         deserialize_with = "humantime_serde_compat::deserialize"
     )]
-    #[schemars(with = "crate::config::types::PositiveDuration")]
+    #[schemars(with = "crate::core::types::PositiveDuration")]
     pub deadline: Duration,
     #[serde(skip)]
     state: Arc<Mutex<State>>,
@@ -60,7 +60,7 @@ fn default_deadline() -> Duration {
 
 /// Durations in this spec use the same text form as everywhere else (`1s`, `500ms`).
 mod humantime_serde_compat {
-    use crate::config::types::PositiveDuration;
+    use crate::core::types::PositiveDuration;
     use serde::{Deserialize, Deserializer};
     use std::time::Duration;
 
@@ -221,5 +221,26 @@ fn reported_start(body: &[u8], pointer: &str) -> Option<f64> {
                 .map(|d| d.as_secs_f64())
         }),
         _ => None,
+    }
+}
+
+impl crate::probe::ProbeKind for StartupSpec {
+    const KIND: crate::probe::Kind = crate::probe::Kind::Startup;
+
+    fn default_timeout(&self) -> std::time::Duration {
+        StartupSpec::default_timeout(self)
+    }
+
+    fn check(&self) -> Result<(), String> {
+        self.validate()
+    }
+
+    fn run<'a>(
+        &'a self,
+        trace: &'a crate::probe::Trace,
+    ) -> impl std::future::Future<Output = Result<crate::probe::Outcome, crate::probe::ProbeError>>
+    + Send
+    + 'a {
+        probe(self, trace)
     }
 }

@@ -38,3 +38,29 @@ pub async fn probe(spec: &TcpSpec, trace: &Trace) -> Result<Outcome, ProbeError>
         facts: vec![("peer", peer)],
     })
 }
+
+impl crate::probe::ProbeKind for TcpSpec {
+    const KIND: crate::probe::Kind = crate::probe::Kind::Tcp;
+
+    fn default_timeout(&self) -> std::time::Duration {
+        DEFAULT_TIMEOUT
+    }
+
+    fn check(&self) -> Result<(), String> {
+        self.validate()
+    }
+
+    fn run<'a>(
+        &'a self,
+        trace: &'a crate::probe::Trace,
+    ) -> impl std::future::Future<Output = Result<crate::probe::Outcome, crate::probe::ProbeError>>
+    + Send
+    + 'a {
+        probe(self, trace)
+    }
+
+    fn retarget(&self, target: &str) -> Result<Self, String> {
+        let (host, port) = crate::core::target::host_port(target)?;
+        Ok(TcpSpec { host, port })
+    }
+}

@@ -1,5 +1,5 @@
-//! A run's trace: phase timings and observations ([`Observation`]) shared between a running probe and the
-//! runner that may cut it short at its timeout.
+//! A run's trace: phase timings and observations ([`Observation`]) shared between a running
+//! probe and the runner that may cut it short at its timeout.
 
 use super::observation::{Observation, Observations};
 use std::future::Future;

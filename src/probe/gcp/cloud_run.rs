@@ -8,9 +8,9 @@
 //! never read at all.
 
 use super::{GcpObs, Prepared, classify_state, show, state_error};
-use crate::config::types::Secret;
-use crate::gcp::CredentialsSpec;
+use crate::core::types::Secret;
 use crate::probe::Observation;
+use crate::probe::google::CredentialsSpec;
 use crate::probe::{Outcome, ProbeError, Trace};
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -374,6 +374,27 @@ pub async fn probe(spec: &CloudRunSpec, trace: &Trace) -> Result<Outcome, ProbeE
         facts.push(("expectation", format!("{} = {}", c.name, c.actual)));
     }
     Ok(Outcome { facts })
+}
+
+impl crate::probe::ProbeKind for CloudRunSpec {
+    const KIND: crate::probe::Kind = crate::probe::Kind::GcpCloudRun;
+
+    fn default_timeout(&self) -> std::time::Duration {
+        super::DEFAULT_TIMEOUT
+    }
+
+    fn check(&self) -> Result<(), String> {
+        self.validate()
+    }
+
+    fn run<'a>(
+        &'a self,
+        trace: &'a crate::probe::Trace,
+    ) -> impl std::future::Future<Output = Result<crate::probe::Outcome, crate::probe::ProbeError>>
+    + Send
+    + 'a {
+        probe(self, trace)
+    }
 }
 
 #[cfg(test)]

@@ -3,8 +3,8 @@
 //! service is configured with, from `GET /v1/projects/P/instances/I` (Cloud SQL Admin API).
 
 use super::{GcpObs, Prepared, classify_state, enum_label, show, state_error};
-use crate::gcp::CredentialsSpec;
 use crate::probe::Observation;
+use crate::probe::google::CredentialsSpec;
 use crate::probe::{Outcome, ProbeError, Reason, Trace};
 use serde::Deserialize;
 use std::sync::OnceLock;
@@ -161,4 +161,25 @@ pub async fn probe(spec: &CloudSqlSpec, trace: &Trace) -> Result<Outcome, ProbeE
         facts.push(("connection_name", show(actual)));
     }
     Ok(Outcome { facts })
+}
+
+impl crate::probe::ProbeKind for CloudSqlSpec {
+    const KIND: crate::probe::Kind = crate::probe::Kind::GcpCloudsql;
+
+    fn default_timeout(&self) -> std::time::Duration {
+        super::DEFAULT_TIMEOUT
+    }
+
+    fn check(&self) -> Result<(), String> {
+        self.validate()
+    }
+
+    fn run<'a>(
+        &'a self,
+        trace: &'a crate::probe::Trace,
+    ) -> impl std::future::Future<Output = Result<crate::probe::Outcome, crate::probe::ProbeError>>
+    + Send
+    + 'a {
+        probe(self, trace)
+    }
 }

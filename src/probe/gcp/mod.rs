@@ -9,7 +9,7 @@
 //!
 //! Each run has two phases: `credentials` (an access token, usually from the cache) and
 //! `request` (the GET and its body). API errors map to reasons through
-//! [`crate::gcp::status_error`]; a state outside the kind's enum is exported as
+//! [`crate::probe::google::status_error`]; a state outside the kind's enum is exported as
 //! [`UNRECOGNIZED`] and fails with `resource_state`.
 
 pub mod cloud_run;
@@ -18,8 +18,8 @@ pub mod vpc_connector;
 
 use super::tls::{self, Verify};
 use super::{Kind, Phase, ProbeError, Reason, Trace, error_chain};
-use crate::gcp::{CredentialsSpec, TokenSource, status_error};
 use crate::probe::Observation;
+use crate::probe::google::{CredentialsSpec, TokenSource, status_error};
 use serde::de::DeserializeOwned;
 use std::time::Duration;
 use url::Url;

@@ -2,8 +2,8 @@
 //! `READY`) and its scaling bounds, from `GET /v1/projects/P/locations/R/connectors/C`.
 
 use super::{ConnectorSize, GcpObs, Prepared, classify_state, state_error};
-use crate::gcp::CredentialsSpec;
 use crate::probe::Observation;
+use crate::probe::google::CredentialsSpec;
 use crate::probe::{Outcome, ProbeError, Trace};
 use serde::Deserialize;
 use std::sync::OnceLock;
@@ -192,4 +192,25 @@ pub async fn probe(spec: &VpcConnectorSpec, trace: &Trace) -> Result<Outcome, Pr
         facts.push(("machine_type", super::show(&m)));
     }
     Ok(Outcome { facts })
+}
+
+impl crate::probe::ProbeKind for VpcConnectorSpec {
+    const KIND: crate::probe::Kind = crate::probe::Kind::GcpVpcConnector;
+
+    fn default_timeout(&self) -> std::time::Duration {
+        super::DEFAULT_TIMEOUT
+    }
+
+    fn check(&self) -> Result<(), String> {
+        self.validate()
+    }
+
+    fn run<'a>(
+        &'a self,
+        trace: &'a crate::probe::Trace,
+    ) -> impl std::future::Future<Output = Result<crate::probe::Outcome, crate::probe::ProbeError>>
+    + Send
+    + 'a {
+        probe(self, trace)
+    }
 }

@@ -8,7 +8,7 @@
 
 use super::super::{ProbeError, Reason, error_chain};
 use super::shape::JsonPointer;
-use crate::config::types::Secret;
+use crate::core::types::Secret;
 use reqwest::StatusCode;
 use reqwest::redirect::{Attempt, Policy};
 use std::collections::BTreeMap;

@@ -18,7 +18,7 @@ mod ws;
 
 use super::tls::{self, Verify};
 use super::{Outcome, Phase, ProbeError, Reason, Trace};
-use crate::config::types::{Secret, SecretFile, pick_secret};
+use crate::core::types::{Secret, SecretFile, pick_secret};
 use crate::probe::Observation;
 use board::{Board, SessionEnd, shared_run};
 use events::{Matcher, Rules, Seen};
@@ -576,5 +576,26 @@ fn ended(m: &Matcher, end: ProbeError) -> ProbeError {
             ProbeError::new(reason, format!("{} before every event: {why}", end.detail))
         }
         _ => ProbeError::new(end.reason, format!("{} ({why})", end.detail)),
+    }
+}
+
+impl crate::probe::ProbeKind for GoldenPathSpec {
+    const KIND: crate::probe::Kind = crate::probe::Kind::GoldenPath;
+
+    fn default_timeout(&self) -> std::time::Duration {
+        DEFAULT_TIMEOUT
+    }
+
+    fn check(&self) -> Result<(), String> {
+        self.validate()
+    }
+
+    fn run<'a>(
+        &'a self,
+        trace: &'a crate::probe::Trace,
+    ) -> impl std::future::Future<Output = Result<crate::probe::Outcome, crate::probe::ProbeError>>
+    + Send
+    + 'a {
+        probe(self, trace)
     }
 }

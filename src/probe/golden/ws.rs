@@ -7,7 +7,7 @@ use super::super::{
 };
 use super::events::Tally;
 use super::{GoldenPathSpec, WsAuth};
-use crate::config::types::Secret;
+use crate::core::types::Secret;
 use base64::Engine as _;
 use futures_util::StreamExt;
 use http::HeaderValue;

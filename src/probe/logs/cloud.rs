@@ -9,7 +9,7 @@
 //! Phases: `credentials` (the access token, usually cached) and `request` (every page).
 
 use super::{Counts, Ctx, now_ms};
-use crate::gcp::{CredentialsSpec, TokenSource, status_error};
+use crate::probe::google::{CredentialsSpec, TokenSource, status_error};
 use crate::probe::tls::{self, Verify};
 use crate::probe::{Phase, ProbeError, Reason, error_chain};
 use serde::Deserialize;

@@ -14,7 +14,7 @@ pub mod file;
 pub mod patterns;
 
 use super::{Outcome, ProbeError, Reason, Trace};
-use crate::config::types::PositiveDuration;
+use crate::core::types::PositiveDuration;
 use crate::probe::Observation;
 use patterns::{Matcher, Pattern, PatternName, Window};
 use serde::Deserialize;
@@ -265,6 +265,27 @@ pub async fn probe(spec: &LogsSpec, trace: &Trace) -> Result<Outcome, ProbeError
             (state.counts.lines_read - lines_before).to_string(),
         )],
     })
+}
+
+impl crate::probe::ProbeKind for LogsSpec {
+    const KIND: crate::probe::Kind = crate::probe::Kind::Logs;
+
+    fn default_timeout(&self) -> std::time::Duration {
+        DEFAULT_TIMEOUT
+    }
+
+    fn check(&self) -> Result<(), String> {
+        self.validate()
+    }
+
+    fn run<'a>(
+        &'a self,
+        trace: &'a crate::probe::Trace,
+    ) -> impl std::future::Future<Output = Result<crate::probe::Outcome, crate::probe::ProbeError>>
+    + Send
+    + 'a {
+        probe(self, trace)
+    }
 }
 
 #[cfg(test)]

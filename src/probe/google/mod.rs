@@ -1,6 +1,6 @@
-//! Google Cloud access shared by the GCP probes and the Cloud Logging source: access tokens
-//! (metadata server, token file or env var, cached until shortly before they expire) and the
-//! API's error answers mapped to bounded reasons.
+//! Google Cloud access shared by the GCP probes (probe/gcp/) and the logs probe's Cloud
+//! Logging source: access tokens (metadata server, token file or env var, cached until
+//! shortly before they expire) and the API's error answers mapped to bounded reasons.
 
 pub mod token;
 

@@ -2,7 +2,7 @@
 //! GCE; `GCE_METADATA_HOST` overrides its address), from a file, or from an environment
 //! variable. Tokens are cached until 60 s before `expires_in` and are never logged.
 
-use crate::config::types::Secret;
+use crate::core::types::Secret;
 use crate::probe::{ProbeError, Reason};
 use serde::Deserialize;
 use std::path::PathBuf;
@@ -93,7 +93,7 @@ impl TokenSource {
         if let Some(path) = &self.spec.token_file {
             // Only a regular file, off the async workers: a FIFO must not hang the run.
             let p = path.clone();
-            let text = tokio::task::spawn_blocking(move || crate::config::file::read_regular(&p))
+            let text = tokio::task::spawn_blocking(move || crate::core::file::read_regular(&p))
                 .await
                 .map_err(|e| std::io::Error::other(e.to_string()))
                 .and_then(|r| r)
