@@ -118,18 +118,15 @@ pub async fn run(config: &Config, only: Option<&str>) -> Result<Report, String> 
             }
         })
         .collect();
-    let graph = rootcause::graph(
-        config
-            .probes
-            .iter()
-            .map(|p| (p.name.as_str(), p.depends_on.as_slice())),
-    );
-    let latest = |name: &str| {
-        runs.iter()
-            .find(|(p, _)| p.name == name)
-            .map(|(_, r)| &r[0])
-    };
-    let judgement = rootcause::judge(&graph, |name| latest(name).is_some_and(|r| !r.ok()));
+    // By name, so judging a large graph looks each run up once, not by a scan.
+    let by_name: std::collections::HashMap<&str, &RunResult> = runs
+        .iter()
+        .map(|(p, r)| (p.name.as_str(), &*r[0]))
+        .collect();
+    let latest = |name: &str| by_name.get(name).copied();
+    let judgement = rootcause::judge(&config.dependency_graph(), |name| {
+        latest(name).is_some_and(|r| !r.ok())
+    });
     let root_cause = judgement.line(|name| latest(name).map(|r| r.brief()));
     let passed = if incidents.is_empty() {
         probes.iter().all(|p| p.ok)

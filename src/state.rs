@@ -97,7 +97,7 @@ impl State {
         for inc in &config.incidents {
             metrics.incidents.init(inc);
         }
-        let graph = graph_of(config);
+        let graph = config.dependency_graph();
         let members: Vec<String> = graph.keys().cloned().collect();
         metrics.root_causes.set(&members, &Judgement::default());
         State {
@@ -257,7 +257,7 @@ impl State {
             }
         }
         *self.incidents.write().unwrap_or_else(|p| p.into_inner()) = new.incidents.clone();
-        *self.graph.write().unwrap_or_else(|p| p.into_inner()) = graph_of(new);
+        *self.graph.write().unwrap_or_else(|p| p.into_inner()) = new.dependency_graph();
         self.metrics.root_causes.clear();
         self.rejudge();
         self.evaluate_all();
@@ -365,16 +365,6 @@ fn log_run(probe: &ProbeConfig, run: &RunResult, previous: Option<Reason>) {
             "probe failed"
         ),
     }
-}
-
-/// The config's dependency graph: only the probes that take part in one.
-fn graph_of(config: &Config) -> Graph {
-    rootcause::graph(
-        config
-            .probes
-            .iter()
-            .map(|p| (p.name.as_str(), p.depends_on.as_slice())),
-    )
 }
 
 #[cfg(test)]

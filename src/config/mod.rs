@@ -85,6 +85,18 @@ pub struct Config {
     pub on_demand: on_demand::OnDemandSpec,
 }
 
+impl Config {
+    /// The dependency graph the root-cause judgement runs over: only the probes that take
+    /// part in one (a `depends_on` of their own, or named in one).
+    pub fn dependency_graph(&self) -> crate::incident::rootcause::Graph {
+        crate::incident::rootcause::graph(
+            self.probes
+                .iter()
+                .map(|p| (p.name.as_str(), p.depends_on.as_slice())),
+        )
+    }
+}
+
 /// A config that loaded, with the entries that did not (each already skipped).
 #[derive(Debug)]
 pub struct Loaded {
