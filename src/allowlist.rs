@@ -87,11 +87,85 @@ pub enum Host {
     Name(String),
 }
 
+/// Why a pattern of `on_demand.allowed_targets` does not parse (a config error); each
+/// variant holds the pattern as written.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum PatternError {
+    #[error("pattern {0:?}: \"..\" is not allowed")]
+    DotDot(String),
+    #[error("pattern {0:?}: the scheme must be http or https")]
+    Scheme(String),
+    #[error("pattern {0:?} needs a port: write host:5432, or host:* for any")]
+    NoPort(String),
+    #[error("pattern {0:?}: the port must be a number, a range like 5432-5439, or *")]
+    Port(String),
+    #[error(
+        "pattern {0:?}: the host must be an IP address, a CIDR network like \
+         10.0.0.0/16, or a DNS name whose labels may hold * (one label each)"
+    )]
+    Host(String),
+    #[error(
+        "pattern {0:?} looks like an IP range: write it as a CIDR network, \
+         e.g. 10.0.0.0/16:5432 (* matches one DNS label, never an address part)"
+    )]
+    IpRange(String),
+}
+
+/// Why a target (`/probe?target=`, or a redirect hop) cannot be read as one. Never quotes
+/// the target: a URL may carry a password.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum TargetError {
+    #[error("target URL: {0}")]
+    Url(url::ParseError),
+    #[error("a socket directory must be a plain absolute path")]
+    Dir,
+    #[error("the target must be host:port")]
+    NotHostPort,
+    #[error("the target has no valid port")]
+    Port,
+    #[error("the target's bracketed host is not an IPv6 address")]
+    Bracketed,
+    #[error("the target's host must be an IP address or a DNS name")]
+    HostName,
+    #[error("a target URL must not carry credentials")]
+    UrlCredentials,
+    #[error("a target URL must be http:// or https://")]
+    UrlScheme,
+    #[error("a target URL needs a host")]
+    UrlNoHost,
+    #[error("a target URL needs a port")]
+    UrlNoPort,
+}
+
+/// Why the guard of an on-demand run refuses an address or a redirect hop: the probe's
+/// failure detail (reason `forbidden`).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Refused {
+    #[error(
+        "the target resolves to {0}, in a network on-demand probes may not reach \
+         (link-local or cloud metadata)"
+    )]
+    Resolved(IpAddr),
+    #[error(transparent)]
+    Hop(#[from] TargetError),
+    #[error("a redirect into a network on-demand probes may not reach")]
+    HopDenied,
+    #[error("a redirect to a target outside on_demand.allowed_targets")]
+    HopNotAllowed,
+}
+
+/// The probes' failure details are text (`ProbeError::new` takes `impl Into<String>`).
+impl From<Refused> for String {
+    fn from(e: Refused) -> String {
+        e.to_string()
+    }
+}
+
 impl TargetPattern {
-    pub fn parse(text: &str) -> Result<TargetPattern, String> {
+    pub fn parse(text: &str) -> Result<TargetPattern, PatternError> {
         let kind = if text.starts_with('/') {
             if text.split('/').any(|s| s == "..") {
-                return Err(format!("pattern {text:?}: \"..\" is not allowed"));
+                return Err(PatternError::DotDot(text.to_string()));
             }
             PatternKind::Dir(text.to_string())
         } else if let Some((scheme, rest)) = text.split_once("://") {
@@ -99,11 +173,7 @@ impl TargetPattern {
             let default = match scheme.as_str() {
                 "http" => 80,
                 "https" => 443,
-                _ => {
-                    return Err(format!(
-                        "pattern {text:?}: the scheme must be http or https"
-                    ));
-                }
+                _ => return Err(PatternError::Scheme(text.to_string())),
             };
             let (authority, path) = match rest.find('/') {
                 Some(i) => (&rest[..i], Some(rest[i..].to_string())),
@@ -122,9 +192,7 @@ impl TargetPattern {
             }
         } else {
             let (host, port) = split_port(text);
-            let port = port.ok_or_else(|| {
-                format!("pattern {text:?} needs a port: write host:5432, or host:* for any")
-            })?;
+            let port = port.ok_or_else(|| PatternError::NoPort(text.to_string()))?;
             PatternKind::Socket(parse_host(host, text)?, parse_port(port, text)?)
         };
         Ok(TargetPattern {
@@ -204,9 +272,8 @@ fn split_port(s: &str) -> (&str, Option<&str>) {
     }
 }
 
-fn parse_port(p: &str, text: &str) -> Result<PortPattern, String> {
-    let bad =
-        || format!("pattern {text:?}: the port must be a number, a range like 5432-5439, or *");
+fn parse_port(p: &str, text: &str) -> Result<PortPattern, PatternError> {
+    let bad = || PatternError::Port(text.to_string());
     if p == "*" {
         return Ok(PortPattern::Any);
     }
@@ -221,7 +288,7 @@ fn parse_port(p: &str, text: &str) -> Result<PortPattern, String> {
     Ok(PortPattern::Range(a, b))
 }
 
-fn parse_host(h: &str, text: &str) -> Result<HostPattern, String> {
+fn parse_host(h: &str, text: &str) -> Result<HostPattern, PatternError> {
     if let Ok(net) = h.parse::<IpNet>() {
         // 10.0.3.7/16 is written for 10.0.0.0/16; keep what it means, not its typo.
         return Ok(HostPattern::Net(net.trunc()));
@@ -238,10 +305,7 @@ fn parse_host(h: &str, text: &str) -> Result<HostPattern, String> {
                 .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '*'))
     };
     if !labels.iter().all(label_ok) {
-        return Err(format!(
-            "pattern {text:?}: the host must be an IP address, a CIDR network like \
-             10.0.0.0/16, or a DNS name whose labels may hold * (one label each)"
-        ));
+        return Err(PatternError::Host(text.to_string()));
     }
     if labels
         .iter()
@@ -250,64 +314,54 @@ fn parse_host(h: &str, text: &str) -> Result<HostPattern, String> {
             .iter()
             .any(|l| l.contains(|c: char| c.is_ascii_digit()))
     {
-        return Err(format!(
-            "pattern {text:?} looks like an IP range: write it as a CIDR network, \
-             e.g. 10.0.0.0/16:5432 (* matches one DNS label, never an address part)"
-        ));
+        return Err(PatternError::IpRange(text.to_string()));
     }
     Ok(HostPattern::Name(labels))
 }
 
 /// Parses what `/probe?target=` names: a URL (no user info), a socket directory, or
 /// `host:port`.
-pub fn parse_target(t: &str) -> Result<Target, String> {
+pub fn parse_target(t: &str) -> Result<Target, TargetError> {
     if t.contains("://") {
-        let u = url::Url::parse(t).map_err(|e| format!("target URL: {e}"))?;
+        let u = url::Url::parse(t).map_err(TargetError::Url)?;
         return url_target(&u);
     }
     if t.starts_with('/') {
         if t.split('/').any(|s| s == ".." || s == ".") || t.contains('\0') {
-            return Err("a socket directory must be a plain absolute path".into());
+            return Err(TargetError::Dir);
         }
         return Ok(Target::Dir(t.to_string()));
     }
-    let (host, port) = t
-        .rsplit_once(':')
-        .ok_or_else(|| "the target must be host:port".to_string())?;
+    let (host, port) = t.rsplit_once(':').ok_or(TargetError::NotHostPort)?;
     let port: u16 = port
         .parse()
         .ok()
         .filter(|p| *p != 0)
-        .ok_or_else(|| "the target has no valid port".to_string())?;
+        .ok_or(TargetError::Port)?;
     let bare = host.strip_prefix('[').and_then(|h| h.strip_suffix(']'));
     let host = match bare {
-        Some(v6) => Host::Ip(
-            v6.parse::<IpAddr>()
-                .map_err(|_| "the target's bracketed host is not an IPv6 address".to_string())?,
-        ),
+        Some(v6) => Host::Ip(v6.parse::<IpAddr>().map_err(|_| TargetError::Bracketed)?),
         None => parse_host_name(host)?,
     };
     Ok(Target::Socket(host, port))
 }
 
 /// A URL as a target: what a redirect hop is checked as, too.
-pub fn url_target(u: &url::Url) -> Result<Target, String> {
+pub fn url_target(u: &url::Url) -> Result<Target, TargetError> {
     if !u.username().is_empty() || u.password().is_some() {
-        return Err("a target URL must not carry credentials".into());
+        return Err(TargetError::UrlCredentials);
     }
     let scheme = u.scheme().to_string();
     if !matches!(scheme.as_str(), "http" | "https") {
-        return Err("a target URL must be http:// or https://".into());
+        return Err(TargetError::UrlScheme);
     }
     let host = match u.host() {
         Some(url::Host::Ipv4(ip)) => Host::Ip(IpAddr::V4(ip)),
         Some(url::Host::Ipv6(ip)) => Host::Ip(IpAddr::V6(ip)),
         Some(url::Host::Domain(d)) => parse_host_name(d)?,
-        None => return Err("a target URL needs a host".into()),
+        None => return Err(TargetError::UrlNoHost),
     };
-    let port = u
-        .port_or_known_default()
-        .ok_or("a target URL needs a port")?;
+    let port = u.port_or_known_default().ok_or(TargetError::UrlNoPort)?;
     Ok(Target::Url {
         scheme,
         host,
@@ -316,7 +370,7 @@ pub fn url_target(u: &url::Url) -> Result<Target, String> {
     })
 }
 
-fn parse_host_name(h: &str) -> Result<Host, String> {
+fn parse_host_name(h: &str) -> Result<Host, TargetError> {
     if let Ok(ip) = h.parse::<IpAddr>() {
         return Ok(Host::Ip(ip.to_canonical()));
     }
@@ -329,7 +383,7 @@ fn parse_host_name(h: &str) -> Result<Host, String> {
                     .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'))
         });
     if !ok {
-        return Err("the target's host must be an IP address or a DNS name".into());
+        return Err(TargetError::HostName);
     }
     Ok(Host::Name(name))
 }
@@ -390,21 +444,17 @@ pub async fn guarded<F: std::future::Future>(guard: Arc<Guard>, fut: F) -> F::Ou
 
 /// Outside a guarded run: Ok. Inside: every resolved address must be outside the denied
 /// networks.
-pub fn check_resolved(addrs: &[SocketAddr]) -> Result<(), String> {
+pub fn check_resolved(addrs: &[SocketAddr]) -> Result<(), Refused> {
     let guarded = GUARD.try_with(|_| ()).is_ok();
     match addrs.iter().find(|a| denied(a.ip())) {
-        Some(a) if guarded => Err(format!(
-            "the target resolves to {}, in a network on-demand probes may not reach \
-             (link-local or cloud metadata)",
-            a.ip()
-        )),
+        Some(a) if guarded => Err(Refused::Resolved(a.ip())),
         _ => Ok(()),
     }
 }
 
 /// Outside a guarded run: Ok. Inside: a redirect hop must match the allowlist (or stay in
 /// the module's own origin when it runs without a target).
-pub fn check_hop(url: &url::Url) -> Result<(), String> {
+pub fn check_hop(url: &url::Url) -> Result<(), Refused> {
     GUARD
         .try_with(|g| {
             if g.trusted_origin.as_ref() == Some(&url.origin()) {
@@ -416,12 +466,12 @@ pub fn check_hop(url: &url::Url) -> Result<(), String> {
             } = &target
                 && denied(*ip)
             {
-                return Err("a redirect into a network on-demand probes may not reach".into());
+                return Err(Refused::HopDenied);
             }
             if g.allowed.iter().any(|p| p.matches(&target)) {
                 Ok(())
             } else {
-                Err("a redirect to a target outside on_demand.allowed_targets".into())
+                Err(Refused::HopNotAllowed)
             }
         })
         .unwrap_or(Ok(()))

@@ -53,7 +53,8 @@ pub fn plan(
     if let Some(t) = target {
         // Match the allowlist against what will really be contacted, never the raw text:
         // `http://127.0.0.1:80@evil.example/` must not pass for `http://127.0.0.1:*`.
-        let contacted = allowlist::parse_target(t).map_err(Refusal::BadTarget)?;
+        let contacted =
+            allowlist::parse_target(t).map_err(|e| Refusal::BadTarget(e.to_string()))?;
         if !spec.allowed_targets.iter().any(|p| p.matches(&contacted)) {
             return Err(Refusal::TargetNotAllowed);
         }

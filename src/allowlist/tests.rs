@@ -78,7 +78,7 @@ fn socket_directories_match_segment_by_segment() {
 
 #[test]
 fn bad_patterns_are_refused_with_the_reason() {
-    let e = |p: &str| TargetPattern::parse(p).unwrap_err();
+    let e = |p: &str| TargetPattern::parse(p).unwrap_err().to_string();
     assert!(
         e("10.0.*:5432").contains("write it as a CIDR network"),
         "{}",
