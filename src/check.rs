@@ -53,8 +53,16 @@ pub struct ProbeReport {
     pub detail: Option<String>,
 }
 
+/// Why `check` ran nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckError {
+    /// `--incident ID` names no incident of the config.
+    #[error("no incident \"{0}\" in the config")]
+    UnknownIncident(String),
+}
+
 /// Runs all probes once, concurrently, and evaluates `incidents` (all when empty).
-pub async fn run(config: &Config, only: Option<&str>) -> Result<Report, String> {
+pub async fn run(config: &Config, only: Option<&str>) -> Result<Report, CheckError> {
     let selected: Vec<&IncidentSpec> = config
         .incidents
         .iter()
@@ -63,7 +71,7 @@ pub async fn run(config: &Config, only: Option<&str>) -> Result<Report, String> 
     if let Some(id) = only
         && selected.is_empty()
     {
-        return Err(format!("no incident \"{id}\" in the config"));
+        return Err(CheckError::UnknownIncident(id.to_string()));
     }
     let runs: Vec<(ProbeConfig, Vec<Arc<RunResult>>)> =
         futures_util::future::join_all(config.probes.iter().map(|p| async move {

@@ -428,14 +428,23 @@ async fn shutdown_on_signal(token: CancellationToken) {
     token.cancel();
 }
 
+/// Why a `--watch-config` period is refused (clap prints it after the option's name).
+#[derive(Debug, thiserror::Error)]
+enum WatchPeriodError {
+    #[error(transparent)]
+    Parse(#[from] humantime::DurationError),
+    #[error("the period must be from 100ms to 24h")]
+    Range,
+}
+
 /// `--watch-config`: a period from 100ms to a day (zero would panic the timer, and a
 /// period past the clock's range would overflow it).
-fn watch_period(text: &str) -> Result<std::time::Duration, String> {
-    let d = humantime::parse_duration(text).map_err(|e| e.to_string())?;
+fn watch_period(text: &str) -> Result<std::time::Duration, WatchPeriodError> {
+    let d = humantime::parse_duration(text)?;
     let range = std::time::Duration::from_millis(100)..=std::time::Duration::from_secs(86_400);
     if range.contains(&d) {
         Ok(d)
     } else {
-        Err("the period must be from 100ms to 24h".into())
+        Err(WatchPeriodError::Range)
     }
 }

@@ -19,7 +19,28 @@ pub type SharedConfig = Arc<RwLock<Arc<Config>>>;
 const LOAD_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A reload request; the answer says what happened.
-pub type ReloadRequest = oneshot::Sender<Result<String, String>>;
+pub type ReloadRequest = oneshot::Sender<Result<String, ReloadError>>;
+
+/// Why a reload left the old config running. Its text is what `POST /-/reload` answers.
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    #[error("this config does not come from a file: nothing to reload")]
+    NotFromFile,
+    /// The file did not load at all (unreadable, broken YAML, too slow to read).
+    #[error(transparent)]
+    Load(#[from] config::ConfigError),
+    /// The file loaded with invalid entries: one line each, in file order.
+    #[error("{}", lines(.0))]
+    Invalid(Vec<config::ConfigError>),
+}
+
+fn lines(errors: &[config::ConfigError]) -> String {
+    errors
+        .iter()
+        .map(|e| e.to_string())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
 
 pub struct Supervisor {
     /// None when the config is not from a file (the demo): reloads are refused.
@@ -65,9 +86,9 @@ impl Supervisor {
     }
 
     /// Loads the file again; an invalid config (any error at all) leaves the old one running.
-    pub async fn reload(&mut self) -> Result<String, String> {
+    pub async fn reload(&mut self) -> Result<String, ReloadError> {
         let Some(path) = self.path.clone() else {
-            return Err("this config does not come from a file: nothing to reload".into());
+            return Err(ReloadError::NotFromFile);
         };
         let state = self.state.clone();
         let metrics = &state.metrics;
@@ -93,19 +114,14 @@ impl Supervisor {
             Ok(l) if l.errors.is_empty() => l,
             Ok(l) => {
                 metrics.config_reload_ok.set(0);
-                let text = l
-                    .errors
-                    .iter()
-                    .map(|e| e.to_string())
-                    .collect::<Vec<_>>()
-                    .join("\n");
-                tracing::error!("reload rejected, the old config keeps running:\n{text}");
-                return Err(text);
+                let e = ReloadError::Invalid(l.errors);
+                tracing::error!("reload rejected, the old config keeps running:\n{e}");
+                return Err(e);
             }
             Err(e) => {
                 metrics.config_reload_ok.set(0);
                 tracing::error!("reload rejected, the old config keeps running: {e}");
-                return Err(e.to_string());
+                return Err(e.into());
             }
         };
         let old = self.current();

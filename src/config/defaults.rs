@@ -22,17 +22,28 @@ pub const INTERVAL_RANGE: (Duration, Duration) = (
 pub const TIMEOUT_RANGE: (Duration, Duration) =
     (Duration::from_millis(10), Duration::from_secs(24 * 3600));
 
+/// An `interval` or `timeout` outside its range.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("\"{key}\" is {}: it must be {words}", humantime::format_duration(*.value))]
+pub struct OutOfRange {
+    pub key: String,
+    pub value: Duration,
+    /// The range in words: "from 100ms to 7d".
+    pub words: &'static str,
+}
+
 /// Checks `interval` and `timeout` against their ranges.
-pub(super) fn check_range(key: &str, d: Duration) -> Result<(), String> {
+pub(super) fn check_range(key: &str, d: Duration) -> Result<(), OutOfRange> {
     let ((min, max), words) = match key {
         "interval" => (INTERVAL_RANGE, "from 100ms to 7d"),
         _ => (TIMEOUT_RANGE, "from 10ms to 24h"),
     };
     if d < min || d > max {
-        return Err(format!(
-            "\"{key}\" is {}: it must be {words}",
-            humantime::format_duration(d)
-        ));
+        return Err(OutOfRange {
+            key: key.to_string(),
+            value: d,
+            words,
+        });
     }
     Ok(())
 }

@@ -103,8 +103,8 @@ pub(super) fn parse_incident(
         names.push(&c.name);
         let condition = match c.condition() {
             Ok(c) => c,
-            Err(msg) => {
-                errs.push(here(msg));
+            Err(e) => {
+                errs.push(here(e.to_string()));
                 continue;
             }
         };

@@ -103,7 +103,8 @@ impl Node {
 }
 
 /// A YAML syntax error or an unset variable, with its location.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
+#[error("{msg}")]
 pub struct ParseError {
     pub loc: Loc,
     pub msg: String,
@@ -158,7 +159,7 @@ fn convert(raw: Spanned<Raw>, env: &dyn Fn(&str) -> Option<String>) -> Result<No
         Raw::Float(f) => Value::Float(f),
         Raw::Str(s) => match expand(&s, env) {
             Ok(s) => Value::Str(s),
-            Err(msg) => Value::Invalid(msg),
+            Err(e) => Value::Invalid(e.to_string()),
         },
         Raw::Seq(items) => Value::Seq(
             items
@@ -181,8 +182,22 @@ fn convert(raw: Spanned<Raw>, env: &dyn Fn(&str) -> Option<String>) -> Result<No
     Ok(Node { value, loc })
 }
 
+/// Why a `${...}` cannot be expanded. Never quotes the string: it may be a literal password.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ExpandError {
+    #[error("unclosed \"${{\" (write $${{ for a literal ${{)")]
+    Unclosed,
+    #[error(
+        "invalid variable name in \"${{...}}\": letters, digits and _ only \
+         (write $${{ for a literal ${{)"
+    )]
+    BadName,
+    #[error("environment variable \"{0}\" is not set")]
+    Unset(String),
+}
+
 /// Expands `${VAR}` and `${VAR:-default}`; `$${` stands for a literal `${`.
-pub fn expand(s: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
+pub fn expand(s: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String, ExpandError> {
     if !s.contains('$') {
         return Ok(s.to_string());
     }
@@ -198,7 +213,7 @@ pub fn expand(s: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String, S
             let end = tail
                 .find('}')
                 // The value is not quoted: it may be a literal password (write $${ for ${).
-                .ok_or_else(|| "unclosed \"${\" (write $${ for a literal ${)".to_string())?;
+                .ok_or(ExpandError::Unclosed)?;
             let expr = &tail[..end];
             let (name, default) = match expr.split_once(":-") {
                 Some((n, d)) => (n, Some(d)),
@@ -206,17 +221,13 @@ pub fn expand(s: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String, S
             };
             if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
                 // Nor is the name: in a literal password it is part of the password.
-                return Err(
-                    "invalid variable name in \"${...}\": letters, digits and _ only \
-                     (write $${ for a literal ${)"
-                        .into(),
-                );
+                return Err(ExpandError::BadName);
             }
             match (env(name), default) {
                 (Some(v), _) if !(v.is_empty() && default.is_some()) => out.push_str(&v),
                 (_, Some(d)) => out.push_str(d),
                 (_, None) => {
-                    return Err(format!("environment variable \"{name}\" is not set"));
+                    return Err(ExpandError::Unset(name.to_string()));
                 }
             }
             rest = &tail[end + 1..];
@@ -320,10 +331,24 @@ mod tests {
         assert_eq!(expand("${EMPTY:-d}", &env).unwrap(), "d");
         assert_eq!(expand("$${USER} $5", &env).unwrap(), "${USER} $5");
         assert_eq!(
-            expand("${NOPE}", &env).unwrap_err(),
+            expand("${NOPE}", &env).unwrap_err().to_string(),
             "environment variable \"NOPE\" is not set"
         );
-        assert!(expand("${USER", &env).unwrap_err().contains("unclosed"));
+        assert!(
+            expand("${USER", &env)
+                .unwrap_err()
+                .to_string()
+                .contains("unclosed")
+        );
+        // The texts users see in config errors (braces are escaped in the error attributes).
+        assert_eq!(
+            ExpandError::Unclosed.to_string(),
+            "unclosed \"${\" (write $${ for a literal ${)"
+        );
+        assert_eq!(
+            ExpandError::BadName.to_string(),
+            "invalid variable name in \"${...}\": letters, digits and _ only (write $${ for a literal ${)"
+        );
     }
 
     #[test]

@@ -132,7 +132,7 @@ pub(super) fn parse_probe(
             None => Ok(None),
             Some((_, v)) => {
                 let d = de::from_node::<PositiveDuration>(v).map_err(|e| fail(e, v.loc))?;
-                check_range(key, d.0).map_err(|e| (v.loc, label.clone(), e))?;
+                check_range(key, d.0).map_err(|e| (v.loc, label.clone(), e.to_string()))?;
                 Ok(Some(d.0))
             }
         }

@@ -66,15 +66,27 @@ pub enum Condition {
     ConnectionsBelow(f64),
 }
 
+/// Why a criterion's condition is invalid; each variant holds the criterion's name.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ConditionError {
+    #[error("criterion \"{0}\": max_seconds must be above 0")]
+    MaxSeconds(String),
+    #[error("criterion \"{0}\": fresh must be at least 1")]
+    Fresh(String),
+    #[error("criterion \"{0}\": connections_below must be above 0 and at most 1")]
+    ConnectionsBelow(String),
+    #[error(
+        "criterion \"{0}\": give exactly one of max_seconds, all_events: true, success: true, state, fresh"
+    )]
+    NotExactlyOne(String),
+}
+
 impl CriterionSpec {
-    pub fn condition(&self) -> Result<Condition, String> {
+    pub fn condition(&self) -> Result<Condition, ConditionError> {
         let mut found = Vec::new();
         if let Some(s) = self.max_seconds {
             if !(s > 0.0 && s.is_finite()) {
-                return Err(format!(
-                    "criterion \"{}\": max_seconds must be above 0",
-                    self.name
-                ));
+                return Err(ConditionError::MaxSeconds(self.name.clone()));
             }
             found.push(Condition::MaxSeconds(s));
         }
@@ -89,28 +101,19 @@ impl CriterionSpec {
         }
         if let Some(n) = self.fresh {
             if n == 0 {
-                return Err(format!(
-                    "criterion \"{}\": fresh must be at least 1",
-                    self.name
-                ));
+                return Err(ConditionError::Fresh(self.name.clone()));
             }
             found.push(Condition::Fresh(n));
         }
         if let Some(n) = self.connections_below {
             if !(n > 0.0 && n <= 1.0) {
-                return Err(format!(
-                    "criterion \"{}\": connections_below must be above 0 and at most 1",
-                    self.name
-                ));
+                return Err(ConditionError::ConnectionsBelow(self.name.clone()));
             }
             found.push(Condition::ConnectionsBelow(n));
         }
         match found.len() {
             1 => Ok(found.remove(0)),
-            _ => Err(format!(
-                "criterion \"{}\": give exactly one of max_seconds, all_events: true, success: true, state, fresh",
-                self.name
-            )),
+            _ => Err(ConditionError::NotExactlyOne(self.name.clone())),
         }
     }
 }

@@ -37,18 +37,21 @@ pub fn wanted(env: &dyn Fn(&str) -> Option<String>) -> Option<Protocol> {
     })
 }
 
+/// The exporter could not be built (a bad endpoint or header in the `OTEL_*` variables):
+/// traces stay off, the exporter runs on.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot build the OTLP exporter: {0}")]
+pub struct ExporterError(#[from] opentelemetry_otlp::ExporterBuildError);
+
 /// Builds the tracer provider; the exporter reads the endpoint, headers and timeout from the
 /// same variables. Must run inside the tokio runtime (the gRPC processor is a task on it).
-pub fn provider(protocol: Protocol) -> Result<SdkTracerProvider, String> {
-    let fail =
-        |e: opentelemetry_otlp::ExporterBuildError| format!("cannot build the OTLP exporter: {e}");
+pub fn provider(protocol: Protocol) -> Result<SdkTracerProvider, ExporterError> {
     let builder = SdkTracerProvider::builder();
     let builder = match protocol {
         Protocol::Grpc => {
             let exporter = opentelemetry_otlp::SpanExporter::builder()
                 .with_tonic()
-                .build()
-                .map_err(fail)?;
+                .build()?;
             let processor =
                 opentelemetry_sdk::trace::span_processor_with_async_runtime::BatchSpanProcessor::builder(
                     exporter,
@@ -61,8 +64,7 @@ pub fn provider(protocol: Protocol) -> Result<SdkTracerProvider, String> {
             let exporter = opentelemetry_otlp::SpanExporter::builder()
                 .with_http()
                 .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
-                .build()
-                .map_err(fail)?;
+                .build()?;
             builder.with_batch_exporter(exporter)
         }
     };
