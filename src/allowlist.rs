@@ -15,6 +15,11 @@
 //! shared `resolve` and the http probe's redirect loop ask [`check_resolved`] and
 //! [`check_hop`], which pass everything outside a guarded run (scheduled probes go where the
 //! operator's config says).
+//!
+//! A leaf (it imports nothing of the crate): config parses its patterns, `/probe` its
+//! targets, probes ask its guard. Each of those three gets its own error type
+//! ([`PatternError`], [`TargetError`], [`Refused`]); `Refused` converts into the `String`
+//! a probe's failure detail is.
 
 mod error;
 

@@ -1,6 +1,9 @@
 //! `pathwatch check`: run every probe once, evaluate the incidents on those results, print a
 //! table, JSON or JUnit XML, and say by exit code whether the selected incidents are resolved.
 //! It replaces hand-run validation scripts in pipelines.
+//!
+//! It reads the loaded config and the runs' results and only renders them: a failing probe
+//! is a row of the report, and the one way `run` fails is a [`CheckError`].
 
 use crate::config::{Config, ProbeConfig};
 use crate::core::clock::unix_now;

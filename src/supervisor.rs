@@ -1,6 +1,10 @@
 //! Owns the running config: starts the probe tasks, and on a reload (SIGHUP, `POST /-/reload`
 //! or a changed file) loads the config again and switches to it, or keeps the old one running
 //! when the new one is invalid.
+//!
+//! It sits between config and runner (config -> supervisor -> runner): it reads the config,
+//! never the other way. A refused reload is a [`ReloadError`], whose text `POST /-/reload`
+//! answers and the log shows.
 
 use crate::config::{self, Config};
 use crate::runner;

@@ -3,6 +3,12 @@
 //! Loading is forgiving per probe: a bad probe entry yields a [`ConfigError`] naming the file,
 //! line, column and probe, and the valid probes are still returned so that the exporter keeps
 //! serving them. Only an unreadable file or broken YAML is fatal.
+//!
+//! Text flows one way: [`node`] (YAML -> located tree, `${VAR}`) -> [`de`] (serde over the
+//! tree) -> `probes.rs` / `incidents.rs` (one entry each, with `defaults.rs`'s bounds) ->
+//! [`Config`]. Each step has its own typed error ([`node::ParseError`],
+//! [`node::ExpandError`], [`de::DeError`], [`OutOfRange`]); here they all become a
+//! [`ConfigError`] with the file, line, column and entry, which is what users read.
 
 pub mod de;
 mod defaults;
@@ -13,7 +19,7 @@ mod probes;
 #[cfg(test)]
 mod props;
 
-pub use defaults::{DEFAULT_INTERVAL, Defaults, INTERVAL_RANGE, TIMEOUT_RANGE};
+pub use defaults::{DEFAULT_INTERVAL, Defaults, INTERVAL_RANGE, OutOfRange, TIMEOUT_RANGE};
 pub use probes::ProbeConfig;
 
 use crate::incident::IncidentSpec;

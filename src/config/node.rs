@@ -4,6 +4,8 @@
 //! every later error (unknown field, bad duration, duplicate probe name, unset `${VAR}`) can
 //! point at the exact place, even inside the tagged probe list where serde's buffering would
 //! lose positions. `${VAR}` expansion happens here, on string scalars, for the same reason.
+//! A variable that cannot be expanded ([`ExpandError`]) does not stop the parse: the scalar
+//! becomes [`Value::Invalid`] and the entry holding it reports it, with its name.
 
 use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_saphyr::Spanned;

@@ -1,4 +1,7 @@
 //! Incidents in the config: an id, a title, resolution criteria, hysteresis and a webhook.
+//!
+//! Plain data that config deserializes; a criterion's invalid condition is a
+//! [`ConditionError`], which config places at the criterion's line.
 
 use crate::core::types::PositiveDuration;
 use crate::probe::Kind;

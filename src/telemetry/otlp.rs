@@ -4,7 +4,8 @@
 //! (or `..._TRACES_PROTOCOL`) picks `grpc` or `http/protobuf` (the default). gRPC exports run
 //! in the SDK's tokio batch processor, since a tonic channel needs the runtime; HTTP exports
 //! run on the SDK's own thread with a blocking client. Without these variables no exporter
-//! exists, so nothing is sent and nothing waits.
+//! exists, so nothing is sent and nothing waits. An exporter that cannot be built is an
+//! [`ExporterError`]: logged once, traces stay off, the exporter runs on.
 
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_otlp::WithExportConfig as _;
