@@ -338,32 +338,38 @@ impl State {
     }
 }
 
+/// The one log line of a run, with the same fields at every level. A macro, not a function:
+/// tracing's level must be a constant at each call site.
+macro_rules! run_event {
+    ($level:expr, $probe:expr, $run:expr) => {{
+        let (probe, run) = ($probe, $run);
+        let secs = run.duration.as_secs_f64();
+        match &run.outcome {
+            Ok(_) => tracing::event!(
+                $level,
+                probe = %probe.name, kind = %probe.spec.kind(), duration_seconds = secs,
+                "probe succeeded"
+            ),
+            Err(e) => tracing::event!(
+                $level,
+                probe = %probe.name, kind = %probe.spec.kind(), reason = %e.reason,
+                phase = run.failed_phase.map(|p| p.as_str()).unwrap_or("-"),
+                duration_seconds = secs, detail = %e.detail,
+                "probe failed"
+            ),
+        }
+    }};
+}
+
 /// A changed result (first run, success <-> failure, another reason) is news: info or warn.
 /// A repeat of the same result is only debug, so a steady state does not flood the logs.
 fn log_run(probe: &ProbeConfig, run: &RunResult, previous: Option<Reason>) {
+    use tracing::Level;
     let changed = previous != Some(run.reason());
-    let secs = run.duration.as_secs_f64();
-    match (&run.outcome, changed) {
-        (Ok(_), true) => tracing::info!(
-            probe = %probe.name, kind = %probe.spec.kind(), duration_seconds = secs,
-            "probe succeeded"
-        ),
-        (Ok(_), false) => tracing::debug!(
-            probe = %probe.name, kind = %probe.spec.kind(), duration_seconds = secs,
-            "probe succeeded"
-        ),
-        (Err(e), true) => tracing::warn!(
-            probe = %probe.name, kind = %probe.spec.kind(), reason = %e.reason,
-            phase = run.failed_phase.map(|p| p.as_str()).unwrap_or("-"),
-            duration_seconds = secs, detail = %e.detail,
-            "probe failed"
-        ),
-        (Err(e), false) => tracing::debug!(
-            probe = %probe.name, kind = %probe.spec.kind(), reason = %e.reason,
-            phase = run.failed_phase.map(|p| p.as_str()).unwrap_or("-"),
-            duration_seconds = secs, detail = %e.detail,
-            "probe failed"
-        ),
+    match (run.outcome.is_ok(), changed) {
+        (true, true) => run_event!(Level::INFO, probe, run),
+        (false, true) => run_event!(Level::WARN, probe, run),
+        (_, false) => run_event!(Level::DEBUG, probe, run),
     }
 }
 

@@ -139,3 +139,72 @@ fn encode(registry: &Registry) -> String {
     prometheus_client::encoding::text::encode(&mut out, registry).expect("encode");
     out
 }
+
+/// Every line `log_run` writes, at debug level, as text.
+fn logged(f: impl FnOnce()) -> String {
+    #[derive(Clone, Default)]
+    struct Buf(Arc<Mutex<Vec<u8>>>);
+    impl std::io::Write for Buf {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap_or_else(|p| p.into_inner()).extend(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let buf = Buf::default();
+    let out = buf.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_ansi(false)
+        .with_max_level(tracing::Level::DEBUG)
+        .with_writer(move || out.clone())
+        .finish();
+    tracing::subscriber::with_default(subscriber, f);
+    let bytes = buf.0.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+#[test]
+fn a_run_is_logged_at_info_or_warn_when_it_changes_and_debug_when_it_repeats() {
+    let (_, config) = state();
+    let p = &config.probes[0];
+    let ok = run(5);
+    let failed = RunResult {
+        failed_phase: Some(crate::probe::trace::Phase::Connect),
+        outcome: Err(crate::probe::ProbeError::new(
+            Reason::Protocol,
+            "bad answer",
+        )),
+        ..run(7)
+    };
+    let text = logged(|| {
+        log_run(p, &ok, None);
+        log_run(p, &ok, Some(ok.reason()));
+        log_run(p, &failed, Some(ok.reason()));
+        log_run(p, &failed, Some(failed.reason()));
+    });
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 4, "{text}");
+    let fields = "probe=judged kind=tcp duration_seconds=0.005";
+    assert!(
+        lines[0].contains(" INFO ") && lines[0].contains("probe succeeded"),
+        "{text}"
+    );
+    assert!(lines[0].ends_with(fields), "{text}");
+    assert!(
+        lines[1].contains(" DEBUG ") && lines[1].ends_with(fields),
+        "{text}"
+    );
+    let fields = "probe=judged kind=tcp reason=protocol phase=\"connect\" \
+                  duration_seconds=0.007 detail=bad answer";
+    assert!(
+        lines[2].contains(" WARN ") && lines[2].contains("probe failed"),
+        "{text}"
+    );
+    assert!(lines[2].ends_with(fields), "{text}");
+    assert!(
+        lines[3].contains(" DEBUG ") && lines[3].ends_with(fields),
+        "{text}"
+    );
+}
