@@ -120,14 +120,28 @@ pub fn parse(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Node, P
             loc: Loc { line: 1, col: 1 },
         });
     }
-    let raw: Spanned<Raw> = serde_saphyr::from_str(text).map_err(|e| ParseError {
-        loc: e
-            .location()
-            .map(|l| Loc::from_saphyr(&l))
-            .unwrap_or(Loc { line: 1, col: 1 }),
-        msg: friendly(&first_line(&e.to_string())),
-    })?;
+    let raw: Spanned<Raw> = serde_saphyr::from_str_with_options(text, options(text.len()))
+        .map_err(|e| ParseError {
+            loc: e
+                .location()
+                .map(|l| Loc::from_saphyr(&l))
+                .unwrap_or(Loc { line: 1, col: 1 }),
+            msg: friendly(&first_line(&e.to_string())),
+        })?;
     convert(raw, env)
+}
+
+/// serde-saphyr's default budget (250,000 nodes, 1,000,000 events) is what stops an alias
+/// bomb, but it also stopped a plain file at about 27,000 probes. The node and event caps
+/// grow with the text instead (a node takes at least two bytes of YAML without aliases), so
+/// a large file parses while expansions still stay within a constant factor of its size.
+fn options(bytes: usize) -> serde_saphyr::Options {
+    let mut budget = serde_saphyr::Budget::default();
+    budget.max_nodes = budget.max_nodes.max(bytes / 2);
+    budget.max_events = budget.max_events.max(bytes);
+    let mut options = serde_saphyr::Options::default();
+    options.budget = Some(budget);
+    options
 }
 
 /// serde-saphyr renders a code snippet under its message; we keep only the message itself.
@@ -317,6 +331,26 @@ impl<'de> Visitor<'de> for RawVisitor {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Past serde-saphyr's default 250,000 nodes: 30,000 probes of 9 nodes each. The alias
+    /// bomb that the budget exists for is refused in tests/it/hostile.rs.
+    #[test]
+    fn a_large_plain_file_is_within_the_budget() {
+        let mut text = String::from("probes:\n");
+        for i in 0..30_000 {
+            text.push_str(&format!(
+                "  - {{ name: p{i}, kind: tcp, host: 127.0.0.1, port: 9 }}\n"
+            ));
+        }
+        let node = parse(&text, &|_| None).expect("a 30,000-probe file parses");
+        let Value::Map(top) = &node.value else {
+            panic!("not a map")
+        };
+        let Value::Seq(probes) = &top[0].1.value else {
+            panic!("probes is not a list")
+        };
+        assert_eq!(probes.len(), 30_000);
+    }
 
     fn env(name: &str) -> Option<String> {
         match name {
