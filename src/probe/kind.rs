@@ -22,6 +22,9 @@ pub trait ProbeKind: Clone + Sized {
     type Probe: Probe;
     /// Why a spec does not build (its Display is the config error's text).
     type Error: std::error::Error + Send + Sync + 'static;
+    /// The gauges this kind's runs report ([`super::Observation::Gauges`]); metrics
+    /// registers one family for each, so such a kind needs no metrics module of its own.
+    const GAUGES: &'static [KindGauge] = &[];
 
     /// Checks what needs more than one field and prepares everything a run needs.
     fn build(&self) -> Result<Self::Probe, Self::Error>;
@@ -57,6 +60,17 @@ pub trait ProbeKind: Clone + Sized {
 #[allow(async_fn_in_trait)]
 pub trait Probe: std::fmt::Debug + Send + Sync + 'static {
     async fn run(&self, trace: &Trace) -> Result<Outcome, ProbeError>;
+}
+
+/// A gauge family a kind declares: `pathwatch_<name>_<unit>{probe}`, set from the value of
+/// that name its last run reported, absent when the run reported none (a failed run).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KindGauge {
+    /// The family's name without the `pathwatch_` prefix and the unit suffix.
+    pub name: &'static str,
+    pub help: &'static str,
+    /// The unit suffix (`seconds`, `bytes`), if the value has one.
+    pub unit: Option<&'static str>,
 }
 
 /// Why an on-demand target does not fit a probe.

@@ -20,7 +20,7 @@ pub mod tcp;
 pub mod tls;
 pub mod trace;
 
-pub use kind::{Probe, ProbeKind, RetargetError};
+pub use kind::{KindGauge, Probe, ProbeKind, RetargetError};
 pub use observation::{Observation, Observations};
 pub use result::RunResult;
 pub use trace::{Phase, PhaseTimings, Trace};
@@ -139,6 +139,13 @@ macro_rules! probe_kinds {
             /// The `kind` label.
             Kind { $($variant => $label),* }
         );
+
+        impl Kind {
+            /// The gauges the kind's runs report ([`ProbeKind::GAUGES`]).
+            pub fn gauges(self) -> &'static [KindGauge] {
+                match self { $(Kind::$variant => <$spec as ProbeKind>::GAUGES),* }
+            }
+        }
 
         impl ProbeSpec {
             pub fn kind(&self) -> Kind {
