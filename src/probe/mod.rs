@@ -18,6 +18,7 @@ pub mod result;
 pub mod startup;
 pub mod tcp;
 pub mod tls;
+pub mod tls_cert;
 pub mod trace;
 
 pub use kind::{KindGauge, Probe, ProbeKind, RetargetError};
@@ -232,6 +233,7 @@ probe_kinds! {
     GcpCloudRun(gcp::cloud_run::CloudRunSpec) => "gcp_cloud_run",
     Redis(redis::RedisSpec) => "redis",
     Logs(logs::LogsSpec) => "logs",
+    TlsCert(tls_cert::TlsCertSpec) => "tls_cert",
 }
 
 label_enum!(
