@@ -184,10 +184,27 @@ impl ProbeKind for HttpSpec {
         })
     }
 
-    /// Only the URL, method and headers are prepared again: the TLS config and the regexes
-    /// of a module are built once, not per request.
+    /// Only the URL is prepared again: the method, headers, TLS config and regexes of a
+    /// module are built once, not per request.
     fn build_like(&self, base: &HttpProbe) -> Result<HttpProbe, HttpError> {
-        let (url, method, headers) = self.request_parts()?;
+        let (url, method, headers) = if self.method == base.spec.method
+            && (self.headers.is_empty() || self.headers == base.spec.headers)
+        {
+            // The module's method and headers (already registered with the redactor), or
+            // none: only the target's URL is new.
+            let headers = if self.headers.is_empty() {
+                Vec::new()
+            } else {
+                base.prep.headers.clone()
+            };
+            (
+                Self::parse_url(&self.url)?,
+                base.prep.method.clone(),
+                headers,
+            )
+        } else {
+            self.request_parts()?
+        };
         Ok(HttpProbe {
             spec: self.clone(),
             prep: Prepared {
@@ -270,5 +287,39 @@ impl HttpProbe {
             };
             return Ok((outcome, body));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn module() -> HttpSpec {
+        serde_json::from_value(serde_json::json!({
+            "url": "https://module.example/health",
+            "headers": { "X-Api-Key": "module-only-key-123" },
+            "assert": [{ "regex": "ok" }],
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_retargeted_module_reuses_what_does_not_depend_on_the_target() {
+        let spec = module();
+        let base = spec.build().unwrap();
+        let target = spec.retarget("https://other.example/x").unwrap();
+        let other = target.build_like(&base).unwrap();
+        assert_eq!(other.prep.url.as_str(), "https://other.example/x");
+        assert_eq!(other.prep.headers.len(), 1);
+        assert!(Arc::ptr_eq(&other.prep.tls, &base.prep.tls));
+        assert!(Arc::ptr_eq(&other.prep.regexes, &base.prep.regexes));
+        // Without credentials, no header goes; a bad URL is the same error as at load.
+        let bare = target.without_credentials().build_like(&base).unwrap();
+        assert!(bare.prep.headers.is_empty());
+        let bad = spec.retarget("ftp://x").unwrap().build_like(&base);
+        assert_eq!(
+            bad.map(|_| ()).unwrap_err().to_string(),
+            "\"url\" must be an http:// or https:// URL with a host"
+        );
     }
 }
