@@ -92,6 +92,8 @@ pub struct Targets {
     pub sim: SocketAddr,
     /// Its Redis listener.
     pub redis: SocketAddr,
+    /// Its TLS listener (a handshake with a self-signed certificate).
+    pub tls: SocketAddr,
 }
 
 /// `faults` with its delays shortened by `speed`, so a sped-up act keeps its shape: a restart
@@ -113,7 +115,7 @@ fn every(secs: u64, speed: f64) -> String {
 /// The bundled config, probing the reference service at `t` with every probe kind. Secrets
 /// stay in `${DEMO_*}` names; `speed` is the scenario's (see [`walk`]).
 pub fn config(t: Targets, with_postgres: bool, speed: f64) -> String {
-    let (sim, redis_port) = (t.sim, t.redis.port());
+    let (sim, redis_port, tls_port) = (t.sim, t.redis.port(), t.tls.port());
     let (i5, i10) = (every(5, speed), every(10, speed));
     // A run that waits for an event the degraded agent drops must end within the act, or
     // every later run would start in the same act again.
@@ -221,6 +223,11 @@ probes:
       project: {PROJECT}
       filter: 'resource.type="cloud_run_revision" AND resource.labels.service_name="{SERVICE}"'
 {logging}
+  - name: backend-certificate
+    kind: tls_cert
+    host: 127.0.0.1
+    port: {tls_port}
+    insecure_skip_verify: true
 "#
     );
     if with_postgres {
@@ -329,6 +336,43 @@ mod tests {
         move |k| map.get(k).cloned()
     }
 
+    /// The demo's certificate probe reads the reference service's certificate: a handshake
+    /// with the certificate made at start, and its notAfter 90 days on.
+    #[tokio::test]
+    async fn the_certificate_probe_reads_the_reference_services_certificate() {
+        use crate::probe::ProbeKind;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let stop = CancellationToken::new();
+        tokio::spawn(crate::sim::serve_tls(listener, stop.clone()));
+        let spec = crate::probe::tls_cert::TlsCertSpec {
+            host: "127.0.0.1".into(),
+            port,
+            server_name: None,
+            ca_file: None,
+            insecure_skip_verify: true,
+        };
+        let trace = crate::probe::Trace::default();
+        let probe = spec.build().unwrap();
+        crate::probe::Probe::run(&probe, &trace).await.unwrap();
+        let not_after = trace
+            .observations()
+            .gauge("tls_cert_expiry_timestamp")
+            .unwrap();
+        let days = (not_after - crate::core::clock::unix_now()) / 86_400.0;
+        assert!((89.9..=90.0).contains(&days), "{days}");
+        // Verified, the self-signed certificate fails the handshake.
+        let strict = crate::probe::tls_cert::TlsCertSpec {
+            insecure_skip_verify: false,
+            ..spec
+        };
+        let e = crate::probe::Probe::run(&strict.build().unwrap(), &crate::probe::Trace::default())
+            .await
+            .unwrap_err();
+        assert_eq!(e.reason, crate::probe::Reason::Tls, "{e}");
+        stop.cancel();
+    }
+
     #[test]
     fn postgres_joins_from_database_url_or_pghost_and_not_from_empty_values() {
         let (vars, pg) = env_values(&env(&[(
@@ -353,6 +397,7 @@ mod tests {
         let targets = Targets {
             sim: "127.0.0.1:8000".parse().unwrap(),
             redis: "127.0.0.1:6380".parse().unwrap(),
+            tls: "127.0.0.1:6443".parse().unwrap(),
         };
         for with_pg in [false, true] {
             let (vars, _) = env_values(&env(&[("PGHOST", "127.0.0.1")]));

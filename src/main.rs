@@ -306,6 +306,11 @@ async fn demo(
     let redis_addr = redis_listener
         .local_addr()
         .context("reference Redis address")?;
+    let tls_listener = tokio::net::TcpListener::bind((sim_addr.ip(), 0))
+        .await
+        .context("cannot listen for the reference service's TLS port")?;
+    let tls_addr = tls_listener.local_addr().context("reference TLS address")?;
+    tokio::spawn(pathwatch::sim::serve_tls(tls_listener, token.clone()));
     let state = pathwatch::sim::SimState::new(pathwatch::demo::sim_options(speed));
     tokio::spawn(pathwatch::sim::serve(
         sim_listener,
@@ -322,6 +327,7 @@ async fn demo(
     let targets = pathwatch::demo::Targets {
         sim: sim_addr,
         redis: redis_addr,
+        tls: tls_addr,
     };
     let text = pathwatch::demo::config(targets, with_postgres, speed);
     let env = |name: &str| vars.get(name).cloned().or_else(|| std::env::var(name).ok());

@@ -70,8 +70,17 @@ pub fn plan(
         if !base.on_demand.send_credentials && !same_destination(&base.spec, &contacted) {
             probe.spec = base.spec.without_credentials();
         }
-        probe.spec = probe.spec.retarget(t).map_err(Refusal::BadTarget)?;
-        probe.spec.validate().map_err(Refusal::BadTarget)?;
+        probe.spec = probe
+            .spec
+            .retarget(t)
+            .map_err(|e| Refusal::BadTarget(e.to_string()))?;
+        // Built like the module: what does not depend on the target (TLS configs, regexes)
+        // is the module's own, not rebuilt per request.
+        let built = probe
+            .spec
+            .build_like(&base.built)
+            .map_err(|e| Refusal::BadTarget(e.to_string()))?;
+        probe.built = Arc::new(built);
         trusted_origin = None;
     }
     if let Some(limit) = scrape_timeout {

@@ -35,7 +35,7 @@ pub async fn run_once(probe: Arc<ProbeConfig>) -> RunResult {
     // so it holds memory only while it runs: inline in each probe's scheduling task, the
     // largest kind's future (~26 KB) cost 10,000 probes 250 MiB (bench/memory_and_scrape.py).
     let run =
-        tracing::Instrument::instrument(guarded(Box::pin(probe.spec.run(&trace))), span.clone());
+        tracing::Instrument::instrument(guarded(Box::pin(probe.built.run(&trace))), span.clone());
     let outcome = match tokio::time::timeout(probe.timeout, run).await {
         Ok(out) => out,
         Err(_) => {

@@ -7,7 +7,8 @@ use super::defaults::{DEFAULT_INTERVAL, Defaults, check_range};
 use super::node::{Key, Loc, Node, Value};
 use super::on_demand;
 use crate::core::types::PositiveDuration;
-use crate::probe::ProbeSpec;
+use crate::probe::{BuiltProbe, ProbeSpec};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Keys every probe takes, whatever its kind; the rest belong to the kind.
@@ -22,7 +23,11 @@ pub struct ProbeConfig {
     /// The probes this one needs (`depends_on`): a failure of theirs explains one of its own
     /// (incident::rootcause). Checked at load: every name exists, no cycle.
     pub depends_on: Vec<String>,
+    /// What the config says (plain data: on-demand runs retarget it).
     pub spec: ProbeSpec,
+    /// The probe built from `spec` when the config loaded, ready to run; clones share it
+    /// (and the state it keeps across runs).
+    pub built: Arc<BuiltProbe>,
     /// How `/probe` may use this probe as a module.
     pub on_demand: on_demand::ModuleOnDemand,
 }
@@ -169,13 +174,18 @@ pub(super) fn parse_probe(
         .cloned()
         .collect();
     let spec = kind_spec(rest, n.loc, &fail, &mut errs);
-    if let Some(spec) = &spec
-        && errs.is_empty()
-        && let Err(msg) = spec.validate()
-    {
-        errs.push((n.loc, label.clone(), msg));
-    }
-    let Some(spec) = spec.filter(|_| errs.is_empty()) else {
+    // Built once, here: a spec that does not build is an error at the probe's location.
+    let built = match &spec {
+        Some(spec) if errs.is_empty() => match spec.build() {
+            Ok(b) => Some(b),
+            Err(e) => {
+                errs.push((n.loc, label.clone(), e.to_string()));
+                None
+            }
+        },
+        _ => None,
+    };
+    let (Some(spec), Some(built)) = (spec, built) else {
         errs.sort_by_key(|(loc, _, _)| (loc.line, loc.col));
         return Err(errs);
     };
@@ -193,6 +203,7 @@ pub(super) fn parse_probe(
             timeout,
             depends_on,
             spec,
+            built: Arc::new(built),
             on_demand,
         },
         name_loc,

@@ -1,16 +1,27 @@
 //! The `host:port` of an on-demand target for the socket kinds (postgres, redis, tcp, tls).
 
-/// Parses `host:port` (`[::1]:6379` for IPv6); the error names the target.
-pub fn host_port(target: &str) -> Result<(String, u16), String> {
+/// Why a target is not `host:port`; the text names the target.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TargetError {
+    #[error("target {0:?} must be host:port")]
+    NoPort(String),
+    #[error("target {0:?} has no valid port")]
+    BadPort(String),
+    #[error("target {0:?} has no host")]
+    NoHost(String),
+}
+
+/// Parses `host:port` (`[::1]:6379` for IPv6).
+pub fn host_port(target: &str) -> Result<(String, u16), TargetError> {
     let (host, port) = target
         .rsplit_once(':')
-        .ok_or_else(|| format!("target {target:?} must be host:port"))?;
+        .ok_or_else(|| TargetError::NoPort(target.to_string()))?;
     let port: u16 = port
         .parse()
-        .map_err(|_| format!("target {target:?} has no valid port"))?;
+        .map_err(|_| TargetError::BadPort(target.to_string()))?;
     let host = host.trim_start_matches('[').trim_end_matches(']');
     if host.is_empty() {
-        return Err(format!("target {target:?} has no host"));
+        return Err(TargetError::NoHost(target.to_string()));
     }
     Ok((host.to_string(), port))
 }
@@ -25,5 +36,9 @@ mod tests {
         assert_eq!(host_port("[::1]:6379"), Ok(("::1".into(), 6379)));
         assert!(host_port("db").is_err());
         assert!(host_port(":5432").is_err());
+        assert_eq!(
+            host_port("db:x").unwrap_err().to_string(),
+            "target \"db:x\" has no valid port"
+        );
     }
 }

@@ -9,9 +9,11 @@ use super::http::HttpMetrics;
 use super::logs::LogMetrics;
 use super::pg_connections::PgConnectionMetrics;
 use super::startup::StartupMetrics;
+use super::{FloatGauge, NameLabels};
 use crate::config::ProbeConfig;
-use crate::probe::{Kind, RunResult};
-use prometheus_client::registry::Registry;
+use crate::probe::{Kind, KindGauge, RunResult};
+use prometheus_client::metrics::family::Family;
+use prometheus_client::registry::{Registry, Unit};
 
 /// The metric families of one kind's observations.
 pub trait KindMetrics: std::fmt::Debug + Send + Sync {
@@ -42,6 +44,8 @@ pub struct KindFamilies {
     pub logs: LogMetrics,
     /// `pathwatch_db_connections*` (postgres with `connections: true`).
     pub pg_connections: PgConnectionMetrics,
+    /// The gauges kinds declare (`ProbeKind::GAUGES`), e.g. `pathwatch_tls_cert_expiry_*`.
+    pub declared: DeclaredGauges,
 }
 
 impl KindFamilies {
@@ -53,11 +57,12 @@ impl KindFamilies {
             gcp: GcpMetrics::default(),
             logs: LogMetrics::default(),
             pg_connections: PgConnectionMetrics::default(),
+            declared: DeclaredGauges::new(),
         }
     }
 
     /// Each kind's families, in the order they are registered and encoded.
-    pub fn all(&self) -> [&dyn KindMetrics; 6] {
+    pub fn all(&self) -> [&dyn KindMetrics; 7] {
         [
             &self.http,
             &self.golden,
@@ -65,11 +70,89 @@ impl KindFamilies {
             &self.gcp,
             &self.logs,
             &self.pg_connections,
+            &self.declared,
         ]
     }
 }
 
 impl Default for KindFamilies {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// One family per gauge a kind declares ([`crate::probe::ProbeKind::GAUGES`]): a kind that
+/// reports plain numbers gets its metrics from its own module, without one here.
+#[derive(Debug)]
+pub struct DeclaredGauges {
+    families: Vec<(Kind, &'static KindGauge, Family<NameLabels, FloatGauge>)>,
+}
+
+impl DeclaredGauges {
+    pub fn new() -> Self {
+        let families = Kind::ALL
+            .iter()
+            .flat_map(|k| k.gauges().iter().map(|g| (*k, g, Family::default())))
+            .collect();
+        DeclaredGauges { families }
+    }
+
+    fn of(
+        &self,
+        kind: Kind,
+    ) -> impl Iterator<Item = &(Kind, &'static KindGauge, Family<NameLabels, FloatGauge>)> {
+        self.families.iter().filter(move |(k, _, _)| *k == kind)
+    }
+}
+
+impl KindMetrics for DeclaredGauges {
+    fn register(&self, r: &mut Registry) {
+        for (_, g, family) in &self.families {
+            match g.unit {
+                Some("seconds") => {
+                    r.register_with_unit(g.name, g.help, Unit::Seconds, family.clone())
+                }
+                Some("bytes") => r.register_with_unit(g.name, g.help, Unit::Bytes, family.clone()),
+                Some(u) => {
+                    r.register_with_unit(g.name, g.help, Unit::Other(u.into()), family.clone())
+                }
+                None => r.register(g.name, g.help, family.clone()),
+            }
+        }
+    }
+
+    /// Absent until a run reports a value.
+    fn init_probe(&self, _p: &ProbeConfig) {}
+
+    /// The last run's values; a gauge the run did not report (it failed first) is removed,
+    /// not left at an older run's value.
+    fn record(&self, probe: &str, kind: Kind, run: &RunResult) {
+        let name = NameLabels {
+            probe: probe.to_string(),
+        };
+        for (_, g, family) in self.of(kind) {
+            match run.observations.gauge(g.name) {
+                Some(v) => {
+                    family.get_or_create(&name).set(v);
+                }
+                None => {
+                    family.remove(&name);
+                }
+            }
+        }
+    }
+
+    fn forget_probe(&self, p: &ProbeConfig) {
+        let name = NameLabels {
+            probe: p.name.clone(),
+        };
+        for (_, _, family) in self.of(p.spec.kind()) {
+            family.remove(&name);
+        }
+    }
+}
+
+impl Default for DeclaredGauges {
     fn default() -> Self {
         Self::new()
     }

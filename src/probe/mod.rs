@@ -1,7 +1,8 @@
 //! Probe kinds: one table (`probe_kinds!` below) generates the serde enum [`ProbeSpec`], the
 //! `kind` label and every dispatch to the kinds' [`ProbeKind`] implementations; it is the
-//! registry. A probe is a plain async function that returns an [`Outcome`] or a
-//! [`ProbeError`] with a bounded [`Reason`]; the runner owns timing, timeouts and metrics.
+//! registry. A spec (plain data) builds once into a [`BuiltProbe`]; a run returns an
+//! [`Outcome`] or a [`ProbeError`] with a bounded [`Reason`]; the runner owns timing,
+//! timeouts and metrics.
 
 pub mod gcp;
 pub mod golden;
@@ -17,9 +18,10 @@ pub mod result;
 pub mod startup;
 pub mod tcp;
 pub mod tls;
+pub mod tls_cert;
 pub mod trace;
 
-pub use kind::ProbeKind;
+pub use kind::{KindGauge, Probe, ProbeKind, RetargetError};
 pub use observation::{Observation, Observations};
 pub use result::RunResult;
 pub use trace::{Phase, PhaseTimings, Trace};
@@ -111,21 +113,40 @@ macro_rules! label_enum {
 }
 pub(crate) use label_enum;
 
-/// Generates the [`ProbeSpec`] enum, the [`Kind`] label and every dispatch over the kinds
-/// from one table: `Variant(spec type) => "label"`.
+/// Generates the [`ProbeSpec`] and [`BuiltProbe`] enums, the [`Kind`] label, [`BuildError`]
+/// and every dispatch over the kinds from one table: `Variant(spec type) => "label"`.
 macro_rules! probe_kinds {
     ($($variant:ident($spec:ty) => $label:literal),* $(,)?) => {
-        /// Every probe kind, tagged by `kind:` in the config.
+        /// Every probe kind, tagged by `kind:` in the config (boxed, so the enum stays small).
         #[derive(Clone, Debug, Deserialize, schemars::JsonSchema)]
         #[serde(rename_all = "snake_case")]
         pub enum ProbeSpec {
-            $($variant($spec)),*
+            $($variant(Box<$spec>)),*
+        }
+
+        /// A probe built from its spec, ready to run ([`ProbeKind::build`]).
+        #[derive(Debug)]
+        pub enum BuiltProbe {
+            $($variant(Box<<$spec as ProbeKind>::Probe>)),*
+        }
+
+        /// Why a spec does not build; the text is shown at the probe's location.
+        #[derive(Debug, thiserror::Error)]
+        pub enum BuildError {
+            $(#[error(transparent)] $variant(<$spec as ProbeKind>::Error)),*
         }
 
         label_enum!(
             /// The `kind` label.
             Kind { $($variant => $label),* }
         );
+
+        impl Kind {
+            /// The gauges the kind's runs report ([`ProbeKind::GAUGES`]).
+            pub fn gauges(self) -> &'static [KindGauge] {
+                match self { $(Kind::$variant => <$spec as ProbeKind>::GAUGES),* }
+            }
+        }
 
         impl ProbeSpec {
             pub fn kind(&self) -> Kind {
@@ -134,19 +155,35 @@ macro_rules! probe_kinds {
 
             /// Timeout when neither the probe nor `defaults` set one.
             pub fn default_timeout(&self) -> Duration {
-                match self { $(ProbeSpec::$variant(s) => ProbeKind::default_timeout(&**s)),* }
+                match self { $(ProbeSpec::$variant(_) => <$spec as ProbeKind>::DEFAULT_TIMEOUT),* }
             }
 
-            /// Checks that need more than one field; the message is shown at the probe's
-            /// location.
-            pub fn validate(&self) -> Result<(), String> {
-                match self { $(ProbeSpec::$variant(s) => ProbeKind::check(&**s)),* }
+            /// The ready probe (checks that need more than one field happen here).
+            pub fn build(&self) -> Result<BuiltProbe, BuildError> {
+                match self {
+                    $(ProbeSpec::$variant(s) => ProbeKind::build(&**s)
+                        .map(|p| BuiltProbe::$variant(Box::new(p)))
+                        .map_err(BuildError::$variant)),*
+                }
+            }
+
+            /// The ready probe of a retargeted module, reusing what `base` (the module's own
+            /// built probe) prepared that does not depend on the target.
+            pub fn build_like(&self, base: &BuiltProbe) -> Result<BuiltProbe, BuildError> {
+                match (self, base) {
+                    $((ProbeSpec::$variant(s), BuiltProbe::$variant(b)) => {
+                        ProbeKind::build_like(&**s, b)
+                            .map(|p| BuiltProbe::$variant(Box::new(p)))
+                            .map_err(BuildError::$variant)
+                    }),*
+                    _ => self.build(),
+                }
             }
 
             /// The same probe against another target, for on-demand probing
             /// (`/probe?target=`): `host:port` (or a socket directory) for socket kinds, a URL
             /// for `http`.
-            pub fn retarget(&self, target: &str) -> Result<ProbeSpec, String> {
+            pub fn retarget(&self, target: &str) -> Result<ProbeSpec, RetargetError> {
                 Ok(match self {
                     $(ProbeSpec::$variant(s) => {
                         ProbeSpec::$variant(ProbeKind::retarget(&**s, target)?.into())
@@ -168,28 +205,35 @@ macro_rules! probe_kinds {
             pub fn db_transport(&self) -> Option<Transport> {
                 match self { $(ProbeSpec::$variant(s) => ProbeKind::db_transport(&**s)),* }
             }
+        }
+
+        impl BuiltProbe {
+            pub fn kind(&self) -> Kind {
+                match self { $(BuiltProbe::$variant(_) => Kind::$variant),* }
+            }
 
             /// Runs the probe once. Phases are recorded into `trace` as they complete, so that
             /// a run cut short by the runner's timeout still shows how far it got.
             pub async fn run(&self, trace: &Trace) -> Result<Outcome, ProbeError> {
-                match self { $(ProbeSpec::$variant(s) => ProbeKind::run(&**s, trace).await),* }
+                match self { $(BuiltProbe::$variant(p) => Probe::run(&**p, trace).await),* }
             }
         }
     };
 }
 
-// The registry: one line per kind (large specs boxed, so the enum stays small).
+// The registry: one line per kind.
 probe_kinds! {
-    Postgres(Box<postgres::PostgresSpec>) => "postgres",
-    Tcp(Box<tcp::TcpSpec>) => "tcp",
-    Http(Box<http::HttpSpec>) => "http",
-    GoldenPath(Box<golden::GoldenPathSpec>) => "golden_path",
-    Startup(Box<startup::StartupSpec>) => "startup",
-    GcpVpcConnector(Box<gcp::vpc_connector::VpcConnectorSpec>) => "gcp_vpc_connector",
-    GcpCloudsql(Box<gcp::cloudsql::CloudSqlSpec>) => "gcp_cloudsql",
-    GcpCloudRun(Box<gcp::cloud_run::CloudRunSpec>) => "gcp_cloud_run",
-    Redis(Box<redis::RedisSpec>) => "redis",
-    Logs(Box<logs::LogsSpec>) => "logs",
+    Postgres(postgres::PostgresSpec) => "postgres",
+    Tcp(tcp::TcpSpec) => "tcp",
+    Http(http::HttpSpec) => "http",
+    GoldenPath(golden::GoldenPathSpec) => "golden_path",
+    Startup(startup::StartupSpec) => "startup",
+    GcpVpcConnector(gcp::vpc_connector::VpcConnectorSpec) => "gcp_vpc_connector",
+    GcpCloudsql(gcp::cloudsql::CloudSqlSpec) => "gcp_cloudsql",
+    GcpCloudRun(gcp::cloud_run::CloudRunSpec) => "gcp_cloud_run",
+    Redis(redis::RedisSpec) => "redis",
+    Logs(logs::LogsSpec) => "logs",
+    TlsCert(tls_cert::TlsCertSpec) => "tls_cert",
 }
 
 label_enum!(
@@ -242,19 +286,6 @@ label_enum!(
         Panic => "panic",
     }
 );
-
-/// The state a probe builds once from its spec (parsed URLs, TLS configs, regexes):
-/// `validate` fills `cell` at config load; a spec built otherwise is prepared on first use.
-pub fn prepared<T>(
-    cell: &std::sync::OnceLock<T>,
-    validate: impl FnOnce() -> Result<(), String>,
-) -> Result<&T, ProbeError> {
-    if cell.get().is_none() {
-        validate().map_err(|e| ProbeError::new(Reason::Protocol, e))?;
-    }
-    cell.get()
-        .ok_or_else(|| ProbeError::new(Reason::Protocol, "probe not prepared"))
-}
 
 /// Maps a socket-level error to its reason.
 pub fn io_reason(e: &std::io::Error) -> Reason {

@@ -26,6 +26,8 @@ pub enum Observation {
     Logs(LogsObs),
     /// A postgres probe's read of the server's connections (`connections: true`).
     PgConnections(super::pg_connections::PgConnections),
+    /// Values of the gauges the kind declares ([`super::ProbeKind::GAUGES`]), by name.
+    Gauges(Vec<(&'static str, f64)>),
 }
 
 /// A run's observations, at most one of each variant (a later one replaces an earlier).
@@ -95,6 +97,14 @@ impl Observations {
     pub fn gcp(&self) -> Option<&GcpObs> {
         self.iter().find_map(|o| match o {
             Observation::Gcp(g) => Some(g),
+            _ => None,
+        })
+    }
+
+    /// The value the run reported for the declared gauge `name`.
+    pub fn gauge(&self, name: &str) -> Option<f64> {
+        self.iter().find_map(|o| match o {
+            Observation::Gauges(g) => g.iter().find(|(n, _)| *n == name).map(|(_, v)| *v),
             _ => None,
         })
     }

@@ -5,21 +5,20 @@
 //! authentication (phase `auth`), then runs the query (phase `query`). Doing the first steps by
 //! hand is what lets each phase be timed and each failure be named.
 
-use super::tls::{self, Verify};
+use super::kind::{Probe, ProbeKind, RetargetError};
+use super::tls::{self, TlsError, Verify};
 use super::{
-    Outcome, Phase, ProbeError, Reason, Trace, Transport, connect_tcp, error_chain, io_reason,
-    resolve,
+    Kind, Outcome, Phase, ProbeError, Reason, Trace, Transport, connect_tcp, error_chain,
+    io_reason, resolve,
 };
 use crate::abort::AbortOnDrop;
 use crate::core::types::{Secret, SecretFile, pick_secret};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio_postgres::error::SqlState;
-
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(75);
 
 /// libpq's `sslmode` values (`allow` is not offered: it exists for servers that reject SSL
 /// requests, and downgrades silently).
@@ -63,9 +62,30 @@ pub struct PostgresSpec {
     /// sessions by database and state against `max_connections` (pg_connections.rs).
     #[serde(default)]
     pub connections: bool,
-    /// Built once by `validate`, so a bad CA file is a config error, not a failed run.
-    #[serde(skip)]
-    tls: OnceLock<Option<Arc<rustls::ClientConfig>>>,
+}
+
+/// Why a `postgres` spec does not build.
+#[derive(Debug, thiserror::Error)]
+pub enum PostgresError {
+    #[error("\"host\" must not be empty")]
+    EmptyHost,
+    /// Both `password` and `password_file`, or a file that cannot be read.
+    #[error("{0}")]
+    Password(String),
+    #[error(
+        "\"sslrootcert\" needs sslmode verify-ca or verify-full (the other modes do not check certificates)"
+    )]
+    RootCertWithoutVerify,
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+}
+
+/// A built `postgres` probe: the spec and its TLS config (built once, so a bad CA file is a
+/// config error, not a failed run; `None` without TLS).
+#[derive(Debug)]
+pub struct PostgresProbe {
+    spec: PostgresSpec,
+    tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 fn default_port() -> u16 {
@@ -90,30 +110,6 @@ impl PostgresSpec {
         }
     }
 
-    /// The same probe against another server (on-demand probing): `host:port`, or a socket
-    /// directory. TLS settings are rebuilt for the new transport.
-    pub fn with_target(&self, target: &str) -> Result<PostgresSpec, String> {
-        let (host, port) = if target.starts_with('/') {
-            (target.to_string(), self.port)
-        } else {
-            crate::core::target::host_port(target)?
-        };
-        let spec = PostgresSpec {
-            host,
-            port,
-            tls: OnceLock::new(),
-            ..self.clone()
-        };
-        // The TLS config follows sslmode, the CA and the transport, not the address: an
-        // on-demand run on the same transport reuses the module's instead of building one.
-        if spec.transport() == self.transport()
-            && let Some(tls) = self.tls.get()
-        {
-            let _ = spec.tls.set(tls.clone());
-        }
-        Ok(spec)
-    }
-
     /// The same probe without its password, for an on-demand target that is not its own
     /// (`/probe`: credentials stay with the server they were configured for).
     pub fn without_credentials(&self) -> PostgresSpec {
@@ -130,42 +126,35 @@ impl PostgresSpec {
             .flatten()
     }
 
-    pub fn validate(&self) -> Result<(), String> {
+    /// The checks of the fields, without building anything.
+    fn check(&self) -> Result<(), PostgresError> {
         if self.host.trim().is_empty() {
-            return Err("\"host\" must not be empty".into());
+            return Err(PostgresError::EmptyHost);
         }
-        pick_secret(&self.password, &self.password_file, "password")?;
+        pick_secret(&self.password, &self.password_file, "password")
+            .map_err(PostgresError::Password)?;
         if self.sslrootcert.is_some()
             && !matches!(self.sslmode, SslMode::VerifyCa | SslMode::VerifyFull)
         {
-            return Err(
-                "\"sslrootcert\" needs sslmode verify-ca or verify-full (the other modes do not check certificates)"
-                    .into(),
-            );
+            return Err(PostgresError::RootCertWithoutVerify);
         }
+        Ok(())
+    }
+
+    fn tls_config(&self) -> Result<Option<Arc<rustls::ClientConfig>>, PostgresError> {
         let verify = match self.sslmode {
             SslMode::Disable => None,
             SslMode::Prefer | SslMode::Require => Some(Verify::Nothing),
             SslMode::VerifyCa => Some(Verify::Chain),
             SslMode::VerifyFull => Some(Verify::Full),
         };
-        let config = match verify {
+        Ok(match verify {
             Some(v) if self.transport() == Transport::Tcp => {
                 Some(tls::client_config(v, self.sslrootcert.as_deref())?)
             }
             // libpq ignores sslmode on Unix sockets: the kernel is the transport.
             _ => None,
-        };
-        let _ = self.tls.set(config);
-        Ok(())
-    }
-
-    fn tls_config(&self) -> Result<Option<Arc<rustls::ClientConfig>>, ProbeError> {
-        if self.tls.get().is_none() {
-            self.validate()
-                .map_err(|e| ProbeError::new(Reason::Tls, e))?;
-        }
-        Ok(self.tls.get().cloned().flatten())
+        })
     }
 
     fn pg_config(&self) -> tokio_postgres::Config {
@@ -183,7 +172,8 @@ impl PostgresSpec {
     }
 }
 
-pub async fn probe(spec: &PostgresSpec, trace: &Trace) -> Result<Outcome, ProbeError> {
+async fn probe(p: &PostgresProbe, trace: &Trace) -> Result<Outcome, ProbeError> {
+    let spec = &p.spec;
     let config = spec.pg_config();
     match spec.transport() {
         Transport::Unix => {
@@ -198,7 +188,7 @@ pub async fn probe(spec: &PostgresSpec, trace: &Trace) -> Result<Outcome, ProbeE
             session(stream, &config, spec, trace).await
         }
         Transport::Tcp => {
-            let tls = spec.tls_config()?;
+            let tls = p.tls.clone();
             let addrs = resolve(&spec.host, spec.port, trace).await?;
             let mut stream = connect_tcp(&addrs, trace).await?;
             let Some(tls) = tls else {
@@ -361,35 +351,59 @@ fn pg_error(e: &tokio_postgres::Error, otherwise: Reason) -> ProbeError {
     ProbeError::new(reason, detail)
 }
 
-impl crate::probe::ProbeKind for PostgresSpec {
-    const KIND: crate::probe::Kind = crate::probe::Kind::Postgres;
+impl ProbeKind for PostgresSpec {
+    const KIND: Kind = Kind::Postgres;
+    const DEFAULT_TIMEOUT: Duration = Duration::from_secs(75);
+    type Probe = PostgresProbe;
+    type Error = PostgresError;
 
-    fn default_timeout(&self) -> std::time::Duration {
-        DEFAULT_TIMEOUT
+    fn build(&self) -> Result<PostgresProbe, PostgresError> {
+        self.check()?;
+        Ok(PostgresProbe {
+            spec: self.clone(),
+            tls: self.tls_config()?,
+        })
     }
 
-    fn check(&self) -> Result<(), String> {
-        self.validate()
+    /// The TLS config follows sslmode, the CA and the transport, not the address: an
+    /// on-demand run on the module's transport reuses the module's instead of building one.
+    fn build_like(&self, base: &PostgresProbe) -> Result<PostgresProbe, PostgresError> {
+        if self.transport() != base.spec.transport() {
+            return self.build();
+        }
+        self.check()?;
+        Ok(PostgresProbe {
+            spec: self.clone(),
+            tls: base.tls.clone(),
+        })
     }
 
-    fn run<'a>(
-        &'a self,
-        trace: &'a crate::probe::Trace,
-    ) -> impl std::future::Future<Output = Result<crate::probe::Outcome, crate::probe::ProbeError>>
-    + Send
-    + 'a {
-        probe(self, trace)
-    }
-
-    fn retarget(&self, target: &str) -> Result<Self, String> {
-        self.with_target(target)
+    /// The same probe against another server (on-demand probing): `host:port`, or a socket
+    /// directory.
+    fn retarget(&self, target: &str) -> Result<Self, RetargetError> {
+        let (host, port) = if target.starts_with('/') {
+            (target.to_string(), self.port)
+        } else {
+            crate::core::target::host_port(target)?
+        };
+        Ok(PostgresSpec {
+            host,
+            port,
+            ..self.clone()
+        })
     }
 
     fn without_credentials(&self) -> Self {
         PostgresSpec::without_credentials(self)
     }
 
-    fn db_transport(&self) -> Option<crate::probe::Transport> {
+    fn db_transport(&self) -> Option<Transport> {
         Some(self.transport())
+    }
+}
+
+impl Probe for PostgresProbe {
+    async fn run(&self, trace: &Trace) -> Result<Outcome, ProbeError> {
+        probe(self, trace).await
     }
 }

@@ -8,18 +8,17 @@
 //! `PING`, which must answer `+PONG`). A probe only needs to send arrays of bulk strings and
 //! to read one reply line (or bulk string) per command, which is a few lines of code.
 
-use super::tls::{self, Verify};
+use super::kind::{Probe, ProbeKind, RetargetError};
+use super::tls::{self, TlsError, Verify};
 use super::{
-    Outcome, Phase, ProbeError, Reason, Trace, Transport, connect_tcp, io_reason, resolve,
+    Kind, Outcome, Phase, ProbeError, Reason, Trace, Transport, connect_tcp, io_reason, resolve,
 };
 use crate::core::types::{Secret, SecretFile, pick_secret};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
-
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Longest reply line read (bytes): Redis' own replies to these commands are tens of bytes,
 /// so anything longer is not Redis.
@@ -51,9 +50,37 @@ pub struct RedisSpec {
     /// Encrypt without checking the server's certificate.
     #[serde(default)]
     pub insecure_skip_verify: bool,
-    /// Built once by `validate`, so a bad CA file is a config error, not a failed run.
-    #[serde(skip)]
-    tls_config: OnceLock<Option<Arc<rustls::ClientConfig>>>,
+}
+
+/// Why a `redis` spec does not build.
+#[derive(Debug, thiserror::Error)]
+pub enum RedisError {
+    #[error("\"host\" must not be empty")]
+    EmptyHost,
+    /// Both `password` and `password_file`, or a file that cannot be read.
+    #[error("{0}")]
+    Password(String),
+    #[error("\"username\" needs \"password\" or \"password_file\"")]
+    UsernameWithoutPassword,
+    #[error("\"ca_file\" needs \"tls: true\"")]
+    CaFileWithoutTls,
+    #[error("\"insecure_skip_verify\" needs \"tls: true\"")]
+    InsecureWithoutTls,
+    #[error("give \"ca_file\" or \"insecure_skip_verify\", not both")]
+    CaFileAndInsecure,
+    /// Redis serves TLS only on its tls-port; its Unix socket is always plain.
+    #[error("\"tls\" is not available over a Unix socket")]
+    TlsOverUnix,
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+}
+
+/// A built `redis` probe: the spec and its TLS config (built once, so a bad CA file is a
+/// config error, not a failed run; `None` without TLS).
+#[derive(Debug)]
+pub struct RedisProbe {
+    spec: RedisSpec,
+    tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 fn default_port() -> u16 {
@@ -61,28 +88,6 @@ fn default_port() -> u16 {
 }
 
 impl RedisSpec {
-    /// The same probe against another server (on-demand probing): `host:port` or a socket.
-    pub fn with_target(&self, target: &str) -> Result<RedisSpec, String> {
-        let (host, port) = if target.starts_with('/') {
-            (target.to_string(), self.port)
-        } else {
-            crate::core::target::host_port(target)?
-        };
-        let spec = RedisSpec {
-            host,
-            port,
-            tls_config: OnceLock::new(),
-            ..self.clone()
-        };
-        // As for Postgres: the TLS config does not follow the address, only the transport.
-        if spec.transport() == self.transport()
-            && let Some(tls) = self.tls_config.get()
-        {
-            let _ = spec.tls_config.set(tls.clone());
-        }
-        Ok(spec)
-    }
-
     /// The same probe without its user and password, for an on-demand target that is not
     /// its own (`/probe`: credentials stay with the server they were configured for).
     pub fn without_credentials(&self) -> RedisSpec {
@@ -110,53 +115,48 @@ impl RedisSpec {
             .filter(|p| !p.expose().is_empty())
     }
 
-    pub fn validate(&self) -> Result<(), String> {
+    /// The checks of the fields, without building anything.
+    fn check(&self) -> Result<(), RedisError> {
         if self.host.trim().is_empty() {
-            return Err("\"host\" must not be empty".into());
+            return Err(RedisError::EmptyHost);
         }
-        let password = pick_secret(&self.password, &self.password_file, "password")?;
+        let password = pick_secret(&self.password, &self.password_file, "password")
+            .map_err(RedisError::Password)?;
         if self.username.is_some() && password.is_none() {
-            return Err("\"username\" needs \"password\" or \"password_file\"".into());
+            return Err(RedisError::UsernameWithoutPassword);
         }
         if !self.tls {
             if self.ca_file.is_some() {
-                return Err("\"ca_file\" needs \"tls: true\"".into());
+                return Err(RedisError::CaFileWithoutTls);
             }
             if self.insecure_skip_verify {
-                return Err("\"insecure_skip_verify\" needs \"tls: true\"".into());
+                return Err(RedisError::InsecureWithoutTls);
             }
         }
         if self.ca_file.is_some() && self.insecure_skip_verify {
-            return Err("give \"ca_file\" or \"insecure_skip_verify\", not both".into());
+            return Err(RedisError::CaFileAndInsecure);
         }
         if self.tls && self.transport() == Transport::Unix {
-            // Redis serves TLS only on its tls-port; its Unix socket is always plain.
-            return Err("\"tls\" is not available over a Unix socket".into());
+            return Err(RedisError::TlsOverUnix);
         }
-        let config = if self.tls {
-            let verify = if self.insecure_skip_verify {
-                Verify::Nothing
-            } else {
-                Verify::Full
-            };
-            Some(tls::client_config(verify, self.ca_file.as_deref())?)
-        } else {
-            None
-        };
-        let _ = self.tls_config.set(config);
         Ok(())
     }
 
-    fn tls_config(&self) -> Result<Option<Arc<rustls::ClientConfig>>, ProbeError> {
-        if self.tls_config.get().is_none() {
-            self.validate()
-                .map_err(|e| ProbeError::new(Reason::Tls, e))?;
+    fn tls_config(&self) -> Result<Option<Arc<rustls::ClientConfig>>, RedisError> {
+        if !self.tls {
+            return Ok(None);
         }
-        Ok(self.tls_config.get().cloned().flatten())
+        let verify = if self.insecure_skip_verify {
+            Verify::Nothing
+        } else {
+            Verify::Full
+        };
+        Ok(Some(tls::client_config(verify, self.ca_file.as_deref())?))
     }
 }
 
-pub async fn probe(spec: &RedisSpec, trace: &Trace) -> Result<Outcome, ProbeError> {
+async fn probe(p: &RedisProbe, trace: &Trace) -> Result<Outcome, ProbeError> {
+    let spec = &p.spec;
     let password = spec.password();
     let out = match spec.transport() {
         Transport::Unix => {
@@ -171,7 +171,7 @@ pub async fn probe(spec: &RedisSpec, trace: &Trace) -> Result<Outcome, ProbeErro
             session(stream, spec, password.as_ref(), trace).await
         }
         Transport::Tcp => {
-            let tls = spec.tls_config()?;
+            let tls = p.tls.clone();
             let addrs = resolve(&spec.host, spec.port, trace).await?;
             let stream = connect_tcp(&addrs, trace).await?;
             match tls {
@@ -440,36 +440,58 @@ fn redact(mut e: ProbeError, secret: &Secret) -> ProbeError {
     e
 }
 
-impl crate::probe::ProbeKind for RedisSpec {
-    const KIND: crate::probe::Kind = crate::probe::Kind::Redis;
+impl ProbeKind for RedisSpec {
+    const KIND: Kind = Kind::Redis;
+    const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+    type Probe = RedisProbe;
+    type Error = RedisError;
 
-    fn default_timeout(&self) -> std::time::Duration {
-        DEFAULT_TIMEOUT
+    fn build(&self) -> Result<RedisProbe, RedisError> {
+        self.check()?;
+        Ok(RedisProbe {
+            spec: self.clone(),
+            tls: self.tls_config()?,
+        })
     }
 
-    fn check(&self) -> Result<(), String> {
-        self.validate()
+    /// As for Postgres: the TLS config does not follow the address, only the transport.
+    fn build_like(&self, base: &RedisProbe) -> Result<RedisProbe, RedisError> {
+        if self.transport() != base.spec.transport() {
+            return self.build();
+        }
+        self.check()?;
+        Ok(RedisProbe {
+            spec: self.clone(),
+            tls: base.tls.clone(),
+        })
     }
 
-    fn run<'a>(
-        &'a self,
-        trace: &'a crate::probe::Trace,
-    ) -> impl std::future::Future<Output = Result<crate::probe::Outcome, crate::probe::ProbeError>>
-    + Send
-    + 'a {
-        probe(self, trace)
-    }
-
-    fn retarget(&self, target: &str) -> Result<Self, String> {
-        self.with_target(target)
+    /// The same probe against another server (on-demand probing): `host:port` or a socket.
+    fn retarget(&self, target: &str) -> Result<Self, RetargetError> {
+        let (host, port) = if target.starts_with('/') {
+            (target.to_string(), self.port)
+        } else {
+            crate::core::target::host_port(target)?
+        };
+        Ok(RedisSpec {
+            host,
+            port,
+            ..self.clone()
+        })
     }
 
     fn without_credentials(&self) -> Self {
         RedisSpec::without_credentials(self)
     }
 
-    fn db_transport(&self) -> Option<crate::probe::Transport> {
+    fn db_transport(&self) -> Option<Transport> {
         Some(self.transport())
+    }
+}
+
+impl Probe for RedisProbe {
+    async fn run(&self, trace: &Trace) -> Result<Outcome, ProbeError> {
+        probe(self, trace).await
     }
 }
 

@@ -9,11 +9,12 @@
 //! - `reported`: the start time the service reports in its health body (`started_at_pointer`,
 //!   unix seconds or an RFC 3339 string); a new value there is a restart even if no poll failed.
 
-use super::http::HttpSpec;
-use super::{Outcome, ProbeError, Reason, Trace};
+use super::http::{HttpError, HttpProbe, HttpSpec};
+use super::kind::{Probe, ProbeKind};
+use super::{Kind, Outcome, ProbeError, Reason, Trace};
 use crate::probe::Observation;
 use serde::Deserialize;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
@@ -47,8 +48,6 @@ pub struct StartupSpec {
     )]
     #[schemars(with = "crate::core::types::PositiveDuration")]
     pub deadline: Duration,
-    #[serde(skip)]
-    state: Arc<Mutex<State>>,
 }
 
 fn default_poll() -> Duration {
@@ -98,17 +97,45 @@ pub struct StartupObs {
     pub unhealthy_answers: u64,
 }
 
-impl StartupSpec {
-    pub fn validate(&self) -> Result<(), String> {
-        self.check.validate().map_err(|e| format!("check: {e}"))?;
-        if self.reference == Reference::Reported && self.started_at_pointer.is_none() {
-            return Err("reference \"reported\" needs \"started_at_pointer\"".into());
-        }
-        Ok(())
-    }
+/// Why a `startup` spec does not build.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("check: {0}")]
+    Check(#[source] HttpError),
+    #[error("reference \"reported\" needs \"started_at_pointer\"")]
+    NeedsPointer,
+}
 
-    pub fn default_timeout(&self) -> Duration {
-        super::http::DEFAULT_TIMEOUT
+/// A built `startup` probe: its health check, and the state machine kept across runs.
+#[derive(Debug)]
+pub struct StartupProbe {
+    spec: StartupSpec,
+    check: HttpProbe,
+    state: Mutex<State>,
+}
+
+impl ProbeKind for StartupSpec {
+    const KIND: Kind = Kind::Startup;
+    const DEFAULT_TIMEOUT: Duration = super::http::DEFAULT_TIMEOUT;
+    type Probe = StartupProbe;
+    type Error = StartupError;
+
+    fn build(&self) -> Result<StartupProbe, StartupError> {
+        let check = self.check.build().map_err(StartupError::Check)?;
+        if self.reference == Reference::Reported && self.started_at_pointer.is_none() {
+            return Err(StartupError::NeedsPointer);
+        }
+        Ok(StartupProbe {
+            spec: self.clone(),
+            check,
+            state: Mutex::default(),
+        })
+    }
+}
+
+impl Probe for StartupProbe {
+    async fn run(&self, trace: &Trace) -> Result<Outcome, ProbeError> {
+        probe(self, trace).await
     }
 }
 
@@ -125,14 +152,15 @@ fn now_unix() -> f64 {
         .unwrap_or(0.0)
 }
 
-pub async fn probe(spec: &StartupSpec, trace: &Trace) -> Result<Outcome, ProbeError> {
-    let result = super::http::probe_with_body(&spec.check, trace).await;
+async fn probe(p: &StartupProbe, trace: &Trace) -> Result<Outcome, ProbeError> {
+    let spec = &p.spec;
+    let result = p.check.run_with_body(trace).await;
     let now = now_unix();
     let reported = match (&result, &spec.started_at_pointer) {
         (Ok((_, body)), Some(ptr)) => reported_start(body, ptr),
         _ => None,
     };
-    let mut state = spec.state.lock().unwrap_or_else(|p| p.into_inner());
+    let mut state = p.state.lock().unwrap_or_else(|p| p.into_inner());
     let mut obs = StartupObs::default();
     let outcome = match (&result, &state.phase) {
         (Ok(_), Phase::Healthy { reported_start }) => {
@@ -221,26 +249,5 @@ fn reported_start(body: &[u8], pointer: &str) -> Option<f64> {
                 .map(|d| d.as_secs_f64())
         }),
         _ => None,
-    }
-}
-
-impl crate::probe::ProbeKind for StartupSpec {
-    const KIND: crate::probe::Kind = crate::probe::Kind::Startup;
-
-    fn default_timeout(&self) -> std::time::Duration {
-        StartupSpec::default_timeout(self)
-    }
-
-    fn check(&self) -> Result<(), String> {
-        self.validate()
-    }
-
-    fn run<'a>(
-        &'a self,
-        trace: &'a crate::probe::Trace,
-    ) -> impl std::future::Future<Output = Result<crate::probe::Outcome, crate::probe::ProbeError>>
-    + Send
-    + 'a {
-        probe(self, trace)
     }
 }

@@ -1,11 +1,10 @@
 //! `tcp` probe: time to open a TCP connection to host:port (the network path check, e.g.
 //! through a VPC connector to a private database address).
 
-use super::{Outcome, ProbeError, Trace, connect_tcp, resolve};
+use super::kind::{Probe, ProbeKind, RetargetError};
+use super::{Kind, Outcome, ProbeError, Trace, connect_tcp, resolve};
 use serde::Deserialize;
 use std::time::Duration;
-
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Clone, Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -15,52 +14,51 @@ pub struct TcpSpec {
     pub port: u16,
 }
 
-impl TcpSpec {
-    pub fn validate(&self) -> Result<(), String> {
+/// Why a `tcp` spec does not build.
+#[derive(Debug, thiserror::Error)]
+pub enum TcpError {
+    #[error("\"host\" must not be empty")]
+    EmptyHost,
+    #[error("\"port\" must be between 1 and 65535")]
+    Port,
+}
+
+/// A checked `tcp` spec: nothing to prepare but the address.
+#[derive(Debug)]
+pub struct TcpProbe(TcpSpec);
+
+impl ProbeKind for TcpSpec {
+    const KIND: Kind = Kind::Tcp;
+    const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+    type Probe = TcpProbe;
+    type Error = TcpError;
+
+    fn build(&self) -> Result<TcpProbe, TcpError> {
         if self.host.trim().is_empty() {
-            return Err("\"host\" must not be empty".into());
+            return Err(TcpError::EmptyHost);
         }
         if self.port == 0 {
-            return Err("\"port\" must be between 1 and 65535".into());
+            return Err(TcpError::Port);
         }
-        Ok(())
-    }
-}
-
-pub async fn probe(spec: &TcpSpec, trace: &Trace) -> Result<Outcome, ProbeError> {
-    let addrs = resolve(&spec.host, spec.port, trace).await?;
-    let stream = connect_tcp(&addrs, trace).await?;
-    let peer = stream
-        .peer_addr()
-        .map(|a| a.to_string())
-        .unwrap_or_default();
-    Ok(Outcome {
-        facts: vec![("peer", peer)],
-    })
-}
-
-impl crate::probe::ProbeKind for TcpSpec {
-    const KIND: crate::probe::Kind = crate::probe::Kind::Tcp;
-
-    fn default_timeout(&self) -> std::time::Duration {
-        DEFAULT_TIMEOUT
+        Ok(TcpProbe(self.clone()))
     }
 
-    fn check(&self) -> Result<(), String> {
-        self.validate()
-    }
-
-    fn run<'a>(
-        &'a self,
-        trace: &'a crate::probe::Trace,
-    ) -> impl std::future::Future<Output = Result<crate::probe::Outcome, crate::probe::ProbeError>>
-    + Send
-    + 'a {
-        probe(self, trace)
-    }
-
-    fn retarget(&self, target: &str) -> Result<Self, String> {
+    fn retarget(&self, target: &str) -> Result<Self, RetargetError> {
         let (host, port) = crate::core::target::host_port(target)?;
         Ok(TcpSpec { host, port })
+    }
+}
+
+impl Probe for TcpProbe {
+    async fn run(&self, trace: &Trace) -> Result<Outcome, ProbeError> {
+        let addrs = resolve(&self.0.host, self.0.port, trace).await?;
+        let stream = connect_tcp(&addrs, trace).await?;
+        let peer = stream
+            .peer_addr()
+            .map(|a| a.to_string())
+            .unwrap_or_default();
+        Ok(Outcome {
+            facts: vec![("peer", peer)],
+        })
     }
 }

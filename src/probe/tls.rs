@@ -13,7 +13,7 @@ use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{
     CertificateError, ClientConfig, DigitallySignedStruct, Error, RootCertStore, SignatureScheme,
 };
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// How much of the server's certificate to check.
@@ -31,22 +31,52 @@ fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
+/// Why a client config could not be built (a config error, at the probe's location).
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("cannot read CA file \"{}\": {source}", path.display())]
+    ReadCa {
+        path: PathBuf,
+        source: rustls::pki_types::pem::Error,
+    },
+    #[error("bad certificate in \"{}\": {source}", path.display())]
+    BadCert {
+        path: PathBuf,
+        source: rustls::pki_types::pem::Error,
+    },
+    #[error("bad CA certificate in \"{}\": {source}", path.display())]
+    BadCa { path: PathBuf, source: Error },
+    #[error("no certificate in CA file \"{}\"", path.display())]
+    NoCertificate { path: PathBuf },
+    #[error("{0}")]
+    Rustls(#[from] Error),
+    #[error("{0}")]
+    Verifier(#[from] rustls::client::VerifierBuilderError),
+}
+
 /// Trusted roots: the PEM file given, or the Mozilla roots bundled with webpki-roots.
-pub fn roots(ca_file: Option<&Path>) -> Result<RootCertStore, String> {
+pub fn roots(ca_file: Option<&Path>) -> Result<RootCertStore, TlsError> {
     let mut store = RootCertStore::empty();
     match ca_file {
         Some(path) => {
-            let certs = CertificateDer::pem_file_iter(path)
-                .map_err(|e| format!("cannot read CA file \"{}\": {e}", path.display()))?;
+            let certs = CertificateDer::pem_file_iter(path).map_err(|source| TlsError::ReadCa {
+                path: path.to_path_buf(),
+                source,
+            })?;
             for cert in certs {
-                let cert =
-                    cert.map_err(|e| format!("bad certificate in \"{}\": {e}", path.display()))?;
-                store
-                    .add(cert)
-                    .map_err(|e| format!("bad CA certificate in \"{}\": {e}", path.display()))?;
+                let cert = cert.map_err(|source| TlsError::BadCert {
+                    path: path.to_path_buf(),
+                    source,
+                })?;
+                store.add(cert).map_err(|source| TlsError::BadCa {
+                    path: path.to_path_buf(),
+                    source,
+                })?;
             }
             if store.is_empty() {
-                return Err(format!("no certificate in CA file \"{}\"", path.display()));
+                return Err(TlsError::NoCertificate {
+                    path: path.to_path_buf(),
+                });
             }
         }
         None => store.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
@@ -55,11 +85,13 @@ pub fn roots(ca_file: Option<&Path>) -> Result<RootCertStore, String> {
 }
 
 /// A client config for `verify`, trusting `ca_file` (or the bundled roots).
-pub fn client_config(verify: Verify, ca_file: Option<&Path>) -> Result<Arc<ClientConfig>, String> {
+pub fn client_config(
+    verify: Verify,
+    ca_file: Option<&Path>,
+) -> Result<Arc<ClientConfig>, TlsError> {
     let provider = provider();
     let builder = ClientConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?;
+        .with_safe_default_protocol_versions()?;
     let config = match verify {
         Verify::Nothing => builder
             .dangerous()
@@ -72,8 +104,7 @@ pub fn client_config(verify: Verify, ca_file: Option<&Path>) -> Result<Arc<Clien
                 Arc::new(roots(ca_file)?),
                 provider.clone(),
             )
-            .build()
-            .map_err(|e| e.to_string())?;
+            .build()?;
             if verify == Verify::Full {
                 builder.with_webpki_verifier(inner).with_no_client_auth()
             } else {

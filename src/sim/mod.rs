@@ -12,7 +12,8 @@
 //!   serving the service's own log (see [`logging`])
 //! - admin (no auth): `GET|PUT /admin/faults`, `POST /admin/restart`, `GET /admin/runs`
 //!
-//! Redis (RESP) is served on a listener of its own by [`serve_redis`].
+//! Redis (RESP) is served on a listener of its own by [`serve_redis`], and a TLS handshake
+//! (a certificate made at start, for the demo's `tls_cert` probe) by [`serve_tls`].
 
 mod admin;
 mod auth;
@@ -22,11 +23,13 @@ mod health;
 pub mod logging;
 mod redis;
 mod run;
+mod tls;
 mod ws;
 
 pub use gcp::GcpApiFault;
 pub use logging::LoggingFault;
 pub use redis::serve_redis;
+pub use tls::serve_tls;
 
 #[cfg(test)]
 mod tests;

@@ -36,5 +36,6 @@ mod startup;
 mod structure;
 mod support;
 mod tcp;
+mod tls_cert;
 mod traces;
 mod web;

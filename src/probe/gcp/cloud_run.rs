@@ -7,14 +7,15 @@
 //! details and facts; every other value is `<hidden>`, and values from Secret Manager are
 //! never read at all.
 
-use super::{GcpObs, Prepared, classify_state, show, state_error};
+use super::resource::{self, Check, Resource, ResourceProbe, unmet};
+use super::{GcpError, GcpObs, show, state_error};
 use crate::core::types::Secret;
-use crate::probe::Observation;
 use crate::probe::google::CredentialsSpec;
-use crate::probe::{Outcome, ProbeError, Trace};
+use crate::probe::kind::ProbeKind;
+use crate::probe::{Kind, ProbeError};
 use serde::Deserialize;
 use std::collections::BTreeMap;
-use std::sync::OnceLock;
+use std::time::Duration;
 
 pub const DEFAULT_API_BASE: &str = "https://run.googleapis.com";
 /// `Condition.State` of the Cloud Run Admin API v2, read from `terminalCondition.state`.
@@ -25,8 +26,6 @@ pub const STATES: &[&str] = &[
     "CONDITION_FAILED",
     "CONDITION_SUCCEEDED",
 ];
-const HEALTHY: &str = "CONDITION_SUCCEEDED";
-const API: &str = "Cloud Run Admin API";
 const HIDDEN: &str = "<hidden>";
 const FROM_SECRET: &str = "<from a secret>";
 
@@ -49,8 +48,6 @@ pub struct CloudRunSpec {
     pub api_base: Option<String>,
     #[serde(default)]
     pub credentials: CredentialsSpec,
-    #[serde(skip)]
-    prepared: OnceLock<Prepared>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize, schemars::JsonSchema)]
@@ -87,7 +84,7 @@ impl Egress {
 /// The fields of the v2 `Service` pathwatch reads.
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
-struct Service {
+pub struct Service {
     template: Template,
     terminal_condition: Option<Condition>,
     latest_ready_revision: Option<String>,
@@ -146,17 +143,6 @@ struct Condition {
     revision_reason: Option<String>,
 }
 
-/// One expectation's verdict, with secret-free text for details and facts.
-#[derive(Debug, Clone, PartialEq)]
-struct Check {
-    name: String,
-    met: bool,
-    /// What the service has, as it may be shown.
-    actual: String,
-    /// What the config asks for, as it may be shown.
-    expected: String,
-}
-
 fn valid_env_name(n: &str) -> bool {
     let mut chars = n.chars();
     matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
@@ -165,62 +151,6 @@ fn valid_env_name(n: &str) -> bool {
 }
 
 impl CloudRunSpec {
-    pub fn validate(&self) -> Result<(), String> {
-        for n in self.expect.env.keys().chain(&self.safe_env) {
-            if !valid_env_name(n) {
-                return Err(format!(
-                    "env name {n:?} must be 1-64 letters, digits or '_', not starting with a digit"
-                ));
-            }
-        }
-        if self.expect.vpc_connector.as_deref() == Some("") {
-            return Err("\"expect.vpc_connector\" must not be empty".into());
-        }
-        // Values the config declares safe to show are not masked as secrets.
-        for (name, value) in &self.expect.env {
-            if self.safe(name) {
-                crate::redact::forget(value.expose());
-            }
-        }
-        let p = self.prepare()?;
-        let _ = self.prepared.set(p);
-        Ok(())
-    }
-
-    fn prepare(&self) -> Result<Prepared, String> {
-        Prepared::new(
-            &self.api_base,
-            DEFAULT_API_BASE,
-            &self.credentials,
-            &[
-                ("project", &self.project),
-                ("region", &self.region),
-                ("service", &self.service),
-            ],
-            &format!(
-                "v2/projects/{}/locations/{}/services/{}",
-                self.project, self.region, self.service
-            ),
-        )
-    }
-
-    /// The expectation names this probe exports, in the order they are checked.
-    pub fn expectation_names(&self) -> Vec<String> {
-        let e = &self.expect;
-        let mut names = Vec::new();
-        if e.vpc_connector.is_some() {
-            names.push("vpc_connector".to_string());
-        }
-        if e.egress.is_some() {
-            names.push("egress".to_string());
-        }
-        names.extend(e.env.keys().map(|k| format!("env:{k}")));
-        if e.cloudsql_instances.is_some() {
-            names.push("cloudsql_instances".to_string());
-        }
-        names
-    }
-
     fn safe(&self, name: &str) -> bool {
         self.safe_env.iter().any(|s| s == name)
     }
@@ -243,6 +173,7 @@ impl CloudRunSpec {
                 met,
                 actual: or_unset(actual),
                 expected: show(want),
+                hint: "",
             });
         }
         if let Some(want) = e.egress {
@@ -256,6 +187,7 @@ impl CloudRunSpec {
                     super::enum_label(actual)
                 },
                 expected: want.as_str().into(),
+                hint: "",
             });
         }
         let container = match &self.container {
@@ -290,6 +222,11 @@ impl CloudRunSpec {
                 } else {
                     HIDDEN.into()
                 },
+                hint: if safe {
+                    ""
+                } else {
+                    "; list the name in safe_env to show values"
+                },
             });
         }
         if let Some(want) = &e.cloudsql_instances {
@@ -305,6 +242,7 @@ impl CloudRunSpec {
                 met,
                 actual: list(attached.iter().copied()),
                 expected: list(want.iter().map(String::as_str)),
+                hint: "",
             });
         }
         checks
@@ -324,183 +262,128 @@ fn list<'a>(items: impl Iterator<Item = &'a str>) -> String {
     format!("[{}]", shown.join(", "))
 }
 
-/// `env:DB_CONNECT_TIMEOUT is "30" (expected "75")`, without a value that is not safe.
-fn describe(c: &Check) -> String {
-    let hint = if c.expected == HIDDEN {
-        "; list the name in safe_env to show values"
-    } else {
-        ""
-    };
-    format!("{} is {} (expected {}{hint})", c.name, c.actual, c.expected)
-}
+impl Resource for CloudRunSpec {
+    type Answer = Service;
+    const API: &'static str = "Cloud Run Admin API";
+    const DEFAULT_API_BASE: &'static str = DEFAULT_API_BASE;
+    const STATES: &'static [&'static str] = STATES;
+    const HEALTHY: &'static str = "CONDITION_SUCCEEDED";
+    const NOUN: &'static str = "service";
+    const STATE_FIELD: &'static str = "terminalCondition.state";
 
-pub async fn probe(spec: &CloudRunSpec, trace: &Trace) -> Result<Outcome, ProbeError> {
-    let prep = Prepared::get(&spec.prepared, || spec.prepare())?;
-    let mut obs = GcpObs::pending(spec.expectation_names());
-    trace.observe(Observation::Gcp(obs.clone()));
-    let svc: Service = prep.client.get_json(API, &prep.url, trace).await?;
-    let checks = spec.check(&svc);
-    obs.expectations = checks
-        .iter()
-        .map(|c| (c.name.clone(), Some(c.met)))
-        .collect();
-    let cond = svc.terminal_condition.as_ref();
-    let raw_state = cond.and_then(|c| c.state.as_deref());
-    let state = classify_state(
-        trace,
-        &mut obs,
-        "service",
-        "terminalCondition.state",
-        raw_state,
-        STATES,
-    );
-    trace.observe(Observation::Gcp(obs.clone()));
-    let state = state?;
-    let unmet: Vec<String> = checks.iter().filter(|c| !c.met).map(describe).collect();
-    let down = (state != HEALTHY).then(|| {
-        let mut e = state_error("service", raw_state, state, HEALTHY);
-        if let Some(why) = cond.and_then(|c| c.revision_reason.as_deref().or(c.reason.as_deref())) {
-            e.detail
-                .push_str(&format!(" (reason {})", super::enum_label(why)));
+    fn ids(&self) -> Vec<(&'static str, &str)> {
+        vec![
+            ("project", &self.project),
+            ("region", &self.region),
+            ("service", &self.service),
+        ]
+    }
+
+    fn path(&self) -> String {
+        format!(
+            "v2/projects/{}/locations/{}/services/{}",
+            self.project, self.region, self.service
+        )
+    }
+
+    fn api_base(&self) -> Option<&str> {
+        self.api_base.as_deref()
+    }
+
+    fn credentials(&self) -> &CredentialsSpec {
+        &self.credentials
+    }
+
+    fn check_fields(&self) -> Result<(), GcpError> {
+        for n in self.expect.env.keys().chain(&self.safe_env) {
+            if !valid_env_name(n) {
+                return Err(GcpError::EnvName(n.clone()));
+            }
         }
-        e
-    });
-    super::verdict(down, &unmet, checks.len())?;
-    let mut facts = vec![("state", state.to_string())];
-    if let Some(r) = &svc.latest_ready_revision {
-        facts.push(("latest_ready_revision", show(r)));
+        if self.expect.vpc_connector.as_deref() == Some("") {
+            return Err(GcpError::EmptyVpcConnector);
+        }
+        // Values the config declares safe to show are not masked as secrets.
+        for (name, value) in &self.expect.env {
+            if self.safe(name) {
+                crate::redact::forget(value.expose());
+            }
+        }
+        Ok(())
     }
-    for c in &checks {
-        facts.push(("expectation", format!("{} = {}", c.name, c.actual)));
+
+    fn expectation_names(&self) -> Vec<String> {
+        let e = &self.expect;
+        let mut names = Vec::new();
+        if e.vpc_connector.is_some() {
+            names.push("vpc_connector".to_string());
+        }
+        if e.egress.is_some() {
+            names.push("egress".to_string());
+        }
+        names.extend(e.env.keys().map(|k| format!("env:{k}")));
+        if e.cloudsql_instances.is_some() {
+            names.push("cloudsql_instances".to_string());
+        }
+        names
     }
-    Ok(Outcome { facts })
+
+    fn state(svc: &Service) -> Option<&str> {
+        svc.terminal_condition.as_ref()?.state.as_deref()
+    }
+
+    fn expectations(&self, svc: &Service, _: &mut GcpObs) -> Vec<Check> {
+        self.check(svc)
+    }
+
+    /// A service that is not ready says why (its condition's reason).
+    fn verdict(
+        &self,
+        svc: &Service,
+        state: &'static str,
+        checks: &[Check],
+    ) -> Result<(), ProbeError> {
+        let cond = svc.terminal_condition.as_ref();
+        let down = (state != Self::HEALTHY).then(|| {
+            let mut e = state_error(Self::NOUN, Self::state(svc), state, Self::HEALTHY);
+            if let Some(why) =
+                cond.and_then(|c| c.revision_reason.as_deref().or(c.reason.as_deref()))
+            {
+                e.detail
+                    .push_str(&format!(" (reason {})", super::enum_label(why)));
+            }
+            e
+        });
+        super::verdict(down, &unmet(checks), checks.len())
+    }
+
+    fn facts(
+        &self,
+        svc: &Service,
+        state: &'static str,
+        checks: &[Check],
+    ) -> Vec<(&'static str, String)> {
+        let mut facts = vec![("state", state.to_string())];
+        if let Some(r) = &svc.latest_ready_revision {
+            facts.push(("latest_ready_revision", show(r)));
+        }
+        for c in checks {
+            facts.push(("expectation", format!("{} = {}", c.name, c.actual)));
+        }
+        facts
+    }
 }
 
-impl crate::probe::ProbeKind for CloudRunSpec {
-    const KIND: crate::probe::Kind = crate::probe::Kind::GcpCloudRun;
+impl ProbeKind for CloudRunSpec {
+    const KIND: Kind = Kind::GcpCloudRun;
+    const DEFAULT_TIMEOUT: Duration = super::DEFAULT_TIMEOUT;
+    type Probe = ResourceProbe<Self>;
+    type Error = GcpError;
 
-    fn default_timeout(&self) -> std::time::Duration {
-        super::DEFAULT_TIMEOUT
-    }
-
-    fn check(&self) -> Result<(), String> {
-        self.validate()
-    }
-
-    fn run<'a>(
-        &'a self,
-        trace: &'a crate::probe::Trace,
-    ) -> impl std::future::Future<Output = Result<crate::probe::Outcome, crate::probe::ProbeError>>
-    + Send
-    + 'a {
-        probe(self, trace)
+    fn build(&self) -> Result<Self::Probe, GcpError> {
+        resource::build(self)
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn spec(yaml_expect: CloudRunExpect, safe: &[&str]) -> CloudRunSpec {
-        CloudRunSpec {
-            project: "p".into(),
-            region: "r".into(),
-            service: "s".into(),
-            expect: yaml_expect,
-            safe_env: safe.iter().map(|s| s.to_string()).collect(),
-            container: None,
-            api_base: None,
-            credentials: CredentialsSpec::default(),
-            prepared: OnceLock::new(),
-        }
-    }
-
-    fn service(json: serde_json::Value) -> Service {
-        serde_json::from_value(json).unwrap()
-    }
-
-    #[test]
-    fn drift_is_described_without_unsafe_values() {
-        let mut env = BTreeMap::new();
-        env.insert("DB_CONNECT_TIMEOUT".to_string(), Secret::new("75"));
-        env.insert("API_KEY".to_string(), Secret::new("expected-secret"));
-        let s = spec(
-            CloudRunExpect {
-                vpc_connector: Some("projects/p/locations/r/connectors/good".into()),
-                egress: Some(Egress::AllTraffic),
-                env,
-                cloudsql_instances: Some(vec!["p:r:db".into()]),
-            },
-            &["DB_CONNECT_TIMEOUT"],
-        );
-        let svc = service(serde_json::json!({
-            "template": {
-                "vpcAccess": {"connector": "projects/p/locations/r/connectors/bad", "egress": "PRIVATE_RANGES_ONLY"},
-                "containers": [
-                    {"name": "sidecar", "env": [{"name": "DB_CONNECT_TIMEOUT", "value": "1"}]},
-                    {"name": "app", "ports": [{"containerPort": 8080}], "env": [
-                        {"name": "DB_CONNECT_TIMEOUT", "value": "30"},
-                        {"name": "API_KEY", "value": "actual-secret"}
-                    ]}
-                ],
-                "volumes": [{"name": "cloudsql", "cloudSqlInstance": {"instances": ["p:r:db"]}}]
-            }
-        }));
-        let checks = s.check(&svc);
-        let met: Vec<(&str, bool)> = checks.iter().map(|c| (c.name.as_str(), c.met)).collect();
-        assert_eq!(
-            met,
-            [
-                ("vpc_connector", false),
-                ("egress", false),
-                ("env:API_KEY", false),
-                ("env:DB_CONNECT_TIMEOUT", false),
-                ("cloudsql_instances", true),
-            ]
-        );
-        let text: Vec<String> = checks.iter().map(describe).collect();
-        let all = text.join("\n");
-        assert!(
-            all.contains("env:DB_CONNECT_TIMEOUT is \"30\" (expected \"75\")"),
-            "{all}"
-        );
-        assert!(
-            all.contains("egress is PRIVATE_RANGES_ONLY (expected ALL_TRAFFIC)"),
-            "{all}"
-        );
-        assert!(!all.contains("secret\""), "{all}");
-        assert!(all.contains("env:API_KEY is <hidden>"), "{all}");
-    }
-
-    #[test]
-    fn short_connector_names_and_secret_refs() {
-        let mut env = BTreeMap::new();
-        env.insert("DB_PASSWORD".to_string(), Secret::new("x"));
-        let s = spec(
-            CloudRunExpect {
-                vpc_connector: Some("good".into()),
-                env,
-                ..CloudRunExpect::default()
-            },
-            &["DB_PASSWORD"],
-        );
-        let svc = service(serde_json::json!({
-            "template": {
-                "vpcAccess": {"connector": "projects/123/locations/r/connectors/good"},
-                "containers": [{"env": [{"name": "DB_PASSWORD", "valueSource": {"secretKeyRef": {"secret": "pw", "version": "latest"}}}]}]
-            }
-        }));
-        let checks = s.check(&svc);
-        assert!(checks[0].met);
-        assert!(!checks[1].met);
-        assert_eq!(checks[1].actual, FROM_SECRET);
-    }
-
-    #[test]
-    fn env_names_are_checked() {
-        assert!(valid_env_name("DB_CONNECT_TIMEOUT"));
-        assert!(!valid_env_name("1X"));
-        assert!(!valid_env_name("A-B"));
-        assert!(!valid_env_name(""));
-    }
-}
+mod tests;

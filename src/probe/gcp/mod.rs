@@ -1,6 +1,7 @@
 //! Google Cloud resource probes: one authenticated GET of a resource's REST representation,
 //! its state checked against the kind's closed enum, and the user's expectations compared with
-//! what the API reports.
+//! what the API reports. One generic probe ([`resource::ResourceProbe`]) does it for every
+//! kind; a kind is its [`resource::Resource`]: path, states, and its expectation checks.
 //!
 //! - `gcp_vpc_connector`: Serverless VPC Access connector, healthy when `READY`.
 //! - `gcp_cloudsql`: Cloud SQL instance, healthy when `RUNNABLE` (and not stopped).
@@ -12,17 +13,19 @@
 //! [`crate::probe::google::status_error`]; a state outside the kind's enum is exported as
 //! [`UNRECOGNIZED`] and fails with `resource_state`.
 
+mod client;
 pub mod cloud_run;
 pub mod cloudsql;
+pub mod resource;
 pub mod vpc_connector;
 
-use super::tls::{self, Verify};
-use super::{Kind, Phase, ProbeError, Reason, Trace, error_chain};
+pub use client::Client;
+
+use super::tls::TlsError;
+use super::{Kind, ProbeError, Reason, Trace};
 use crate::probe::Observation;
-use crate::probe::google::{CredentialsSpec, TokenSource, status_error};
-use serde::de::DeserializeOwned;
+use crate::probe::google::CredentialsError;
 use std::time::Duration;
-use url::Url;
 
 /// An API GET takes well under a second; 10 s leaves room for a slow metadata server.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -32,6 +35,31 @@ pub const UNRECOGNIZED: &str = "UNRECOGNIZED";
 const MAX_BODY_BYTES: usize = 4 << 20;
 /// Values quoted in details are cut here so a log line stays a line.
 const MAX_SHOWN: usize = 200;
+
+/// Why a GCP spec does not build.
+#[derive(Debug, thiserror::Error)]
+pub enum GcpError {
+    #[error(transparent)]
+    Credentials(#[from] CredentialsError),
+    #[error("\"{0}\" must be 1-128 characters of letters, digits, '-', '_', '.', ':'")]
+    Id(&'static str),
+    #[error("invalid api_base: {0}")]
+    ApiBase(url::ParseError),
+    #[error("\"api_base\" must be an http:// or https:// URL with a host")]
+    ApiBaseNotHttp,
+    #[error("invalid resource URL: {0}")]
+    ResourceUrl(url::ParseError),
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    #[error("cannot build the HTTP client: {0}")]
+    Client(reqwest::Error),
+    #[error("\"connection_name\" must be PROJECT:REGION:INSTANCE, found {0:?}")]
+    ConnectionName(String),
+    #[error("env name {0:?} must be 1-64 letters, digits or '_', not starting with a digit")]
+    EnvName(String),
+    #[error("\"expect.vpc_connector\" must not be empty")]
+    EmptyVpcConnector,
+}
 
 /// The closed list of states a GCP kind reports (the one-hot gauge's values, without
 /// [`UNRECOGNIZED`]); `None` for the other kinds.
@@ -79,184 +107,6 @@ impl GcpObs {
             ..GcpObs::default()
         }
     }
-}
-
-/// The keys every GCP probe shares, checked once.
-pub(crate) fn check_common(
-    api_base: &Option<String>,
-    default_base: &str,
-    credentials: &CredentialsSpec,
-    ids: &[(&str, &str)],
-) -> Result<Url, String> {
-    credentials.validate()?;
-    for (key, value) in ids {
-        if !valid_id(value) {
-            return Err(format!(
-                "\"{key}\" must be 1-128 characters of letters, digits, '-', '_', '.', ':'"
-            ));
-        }
-    }
-    let base = api_base.as_deref().unwrap_or(default_base);
-    let url = Url::parse(base).map_err(|e| format!("invalid api_base: {e}"))?;
-    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
-        return Err("\"api_base\" must be an http:// or https:// URL with a host".into());
-    }
-    Ok(url)
-}
-
-/// Resource ids go into the URL path: no '/', '?', '%' or spaces may sneak in.
-fn valid_id(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 128
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':'))
-}
-
-/// `base` joined with `path` (ids already checked by [`check_common`]).
-pub(crate) fn resource_url(base: &Url, path: &str) -> Result<Url, String> {
-    let joined = format!("{}/{}", base.as_str().trim_end_matches('/'), path);
-    Url::parse(&joined).map_err(|e| format!("invalid resource URL: {e}"))
-}
-
-/// What a GCP probe derives once from its config: the resource URL and the API client.
-#[derive(Clone, Debug)]
-pub(crate) struct Prepared {
-    pub url: Url,
-    pub client: Client,
-}
-
-impl Prepared {
-    /// Checks the common keys, builds the resource URL from `path` and the client.
-    pub fn new(
-        api_base: &Option<String>,
-        default_base: &str,
-        credentials: &CredentialsSpec,
-        ids: &[(&str, &str)],
-        path: &str,
-    ) -> Result<Self, String> {
-        let base = check_common(api_base, default_base, credentials, ids)?;
-        Ok(Prepared {
-            url: resource_url(&base, path)?,
-            client: Client::new(credentials)?,
-        })
-    }
-
-    /// The prepared value in `cell`, preparing it on first use (probes built without
-    /// `validate`, as in unit tests); a config error here fails the run, never panics.
-    pub fn get(
-        cell: &std::sync::OnceLock<Prepared>,
-        prepare: impl FnOnce() -> Result<Prepared, String>,
-    ) -> Result<&Prepared, ProbeError> {
-        if let Some(p) = cell.get() {
-            return Ok(p);
-        }
-        let p = prepare().map_err(|e| ProbeError::new(Reason::Protocol, e))?;
-        Ok(cell.get_or_init(|| p))
-    }
-}
-
-/// The API client and token source of one probe, built once when the config loads; clones
-/// share the token cache.
-#[derive(Clone, Debug)]
-pub struct Client {
-    http: reqwest::Client,
-    tokens: TokenSource,
-}
-
-impl Client {
-    pub fn new(credentials: &CredentialsSpec) -> Result<Self, String> {
-        // The probe's own rustls config: no process-wide crypto provider is needed.
-        let tls = tls::client_config(Verify::Full, None)?;
-        let http = reqwest::Client::builder()
-            .use_preconfigured_tls((*tls).clone())
-            .user_agent(concat!("pathwatch/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
-        Ok(Client {
-            http,
-            tokens: TokenSource::new(credentials),
-        })
-    }
-
-    /// GETs `url` with a bearer token and parses the JSON answer. Phases: `credentials`
-    /// (the token) and `request` (the GET and its body). `api` names the API in details.
-    pub async fn get_json<T: DeserializeOwned>(
-        &self,
-        api: &str,
-        url: &Url,
-        trace: &Trace,
-    ) -> Result<T, ProbeError> {
-        let token = trace
-            .time(Phase::Credentials, self.tokens.token(&self.http))
-            .await?;
-        let body = trace
-            .time(Phase::Request, async {
-                let resp = self
-                    .http
-                    .get(url.clone())
-                    .bearer_auth(token.expose())
-                    .header(reqwest::header::ACCEPT, "application/json")
-                    .send()
-                    .await
-                    .map_err(|e| send_error(api, e))?;
-                let status = resp.status().as_u16();
-                if !resp.status().is_success() {
-                    if status == 401 {
-                        // A revoked or rotated token: fetch a fresh one next run.
-                        self.tokens.invalidate();
-                    }
-                    let retry = resp
-                        .headers()
-                        .get(reqwest::header::RETRY_AFTER)
-                        .and_then(|v| v.to_str().ok())
-                        .map(str::trim)
-                        // Only delay-seconds; an HTTP date is left out of the detail.
-                        .filter(|v| !v.is_empty() && v.len() <= 10)
-                        .filter(|v| v.bytes().all(|b| b.is_ascii_digit()))
-                        .map(str::to_string);
-                    return Err(status_error(api, status, retry.as_deref()));
-                }
-                read_capped(api, resp).await
-            })
-            .await?;
-        serde_json::from_slice(&body).map_err(|e| {
-            // serde_json's message may quote a value from the body (an env value of a
-            // Cloud Run service): only its category and position are kept.
-            let what = match e.classify() {
-                serde_json::error::Category::Data => "JSON of an unexpected shape",
-                serde_json::error::Category::Eof => "truncated JSON",
-                _ => "malformed JSON",
-            };
-            ProbeError::new(
-                Reason::Protocol,
-                format!(
-                    "{api} answered {what} (line {}, column {})",
-                    e.line(),
-                    e.column()
-                ),
-            )
-        })
-    }
-}
-
-fn send_error(api: &str, e: reqwest::Error) -> ProbeError {
-    let e = e.without_url();
-    let (reason, detail) = error_chain(&e, Reason::Io);
-    ProbeError::new(reason, format!("{api}: {detail}"))
-}
-
-async fn read_capped(api: &str, mut resp: reqwest::Response) -> Result<Vec<u8>, ProbeError> {
-    let mut body = Vec::new();
-    while let Some(chunk) = resp.chunk().await.map_err(|e| send_error(api, e))? {
-        if body.len() + chunk.len() > MAX_BODY_BYTES {
-            return Err(ProbeError::new(
-                Reason::BodyTooLarge,
-                format!("{api} answered more than {MAX_BODY_BYTES} bytes"),
-            ));
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
 }
 
 /// Classifies a reported state: one of `states`, or [`UNRECOGNIZED`]. Records it in the
@@ -374,15 +224,6 @@ pub(crate) mod lenient_number {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn ids_cannot_escape_the_path() {
-        assert!(valid_id("netra-staging"));
-        assert!(valid_id("example.com:my-project"));
-        for bad in ["", "a/b", "a b", "a?b", "a%2F", &"x".repeat(129)] {
-            assert!(!valid_id(bad), "{bad}");
-        }
-    }
 
     #[test]
     fn enum_labels_are_bounded() {

@@ -1,12 +1,13 @@
 //! `gcp_vpc_connector` probe: a Serverless VPC Access connector's state (healthy when
 //! `READY`) and its scaling bounds, from `GET /v1/projects/P/locations/R/connectors/C`.
 
-use super::{ConnectorSize, GcpObs, Prepared, classify_state, state_error};
-use crate::probe::Observation;
+use super::resource::{self, Check, Resource, ResourceProbe};
+use super::{ConnectorSize, GcpError, GcpObs, show};
+use crate::probe::Kind;
 use crate::probe::google::CredentialsSpec;
-use crate::probe::{Outcome, ProbeError, Trace};
+use crate::probe::kind::ProbeKind;
 use serde::Deserialize;
-use std::sync::OnceLock;
+use std::time::Duration;
 
 pub const DEFAULT_API_BASE: &str = "https://vpcaccess.googleapis.com";
 /// `Connector.State` of the VPC Access API v1.
@@ -18,8 +19,6 @@ pub const STATES: &[&str] = &[
     "ERROR",
     "UPDATING",
 ];
-const HEALTHY: &str = "READY";
-const API: &str = "VPC Access API";
 
 #[derive(Clone, Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -36,8 +35,6 @@ pub struct VpcConnectorSpec {
     /// recreated with other bounds fails with `expectation`, naming each one that broke.
     #[serde(default)]
     pub expect: ConnectorExpect,
-    #[serde(skip)]
-    prepared: OnceLock<Prepared>,
 }
 
 /// Expected scaling bounds and machine type; each one set is compared for equality with what
@@ -56,8 +53,8 @@ pub struct ConnectorExpect {
 }
 
 impl ConnectorExpect {
-    /// (name, expected as text, actual as text, met) for every expectation set.
-    fn check(&self, c: &Connector) -> Vec<(&'static str, String, String, bool)> {
+    /// Every expectation set, compared with what the connector has.
+    fn check(&self, c: &Connector) -> Vec<Check> {
         let num = |v: Option<f64>| v.map_or_else(|| "unset".to_string(), |n| n.to_string());
         let mut out = Vec::new();
         for (name, want, got) in [
@@ -68,21 +65,33 @@ impl ConnectorExpect {
         ] {
             if let Some(w) = want {
                 let met = got == Some(f64::from(w));
-                out.push((name, w.to_string(), num(got), met));
+                out.push(check(name, w.to_string(), num(got), met));
             }
         }
         if let Some(w) = &self.machine_type {
             let got = c.machine_type.clone().unwrap_or_else(|| "unset".into());
-            out.push(("machine_type", w.clone(), got.clone(), got == *w));
+            let met = got == *w;
+            out.push(check("machine_type", w.clone(), got, met));
         }
         out
+    }
+}
+
+/// Values are shown quoted (`min_instances is "3" (expected "2")`).
+fn check(name: &str, want: String, got: String, met: bool) -> Check {
+    Check {
+        name: name.to_string(),
+        met,
+        actual: show(&got),
+        expected: show(&want),
+        hint: "",
     }
 }
 
 /// The fields of `Connector` pathwatch reads; the others are ignored.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct Connector {
+pub struct Connector {
     state: Option<String>,
     #[serde(default, with = "super::lenient_number")]
     min_instances: Option<f64>,
@@ -95,9 +104,39 @@ struct Connector {
     machine_type: Option<String>,
 }
 
-impl VpcConnectorSpec {
-    /// The expectation names this probe exports (`pathwatch_gcp_expectation_met`).
-    pub fn expectation_names(&self) -> Vec<String> {
+impl Resource for VpcConnectorSpec {
+    type Answer = Connector;
+    const API: &'static str = "VPC Access API";
+    const DEFAULT_API_BASE: &'static str = DEFAULT_API_BASE;
+    const STATES: &'static [&'static str] = STATES;
+    const HEALTHY: &'static str = "READY";
+    const NOUN: &'static str = "connector";
+    const STATE_FIELD: &'static str = "state";
+
+    fn ids(&self) -> Vec<(&'static str, &str)> {
+        vec![
+            ("project", &self.project),
+            ("region", &self.region),
+            ("connector", &self.connector),
+        ]
+    }
+
+    fn path(&self) -> String {
+        format!(
+            "v1/projects/{}/locations/{}/connectors/{}",
+            self.project, self.region, self.connector
+        )
+    }
+
+    fn api_base(&self) -> Option<&str> {
+        self.api_base.as_deref()
+    }
+
+    fn credentials(&self) -> &CredentialsSpec {
+        &self.credentials
+    }
+
+    fn expectation_names(&self) -> Vec<String> {
         let e = &self.expect;
         [
             ("min_instances", e.min_instances.is_some()),
@@ -112,105 +151,52 @@ impl VpcConnectorSpec {
         .collect()
     }
 
-    pub fn validate(&self) -> Result<(), String> {
-        let p = self.prepare()?;
-        let _ = self.prepared.set(p);
-        Ok(())
+    fn state(c: &Connector) -> Option<&str> {
+        c.state.as_deref()
     }
 
-    fn prepare(&self) -> Result<Prepared, String> {
-        Prepared::new(
-            &self.api_base,
-            DEFAULT_API_BASE,
-            &self.credentials,
-            &[
-                ("project", &self.project),
-                ("region", &self.region),
-                ("connector", &self.connector),
-            ],
-            &format!(
-                "v1/projects/{}/locations/{}/connectors/{}",
-                self.project, self.region, self.connector
+    fn expectations(&self, c: &Connector, obs: &mut GcpObs) -> Vec<Check> {
+        obs.connector = Some(ConnectorSize {
+            min_instances: c.min_instances,
+            max_instances: c.max_instances,
+            min_throughput: c.min_throughput,
+            max_throughput: c.max_throughput,
+        });
+        self.expect.check(c)
+    }
+
+    fn facts(
+        &self,
+        c: &Connector,
+        state: &'static str,
+        _: &[Check],
+    ) -> Vec<(&'static str, String)> {
+        let num = |v: Option<f64>| v.map_or_else(|| "-".to_string(), |n| n.to_string());
+        let mut facts = vec![
+            ("state", state.to_string()),
+            (
+                "instances",
+                format!("{}-{}", num(c.min_instances), num(c.max_instances)),
             ),
-        )
+            (
+                "throughput_mbps",
+                format!("{}-{}", num(c.min_throughput), num(c.max_throughput)),
+            ),
+        ];
+        if let Some(m) = &c.machine_type {
+            facts.push(("machine_type", show(m)));
+        }
+        facts
     }
 }
 
-pub async fn probe(spec: &VpcConnectorSpec, trace: &Trace) -> Result<Outcome, ProbeError> {
-    let prep = Prepared::get(&spec.prepared, || spec.prepare())?;
-    let mut obs = GcpObs::pending(spec.expectation_names());
-    trace.observe(Observation::Gcp(obs.clone()));
-    let c: Connector = prep.client.get_json(API, &prep.url, trace).await?;
-    let checks = spec.expect.check(&c);
-    obs.expectations = checks
-        .iter()
-        .map(|(name, _, _, met)| (name.to_string(), Some(*met)))
-        .collect();
-    let unmet: Vec<String> = checks
-        .iter()
-        .filter(|(_, _, _, met)| !met)
-        .map(|(name, want, got, _)| {
-            format!(
-                "{name} is {} (expected {})",
-                super::show(got),
-                super::show(want)
-            )
-        })
-        .collect();
-    obs.connector = Some(ConnectorSize {
-        min_instances: c.min_instances,
-        max_instances: c.max_instances,
-        min_throughput: c.min_throughput,
-        max_throughput: c.max_throughput,
-    });
-    let state = classify_state(
-        trace,
-        &mut obs,
-        "connector",
-        "state",
-        c.state.as_deref(),
-        STATES,
-    );
-    trace.observe(Observation::Gcp(obs.clone()));
-    let state = state?;
-    let down =
-        (state != HEALTHY).then(|| state_error("connector", c.state.as_deref(), state, HEALTHY));
-    super::verdict(down, &unmet, checks.len())?;
-    let num = |v: Option<f64>| v.map_or_else(|| "-".to_string(), |n| n.to_string());
-    let mut facts = vec![
-        ("state", state.to_string()),
-        (
-            "instances",
-            format!("{}-{}", num(c.min_instances), num(c.max_instances)),
-        ),
-        (
-            "throughput_mbps",
-            format!("{}-{}", num(c.min_throughput), num(c.max_throughput)),
-        ),
-    ];
-    if let Some(m) = c.machine_type {
-        facts.push(("machine_type", super::show(&m)));
-    }
-    Ok(Outcome { facts })
-}
+impl ProbeKind for VpcConnectorSpec {
+    const KIND: Kind = Kind::GcpVpcConnector;
+    const DEFAULT_TIMEOUT: Duration = super::DEFAULT_TIMEOUT;
+    type Probe = ResourceProbe<Self>;
+    type Error = GcpError;
 
-impl crate::probe::ProbeKind for VpcConnectorSpec {
-    const KIND: crate::probe::Kind = crate::probe::Kind::GcpVpcConnector;
-
-    fn default_timeout(&self) -> std::time::Duration {
-        super::DEFAULT_TIMEOUT
-    }
-
-    fn check(&self) -> Result<(), String> {
-        self.validate()
-    }
-
-    fn run<'a>(
-        &'a self,
-        trace: &'a crate::probe::Trace,
-    ) -> impl std::future::Future<Output = Result<crate::probe::Outcome, crate::probe::ProbeError>>
-    + Send
-    + 'a {
-        probe(self, trace)
+    fn build(&self) -> Result<Self::Probe, GcpError> {
+        resource::build(self)
     }
 }

@@ -11,19 +11,26 @@ use std::fmt;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct JsonPointer(String);
 
+/// Why a JSON pointer is malformed (the text quotes it).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PointerError {
+    #[error("invalid JSON pointer \"{0}\": it must start with \"/\" (e.g. \"/{0}\")")]
+    NoSlash(String),
+    #[error(
+        "invalid JSON pointer \"{0}\": \"~\" must be followed by 0 or 1 (\"~0\" is ~, \"~1\" is /)"
+    )]
+    BadEscape(String),
+}
+
 impl JsonPointer {
-    pub fn parse(text: &str) -> Result<Self, String> {
+    pub fn parse(text: &str) -> Result<Self, PointerError> {
         if !text.is_empty() && !text.starts_with('/') {
-            return Err(format!(
-                "invalid JSON pointer \"{text}\": it must start with \"/\" (e.g. \"/{text}\")"
-            ));
+            return Err(PointerError::NoSlash(text.to_string()));
         }
         let mut chars = text.chars();
         while let Some(c) = chars.next() {
             if c == '~' && !matches!(chars.next(), Some('0' | '1')) {
-                return Err(format!(
-                    "invalid JSON pointer \"{text}\": \"~\" must be followed by 0 or 1 (\"~0\" is ~, \"~1\" is /)"
-                ));
+                return Err(PointerError::BadEscape(text.to_string()));
             }
         }
         Ok(JsonPointer(text.to_string()))
@@ -226,9 +233,15 @@ mod tests {
         assert!(
             JsonPointer::parse("type")
                 .unwrap_err()
+                .to_string()
                 .contains("must start with \"/\"")
         );
-        assert!(JsonPointer::parse("/a~2").unwrap_err().contains("~0"));
+        assert!(
+            JsonPointer::parse("/a~2")
+                .unwrap_err()
+                .to_string()
+                .contains("~0")
+        );
         assert!(JsonPointer::parse("/a~").is_err());
         let p = default_type();
         let nested = serde_json::json!({"payload": {"type": "agent_started"}});

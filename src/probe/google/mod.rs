@@ -4,7 +4,7 @@
 
 pub mod token;
 
-pub use token::{CredentialsSpec, TokenSource};
+pub use token::{CredentialsError, CredentialsSpec, TokenSource};
 
 use crate::probe::{ProbeError, Reason};
 

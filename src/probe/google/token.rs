@@ -32,10 +32,17 @@ pub struct CredentialsSpec {
     pub metadata_host: Option<String>,
 }
 
+/// Why a `credentials` block is refused.
+#[derive(Debug, thiserror::Error)]
+pub enum CredentialsError {
+    #[error("credentials: give token_file or token_env, not both")]
+    Both,
+}
+
 impl CredentialsSpec {
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), CredentialsError> {
         if self.token_file.is_some() && self.token_env.is_some() {
-            return Err("credentials: give token_file or token_env, not both".into());
+            return Err(CredentialsError::Both);
         }
         Ok(())
     }

@@ -9,8 +9,8 @@
 //! Phases: `credentials` (the access token, usually cached) and `request` (every page).
 
 use super::{Counts, Ctx, now_ms};
-use crate::probe::google::{CredentialsSpec, TokenSource, status_error};
-use crate::probe::tls::{self, Verify};
+use crate::probe::google::{CredentialsError, CredentialsSpec, TokenSource, status_error};
+use crate::probe::tls::{self, TlsError, Verify};
 use crate::probe::{Phase, ProbeError, Reason, error_chain};
 use serde::Deserialize;
 use std::collections::HashSet;
@@ -55,7 +55,7 @@ fn default_page_size() -> u32 {
     1000
 }
 
-/// What `validate` builds once: the URL, an HTTP client and a token source with its cache.
+/// What a build prepares once: the URL, an HTTP client and a token source with its cache.
 #[derive(Clone, Debug)]
 pub struct Prepared {
     url: String,
@@ -63,30 +63,49 @@ pub struct Prepared {
     tokens: TokenSource,
 }
 
+/// Why a `cloud_logging` source is refused.
+#[derive(Debug, thiserror::Error)]
+pub enum CloudError {
+    #[error("cloud_logging: \"project\" must be a project id")]
+    Project,
+    #[error("cloud_logging: \"page_size\" must be between 1 and 1000")]
+    PageSize,
+    #[error("cloud_logging: \"max_pages\" must be between 1 and 100")]
+    MaxPages,
+    #[error("cloud_logging: \"api_base\" must be an http:// or https:// URL")]
+    ApiBase,
+    #[error("cloud_logging: {0}")]
+    Credentials(#[source] CredentialsError),
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    #[error("cannot build the HTTP client: {0}")]
+    Client(reqwest::Error),
+}
+
 impl CloudSource {
-    pub fn prepare(&self) -> Result<Prepared, String> {
+    pub fn prepare(&self) -> Result<Prepared, CloudError> {
         let project = self.project.trim();
         if project.is_empty() || project.contains('/') {
-            return Err("cloud_logging: \"project\" must be a project id".into());
+            return Err(CloudError::Project);
         }
         if !(1..=1000).contains(&self.page_size) {
-            return Err("cloud_logging: \"page_size\" must be between 1 and 1000".into());
+            return Err(CloudError::PageSize);
         }
         if !(1..=100).contains(&self.max_pages) {
-            return Err("cloud_logging: \"max_pages\" must be between 1 and 100".into());
+            return Err(CloudError::MaxPages);
         }
         let base = url::Url::parse(&self.api_base)
             .ok()
             .filter(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some())
-            .ok_or("cloud_logging: \"api_base\" must be an http:// or https:// URL")?;
+            .ok_or(CloudError::ApiBase)?;
         self.credentials
             .validate()
-            .map_err(|e| format!("cloud_logging: {e}"))?;
+            .map_err(CloudError::Credentials)?;
         let http = reqwest::Client::builder()
             .use_preconfigured_tls((*tls::client_config(Verify::Full, None)?).clone())
             .user_agent(concat!("pathwatch/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+            .map_err(CloudError::Client)?;
         Ok(Prepared {
             url: format!("{}/v2/entries:list", base.as_str().trim_end_matches('/')),
             http,

@@ -39,13 +39,22 @@ fn default_max_bytes() -> u64 {
     8 << 20
 }
 
+/// Why a `file` source is refused.
+#[derive(Debug, thiserror::Error)]
+pub enum FileError {
+    #[error("file: \"path\" must not be empty")]
+    EmptyPath,
+    #[error("file: \"max_bytes_per_run\" must be greater than zero")]
+    NoBudget,
+}
+
 impl FileSource {
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), FileError> {
         if self.path.as_os_str().is_empty() {
-            return Err("file: \"path\" must not be empty".into());
+            return Err(FileError::EmptyPath);
         }
         if self.max_bytes_per_run == 0 {
-            return Err("file: \"max_bytes_per_run\" must be greater than zero".into());
+            return Err(FileError::NoBudget);
         }
         Ok(())
     }

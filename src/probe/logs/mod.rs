@@ -13,17 +13,14 @@ pub mod cloud;
 pub mod file;
 pub mod patterns;
 
-use super::{Outcome, ProbeError, Reason, Trace};
+use super::kind::{Probe, ProbeKind};
+use super::{Kind, Outcome, ProbeError, Reason, Trace};
 use crate::core::types::PositiveDuration;
 use crate::probe::Observation;
-use patterns::{Matcher, Pattern, PatternName, Window};
+use patterns::{Matcher, Pattern, PatternError, PatternName, Window};
 use serde::Deserialize;
 use std::collections::BTreeMap;
-use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
-/// Reading a file is quick; Cloud Logging may take a few pages.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 
 #[derive(Clone, Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -35,22 +32,44 @@ pub struct LogsSpec {
     pub window: PositiveDuration,
     pub file: Option<file::FileSource>,
     pub cloud_logging: Option<cloud::CloudSource>,
-    #[serde(skip)]
-    prepared: OnceLock<Prepared>,
-    /// Offsets, cursors and counts, kept across runs; clones of the spec share them.
-    #[serde(skip)]
-    state: Arc<tokio::sync::Mutex<State>>,
 }
 
 fn default_window() -> PositiveDuration {
     PositiveDuration(Duration::from_secs(30 * 60))
 }
 
-#[derive(Clone, Debug)]
+/// What a build prepares once.
+#[derive(Debug)]
 struct Prepared {
     names: Vec<String>,
     matcher: Matcher,
     cloud: Option<cloud::Prepared>,
+}
+
+/// Why a `logs` spec does not build.
+#[derive(Debug, thiserror::Error)]
+pub enum LogsError {
+    #[error("\"patterns\" must name at least one pattern")]
+    NoPatterns,
+    #[error("give a log source: \"file\" or \"cloud_logging\"")]
+    NoSource,
+    #[error("give one log source, \"file\" or \"cloud_logging\", not both")]
+    TwoSources,
+    #[error(transparent)]
+    File(#[from] file::FileError),
+    #[error(transparent)]
+    Cloud(#[from] cloud::CloudError),
+    #[error(transparent)]
+    Patterns(#[from] PatternError),
+}
+
+/// A built `logs` probe: its matcher and source, and the offsets, cursors and counts kept
+/// across runs.
+#[derive(Debug)]
+pub struct LogsProbe {
+    spec: LogsSpec,
+    prep: Prepared,
+    state: tokio::sync::Mutex<State>,
 }
 
 impl LogsSpec {
@@ -58,24 +77,22 @@ impl LogsSpec {
     pub fn pattern_names(&self) -> impl Iterator<Item = &str> {
         self.patterns.keys().map(|k| k.0.as_str())
     }
+}
 
-    pub fn validate(&self) -> Result<(), String> {
-        self.prepare().map(|p| {
-            let _ = self.prepared.set(p);
-        })
-    }
+impl ProbeKind for LogsSpec {
+    const KIND: Kind = Kind::Logs;
+    /// Reading a file is quick; Cloud Logging may take a few pages.
+    const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+    type Probe = LogsProbe;
+    type Error = LogsError;
 
-    fn prepare(&self) -> Result<Prepared, String> {
+    fn build(&self) -> Result<LogsProbe, LogsError> {
         if self.patterns.is_empty() {
-            return Err("\"patterns\" must name at least one pattern".into());
+            return Err(LogsError::NoPatterns);
         }
         let cloud = match (&self.file, &self.cloud_logging) {
-            (None, None) => {
-                return Err("give a log source: \"file\" or \"cloud_logging\"".into());
-            }
-            (Some(_), Some(_)) => {
-                return Err("give one log source, \"file\" or \"cloud_logging\", not both".into());
-            }
+            (None, None) => return Err(LogsError::NoSource),
+            (Some(_), Some(_)) => return Err(LogsError::TwoSources),
             (Some(f), None) => {
                 f.validate()?;
                 None
@@ -83,15 +100,21 @@ impl LogsSpec {
             (None, Some(c)) => Some(c.prepare()?),
         };
         let regexes: Vec<_> = self.patterns.values().map(|p| &p.0).collect();
-        Ok(Prepared {
-            names: self.pattern_names().map(str::to_string).collect(),
-            matcher: Matcher::new(&regexes)?,
-            cloud,
+        Ok(LogsProbe {
+            spec: self.clone(),
+            prep: Prepared {
+                names: self.pattern_names().map(str::to_string).collect(),
+                matcher: Matcher::new(&regexes)?,
+                cloud,
+            },
+            state: tokio::sync::Mutex::default(),
         })
     }
+}
 
-    fn prepared(&self) -> Result<&Prepared, ProbeError> {
-        super::prepared(&self.prepared, || self.validate())
+impl Probe for LogsProbe {
+    async fn run(&self, trace: &Trace) -> Result<Outcome, ProbeError> {
+        probe(self, trace).await
     }
 }
 
@@ -217,11 +240,11 @@ pub fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
-pub async fn probe(spec: &LogsSpec, trace: &Trace) -> Result<Outcome, ProbeError> {
-    let prep = spec.prepared()?;
+async fn probe(p: &LogsProbe, trace: &Trace) -> Result<Outcome, ProbeError> {
+    let (spec, prep) = (&p.spec, &p.prep);
     // A run cut at its timeout drops its guard with its task. The state only changes between
     // awaits, so whatever point a run stopped at leaves it consistent.
-    let mut state = spec.state.lock().await;
+    let mut state = p.state.lock().await;
     let state = &mut *state;
     state.counts.ensure(prep.names.len(), spec.window.0);
     let ctx = Ctx {
@@ -265,27 +288,6 @@ pub async fn probe(spec: &LogsSpec, trace: &Trace) -> Result<Outcome, ProbeError
             (state.counts.lines_read - lines_before).to_string(),
         )],
     })
-}
-
-impl crate::probe::ProbeKind for LogsSpec {
-    const KIND: crate::probe::Kind = crate::probe::Kind::Logs;
-
-    fn default_timeout(&self) -> std::time::Duration {
-        DEFAULT_TIMEOUT
-    }
-
-    fn check(&self) -> Result<(), String> {
-        self.validate()
-    }
-
-    fn run<'a>(
-        &'a self,
-        trace: &'a crate::probe::Trace,
-    ) -> impl std::future::Future<Output = Result<crate::probe::Outcome, crate::probe::ProbeError>>
-    + Send
-    + 'a {
-        probe(self, trace)
-    }
 }
 
 #[cfg(test)]

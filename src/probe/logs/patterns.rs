@@ -47,10 +47,27 @@ impl<'de> Deserialize<'de> for Pattern {
     }
 }
 
+/// Why a pattern does not compile, in one line.
+#[derive(Debug, thiserror::Error)]
+pub enum PatternError {
+    #[error("an empty pattern matches every line")]
+    Empty,
+    /// Where (`character 3`, `line 2 character 1`) and what.
+    #[error("invalid regex at {at}: {kind}")]
+    At { at: String, kind: String },
+    #[error("invalid regex: {0}")]
+    Invalid(String),
+    #[error("regex too big: its compiled form exceeds {0} bytes")]
+    TooBig(usize),
+    /// The patterns together (their one-pass set) do not compile.
+    #[error("patterns: {0}")]
+    Set(String),
+}
+
 /// Compiles `text`, or says what is wrong and where, in one line.
-pub fn compile(text: &str) -> Result<Regex, String> {
+pub fn compile(text: &str) -> Result<Regex, PatternError> {
     if text.is_empty() {
-        return Err("an empty pattern matches every line".into());
+        return Err(PatternError::Empty);
     }
     // regex's own error is a multi-line drawing; regex-syntax gives the same diagnosis with a
     // position, which fits the one-line config error.
@@ -59,10 +76,7 @@ pub fn compile(text: &str) -> Result<Regex, String> {
             regex_syntax::Error::Parse(e) => (e.kind().to_string(), *e.span()),
             regex_syntax::Error::Translate(e) => (e.kind().to_string(), *e.span()),
             other => {
-                return Err(format!(
-                    "invalid regex: {}",
-                    other.to_string().replace('\n', " ")
-                ));
+                return Err(PatternError::Invalid(other.to_string().replace('\n', " ")));
             }
         };
         // Span columns count characters from 1; patterns are one line in practice.
@@ -71,13 +85,11 @@ pub fn compile(text: &str) -> Result<Regex, String> {
         } else {
             format!("character {}", span.start.column)
         };
-        return Err(format!("invalid regex at {at}: {kind}"));
+        return Err(PatternError::At { at, kind });
     }
     Regex::new(text).map_err(|e| match e {
-        regex::Error::CompiledTooBig(limit) => {
-            format!("regex too big: its compiled form exceeds {limit} bytes")
-        }
-        other => format!("invalid regex: {}", other.to_string().replace('\n', " ")),
+        regex::Error::CompiledTooBig(limit) => PatternError::TooBig(limit),
+        other => PatternError::Invalid(other.to_string().replace('\n', " ")),
     })
 }
 
@@ -90,9 +102,9 @@ pub struct Matcher {
 }
 
 impl Matcher {
-    pub fn new(patterns: &[&Regex]) -> Result<Matcher, String> {
+    pub fn new(patterns: &[&Regex]) -> Result<Matcher, PatternError> {
         let set = RegexSet::new(patterns.iter().map(|r| r.as_str()))
-            .map_err(|e| format!("patterns: {}", e.to_string().replace('\n', " ")))?;
+            .map_err(|e| PatternError::Set(e.to_string().replace('\n', " ")))?;
         Ok(Matcher {
             set,
             regexes: patterns.iter().map(|r| (*r).clone()).collect(),
@@ -220,17 +232,20 @@ mod tests {
     #[test]
     fn bad_regexes_say_where() {
         assert_eq!(
-            compile("PHASE COMPLETED: DATABASE \\(([0-9.]+s\\)").unwrap_err(),
+            compile("PHASE COMPLETED: DATABASE \\(([0-9.]+s\\)")
+                .unwrap_err()
+                .to_string(),
             "invalid regex at character 29: unclosed group"
         );
         assert_eq!(
-            compile("a{2,1}").unwrap_err(),
+            compile("a{2,1}").unwrap_err().to_string(),
             "invalid regex at character 2: invalid repetition count range, the start must be <= the end"
         );
         assert!(compile("").is_err());
         assert!(
             compile(r"\p{NoSuchClass}")
                 .unwrap_err()
+                .to_string()
                 .starts_with("invalid regex at character 1")
         );
     }

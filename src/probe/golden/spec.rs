@@ -1,0 +1,190 @@
+//! The `golden_path` spec: what to log in with, the WebSocket to open, the message to send
+//! and the events to wait for (plain data; [`super::GoldenProbe`] is what it builds).
+
+use super::DEFAULT_EVENTS;
+use super::shape::{EventFields, Isolation, JsonPointer};
+use crate::core::types::{Secret, SecretFile};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+#[derive(Clone, Debug, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GoldenPathSpec {
+    /// Log in for a token; or give `token` / `token_file`.
+    pub login: Option<LoginSpec>,
+    pub token: Option<Secret>,
+    pub token_file: Option<SecretFile>,
+    pub websocket: WebSocketSpec,
+    /// The text of the default message `{"type":"user_message","payload":{"text","thread_id"}}`.
+    #[serde(default = "default_message")]
+    pub message: String,
+    /// A message of another shape; the strings `{text}` and `{thread_id}` in it are replaced.
+    pub message_json: Option<serde_json::Value>,
+    /// Event types to collect, matched on the event's name only.
+    #[serde(default = "default_events")]
+    pub events: Vec<String>,
+    /// Where an event's name, thread id and user id are (JSON pointers, tried in order).
+    #[serde(default)]
+    pub event_fields: EventFields,
+    /// Whose events count as this run's (default `bind_first`).
+    #[serde(default)]
+    pub isolation: Isolation,
+    /// Types that are neither expected nor unexpected.
+    #[serde(default = "default_ignore")]
+    pub ignore: Vec<String>,
+    /// Fail when an expected event arrives before an earlier one.
+    #[serde(default)]
+    pub ordered: bool,
+    /// The last of `events` is the run's final answer (`agent_completed`): when it arrives
+    /// while others are still missing, nothing more will come, so the run fails at once with
+    /// `events_missing` instead of waiting out its timeout. `false` keeps waiting (a server
+    /// that may send the final answer before other events).
+    #[serde(default = "default_true")]
+    pub final_event_ends_run: bool,
+    #[serde(default = "default_sessions")]
+    pub sessions: u32,
+    #[serde(default = "default_max_frame")]
+    pub max_frame_bytes: usize,
+    /// Frames read per session before giving up (an endless stream).
+    #[serde(default = "default_max_messages")]
+    pub max_messages: u32,
+    pub ca_file: Option<PathBuf>,
+    #[serde(default)]
+    pub insecure_skip_verify: bool,
+}
+
+#[derive(Clone, Debug, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoginSpec {
+    pub url: String,
+    /// `{n}` is replaced by the session number (1, 2, ...) for distinct users.
+    pub email: String,
+    pub password: Option<Secret>,
+    pub password_file: Option<SecretFile>,
+    /// Extra headers, e.g. `X-E2E-Bypass-Key`; values are never logged.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    #[serde(default = "default_token_pointer")]
+    pub token_pointer: JsonPointer,
+    #[serde(default = "default_user_pointer")]
+    pub user_id_pointer: JsonPointer,
+    /// The most bytes of login answer read (`body_too_large` beyond).
+    #[serde(default = "default_login_body")]
+    pub max_body_bytes: usize,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum WsAuth {
+    /// `Sec-WebSocket-Protocol: jwt-auth, jwt.<base64url(token)>`; the server must echo the
+    /// token-bearing protocol.
+    #[default]
+    Subprotocol,
+    Bearer,
+    Query,
+    None,
+}
+
+#[derive(Clone, Debug, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WebSocketSpec {
+    /// `ws://` or `wss://` URL.
+    pub url: String,
+    #[serde(default)]
+    pub auth: WsAuth,
+    #[serde(default = "default_subprotocol")]
+    pub subprotocol: String,
+    #[serde(default = "default_token_prefix")]
+    pub token_prefix: String,
+    #[serde(default = "default_query_param")]
+    pub query_param: String,
+    /// The first message to wait for after the upgrade (`null`: do not wait).
+    #[serde(default = "default_welcome")]
+    pub welcome: Option<String>,
+    /// A message type to wait for after the welcome and before sending (`null`: none). When
+    /// it names a thread, the run is bound to that thread (`isolation: bind_first`).
+    #[serde(default)]
+    pub ack: Option<String>,
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+}
+
+fn default_message() -> String {
+    "What is the status of my last optimisation?".into()
+}
+fn default_events() -> Vec<String> {
+    DEFAULT_EVENTS.map(String::from).to_vec()
+}
+fn default_ignore() -> Vec<String> {
+    ["heartbeat", "connection_established", "pong"]
+        .map(String::from)
+        .to_vec()
+}
+fn default_true() -> bool {
+    true
+}
+
+fn default_sessions() -> u32 {
+    1
+}
+fn default_max_frame() -> usize {
+    1 << 20
+}
+fn default_max_messages() -> u32 {
+    1000
+}
+fn default_login_body() -> usize {
+    1 << 20
+}
+fn default_token_pointer() -> JsonPointer {
+    JsonPointer::literal("/access_token")
+}
+fn default_user_pointer() -> JsonPointer {
+    JsonPointer::literal("/user/id")
+}
+fn default_subprotocol() -> String {
+    "jwt-auth".into()
+}
+fn default_token_prefix() -> String {
+    "jwt.".into()
+}
+fn default_query_param() -> String {
+    "token".into()
+}
+fn default_welcome() -> Option<String> {
+    Some("connection_established".into())
+}
+
+impl GoldenPathSpec {
+    /// The message sent on the WebSocket, for `thread_id`.
+    pub(super) fn message(&self, thread_id: &str) -> String {
+        match &self.message_json {
+            Some(template) => fill(template, &self.message, thread_id).to_string(),
+            None => serde_json::json!({
+                "type": "user_message",
+                "payload": { "text": self.message, "thread_id": thread_id },
+            })
+            .to_string(),
+        }
+    }
+}
+
+/// Replaces `{text}` and `{thread_id}` in every string of a JSON template.
+fn fill(v: &serde_json::Value, text: &str, thread_id: &str) -> serde_json::Value {
+    use serde_json::Value;
+    match v {
+        Value::String(s) => {
+            Value::String(s.replace("{text}", text).replace("{thread_id}", thread_id))
+        }
+        Value::Array(items) => {
+            Value::Array(items.iter().map(|i| fill(i, text, thread_id)).collect())
+        }
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| (k.clone(), fill(v, text, thread_id)))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}

@@ -1,0 +1,124 @@
+//! One request on a fresh connection, phase by phase: `resolve`, `connect`, `tls`,
+//! `processing` (request sent until the response head arrives) and `transfer` (the body).
+
+use super::{HttpProbe, USER_AGENT};
+use crate::abort::AbortOnDrop;
+use crate::probe::{Phase, ProbeError, Reason, Trace, connect_tcp, error_chain, resolve};
+use bytes::Bytes;
+use http::{Method, Request, StatusCode, header};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper_util::rt::TokioIo;
+use url::Url;
+
+/// One request on a fresh connection: (status, Location header, body).
+pub(super) async fn request(
+    probe: &HttpProbe,
+    url: &Url,
+    method: &Method,
+    send_headers: bool,
+    trace: &Trace,
+) -> Result<(StatusCode, Option<String>, Bytes), ProbeError> {
+    let (spec, prep) = (&probe.spec, &probe.prep);
+    let host = url.host_str().unwrap_or_default();
+    // Url keeps IPv6 hosts in brackets; the resolver and TLS want them bare.
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    let port = url.port_or_known_default().unwrap_or(80);
+    let addrs = resolve(bare, port, trace).await?;
+    let tcp = connect_tcp(&addrs, trace).await?;
+
+    let mut req = Request::builder()
+        .method(method.clone())
+        .uri(match url.query() {
+            Some(q) => format!("{}?{q}", url.path()),
+            None => url.path().to_string(),
+        });
+    let authority = match url.port() {
+        Some(p) => format!("{host}:{p}"),
+        None => host.to_string(),
+    };
+    req = req
+        .header(header::HOST, authority)
+        .header(header::USER_AGENT, USER_AGENT)
+        .header(header::ACCEPT, "*/*")
+        .header(header::CONNECTION, "close");
+    if send_headers {
+        for (k, v) in &prep.headers {
+            req = req.header(k, v);
+        }
+    }
+    let body = spec.body.clone().unwrap_or_default();
+    let req = req
+        .body(Full::new(Bytes::from(body)))
+        .map_err(|e| ProbeError::new(Reason::Protocol, format!("building the request: {e}")))?;
+
+    if url.scheme() == "https" {
+        let name = rustls::pki_types::ServerName::try_from(bare.to_string())
+            .map_err(|e| ProbeError::new(Reason::Tls, format!("bad TLS server name: {e}")))?;
+        let stream = trace
+            .time(
+                Phase::Tls,
+                tokio_rustls::TlsConnector::from(prep.tls.clone()).connect(name, tcp),
+            )
+            .await
+            .map_err(|e| ProbeError::new(Reason::Tls, format!("TLS handshake: {e}")))?;
+        exchange(TokioIo::new(stream), req, spec.max_body_bytes, trace).await
+    } else {
+        exchange(TokioIo::new(tcp), req, spec.max_body_bytes, trace).await
+    }
+}
+
+async fn exchange<IO>(
+    io: IO,
+    req: Request<Full<Bytes>>,
+    max_body: usize,
+    trace: &Trace,
+) -> Result<(StatusCode, Option<String>, Bytes), ProbeError>
+where
+    IO: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(io)
+        .await
+        .map_err(|e| hyper_error(&e))?;
+    let _driver = AbortOnDrop(tokio::spawn(conn));
+    let resp = trace
+        .time(Phase::Processing, sender.send_request(req))
+        .await
+        .map_err(|e| hyper_error(&e))?;
+    let status = resp.status();
+    let location = resp
+        .headers()
+        .get(header::LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let body = trace
+        .time(
+            Phase::Transfer,
+            Limited::new(resp.into_body(), max_body).collect(),
+        )
+        .await
+        .map_err(|e| {
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some()
+            {
+                ProbeError::new(
+                    Reason::BodyTooLarge,
+                    format!("body larger than {max_body} bytes"),
+                )
+            } else {
+                let (reason, detail) = error_chain(&*e, Reason::Protocol);
+                ProbeError::new(reason, format!("reading the body: {detail}"))
+            }
+        })?
+        .to_bytes();
+    Ok((status, location, body))
+}
+
+fn hyper_error(e: &hyper::Error) -> ProbeError {
+    let fallback = if e.is_incomplete_message() || e.is_closed() {
+        Reason::Reset
+    } else {
+        Reason::Protocol
+    };
+    let (reason, detail) = error_chain(e, fallback);
+    ProbeError::new(reason, detail)
+}

@@ -1,0 +1,325 @@
+//! `http` probe: one request (following redirects if asked), with status and body checks.
+//!
+//! Credentials stay with their origin: the configured headers go only to the configured
+//! URL's origin (scheme, host, port), and redirects leave that origin only with
+//! `follow_redirects: any`, without the headers. An on-demand run also checks every hop
+//! against the allowlist ([`crate::allowlist::check_hop`]).
+//!
+//! pathwatch opens the socket and the TLS session itself and speaks HTTP/1.1 through hyper's
+//! connection API, so each phase is timed as blackbox_exporter's `http` prober does:
+//! `resolve`, `connect`, `tls`, `processing` (request sent until the response head arrives)
+//! and `transfer` (the body). Over redirects, the trace of every hop add up.
+
+mod assertions;
+mod exchange;
+mod redirect;
+
+pub use assertions::{Assertion, StatusRange};
+pub use redirect::FollowRedirects;
+
+use super::kind::{Probe, ProbeKind, RetargetError};
+use super::tls::{self, TlsError, Verify};
+use super::{Kind, Outcome, ProbeError, Reason, Trace};
+use crate::probe::Observation;
+use bytes::Bytes;
+use http::{HeaderName, HeaderValue, Method, StatusCode};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use url::Url;
+
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+const USER_AGENT: &str = concat!("pathwatch/", env!("CARGO_PKG_VERSION"));
+
+#[derive(Clone, Debug, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSpec {
+    /// `http://` or `https://` URL.
+    pub url: String,
+    #[serde(default = "default_method")]
+    pub method: String,
+    /// Request headers. Values may hold credentials (`Bearer ${TOKEN}`): they are never logged.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    pub body: Option<String>,
+    /// Accepted status codes: `200`, `"200-399"` (default `["200-399"]`).
+    #[serde(default = "default_valid_status")]
+    pub valid_status: Vec<StatusRange>,
+    /// Checks on the response body, all of which must hold.
+    #[serde(default, rename = "assert")]
+    pub assertions: Vec<Assertion>,
+    /// Bodies larger than this fail with `body_too_large` (default 1 MiB).
+    #[serde(default = "default_max_body")]
+    pub max_body_bytes: usize,
+    /// Which redirects to follow: `same_origin` (default), `any` or `none`.
+    #[serde(default)]
+    pub follow_redirects: FollowRedirects,
+    #[serde(default = "default_max_redirects")]
+    pub max_redirects: u32,
+    /// PEM CA file trusted for `https://` (default: the Mozilla roots).
+    pub ca_file: Option<PathBuf>,
+    /// Encrypt without checking the server's certificate.
+    #[serde(default)]
+    pub insecure_skip_verify: bool,
+}
+
+fn default_method() -> String {
+    "GET".into()
+}
+fn default_valid_status() -> Vec<StatusRange> {
+    vec![StatusRange(200, 399)]
+}
+fn default_max_body() -> usize {
+    1 << 20
+}
+fn default_max_redirects() -> u32 {
+    10
+}
+
+/// Why an `http` spec does not build.
+#[derive(Debug, thiserror::Error)]
+pub enum HttpError {
+    #[error("invalid url: {0}")]
+    Url(#[from] url::ParseError),
+    #[error("\"url\" must be an http:// or https:// URL with a host")]
+    NotHttp,
+    #[error("invalid method \"{0}\"")]
+    Method(String),
+    #[error("invalid header name \"{0}\"")]
+    HeaderName(String),
+    /// The value is left out of the message: it may be a credential.
+    #[error("invalid value for header \"{0}\"")]
+    HeaderValue(String),
+    #[error("assertion {0}: give exactly one of json_pointer, regex, not_regex")]
+    AssertionKind(usize),
+    #[error("assertion {0}: json_pointer needs \"equals\" or \"exists\", and only it takes them")]
+    AssertionArgs(usize),
+    #[error("assertion {0}: json_pointer \"{1}\" must start with '/'")]
+    AssertionPointer(usize, String),
+    #[error("assertion {0}: bad regex: {1}")]
+    AssertionRegex(usize, regex::Error),
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+}
+
+/// The configured headers, parsed.
+type Headers = Vec<(HeaderName, HeaderValue)>;
+
+/// What a build derives once: parsed URL, method, headers, regexes, TLS config.
+#[derive(Clone, Debug)]
+struct Prepared {
+    url: Url,
+    method: Method,
+    headers: Headers,
+    regexes: Arc<assertions::Regexes>,
+    tls: Arc<rustls::ClientConfig>,
+}
+
+/// A built `http` probe (also the health check of `startup`).
+#[derive(Debug)]
+pub struct HttpProbe {
+    spec: HttpSpec,
+    prep: Prepared,
+}
+
+impl HttpSpec {
+    fn parse_url(url: &str) -> Result<Url, HttpError> {
+        let url = Url::parse(url)?;
+        if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+            return Err(HttpError::NotHttp);
+        }
+        Ok(url)
+    }
+
+    /// URL, method and headers: what on-demand retargeting changes.
+    fn request_parts(&self) -> Result<(Url, Method, Headers), HttpError> {
+        let url = Self::parse_url(&self.url)?;
+        let method = Method::from_bytes(self.method.to_ascii_uppercase().as_bytes())
+            .map_err(|_| HttpError::Method(self.method.clone()))?;
+        let mut headers = Vec::new();
+        for (k, v) in &self.headers {
+            let name = HeaderName::from_bytes(k.as_bytes())
+                .map_err(|_| HttpError::HeaderName(k.clone()))?;
+            let value = HeaderValue::from_str(v).map_err(|_| HttpError::HeaderValue(k.clone()))?;
+            // A credential's echo (a server quoting it back) is masked wherever it shows.
+            crate::redact::register_header(k, v);
+            headers.push((name, value));
+        }
+        Ok((url, method, headers))
+    }
+
+    fn tls_config(&self) -> Result<Arc<rustls::ClientConfig>, HttpError> {
+        let verify = if self.insecure_skip_verify {
+            Verify::Nothing
+        } else {
+            Verify::Full
+        };
+        let mut tls = (*tls::client_config(verify, self.ca_file.as_deref())?).clone();
+        // HTTP/1.1 only: the trace of one request on one connection are what we time.
+        tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Ok(Arc::new(tls))
+    }
+}
+
+impl ProbeKind for HttpSpec {
+    const KIND: Kind = Kind::Http;
+    const DEFAULT_TIMEOUT: Duration = DEFAULT_TIMEOUT;
+    type Probe = HttpProbe;
+    type Error = HttpError;
+
+    fn build(&self) -> Result<HttpProbe, HttpError> {
+        let (url, method, headers) = self.request_parts()?;
+        let regexes = Arc::new(assertions::compile(&self.assertions)?);
+        Ok(HttpProbe {
+            spec: self.clone(),
+            prep: Prepared {
+                url,
+                method,
+                headers,
+                regexes,
+                tls: self.tls_config()?,
+            },
+        })
+    }
+
+    /// Only the URL is prepared again: the method, headers, TLS config and regexes of a
+    /// module are built once, not per request.
+    fn build_like(&self, base: &HttpProbe) -> Result<HttpProbe, HttpError> {
+        let (url, method, headers) = if self.method == base.spec.method
+            && (self.headers.is_empty() || self.headers == base.spec.headers)
+        {
+            // The module's method and headers (already registered with the redactor), or
+            // none: only the target's URL is new.
+            let headers = if self.headers.is_empty() {
+                Vec::new()
+            } else {
+                base.prep.headers.clone()
+            };
+            (
+                Self::parse_url(&self.url)?,
+                base.prep.method.clone(),
+                headers,
+            )
+        } else {
+            self.request_parts()?
+        };
+        Ok(HttpProbe {
+            spec: self.clone(),
+            prep: Prepared {
+                url,
+                method,
+                headers,
+                ..base.prep.clone()
+            },
+        })
+    }
+
+    /// The same check against another URL (on-demand probing).
+    fn retarget(&self, target: &str) -> Result<Self, RetargetError> {
+        Ok(HttpSpec {
+            url: target.to_string(),
+            ..self.clone()
+        })
+    }
+
+    /// The same check without its configured headers (an on-demand target that is not the
+    /// module's own origin gets none of them).
+    fn without_credentials(&self) -> Self {
+        HttpSpec {
+            headers: BTreeMap::new(),
+            ..self.clone()
+        }
+    }
+}
+
+impl Probe for HttpProbe {
+    async fn run(&self, trace: &Trace) -> Result<Outcome, ProbeError> {
+        self.run_with_body(trace).await.map(|(outcome, _)| outcome)
+    }
+}
+
+impl HttpProbe {
+    /// The probe, also handing back the final response's body (for probes built on this one).
+    pub async fn run_with_body(&self, trace: &Trace) -> Result<(Outcome, Bytes), ProbeError> {
+        let (spec, prep) = (&self.spec, &self.prep);
+        let origin = prep.url.origin();
+        let mut url = prep.url.clone();
+        let mut method = prep.method.clone();
+        let mut hops = 0;
+        loop {
+            // The configured headers (credentials, often) go to the configured origin only.
+            let own = url.origin() == origin;
+            let (status, location, body) =
+                exchange::request(self, &url, &method, own, trace).await?;
+            trace.observe(Observation::HttpStatus(status.as_u16()));
+            if let Some(next) =
+                redirect::redirect(spec, &url, status, location.as_deref(), &origin)?
+            {
+                hops += 1;
+                if hops > spec.max_redirects {
+                    return Err(ProbeError::new(
+                        Reason::TooManyRedirects,
+                        format!("more than {} redirects", spec.max_redirects),
+                    ));
+                }
+                crate::allowlist::check_hop(&next)
+                    .map_err(|e| ProbeError::new(Reason::Forbidden, e))?;
+                url = next;
+                // 303, and 301/302 after POST in practice, turn into GET (RFC 9110 15.4).
+                if status == StatusCode::SEE_OTHER
+                    || (method == Method::POST
+                        && matches!(status, StatusCode::MOVED_PERMANENTLY | StatusCode::FOUND))
+                {
+                    method = Method::GET;
+                }
+                continue;
+            }
+            let code = status.as_u16();
+            assertions::check_status(spec, code)?;
+            assertions::check_body(spec, &prep.regexes, &body)?;
+            let outcome = Outcome {
+                facts: vec![
+                    ("status", code.to_string()),
+                    ("bytes", body.len().to_string()),
+                ],
+            };
+            return Ok((outcome, body));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn module() -> HttpSpec {
+        serde_json::from_value(serde_json::json!({
+            "url": "https://module.example/health",
+            "headers": { "X-Api-Key": "module-only-key-123" },
+            "assert": [{ "regex": "ok" }],
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_retargeted_module_reuses_what_does_not_depend_on_the_target() {
+        let spec = module();
+        let base = spec.build().unwrap();
+        let target = spec.retarget("https://other.example/x").unwrap();
+        let other = target.build_like(&base).unwrap();
+        assert_eq!(other.prep.url.as_str(), "https://other.example/x");
+        assert_eq!(other.prep.headers.len(), 1);
+        assert!(Arc::ptr_eq(&other.prep.tls, &base.prep.tls));
+        assert!(Arc::ptr_eq(&other.prep.regexes, &base.prep.regexes));
+        // Without credentials, no header goes; a bad URL is the same error as at load.
+        let bare = target.without_credentials().build_like(&base).unwrap();
+        assert!(bare.prep.headers.is_empty());
+        let bad = spec.retarget("ftp://x").unwrap().build_like(&base);
+        assert_eq!(
+            bad.map(|_| ()).unwrap_err().to_string(),
+            "\"url\" must be an http:// or https:// URL with a host"
+        );
+    }
+}
