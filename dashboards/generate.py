@@ -306,6 +306,11 @@ def infrastructure():
         ratio(panel(timeseries.Panel(), "Data tiers up (Redis, PostgreSQL, ClickHouse, HTTP)",
                     (12, 15, 12, 8),
                     q('pathwatch_probe_success{kind=~"redis|postgres|http"}', "{{probe}}"))),
+        panel(last_value(stat.Panel()), "TLS certificate: days left", (0, 23, 24, 5),
+              q("(pathwatch_tls_cert_expiry_timestamp_seconds - time()) / 86400", "{{probe}}"),
+              description="Days until the leaf certificate a tls_cert probe was last shown ends "
+                          "(PathwatchTlsCertExpiringSoon pages under 14).")
+        .thresholds(steps((None, "red"), (14, "orange"), (30, "green"))),
     ])
 
 

@@ -14,7 +14,7 @@ use pathwatch::sim::Faults;
 use pathwatch::sim::gcp;
 use std::time::{Duration, Instant};
 
-fn config(sim: &Sim, pg: &PgCluster, log: &std::path::Path) -> String {
+fn config(sim: &Sim, pg: &PgCluster, log: &std::path::Path, tls_port: u16) -> String {
     format!(
         r#"defaults: {{ interval: 1s, timeout: 5s }}
 probes:
@@ -69,6 +69,11 @@ probes:
       startup_failed: 'Application startup failed\. Exiting\.'
       container_exit: 'Container called exit\(([0-9]+)\)'
     file: {{ path: "{log}" }}
+  - name: backend-tls
+    kind: tls_cert
+    host: 127.0.0.1
+    port: {tls_port}
+    insecure_skip_verify: true
 incidents:
   - id: "1278"
     title: Staging cannot reach Cloud SQL through the VPC connector
@@ -135,6 +140,7 @@ pub fn panels_without_data(p: std::net::SocketAddr) -> Vec<String> {
 fn prometheus_alertmanager_dashboards_and_alerts_end_to_end() {
     let pg = PgCluster::start(PgOptions::default());
     let sim = Sim::start(Faults::default());
+    let tls = crate::support::tls_target::start();
     let dir = tempfile::tempdir().expect("temp dir");
     let log = dir.path().join("backend.log");
     std::fs::write(
@@ -143,7 +149,7 @@ fn prometheus_alertmanager_dashboards_and_alerts_end_to_end() {
     )
     .expect("write the log");
     let exp = Exporter::start_with_env(
-        &config(&sim, &pg, &log),
+        &config(&sim, &pg, &log, tls.addr.port()),
         &[
             ("SIM_PASSWORD", PASSWORD),
             ("PG_PASSWORD", pg.password()),

@@ -356,6 +356,8 @@ fn every_alert_pages_and_resolves_through_prometheus_and_alertmanager() {
     let slow = Sim::start(Faults::default());
     // Root cause: a connector in ERROR under a database health check that depends on it.
     let rooted = Sim::start(Faults::default());
+    // A TLS server whose certificate is renewed (825 days) or about to end (3 days).
+    let cert = crate::support::tls_target::start();
     let logdir = tempfile::tempdir().expect("temp dir");
     let log = logdir.path().join("backend.log");
     std::fs::write(&log, "").expect("log file");
@@ -409,6 +411,10 @@ fn every_alert_pages_and_resolves_through_prometheus_and_alertmanager() {
         rooted.http(""),
         rooted.addr,
         rooted.http("/api/health/database"),
+    );
+    a_yaml += &format!(
+        "  - {{ name: cert-expiring, kind: tls_cert, host: 127.0.0.1, port: {}, insecure_skip_verify: true }}\n",
+        cert.addr.port()
     );
     a_yaml += &format!(
         "  - {{ name: ok-health, kind: http, url: \"{}\" }}\n",
@@ -553,6 +559,7 @@ fn every_alert_pages_and_resolves_through_prometheus_and_alertmanager() {
     pg4.freeze();
     pg3.exec("ALTER ROLE prober PASSWORD 'not-the-configured-one'");
     let full = pg5.hold_sessions(5);
+    cert.renew(3);
     outage.state.set_faults(Faults {
         db_down: true,
         ..Faults::default()
@@ -626,6 +633,7 @@ fn every_alert_pages_and_resolves_through_prometheus_and_alertmanager() {
     pg2.thaw();
     pg3.exec(&format!("ALTER ROLE prober PASSWORD '{prober_password}'"));
     drop(full);
+    cert.renew(825);
     for sim in [&outage, &degraded, &crosstalk, &cloud, &rooted] {
         sim.state.set_faults(Faults::default());
     }
@@ -858,6 +866,14 @@ fn every_alert_pages_and_resolves_through_prometheus_and_alertmanager() {
         Page,
         t1,
         t1,
+    );
+    add(
+        "certificate",
+        "PathwatchTlsCertExpiringSoon",
+        a_label("probe", "cert-expiring"),
+        Page,
+        t1,
+        t2,
     );
     add(
         "log lines",

@@ -63,6 +63,12 @@ authorityKeyIdentifier = keyid, issuer
 /// Panics with openssl's output if any step fails: a test that asked for TLS
 /// cannot do anything useful without it.
 pub fn generate(dir: &Path) -> TestCerts {
+    generate_for_days(dir, 825)
+}
+
+/// [`generate`] with a leaf certificate valid for `days` from now (a certificate about to
+/// expire, for the tls_cert probe's alert).
+pub fn generate_for_days(dir: &Path, days: u32) -> TestCerts {
     let cnf = dir.join("openssl-test.cnf");
     fs::write(&cnf, OPENSSL_CNF).unwrap_or_else(|e| panic!("writing {}: {e}", cnf.display()));
 
@@ -109,7 +115,7 @@ pub fn generate(dir: &Path) -> TestCerts {
                 "-req",
                 "-sha256",
                 "-days",
-                "825",
+                &days.to_string(),
                 "-extensions",
                 "v3_server",
             ])
