@@ -139,3 +139,29 @@ fn encode(registry: &Registry) -> String {
     prometheus_client::encoding::text::encode(&mut out, registry).expect("encode");
     out
 }
+
+#[test]
+fn points_keep_the_last_hour_in_order_with_each_ok_bit_and_missing_lateness() {
+    let mut points = Points::default();
+    assert!(points.is_empty() && points.back().is_none());
+    let total = HISTORY + 25;
+    for i in 0..total {
+        points.push(RunPoint {
+            seconds: i as f32,
+            ok: i % 3 != 0,
+            lateness_seconds: (i % 2 == 0).then_some(i as f32 / 1000.0),
+        });
+    }
+    assert_eq!(points.len(), HISTORY);
+    let kept: Vec<RunPoint> = points.iter().collect();
+    let expected: Vec<RunPoint> = (total - HISTORY..total)
+        .map(|i| RunPoint {
+            seconds: i as f32,
+            ok: i % 3 != 0,
+            lateness_seconds: (i % 2 == 0).then_some(i as f32 / 1000.0),
+        })
+        .collect();
+    assert_eq!(kept, expected);
+    assert_eq!(points.front(), expected.first().copied());
+    assert_eq!(points.back(), expected.last().copied());
+}
