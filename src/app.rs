@@ -23,6 +23,14 @@ use tokio_util::sync::CancellationToken;
 /// incident unknown even when no result arrives to trigger it.
 const EVALUATE_EVERY: Duration = Duration::from_secs(5);
 
+/// The runtime every command runs on (main.rs) and the scale benchmark's exporter
+/// (examples/many_probes.rs), so both measure the same thing.
+pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+}
+
 /// What [`serve`] needs besides the config and the listener.
 #[derive(Clone, Debug, Default)]
 pub struct Options {
