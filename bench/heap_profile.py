@@ -130,8 +130,9 @@ def smaps(binary, config, settle):
             elif line.startswith("Rss:"):
                 kb = int(line.split()[1])
                 if name == exe:
+                    # .data.rel.ro is read-only after relocation (RELRO): it counts as read-only data.
                     key = ("binary: code" if "x" in perms else "binary: writable data" if "w" in perms
-                           else "binary: read-only data")
+                           else "binary: read-only data and relocated pointers")
                 elif name.startswith("/"):
                     key = "shared libraries (libc, libm, ...)"
                 elif name == "[stack]" or name == "":
