@@ -18,7 +18,7 @@ Resident memory is read twice: before the first scrape (the steady state) and af
 scrapes (what the encode buffers leave behind).
 
 Usage: bench/schedule_at_scale.py [--bin target/release/pathwatch] [--probes 10000] [--interval 10]
-       [--window 60] [--scrapes 10] [--quick] [--write]
+       [--window 60] [--scrapes 10] [--env KEY=VALUE] [--quick] [--write]
 """
 import argparse, json, os, statistics, subprocess, sys, tempfile, time, urllib.request
 
@@ -53,6 +53,8 @@ def main():
     ap.add_argument("--interval", type=int, default=10)
     ap.add_argument("--window", type=int, default=60, help="measured seconds after the warm-up")
     ap.add_argument("--scrapes", type=int, default=10, help="timed /metrics GETs at the end")
+    ap.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
+                    help="environment of the exporter, e.g. TOKIO_WORKER_THREADS=1; repeatable")
     ap.add_argument("--quick", action="store_true", help="smoke run: 500 probes, 15 s window")
     ap.add_argument("--write", action="store_true", help="append the section to BENCHMARKS.md")
     a = ap.parse_args()
@@ -79,7 +81,8 @@ def main():
             if not os.access(many, os.X_OK):
                 raise SystemExit(f"{many} not found: build it with `cargo build --release --example many_probes`")
             argv = [many, f"127.0.0.1:{port}", *paths]
-        p = subprocess.Popen(argv, stderr=subprocess.DEVNULL)
+        env = {**os.environ, **dict(kv.split("=", 1) for kv in a.env)}
+        p = subprocess.Popen(argv, stderr=subprocess.DEVNULL, env=env)
         try:
             wait_up(f"{base}/healthz", secs=max(30, a.probes // 500), proc=p)  # 100,000: a config of 4 MB
             time.sleep(a.interval + 5)  # every probe has had its first (spread) run
@@ -102,7 +105,7 @@ def main():
     h99, hcount = histogram_quantile(text, 0.99)
     p50, p99, mx = quantile(late, 0.5), quantile(late, 0.99), max(late)
     cmd = (f"bench/schedule_at_scale.py --probes {a.probes} --interval {a.interval} --window {a.window}"
-           + (f" --scrapes {a.scrapes}" if a.scrapes != 10 else ""))
+           + (f" --scrapes {a.scrapes}" if a.scrapes != 10 else "") + "".join(f" --env {e}" for e in a.env))
     verdict = lambda ok: "PASS" if ok else "MISS"
     # Issue 19's goals past issue 8's scale (100,000 probes every 60 s).
     big = a.probes > 10000
