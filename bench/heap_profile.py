@@ -15,11 +15,11 @@ VmRSS split by mapping from /proc/PID/smaps (the binary's code and read-only dat
 writable data, the heap and anonymous maps, shared libraries), since an idle exporter's
 resident memory is mostly the binary's pages, which no heap profile shows.
 
-Needs a binary with symbols: `cargo build --profile profiling --bin pathwatch` (the release
-build with its symbol table kept; README, Benchmarks). Valgrind runs the exporter 20-50x
-slower, so the 10,000-probe case takes a few minutes.
+Needs a binary with symbols: the release build keeps its symbol table (Cargo.toml), as does
+`cargo build --profile profiling`. Valgrind runs the exporter 20-50x slower, so the
+10,000-probe case takes a few minutes.
 
-Usage: bench/heap_profile.py [--bin target/profiling/pathwatch] [--probes 10000] [--top 12]
+Usage: bench/heap_profile.py [--bin target/release/pathwatch] [--probes 10000] [--top 12]
        [--quick] [--write]
 --quick: 500 probes and the idle case, for a smoke run. --write appends the section to
 BENCHMARKS.md.
@@ -149,7 +149,7 @@ def smaps(binary, config, settle):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--bin", default="target/profiling/pathwatch")
+    ap.add_argument("--bin", default="target/release/pathwatch")
     ap.add_argument("--probes", type=int, default=10000)
     ap.add_argument("--top", type=int, default=12)
     ap.add_argument("--quick", action="store_true", help="smoke run: 500 probes")
@@ -161,7 +161,7 @@ def main():
         if shutil.which(tool) is None:
             raise SystemExit(f"missing: {tool}. Install with: apt-get install valgrind")
     if b"pathwatch::" not in subprocess.run(["nm", "-C", a.bin], capture_output=True).stdout[:10_000_000]:
-        print(f"warning: {a.bin} has no symbols: build it with `cargo build --profile profiling`", file=sys.stderr)
+        print(f"warning: {a.bin} has no symbols: build it with Cargo.toml's release profile", file=sys.stderr)
     target = listener()
     sections = []
     with tempfile.TemporaryDirectory() as tmp:
