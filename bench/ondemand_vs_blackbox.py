@@ -18,11 +18,12 @@ alternate the order (pathwatch first, then blackbox first); each probe kind gets
 unmeasured warm-up per exporter. The results are medians over the rounds, and the ratios
 are medians of the per-round ratios, so both sides of a ratio come from the same minute.
 
-Goal (issue 8): pathwatch at least 2x blackbox_exporter's probes per second, at most half its
-CPU per probe.
+Goals: issue 8, pathwatch at least 2x blackbox_exporter's probes per second, at most half its
+CPU per probe; issue 19, at least 4x, at most 0.15x, and at most half its resident memory
+(VmRSS right after each wrk run, median over the rounds).
 
 Usage: bench/ondemand_vs_blackbox.py [--quick] [--write] [--rounds 5] [--seconds 10]
-       [--threads 1] [--connections 16] [--bin target/release/pathwatch]
+       [--threads 1] [--connections 16] [--bin target/release/pathwatch] [--env KEY=VALUE]
 --quick is a smoke run (1 round of 2 s). Without --write it only prints; with it, the
 markdown section (date, host, cores, exact command) is appended to BENCHMARKS.md.
 Needs wrk and prometheus-blackbox-exporter (`apt-get install wrk prometheus-blackbox-exporter`)
@@ -32,7 +33,7 @@ import argparse, os, re, shlex, shutil, signal, statistics, subprocess, sys, tem
 import urllib.parse, urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import cpu_seconds, free_port, wait_up  # noqa: E402
+from common import cpu_seconds, free_port, rss_mib, wait_up  # noqa: E402
 
 
 # Counts answers that are not 200 with a probe_success sample of 1, per wrk thread.
@@ -91,6 +92,9 @@ def main():
     ap.add_argument("--seconds", type=int, default=10, help="per wrk run")
     ap.add_argument("--threads", type=int, default=1, help="wrk threads")
     ap.add_argument("--connections", type=int, default=16, help="wrk connections")
+    ap.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
+                    help="environment of `pathwatch serve` only (not of the target), e.g. "
+                         "MALLOC_ARENA_MAX=2 or LD_PRELOAD=...; repeatable")
     a = ap.parse_args()
     if a.quick:
         a.rounds, a.seconds = 1, 2
@@ -130,7 +134,9 @@ on_demand:
         quiet = dict(stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         procs.append(subprocess.Popen([a.bin, "sim", "--listen", hostport], **quiet))
         wait_up(url)
-        pw = subprocess.Popen([a.bin, "serve", "--config", pw_cfg, "--listen", f"127.0.0.1:{pw_port}"], **quiet)
+        pw_env = {**os.environ, **dict(kv.split("=", 1) for kv in a.env)}
+        pw = subprocess.Popen([a.bin, "serve", "--config", pw_cfg, "--listen", f"127.0.0.1:{pw_port}"],
+                              env=pw_env, **quiet)
         procs.append(pw)
         bb = subprocess.Popen(["prometheus-blackbox-exporter", f"--config.file={bb_cfg}",
                                f"--web.listen-address=127.0.0.1:{bb_port}"], **quiet)
@@ -162,6 +168,9 @@ on_demand:
                     c0 = cpu_seconds(pid)
                     res = wrk(u, lua, a.threads, a.connections, a.seconds)
                     res["cpu"] = cpu_seconds(pid) - c0
+                    # Resident memory right after the load (connections still open: wrk has
+                    # just stopped), the exporter's working set under /probe load.
+                    res["rss"] = rss_mib(pid)
                     res["rate"] = res["requests"] / (res["duration_us"] / 1e6)
                     res["cpu_per_1k"] = res["cpu"] / max(res["requests"], 1) * 1000
                     runs[(probe, exporter)].append(res)
@@ -188,20 +197,24 @@ on_demand:
              f"on 127.0.0.1, target `pathwatch sim` `/ping`. Load: wrk -t{a.threads} -c{a.connections}, "
              f"{a.rounds} rounds x {a.seconds} s per exporter and probe, alternating; medians over the rounds. "
              "CPU: the exporter process's utime+stime.", "",
-             "| probe | exporter | probes/s | CPU s per 1,000 probes | exporter cores busy | p50 latency (ms) | failed answers |",
-             "|---|---|---|---|---|---|---|"]
+             "| probe | exporter | probes/s | CPU s per 1,000 probes | exporter cores busy | p50 latency (ms) | RSS after the load (MiB) | failed answers |",
+             "|---|---|---|---|---|---|---|---|"]
     for (probe, exporter), rs in runs.items():
         lines.append(f"| {probe} | {exporter} | {med(r['rate'] for r in rs):.0f} | {med(r['cpu_per_1k'] for r in rs):.4f} | "
                      f"{med(r['cpu'] / (r['duration_us'] / 1e6) for r in rs):.2f} | {med(r['p50_us'] for r in rs) / 1000:.2f} | "
+                     f"{med(r['rss'] for r in rs):.1f} | "
                      f"{sum(r['failures'] + r['bad_status'] + r['errors'] for r in rs)} |")
-    lines += ["", "| probe | throughput pathwatch / blackbox | CPU per probe pathwatch / blackbox | goal (>= 2x, <= 0.5x) |",
-              "|---|---|---|---|"]
+    lines += ["", "| probe | throughput pathwatch / blackbox | CPU per probe pathwatch / blackbox | RSS pathwatch / blackbox | issue 8 goal (>= 2x, <= 0.5x) | issue 19 goal (>= 4x, <= 0.15x, RSS <= 0.5x) |",
+              "|---|---|---|---|---|---|"]
     for probe in ("http", "tcp"):
         pw_rs, bb_rs = runs[(probe, "pathwatch")], runs[(probe, "blackbox")]
         thr = med(p["rate"] / b["rate"] for p, b in zip(pw_rs, bb_rs))
         cpu = med(p["cpu_per_1k"] / b["cpu_per_1k"] for p, b in zip(pw_rs, bb_rs))
-        lines.append(f"| {probe} | {thr:.2f}x | {cpu:.2f}x | {'met' if thr >= 2 and cpu <= 0.5 else 'missed'} |")
-    lines += ["", "Goal (issue 8): pathwatch at least 2x blackbox_exporter's probes per second, at most half its CPU per probe.", ""]
+        rss = med(p["rss"] / b["rss"] for p, b in zip(pw_rs, bb_rs))
+        lines.append(f"| {probe} | {thr:.2f}x | {cpu:.2f}x | {rss:.2f}x | {'met' if thr >= 2 and cpu <= 0.5 else 'missed'} | "
+                     f"{'met' if thr >= 4 and cpu <= 0.15 and rss <= 0.5 else 'missed'} |")
+    lines += ["", "Goals: issue 8, pathwatch at least 2x blackbox_exporter's probes per second at most half its CPU per "
+              "probe; issue 19, at least 4x, at most 0.15x, and at most half its resident memory under the same load.", ""]
     out = "\n".join(lines)
     print(out)
     if failed:

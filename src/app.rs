@@ -23,6 +23,14 @@ use tokio_util::sync::CancellationToken;
 /// incident unknown even when no result arrives to trigger it.
 const EVALUATE_EVERY: Duration = Duration::from_secs(5);
 
+/// The runtime every command runs on (main.rs), and that an embedding program can use to
+/// run [`serve`] as `pathwatch serve` does.
+pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+}
+
 /// What [`serve`] needs besides the config and the listener.
 #[derive(Clone, Debug, Default)]
 pub struct Options {

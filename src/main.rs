@@ -120,10 +120,7 @@ fn main() -> ExitCode {
     let _ = rustls::crypto::ring::default_provider().install_default();
     // One runtime for every command, entered before telemetry starts: the OTLP gRPC exporter
     // runs as a task on it.
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match app::runtime() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("pathwatch: cannot start the async runtime: {e}");

@@ -10,7 +10,7 @@ use crate::incident::{IncidentSpec, Status, Tracked, evaluate, notify};
 use crate::metrics::Metrics;
 use crate::probe::RunResult;
 use crate::probe::{Kind, Reason};
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -24,7 +24,9 @@ pub struct State {
     /// Replaced whole on reload; evaluations take a copy of the list.
     incidents: RwLock<Vec<IncidentSpec>>,
     tracked: Mutex<HashMap<String, Tracked>>,
-    webhooks: reqwest::Client,
+    /// Built on the first webhook sent: a client (its TLS config and root store) costs
+    /// about 0.3 MiB of an idle exporter that has no webhook (bench/heap_profile.py).
+    webhooks: std::sync::OnceLock<reqwest::Client>,
     /// The dependency graph (only the probes in one) and its latest judgement.
     graph: RwLock<Graph>,
     judgement: RwLock<Judgement>,
@@ -40,8 +42,8 @@ pub struct ProbeEntry {
     /// streaks over them), else only the latest. A whole result is ~600 bytes; at 10,000
     /// probes an hour of them would be ~360 MB.
     pub runs: Vec<Arc<RunResult>>,
-    /// Every probe's last [`HISTORY`] runs as points for the status page (16 bytes each).
-    pub points: VecDeque<RunPoint>,
+    /// Every probe's last [`HISTORY`] runs as points for the status page (8 bytes each).
+    pub points: Points,
 }
 
 /// One run as the status page and `/api/status` show it. f32 seconds: 8 µs resolution at
@@ -54,6 +56,93 @@ pub struct RunPoint {
     pub lateness_seconds: Option<f32>,
 }
 
+/// The last [`HISTORY`] [`RunPoint`]s, oldest first, packed: 8 bytes a point and one bit
+/// for `ok`, in one allocation of exactly [`HISTORY`] slots made on the first push. A
+/// `VecDeque<RunPoint>` grew to 64 slots of 16 bytes: 1 KiB a probe, 100 MiB at 100,000
+/// probes (bench/heap_profile.py); this is 480 bytes.
+#[derive(Clone, Debug, Default)]
+pub struct Points {
+    /// Slot `(start + i) % HISTORY` holds the i-th oldest point once the ring is full;
+    /// until then slots are in order from 0.
+    slots: Vec<Packed>,
+    start: usize,
+    /// Bit `s` is the `ok` of slot `s`.
+    ok: u64,
+}
+
+/// One point without its `ok` bit. `lateness_seconds` is NaN for `None` (a lateness is
+/// never NaN: it comes from a Duration).
+#[derive(Clone, Copy, Debug)]
+struct Packed {
+    seconds: f32,
+    lateness_seconds: f32,
+}
+
+// The `ok` bits of every slot fit in one word.
+const _: () = assert!(HISTORY <= u64::BITS as usize);
+
+impl Points {
+    pub fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.slots.is_empty()
+    }
+
+    /// The i-th oldest point.
+    pub fn get(&self, i: usize) -> Option<RunPoint> {
+        if i >= self.slots.len() {
+            return None;
+        }
+        let slot = (self.start + i) % self.slots.len();
+        let p = self.slots[slot];
+        Some(RunPoint {
+            seconds: p.seconds,
+            ok: self.ok & (1u64 << slot) != 0,
+            lateness_seconds: (!p.lateness_seconds.is_nan()).then_some(p.lateness_seconds),
+        })
+    }
+
+    pub fn front(&self) -> Option<RunPoint> {
+        self.get(0)
+    }
+
+    pub fn back(&self) -> Option<RunPoint> {
+        self.get(self.slots.len().checked_sub(1)?)
+    }
+
+    /// Oldest first.
+    pub fn iter(&self) -> impl Iterator<Item = RunPoint> + '_ {
+        (0..self.slots.len()).filter_map(|i| self.get(i))
+    }
+
+    /// Adds the newest point, dropping the oldest once [`HISTORY`] are kept.
+    pub fn push(&mut self, point: RunPoint) {
+        let packed = Packed {
+            seconds: point.seconds,
+            lateness_seconds: point.lateness_seconds.unwrap_or(f32::NAN),
+        };
+        let slot = if self.slots.len() < HISTORY {
+            if self.slots.capacity() == 0 {
+                self.slots.reserve_exact(HISTORY);
+            }
+            self.slots.push(packed);
+            self.slots.len() - 1
+        } else {
+            let slot = self.start;
+            self.slots[slot] = packed;
+            self.start = (slot + 1) % HISTORY;
+            slot
+        };
+        if point.ok {
+            self.ok |= 1u64 << slot;
+        } else {
+            self.ok &= !(1u64 << slot);
+        }
+    }
+}
+
 impl ProbeEntry {
     fn new(probe: &ProbeConfig) -> Self {
         ProbeEntry {
@@ -61,7 +150,7 @@ impl ProbeEntry {
             interval: probe.interval,
             timeout: probe.timeout,
             runs: Vec::new(),
-            points: VecDeque::new(),
+            points: Points::default(),
         }
     }
 
@@ -71,10 +160,7 @@ impl ProbeEntry {
 
     /// Adds a run, keeping `depth` whole results and [`HISTORY`] points.
     fn push(&mut self, run: Arc<RunResult>, depth: usize) {
-        if self.points.len() == HISTORY {
-            self.points.pop_front();
-        }
-        self.points.push_back(RunPoint {
+        self.points.push(RunPoint {
             seconds: run.duration.as_secs_f32(),
             ok: run.ok(),
             lateness_seconds: run.lateness.map(|l| l.as_secs_f32()),
@@ -105,7 +191,7 @@ impl State {
             probes: RwLock::new(probes),
             incidents: RwLock::new(config.incidents.clone()),
             tracked: Mutex::new(HashMap::new()),
-            webhooks: reqwest::Client::new(),
+            webhooks: std::sync::OnceLock::new(),
             graph: RwLock::new(graph),
             judgement: RwLock::new(Judgement::default()),
         }
@@ -303,7 +389,8 @@ impl State {
                     root_cause,
                 };
                 if let Ok(body) = serde_json::to_string(&change) {
-                    notify::post(self.webhooks.clone(), hook.clone(), spec.id.clone(), body);
+                    let client = self.webhooks.get_or_init(reqwest::Client::new).clone();
+                    notify::post(client, hook.clone(), spec.id.clone(), body);
                 }
             }
         }

@@ -207,4 +207,28 @@ fn a_run_is_logged_at_info_or_warn_when_it_changes_and_debug_when_it_repeats() {
         lines[3].contains(" DEBUG ") && lines[3].ends_with(fields),
         "{text}"
     );
+#[test]
+fn points_keep_the_last_hour_in_order_with_each_ok_bit_and_missing_lateness() {
+    let mut points = Points::default();
+    assert!(points.is_empty() && points.back().is_none());
+    let total = HISTORY + 25;
+    for i in 0..total {
+        points.push(RunPoint {
+            seconds: i as f32,
+            ok: i % 3 != 0,
+            lateness_seconds: (i % 2 == 0).then_some(i as f32 / 1000.0),
+        });
+    }
+    assert_eq!(points.len(), HISTORY);
+    let kept: Vec<RunPoint> = points.iter().collect();
+    let expected: Vec<RunPoint> = (total - HISTORY..total)
+        .map(|i| RunPoint {
+            seconds: i as f32,
+            ok: i % 3 != 0,
+            lateness_seconds: (i % 2 == 0).then_some(i as f32 / 1000.0),
+        })
+        .collect();
+    assert_eq!(kept, expected);
+    assert_eq!(points.front(), expected.first().copied());
+    assert_eq!(points.back(), expected.last().copied());
 }
