@@ -207,6 +207,8 @@ fn a_run_is_logged_at_info_or_warn_when_it_changes_and_debug_when_it_repeats() {
         lines[3].contains(" DEBUG ") && lines[3].ends_with(fields),
         "{text}"
     );
+}
+
 #[test]
 fn points_keep_the_last_hour_in_order_with_each_ok_bit_and_missing_lateness() {
     let mut points = Points::default();
