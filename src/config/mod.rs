@@ -4,6 +4,7 @@
 //! line, column and probe, and the valid probes are still returned so that the exporter keeps
 //! serving them. Only an unreadable file or broken YAML is fatal.
 
+pub mod buckets;
 pub mod de;
 pub mod node;
 pub mod on_demand;
@@ -54,7 +55,14 @@ fn check_range(key: &str, d: Duration) -> Result<(), String> {
 }
 
 /// Keys every probe takes, whatever its kind; the rest belong to the kind.
-const COMMON_KEYS: &[&str] = &["name", "interval", "timeout", "depends_on", "on_demand"];
+const COMMON_KEYS: &[&str] = &[
+    "name",
+    "interval",
+    "timeout",
+    "depends_on",
+    "on_demand",
+    "buckets",
+];
 const TOP_KEYS: &[&str] = &["defaults", "probes", "incidents", "on_demand"];
 
 #[derive(Clone, Debug, Default, Deserialize, schemars::JsonSchema)]
@@ -62,6 +70,8 @@ const TOP_KEYS: &[&str] = &["defaults", "probes", "incidents", "on_demand"];
 pub struct Defaults {
     pub interval: Option<PositiveDuration>,
     pub timeout: Option<PositiveDuration>,
+    /// Run-duration histogram buckets of every probe without its own (config/buckets.rs).
+    pub buckets: Option<buckets::Buckets>,
 }
 
 /// One configured probe, with its schedule resolved.
@@ -76,6 +86,8 @@ pub struct ProbeConfig {
     pub spec: ProbeSpec,
     /// How `/probe` may use this probe as a module.
     pub on_demand: on_demand::ModuleOnDemand,
+    /// Bounds of the run-duration histogram (config/buckets.rs).
+    pub buckets: buckets::Buckets,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -300,6 +312,7 @@ fn parse_text(
             ),
         }
     }
+    buckets::add_criteria_bounds(&mut probes, &incidents);
     Ok(Loaded {
         config: Config {
             probes,
@@ -573,6 +586,11 @@ fn parse_probe(
         }),
     };
 
+    let buckets = buckets::of_probe(n, defaults.buckets.as_ref()).unwrap_or_else(|(e, loc)| {
+        errs.push(fail(e, loc));
+        Default::default()
+    });
+
     let rest: Vec<(Key, Node)> = entries
         .iter()
         .filter(|(k, _)| !COMMON_KEYS.contains(&k.name.as_str()))
@@ -604,6 +622,7 @@ fn parse_probe(
             depends_on,
             spec,
             on_demand,
+            buckets,
         },
         name_loc,
         depends_loc,
