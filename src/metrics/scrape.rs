@@ -7,7 +7,7 @@
 //! scrape encode again: a cached answer is never older than the last change it could miss.
 //! With probes every hour, most scrapes find nothing changed; with 10,000 probes every 10 s
 //! every scrape encodes, and the encoders themselves must be fast (values.rs,
-//! histograms.rs).
+//! histograms.rs); an answer outdated before it is finished is then not kept.
 
 use crate::exposition::to_text_004;
 use bytes::Bytes;
@@ -85,7 +85,10 @@ impl ScrapeCache {
                 }
             }));
         }
-        *last = Some((generation, parts.clone()));
+        // An answer a run already outdated is not kept: under a busy schedule (10,000
+        // probes every 10 s) every one is, and keeping it would only hold its memory.
+        *last = (self.generation.load(Ordering::Acquire) == generation)
+            .then(|| (generation, parts.clone()));
         Some(parts)
     }
 }
@@ -122,6 +125,26 @@ mod tests {
         get(Format::OpenMetrics);
         get(Format::OpenMetrics);
         assert_eq!(encodes.load(Ordering::Relaxed), 3);
+    }
+
+    #[test]
+    fn an_answer_outdated_while_it_was_encoded_is_not_kept() {
+        let cache = ScrapeCache::default();
+        let encodes = AtomicUsize::new(0);
+        for _ in 0..2 {
+            let parts = cache.get(
+                Format::OpenMetrics,
+                |out| {
+                    encodes.fetch_add(1, Ordering::Relaxed);
+                    // A run recorded while this answer is encoded.
+                    cache.changed();
+                    out.push('a');
+                },
+                |_| {},
+            );
+            assert!(parts.is_some());
+        }
+        assert_eq!(encodes.load(Ordering::Relaxed), 2);
     }
 
     #[test]

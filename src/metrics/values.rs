@@ -128,6 +128,11 @@ impl<L: LabelText> ValueFamily<L> {
     }
 
     pub fn remove(&self, labels: &L) -> bool {
+        // Every run removes the phases it did not reach, which are mostly absent already:
+        // a look under the read lock spares the write lock (and a scrape's wait on it).
+        if !self.read().contains_key(labels) {
+            return false;
+        }
         let mut map = self.series.write().unwrap_or_else(|p| p.into_inner());
         map.remove(labels).is_some()
     }
