@@ -224,31 +224,33 @@ pub struct Metrics {
 impl Metrics {
     /// Creates the families and registers into `registry` (with the `pathwatch` prefix)
     /// all but the per-probe ones every probe has (success, durations, runs, histograms):
-    /// those encode apart ([`Metrics::encode_values`], [`Metrics::encode_histograms`], cached by
+    /// those encode apart ([`Metrics::encode_half`], cached by
     /// [`Metrics::scrape`]), and a scrape answers with both (see server.rs).
     pub fn new(registry: &mut Registry) -> Self {
         Self::families().register(registry)
     }
 
-    /// Appends the per-probe gauges and counters every probe has.
-    pub fn encode_values(&self, out: &mut String) {
-        for f in [
-            &self.probe_success,
-            &self.probe_consecutive_failures,
-            &self.probe_timed_out,
-            &self.probe_duration,
-            &self.probe_timeout,
-            &self.probe_interval,
-        ] {
-            f.encode(out);
+    /// Appends half of the families every probe has: `half` 0 the six gauges of
+    /// [`ProbeLabels`], 1 the runs, phases, last-run times and the histograms. The halves
+    /// cost about the same to encode and are encoded side by side (metrics/scrape.rs);
+    /// a family's lines stay together, which is all the formats ask of their order.
+    pub fn encode_half(&self, half: usize, out: &mut String) {
+        if half == 0 {
+            for f in [
+                &self.probe_success,
+                &self.probe_consecutive_failures,
+                &self.probe_timed_out,
+                &self.probe_duration,
+                &self.probe_timeout,
+                &self.probe_interval,
+            ] {
+                f.encode(out);
+            }
+            return;
         }
         self.probe_runs.encode(out);
         self.probe_phase_duration.encode(out);
         self.probe_last_run.encode(out);
-    }
-
-    /// Appends the per-probe histogram families.
-    pub fn encode_histograms(&self, out: &mut String) {
         self.probe_run_duration.encode(out);
         self.db_connect.encode(out);
         for k in self.kinds.all() {

@@ -102,8 +102,8 @@ fn encode(app: &AppState, format: Format) -> Option<Vec<Bytes>> {
     app.encoded_bytes[0].store(rest.len(), Ordering::Relaxed);
     let probes = metrics.scrape.get(
         format,
-        |out| metrics.encode_values(out),
-        |out| metrics.encode_histograms(out),
+        |out| metrics.encode_half(0, out),
+        |out| metrics.encode_half(1, out),
     )?;
     let mut parts = Vec::with_capacity(probes.len() + 2);
     match format {

@@ -19,9 +19,10 @@ pub trait LabelText: Clone + Eq + Hash {
     fn write_labels(&self, out: &mut String);
 }
 
-/// Appends one `name="value"` pair, with a leading comma unless `out` is empty.
+/// Appends one `name="value"` pair, with a leading comma unless it is the first: `out` is
+/// empty or ends with the `{` that opens the label set (a pair ends with `"`).
 pub fn push_pair(out: &mut String, name: &str, value: &str) {
-    if !out.is_empty() {
+    if !out.is_empty() && !out.ends_with('{') {
         out.push(',');
     }
     out.push_str(name);

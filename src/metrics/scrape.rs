@@ -41,14 +41,14 @@ impl ScrapeCache {
     }
 
     /// The per-probe part in `format`: the cached one if nothing changed since it was
-    /// encoded, else a new one from `values` and `histograms` (each appends its families to
-    /// a buffer; they run side by side). One encode at a time per format: a second scrape
+    /// encoded, else a new one from `first` and `second` (each appends its families to a
+    /// buffer; they run side by side). One encode at a time per format: a second scrape
     /// waits for the first one's answer instead of encoding the same again.
     pub fn get(
         &self,
         format: Format,
-        values: impl FnOnce(&mut String) + Send,
-        histograms: impl FnOnce(&mut String) + Send,
+        first: impl FnOnce(&mut String) + Send,
+        second: impl FnOnce(&mut String) + Send,
     ) -> Option<Vec<Bytes>> {
         let mut last = self.last[format as usize]
             .lock()
@@ -66,12 +66,12 @@ impl ScrapeCache {
         let (first, second) = std::thread::scope(|s| {
             let second = s.spawn(|| {
                 let mut out = buffer(1);
-                histograms(&mut out);
+                second(&mut out);
                 out
             });
-            let mut first = buffer(0);
-            values(&mut first);
-            (first, second.join().ok())
+            let mut out = buffer(0);
+            first(&mut out);
+            (out, second.join().ok())
         });
         let mut parts = Vec::with_capacity(2);
         for (i, part) in [first, second?].into_iter().enumerate() {
