@@ -70,8 +70,9 @@ const TOP_KEYS: &[&str] = &["defaults", "probes", "incidents", "on_demand"];
 pub struct Defaults {
     pub interval: Option<PositiveDuration>,
     pub timeout: Option<PositiveDuration>,
-    /// Run-duration histogram buckets of every probe without its own (config/buckets.rs).
-    pub buckets: Option<buckets::Buckets>,
+    /// Run-duration histogram buckets of every probe without its own: one list, or one
+    /// per kind (`{ tcp: [] }`).
+    pub buckets: Option<buckets::DefaultBuckets>,
 }
 
 /// One configured probe, with its schedule resolved.
