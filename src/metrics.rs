@@ -230,10 +230,11 @@ impl Metrics {
         Self::families().register(registry)
     }
 
-    /// Appends half of the families every probe has: `half` 0 the six gauges of
-    /// [`ProbeLabels`], 1 the runs, phases, last-run times and the histograms. The halves
-    /// cost about the same to encode and are encoded side by side (metrics/scrape.rs);
-    /// a family's lines stay together, which is all the formats ask of their order.
+    /// Appends half of the families every probe has: `half` 0 the gauges and counters
+    /// (ten lines per tcp probe), 1 the histograms (nine with the default buckets). The
+    /// halves cost about the same to encode and are encoded side by side
+    /// (metrics/scrape.rs); a family's lines stay together, which is all the formats ask
+    /// of their order.
     pub fn encode_half(&self, half: usize, out: &mut String) {
         if half == 0 {
             for f in [
@@ -246,11 +247,11 @@ impl Metrics {
             ] {
                 f.encode(out);
             }
+            self.probe_runs.encode(out);
+            self.probe_phase_duration.encode(out);
+            self.probe_last_run.encode(out);
             return;
         }
-        self.probe_runs.encode(out);
-        self.probe_phase_duration.encode(out);
-        self.probe_last_run.encode(out);
         self.probe_run_duration.encode(out);
         self.db_connect.encode(out);
         for k in self.kinds.all() {
