@@ -17,6 +17,7 @@ pub mod kinds;
 pub mod logs;
 pub mod pg_connections;
 pub mod rootcause;
+pub mod rows;
 pub mod scrape;
 pub mod startup;
 pub mod values;
@@ -29,6 +30,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::{Registry, Unit};
+use rows::{Field, ProbeGauges};
 use std::fmt::Write as _;
 use std::sync::atomic::AtomicU64;
 use values::{ValueFamily, ValueKind};
@@ -70,11 +72,6 @@ fn duration_histogram<L: LabelText>(name: &str, help: &str) -> Histograms<L> {
         help,
         DURATION_BUCKETS,
     )
-}
-
-/// A per-probe `i64` gauge `pathwatch_<name>`.
-fn gauge<L: LabelText>(name: &str, help: &str) -> ValueFamily<L> {
-    ValueFamily::new(ValueKind::Gauge, &format!("pathwatch_{name}"), None, help)
 }
 
 /// A per-probe gauge `pathwatch_<name>_seconds`.
@@ -191,14 +188,11 @@ impl LabelText for TraceLabels {
 /// text is encoded once per change (metrics/scrape.rs), the registry's at every scrape.
 #[derive(Debug)]
 pub struct Metrics {
-    pub probe_success: ValueFamily<ProbeLabels>,
-    /// Failed runs in a row (0 after a success): alerts count failures without `for:`.
-    pub probe_consecutive_failures: ValueFamily<ProbeLabels>,
-    /// 1 when the last run was cut at its timeout (a hang), else 0.
-    pub probe_timed_out: ValueFamily<ProbeLabels>,
-    pub probe_duration: ValueFamily<ProbeLabels>,
-    pub probe_timeout: ValueFamily<ProbeLabels>,
-    pub probe_interval: ValueFamily<ProbeLabels>,
+    /// `pathwatch_probe_success`, `_consecutive_failures` (failed runs in a row, 0 after a
+    /// success: alerts count failures without `for:`), `_timed_out` (1 when the last run
+    /// was cut at its timeout), `_duration_seconds`, `_timeout_seconds`, `_interval_seconds`:
+    /// one row per probe (metrics/rows.rs).
+    pub probe_gauges: ProbeGauges,
     pub probe_runs: ValueFamily<RunLabels>,
     pub probe_run_duration: Histograms<ProbeLabels>,
     pub probe_phase_duration: ValueFamily<PhaseLabels>,
@@ -237,16 +231,7 @@ impl Metrics {
     /// of their order.
     pub fn encode_half(&self, half: usize, out: &mut String) {
         if half == 0 {
-            for f in [
-                &self.probe_success,
-                &self.probe_consecutive_failures,
-                &self.probe_timed_out,
-                &self.probe_duration,
-                &self.probe_timeout,
-                &self.probe_interval,
-            ] {
-                f.encode(out);
-            }
+            self.probe_gauges.encode(out);
             self.probe_runs.encode(out);
             self.probe_phase_duration.encode(out);
             self.probe_last_run.encode(out);
@@ -262,24 +247,38 @@ impl Metrics {
     /// The families, unregistered: what a run records into.
     fn families() -> Self {
         Metrics {
-            probe_success: gauge(
-                "probe_success",
-                "Whether the probe's last run succeeded (1) or failed (0)",
-            ),
-            probe_consecutive_failures: gauge(
-                "probe_consecutive_failures",
-                "Failed runs of the probe in a row (0 after a success, and before the first run)",
-            ),
-            probe_timed_out: gauge(
-                "probe_timed_out",
-                "Whether the probe's last run was cut at its timeout (1) or not (0)",
-            ),
-            probe_duration: seconds("probe_duration", "Duration of the probe's last run"),
-            probe_timeout: seconds("probe_timeout", "Configured timeout of the probe"),
-            probe_interval: seconds(
-                "probe_interval",
-                "Configured interval between runs of the probe (staleness alerts use it)",
-            ),
+            probe_gauges: ProbeGauges::new([
+                (
+                    "pathwatch_probe_success",
+                    None,
+                    "Whether the probe's last run succeeded (1) or failed (0)",
+                ),
+                (
+                    "pathwatch_probe_consecutive_failures",
+                    None,
+                    "Failed runs of the probe in a row (0 after a success, and before the first run)",
+                ),
+                (
+                    "pathwatch_probe_timed_out",
+                    None,
+                    "Whether the probe's last run was cut at its timeout (1) or not (0)",
+                ),
+                (
+                    "pathwatch_probe_duration_seconds",
+                    Some("seconds"),
+                    "Duration of the probe's last run",
+                ),
+                (
+                    "pathwatch_probe_timeout_seconds",
+                    Some("seconds"),
+                    "Configured timeout of the probe",
+                ),
+                (
+                    "pathwatch_probe_interval_seconds",
+                    Some("seconds"),
+                    "Configured interval between runs of the probe (staleness alerts use it)",
+                ),
+            ]),
             probe_runs: ValueFamily::new(
                 ValueKind::Counter,
                 "pathwatch_probe_runs",
@@ -379,13 +378,13 @@ impl Metrics {
         registry.register(
             "probe_success",
             "Whether the run succeeded (1) or failed (0)",
-            m.probe_success.clone(),
+            m.probe_gauges.metric(Field::Success),
         );
         registry.register_with_unit(
             "probe_duration",
             "Duration of the run",
             Unit::Seconds,
-            m.probe_duration.clone(),
+            m.probe_gauges.metric(Field::Duration),
         );
         registry.register_with_unit(
             "probe_phase_duration",
@@ -409,9 +408,9 @@ impl Metrics {
             probe: probe.to_string(),
             kind,
         };
-        self.probe_timeout.set_f64(&labels, p.timeout.as_secs_f64());
-        self.probe_interval
-            .set_f64(&labels, p.interval.as_secs_f64());
+        let gauges = &self.probe_gauges;
+        gauges.set_f64(Field::Timeout, &labels, p.timeout.as_secs_f64());
+        gauges.set_f64(Field::Interval, &labels, p.interval.as_secs_f64());
         self.probe_runs.ensure(&RunLabels {
             probe: probe.to_string(),
             kind,
@@ -428,8 +427,8 @@ impl Metrics {
         }
         // Alert rules read these two from the first failure on (a counter born at 1 would
         // show no increase): they exist at 0 before the first run.
-        self.probe_consecutive_failures.ensure(&labels);
-        self.probe_timed_out.ensure(&labels);
+        gauges.ensure(Field::ConsecutiveFailures, &labels);
+        gauges.ensure(Field::TimedOut, &labels);
         for k in self.kinds.all() {
             k.init_probe(p);
         }
@@ -450,15 +449,16 @@ impl Metrics {
         if let Some(late) = run.lateness {
             self.scheduler_lateness.observe(late.as_secs_f64());
         }
-        self.probe_success.set(&labels, i64::from(ok));
+        let gauges = &self.probe_gauges;
+        gauges.set(Field::Success, &labels, i64::from(ok));
         if ok {
-            self.probe_consecutive_failures.set(&labels, 0);
+            gauges.set(Field::ConsecutiveFailures, &labels, 0);
         } else {
-            self.probe_consecutive_failures.inc(&labels);
+            gauges.inc(Field::ConsecutiveFailures, &labels);
         }
-        self.probe_timed_out
-            .set(&labels, i64::from(reason == Reason::Timeout));
-        self.probe_duration.set_f64(&labels, secs);
+        let timed_out = i64::from(reason == Reason::Timeout);
+        gauges.set(Field::TimedOut, &labels, timed_out);
+        gauges.set_f64(Field::Duration, &labels, secs);
         // Only into the series init_probe created: none for `buckets: []`, and none in an
         // on-demand run's families, which do not expose it.
         self.probe_run_duration
@@ -507,12 +507,7 @@ impl Metrics {
             probe: probe.clone(),
             kind,
         };
-        self.probe_success.remove(&labels);
-        self.probe_consecutive_failures.remove(&labels);
-        self.probe_timed_out.remove(&labels);
-        self.probe_duration.remove(&labels);
-        self.probe_timeout.remove(&labels);
-        self.probe_interval.remove(&labels);
+        self.probe_gauges.remove(&labels);
         self.probe_run_duration.remove(&labels);
         for reason in Reason::ALL {
             for result in [RunResultLabel::Success, RunResultLabel::Failure] {
