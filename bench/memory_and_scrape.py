@@ -10,7 +10,7 @@ prometheus-blackbox-exporter) idle is the reference. Each case times 20 GETs of 
 the exporter's own encode time (pathwatch_metrics_encode_seconds, which each answer carries
 for the previous one), the whole GET as a client sees it, and the exporter's CPU per scrape.
 With nothing changed between scrapes the per-probe text is served from the cache (issue 19):
-"after a change" is the median of 4 encodes that found the cache outdated: each follows a
+"after a change" is the median of 4 encodes (1 with --quick) that found the cache outdated: each follows a
 `POST /-/reload`, which touches every probe's series, and the new first runs (spread over
 10 s), so that nothing else competes with the encode; the plain median is of cached answers.
 The 10,000-probe case runs once more with `defaults: { buckets: [] }` (no run-duration
@@ -26,7 +26,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import (build_kind, cpu_seconds, free_port, listener, loopback_example, rss_mib,  # noqa: E402
                     scrape_metrics, start_sim, wait_up)
 
-def run_pathwatch(binary, config_text, settle, env=None):
+def run_pathwatch(binary, config_text, settle, env=None, changes=4):
     with tempfile.TemporaryDirectory() as d:
         path = os.path.join(d, "c.yaml"); open(path, "w").write(config_text)
         port = free_port()
@@ -43,7 +43,7 @@ def run_pathwatch(binary, config_text, settle, env=None):
                 text_004 = len(r.read())
             rss_after = rss_mib(p.pid)
             after_change = []
-            for _ in range(4):
+            for _ in range(changes):
                 try:
                     urllib.request.urlopen(urllib.request.Request(f"http://127.0.0.1:{port}/-/reload", method="POST"),
                                            timeout=60).read()
@@ -67,7 +67,7 @@ def main():
     try:
         staging = loopback_example("examples/staging.yaml", sim_addr, redis_addr)
         rows.append(("pathwatch idle, examples/staging.yaml against `pathwatch sim` (15 probes)",
-                     *run_pathwatch(a.bin, staging, 5)))
+                     *run_pathwatch(a.bin, staging, 5, changes=1 if a.quick else 4)))
     finally:
         sim.terminate(); sim.wait()
     cases = [(1000, ""), (1000, "buckets: []")] if a.quick else [(1000, ""), (10000, ""), (10000, "buckets: []")]
@@ -75,7 +75,7 @@ def main():
         cfg = f"defaults: {{ interval: 1h, timeout: 5s{', ' + extra if extra else ''} }}\nprobes:\n" + "".join(
             f"  - {{ name: p{i}, kind: tcp, host: 127.0.0.1, port: {target} }}\n" for i in range(n))
         what = f"pathwatch, {n} tcp probes after their first runs" + (f", `{extra}`" if extra else "")
-        rows.append((what, *run_pathwatch(a.bin, cfg, 15)))
+        rows.append((what, *run_pathwatch(a.bin, cfg, 15, changes=1 if a.quick else 4)))
     bb = subprocess.run(["which", "prometheus-blackbox-exporter"], capture_output=True, text=True).stdout.strip()
     if bb:
         port = free_port()
@@ -89,7 +89,7 @@ def main():
     lines = [f"## Memory and /metrics at scale ({time.strftime('%Y-%m-%d')}, {os.uname().nodename}, {os.cpu_count()} cores)", "",
              f"`bench/memory_and_scrape.py{' --quick' if a.quick else ''}` ({build_kind(a.bin)}; RSS from /proc; medians of 20 scrapes: "
              "encode = pathwatch_metrics_encode_seconds, GET = the whole request from a Python client, CPU = the exporter's per scrape; "
-             "RSS after = after the scrapes (the cached answers of both formats included); encode after a change = median of 4 encodes after a reload and its runs (nothing cached); bytes of the OpenMetrics answer Prometheus gets and of the 0.0.4 one).", "",
+             f"RSS after = after the scrapes (the cached answers of both formats included); encode after a change = median of {1 if a.quick else 4} encodes after a reload and its runs (nothing cached); bytes of the OpenMetrics answer Prometheus gets and of the 0.0.4 one).", "",
              "| what | RSS (MiB) | RSS after (MiB) | encode after a change (ms) | encode (ms) | GET (ms) | CPU per scrape (ms) | /metrics bytes | 0.0.4 bytes |",
              "|---|---|---|---|---|---|---|---|---|"]
     f = lambda x: "" if x != x else f"{x:.1f}"
