@@ -17,19 +17,23 @@ pub mod kinds;
 pub mod logs;
 pub mod pg_connections;
 pub mod rootcause;
+pub mod rows;
+pub mod scrape;
 pub mod startup;
+pub mod values;
 
 use crate::probe::RunResult;
 use crate::probe::{Kind, Phase, PhaseTimings, Reason, Transport};
 use histograms::{HistogramFamily, LabelText, push_pair};
 use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
-use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::{Registry, Unit};
+use rows::{Field, ProbeGauges};
 use std::fmt::Write as _;
 use std::sync::atomic::AtomicU64;
+use values::{ValueFamily, ValueKind};
 
 /// Buckets for durations bounded by probe timeouts: they reach past the largest default
 /// timeout (75 s) so that hangs land in a bucket of their own instead of `+Inf`.
@@ -68,6 +72,12 @@ fn duration_histogram<L: LabelText>(name: &str, help: &str) -> Histograms<L> {
         help,
         DURATION_BUCKETS,
     )
+}
+
+/// A per-probe gauge `pathwatch_<name>_seconds`.
+fn seconds<L: LabelText>(name: &str, help: &str) -> ValueFamily<L> {
+    let name = format!("pathwatch_{name}_seconds");
+    ValueFamily::new(ValueKind::FloatGauge, &name, Some("seconds"), help)
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -129,6 +139,30 @@ impl LabelText for ProbeLabels {
     }
 }
 
+impl LabelText for RunLabels {
+    fn write_labels(&self, out: &mut String) {
+        push_pair(out, "probe", &self.probe);
+        push_pair(out, "kind", self.kind.as_str());
+        push_pair(
+            out,
+            "result",
+            match self.result {
+                RunResultLabel::Success => "success",
+                RunResultLabel::Failure => "failure",
+            },
+        );
+        push_pair(out, "reason", self.reason.as_str());
+    }
+}
+
+impl LabelText for PhaseLabels {
+    fn write_labels(&self, out: &mut String) {
+        push_pair(out, "probe", &self.probe);
+        push_pair(out, "kind", self.kind.as_str());
+        push_pair(out, "phase", self.phase.as_str());
+    }
+}
+
 impl LabelText for DbLabels {
     fn write_labels(&self, out: &mut String) {
         push_pair(out, "probe", &self.probe);
@@ -148,21 +182,21 @@ impl LabelText for TraceLabels {
     }
 }
 
-/// Every family pathwatch exports.
+/// Every family pathwatch exports. The per-probe ones that write their own text (the
+/// `probe_*` fields and the histograms) change only through [`Metrics::init_probe`],
+/// [`Metrics::record`] and [`Metrics::forget_probe`], which tell [`Metrics::scrape`]: their
+/// text is encoded once per change (metrics/scrape.rs), the registry's at every scrape.
 #[derive(Debug)]
 pub struct Metrics {
-    pub probe_success: Family<ProbeLabels, Gauge>,
-    /// Failed runs in a row (0 after a success): alerts count failures without `for:`.
-    pub probe_consecutive_failures: Family<ProbeLabels, Gauge>,
-    /// 1 when the last run was cut at its timeout (a hang), else 0.
-    pub probe_timed_out: Family<ProbeLabels, Gauge>,
-    pub probe_duration: Family<ProbeLabels, FloatGauge>,
-    pub probe_timeout: Family<ProbeLabels, FloatGauge>,
-    pub probe_interval: Family<ProbeLabels, FloatGauge>,
-    pub probe_runs: Family<RunLabels, Counter>,
+    /// `pathwatch_probe_success`, `_consecutive_failures` (failed runs in a row, 0 after a
+    /// success: alerts count failures without `for:`), `_timed_out` (1 when the last run
+    /// was cut at its timeout), `_duration_seconds`, `_timeout_seconds`, `_interval_seconds`:
+    /// one row per probe (metrics/rows.rs).
+    pub probe_gauges: ProbeGauges,
+    pub probe_runs: ValueFamily<RunLabels>,
     pub probe_run_duration: Histograms<ProbeLabels>,
-    pub probe_phase_duration: Family<PhaseLabels, FloatGauge>,
-    pub probe_last_run: Family<NameLabels, FloatGauge>,
+    pub probe_phase_duration: ValueFamily<PhaseLabels>,
+    pub probe_last_run: ValueFamily<NameLabels>,
     pub db_connect: Histograms<DbLabels>,
     /// `pathwatch_incident_*` (metrics/incident.rs).
     pub incidents: incident::IncidentMetrics,
@@ -177,18 +211,32 @@ pub struct Metrics {
     /// The families of each kind's observations (metrics/kinds.rs).
     pub kinds: kinds::KindFamilies,
     pub root_causes: rootcause::RootCauseMetrics,
+    /// The per-probe part's text between changes.
+    pub scrape: scrape::ScrapeCache,
 }
 
 impl Metrics {
-    /// Creates the families and registers them into `registry` (with the `pathwatch`
-    /// prefix), except the per-probe histograms: those encode themselves
-    /// ([`Metrics::encode_histograms`]), and a scrape encodes both at once (see server.rs).
+    /// Creates the families and registers into `registry` (with the `pathwatch` prefix)
+    /// all but the per-probe ones every probe has (success, durations, runs, histograms):
+    /// those encode apart ([`Metrics::encode_half`], cached by
+    /// [`Metrics::scrape`]), and a scrape answers with both (see server.rs).
     pub fn new(registry: &mut Registry) -> Self {
         Self::families().register(registry)
     }
 
-    /// Appends the per-probe histogram families (two thirds of the text at scale).
-    pub fn encode_histograms(&self, out: &mut String) {
+    /// Appends half of the families every probe has: `half` 0 the gauges and counters
+    /// (ten lines per tcp probe), 1 the histograms (nine with the default buckets). The
+    /// halves cost about the same to encode and are encoded side by side
+    /// (metrics/scrape.rs); a family's lines stay together, which is all the formats ask
+    /// of their order.
+    pub fn encode_half(&self, half: usize, out: &mut String) {
+        if half == 0 {
+            self.probe_gauges.encode(out);
+            self.probe_runs.encode(out);
+            self.probe_phase_duration.encode(out);
+            self.probe_last_run.encode(out);
+            return;
+        }
         self.probe_run_duration.encode(out);
         self.db_connect.encode(out);
         for k in self.kinds.all() {
@@ -199,19 +247,61 @@ impl Metrics {
     /// The families, unregistered: what a run records into.
     fn families() -> Self {
         Metrics {
-            probe_success: Family::default(),
-            probe_consecutive_failures: Family::default(),
-            probe_timed_out: Family::default(),
-            probe_duration: Family::default(),
-            probe_timeout: Family::default(),
-            probe_interval: Family::default(),
-            probe_runs: Family::default(),
-            probe_run_duration: duration_histogram(
-                "probe_run_duration",
-                "Distribution of probe run durations; a run cut at its timeout counts at the timeout",
+            probe_gauges: ProbeGauges::new([
+                (
+                    "pathwatch_probe_success",
+                    None,
+                    "Whether the probe's last run succeeded (1) or failed (0)",
+                ),
+                (
+                    "pathwatch_probe_consecutive_failures",
+                    None,
+                    "Failed runs of the probe in a row (0 after a success, and before the first run)",
+                ),
+                (
+                    "pathwatch_probe_timed_out",
+                    None,
+                    "Whether the probe's last run was cut at its timeout (1) or not (0)",
+                ),
+                (
+                    "pathwatch_probe_duration_seconds",
+                    Some("seconds"),
+                    "Duration of the probe's last run",
+                ),
+                (
+                    "pathwatch_probe_timeout_seconds",
+                    Some("seconds"),
+                    "Configured timeout of the probe",
+                ),
+                (
+                    "pathwatch_probe_interval_seconds",
+                    Some("seconds"),
+                    "Configured interval between runs of the probe (staleness alerts use it)",
+                ),
+            ]),
+            probe_runs: ValueFamily::new(
+                ValueKind::Counter,
+                "pathwatch_probe_runs",
+                None,
+                "Probe runs by result and reason (reason is a closed set; ok on success)",
             ),
-            probe_phase_duration: Family::default(),
-            probe_last_run: Family::default(),
+            // Each probe's series gets its own bounds at init_probe (`buckets:`).
+            probe_run_duration: HistogramFamily::new(
+                "pathwatch_probe_run_duration_seconds",
+                Some("seconds"),
+                "Distribution of probe run durations; a run cut at its timeout counts at the timeout",
+                crate::config::buckets::DEFAULT_RUN_BUCKETS,
+            ),
+            probe_phase_duration: seconds(
+                "probe_phase_duration",
+                "Duration of each phase the last run completed; phases not reached are absent",
+            ),
+            probe_last_run: ValueFamily::new(
+                ValueKind::FloatGauge,
+                "pathwatch_probe_last_run_timestamp_seconds",
+                Some("seconds"),
+                "Unix time the probe's last run finished",
+            ),
             db_connect: duration_histogram(
                 "db_connect",
                 "Time to a usable database session (connect, TLS, auth and first query); runs that fail fast are not observed, runs cut at the timeout are",
@@ -225,62 +315,13 @@ impl Metrics {
             encode_seconds: Gauge::default(),
             kinds: kinds::KindFamilies::new(),
             root_causes: rootcause::RootCauseMetrics::default(),
+            scrape: scrape::ScrapeCache::default(),
         }
     }
 
     /// Registers the families of [`Metrics::families`] (see [`Metrics::new`]).
     fn register(self, r: &mut Registry) -> Self {
         let m = self;
-        r.register(
-            "probe_success",
-            "Whether the probe's last run succeeded (1) or failed (0)",
-            m.probe_success.clone(),
-        );
-        r.register(
-            "probe_consecutive_failures",
-            "Failed runs of the probe in a row (0 after a success, and before the first run)",
-            m.probe_consecutive_failures.clone(),
-        );
-        r.register(
-            "probe_timed_out",
-            "Whether the probe's last run was cut at its timeout (1) or not (0)",
-            m.probe_timed_out.clone(),
-        );
-        r.register_with_unit(
-            "probe_duration",
-            "Duration of the probe's last run",
-            Unit::Seconds,
-            m.probe_duration.clone(),
-        );
-        r.register_with_unit(
-            "probe_timeout",
-            "Configured timeout of the probe",
-            Unit::Seconds,
-            m.probe_timeout.clone(),
-        );
-        r.register_with_unit(
-            "probe_interval",
-            "Configured interval between runs of the probe (staleness alerts use it)",
-            Unit::Seconds,
-            m.probe_interval.clone(),
-        );
-        r.register(
-            "probe_runs",
-            "Probe runs by result and reason (reason is a closed set; ok on success)",
-            m.probe_runs.clone(),
-        );
-        r.register_with_unit(
-            "probe_phase_duration",
-            "Duration of each phase the last run completed; phases not reached are absent",
-            Unit::Seconds,
-            m.probe_phase_duration.clone(),
-        );
-        r.register_with_unit(
-            "probe_last_run_timestamp",
-            "Unix time the probe's last run finished",
-            Unit::Seconds,
-            m.probe_last_run.clone(),
-        );
         for k in m.kinds.all() {
             k.register(r);
         }
@@ -337,13 +378,13 @@ impl Metrics {
         registry.register(
             "probe_success",
             "Whether the run succeeded (1) or failed (0)",
-            m.probe_success.clone(),
+            m.probe_gauges.metric(Field::Success),
         );
         registry.register_with_unit(
             "probe_duration",
             "Duration of the run",
             Unit::Seconds,
-            m.probe_duration.clone(),
+            m.probe_gauges.metric(Field::Duration),
         );
         registry.register_with_unit(
             "probe_phase_duration",
@@ -367,26 +408,31 @@ impl Metrics {
             probe: probe.to_string(),
             kind,
         };
-        self.probe_timeout
-            .get_or_create(&labels)
-            .set(p.timeout.as_secs_f64());
-        self.probe_interval
-            .get_or_create(&labels)
-            .set(p.interval.as_secs_f64());
-        let _ = self.probe_runs.get_or_create(&RunLabels {
+        let gauges = &self.probe_gauges;
+        gauges.set_f64(Field::Timeout, &labels, p.timeout.as_secs_f64());
+        gauges.set_f64(Field::Interval, &labels, p.interval.as_secs_f64());
+        self.probe_runs.ensure(&RunLabels {
             probe: probe.to_string(),
             kind,
             result: RunResultLabel::Success,
             reason: Reason::Ok,
         });
-        let _ = self.probe_run_duration.get_or_create(&labels);
+        if p.buckets.enabled() {
+            let _ = self
+                .probe_run_duration
+                .get_or_create_with(&labels, p.buckets.bounds());
+        } else {
+            // `buckets: []`: no run-duration histogram for this probe.
+            self.probe_run_duration.remove(&labels);
+        }
         // Alert rules read these two from the first failure on (a counter born at 1 would
         // show no increase): they exist at 0 before the first run.
-        let _ = self.probe_consecutive_failures.get_or_create(&labels);
-        let _ = self.probe_timed_out.get_or_create(&labels);
+        gauges.ensure(Field::ConsecutiveFailures, &labels);
+        gauges.ensure(Field::TimedOut, &labels);
         for k in self.kinds.all() {
             k.init_probe(p);
         }
+        self.scrape.changed();
     }
 
     /// Records one finished run.
@@ -403,39 +449,37 @@ impl Metrics {
         if let Some(late) = run.lateness {
             self.scheduler_lateness.observe(late.as_secs_f64());
         }
-        self.probe_success.get_or_create(&labels).set(i64::from(ok));
-        {
-            let failures = self.probe_consecutive_failures.get_or_create(&labels);
-            if ok {
-                failures.set(0);
-            } else {
-                failures.inc();
-            }
+        let gauges = &self.probe_gauges;
+        gauges.set(Field::Success, &labels, i64::from(ok));
+        if ok {
+            gauges.set(Field::ConsecutiveFailures, &labels, 0);
+        } else {
+            gauges.inc(Field::ConsecutiveFailures, &labels);
         }
-        self.probe_timed_out
-            .get_or_create(&labels)
-            .set(i64::from(reason == Reason::Timeout));
-        self.probe_duration.get_or_create(&labels).set(secs);
+        let timed_out = i64::from(reason == Reason::Timeout);
+        gauges.set(Field::TimedOut, &labels, timed_out);
+        gauges.set_f64(Field::Duration, &labels, secs);
+        // Only into the series init_probe created: none for `buckets: []`, and none in an
+        // on-demand run's families, which do not expose it.
         self.probe_run_duration
-            .observe(&labels, secs, exemplar(run));
-        self.probe_runs
-            .get_or_create(&RunLabels {
-                probe: probe.to_string(),
-                kind,
-                result: if ok {
-                    RunResultLabel::Success
-                } else {
-                    RunResultLabel::Failure
-                },
-                reason,
-            })
-            .inc();
+            .observe_existing(&labels, secs, exemplar(run));
+        self.probe_runs.inc(&RunLabels {
+            probe: probe.to_string(),
+            kind,
+            result: if ok {
+                RunResultLabel::Success
+            } else {
+                RunResultLabel::Failure
+            },
+            reason,
+        });
         self.set_phases(probe, kind, &run.phases);
-        self.probe_last_run
-            .get_or_create(&NameLabels {
+        self.probe_last_run.set_f64(
+            &NameLabels {
                 probe: probe.to_string(),
-            })
-            .set(run.finished_unix_seconds);
+            },
+            run.finished_unix_seconds,
+        );
         for k in self.kinds.all() {
             k.record(probe, kind, run);
         }
@@ -451,6 +495,7 @@ impl Metrics {
                 exemplar(run),
             );
         }
+        self.scrape.changed();
     }
 
     /// Removes every series of a probe that left the config (or changed kind) on reload.
@@ -462,12 +507,7 @@ impl Metrics {
             probe: probe.clone(),
             kind,
         };
-        self.probe_success.remove(&labels);
-        self.probe_consecutive_failures.remove(&labels);
-        self.probe_timed_out.remove(&labels);
-        self.probe_duration.remove(&labels);
-        self.probe_timeout.remove(&labels);
-        self.probe_interval.remove(&labels);
+        self.probe_gauges.remove(&labels);
         self.probe_run_duration.remove(&labels);
         for reason in Reason::ALL {
             for result in [RunResultLabel::Success, RunResultLabel::Failure] {
@@ -499,6 +539,7 @@ impl Metrics {
         for k in self.kinds.all() {
             k.forget_probe(p);
         }
+        self.scrape.changed();
     }
 
     /// Sets this run's phases and removes the ones it did not reach.
@@ -512,8 +553,7 @@ impl Metrics {
             match phases.iter().find(|(p, _)| p == phase) {
                 Some((_, took)) => {
                     self.probe_phase_duration
-                        .get_or_create(&labels)
-                        .set(took.as_secs_f64());
+                        .set_f64(&labels, took.as_secs_f64());
                 }
                 None => {
                     self.probe_phase_duration.remove(&labels);

@@ -1,9 +1,10 @@
 //! `pathwatch schema`: a JSON Schema of the config file, for editors (YAML language servers)
 //! and CI. It is derived from the same structs serde reads (schemars), then reshaped where
 //! pathwatch's YAML differs from serde's defaults: a probe is one mapping holding `kind`, the
-//! common keys (`name`, `interval`, `timeout`, `depends_on`) and its kind's keys.
+//! common keys (`name`, `interval`, `timeout`, `depends_on`, `on_demand`, `buckets`) and its kind's keys.
 
 use crate::config::Defaults;
+use crate::config::buckets::Buckets;
 use crate::config::on_demand::{ModuleOnDemand, OnDemandSpec};
 use crate::core::types::PositiveDuration;
 use crate::incident::IncidentSpec;
@@ -19,6 +20,7 @@ pub fn config_schema() -> Value {
     let on_demand = generator.subschema_for::<OnDemandSpec>().to_value();
     let duration = generator.subschema_for::<PositiveDuration>().to_value();
     let module = generator.subschema_for::<ModuleOnDemand>().to_value();
+    let buckets = generator.subschema_for::<Buckets>().to_value();
     // serde's externally tagged shape: oneOf [{ properties: { postgres: {$ref} } }, ...].
     let tagged = generator.root_schema_for::<ProbeSpec>().to_value();
     let mut defs: Map<String, Value> = generator.take_definitions(true).into_iter().collect();
@@ -30,7 +32,7 @@ pub fn config_schema() -> Value {
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
-        .filter_map(|variant| probe_variant(variant, &defs, &duration, &module))
+        .filter_map(|variant| probe_variant(variant, &defs, &duration, &module, &buckets))
         .collect();
     let mut schema = json!({
         "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -93,12 +95,14 @@ fn allow_variables(schema: &mut Value) {
     }
 }
 
-/// One kind's mapping: its own keys plus `kind`, `name`, `interval`, `timeout`, `on_demand`.
+/// One kind's mapping: its own keys plus `kind`, `name`, `interval`, `timeout`, `depends_on`,
+/// `on_demand`, `buckets`.
 fn probe_variant(
     variant: &Value,
     defs: &Map<String, Value>,
     duration: &Value,
     module: &Value,
+    buckets: &Value,
 ) -> Option<Value> {
     let (kind, inner) = variant.get("properties")?.as_object()?.iter().next()?;
     let mut spec = match inner.get("$ref").and_then(Value::as_str) {
@@ -126,6 +130,7 @@ fn probe_variant(
         }),
     );
     props.insert("on_demand".into(), module.clone());
+    props.insert("buckets".into(), buckets.clone());
     let required = obj.entry("required").or_insert_with(|| json!([]));
     if let Some(list) = required.as_array_mut() {
         list.push(json!("kind"));

@@ -19,13 +19,16 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::exposition::{OPENMETRICS, TEXT_004, to_text_004, wants_openmetrics};
+use crate::metrics::scrape::Format;
+use axum::body::Bytes;
 
 #[derive(Clone)]
 pub struct AppState {
-    /// Every family but the per-probe histograms, which `state.metrics` encodes itself
-    /// (Metrics::new says why); a scrape encodes both at once.
+    /// Every family but the per-probe ones, which `state.metrics` encodes itself and
+    /// caches between changes (Metrics::new says why); a scrape answers with both.
     pub registry: Arc<Registry>,
-    /// The size of each part at the previous scrape, to size the next buffers.
+    /// The size of the registry's part at the previous scrape, to size the next buffer
+    /// (the second is unused: the per-probe part sizes its own).
     pub encoded_bytes: Arc<[AtomicUsize; 2]>,
     pub state: Arc<State>,
     /// False until the scheduler runs, and again once shutdown begins.
@@ -60,23 +63,21 @@ fn accept(headers: &HeaderMap) -> Option<&str> {
 }
 
 async fn metrics(Extract(app): Extract<AppState>, headers: HeaderMap) -> Response {
-    let openmetrics = wants_openmetrics(accept(&headers));
-    // At 10,000 probes an encode takes tens of milliseconds: keep it off the async workers,
-    // so that no probe misses its slot while a scrape is encoded.
-    let answer = tokio::task::spawn_blocking(move || {
-        let parts = encode(&app)?;
-        if openmetrics {
-            return Some((OPENMETRICS, parts));
-        }
-        let mut text = String::new();
-        parts.iter().for_each(|p| to_text_004(p, &mut text));
-        Some((TEXT_004, vec![text]))
-    });
+    let format = if wants_openmetrics(accept(&headers)) {
+        Format::OpenMetrics
+    } else {
+        Format::Text004
+    };
+    // At 10,000 probes an encode takes milliseconds: keep it off the async workers, so
+    // that no probe misses its slot while a scrape is encoded.
+    let answer = tokio::task::spawn_blocking(move || encode(&app, format));
     match answer.await {
-        Ok(Some((content_type, parts))) => {
-            let chunks = parts
-                .into_iter()
-                .map(|p| Ok::<_, std::convert::Infallible>(axum::body::Bytes::from(p)));
+        Ok(Some(parts)) => {
+            let content_type = match format {
+                Format::OpenMetrics => OPENMETRICS,
+                Format::Text004 => TEXT_004,
+            };
+            let chunks = parts.into_iter().map(Ok::<_, std::convert::Infallible>);
             let body = axum::body::Body::from_stream(futures_util::stream::iter(chunks));
             ([(header::CONTENT_TYPE, content_type)], body).into_response()
         }
@@ -88,41 +89,40 @@ async fn metrics(Extract(app): Extract<AppState>, headers: HeaderMap) -> Respons
     }
 }
 
-/// Encodes the registry and the histograms at once (the histograms on a scoped thread),
-/// each into a buffer sized from the previous scrape (growing a 20 MB string by doubling
-/// copies it about twice over), and records how long it took. The parts are the answer in
-/// order, `# EOF` last.
-fn encode(app: &AppState) -> Option<Vec<String>> {
+/// The answer in parts, in order: the registry's families (each kind's own, incidents,
+/// root causes, self: encoded every time), the families every probe has (cached between
+/// changes, metrics/scrape.rs), `# EOF` last (OpenMetrics). Records how long it took.
+fn encode(app: &AppState, format: Format) -> Option<Vec<Bytes>> {
     use prometheus_client::encoding::text::{encode_eof, encode_registry};
     let start = std::time::Instant::now();
-    let buffer = |i: usize| {
-        let last = app.encoded_bytes[i].load(Ordering::Relaxed);
-        String::with_capacity(4096 + last + last / 8)
-    };
-    let (first, second) = std::thread::scope(|s| {
-        let second = s.spawn(|| {
-            let mut out = buffer(1);
-            app.state.metrics.encode_histograms(&mut out);
-            out
-        });
-        let mut first = buffer(0);
-        let first = encode_registry(&mut first, &app.registry)
-            .ok()
-            .map(|()| first);
-        (first, second.join().ok())
-    });
-    for (i, part) in [&first, &second].into_iter().enumerate() {
-        if let Some(p) = part {
-            app.encoded_bytes[i].store(p.len(), Ordering::Relaxed);
+    let metrics = &app.state.metrics;
+    let last = app.encoded_bytes[0].load(Ordering::Relaxed);
+    let mut rest = String::with_capacity(1024 + last + last / 8);
+    encode_registry(&mut rest, &app.registry).ok()?;
+    app.encoded_bytes[0].store(rest.len(), Ordering::Relaxed);
+    let probes = metrics.scrape.get(
+        format,
+        |out| metrics.encode_half(0, out),
+        |out| metrics.encode_half(1, out),
+    )?;
+    let mut parts = Vec::with_capacity(probes.len() + 2);
+    match format {
+        Format::OpenMetrics => {
+            parts.push(Bytes::from(rest));
+            parts.extend(probes);
+            let mut eof = String::new();
+            encode_eof(&mut eof).ok()?;
+            parts.push(Bytes::from(eof));
+        }
+        Format::Text004 => {
+            let mut text = String::with_capacity(rest.len());
+            to_text_004(&rest, &mut text);
+            parts.push(Bytes::from(text));
+            parts.extend(probes);
         }
     }
-    let mut eof = String::new();
-    encode_eof(&mut eof).ok()?;
-    app.state
-        .metrics
-        .encode_seconds
-        .set(start.elapsed().as_secs_f64());
-    Some(vec![first?, second?, eof])
+    metrics.encode_seconds.set(start.elapsed().as_secs_f64());
+    Some(parts)
 }
 
 /// Ready means "serving results". It does not wait for first probe runs: as a sidecar,

@@ -53,4 +53,7 @@ pub(super) fn check_range(key: &str, d: Duration) -> Result<(), OutOfRange> {
 pub struct Defaults {
     pub interval: Option<PositiveDuration>,
     pub timeout: Option<PositiveDuration>,
+    /// Run-duration histogram buckets of every probe without its own: one list, or one
+    /// per kind (`{ tcp: [] }`).
+    pub buckets: Option<super::buckets::DefaultBuckets>,
 }

@@ -10,6 +10,7 @@
 //! [`node::ExpandError`], [`de::DeError`], [`OutOfRange`]); here they all become a
 //! [`ConfigError`] with the file, line, column and entry, which is what users read.
 
+pub mod buckets;
 pub mod de;
 mod defaults;
 mod incidents;
@@ -256,6 +257,7 @@ fn parse_text(
             ),
         }
     }
+    buckets::add_criteria_bounds(&mut probes, &incidents);
     Ok(Loaded {
         config: Config {
             probes,

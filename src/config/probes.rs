@@ -12,7 +12,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// Keys every probe takes, whatever its kind; the rest belong to the kind.
-const COMMON_KEYS: &[&str] = &["name", "interval", "timeout", "depends_on", "on_demand"];
+const COMMON_KEYS: &[&str] = &[
+    "name",
+    "interval",
+    "timeout",
+    "depends_on",
+    "on_demand",
+    "buckets",
+];
 
 /// One configured probe, with its schedule resolved.
 #[derive(Clone, Debug)]
@@ -30,6 +37,8 @@ pub struct ProbeConfig {
     pub built: Arc<BuiltProbe>,
     /// How `/probe` may use this probe as a module.
     pub on_demand: on_demand::ModuleOnDemand,
+    /// Bounds of the run-duration histogram (config/buckets.rs).
+    pub buckets: super::buckets::Buckets,
 }
 
 pub(super) struct Parsed {
@@ -168,6 +177,12 @@ pub(super) fn parse_probe(
         }),
     };
 
+    let buckets =
+        super::buckets::of_probe(n, defaults.buckets.as_ref()).unwrap_or_else(|(e, loc)| {
+            errs.push(fail(e, loc));
+            Default::default()
+        });
+
     let rest: Vec<(Key, Node)> = entries
         .iter()
         .filter(|(k, _)| !COMMON_KEYS.contains(&k.name.as_str()))
@@ -205,6 +220,7 @@ pub(super) fn parse_probe(
             spec,
             built: Arc::new(built),
             on_demand,
+            buckets,
         },
         name_loc,
         depends_loc,

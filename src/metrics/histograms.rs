@@ -19,9 +19,10 @@ pub trait LabelText: Clone + Eq + Hash {
     fn write_labels(&self, out: &mut String);
 }
 
-/// Appends one `name="value"` pair, with a leading comma unless `out` is empty.
+/// Appends one `name="value"` pair, with a leading comma unless it is the first: `out` is
+/// empty or ends with the `{` that opens the label set (a pair ends with `"`).
 pub fn push_pair(out: &mut String, name: &str, value: &str) {
-    if !out.is_empty() {
+    if !out.is_empty() && !out.ends_with('{') {
         out.push(',');
     }
     out.push_str(name);
@@ -32,6 +33,11 @@ pub fn push_pair(out: &mut String, name: &str, value: &str) {
 
 /// Appends a label value escaped as the exposition formats require (`\\`, `\"`, `\n`).
 pub fn push_value(out: &mut String, value: &str) {
+    // Configured names never need escaping: copy them whole.
+    if !value.bytes().any(|b| matches!(b, b'\\' | b'"' | b'\n')) {
+        out.push_str(value);
+        return;
+    }
     for c in value.chars() {
         match c {
             '\\' => out.push_str("\\\\"),
@@ -42,17 +48,45 @@ pub fn push_value(out: &mut String, value: &str) {
     }
 }
 
-/// One family: a metric name, its buckets and a series per label set.
+/// The upper bounds of a series' buckets, with their `le` text rendered once. Series of
+/// one family may differ (`buckets:` per probe); series with the same bounds share one.
+#[derive(Debug, PartialEq)]
+pub struct BucketSet {
+    /// Finite and ascending, without the implicit `+Inf`.
+    bounds: Box<[f64]>,
+    /// `le` values as the text shows them, `+Inf` last.
+    le: Box<[Box<str>]>,
+}
+
+impl BucketSet {
+    pub fn new(bounds: &[f64]) -> BucketSet {
+        let mut dtoa = dtoa::Buffer::new();
+        BucketSet {
+            bounds: bounds.into(),
+            le: bounds
+                .iter()
+                .map(|b| Box::from(dtoa.format(*b)))
+                .chain(std::iter::once(Box::from("+Inf")))
+                .collect(),
+        }
+    }
+
+    pub fn bounds(&self) -> &[f64] {
+        &self.bounds
+    }
+}
+
+/// One family: a metric name, its default buckets and a series per label set.
 pub struct HistogramFamily<L> {
     /// `# HELP`, `# TYPE` and `# UNIT` lines.
     header: Box<str>,
     /// `<name>_sum{` and `<name>_count{`.
     sum_prefix: Box<str>,
     count_prefix: Box<str>,
-    /// `<name>_bucket{le="<bound>"` per bucket, `+Inf` last.
-    bucket_prefixes: Box<[Box<str>]>,
-    /// Upper bounds, without the implicit `+Inf`.
-    bounds: &'static [f64],
+    /// `<name>_bucket{le="`.
+    bucket_prefix: Box<str>,
+    /// The buckets of a series created without its own.
+    default: Arc<BucketSet>,
     series: Arc<RwLock<HashMap<L, Arc<Series>>>>,
 }
 
@@ -62,8 +96,8 @@ impl<L> Clone for HistogramFamily<L> {
             header: self.header.clone(),
             sum_prefix: self.sum_prefix.clone(),
             count_prefix: self.count_prefix.clone(),
-            bucket_prefixes: self.bucket_prefixes.clone(),
-            bounds: self.bounds,
+            bucket_prefix: self.bucket_prefix.clone(),
+            default: Arc::clone(&self.default),
             series: Arc::clone(&self.series),
         }
     }
@@ -77,9 +111,10 @@ impl<L> fmt::Debug for HistogramFamily<L> {
     }
 }
 
-/// One series: its label text, rendered once, and its counts.
+/// One series: its label text, rendered once, its buckets and its counts.
 pub struct Series {
     labels: Box<str>,
+    buckets: Arc<BucketSet>,
     data: Mutex<Data>,
 }
 
@@ -95,65 +130,80 @@ struct Data {
 impl<L: LabelText> HistogramFamily<L> {
     /// `name` is the full name with prefix and unit (`pathwatch_db_connect_seconds`), `unit`
     /// the unit's own `# UNIT` line value, `bounds` finite and ascending.
-    pub fn new(
-        name: &str,
-        unit: Option<&str>,
-        help: &str,
-        bounds: &'static [f64],
-    ) -> HistogramFamily<L> {
+    pub fn new(name: &str, unit: Option<&str>, help: &str, bounds: &[f64]) -> HistogramFamily<L> {
         // prometheus-client's Registry ends every help text with a period.
         let mut header = format!("# HELP {name} {help}.\n# TYPE {name} histogram\n");
         if let Some(unit) = unit {
             header.push_str(&format!("# UNIT {name} {unit}\n"));
         }
-        let mut dtoa = dtoa::Buffer::new();
-        let bucket_prefixes = bounds
-            .iter()
-            .map(|b| format!("{name}_bucket{{le=\"{}\"", dtoa.format(*b)).into_boxed_str())
-            .chain(std::iter::once(
-                format!("{name}_bucket{{le=\"+Inf\"").into_boxed_str(),
-            ))
-            .collect();
         HistogramFamily {
             header: header.into_boxed_str(),
             sum_prefix: format!("{name}_sum{{").into_boxed_str(),
             count_prefix: format!("{name}_count{{").into_boxed_str(),
-            bucket_prefixes,
-            bounds,
+            bucket_prefix: format!("{name}_bucket{{le=\"").into_boxed_str(),
+            default: Arc::new(BucketSet::new(bounds)),
             series: Arc::default(),
         }
     }
 
-    /// The series of `labels`, created empty if it is new.
+    /// The series of `labels`, created empty over the default buckets if it is new.
     pub fn get_or_create(&self, labels: &L) -> Arc<Series> {
         if let Some(s) = self.read().get(labels) {
             return Arc::clone(s);
         }
-        let mut map = self.series.write().unwrap_or_else(|p| p.into_inner());
-        let series = map.entry(labels.clone()).or_insert_with(|| {
-            let mut text = String::new();
-            labels.write_labels(&mut text);
-            Arc::new(Series {
-                labels: text.into_boxed_str(),
-                data: Mutex::new(Data {
-                    counts: vec![0; self.bounds.len() + 1].into_boxed_slice(),
-                    sum: 0.0,
-                    count: 0,
-                    exemplars: Vec::new(),
-                }),
-            })
-        });
+        let mut map = self.write();
+        let series = map
+            .entry(labels.clone())
+            .or_insert_with(|| Series::new(labels, Arc::clone(&self.default)));
         Arc::clone(series)
+    }
+
+    /// The series of `labels` over `bounds`: kept when it has them, else created empty
+    /// (a changed bucket layout starts a new histogram, as a restart would).
+    pub fn get_or_create_with(&self, labels: &L, bounds: &[f64]) -> Arc<Series> {
+        if let Some(s) = self.read().get(labels)
+            && *s.buckets.bounds == *bounds
+        {
+            return Arc::clone(s);
+        }
+        let mut map = self.write();
+        if let Some(s) = map.get(labels)
+            && *s.buckets.bounds == *bounds
+        {
+            return Arc::clone(s);
+        }
+        // Series with the default bounds share the family's set.
+        let buckets = if *self.default.bounds == *bounds {
+            Arc::clone(&self.default)
+        } else {
+            map.values()
+                .find(|s| *s.buckets.bounds == *bounds)
+                .map_or_else(
+                    || Arc::new(BucketSet::new(bounds)),
+                    |s| Arc::clone(&s.buckets),
+                )
+        };
+        let series = Series::new(labels, buckets);
+        map.insert(labels.clone(), Arc::clone(&series));
+        series
     }
 
     /// Records `v` in the series of `labels`, with the trace it came from if any.
     pub fn observe(&self, labels: &L, v: f64, exemplar: Option<TraceLabels>) {
-        self.get_or_create(labels).observe(self.bounds, v, exemplar);
+        self.get_or_create(labels).observe(v, exemplar);
+    }
+
+    /// Records `v` in the series of `labels` if it exists: a series only its configuration
+    /// creates (`buckets:`), which a probe without one does not get.
+    pub fn observe_existing(&self, labels: &L, v: f64, exemplar: Option<TraceLabels>) {
+        let series = self.read().get(labels).map(Arc::clone);
+        if let Some(s) = series {
+            s.observe(v, exemplar);
+        }
     }
 
     pub fn remove(&self, labels: &L) -> bool {
-        let mut map = self.series.write().unwrap_or_else(|p| p.into_inner());
-        map.remove(labels).is_some()
+        self.write().remove(labels).is_some()
     }
 
     /// Appends the family in OpenMetrics text; nothing when it has no series, as
@@ -180,9 +230,11 @@ impl<L: LabelText> HistogramFamily<L> {
                 out.push('\n');
             }
             let mut cumulative = 0u64;
-            for (i, (prefix, n)) in self.bucket_prefixes.iter().zip(&*data.counts).enumerate() {
+            for (i, (le, n)) in series.buckets.le.iter().zip(&*data.counts).enumerate() {
                 cumulative += n;
-                out.push_str(prefix);
+                out.push_str(&self.bucket_prefix);
+                out.push_str(le);
+                out.push('"');
                 if !labels.is_empty() {
                     out.push(',');
                     out.push_str(labels);
@@ -203,12 +255,37 @@ impl<L: LabelText> HistogramFamily<L> {
     fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<L, Arc<Series>>> {
         self.series.read().unwrap_or_else(|p| p.into_inner())
     }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<L, Arc<Series>>> {
+        self.series.write().unwrap_or_else(|p| p.into_inner())
+    }
 }
 
 impl Series {
+    fn new<L: LabelText>(labels: &L, buckets: Arc<BucketSet>) -> Arc<Series> {
+        let mut text = String::new();
+        labels.write_labels(&mut text);
+        Arc::new(Series {
+            labels: text.into_boxed_str(),
+            data: Mutex::new(Data {
+                counts: vec![0; buckets.le.len()].into_boxed_slice(),
+                sum: 0.0,
+                count: 0,
+                exemplars: Vec::new(),
+            }),
+            buckets,
+        })
+    }
+
+    /// The bounds of this series' buckets.
+    pub fn bounds(&self) -> &[f64] {
+        &self.buckets.bounds
+    }
+
     /// Counts `v` in the first bucket whose bound is at least `v` (`+Inf` for NaN), as
     /// prometheus-client does; the exemplar replaces that bucket's previous one.
-    fn observe(&self, bounds: &[f64], v: f64, exemplar: Option<TraceLabels>) {
+    fn observe(&self, v: f64, exemplar: Option<TraceLabels>) {
+        let bounds = &self.buckets.bounds;
         let bucket = bounds.iter().position(|b| *b >= v).unwrap_or(bounds.len());
         let mut data = self.data.lock().unwrap_or_else(|p| p.into_inner());
         data.sum += v;
