@@ -371,7 +371,7 @@ impl Metrics {
     /// The families of one on-demand run (`/probe`), registered into `registry`: success,
     /// duration, phases and HTTP status, as blackbox_exporter answers. Everything else a run
     /// records lands in families that are not exposed.
-    pub fn new_run_only(registry: &mut Registry) -> Self {
+    pub fn new_run_only(registry: &mut Registry, kind: Kind) -> Self {
         // Only these four are registered: building and dropping the full set per request
         // cost an on-demand tcp probe about an eighth of its CPU (bench/ondemand_vs_blackbox.py).
         let m = Metrics::families();
@@ -397,6 +397,8 @@ impl Metrics {
             "Status code of the HTTP response (0 when none arrived)",
             m.kinds.http.status.clone(),
         );
+        // The plain numbers the kind declares (a tls_cert module's expiry).
+        m.kinds.declared.register_kind(kind, registry);
         m
     }
 

@@ -153,9 +153,9 @@ pub fn scrape_timeout(header: &str) -> Option<Duration> {
 pub async fn run(plan: Plan) -> String {
     let Plan { probe, guard } = plan;
     let mut registry = Registry::with_prefix("pathwatch");
-    let metrics = Metrics::new_run_only(&mut registry);
-    let transport = probe.spec.db_transport();
     let kind = probe.spec.kind();
+    let metrics = Metrics::new_run_only(&mut registry, kind);
+    let transport = probe.spec.db_transport();
     let name = probe.name.clone();
     // Inline in this task, so the guard's task-local reaches the probe's resolve and hops.
     let result = allowlist::guarded(guard, run_once(Arc::new(probe))).await;

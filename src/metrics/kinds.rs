@@ -105,20 +105,30 @@ impl DeclaredGauges {
     }
 }
 
+impl DeclaredGauges {
+    /// Registers the families `kind` declares only (an on-demand run's answer).
+    pub fn register_kind(&self, kind: Kind, r: &mut Registry) {
+        register_each(self.of(kind), r);
+    }
+}
+
+fn register_each<'a>(
+    families: impl Iterator<Item = &'a (Kind, &'static KindGauge, Family<NameLabels, FloatGauge>)>,
+    r: &mut Registry,
+) {
+    for (_, g, family) in families {
+        match g.unit {
+            Some("seconds") => r.register_with_unit(g.name, g.help, Unit::Seconds, family.clone()),
+            Some("bytes") => r.register_with_unit(g.name, g.help, Unit::Bytes, family.clone()),
+            Some(u) => r.register_with_unit(g.name, g.help, Unit::Other(u.into()), family.clone()),
+            None => r.register(g.name, g.help, family.clone()),
+        }
+    }
+}
+
 impl KindMetrics for DeclaredGauges {
     fn register(&self, r: &mut Registry) {
-        for (_, g, family) in &self.families {
-            match g.unit {
-                Some("seconds") => {
-                    r.register_with_unit(g.name, g.help, Unit::Seconds, family.clone())
-                }
-                Some("bytes") => r.register_with_unit(g.name, g.help, Unit::Bytes, family.clone()),
-                Some(u) => {
-                    r.register_with_unit(g.name, g.help, Unit::Other(u.into()), family.clone())
-                }
-                None => r.register(g.name, g.help, family.clone()),
-            }
-        }
+        register_each(self.families.iter(), r);
     }
 
     /// Absent until a run reports a value.

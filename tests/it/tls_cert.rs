@@ -52,3 +52,36 @@ probes:
     assert_eq!(phases(&m, "trusted"), ["connect", "resolve", "tls"]);
     assert_eq!(phases(&m, "unknown-ca"), ["connect", "resolve"]);
 }
+
+/// `/probe` with a tls_cert module answers the expiry of the target's certificate too, and
+/// nothing of the other kinds' declared gauges.
+#[test]
+fn an_on_demand_run_answers_the_targets_certificate_expiry() {
+    let near = crate::support::tls_target::start_for_days(5);
+    let yaml = format!(
+        r#"probes:
+  - {{ name: cert, kind: tls_cert, host: 127.0.0.1, port: {}, insecure_skip_verify: true, interval: 1h }}
+on_demand:
+  allowed_targets: ["127.0.0.1:*"]
+"#,
+        near.addr.port()
+    );
+    let exp = Exporter::start(&yaml);
+    let (status, _, body) = crate::support::exporter::http_get(
+        exp.addr,
+        &format!("/probe?module=cert&target=127.0.0.1:{}", near.addr.port()),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        value(&body, "pathwatch_probe_success", &[("probe", "cert")]),
+        Some(1.0),
+        "{body}"
+    );
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock")
+        .as_secs_f64();
+    let at = value(&body, EXPIRY, &[("probe", "cert")]).unwrap_or_else(|| panic!("{body}"));
+    let days = (at - now) / 86_400.0;
+    assert!((4.0..=5.0).contains(&days), "{days} days\n{body}");
+}
