@@ -14,6 +14,7 @@ pub mod histograms;
 pub mod http;
 pub mod incident;
 pub mod kinds;
+pub mod labels;
 pub mod logs;
 pub mod pg_connections;
 pub mod rootcause;
@@ -24,16 +25,19 @@ pub mod values;
 
 use crate::probe::RunResult;
 use crate::probe::{Kind, Phase, PhaseTimings, Reason, Transport};
-use histograms::{HistogramFamily, LabelText, push_pair};
-use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
+use histograms::{HistogramFamily, LabelText};
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::{Registry, Unit};
 use rows::{Field, ProbeGauges};
-use std::fmt::Write as _;
 use std::sync::atomic::AtomicU64;
 use values::{ValueFamily, ValueKind};
+
+pub use labels::{
+    BuildLabels, DbLabels, NameLabels, PhaseLabels, ProbeLabels, RunLabels, RunResultLabel,
+    TraceLabels,
+};
 
 /// Buckets for durations bounded by probe timeouts: they reach past the largest default
 /// timeout (75 s) so that hangs land in a bucket of their own instead of `+Inf`.
@@ -51,11 +55,6 @@ type FloatGauge = Gauge<f64, AtomicU64>;
 /// slow bucket leads to its trace (when tracing is on). They write their own text
 /// (metrics/histograms.rs says why).
 type Histograms<L> = HistogramFamily<L>;
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct TraceLabels {
-    pub trace_id: String,
-}
 
 /// The exemplar of a run: its trace id, when it was traced.
 fn exemplar(run: &RunResult) -> Option<TraceLabels> {
@@ -78,108 +77,6 @@ fn duration_histogram<L: LabelText>(name: &str, help: &str) -> Histograms<L> {
 fn seconds<L: LabelText>(name: &str, help: &str) -> ValueFamily<L> {
     let name = format!("pathwatch_{name}_seconds");
     ValueFamily::new(ValueKind::FloatGauge, &name, Some("seconds"), help)
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct ProbeLabels {
-    pub probe: String,
-    pub kind: Kind,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct NameLabels {
-    pub probe: String,
-}
-
-#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
-pub enum RunResultLabel {
-    Success,
-    Failure,
-}
-
-impl EncodeLabelValue for RunResultLabel {
-    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
-        encoder.write_str(match self {
-            RunResultLabel::Success => "success",
-            RunResultLabel::Failure => "failure",
-        })
-    }
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct RunLabels {
-    pub probe: String,
-    pub kind: Kind,
-    pub result: RunResultLabel,
-    pub reason: Reason,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct PhaseLabels {
-    pub probe: String,
-    pub kind: Kind,
-    pub phase: Phase,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct DbLabels {
-    pub probe: String,
-    pub transport: Transport,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct BuildLabels {
-    pub version: String,
-}
-
-impl LabelText for ProbeLabels {
-    fn write_labels(&self, out: &mut String) {
-        push_pair(out, "probe", &self.probe);
-        push_pair(out, "kind", self.kind.as_str());
-    }
-}
-
-impl LabelText for RunLabels {
-    fn write_labels(&self, out: &mut String) {
-        push_pair(out, "probe", &self.probe);
-        push_pair(out, "kind", self.kind.as_str());
-        push_pair(
-            out,
-            "result",
-            match self.result {
-                RunResultLabel::Success => "success",
-                RunResultLabel::Failure => "failure",
-            },
-        );
-        push_pair(out, "reason", self.reason.as_str());
-    }
-}
-
-impl LabelText for PhaseLabels {
-    fn write_labels(&self, out: &mut String) {
-        push_pair(out, "probe", &self.probe);
-        push_pair(out, "kind", self.kind.as_str());
-        push_pair(out, "phase", self.phase.as_str());
-    }
-}
-
-impl LabelText for DbLabels {
-    fn write_labels(&self, out: &mut String) {
-        push_pair(out, "probe", &self.probe);
-        push_pair(out, "transport", self.transport.as_str());
-    }
-}
-
-impl LabelText for NameLabels {
-    fn write_labels(&self, out: &mut String) {
-        push_pair(out, "probe", &self.probe);
-    }
-}
-
-impl LabelText for TraceLabels {
-    fn write_labels(&self, out: &mut String) {
-        push_pair(out, "trace_id", &self.trace_id);
-    }
 }
 
 /// Every family pathwatch exports. The per-probe ones that write their own text (the
