@@ -78,8 +78,8 @@ pub async fn run(config: &Config, only: Option<&str>) -> Result<Report, CheckErr
     }
     let runs: Vec<(ProbeConfig, Vec<Arc<RunResult>>)> =
         futures_util::future::join_all(config.probes.iter().map(|p| async move {
-            let run = run_once(Arc::new(p.clone())).await;
-            (p.clone(), vec![Arc::new(run)])
+            let run = run_once(p.clone()).await;
+            (ProbeConfig::clone(p), vec![Arc::new(run)])
         }))
         .await;
     let now = unix_now();

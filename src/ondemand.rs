@@ -35,7 +35,7 @@ pub struct Plan {
 /// that is not the module's own gets none of the module's credentials unless the module
 /// sets `on_demand: { send_credentials: true }`.
 pub fn plan(
-    probes: &[ProbeConfig],
+    probes: &[Arc<ProbeConfig>],
     spec: &OnDemandSpec,
     module: &str,
     target: Option<&str>,
@@ -45,7 +45,7 @@ pub fn plan(
         .iter()
         .find(|p| p.name == module)
         .ok_or_else(|| Refusal::UnknownModule(module.to_string()))?;
-    let mut probe = base.clone();
+    let mut probe = ProbeConfig::clone(base);
     let mut trusted_origin = match &base.spec {
         ProbeSpec::Http(h) => url::Url::parse(&h.url).ok().map(|u| u.origin()),
         _ => None,

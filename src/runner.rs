@@ -137,17 +137,14 @@ pub fn first_run_delay(name: &str, interval: Duration) -> Duration {
 
 /// Starts one task per probe; they stop when `token` is cancelled.
 pub fn spawn_all(
-    probes: &[ProbeConfig],
+    probes: &[Arc<ProbeConfig>],
     state: Arc<State>,
     token: CancellationToken,
 ) -> JoinSet<()> {
     let mut set = JoinSet::new();
     for probe in probes {
-        set.spawn(probe_loop(
-            Arc::new(probe.clone()),
-            state.clone(),
-            token.clone(),
-        ));
+        // The config's own copy, shared: a copy per task cost ~230 B a probe.
+        set.spawn(probe_loop(probe.clone(), state.clone(), token.clone()));
     }
     set
 }
@@ -374,7 +371,7 @@ mod tests {
         )
         .expect("config")
         .config;
-        let probe = Arc::new(config.probes[0].clone());
+        let probe = config.probes[0].clone();
         let size = std::mem::size_of_val(&run_once(probe));
         assert!(size < 2048, "run_once's future is {size} bytes");
     }
@@ -393,7 +390,7 @@ mod tests {
         .config;
         let metrics = crate::metrics::Metrics::new(&mut Default::default());
         let state = Arc::new(State::new(metrics, &config));
-        let probe = Arc::new(config.probes[0].clone());
+        let probe = config.probes[0].clone();
         let size = std::mem::size_of_val(&probe_loop(probe, state, CancellationToken::new()));
         assert!(size < 512, "probe_loop's future is {size} bytes");
     }

@@ -37,7 +37,7 @@ const TOP_KEYS: &[&str] = &["defaults", "probes", "incidents", "on_demand"];
 
 #[derive(Clone, Debug, Default)]
 pub struct Config {
-    pub probes: Vec<ProbeConfig>,
+    pub probes: Vec<std::sync::Arc<ProbeConfig>>,
     pub incidents: Vec<IncidentSpec>,
     pub on_demand: on_demand::OnDemandSpec,
 }
@@ -260,7 +260,7 @@ fn parse_text(
     buckets::add_criteria_bounds(&mut probes, &incidents);
     Ok(Loaded {
         config: Config {
-            probes,
+            probes: probes.into_iter().map(std::sync::Arc::new).collect(),
             incidents,
             on_demand,
         },
