@@ -157,4 +157,25 @@ mod tests {
         // A long-form length that claims more than there is.
         assert_eq!(not_after(&[SEQUENCE, 0x84, 0xff, 0xff, 0xff, 0xff]), None);
     }
+
+    proptest::proptest! {
+        /// A certificate is what a hostile server sends: any bytes, or a well-formed one
+        /// with bytes flipped, give a date or `None`, never a panic or a read past the end.
+        #[test]
+        fn any_bytes_are_read_without_panicking(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..300)) {
+            let _ = not_after(&bytes);
+        }
+
+        #[test]
+        fn a_certificate_with_a_flipped_byte_is_read_without_panicking(at in 0usize..64, to in proptest::num::u8::ANY) {
+            let time = |t: &[u8]| [&[UTC_TIME, t.len() as u8][..], t].concat();
+            let validity = [time(b"700101000000Z"), time(b"491231235959Z")].concat();
+            let fields = [&[INTEGER, 1, 1, SEQUENCE, 0, SEQUENCE, 0, SEQUENCE, validity.len() as u8][..], &validity].concat();
+            let wrap = |tag: u8, body: &[u8]| [&[tag, body.len() as u8][..], body].concat();
+            let mut cert = wrap(SEQUENCE, &wrap(SEQUENCE, &fields));
+            let i = at % cert.len();
+            cert[i] = to;
+            let _ = not_after(&cert);
+        }
+    }
 }
