@@ -53,8 +53,10 @@ fn the_demo_outage_names_the_connector_then_the_database() {
 
     // Once the private network's probes have failed too, they follow from the connector.
     let v = wait_root_cause(&exp, "naming the connector", |l, j| {
+        // Both private-network probes: each fails at its own next run after the connector.
         l.starts_with("Root cause: vpc-connector (is ERROR); ")
             && j["blocked_by"]["redis"].is_array()
+            && j["blocked_by"]["vpc-path-redis"].is_array()
     });
     let j = &v["judgement"];
     assert_eq!(
