@@ -11,6 +11,16 @@ pub enum TargetError {
     NoHost(String),
 }
 
+/// A database target: a Unix socket directory (`/run/postgresql`, keeping `port`, which
+/// names the socket file) or `host:port`.
+pub fn socket_or_host_port(target: &str, port: u16) -> Result<(String, u16), TargetError> {
+    if target.starts_with('/') {
+        Ok((target.to_string(), port))
+    } else {
+        host_port(target)
+    }
+}
+
 /// Parses `host:port` (`[::1]:6379` for IPv6).
 pub fn host_port(target: &str) -> Result<(String, u16), TargetError> {
     let (host, port) = target

@@ -468,11 +468,7 @@ impl ProbeKind for RedisSpec {
 
     /// The same probe against another server (on-demand probing): `host:port` or a socket.
     fn retarget(&self, target: &str) -> Result<Self, RetargetError> {
-        let (host, port) = if target.starts_with('/') {
-            (target.to_string(), self.port)
-        } else {
-            crate::core::target::host_port(target)?
-        };
+        let (host, port) = crate::core::target::socket_or_host_port(target, self.port)?;
         Ok(RedisSpec {
             host,
             port,
