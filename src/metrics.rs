@@ -24,15 +24,14 @@ pub mod startup;
 pub mod values;
 
 use crate::probe::RunResult;
-use crate::probe::{Kind, Phase, PhaseTimings, Reason, Transport};
+use crate::probe::{Kind, Reason, Transport};
 use histograms::{HistogramFamily, LabelText};
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::{Registry, Unit};
-use rows::{Field, ProbeGauges};
+use rows::{Field, ProbeRows, RowFamilies, RowRun};
 use std::sync::atomic::AtomicU64;
-use values::{ValueFamily, ValueKind};
 
 pub use labels::{
     BuildLabels, DbLabels, NameLabels, PhaseLabels, ProbeLabels, RunLabels, RunResultLabel,
@@ -73,27 +72,18 @@ fn duration_histogram<L: LabelText>(name: &str, help: &str) -> Histograms<L> {
     )
 }
 
-/// A per-probe gauge `pathwatch_<name>_seconds`.
-fn seconds<L: LabelText>(name: &str, help: &str) -> ValueFamily<L> {
-    let name = format!("pathwatch_{name}_seconds");
-    ValueFamily::new(ValueKind::FloatGauge, &name, Some("seconds"), help)
-}
-
 /// Every family pathwatch exports. The per-probe ones that write their own text (the
-/// `probe_*` fields and the histograms) change only through [`Metrics::init_probe`],
+/// probe rows and the histograms) change only through [`Metrics::init_probe`],
 /// [`Metrics::record`] and [`Metrics::forget_probe`], which tell [`Metrics::scrape`]: their
 /// text is encoded once per change (metrics/scrape.rs), the registry's at every scrape.
 #[derive(Debug)]
 pub struct Metrics {
     /// `pathwatch_probe_success`, `_consecutive_failures` (failed runs in a row, 0 after a
     /// success: alerts count failures without `for:`), `_timed_out` (1 when the last run
-    /// was cut at its timeout), `_duration_seconds`, `_timeout_seconds`, `_interval_seconds`:
-    /// one row per probe (metrics/rows.rs).
-    pub probe_gauges: ProbeGauges,
-    pub probe_runs: ValueFamily<RunLabels>,
-    pub probe_run_duration: Histograms<ProbeLabels>,
-    pub probe_phase_duration: ValueFamily<PhaseLabels>,
-    pub probe_last_run: ValueFamily<NameLabels>,
+    /// was cut at its timeout), `_duration_seconds`, `_timeout_seconds`, `_interval_seconds`,
+    /// `_last_run_timestamp_seconds`, `_runs_total`, `_phase_duration_seconds` and
+    /// `_run_duration_seconds`: one row per probe (metrics/rows.rs).
+    pub probe_rows: ProbeRows,
     pub db_connect: Histograms<DbLabels>,
     /// `pathwatch_incident_*` (metrics/incident.rs).
     pub incidents: incident::IncidentMetrics,
@@ -127,14 +117,10 @@ impl Metrics {
     /// (metrics/scrape.rs); a family's lines stay together, which is all the formats ask
     /// of their order.
     pub fn encode_half(&self, half: usize, out: &mut String) {
+        self.probe_rows.encode_half(half, out);
         if half == 0 {
-            self.probe_gauges.encode(out);
-            self.probe_runs.encode(out);
-            self.probe_phase_duration.encode(out);
-            self.probe_last_run.encode(out);
             return;
         }
-        self.probe_run_duration.encode(out);
         self.db_connect.encode(out);
         for k in self.kinds.all() {
             k.encode_histograms(out);
@@ -144,60 +130,63 @@ impl Metrics {
     /// The families, unregistered: what a run records into.
     fn families() -> Self {
         Metrics {
-            probe_gauges: ProbeGauges::new([
-                (
-                    "pathwatch_probe_success",
-                    None,
-                    "Whether the probe's last run succeeded (1) or failed (0)",
-                ),
-                (
-                    "pathwatch_probe_consecutive_failures",
-                    None,
-                    "Failed runs of the probe in a row (0 after a success, and before the first run)",
-                ),
-                (
-                    "pathwatch_probe_timed_out",
-                    None,
-                    "Whether the probe's last run was cut at its timeout (1) or not (0)",
-                ),
-                (
-                    "pathwatch_probe_duration_seconds",
-                    Some("seconds"),
-                    "Duration of the probe's last run",
-                ),
-                (
-                    "pathwatch_probe_timeout_seconds",
-                    Some("seconds"),
-                    "Configured timeout of the probe",
-                ),
-                (
-                    "pathwatch_probe_interval_seconds",
-                    Some("seconds"),
-                    "Configured interval between runs of the probe (staleness alerts use it)",
-                ),
-            ]),
-            probe_runs: ValueFamily::new(
-                ValueKind::Counter,
-                "pathwatch_probe_runs",
-                None,
-                "Probe runs by result and reason (reason is a closed set; ok on success)",
-            ),
-            // Each probe's series gets its own bounds at init_probe (`buckets:`).
-            probe_run_duration: HistogramFamily::new(
-                "pathwatch_probe_run_duration_seconds",
-                Some("seconds"),
-                "Distribution of probe run durations; a run cut at its timeout counts at the timeout",
+            probe_rows: ProbeRows::new(
+                RowFamilies {
+                    fields: [
+                        (
+                            "pathwatch_probe_success",
+                            None,
+                            "Whether the probe's last run succeeded (1) or failed (0)",
+                        ),
+                        (
+                            "pathwatch_probe_consecutive_failures",
+                            None,
+                            "Failed runs of the probe in a row (0 after a success, and before the first run)",
+                        ),
+                        (
+                            "pathwatch_probe_timed_out",
+                            None,
+                            "Whether the probe's last run was cut at its timeout (1) or not (0)",
+                        ),
+                        (
+                            "pathwatch_probe_duration_seconds",
+                            Some("seconds"),
+                            "Duration of the probe's last run",
+                        ),
+                        (
+                            "pathwatch_probe_timeout_seconds",
+                            Some("seconds"),
+                            "Configured timeout of the probe",
+                        ),
+                        (
+                            "pathwatch_probe_interval_seconds",
+                            Some("seconds"),
+                            "Configured interval between runs of the probe (staleness alerts use it)",
+                        ),
+                        (
+                            "pathwatch_probe_last_run_timestamp_seconds",
+                            Some("seconds"),
+                            "Unix time the probe's last run finished",
+                        ),
+                    ],
+                    runs: (
+                        "pathwatch_probe_runs",
+                        None,
+                        "Probe runs by result and reason (reason is a closed set; ok on success)",
+                    ),
+                    phases: (
+                        "pathwatch_probe_phase_duration_seconds",
+                        Some("seconds"),
+                        "Duration of each phase the last run completed; phases not reached are absent",
+                    ),
+                    // Each probe's histogram gets its own bounds at init_probe (`buckets:`).
+                    run_duration: (
+                        "pathwatch_probe_run_duration_seconds",
+                        Some("seconds"),
+                        "Distribution of probe run durations; a run cut at its timeout counts at the timeout",
+                    ),
+                },
                 crate::config::buckets::DEFAULT_RUN_BUCKETS,
-            ),
-            probe_phase_duration: seconds(
-                "probe_phase_duration",
-                "Duration of each phase the last run completed; phases not reached are absent",
-            ),
-            probe_last_run: ValueFamily::new(
-                ValueKind::FloatGauge,
-                "pathwatch_probe_last_run_timestamp_seconds",
-                Some("seconds"),
-                "Unix time the probe's last run finished",
             ),
             db_connect: duration_histogram(
                 "db_connect",
@@ -275,19 +264,19 @@ impl Metrics {
         registry.register(
             "probe_success",
             "Whether the run succeeded (1) or failed (0)",
-            m.probe_gauges.metric(Field::Success),
+            m.probe_rows.metric(Field::Success),
         );
         registry.register_with_unit(
             "probe_duration",
             "Duration of the run",
             Unit::Seconds,
-            m.probe_gauges.metric(Field::Duration),
+            m.probe_rows.metric(Field::Duration),
         );
         registry.register_with_unit(
             "probe_phase_duration",
             "Duration of each phase the run completed",
             Unit::Seconds,
-            m.probe_phase_duration.clone(),
+            m.probe_rows.phase_metric(),
         );
         registry.register(
             "http_status_code",
@@ -302,32 +291,16 @@ impl Metrics {
     /// Creates a probe's series before its first run, so dashboards and `rate()` see zeros
     /// instead of absent series.
     pub fn init_probe(&self, p: &crate::config::ProbeConfig) {
-        let (probe, kind) = (p.name.as_str(), p.spec.kind());
-        let labels = ProbeLabels {
-            probe: probe.to_string(),
-            kind,
-        };
-        let gauges = &self.probe_gauges;
-        gauges.set_f64(Field::Timeout, &labels, p.timeout.as_secs_f64());
-        gauges.set_f64(Field::Interval, &labels, p.interval.as_secs_f64());
-        self.probe_runs.ensure(&RunLabels {
-            probe: probe.to_string(),
-            kind,
-            result: RunResultLabel::Success,
-            reason: Reason::Ok,
-        });
-        if p.buckets.enabled() {
-            let _ = self
-                .probe_run_duration
-                .get_or_create_with(&labels, p.buckets.bounds());
-        } else {
-            // `buckets: []`: no run-duration histogram for this probe.
-            self.probe_run_duration.remove(&labels);
-        }
-        // Alert rules read these two from the first failure on (a counter born at 1 would
-        // show no increase): they exist at 0 before the first run.
-        gauges.ensure(Field::ConsecutiveFailures, &labels);
-        gauges.ensure(Field::TimedOut, &labels);
+        // `buckets: []`: no run-duration histogram for this probe. Alert rules read the
+        // failure gauges from the first failure on (a counter born at 1 would show no
+        // increase): the row has them at 0 before the first run.
+        self.probe_rows.init(
+            &p.name,
+            p.spec.kind(),
+            p.timeout.as_secs_f64(),
+            p.interval.as_secs_f64(),
+            p.buckets.enabled().then(|| p.buckets.bounds()),
+        );
         for k in self.kinds.all() {
             k.init_probe(p);
         }
@@ -336,10 +309,6 @@ impl Metrics {
 
     /// Records one finished run.
     pub fn record(&self, probe: &str, kind: Kind, transport: Option<Transport>, run: &RunResult) {
-        let labels = ProbeLabels {
-            probe: probe.to_string(),
-            kind,
-        };
         let secs = run.duration.as_secs_f64();
         let (ok, reason) = match &run.outcome {
             Ok(_) => (true, Reason::Ok),
@@ -348,36 +317,20 @@ impl Metrics {
         if let Some(late) = run.lateness {
             self.scheduler_lateness.observe(late.as_secs_f64());
         }
-        let gauges = &self.probe_gauges;
-        gauges.set(Field::Success, &labels, i64::from(ok));
-        if ok {
-            gauges.set(Field::ConsecutiveFailures, &labels, 0);
-        } else {
-            gauges.inc(Field::ConsecutiveFailures, &labels);
-        }
-        let timed_out = i64::from(reason == Reason::Timeout);
-        gauges.set(Field::TimedOut, &labels, timed_out);
-        gauges.set_f64(Field::Duration, &labels, secs);
-        // Only into the series init_probe created: none for `buckets: []`, and none in an
-        // on-demand run's families, which do not expose it.
-        self.probe_run_duration
-            .observe_existing(&labels, secs, exemplar(run));
-        self.probe_runs.inc(&RunLabels {
-            probe: probe.to_string(),
+        let exemplar = exemplar(run);
+        // A run cut at its timeout counts at the timeout in the histogram; none for
+        // `buckets: []`, and none in an on-demand run's rows, which do not expose it.
+        self.probe_rows.record(
+            probe,
             kind,
-            result: if ok {
-                RunResultLabel::Success
-            } else {
-                RunResultLabel::Failure
+            &RowRun {
+                ok,
+                reason,
+                seconds: secs,
+                phases: &run.phases,
+                finished_unix_seconds: run.finished_unix_seconds,
+                exemplar: exemplar.as_ref(),
             },
-            reason,
-        });
-        self.set_phases(probe, kind, &run.phases);
-        self.probe_last_run.set_f64(
-            &NameLabels {
-                probe: probe.to_string(),
-            },
-            run.finished_unix_seconds,
         );
         for k in self.kinds.all() {
             k.record(probe, kind, run);
@@ -391,7 +344,7 @@ impl Metrics {
                     transport,
                 },
                 run.session_seconds(),
-                exemplar(run),
+                exemplar,
             );
         }
         self.scrape.changed();
@@ -401,63 +354,17 @@ impl Metrics {
     /// Families are keyed by full label sets, so each set is named: the closed label enums
     /// are walked, the configured ones (events, patterns) come from the old spec.
     pub fn forget_probe(&self, p: &crate::config::ProbeConfig) {
-        let (probe, kind) = (p.name.clone(), p.spec.kind());
-        let labels = ProbeLabels {
-            probe: probe.clone(),
-            kind,
-        };
-        self.probe_gauges.remove(&labels);
-        self.probe_run_duration.remove(&labels);
-        for reason in Reason::ALL {
-            for result in [RunResultLabel::Success, RunResultLabel::Failure] {
-                self.probe_runs.remove(&RunLabels {
-                    probe: probe.clone(),
-                    kind,
-                    result,
-                    reason: *reason,
-                });
-            }
-        }
-        for phase in Phase::ALL {
-            self.probe_phase_duration.remove(&PhaseLabels {
-                probe: probe.clone(),
-                kind,
-                phase: *phase,
-            });
-        }
+        let probe = p.name.clone();
+        self.probe_rows.forget(&probe);
         for transport in Transport::ALL {
             self.db_connect.remove(&DbLabels {
                 probe: probe.clone(),
                 transport: *transport,
             });
         }
-        let name = NameLabels {
-            probe: probe.clone(),
-        };
-        self.probe_last_run.remove(&name);
         for k in self.kinds.all() {
             k.forget_probe(p);
         }
         self.scrape.changed();
-    }
-
-    /// Sets this run's phases and removes the ones it did not reach.
-    fn set_phases(&self, probe: &str, kind: Kind, phases: &PhaseTimings) {
-        for phase in Phase::ALL {
-            let labels = PhaseLabels {
-                probe: probe.to_string(),
-                kind,
-                phase: *phase,
-            };
-            match phases.iter().find(|(p, _)| p == phase) {
-                Some((_, took)) => {
-                    self.probe_phase_duration
-                        .set_f64(&labels, took.as_secs_f64());
-                }
-                None => {
-                    self.probe_phase_duration.remove(&labels);
-                }
-            }
-        }
     }
 }

@@ -76,15 +76,83 @@ impl BucketSet {
     }
 }
 
-/// One family: a metric name, its default buckets and a series per label set.
-pub struct HistogramFamily<L> {
+/// A histogram family's metadata lines and sample prefixes, rendered once.
+#[derive(Clone)]
+pub struct HistogramText {
     /// `# HELP`, `# TYPE` and `# UNIT` lines.
-    header: Box<str>,
+    pub header: Box<str>,
     /// `<name>_sum{` and `<name>_count{`.
     sum_prefix: Box<str>,
     count_prefix: Box<str>,
     /// `<name>_bucket{le="`.
     bucket_prefix: Box<str>,
+}
+
+impl HistogramText {
+    /// `name` is the full name with prefix and unit (`pathwatch_db_connect_seconds`), `unit`
+    /// the unit's own `# UNIT` line value.
+    pub fn new(name: &str, unit: Option<&str>, help: &str) -> HistogramText {
+        HistogramText {
+            header: super::values::header(name, "histogram", unit, help),
+            sum_prefix: format!("{name}_sum{{").into_boxed_str(),
+            count_prefix: format!("{name}_count{{").into_boxed_str(),
+            bucket_prefix: format!("{name}_bucket{{le=\"").into_boxed_str(),
+        }
+    }
+
+    /// Appends one series' lines: `labels` is its label text (between the braces).
+    pub fn write_series(
+        &self,
+        out: &mut String,
+        labels: &str,
+        buckets: &BucketSet,
+        data: &Counts,
+        numbers: &mut Numbers,
+    ) {
+        for (prefix, value) in [
+            (&self.sum_prefix, numbers.float.format(data.sum)),
+            (&self.count_prefix, numbers.int.format(data.count)),
+        ] {
+            out.push_str(prefix);
+            out.push_str(labels);
+            out.push_str("} ");
+            out.push_str(value);
+            out.push('\n');
+        }
+        let mut cumulative = 0u64;
+        for (i, (le, n)) in buckets.le.iter().zip(&*data.counts).enumerate() {
+            cumulative += n;
+            out.push_str(&self.bucket_prefix);
+            out.push_str(le);
+            out.push('"');
+            if !labels.is_empty() {
+                out.push(',');
+                out.push_str(labels);
+            }
+            out.push_str("} ");
+            out.push_str(numbers.int.format(cumulative));
+            if let Some(Some((trace, v))) = data.exemplars.get(i) {
+                out.push_str(" # {");
+                out.push_str(trace);
+                out.push_str("} ");
+                out.push_str(numbers.float.format(*v));
+            }
+            out.push('\n');
+        }
+    }
+}
+
+/// The number formatters of one encode (dtoa and itoa: prometheus-client's own, so the text
+/// matches its byte for byte).
+#[derive(Default)]
+pub struct Numbers {
+    pub float: dtoa::Buffer,
+    pub int: itoa::Buffer,
+}
+
+/// One family: a metric name, its default buckets and a series per label set.
+pub struct HistogramFamily<L> {
+    text: HistogramText,
     /// The buckets of a series created without its own.
     default: Arc<BucketSet>,
     series: Arc<RwLock<HashMap<L, Arc<Series>>>>,
@@ -93,10 +161,7 @@ pub struct HistogramFamily<L> {
 impl<L> Clone for HistogramFamily<L> {
     fn clone(&self) -> Self {
         HistogramFamily {
-            header: self.header.clone(),
-            sum_prefix: self.sum_prefix.clone(),
-            count_prefix: self.count_prefix.clone(),
-            bucket_prefix: self.bucket_prefix.clone(),
+            text: self.text.clone(),
             default: Arc::clone(&self.default),
             series: Arc::clone(&self.series),
         }
@@ -106,7 +171,7 @@ impl<L> Clone for HistogramFamily<L> {
 impl<L> fmt::Debug for HistogramFamily<L> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("HistogramFamily")
-            .field("header", &self.header)
+            .field("header", &self.text.header)
             .finish_non_exhaustive()
     }
 }
@@ -115,10 +180,11 @@ impl<L> fmt::Debug for HistogramFamily<L> {
 pub struct Series {
     labels: Box<str>,
     buckets: Arc<BucketSet>,
-    data: Mutex<Data>,
+    data: Mutex<Counts>,
 }
 
-struct Data {
+/// A series' counts.
+pub struct Counts {
     /// Per bucket (not cumulative), `+Inf` last.
     counts: Box<[u64]>,
     sum: f64,
@@ -127,20 +193,41 @@ struct Data {
     exemplars: Vec<Option<(Box<str>, f64)>>,
 }
 
+impl Counts {
+    /// No observation yet, over `buckets`.
+    pub fn new(buckets: &BucketSet) -> Counts {
+        Counts {
+            counts: vec![0; buckets.le.len()].into_boxed_slice(),
+            sum: 0.0,
+            count: 0,
+            exemplars: Vec::new(),
+        }
+    }
+
+    /// Counts `v` in the first bucket whose bound is at least `v` (`+Inf` for NaN), as
+    /// prometheus-client does; the exemplar replaces that bucket's previous one.
+    pub fn observe(&mut self, bounds: &[f64], v: f64, exemplar: Option<&TraceLabels>) {
+        let bucket = bounds.iter().position(|b| *b >= v).unwrap_or(bounds.len());
+        self.sum += v;
+        self.count += 1;
+        self.counts[bucket] += 1;
+        if let Some(e) = exemplar {
+            let mut text = String::new();
+            e.write_labels(&mut text);
+            if self.exemplars.is_empty() {
+                self.exemplars = vec![None; bounds.len() + 1];
+            }
+            self.exemplars[bucket] = Some((text.into_boxed_str(), v));
+        }
+    }
+}
+
 impl<L: LabelText> HistogramFamily<L> {
     /// `name` is the full name with prefix and unit (`pathwatch_db_connect_seconds`), `unit`
     /// the unit's own `# UNIT` line value, `bounds` finite and ascending.
     pub fn new(name: &str, unit: Option<&str>, help: &str, bounds: &[f64]) -> HistogramFamily<L> {
-        // prometheus-client's Registry ends every help text with a period.
-        let mut header = format!("# HELP {name} {help}.\n# TYPE {name} histogram\n");
-        if let Some(unit) = unit {
-            header.push_str(&format!("# UNIT {name} {unit}\n"));
-        }
         HistogramFamily {
-            header: header.into_boxed_str(),
-            sum_prefix: format!("{name}_sum{{").into_boxed_str(),
-            count_prefix: format!("{name}_count{{").into_boxed_str(),
-            bucket_prefix: format!("{name}_bucket{{le=\"").into_boxed_str(),
+            text: HistogramText::new(name, unit, help),
             default: Arc::new(BucketSet::new(bounds)),
             series: Arc::default(),
         }
@@ -158,48 +245,9 @@ impl<L: LabelText> HistogramFamily<L> {
         Arc::clone(series)
     }
 
-    /// The series of `labels` over `bounds`: kept when it has them, else created empty
-    /// (a changed bucket layout starts a new histogram, as a restart would).
-    pub fn get_or_create_with(&self, labels: &L, bounds: &[f64]) -> Arc<Series> {
-        if let Some(s) = self.read().get(labels)
-            && *s.buckets.bounds == *bounds
-        {
-            return Arc::clone(s);
-        }
-        let mut map = self.write();
-        if let Some(s) = map.get(labels)
-            && *s.buckets.bounds == *bounds
-        {
-            return Arc::clone(s);
-        }
-        // Series with the default bounds share the family's set.
-        let buckets = if *self.default.bounds == *bounds {
-            Arc::clone(&self.default)
-        } else {
-            map.values()
-                .find(|s| *s.buckets.bounds == *bounds)
-                .map_or_else(
-                    || Arc::new(BucketSet::new(bounds)),
-                    |s| Arc::clone(&s.buckets),
-                )
-        };
-        let series = Series::new(labels, buckets);
-        map.insert(labels.clone(), Arc::clone(&series));
-        series
-    }
-
     /// Records `v` in the series of `labels`, with the trace it came from if any.
     pub fn observe(&self, labels: &L, v: f64, exemplar: Option<TraceLabels>) {
         self.get_or_create(labels).observe(v, exemplar);
-    }
-
-    /// Records `v` in the series of `labels` if it exists: a series only its configuration
-    /// creates (`buckets:`), which a probe without one does not get.
-    pub fn observe_existing(&self, labels: &L, v: f64, exemplar: Option<TraceLabels>) {
-        let series = self.read().get(labels).map(Arc::clone);
-        if let Some(s) = series {
-            s.observe(v, exemplar);
-        }
     }
 
     pub fn remove(&self, labels: &L) -> bool {
@@ -213,42 +261,12 @@ impl<L: LabelText> HistogramFamily<L> {
         if map.is_empty() {
             return;
         }
-        out.push_str(&self.header);
-        let mut float = dtoa::Buffer::new();
-        let mut int = itoa::Buffer::new();
+        out.push_str(&self.text.header);
+        let mut numbers = Numbers::default();
         for series in map.values() {
-            let labels = &*series.labels;
             let data = series.data.lock().unwrap_or_else(|p| p.into_inner());
-            for (prefix, value) in [
-                (&self.sum_prefix, float.format(data.sum)),
-                (&self.count_prefix, int.format(data.count)),
-            ] {
-                out.push_str(prefix);
-                out.push_str(labels);
-                out.push_str("} ");
-                out.push_str(value);
-                out.push('\n');
-            }
-            let mut cumulative = 0u64;
-            for (i, (le, n)) in series.buckets.le.iter().zip(&*data.counts).enumerate() {
-                cumulative += n;
-                out.push_str(&self.bucket_prefix);
-                out.push_str(le);
-                out.push('"');
-                if !labels.is_empty() {
-                    out.push(',');
-                    out.push_str(labels);
-                }
-                out.push_str("} ");
-                out.push_str(int.format(cumulative));
-                if let Some(Some((trace, v))) = data.exemplars.get(i) {
-                    out.push_str(" # {");
-                    out.push_str(trace);
-                    out.push_str("} ");
-                    out.push_str(float.format(*v));
-                }
-                out.push('\n');
-            }
+            self.text
+                .write_series(out, &series.labels, &series.buckets, &data, &mut numbers);
         }
     }
 
@@ -267,12 +285,7 @@ impl Series {
         labels.write_labels(&mut text);
         Arc::new(Series {
             labels: text.into_boxed_str(),
-            data: Mutex::new(Data {
-                counts: vec![0; buckets.le.len()].into_boxed_slice(),
-                sum: 0.0,
-                count: 0,
-                exemplars: Vec::new(),
-            }),
+            data: Mutex::new(Counts::new(&buckets)),
             buckets,
         })
     }
@@ -282,23 +295,9 @@ impl Series {
         &self.buckets.bounds
     }
 
-    /// Counts `v` in the first bucket whose bound is at least `v` (`+Inf` for NaN), as
-    /// prometheus-client does; the exemplar replaces that bucket's previous one.
     fn observe(&self, v: f64, exemplar: Option<TraceLabels>) {
-        let bounds = &self.buckets.bounds;
-        let bucket = bounds.iter().position(|b| *b >= v).unwrap_or(bounds.len());
         let mut data = self.data.lock().unwrap_or_else(|p| p.into_inner());
-        data.sum += v;
-        data.count += 1;
-        data.counts[bucket] += 1;
-        if let Some(e) = exemplar {
-            let mut text = String::new();
-            e.write_labels(&mut text);
-            if data.exemplars.is_empty() {
-                data.exemplars = vec![None; bounds.len() + 1];
-            }
-            data.exemplars[bucket] = Some((text.into_boxed_str(), v));
-        }
+        data.observe(&self.buckets.bounds, v, exemplar.as_ref());
     }
 }
 

@@ -1,22 +1,32 @@
-//! The six gauges of [`ProbeLabels`] every probe has (success, consecutive failures, timed
-//! out, duration, timeout, interval), one row per probe.
+//! Everything every probe has, one row per probe: the six gauges of `probe, kind` (success,
+//! consecutive failures, timed out, duration, timeout, interval), its runs by result and
+//! reason, its phases, its last-run time and its run-duration histogram.
 //!
-//! Kept as six families, each map held its own copy of every probe's labels, and a scrape
-//! at 10,000 probes paid a cache miss on nearly every line (about 130 ns a line, issue 19).
-//! One map of rows is read six times over the same 10,000 entries, which stay in cache after
-//! the first pass. The text is what six [`ValueFamily`]s write (the test below compares).
+//! Kept as a family per metric, each map held its own copy of every probe's labels and each
+//! line's label text was formatted per scrape: at 10,000 probes a scrape paid a cache miss
+//! on nearly every line and the copies cost about 1,240 bytes a probe (issue 19). A row
+//! holds its label text (`probe="x",kind="tcp"`, escaped) rendered once; a scrape walks the
+//! rows once per family (the formats want a family's lines together) and a line is a few
+//! appends of prerendered text and one number (rows/text.rs).
 
-use super::ProbeLabels;
-use super::histograms::LabelText;
-use super::values::ValueKind;
-use prometheus_client::encoding::{EncodeMetric, MetricEncoder};
-use prometheus_client::metrics::MetricType;
+mod metric;
+#[cfg(test)]
+mod tests;
+mod text;
+
+use super::TraceLabels;
+use super::histograms::{BucketSet, Counts, HistogramText, push_pair};
+use super::labels::RunResultLabel;
+use super::values::{ValueKind, header};
+use crate::probe::{Kind, Phase, Reason};
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
-/// One gauge of the row.
+pub use metric::{FieldMetric, PhaseMetric};
+
+/// One number of the row, written as a gauge of its own family.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Field {
     Success,
@@ -25,305 +35,305 @@ pub enum Field {
     Duration,
     Timeout,
     Interval,
+    /// `pathwatch_probe_last_run_timestamp_seconds`, labelled by `probe` alone.
+    LastRun,
 }
 
-const FIELDS: [Field; 6] = [
+const FIELDS: [Field; 7] = [
     Field::Success,
     Field::ConsecutiveFailures,
     Field::TimedOut,
     Field::Duration,
     Field::Timeout,
     Field::Interval,
+    Field::LastRun,
 ];
 
-/// A family's metadata lines and sample prefix.
+impl Field {
+    fn kind(self) -> ValueKind {
+        match self {
+            Field::Success | Field::ConsecutiveFailures | Field::TimedOut => ValueKind::Gauge,
+            _ => ValueKind::FloatGauge,
+        }
+    }
+}
+
+/// The name, unit and help of a family.
+pub type FamilyName = (&'static str, Option<&'static str>, &'static str);
+
+/// The families of the rows: [`Field`]s, runs, phases, the run-duration histogram.
+pub struct RowFamilies {
+    pub fields: [FamilyName; 7],
+    /// A counter: the name without `_total`.
+    pub runs: FamilyName,
+    pub phases: FamilyName,
+    pub run_duration: FamilyName,
+}
+
+/// A family's metadata lines and sample prefix (`<name>{`).
 struct Meta {
-    kind: ValueKind,
     header: Box<str>,
     prefix: Box<str>,
 }
 
-/// One probe's values (bits of an `i64` or `f64`, as the field's kind says), and which of
-/// them exist (bit `field as u8`): success and duration only from the first run on.
-#[derive(Default)]
-struct Row {
-    values: [AtomicU64; 6],
-    present: AtomicU8,
-}
-
-type Rows = Arc<RwLock<HashMap<ProbeLabels, Row>>>;
-
-pub struct ProbeGauges {
-    meta: [Meta; 6],
-    rows: Rows,
-}
-
-impl fmt::Debug for ProbeGauges {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ProbeGauges").finish_non_exhaustive()
+impl Meta {
+    fn new((name, unit, help): FamilyName, type_name: &str, suffix: &str) -> Meta {
+        Meta {
+            header: header(name, type_name, unit, help),
+            prefix: format!("{name}{suffix}{{").into_boxed_str(),
+        }
     }
 }
 
-impl ProbeGauges {
-    /// `families[i]` is the full name, unit and help of `FIELDS[i]`'s family.
-    pub fn new(families: [(&str, Option<&str>, &str); 6]) -> Self {
-        let meta = std::array::from_fn(|i| {
-            let (name, unit, help) = families[i];
-            let kind = match FIELDS[i] {
-                Field::Success | Field::ConsecutiveFailures | Field::TimedOut => ValueKind::Gauge,
-                Field::Duration | Field::Timeout | Field::Interval => ValueKind::FloatGauge,
-            };
-            // prometheus-client's Registry ends every help text with a period.
-            let mut header = format!("# HELP {name} {help}.\n# TYPE {name} gauge\n");
-            if let Some(unit) = unit {
-                header.push_str(&format!("# UNIT {name} {unit}\n"));
-            }
-            Meta {
-                kind,
-                header: header.into_boxed_str(),
-                prefix: format!("{name}{{").into_boxed_str(),
-            }
-        });
-        ProbeGauges {
-            meta,
+/// One probe's row.
+struct Row {
+    kind: Kind,
+    /// `probe="x",kind="tcp"`, escaped; `labels[..name_len]` is `probe="x"`.
+    labels: Box<str>,
+    name_len: usize,
+    /// Bits of an `i64` or `f64` per [`Field`], as its kind says.
+    values: [AtomicU64; 7],
+    /// Which fields exist (bit `field as u8`): success, duration and last run only from
+    /// the first run on.
+    present: AtomicU8,
+    counts: Mutex<RowCounts>,
+}
+
+/// What a run changes together beside the fields.
+#[derive(Default)]
+struct RowCounts {
+    /// Runs by result and reason, in the order first seen.
+    runs: Vec<(RunResultLabel, Reason, u64)>,
+    /// The last run's phases (seconds); phases it did not reach are absent.
+    phases: Vec<(Phase, f64)>,
+    /// None for `buckets: []` (and in an on-demand run's rows).
+    histogram: Option<(Arc<BucketSet>, Counts)>,
+}
+
+impl Row {
+    fn new(probe: &str, kind: Kind) -> Row {
+        let mut labels = String::with_capacity(probe.len() + 20);
+        push_pair(&mut labels, "probe", probe);
+        let name_len = labels.len();
+        push_pair(&mut labels, "kind", kind.as_str());
+        Row {
+            kind,
+            labels: labels.into_boxed_str(),
+            name_len,
+            values: Default::default(),
+            present: AtomicU8::new(0),
+            counts: Mutex::default(),
+        }
+    }
+
+    /// Stores `bits` in `field` and marks it present.
+    fn store(&self, field: Field, bits: u64) {
+        self.values[field as usize].store(bits, Ordering::Relaxed);
+        self.mark(field);
+    }
+
+    fn mark(&self, field: Field) {
+        let bit = 1u8 << field as u8;
+        if self.present.load(Ordering::Relaxed) & bit == 0 {
+            self.present.fetch_or(bit, Ordering::Relaxed);
+        }
+    }
+
+    fn has(&self, field: Field) -> bool {
+        self.present.load(Ordering::Relaxed) & (1 << field as u8) != 0
+    }
+
+    fn counts(&self) -> std::sync::MutexGuard<'_, RowCounts> {
+        self.counts.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+type Rows = Arc<RwLock<HashMap<Box<str>, Row>>>;
+
+/// One finished run, as the rows record it.
+pub struct RowRun<'a> {
+    pub ok: bool,
+    pub reason: Reason,
+    pub seconds: f64,
+    pub phases: &'a [(Phase, std::time::Duration)],
+    pub finished_unix_seconds: f64,
+    pub exemplar: Option<&'a TraceLabels>,
+}
+
+pub struct ProbeRows {
+    fields: [Meta; 7],
+    runs: Meta,
+    phases: Meta,
+    histogram: HistogramText,
+    /// The run-duration buckets of a probe without its own.
+    default_buckets: Arc<BucketSet>,
+    /// Other bucket sets in use: probes with the same bounds share one.
+    bucket_sets: Mutex<Vec<Arc<BucketSet>>>,
+    rows: Rows,
+}
+
+impl fmt::Debug for ProbeRows {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ProbeRows").finish_non_exhaustive()
+    }
+}
+
+impl ProbeRows {
+    pub fn new(families: RowFamilies, default_buckets: &[f64]) -> Self {
+        let (name, unit, help) = families.run_duration;
+        ProbeRows {
+            fields: std::array::from_fn(|i| Meta::new(families.fields[i], "gauge", "")),
+            runs: Meta::new(families.runs, "counter", "_total"),
+            phases: Meta::new(families.phases, "gauge", ""),
+            histogram: HistogramText::new(name, unit, help),
+            default_buckets: Arc::new(BucketSet::new(default_buckets)),
+            bucket_sets: Mutex::default(),
             rows: Rows::default(),
         }
     }
 
-    /// One field as a prometheus-client metric over the same rows, for a registry that
-    /// holds it among its own families (an on-demand run's answer).
-    pub fn metric(&self, field: Field) -> FieldMetric {
-        FieldMetric {
-            field,
-            float: self.meta[field as usize].kind == ValueKind::FloatGauge,
-            rows: Arc::clone(&self.rows),
-        }
-    }
-
-    /// Applies `f` to the value of `field` of `labels`, creating the row and marking the
-    /// field present. A new `f64` field starts at 0.0, whose bits are 0 as an `i64`'s are.
-    fn with(&self, field: Field, labels: &ProbeLabels, f: impl Fn(&AtomicU64)) {
-        let bit = 1u8 << field as u8;
-        let apply = |row: &Row| {
-            f(&row.values[field as usize]);
-            if row.present.load(Ordering::Relaxed) & bit == 0 {
-                row.present.fetch_or(bit, Ordering::Relaxed);
-            }
-        };
-        if let Some(row) = self.read().get(labels) {
-            return apply(row);
+    /// Applies `f` to the row of `probe`, created (or, for another kind, replaced) first.
+    fn with<T>(&self, probe: &str, kind: Kind, f: impl FnOnce(&Row) -> T) -> T {
+        if let Some(row) = self.read().get(probe)
+            && row.kind == kind
+        {
+            return f(row);
         }
         let mut rows = self.rows.write().unwrap_or_else(|p| p.into_inner());
-        apply(rows.entry(labels.clone()).or_default());
+        let row = rows
+            .entry(probe.into())
+            .and_modify(|r| {
+                if r.kind != kind {
+                    *r = Row::new(probe, kind);
+                }
+            })
+            .or_insert_with(|| Row::new(probe, kind));
+        f(row)
     }
 
-    /// Creates `field` of `labels` at 0 if it is missing.
-    pub fn ensure(&self, field: Field, labels: &ProbeLabels) {
-        self.with(field, labels, |_| {});
-    }
-
-    /// Sets an `i64` field.
-    pub fn set(&self, field: Field, labels: &ProbeLabels, v: i64) {
-        self.with(field, labels, |c| c.store(v as u64, Ordering::Relaxed));
-    }
-
-    /// Sets an `f64` field.
-    pub fn set_f64(&self, field: Field, labels: &ProbeLabels, v: f64) {
-        self.with(field, labels, |c| c.store(v.to_bits(), Ordering::Relaxed));
-    }
-
-    /// Adds 1 to an `i64` field.
-    pub fn inc(&self, field: Field, labels: &ProbeLabels) {
-        self.with(field, labels, |c| {
-            c.fetch_add(1, Ordering::Relaxed);
+    /// A probe's row before its first run: its configured gauges, the failure gauges and the
+    /// `success, ok` run counter at 0, and its run-duration histogram over `buckets` (none
+    /// for `None`, `buckets: []`). Nothing that exists is reset, except a histogram whose
+    /// bounds changed (a new layout starts anew, as a restart would).
+    pub fn init(
+        &self,
+        probe: &str,
+        kind: Kind,
+        timeout: f64,
+        interval: f64,
+        buckets: Option<&[f64]>,
+    ) {
+        let set = buckets.map(|b| self.bucket_set(b));
+        self.with(probe, kind, |row| {
+            row.store(Field::Timeout, timeout.to_bits());
+            row.store(Field::Interval, interval.to_bits());
+            row.mark(Field::ConsecutiveFailures);
+            row.mark(Field::TimedOut);
+            let mut counts = row.counts();
+            if !counts
+                .runs
+                .iter()
+                .any(|(r, why, _)| *r == RunResultLabel::Success && *why == Reason::Ok)
+            {
+                counts.runs.push((RunResultLabel::Success, Reason::Ok, 0));
+            }
+            match set {
+                None => counts.histogram = None,
+                Some(set) => {
+                    if counts.histogram.as_ref().map(|(s, _)| s.bounds()) != Some(set.bounds()) {
+                        let fresh = Counts::new(&set);
+                        counts.histogram = Some((set, fresh));
+                    }
+                }
+            }
         });
     }
 
-    /// The value of `field` of `labels` as an `f64`, if it exists.
-    pub fn get(&self, field: Field, labels: &ProbeLabels) -> Option<f64> {
-        let rows = self.read();
-        let row = rows.get(labels)?;
-        if row.present.load(Ordering::Relaxed) & (1 << field as u8) == 0 {
-            return None;
+    /// The shared set of `bounds`.
+    fn bucket_set(&self, bounds: &[f64]) -> Arc<BucketSet> {
+        if self.default_buckets.bounds() == bounds {
+            return Arc::clone(&self.default_buckets);
         }
+        let mut sets = self.bucket_sets.lock().unwrap_or_else(|p| p.into_inner());
+        // Sets no probe holds any more go (reloads change bounds).
+        sets.retain(|s| Arc::strong_count(s) > 1);
+        if let Some(s) = sets.iter().find(|s| s.bounds() == bounds) {
+            return Arc::clone(s);
+        }
+        let set = Arc::new(BucketSet::new(bounds));
+        sets.push(Arc::clone(&set));
+        set
+    }
+
+    /// Records one finished run of `probe`.
+    pub fn record(&self, probe: &str, kind: Kind, run: &RowRun<'_>) {
+        self.with(probe, kind, |row| {
+            row.store(Field::Success, u64::from(run.ok));
+            if run.ok {
+                row.store(Field::ConsecutiveFailures, 0);
+            } else {
+                row.values[Field::ConsecutiveFailures as usize].fetch_add(1, Ordering::Relaxed);
+                row.mark(Field::ConsecutiveFailures);
+            }
+            row.store(Field::TimedOut, u64::from(run.reason == Reason::Timeout));
+            row.store(Field::Duration, run.seconds.to_bits());
+            row.store(Field::LastRun, run.finished_unix_seconds.to_bits());
+            let result = if run.ok {
+                RunResultLabel::Success
+            } else {
+                RunResultLabel::Failure
+            };
+            let mut counts = row.counts();
+            match counts
+                .runs
+                .iter_mut()
+                .find(|(r, why, _)| *r == result && *why == run.reason)
+            {
+                Some((_, _, n)) => *n += 1,
+                None => counts.runs.push((result, run.reason, 1)),
+            }
+            counts.phases.clear();
+            for (phase, took) in run.phases {
+                // A phase timed twice counts its first time.
+                if !counts.phases.iter().any(|(p, _)| p == phase) {
+                    counts.phases.push((*phase, took.as_secs_f64()));
+                }
+            }
+            if let Some((set, h)) = &mut counts.histogram {
+                h.observe(set.bounds(), run.seconds, run.exemplar);
+            }
+        });
+    }
+
+    /// Removes the row of a probe that left the config.
+    pub fn forget(&self, probe: &str) -> bool {
+        let mut rows = self.rows.write().unwrap_or_else(|p| p.into_inner());
+        rows.remove(probe).is_some()
+    }
+
+    /// The value of `field` of `probe` as an `f64`, if it exists.
+    pub fn get(&self, field: Field, probe: &str) -> Option<f64> {
+        let rows = self.read();
+        let row = rows.get(probe).filter(|r| r.has(field))?;
         let bits = row.values[field as usize].load(Ordering::Relaxed);
-        Some(match self.meta[field as usize].kind {
+        Some(match field.kind() {
             ValueKind::FloatGauge => f64::from_bits(bits),
             _ => bits as i64 as f64,
         })
     }
 
-    /// Removes every field of `labels` (a probe that left the config).
-    pub fn remove(&self, labels: &ProbeLabels) -> bool {
-        let mut rows = self.rows.write().unwrap_or_else(|p| p.into_inner());
-        rows.remove(labels).is_some()
-    }
-
-    /// Appends the six families in OpenMetrics text, each only when some probe has it.
-    pub fn encode(&self, out: &mut String) {
+    /// The runs of `probe` with `result` and `reason`, if that counter exists.
+    pub fn runs(&self, probe: &str, result: RunResultLabel, reason: Reason) -> Option<u64> {
         let rows = self.read();
-        let mut float = dtoa::Buffer::new();
-        let mut int = itoa::Buffer::new();
-        for (field, meta) in FIELDS.iter().zip(&self.meta) {
-            let bit = 1u8 << *field as u8;
-            let mut header = false;
-            for (labels, row) in rows.iter() {
-                if row.present.load(Ordering::Relaxed) & bit == 0 {
-                    continue;
-                }
-                if !header {
-                    out.push_str(&meta.header);
-                    header = true;
-                }
-                out.push_str(&meta.prefix);
-                labels.write_labels(out);
-                out.push_str("} ");
-                let bits = row.values[*field as usize].load(Ordering::Relaxed);
-                out.push_str(match meta.kind {
-                    ValueKind::FloatGauge => float.format(f64::from_bits(bits)),
-                    _ => int.format(bits as i64),
-                });
-                out.push('\n');
-            }
-        }
-    }
-
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<ProbeLabels, Row>> {
-        self.rows.read().unwrap_or_else(|p| p.into_inner())
-    }
-}
-
-/// See [`ProbeGauges::metric`].
-#[derive(Clone)]
-pub struct FieldMetric {
-    field: Field,
-    float: bool,
-    rows: Rows,
-}
-
-impl fmt::Debug for FieldMetric {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("FieldMetric")
-            .field("field", &self.field)
-            .finish_non_exhaustive()
-    }
-}
-
-impl EncodeMetric for FieldMetric {
-    fn encode(&self, mut encoder: MetricEncoder) -> Result<(), fmt::Error> {
-        let bit = 1u8 << self.field as u8;
-        let rows = self.rows.read().unwrap_or_else(|p| p.into_inner());
-        for (labels, row) in rows.iter() {
-            if row.present.load(Ordering::Relaxed) & bit == 0 {
-                continue;
-            }
-            let bits = row.values[self.field as usize].load(Ordering::Relaxed);
-            let mut e = encoder.encode_family(labels)?;
-            if self.float {
-                e.encode_gauge(&f64::from_bits(bits))?;
-            } else {
-                e.encode_gauge(&(bits as i64))?;
-            }
-        }
-        Ok(())
-    }
-
-    fn metric_type(&self) -> MetricType {
-        MetricType::Gauge
-    }
-
-    fn is_empty(&self) -> bool {
-        let bit = 1u8 << self.field as u8;
-        let rows = self.rows.read().unwrap_or_else(|p| p.into_inner());
-        !rows
-            .values()
-            .any(|r| r.present.load(Ordering::Relaxed) & bit != 0)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::metrics::values::ValueFamily;
-    use crate::probe::Kind;
-
-    const FAMILIES: [(&str, Option<&str>, &str); 6] = [
-        ("pathwatch_a", None, "A (1) or not (0)"),
-        ("pathwatch_b", None, "B"),
-        ("pathwatch_c", None, "C"),
-        ("pathwatch_d_seconds", Some("seconds"), "D"),
-        ("pathwatch_e_seconds", Some("seconds"), "E"),
-        ("pathwatch_f_seconds", Some("seconds"), "F"),
-    ];
-
-    fn probe(name: &str) -> ProbeLabels {
-        ProbeLabels {
-            probe: name.to_string(),
-            kind: Kind::Tcp,
-        }
-    }
-
-    #[test]
-    fn rows_write_what_six_families_write() {
-        let rows = ProbeGauges::new(FAMILIES);
-        let families: Vec<ValueFamily<ProbeLabels>> = FIELDS
+        let counts = rows.get(probe)?.counts();
+        let found = counts
+            .runs
             .iter()
-            .zip(FAMILIES)
-            .map(|(f, (name, unit, help))| {
-                let kind = if (*f as usize) < 3 {
-                    ValueKind::Gauge
-                } else {
-                    ValueKind::FloatGauge
-                };
-                ValueFamily::new(kind, name, unit, help)
-            })
-            .collect();
-        let odd = "a\"b\\c\nd";
-        for (i, name) in ["db", "p1", odd, "x.y:z"].iter().enumerate() {
-            let l = probe(name);
-            // Only some probes have run: success and duration are absent for the others.
-            for f in [Field::ConsecutiveFailures, Field::TimedOut] {
-                rows.ensure(f, &l);
-                families[f as usize].ensure(&l);
-            }
-            rows.set_f64(Field::Timeout, &l, 5.0);
-            families[Field::Timeout as usize].set_f64(&l, 5.0);
-            rows.set_f64(Field::Interval, &l, 0.25 * i as f64);
-            families[Field::Interval as usize].set_f64(&l, 0.25 * i as f64);
-            if i % 2 == 0 {
-                rows.set(Field::Success, &l, 1);
-                families[Field::Success as usize].set(&l, 1);
-                rows.set_f64(Field::Duration, &l, 0.000301246);
-                families[Field::Duration as usize].set_f64(&l, 0.000301246);
-                rows.inc(Field::ConsecutiveFailures, &l);
-                families[Field::ConsecutiveFailures as usize].inc(&l);
-            }
-        }
-        let mut ours = String::new();
-        rows.encode(&mut ours);
-        let mut want = String::new();
-        families.iter().for_each(|f| f.encode(&mut want));
-        let sorted = |s: &str| {
-            let mut l: Vec<String> = s.lines().map(str::to_string).collect();
-            l.sort();
-            l
-        };
-        assert_eq!(sorted(&ours), sorted(&want));
-        assert!(
-            ours.contains("pathwatch_b{probe=\"db\",kind=\"tcp\"} 1\n"),
-            "{ours}"
-        );
-        assert!(!ours.contains("pathwatch_a{probe=\"p1\""), "{ours}");
-        assert_eq!(rows.get(Field::Success, &probe("p1")), None);
-        assert_eq!(rows.get(Field::Timeout, &probe("p1")), Some(5.0));
+            .find(|(r, why, _)| *r == result && *why == reason);
+        found.map(|(_, _, n)| *n)
+    }
 
-        assert!(rows.remove(&probe("db")));
-        let mut after = String::new();
-        rows.encode(&mut after);
-        assert!(!after.contains("probe=\"db\""), "{after}");
-        let empty = ProbeGauges::new(FAMILIES);
-        let mut none = String::new();
-        empty.encode(&mut none);
-        assert_eq!(none, "");
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<Box<str>, Row>> {
+        self.rows.read().unwrap_or_else(|p| p.into_inner())
     }
 }

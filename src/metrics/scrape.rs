@@ -6,7 +6,7 @@
 //! generation read before it was encoded, so a run recorded during an encode makes the next
 //! scrape encode again: a cached answer is never older than the last change it could miss.
 //! With probes every hour, most scrapes find nothing changed; with 10,000 probes every 10 s
-//! every scrape encodes, and the encoders themselves must be fast (values.rs,
+//! every scrape encodes, and the encoders themselves must be fast (rows.rs,
 //! histograms.rs); an answer outdated before it is finished is then not kept.
 
 use crate::exposition::to_text_004;
