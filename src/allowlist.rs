@@ -362,7 +362,8 @@ fn glob(pattern: &str, text: &str, stop: Option<char>) -> bool {
 /// The rules of one on-demand run.
 #[derive(Debug)]
 pub struct Guard {
-    pub allowed: Vec<TargetPattern>,
+    /// The config's `on_demand.allowed_targets`, shared.
+    pub allowed: Arc<[TargetPattern]>,
     /// The module's own origin when it runs without a target: its redirects within that
     /// origin need no pattern (the operator chose it).
     pub trusted_origin: Option<url::Origin>,
