@@ -27,7 +27,7 @@ pub use error::{PatternError, Refused, TargetError};
 
 use ipnet::IpNet;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 /// Networks no on-demand target may reach, whatever the allowlist says: link-local (where
 /// the cloud metadata servers answer: 169.254.169.254, fd00:ec2::254 on AWS, 100.100.100.200
@@ -325,11 +325,15 @@ fn parse_host_name(h: &str) -> Result<Host, TargetError> {
 
 /// Whether an address lies in a denied network.
 pub fn denied(ip: IpAddr) -> bool {
+    // Parsed once: every `/probe` with a target and every address it resolves asks.
+    static NETWORKS: LazyLock<Vec<IpNet>> = LazyLock::new(|| {
+        DENIED_NETWORKS
+            .iter()
+            .filter_map(|n| n.parse::<IpNet>().ok())
+            .collect()
+    });
     let ip = ip.to_canonical();
-    DENIED_NETWORKS
-        .iter()
-        .filter_map(|n| n.parse::<IpNet>().ok())
-        .any(|n| n.contains(&ip))
+    NETWORKS.iter().any(|n| n.contains(&ip))
 }
 
 /// `*` globbing over one label, path or segment, case-sensitive (names are lowercased
@@ -362,7 +366,8 @@ fn glob(pattern: &str, text: &str, stop: Option<char>) -> bool {
 /// The rules of one on-demand run.
 #[derive(Debug)]
 pub struct Guard {
-    pub allowed: Vec<TargetPattern>,
+    /// The config's `on_demand.allowed_targets`, shared.
+    pub allowed: Arc<[TargetPattern]>,
     /// The module's own origin when it runs without a target: its redirects within that
     /// origin need no pattern (the operator chose it).
     pub trusted_origin: Option<url::Origin>,

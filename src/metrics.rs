@@ -30,7 +30,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::{Registry, Unit};
-use rows::{Field, ProbeRows, RowFamilies, RowRun};
+use rows::{ProbeRows, RowFamilies, RowRun};
 use std::sync::atomic::AtomicU64;
 
 pub use labels::{
@@ -251,40 +251,6 @@ impl Metrics {
                 version: env!("CARGO_PKG_VERSION").to_string(),
             })
             .set(1);
-        m
-    }
-
-    /// The families of one on-demand run (`/probe`), registered into `registry`: success,
-    /// duration, phases and HTTP status, as blackbox_exporter answers. Everything else a run
-    /// records lands in families that are not exposed.
-    pub fn new_run_only(registry: &mut Registry, kind: Kind) -> Self {
-        // Only these four are registered: building and dropping the full set per request
-        // cost an on-demand tcp probe about an eighth of its CPU (bench/ondemand_vs_blackbox.py).
-        let m = Metrics::families();
-        registry.register(
-            "probe_success",
-            "Whether the run succeeded (1) or failed (0)",
-            m.probe_rows.metric(Field::Success),
-        );
-        registry.register_with_unit(
-            "probe_duration",
-            "Duration of the run",
-            Unit::Seconds,
-            m.probe_rows.metric(Field::Duration),
-        );
-        registry.register_with_unit(
-            "probe_phase_duration",
-            "Duration of each phase the run completed",
-            Unit::Seconds,
-            m.probe_rows.phase_metric(),
-        );
-        registry.register(
-            "http_status_code",
-            "Status code of the HTTP response (0 when none arrived)",
-            m.kinds.http.status.clone(),
-        );
-        // The plain numbers the kind declares (a tls_cert module's expiry).
-        m.kinds.declared.register_kind(kind, registry);
         m
     }
 

@@ -6,13 +6,14 @@
 //! opts in). Prometheus's scrape timeout header bounds the run, and the answer holds that
 //! run's metrics only.
 
+pub mod answer;
+
 use crate::allowlist::{self, Guard, Target};
 use crate::config::ProbeConfig;
 use crate::config::on_demand::OnDemandSpec;
-use crate::metrics::Metrics;
+use crate::metrics::scrape::Format;
 use crate::probe::ProbeSpec;
 use crate::runner::run_once;
-use prometheus_client::registry::Registry;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -27,7 +28,9 @@ pub enum Refusal {
 /// What one on-demand run is: the probe and the rules it runs under.
 #[derive(Debug)]
 pub struct Plan {
-    pub probe: ProbeConfig,
+    /// The module itself when it runs as configured, else a copy retargeted or with a
+    /// shorter timeout.
+    pub probe: Arc<ProbeConfig>,
     pub guard: Arc<Guard>,
 }
 
@@ -45,56 +48,80 @@ pub fn plan(
         .iter()
         .find(|p| p.name == module)
         .ok_or_else(|| Refusal::UnknownModule(module.to_string()))?;
-    let mut probe = ProbeConfig::clone(base);
-    let mut trusted_origin = match &base.spec {
-        ProbeSpec::Http(h) => url::Url::parse(&h.url).ok().map(|u| u.origin()),
-        _ => None,
-    };
-    if let Some(t) = target {
-        // Match the allowlist against what will really be contacted, never the raw text:
-        // `http://127.0.0.1:80@evil.example/` must not pass for `http://127.0.0.1:*`.
-        let contacted =
-            allowlist::parse_target(t).map_err(|e| Refusal::BadTarget(e.to_string()))?;
-        if !spec.allowed_targets.iter().any(|p| p.matches(&contacted)) {
-            return Err(Refusal::TargetNotAllowed);
-        }
-        if let Target::Socket(allowlist::Host::Ip(ip), _)
-        | Target::Url {
-            host: allowlist::Host::Ip(ip),
-            ..
-        } = &contacted
-            && allowlist::denied(*ip)
-        {
-            return Err(Refusal::TargetNotAllowed);
-        }
-        if !base.on_demand.send_credentials && !same_destination(&base.spec, &contacted) {
-            probe.spec = base.spec.without_credentials();
-        }
-        probe.spec = probe
-            .spec
-            .retarget(t)
-            .map_err(|e| Refusal::BadTarget(e.to_string()))?;
-        // Built like the module: what does not depend on the target (TLS configs, regexes)
-        // is the module's own, not rebuilt per request.
-        let built = probe
-            .spec
-            .build_like(&base.built)
-            .map_err(|e| Refusal::BadTarget(e.to_string()))?;
-        probe.built = Arc::new(built);
-        trusted_origin = None;
-    }
-    if let Some(limit) = scrape_timeout {
+    let timeout = match scrape_timeout {
         // Leave Prometheus time to read the answer: half a second, as blackbox_exporter does.
-        let budget = limit.saturating_sub(Duration::from_millis(500));
-        if !budget.is_zero() {
-            probe.timeout = probe.timeout.min(budget);
-        }
+        Some(limit) => match limit.saturating_sub(Duration::from_millis(500)) {
+            budget if budget.is_zero() => base.timeout,
+            budget => base.timeout.min(budget),
+        },
+        None => base.timeout,
+    };
+    let guard = |trusted_origin| {
+        Arc::new(Guard {
+            allowed: Arc::clone(&spec.allowed_targets),
+            trusted_origin,
+        })
+    };
+    let Some(t) = target else {
+        let trusted_origin = match &base.spec {
+            ProbeSpec::Http(h) => url::Url::parse(&h.url).ok().map(|u| u.origin()),
+            _ => None,
+        };
+        let probe = if timeout == base.timeout {
+            Arc::clone(base)
+        } else {
+            Arc::new(ProbeConfig {
+                timeout,
+                ..ProbeConfig::clone(base)
+            })
+        };
+        return Ok(Plan {
+            probe,
+            guard: guard(trusted_origin),
+        });
+    };
+    // Match the allowlist against what will really be contacted, never the raw text:
+    // `http://127.0.0.1:80@evil.example/` must not pass for `http://127.0.0.1:*`.
+    let contacted = allowlist::parse_target(t).map_err(|e| Refusal::BadTarget(e.to_string()))?;
+    if !spec.allowed_targets.iter().any(|p| p.matches(&contacted)) {
+        return Err(Refusal::TargetNotAllowed);
     }
-    let guard = Arc::new(Guard {
-        allowed: spec.allowed_targets.clone(),
-        trusted_origin,
-    });
-    Ok(Plan { probe, guard })
+    if let Target::Socket(allowlist::Host::Ip(ip), _)
+    | Target::Url {
+        host: allowlist::Host::Ip(ip),
+        ..
+    } = &contacted
+        && allowlist::denied(*ip)
+    {
+        return Err(Refusal::TargetNotAllowed);
+    }
+    let retargeted =
+        if !base.on_demand.send_credentials && !same_destination(&base.spec, &contacted) {
+            base.spec.without_credentials().retarget(t)
+        } else {
+            base.spec.retarget(t)
+        };
+    let spec = retargeted.map_err(|e| Refusal::BadTarget(e.to_string()))?;
+    // Built like the module: what does not depend on the target (TLS configs, regexes)
+    // is the module's own, not rebuilt per request.
+    let built = spec
+        .build_like(&base.built)
+        .map_err(|e| Refusal::BadTarget(e.to_string()))?;
+    let probe = ProbeConfig {
+        name: base.name.clone(),
+        interval: base.interval,
+        timeout,
+        // Nothing of an on-demand run reads them.
+        depends_on: Vec::new(),
+        spec,
+        built: Arc::new(built),
+        on_demand: base.on_demand,
+        buckets: base.buckets.clone(),
+    };
+    Ok(Plan {
+        probe: Arc::new(probe),
+        guard: guard(None),
+    })
 }
 
 /// Whether `target` is where the module itself connects (its credentials belong there):
@@ -149,20 +176,13 @@ pub fn scrape_timeout(header: &str) -> Option<Duration> {
     Duration::try_from_secs_f64(secs.min(86_400.0)).ok()
 }
 
-/// Runs the probe once and encodes only its metrics.
-pub async fn run(plan: Plan) -> String {
+/// Runs the probe once and answers only its metrics, in `format` ([`answer`]).
+pub async fn run(plan: Plan, format: Format) -> String {
     let Plan { probe, guard } = plan;
-    let mut registry = Registry::with_prefix("pathwatch");
     let kind = probe.spec.kind();
-    let metrics = Metrics::new_run_only(&mut registry, kind);
-    let transport = probe.spec.db_transport();
-    let name = probe.name.clone();
     // Inline in this task, so the guard's task-local reaches the probe's resolve and hops.
-    let result = allowlist::guarded(guard, run_once(Arc::new(probe))).await;
-    metrics.record(&name, kind, transport, &result);
-    let mut body = String::new();
-    let _ = prometheus_client::encoding::text::encode(&mut body, &registry);
-    body
+    let result = allowlist::guarded(guard, run_once(Arc::clone(&probe))).await;
+    answer::write(&probe.name, kind, &result, format)
 }
 
 #[cfg(test)]

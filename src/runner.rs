@@ -31,11 +31,11 @@ pub async fn run_once(probe: Arc<ProbeConfig>) -> RunResult {
         otel.status_code = tracing::field::Empty,
     );
     // The probe runs inline, not as a task of its own: a spawned task's hand-off back to
-    // this one added about 0.05 ms to every measured duration (bench/pg_baseline.py). Boxed,
+    // this one added about 0.05 ms to every measured duration (bench/pg_baseline.py). Boxed
+    // (`BuiltProbe::run` boxes each kind's future at its own size),
     // so it holds memory only while it runs: inline in each probe's scheduling task, the
     // largest kind's future (~26 KB) cost 10,000 probes 250 MiB (bench/memory_and_scrape.py).
-    let run =
-        tracing::Instrument::instrument(guarded(Box::pin(probe.built.run(&trace))), span.clone());
+    let run = tracing::Instrument::instrument(guarded(probe.built.run(&trace)), span.clone());
     let outcome = match tokio::time::timeout(probe.timeout, run).await {
         Ok(out) => out,
         Err(_) => {

@@ -143,12 +143,21 @@ async fn index(Extract(app): Extract<AppState>) -> Html<String> {
 async fn probe(
     Extract(app): Extract<AppState>,
     Query(q): Query<ProbeQuery>,
-    headers: HeaderMap,
+    // The request itself rather than a `HeaderMap`, which axum clones for the handler.
+    request: axum::extract::Request,
 ) -> Response {
+    let headers = request.headers();
     let scrape_timeout = headers
         .get("x-prometheus-scrape-timeout-seconds")
         .and_then(|v| v.to_str().ok())
         .and_then(ondemand::scrape_timeout);
+    let (format, content_type) = if wants_openmetrics(accept(headers)) {
+        (Format::OpenMetrics, OPENMETRICS)
+    } else {
+        (Format::Text004, TEXT_004)
+    };
+    // Not held across the run: a request's body is not `Sync`.
+    drop(request);
     let config = app.config.read().unwrap_or_else(|p| p.into_inner()).clone();
     match ondemand::plan(
         &config.probes,
@@ -158,14 +167,8 @@ async fn probe(
         scrape_timeout,
     ) {
         Ok(plan) => {
-            let body = ondemand::run(plan).await;
-            if wants_openmetrics(accept(&headers)) {
-                ([(header::CONTENT_TYPE, OPENMETRICS)], body).into_response()
-            } else {
-                let mut text = String::new();
-                to_text_004(&body, &mut text);
-                ([(header::CONTENT_TYPE, TEXT_004)], text).into_response()
-            }
+            let body = ondemand::run(plan, format).await;
+            ([(header::CONTENT_TYPE, content_type)], body).into_response()
         }
         Err(Refusal::UnknownModule(m)) => {
             (StatusCode::BAD_REQUEST, format!("unknown module {m:?}\n")).into_response()

@@ -121,7 +121,7 @@ async fn the_guard_applies_only_inside_a_guarded_run() {
     let hop = url::Url::parse("http://10.9.9.9/").unwrap();
     assert!(check_hop(&hop).is_ok());
     let guard = Arc::new(Guard {
-        allowed: vec![TargetPattern::parse("http://127.0.0.1:*").unwrap()],
+        allowed: Arc::from([TargetPattern::parse("http://127.0.0.1:*").unwrap()]),
         trusted_origin: Some(
             url::Url::parse("http://db.internal:8080/")
                 .unwrap()

@@ -4,6 +4,7 @@
 
 use crate::allowlist::TargetPattern;
 use serde::Deserialize;
+use std::sync::Arc;
 
 /// The `on_demand:` section of the config.
 #[derive(Clone, Debug, Default, Deserialize, schemars::JsonSchema)]
@@ -12,9 +13,14 @@ pub struct OnDemandSpec {
     /// Patterns a target must match (see [`crate::allowlist`]): `"10.0.0.0/16:5432"`,
     /// `"*.internal:6379"` (`*` is one DNS label), `"https://*.example.com/*"`. Empty: no
     /// target may be given, only the modules' own.
-    #[serde(default)]
+    /// Shared, not copied, by every `/probe` request's guard (allowlist::Guard).
+    #[serde(default, deserialize_with = "patterns")]
     #[schemars(with = "Vec<String>")]
-    pub allowed_targets: Vec<TargetPattern>,
+    pub allowed_targets: Arc<[TargetPattern]>,
+}
+
+fn patterns<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Arc<[TargetPattern]>, D::Error> {
+    Vec::<TargetPattern>::deserialize(d).map(Arc::from)
 }
 
 impl<'de> Deserialize<'de> for TargetPattern {

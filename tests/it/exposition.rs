@@ -112,6 +112,53 @@ fn openmetrics_passes_the_official_parser() {
     );
 }
 
+/// A `/probe` answer, written without the registry (src/ondemand/answer.rs), passes the same
+/// checkers in both formats.
+#[test]
+fn probe_answers_pass_both_checkers() {
+    let exp = exporter();
+    let path = "/probe?module=refused-tcp";
+    let (status, ctype, text) = http_get_with(exp.addr, path, &[("Accept", PROMETHEUS_ACCEPT)]);
+    assert_eq!(status, 200, "{text}");
+    assert!(ctype.starts_with("application/openmetrics-text"), "{ctype}");
+    assert!(text.ends_with("# EOF\n"), "{text}");
+    let (ok, report) = feed("python3", &["-c", OPENMETRICS_CHECK], &text);
+    assert!(
+        ok,
+        "prometheus_client's OpenMetrics parser:\n{report}\non:\n{text}"
+    );
+    assert!(
+        report.contains("pathwatch_probe_success gauge 1"),
+        "{report}"
+    );
+    assert!(
+        report.contains("pathwatch_probe_duration_seconds gauge 1"),
+        "{report}"
+    );
+
+    let (status, ctype, text) = http_get_with(exp.addr, path, &[]);
+    assert_eq!(status, 200, "{text}");
+    assert_eq!(ctype, "text/plain; version=0.0.4; charset=utf-8");
+    assert!(
+        !text.contains("# EOF") && !text.contains("# UNIT"),
+        "{text}"
+    );
+    let (ok, report) = feed("promtool", &["check", "metrics"], &text);
+    assert!(
+        ok && report.trim().is_empty(),
+        "promtool:\n{report}\non:\n{text}"
+    );
+    assert_eq!(
+        value(
+            &text,
+            "pathwatch_probe_success",
+            &[("probe", "refused-tcp"), ("kind", "tcp")]
+        ),
+        Some(0.0),
+        "{text}"
+    );
+}
+
 #[test]
 fn health_readiness_and_index() {
     let exp = Exporter::start("probes: []\n");

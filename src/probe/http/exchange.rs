@@ -2,12 +2,12 @@
 //! `processing` (request sent until the response head arrives) and `transfer` (the body).
 
 use super::{HttpProbe, USER_AGENT};
-use crate::abort::AbortOnDrop;
 use crate::probe::{Phase, ProbeError, Reason, Trace, connect_tcp, error_chain, resolve};
 use bytes::Bytes;
 use http::{Method, Request, StatusCode, header};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper_util::rt::TokioIo;
+use std::pin::{Pin, pin};
 use url::Url;
 
 /// One request on a fresh connection: (status, Location header, body).
@@ -79,38 +79,65 @@ where
     let (mut sender, conn) = hyper::client::conn::http1::handshake(io)
         .await
         .map_err(|e| hyper_error(&e))?;
-    let _driver = AbortOnDrop(tokio::spawn(conn));
-    let resp = trace
-        .time(Phase::Processing, sender.send_request(req))
-        .await
-        .map_err(|e| hyper_error(&e))?;
+    // Driven in this task beside the request, not spawned: a task per run cost a spawn and
+    // a hand-off between the runtime's threads at every step of the exchange.
+    let mut conn = pin!(conn);
+    let mut ended = false;
+    let resp = driven(
+        conn.as_mut(),
+        &mut ended,
+        trace.time(Phase::Processing, sender.send_request(req)),
+    )
+    .await
+    .map_err(|e| hyper_error(&e))?;
     let status = resp.status();
     let location = resp
         .headers()
         .get(header::LOCATION)
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
-    let body = trace
-        .time(
+    let body = driven(
+        conn.as_mut(),
+        &mut ended,
+        trace.time(
             Phase::Transfer,
             Limited::new(resp.into_body(), max_body).collect(),
-        )
-        .await
-        .map_err(|e| {
-            if e.downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some()
-            {
-                ProbeError::new(
-                    Reason::BodyTooLarge,
-                    format!("body larger than {max_body} bytes"),
-                )
-            } else {
-                let (reason, detail) = error_chain(&*e, Reason::Protocol);
-                ProbeError::new(reason, format!("reading the body: {detail}"))
-            }
-        })?
-        .to_bytes();
+        ),
+    )
+    .await
+    .map_err(|e| {
+        if e.downcast_ref::<http_body_util::LengthLimitError>()
+            .is_some()
+        {
+            ProbeError::new(
+                Reason::BodyTooLarge,
+                format!("body larger than {max_body} bytes"),
+            )
+        } else {
+            let (reason, detail) = error_chain(&*e, Reason::Protocol);
+            ProbeError::new(reason, format!("reading the body: {detail}"))
+        }
+    })?
+    .to_bytes();
     Ok((status, location, body))
+}
+
+/// Polls `fut` and, in the same task, the connection `conn` until it has `ended` (it ends
+/// after the response to a `Connection: close` request, or on an error, which `fut` then
+/// sees as a closed channel). Dropping `conn` closes the connection.
+async fn driven<C: Future, F: Future>(
+    mut conn: Pin<&mut C>,
+    ended: &mut bool,
+    fut: F,
+) -> F::Output {
+    let mut fut = pin!(fut);
+    std::future::poll_fn(|cx| {
+        if !*ended && conn.as_mut().poll(cx).is_ready() {
+            *ended = true;
+        }
+        fut.as_mut().poll(cx)
+    })
+    .await
 }
 
 fn hyper_error(e: &hyper::Error) -> ProbeError {

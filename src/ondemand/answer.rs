@@ -1,0 +1,140 @@
+//! The text of a `/probe` answer, written straight from the run's [`RunResult`] in the format
+//! the client asked for: success, duration, phases, the HTTP status (http, startup) and the
+//! gauges the kind declares ([`crate::probe::ProbeKind::GAUGES`]), as blackbox_exporter
+//! answers.
+//!
+//! The answer used to be a fresh prometheus-client registry over the exporter's families,
+//! encoded as OpenMetrics and rewritten to 0.0.4 for most clients: building those families
+//! and formatting their names cost a tcp `/probe` more CPU than writing the answer does
+//! (BENCHMARKS.md, issue 19). The text is byte for byte what that registry wrote, phases in
+//! [`Phase::ALL`] order (the tests below encode the same run both ways).
+
+use crate::metrics::histograms::push_pair;
+use crate::metrics::scrape::Format;
+use crate::probe::{Kind, Phase, RunResult};
+
+/// Room for a tcp run's answer with its phases, so the buffer is allocated once; an answer
+/// that outgrows it (a long probe name, many phases) grows it as a `String` does.
+const CAPACITY: usize = 1024;
+
+/// The answer for one run of probe `probe` of kind `kind`.
+pub fn write(probe: &str, kind: Kind, run: &RunResult, format: Format) -> String {
+    let mut w = Writer {
+        out: String::with_capacity(CAPACITY + 4 * probe.len()),
+        format,
+        float: dtoa::Buffer::new(),
+        int: itoa::Buffer::new(),
+    };
+    let probe_kind = [("probe", probe), ("kind", kind.as_str())];
+    w.header(
+        "pathwatch_probe_success",
+        None,
+        "Whether the run succeeded (1) or failed (0)",
+    );
+    w.int_sample("pathwatch_probe_success", &probe_kind, i64::from(run.ok()));
+    w.header(
+        "pathwatch_probe_duration_seconds",
+        Some("seconds"),
+        "Duration of the run",
+    );
+    w.float_sample(
+        "pathwatch_probe_duration_seconds",
+        &probe_kind,
+        run.duration.as_secs_f64(),
+    );
+    // A phase the run reached more than once counts at its first time, as the exporter's
+    // own families record it (Metrics::set_phases).
+    let first = |phase: &Phase| run.phases.iter().find(|(p, _)| p == phase);
+    if !run.phases.is_empty() {
+        const NAME: &str = "pathwatch_probe_phase_duration_seconds";
+        w.header(
+            NAME,
+            Some("seconds"),
+            "Duration of each phase the run completed",
+        );
+        for (phase, took) in Phase::ALL.iter().filter_map(first) {
+            let labels = [
+                ("probe", probe),
+                ("kind", kind.as_str()),
+                ("phase", phase.as_str()),
+            ];
+            w.float_sample(NAME, &labels, took.as_secs_f64());
+        }
+    }
+    if matches!(kind, Kind::Http | Kind::Startup) {
+        const NAME: &str = "pathwatch_http_status_code";
+        w.header(
+            NAME,
+            None,
+            "Status code of the HTTP response (0 when none arrived)",
+        );
+        let code = run.observations.http_status().unwrap_or(0);
+        w.int_sample(NAME, &[("probe", probe)], i64::from(code));
+    }
+    // The plain numbers the kind declares (a tls_cert module's expiry), when the run
+    // reported them.
+    for g in kind.gauges() {
+        let Some(v) = run.observations.gauge(g.name) else {
+            continue;
+        };
+        let name = match g.unit {
+            Some(unit) => format!("pathwatch_{}_{unit}", g.name),
+            None => format!("pathwatch_{}", g.name),
+        };
+        w.header(&name, g.unit, g.help);
+        w.float_sample(&name, &[("probe", probe)], v);
+    }
+    if format == Format::OpenMetrics {
+        w.out.push_str("# EOF\n");
+    }
+    w.out
+}
+
+/// The answer being written, and the number buffers its lines share.
+struct Writer {
+    out: String,
+    format: Format,
+    float: dtoa::Buffer,
+    int: itoa::Buffer,
+}
+
+impl Writer {
+    /// A gauge family's `# HELP`, `# TYPE` and (OpenMetrics only) `# UNIT` lines; the help
+    /// ends with a period, as prometheus-client's registry writes it.
+    fn header(&mut self, name: &str, unit: Option<&str>, help: &str) {
+        let out = &mut self.out;
+        for s in ["# HELP ", name, " ", help, ".\n# TYPE ", name, " gauge\n"] {
+            out.push_str(s);
+        }
+        if let (Some(unit), Format::OpenMetrics) = (unit, self.format) {
+            for s in ["# UNIT ", name, " ", unit, "\n"] {
+                out.push_str(s);
+            }
+        }
+    }
+
+    fn labels(&mut self, name: &str, labels: &[(&str, &str)]) {
+        self.out.push_str(name);
+        self.out.push('{');
+        for (k, v) in labels {
+            push_pair(&mut self.out, k, v);
+        }
+        self.out.push_str("} ");
+    }
+
+    fn int_sample(&mut self, name: &str, labels: &[(&str, &str)], v: i64) {
+        self.labels(name, labels);
+        self.out.push_str(self.int.format(v));
+        self.out.push('\n');
+    }
+
+    fn float_sample(&mut self, name: &str, labels: &[(&str, &str)], v: f64) {
+        self.labels(name, labels);
+        self.out.push_str(self.float.format(v));
+        self.out.push('\n');
+    }
+}
+
+#[cfg(test)]
+#[path = "answer_tests.rs"]
+mod tests;
