@@ -9,7 +9,8 @@
 //! - `config`: YAML -> typed config, `${VAR}` expansion, secrets, located errors.
 //! - `check`: run every probe once and judge the incidents (`pathwatch check`).
 //! - `probe`: the probe kinds (one enum), phase timing, failure reasons, `RunResult`.
-//! - `runner`: one task per probe, interval, jitter, timeout, panic isolation.
+//! - `runner`: one timetable over all probes (a task per run in flight), interval, jitter,
+//!   timeout, panic isolation.
 //! - `supervisor`: the config in force; reloads on SIGHUP, `POST /-/reload` or a file change.
 //! - `state`: recent results per probe, fed by the runner; incident status.
 //! - `incident`: criteria -> status (a pure engine), change log lines and webhooks.

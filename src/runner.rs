@@ -1,6 +1,6 @@
-//! The scheduler: one task per probe, each run bounded by the probe's timeout and isolated
-//! from panics, results handed to [`State`]. Shutdown is one token; in-flight runs are
-//! cancelled with it.
+//! The scheduler: one timetable over all probes ([`timetable`]), each run a task of its own,
+//! bounded by the probe's timeout and isolated from panics, its result handed to [`State`].
+//! Shutdown is one token; in-flight runs are cancelled with it.
 
 use crate::config::ProbeConfig;
 use crate::core::clock::unix_now;
@@ -11,6 +11,9 @@ use std::time::Duration;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+
+mod timetable;
+pub use timetable::{Entry, run_timetable};
 
 /// First runs are spread over at most this much time (less for shorter intervals).
 pub const MAX_SPREAD: Duration = Duration::from_secs(10);
@@ -32,8 +35,8 @@ pub async fn run_once(probe: Arc<ProbeConfig>) -> RunResult {
     );
     // The probe runs inline, not as a task of its own: a spawned task's hand-off back to
     // this one added about 0.05 ms to every measured duration (bench/pg_baseline.py). Boxed
-    // (`BuiltProbe::run` boxes each kind's future at its own size),
-    // so it holds memory only while it runs: inline in each probe's scheduling task, the
+    // (`BuiltProbe::run` boxes each kind's future at its own size), so a run's task stays
+    // small: inline in what was each probe's scheduling task, the
     // largest kind's future (~26 KB) cost 10,000 probes 250 MiB (bench/memory_and_scrape.py).
     let run = tracing::Instrument::instrument(guarded(probe.built.run(&trace)), span.clone());
     let outcome = match tokio::time::timeout(probe.timeout, run).await {
@@ -135,28 +138,28 @@ pub fn first_run_delay(name: &str, interval: Duration) -> Duration {
     interval.min(MAX_SPREAD).mul_f64(spread_fraction(name))
 }
 
-/// Starts one task per probe; they stop when `token` is cancelled.
+/// Starts every probe on one timetable ([`timetable`]: one task and one timer for all of
+/// them, each run a task of its own while it runs); they stop when `token` is cancelled.
+/// The set's task ends once the runs in flight are gone.
 pub fn spawn_all(
     probes: &[Arc<ProbeConfig>],
     state: Arc<State>,
     token: CancellationToken,
 ) -> JoinSet<()> {
+    let entries = probes
+        .iter()
+        .map(|p| Entry {
+            delay: first_run_delay(&p.name, p.interval),
+            interval: p.interval,
+        })
+        .collect();
+    // The config's own copies, shared: a copy per probe cost ~230 B.
+    let probes = probes.to_vec();
     let mut set = JoinSet::new();
-    for probe in probes {
-        // The config's own copy, shared: a copy per task cost ~230 B a probe.
-        set.spawn(probe_loop(probe.clone(), state.clone(), token.clone()));
-    }
-    set
-}
-
-async fn probe_loop(probe: Arc<ProbeConfig>, state: Arc<State>, token: CancellationToken) {
-    let delay = first_run_delay(&probe.name, probe.interval);
-    schedule(delay, probe.interval, token, |lateness| {
-        let (probe, state) = (probe.clone(), state.clone());
-        // Boxed, so a probe waiting for its slot holds only its timer: inline, every probe's
-        // task kept room for a whole run (run_once's future and the result), about 2 KB a
-        // probe held between runs (bench/heap_profile.py).
-        Box::pin(async move {
+    set.spawn(run_timetable(entries, token, move |i, lateness| {
+        let (probe, state) = (probes.get(i).cloned(), state.clone());
+        async move {
+            let probe = probe?;
             let mut run = run_once(probe.clone()).await;
             run.lateness = Some(lateness);
             // A probe asking to run again sooner (startup polling) still waits the shortest
@@ -164,12 +167,22 @@ async fn probe_loop(probe: Arc<ProbeConfig>, state: Arc<State>, token: Cancellat
             let next = run.next_run.map(|d| d.max(crate::config::INTERVAL_RANGE.0));
             state.record(&probe, run);
             next
-        })
-    })
-    .await;
+        }
+    }));
+    set
 }
 
-/// Calls `run` after `delay`, then every `interval` from that first slot (no drift), until
+/// `d` after `from`, checked: an Instant past the clock's range panics. Config bounds keep
+/// intervals to a week; a week is the fallback if arithmetic ever overflows anyway.
+fn later(from: Instant, d: Duration) -> Instant {
+    from.checked_add(d)
+        .or_else(|| from.checked_add(Duration::from_secs(7 * 24 * 3600)))
+        .unwrap_or(from)
+}
+
+/// One task's schedule (the incident evaluator's; the probes share [`run_timetable`], which
+/// keeps these semantics per probe). Calls `run` after `delay`, then every `interval` from
+/// that first slot (no drift), until
 /// `token` is cancelled, which also drops a run in flight. A run longer than the interval
 /// delays the next one (runs of one probe never overlap) and the grid moves with it. A run
 /// that returns `Some(d)` is followed by the next one `d` after it ends. `run` gets how late
@@ -183,13 +196,6 @@ pub async fn schedule<F, Fut>(
     F: FnMut(Duration) -> Fut,
     Fut: std::future::Future<Output = Option<Duration>>,
 {
-    // Checked: an Instant past the clock's range panics. Config bounds keep intervals to a
-    // week; a week is the fallback if arithmetic ever overflows anyway.
-    let later = |from: Instant, d: Duration| {
-        from.checked_add(d)
-            .or_else(|| from.checked_add(Duration::from_secs(7 * 24 * 3600)))
-            .unwrap_or(from)
-    };
     let mut slot = later(Instant::now(), delay);
     loop {
         tokio::select! {
@@ -362,8 +368,8 @@ mod tests {
 
     #[test]
     fn a_waiting_run_holds_no_probe_future() {
-        // Every configured probe keeps a run_once future alive in its scheduling task; the
-        // probe's own future (up to ~26 KB for the largest kind) is boxed only while it runs.
+        // Each run in flight is a task holding a run_once future; the probe's own future (up
+        // to ~26 KB for the largest kind) is boxed, so a burst of runs stays small.
         let config = crate::config::parse(
             "t.yaml",
             "probes:\n  - { name: a, kind: tcp, host: 127.0.0.1, port: 9 }\n",
@@ -374,25 +380,6 @@ mod tests {
         let probe = config.probes[0].clone();
         let size = std::mem::size_of_val(&run_once(probe));
         assert!(size < 2048, "run_once's future is {size} bytes");
-    }
-
-    #[test]
-    fn a_probe_waiting_for_its_slot_holds_no_run() {
-        // One such future per configured probe lives for the process: at 100,000 probes
-        // every 100 bytes here are 10 MB. The run (run_once and the result) is boxed per run.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let config = crate::config::parse(
-            "t.yaml",
-            "probes:\n  - { name: a, kind: tcp, host: 127.0.0.1, port: 9 }\n",
-            &|_| None,
-        )
-        .expect("config")
-        .config;
-        let metrics = crate::metrics::Metrics::new(&mut Default::default());
-        let state = Arc::new(State::new(metrics, &config));
-        let probe = config.probes[0].clone();
-        let size = std::mem::size_of_val(&probe_loop(probe, state, CancellationToken::new()));
-        assert!(size < 512, "probe_loop's future is {size} bytes");
     }
 
     #[tokio::test]

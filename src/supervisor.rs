@@ -129,7 +129,8 @@ impl Supervisor {
             }
         };
         let old = self.current();
-        // Stop the old generation's runs before the new one starts: one task per probe.
+        // Stop the old generation's runs before the new one starts: its timetable ends once
+        // the runs in flight are gone.
         self.generation.cancel();
         while self.tasks.join_next().await.is_some() {}
         let new = Arc::new(loaded.config);
