@@ -105,13 +105,6 @@ impl DeclaredGauges {
     }
 }
 
-impl DeclaredGauges {
-    /// Registers the families `kind` declares only (an on-demand run's answer).
-    pub fn register_kind(&self, kind: Kind, r: &mut Registry) {
-        register_each(self.of(kind), r);
-    }
-}
-
 fn register_each<'a>(
     families: impl Iterator<Item = &'a (Kind, &'static KindGauge, Family<NameLabels, FloatGauge>)>,
     r: &mut Registry,

@@ -9,7 +9,6 @@
 //! rows once per family (the formats want a family's lines together) and a line is a few
 //! appends of prerendered text and one number (rows/text.rs).
 
-mod metric;
 #[cfg(test)]
 mod tests;
 mod text;
@@ -23,8 +22,6 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
-
-pub use metric::{FieldMetric, PhaseMetric};
 
 /// One number of the row, written as a gauge of its own family.
 #[derive(Clone, Copy, Debug, PartialEq)]
