@@ -42,6 +42,43 @@ for family in text_string_to_metric_families(sys.stdin.read()):
     print(family.name, family.type, len(family.samples))
 "#;
 
+/// GETs `path` as 0.0.4 (with `headers`) and checks it: status 200, the 0.0.4 content type,
+/// no OpenMetrics-only lines, and `promtool check metrics` silent. Returns the text.
+fn get_text_004(addr: std::net::SocketAddr, path: &str, headers: &[(&str, &str)]) -> String {
+    let (status, ctype, text) = http_get_with(addr, path, headers);
+    assert_eq!(status, 200, "{path} ({headers:?}): {text}");
+    assert_eq!(
+        ctype, "text/plain; version=0.0.4; charset=utf-8",
+        "{path} ({headers:?})"
+    );
+    assert!(
+        !text.contains("# EOF") && !text.contains("# UNIT"),
+        "{text}"
+    );
+    let (ok, report) = feed("promtool", &["check", "metrics"], &text);
+    assert!(
+        ok && report.trim().is_empty(),
+        "promtool check metrics ({path}, {headers:?}):\n{report}\non:\n{text}"
+    );
+    text
+}
+
+/// GETs `path` as Prometheus asks (OpenMetrics) and runs the official parser on it: status
+/// 200, the OpenMetrics content type, `# EOF` at the end, the parser content. Returns the
+/// parser's report (a family per line: name, type, samples).
+fn get_openmetrics(addr: std::net::SocketAddr, path: &str) -> String {
+    let (status, ctype, text) = http_get_with(addr, path, &[("Accept", PROMETHEUS_ACCEPT)]);
+    assert_eq!(status, 200, "{path}: {text}");
+    assert!(ctype.starts_with("application/openmetrics-text"), "{ctype}");
+    assert!(text.ends_with("# EOF\n"), "{text}");
+    let (ok, report) = feed("python3", &["-c", OPENMETRICS_CHECK], &text);
+    assert!(
+        ok,
+        "prometheus_client's OpenMetrics parser:\n{report}\non:\n{text}"
+    );
+    report
+}
+
 fn exporter() -> Exporter {
     let exp = Exporter::start(&format!(
         "defaults: {{ interval: 1s, timeout: 2s }}\nprobes:\n  - {{ name: refused-db, kind: postgres, host: 127.0.0.1, port: {} }}\n  - {{ name: refused-tcp, kind: tcp, host: 127.0.0.1, port: {} }}\n",
@@ -57,21 +94,7 @@ fn text_0_0_4_passes_promtool_check_metrics_with_nothing_filtered() {
     let exp = exporter();
     for accept in [None, Some("text/plain;version=0.0.4"), Some("*/*")] {
         let headers: Vec<(&str, &str)> = accept.map(|a| ("Accept", a)).into_iter().collect();
-        let (status, ctype, text) = http_get_with(exp.addr, "/metrics", &headers);
-        assert_eq!(status, 200);
-        assert_eq!(
-            ctype, "text/plain; version=0.0.4; charset=utf-8",
-            "{accept:?}"
-        );
-        assert!(
-            !text.contains("# EOF") && !text.contains("# UNIT"),
-            "{text}"
-        );
-        let (ok, report) = feed("promtool", &["check", "metrics"], &text);
-        assert!(
-            ok && report.trim().is_empty(),
-            "promtool check metrics ({accept:?}):\n{report}\non:\n{text}"
-        );
+        let text = get_text_004(exp.addr, "/metrics", &headers);
         // The counters carry their HELP and TYPE on the `_total` name, as 0.0.4 wants.
         assert!(
             text.contains("# TYPE pathwatch_probe_runs_total counter\n"),
@@ -92,16 +115,7 @@ fn text_0_0_4_passes_promtool_check_metrics_with_nothing_filtered() {
 #[test]
 fn openmetrics_passes_the_official_parser() {
     let exp = exporter();
-    let (status, ctype, text) =
-        http_get_with(exp.addr, "/metrics", &[("Accept", PROMETHEUS_ACCEPT)]);
-    assert_eq!(status, 200);
-    assert!(ctype.starts_with("application/openmetrics-text"), "{ctype}");
-    assert!(text.ends_with("# EOF\n"));
-    let (ok, report) = feed("python3", &["-c", OPENMETRICS_CHECK], &text);
-    assert!(
-        ok,
-        "prometheus_client's OpenMetrics parser:\n{report}\non:\n{text}"
-    );
+    let report = get_openmetrics(exp.addr, "/metrics");
     assert!(
         report.contains("pathwatch_probe_runs counter"),
         "the parser read our families:\n{report}"
@@ -118,15 +132,7 @@ fn openmetrics_passes_the_official_parser() {
 fn probe_answers_pass_both_checkers() {
     let exp = exporter();
     let path = "/probe?module=refused-tcp";
-    let (status, ctype, text) = http_get_with(exp.addr, path, &[("Accept", PROMETHEUS_ACCEPT)]);
-    assert_eq!(status, 200, "{text}");
-    assert!(ctype.starts_with("application/openmetrics-text"), "{ctype}");
-    assert!(text.ends_with("# EOF\n"), "{text}");
-    let (ok, report) = feed("python3", &["-c", OPENMETRICS_CHECK], &text);
-    assert!(
-        ok,
-        "prometheus_client's OpenMetrics parser:\n{report}\non:\n{text}"
-    );
+    let report = get_openmetrics(exp.addr, path);
     assert!(
         report.contains("pathwatch_probe_success gauge 1"),
         "{report}"
@@ -136,18 +142,7 @@ fn probe_answers_pass_both_checkers() {
         "{report}"
     );
 
-    let (status, ctype, text) = http_get_with(exp.addr, path, &[]);
-    assert_eq!(status, 200, "{text}");
-    assert_eq!(ctype, "text/plain; version=0.0.4; charset=utf-8");
-    assert!(
-        !text.contains("# EOF") && !text.contains("# UNIT"),
-        "{text}"
-    );
-    let (ok, report) = feed("promtool", &["check", "metrics"], &text);
-    assert!(
-        ok && report.trim().is_empty(),
-        "promtool:\n{report}\non:\n{text}"
-    );
+    let text = get_text_004(exp.addr, path, &[]);
     assert_eq!(
         value(
             &text,
