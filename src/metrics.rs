@@ -105,26 +105,26 @@ pub struct Metrics {
 impl Metrics {
     /// Creates the families and registers into `registry` (with the `pathwatch` prefix)
     /// all but the per-probe ones every probe has (success, durations, runs, histograms):
-    /// those encode apart ([`Metrics::encode_half`], cached by
+    /// those encode apart ([`Metrics::encode_probes`], cached by
     /// [`Metrics::scrape`]), and a scrape answers with both (see server.rs).
     pub fn new(registry: &mut Registry) -> Self {
         Self::families().register(registry)
     }
 
-    /// Appends half of the families every probe has: `half` 0 the gauges and counters
-    /// (ten lines per tcp probe), 1 the histograms (nine with the default buckets). The
-    /// halves cost about the same to encode and are encoded side by side
-    /// (metrics/scrape.rs); a family's lines stay together, which is all the formats ask
-    /// of their order.
-    pub fn encode_half(&self, half: usize, out: &mut String) {
-        self.probe_rows.encode_half(half, out);
-        if half == 0 {
-            return;
-        }
-        self.db_connect.encode(out);
+    /// The families every probe has, as parts of the answer in order (see
+    /// metrics/rows/text.rs), then the histograms of the kinds' own observations. `None`
+    /// when an encoder thread failed.
+    pub fn encode_probes(&self) -> Option<Vec<String>> {
+        let mut parts = self.probe_rows.encode_parts()?;
+        let mut rest = String::new();
+        self.db_connect.encode(&mut rest);
         for k in self.kinds.all() {
-            k.encode_histograms(out);
+            k.encode_histograms(&mut rest);
         }
+        if !rest.is_empty() {
+            parts.push(rest);
+        }
+        Some(parts)
     }
 
     /// The families, unregistered: what a run records into.

@@ -100,11 +100,7 @@ fn encode(app: &AppState, format: Format) -> Option<Vec<Bytes>> {
     let mut rest = String::with_capacity(1024 + last + last / 8);
     encode_registry(&mut rest, &app.registry).ok()?;
     app.encoded_bytes[0].store(rest.len(), Ordering::Relaxed);
-    let probes = metrics.scrape.get(
-        format,
-        |out| metrics.encode_half(0, out),
-        |out| metrics.encode_half(1, out),
-    )?;
+    let probes = metrics.scrape.get(format, || metrics.encode_probes())?;
     let mut parts = Vec::with_capacity(probes.len() + 2);
     match format {
         Format::OpenMetrics => {

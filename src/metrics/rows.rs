@@ -6,21 +6,22 @@
 //! line's label text was formatted per scrape: at 10,000 probes a scrape paid a cache miss
 //! on nearly every line and the copies cost about 1,240 bytes a probe (issue 19). A row
 //! holds its label text (`probe="x",kind="tcp"`, escaped) rendered once; a scrape walks the
-//! rows once per family (the formats want a family's lines together) and a line is a few
-//! appends of prerendered text and one number (rows/text.rs).
+//! rows once, writing each family into a buffer of its own (the formats want a family's
+//! lines together), and a line is a few appends of prerendered text and one number
+//! (rows/text.rs).
 
 #[cfg(test)]
 mod tests;
 mod text;
 
 use super::TraceLabels;
-use super::histograms::{BucketSet, Counts, HistogramText, push_pair};
+use super::histograms::{BucketSet, Counts, HistogramText, close_labels, push_pair};
 use super::labels::RunResultLabel;
 use super::values::{ValueKind, header};
 use crate::probe::{Kind, Phase, Reason};
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 /// One number of the row, written as a gauge of its own family.
@@ -85,7 +86,8 @@ impl Meta {
 /// One probe's row.
 struct Row {
     kind: Kind,
-    /// `probe="x",kind="tcp"`, escaped; `labels[..name_len]` is `probe="x"`.
+    /// `probe="x",kind="tcp"} `, escaped, with the `} ` that closes it in most lines;
+    /// `labels[..name_len]` is `probe="x"`.
     labels: Box<str>,
     name_len: usize,
     /// Bits of an `i64` or `f64` per [`Field`], as its kind says.
@@ -115,7 +117,7 @@ impl Row {
         push_pair(&mut labels, "kind", kind.as_str());
         Row {
             kind,
-            labels: labels.into_boxed_str(),
+            labels: close_labels(labels),
             name_len,
             values: Default::default(),
             present: AtomicU8::new(0),
@@ -166,6 +168,9 @@ pub struct ProbeRows {
     default_buckets: Arc<BucketSet>,
     /// Other bucket sets in use: probes with the same bounds share one.
     bucket_sets: Mutex<Vec<Arc<BucketSet>>>,
+    suffixes: text::Suffixes,
+    /// Each half's buffer sizes at the previous encode, family by family, to size the next.
+    sizes: [AtomicUsize; 2 * text::FAMILIES],
     rows: Rows,
 }
 
@@ -185,6 +190,8 @@ impl ProbeRows {
             histogram: HistogramText::new(name, unit, help),
             default_buckets: Arc::new(BucketSet::new(default_buckets)),
             bucket_sets: Mutex::default(),
+            suffixes: text::Suffixes::new(),
+            sizes: Default::default(),
             rows: Rows::default(),
         }
     }
@@ -232,6 +239,9 @@ impl ProbeRows {
                 .iter()
                 .any(|(r, why, _)| *r == RunResultLabel::Success && *why == Reason::Ok)
             {
+                // Exactly as many slots as kinds of runs seen (a first push takes four):
+                // most probes only ever succeed.
+                counts.runs.reserve_exact(1);
                 counts.runs.push((RunResultLabel::Success, Reason::Ok, 0));
             }
             match set {
@@ -287,9 +297,15 @@ impl ProbeRows {
                 .find(|(r, why, _)| *r == result && *why == run.reason)
             {
                 Some((_, _, n)) => *n += 1,
-                None => counts.runs.push((result, run.reason, 1)),
+                None => {
+                    counts.runs.reserve_exact(1);
+                    counts.runs.push((result, run.reason, 1));
+                }
             }
             counts.phases.clear();
+            // Sized by the first run (a first push takes four slots); later runs reach the
+            // same phases or fewer.
+            counts.phases.reserve_exact(run.phases.len());
             for (phase, took) in run.phases {
                 // A phase timed twice counts its first time.
                 if !counts.phases.iter().any(|(p, _)| p == phase) {

@@ -12,7 +12,7 @@
 use crate::exposition::to_text_004;
 use bytes::Bytes;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// The two answers a scrape may ask for.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -30,8 +30,6 @@ type Answer = (u64, Vec<Bytes>);
 pub struct ScrapeCache {
     generation: AtomicU64,
     last: [Mutex<Option<Answer>>; 2],
-    /// The size of each part at the previous encode, to size the next buffers.
-    sizes: [AtomicUsize; 2],
 }
 
 impl ScrapeCache {
@@ -41,14 +39,13 @@ impl ScrapeCache {
     }
 
     /// The per-probe part in `format`: the cached one if nothing changed since it was
-    /// encoded, else a new one from `first` and `second` (each appends its families to a
-    /// buffer; they run side by side). One encode at a time per format: a second scrape
-    /// waits for the first one's answer instead of encoding the same again.
+    /// encoded, else a new one from `encode` (OpenMetrics text in parts, each made of whole
+    /// lines; `None` when it failed, which is not cached). One encode at a time per format:
+    /// a second scrape waits for the first one's answer instead of encoding the same again.
     pub fn get(
         &self,
         format: Format,
-        first: impl FnOnce(&mut String) + Send,
-        second: impl FnOnce(&mut String) + Send,
+        encode: impl FnOnce() -> Option<Vec<String>>,
     ) -> Option<Vec<Bytes>> {
         let mut last = self.last[format as usize]
             .lock()
@@ -59,32 +56,20 @@ impl ScrapeCache {
         {
             return Some(parts.clone());
         }
-        let buffer = |i: usize| {
-            let size = self.sizes[i].load(Ordering::Relaxed);
-            String::with_capacity(4096 + size + size / 8)
-        };
-        let (first, second) = std::thread::scope(|s| {
-            let second = s.spawn(|| {
-                let mut out = buffer(1);
-                second(&mut out);
-                out
-            });
-            let mut out = buffer(0);
-            first(&mut out);
-            (out, second.join().ok())
-        });
-        let mut parts = Vec::with_capacity(2);
-        for (i, part) in [first, second?].into_iter().enumerate() {
-            self.sizes[i].store(part.len(), Ordering::Relaxed);
-            parts.push(Bytes::from(match format {
-                Format::OpenMetrics => part,
-                Format::Text004 => {
-                    let mut text = String::new();
-                    to_text_004(&part, &mut text);
-                    text
-                }
-            }));
-        }
+        let parts: Vec<Bytes> = encode()?
+            .into_iter()
+            .map(|part| {
+                Bytes::from(match format {
+                    Format::OpenMetrics => part,
+                    // Line by line: a part may begin inside a family.
+                    Format::Text004 => {
+                        let mut text = String::new();
+                        to_text_004(&part, &mut text);
+                        text
+                    }
+                })
+            })
+            .collect();
         // An answer a run already outdated is not kept: under a busy schedule (10,000
         // probes every 10 s) every one is, and keeping it would only hold its memory.
         *last = (self.generation.load(Ordering::Acquire) == generation)
@@ -104,14 +89,13 @@ mod tests {
         let encodes = AtomicUsize::new(0);
         let get = |format| {
             cache
-                .get(
-                    format,
-                    |out| {
-                        encodes.fetch_add(1, Ordering::Relaxed);
-                        out.push_str("# TYPE pathwatch_runs counter\npathwatch_runs_total 1\n");
-                    },
-                    |out| out.push_str("pathwatch_h_count 2\n"),
-                )
+                .get(format, || {
+                    encodes.fetch_add(1, Ordering::Relaxed);
+                    Some(vec![
+                        "# TYPE pathwatch_runs counter\npathwatch_runs_total 1\n".to_string(),
+                        "pathwatch_h_count 2\n".to_string(),
+                    ])
+                })
                 .expect("encoded")
                 .concat()
         };
@@ -132,16 +116,12 @@ mod tests {
         let cache = ScrapeCache::default();
         let encodes = AtomicUsize::new(0);
         for _ in 0..2 {
-            let parts = cache.get(
-                Format::OpenMetrics,
-                |out| {
-                    encodes.fetch_add(1, Ordering::Relaxed);
-                    // A run recorded while this answer is encoded.
-                    cache.changed();
-                    out.push('a');
-                },
-                |_| {},
-            );
+            let parts = cache.get(Format::OpenMetrics, || {
+                encodes.fetch_add(1, Ordering::Relaxed);
+                // A run recorded while this answer is encoded.
+                cache.changed();
+                Some(vec!["a".to_string()])
+            });
             assert!(parts.is_some());
         }
         assert_eq!(encodes.load(Ordering::Relaxed), 2);
@@ -150,9 +130,9 @@ mod tests {
     #[test]
     fn a_failed_encode_is_not_cached() {
         let cache = ScrapeCache::default();
-        let failed = cache.get(Format::OpenMetrics, |_| {}, |_| panic!("encoder bug"));
+        let failed = cache.get(Format::OpenMetrics, || None);
         assert!(failed.is_none());
-        let ok = cache.get(Format::OpenMetrics, |out| out.push('a'), |_| {});
+        let ok = cache.get(Format::OpenMetrics, || Some(vec!["a".to_string()]));
         assert_eq!(ok.map(|p| p.concat()), Some(b"a".to_vec()));
     }
 }

@@ -109,10 +109,7 @@ fn sorted(text: &str) -> Vec<&str> {
 }
 
 fn ours(rows: &ProbeRows) -> String {
-    let mut text = String::new();
-    rows.encode_half(0, &mut text);
-    rows.encode_half(1, &mut text);
-    text
+    rows.encode_parts().expect("encoded").concat()
 }
 
 #[test]
@@ -286,4 +283,49 @@ fn a_reload_keeps_counts_resets_changed_buckets_and_forgets() {
     assert!(rows.forget("a"));
     assert!(!rows.forget("a"));
     assert_eq!(ours(&rows), "");
+}
+
+/// The rows are encoded in two halves side by side: whichever half holds the only row of a
+/// family, the family's metadata comes once, before its lines, and its lines stay together.
+#[test]
+fn each_family_once_and_together_whichever_half_has_it() {
+    let run = RowRun {
+        ok: true,
+        reason: Reason::Ok,
+        seconds: 0.5,
+        phases: &[(Phase::Connect, Duration::from_millis(3))],
+        finished_unix_seconds: 1.0,
+        exemplar: None,
+    };
+    for n in 1..=6 {
+        for ran in 0..n {
+            let rows = ProbeRows::new(families(), BUCKETS);
+            for i in 0..n {
+                let name = format!("p{i}");
+                rows.init(&name, Kind::Tcp, 1.0, 10.0, (i == ran).then_some(BUCKETS));
+                if i == ran {
+                    rows.record(&name, Kind::Tcp, &run);
+                }
+            }
+            let text = ours(&rows);
+            let mut seen: Vec<&str> = Vec::new();
+            for line in text.lines() {
+                let family = match line.strip_prefix("# TYPE ") {
+                    Some(t) => t.split(' ').next().unwrap_or(""),
+                    None if line.starts_with('#') => continue,
+                    None => {
+                        let name = line.split(['{', ' ']).next().unwrap_or("");
+                        let last = seen.last().copied().unwrap_or("");
+                        assert!(name.starts_with(last), "{name} outside {last}:\n{text}");
+                        continue;
+                    }
+                };
+                assert!(!seen.contains(&family), "{family} twice:\n{text}");
+                seen.push(family);
+            }
+            assert_eq!(seen.len(), 10, "{text}");
+            assert_eq!(text.matches("pathwatch_phase_seconds{").count(), 1);
+            assert_eq!(text.matches("pathwatch_run_seconds_count{").count(), 1);
+        }
+    }
 }
