@@ -52,9 +52,32 @@ fn carries_requests(target: &str) -> bool {
 /// Installs the global subscriber: logs (`RUST_LOG` overrides `level`, e.g.
 /// `pathwatch=debug`) and, when the `OTEL_*` variables ask for it, OTLP traces.
 pub fn init(format: LogFormat, level: &str) -> Telemetry {
+    let mut problem = None;
+    let provider = otlp::wanted(&|k| std::env::var(k).ok())
+        .and_then(|protocol| otlp::provider(protocol).map_err(|e| problem = Some(e)).ok());
+    // A second init (tests calling main twice) is harmless: the first subscriber stays.
+    let _ = tracing::dispatcher::set_global_default(dispatch(
+        format,
+        level,
+        provider.as_ref().map(otlp::tracer),
+    ));
+    if let Some(e) = problem {
+        tracing::error!("traces are off: {e}");
+    } else if provider.is_some() {
+        tracing::info!("exporting traces over OTLP");
+    }
+    Telemetry { provider }
+}
+
+/// The subscriber: the log layer, and the span layer when there is a `tracer`.
+fn dispatch(
+    format: LogFormat,
+    level: &str,
+    tracer: Option<opentelemetry_sdk::trace::Tracer>,
+) -> tracing::Dispatch {
     use tracing_subscriber::Layer as _;
+    use tracing_subscriber::filter::FilterExt as _;
     use tracing_subscriber::layer::SubscriberExt as _;
-    use tracing_subscriber::util::SubscriberInitExt as _;
 
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
     // Every line is redacted on its way out (crate::redact), whoever logged it.
@@ -63,32 +86,51 @@ pub fn init(format: LogFormat, level: &str) -> Telemetry {
         LogFormat::Text => fmt.with_ansi(false).boxed(),
         LogFormat::Json => fmt.event_format(cloud_json::CloudJson).boxed(),
     };
-    let mut problem = None;
-    let provider = otlp::wanted(&|k| std::env::var(k).ok())
-        .and_then(|protocol| otlp::provider(protocol).map_err(|e| problem = Some(e)).ok());
-    // Spans go to OTLP at info level whatever the log level, so traces are complete even
-    // when the logs are quiet; without OTLP, no span layer exists at all.
-    let otel = provider.as_ref().map(|p| {
-        tracing_opentelemetry::layer()
-            .with_tracer(otlp::tracer(p))
-            .with_filter(tracing_subscriber::filter::LevelFilter::INFO)
-    });
     // The log layer takes events only: no event is logged inside a probe's spans, and a span
     // that no layer wants is never built. Without OTLP that takes the run and phase spans
     // off every run: 0.02 ms of a 2 ms local Postgres session (bench/pg_baseline.py).
-    use tracing_subscriber::filter::FilterExt as _;
     let events = tracing_subscriber::filter::filter_fn(|m| {
         m.is_event() && !(*m.level() == tracing::Level::TRACE && carries_requests(m.target()))
     });
-    // A second init (tests calling main twice) is harmless: the first subscriber stays.
-    let _ = tracing_subscriber::registry()
-        .with(fmt.with_filter(filter.and(events)))
-        .with(otel)
-        .try_init();
-    if let Some(e) = problem {
-        tracing::error!("traces are off: {e}");
-    } else if provider.is_some() {
-        tracing::info!("exporting traces over OTLP");
+    let logs = tracing_subscriber::registry().with(fmt.with_filter(filter.and(events)));
+    // Spans go to OTLP at info level whatever the log level, so traces are complete even
+    // when the logs are quiet. Without OTLP there is no span layer at all, rather than a
+    // `None` one: an absent `Option` layer says it wants every span, and the registry built
+    // and closed the run and phase spans of every run for no one (about 15 % of the
+    // instructions of a tcp `/probe`, callgrind: BENCHMARKS.md).
+    match tracer {
+        Some(tracer) => tracing::Dispatch::new(
+            logs.with(
+                tracing_opentelemetry::layer()
+                    .with_tracer(tracer)
+                    .with_filter(tracing_subscriber::filter::LevelFilter::INFO),
+            ),
+        ),
+        None => tracing::Dispatch::new(logs),
     }
-    Telemetry { provider }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The run's span exists only when a span layer records it.
+    #[test]
+    fn spans_are_built_only_for_otlp() {
+        let run_span = |d: &tracing::Dispatch| {
+            tracing::dispatcher::with_default(d, || {
+                let span = tracing::info_span!("probe run", probe = "db");
+                let _phase = span.in_scope(|| tracing::info_span!("phase"));
+                !span.is_disabled()
+            })
+        };
+        assert!(!run_span(&dispatch(LogFormat::Text, "info", None)));
+        assert!(!run_span(&dispatch(LogFormat::Json, "trace", None)));
+        let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder().build();
+        assert!(run_span(&dispatch(
+            LogFormat::Text,
+            "info",
+            Some(otlp::tracer(&provider))
+        )));
+    }
 }
