@@ -357,21 +357,30 @@ pub async fn resolve(
         .await
 }
 
-/// Connects to the first address that answers (phase `connect`), as libpq and browsers do.
+/// Connects to the first address that answers (phase `connect`), as libpq and browsers do,
+/// for a probe that then exchanges messages: Nagle's delay is off.
 pub async fn connect_tcp(
     addrs: &[std::net::SocketAddr],
     trace: &Trace,
 ) -> Result<tokio::net::TcpStream, ProbeError> {
+    let (stream, _) = connect_first(addrs, trace).await?;
+    // Probes exchange small messages: do not let Nagle delay them.
+    let _ = stream.set_nodelay(true);
+    Ok(stream)
+}
+
+/// Connects to the first address that answers (phase `connect`); returns the stream and
+/// the address it reached (the peer, without asking the kernel again).
+pub async fn connect_first(
+    addrs: &[std::net::SocketAddr],
+    trace: &Trace,
+) -> Result<(tokio::net::TcpStream, std::net::SocketAddr), ProbeError> {
     trace
         .time(Phase::Connect, async {
             let mut last = None;
             for addr in addrs {
                 match tokio::net::TcpStream::connect(addr).await {
-                    Ok(s) => {
-                        // Probes exchange small messages: do not let Nagle delay them.
-                        let _ = s.set_nodelay(true);
-                        return Ok(s);
-                    }
+                    Ok(s) => return Ok((s, *addr)),
                     Err(e) => last = Some((addr, e)),
                 }
             }
