@@ -22,6 +22,14 @@ Goals: issue 8, pathwatch at least 2x blackbox_exporter's probes per second, at 
 CPU per probe; issue 19, at least 4x, at most 0.15x, and at most half its resident memory
 (VmRSS right after each wrk run, median over the rounds).
 
+PORTS: every tcp probe is a new connection from an ephemeral port, and a closed one waits in
+TIME_WAIT for 60 s. At pathwatch's rate (13,000 a second against one target) Linux's default
+range (32768-60999) is used up within 3 s, and each connect then searches the range for a
+reusable port: the kernel time of a tcp /probe doubled (26 -> 66 us, strace and /proc on
+2026-11-29), while blackbox_exporter, at a quarter of the rate, barely reaches that point. The
+faster exporter pays for being faster; with --ports 1024-65535 neither does, in this namespace
+only. The header says which range a table was measured with.
+
 Usage: bench/ondemand_vs_blackbox.py [--quick] [--write] [--rounds 5] [--seconds 10]
        [--threads 1] [--connections 16] [--bin target/release/pathwatch] [--env KEY=VALUE]
 --quick is a smoke run (1 round of 2 s). Without --write it only prints; with it, the
@@ -31,6 +39,8 @@ and the release binary (`cargo build --release`). Stops by itself and cleans up.
 """
 import argparse, os, re, shlex, shutil, signal, statistics, subprocess, sys, tempfile, time
 import urllib.parse, urllib.request
+
+PORT_RANGE = "/proc/sys/net/ipv4/ip_local_port_range"
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import cpu_seconds, free_port, rss_mib, wait_up  # noqa: E402
@@ -92,10 +102,17 @@ def main():
     ap.add_argument("--seconds", type=int, default=10, help="per wrk run")
     ap.add_argument("--threads", type=int, default=1, help="wrk threads")
     ap.add_argument("--connections", type=int, default=16, help="wrk connections")
+    ap.add_argument("--ports", metavar="LOW-HIGH",
+                    help="set this network namespace's ephemeral port range first (root; meant for "
+                         ".ci/netguard's own namespace, never the host's), e.g. 1024-65535: see PORTS")
     ap.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
                     help="environment of `pathwatch serve` only (not of the target), e.g. "
                          "MALLOC_ARENA_MAX=2 or LD_PRELOAD=...; repeatable")
     a = ap.parse_args()
+    if a.ports:
+        low, high = (int(x) for x in a.ports.split("-"))
+        with open(PORT_RANGE, "w") as f:
+            f.write(f"{low} {high}")
     if a.quick:
         a.rounds, a.seconds = 1, 2
     warmup = 1 if a.quick else 3
@@ -191,12 +208,13 @@ on_demand:
 
     med = statistics.median
     failed = sum(r["failures"] + r["bad_status"] + r["errors"] for rs in runs.values() for r in rs)
+    ports = " to ".join(open(PORT_RANGE).read().split())
     lines = [f"## On-demand probing vs blackbox_exporter ({time.strftime('%Y-%m-%d')}, {os.uname().nodename}, {os.cpu_count()} cores)", "",
              f"`{' '.join(shlex.quote(x) for x in ['bench/ondemand_vs_blackbox.py'] + sys.argv[1:])}`: "
              f"{version([a.bin, '--version'])} vs {version(['prometheus-blackbox-exporter', '--version'])}, "
              f"on 127.0.0.1, target `pathwatch sim` `/ping`. Load: wrk -t{a.threads} -c{a.connections}, "
              f"{a.rounds} rounds x {a.seconds} s per exporter and probe, alternating; medians over the rounds. "
-             "CPU: the exporter process's utime+stime.", "",
+             f"CPU: the exporter process's utime+stime. Ephemeral ports {ports}.", "",
              "| probe | exporter | probes/s | CPU s per 1,000 probes | exporter cores busy | p50 latency (ms) | RSS after the load (MiB) | failed answers |",
              "|---|---|---|---|---|---|---|---|"]
     for (probe, exporter), rs in runs.items():
