@@ -56,11 +56,9 @@ pub fn init(format: LogFormat, level: &str) -> Telemetry {
     let provider = otlp::wanted(&|k| std::env::var(k).ok())
         .and_then(|protocol| otlp::provider(protocol).map_err(|e| problem = Some(e)).ok());
     // A second init (tests calling main twice) is harmless: the first subscriber stays.
-    let _ = tracing::dispatcher::set_global_default(dispatch(
-        format,
-        level,
-        provider.as_ref().map(otlp::tracer),
-    ));
+    // `try_init` also routes the `log` crate's records (rustls, tungstenite) into it.
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    let _ = dispatch(format, level, provider.as_ref().map(otlp::tracer)).try_init();
     if let Some(e) = problem {
         tracing::error!("traces are off: {e}");
     } else if provider.is_some() {
