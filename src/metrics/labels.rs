@@ -29,12 +29,18 @@ pub enum RunResultLabel {
     Failure,
 }
 
-impl EncodeLabelValue for RunResultLabel {
-    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
-        encoder.write_str(match self {
+impl RunResultLabel {
+    pub fn as_str(self) -> &'static str {
+        match self {
             RunResultLabel::Success => "success",
             RunResultLabel::Failure => "failure",
-        })
+        }
+    }
+}
+
+impl EncodeLabelValue for RunResultLabel {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
+        encoder.write_str(self.as_str())
     }
 }
 
@@ -75,14 +81,7 @@ impl LabelText for RunLabels {
     fn write_labels(&self, out: &mut String) {
         push_pair(out, "probe", &self.probe);
         push_pair(out, "kind", self.kind.as_str());
-        push_pair(
-            out,
-            "result",
-            match self.result {
-                RunResultLabel::Success => "success",
-                RunResultLabel::Failure => "failure",
-            },
-        );
+        push_pair(out, "result", self.result.as_str());
         push_pair(out, "reason", self.reason.as_str());
     }
 }

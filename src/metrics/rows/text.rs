@@ -47,11 +47,8 @@ impl Suffixes {
                 .iter()
                 .flat_map(|r| Reason::ALL.iter().map(move |why| (*r, *why)))
                 .map(|(r, why)| {
-                    let r = match r {
-                        RunResultLabel::Success => "success",
-                        RunResultLabel::Failure => "failure",
-                    };
-                    format!(",result=\"{r}\",reason=\"{}\"}} ", why.as_str()).into_boxed_str()
+                    format!(",result=\"{}\",reason=\"{}\"}} ", r.as_str(), why.as_str())
+                        .into_boxed_str()
                 })
                 .collect(),
             phases: Phase::ALL
