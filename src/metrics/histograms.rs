@@ -67,9 +67,8 @@ impl BucketSet {
             bounds: bounds.into(),
             le: bounds
                 .iter()
-                .map(|b| dtoa.format(*b).to_string())
-                .chain(std::iter::once("+Inf".to_string()))
-                .map(|le| format!("le=\"{le}\",").into_boxed_str())
+                .map(|b| format!("le=\"{}\",", dtoa.format(*b)).into_boxed_str())
+                .chain(std::iter::once(Box::from("le=\"+Inf\",")))
                 .collect(),
         }
     }

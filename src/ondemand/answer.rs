@@ -9,7 +9,7 @@
 //! (BENCHMARKS.md, issue 19). The text is byte for byte what that registry wrote, phases in
 //! [`Phase::ALL`] order (the tests below encode the same run both ways).
 
-use crate::metrics::histograms::push_pair;
+use crate::metrics::histograms::{Numbers, push_pair};
 use crate::metrics::scrape::Format;
 use crate::probe::{Kind, Phase, RunResult};
 
@@ -22,8 +22,7 @@ pub fn write(probe: &str, kind: Kind, run: &RunResult, format: Format) -> String
     let mut w = Writer {
         out: String::with_capacity(CAPACITY + 4 * probe.len()),
         format,
-        float: dtoa::Buffer::new(),
-        int: itoa::Buffer::new(),
+        numbers: Numbers::default(),
     };
     let probe_kind = [("probe", probe), ("kind", kind.as_str())];
     w.header(
@@ -94,8 +93,8 @@ pub fn write(probe: &str, kind: Kind, run: &RunResult, format: Format) -> String
 struct Writer {
     out: String,
     format: Format,
-    float: dtoa::Buffer,
-    int: itoa::Buffer,
+    /// The /metrics encoder's formatters, so both answers write numbers alike.
+    numbers: Numbers,
 }
 
 impl Writer {
@@ -124,13 +123,13 @@ impl Writer {
 
     fn int_sample(&mut self, name: &str, labels: &[(&str, &str)], v: i64) {
         self.labels(name, labels);
-        self.out.push_str(self.int.format(v));
+        self.out.push_str(self.numbers.int.format(v));
         self.out.push('\n');
     }
 
     fn float_sample(&mut self, name: &str, labels: &[(&str, &str)], v: f64) {
         self.labels(name, labels);
-        self.out.push_str(self.float.format(v));
+        self.out.push_str(self.numbers.float(v));
         self.out.push('\n');
     }
 }
