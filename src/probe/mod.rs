@@ -15,6 +15,7 @@ pub mod pg_connections;
 pub mod postgres;
 pub mod redis;
 pub mod result;
+pub mod self_connect;
 pub mod startup;
 pub mod tcp;
 pub mod tls;
@@ -380,6 +381,14 @@ pub async fn connect_first(
             let mut last = None;
             for addr in addrs {
                 match tokio::net::TcpStream::connect(addr).await {
+                    // Simultaneous open met itself: nothing listens (self_connect.rs).
+                    Ok(s) if self_connect::is_self(s.local_addr(), s.peer_addr()) => {
+                        // Closed with a reset: a FIN would leave the port in TIME_WAIT, and
+                        // the server that belongs there could not bind it for a minute.
+                        let _ = s.set_zero_linger();
+                        drop(s);
+                        last = Some((addr, self_connect::error(*addr)));
+                    }
                     Ok(s) => return Ok((s, *addr)),
                     Err(e) => last = Some((addr, e)),
                 }

@@ -32,6 +32,7 @@ mod redis;
 mod rootcause;
 mod rules;
 mod schema;
+mod self_connect;
 mod startup;
 mod structure;
 mod support;

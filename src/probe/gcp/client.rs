@@ -21,6 +21,7 @@ impl Client {
         // The probe's own rustls config: no process-wide crypto provider is needed.
         let tls = tls::client_config(Verify::Full, None)?;
         let http = reqwest::Client::builder()
+            .connector_layer(crate::probe::self_connect::RefuseSelfConnect)
             .use_preconfigured_tls((*tls).clone())
             .user_agent(concat!("pathwatch/", env!("CARGO_PKG_VERSION")))
             .build()

@@ -127,6 +127,7 @@ impl ProbeKind for GoldenPathSpec {
         let mut ws_tls = (*base).clone();
         ws_tls.alpn_protocols = vec![b"http/1.1".to_vec()];
         let http = reqwest::Client::builder()
+            .connector_layer(crate::probe::self_connect::RefuseSelfConnect)
             .use_preconfigured_tls((*base).clone())
             .user_agent(concat!("pathwatch/", env!("CARGO_PKG_VERSION")))
             .redirect(login::redirect_policy())

@@ -102,6 +102,7 @@ impl CloudSource {
             .validate()
             .map_err(CloudError::Credentials)?;
         let http = reqwest::Client::builder()
+            .connector_layer(crate::probe::self_connect::RefuseSelfConnect)
             .use_preconfigured_tls((*tls::client_config(Verify::Full, None)?).clone())
             .user_agent(concat!("pathwatch/", env!("CARGO_PKG_VERSION")))
             .build()
