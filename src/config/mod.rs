@@ -10,6 +10,7 @@
 //! [`node::ExpandError`], [`de::DeError`], [`OutOfRange`]); here they all become a
 //! [`ConfigError`] with the file, line, column and entry, which is what users read.
 
+mod aside;
 pub mod buckets;
 pub mod de;
 mod defaults;
@@ -137,16 +138,11 @@ fn parse_text(
     let mut incident_nodes: &[Node] = &[];
     let mut on_demand = on_demand::OnDemandSpec::default();
     for (key, value) in entries {
-        // Probes and incidents report their own unexpandable variables, with their name.
-        if !matches!(key.name.as_str(), "probes" | "incidents")
-            && let Some((loc, msg)) = value.first_invalid()
-        {
-            errors.push(err(loc, None, msg.to_string()));
-            continue;
-        }
         match key.name.as_str() {
-            "defaults" => match de::from_node::<Defaults>(value) {
-                Ok(d) => {
+            "defaults" => {
+                if let Some(d) = section::<Defaults>(value, &mut |loc, msg| {
+                    errors.push(err(loc, None, msg));
+                }) {
                     let bad = [("interval", d.interval), ("timeout", d.timeout)]
                         .into_iter()
                         .find_map(|(k, v)| {
@@ -158,16 +154,19 @@ fn parse_text(
                         None => defaults = d,
                     }
                 }
-                Err(e) => errors.push(err(e.loc.unwrap_or(value.loc), None, e.msg)),
-            },
-            "on_demand" => match de::from_node::<on_demand::OnDemandSpec>(value) {
-                Ok(o) => on_demand = o,
-                Err(e) => errors.push(err(e.loc.unwrap_or(value.loc), None, e.msg)),
-            },
+            }
+            "on_demand" => {
+                if let Some(o) = section(value, &mut |loc, msg| {
+                    errors.push(err(loc, None, msg));
+                }) {
+                    on_demand = o;
+                }
+            }
             "probes" | "incidents" => match &value.value {
                 Value::Seq(items) if key.name == "probes" => probe_nodes = items,
                 Value::Seq(items) => incident_nodes = items,
                 Value::Null => {}
+                Value::Invalid(msg) => errors.push(err(value.loc, None, msg.clone())),
                 other => errors.push(err(
                     value.loc,
                     None,
@@ -219,21 +218,29 @@ fn parse_text(
         .iter()
         .map(|p| (p.name.clone(), p.depends_on.clone()))
         .collect();
+    // Every name the file gives a probe, loaded or not: a suggestion may point at an entry
+    // that has errors of its own, and naming such an entry is not a typo.
+    let declared: Vec<&str> = probe_nodes
+        .iter()
+        .filter_map(|n| n.get("name").and_then(|(_, v)| v.as_str()))
+        .collect();
     for e in crate::incident::rootcause::check(&graph) {
         let loc = depends_locs.get(e.probe()).copied().unwrap_or_default();
-        let hint = match &e {
-            crate::incident::rootcause::GraphError::Unknown { missing, .. } => {
-                de::closest(missing, graph.keys().map(String::as_str))
-                    .map(|s| format!(", did you mean \"{s}\"?"))
-                    .unwrap_or_default()
+        let msg = match &e {
+            crate::incident::rootcause::GraphError::Unknown { missing, .. }
+                if declared.contains(&missing.as_str()) =>
+            {
+                format!("depends_on names \"{missing}\", a probe whose entry has errors")
             }
-            _ => String::new(),
+            crate::incident::rootcause::GraphError::Unknown { missing, .. } => {
+                match de::closest(missing, declared.iter().copied()) {
+                    Some(s) => format!("{e}, did you mean \"{s}\"?"),
+                    None => e.to_string(),
+                }
+            }
+            _ => e.to_string(),
         };
-        errors.push(err(
-            loc,
-            Some(format!("probe \"{}\"", e.probe())),
-            format!("{e}{hint}"),
-        ));
+        errors.push(err(loc, Some(format!("probe \"{}\"", e.probe())), msg));
         if let Some(p) = probes.iter_mut().find(|p| p.name == e.probe()) {
             p.depends_on.clear();
         }
@@ -244,7 +251,7 @@ fn parse_text(
         .collect();
     let mut incidents: Vec<IncidentSpec> = Vec::new();
     for (i, n) in incident_nodes.iter().enumerate() {
-        match parse_incident(n, i, &kinds) {
+        match parse_incident(n, i, &kinds, &declared) {
             Ok(inc) if incidents.iter().any(|o| o.id == inc.id) => errors.push(err(
                 n.get("id").map_or(n.loc, |(_, v)| v.loc),
                 Some(format!("incident \"{}\"", inc.id)),
@@ -258,6 +265,9 @@ fn parse_text(
         }
     }
     buckets::add_criteria_bounds(&mut probes, &incidents);
+    // In file order, whichever check found them (the dependency graph is checked after
+    // every entry); errors at one place keep the order they were found in.
+    errors.sort_by_key(|e| (e.loc.line, e.loc.col));
     Ok(Loaded {
         config: Config {
             probes: probes.into_iter().map(std::sync::Arc::new).collect(),
@@ -266,4 +276,20 @@ fn parse_text(
         },
         errors,
     })
+}
+
+/// A top-level section with every error of it, an unset variable among them (its key set
+/// aside); `Some` only when it has none.
+fn section<T: serde::de::DeserializeOwned>(
+    value: &Node,
+    report: &mut dyn FnMut(Loc, String),
+) -> Option<T> {
+    let (mut found, mut set_aside) = (Vec::new(), Vec::new());
+    let tree = aside::take_invalid(value, &mut found, &mut set_aside);
+    let parsed = aside::parse_all(tree, &mut found, &mut set_aside);
+    let clean = found.is_empty();
+    for (loc, msg) in found {
+        report(loc, msg);
+    }
+    parsed.filter(|_| clean)
 }
