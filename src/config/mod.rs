@@ -184,6 +184,12 @@ fn parse_text(
         }
     }
 
+    // Every name the file gives a probe, loaded or not: a suggestion may point at an entry
+    // that has errors of its own, and naming such an entry is not a typo.
+    let declared: Vec<&str> = probe_nodes
+        .iter()
+        .filter_map(|n| n.get("name").and_then(|(_, v)| v.as_str()))
+        .collect();
     let mut seen: HashMap<String, Loc> = HashMap::new();
     let mut depends_locs: HashMap<String, Loc> = HashMap::new();
     let mut probes = Vec::new();
@@ -205,10 +211,20 @@ fn parse_text(
                     probes.push(p.config);
                 }
             }
-            Err(all) => errors.extend(
-                all.into_iter()
-                    .map(|(loc, probe, msg)| err(loc, Some(probe), msg)),
-            ),
+            Err(all) => {
+                // An entry with errors is not in the graph, but a misspelt dependency of it
+                // is news all the same.
+                let label = all.first().map(|(_, label, _)| label.clone());
+                errors.extend(
+                    all.into_iter()
+                        .map(|(loc, probe, msg)| err(loc, Some(probe), msg)),
+                );
+                if let Some(label) = label {
+                    for (loc, msg) in unknown_dependencies(n, &declared) {
+                        errors.push(err(loc, Some(label.clone()), msg));
+                    }
+                }
+            }
         }
     }
     // The dependency graph, checked as a whole: an unknown name or a cycle is an error at the
@@ -218,25 +234,11 @@ fn parse_text(
         .iter()
         .map(|p| (p.name.clone(), p.depends_on.clone()))
         .collect();
-    // Every name the file gives a probe, loaded or not: a suggestion may point at an entry
-    // that has errors of its own, and naming such an entry is not a typo.
-    let declared: Vec<&str> = probe_nodes
-        .iter()
-        .filter_map(|n| n.get("name").and_then(|(_, v)| v.as_str()))
-        .collect();
     for e in crate::incident::rootcause::check(&graph) {
         let loc = depends_locs.get(e.probe()).copied().unwrap_or_default();
         let msg = match &e {
-            crate::incident::rootcause::GraphError::Unknown { missing, .. }
-                if declared.contains(&missing.as_str()) =>
-            {
-                format!("depends_on names \"{missing}\", a probe whose entry has errors")
-            }
             crate::incident::rootcause::GraphError::Unknown { missing, .. } => {
-                match de::closest(missing, declared.iter().copied()) {
-                    Some(s) => format!("{e}, did you mean \"{s}\"?"),
-                    None => e.to_string(),
-                }
+                unknown_dependency(missing, &declared)
             }
             _ => e.to_string(),
         };
@@ -292,4 +294,36 @@ fn section<T: serde::de::DeserializeOwned>(
         report(loc, msg);
     }
     parsed.filter(|_| clean)
+}
+
+/// What a `depends_on` naming no loaded probe says: a suggestion for a name no entry has, or
+/// that the entry it names failed (its own errors say why).
+fn unknown_dependency(missing: &str, declared: &[&str]) -> String {
+    if declared.contains(&missing) {
+        return format!("depends_on names \"{missing}\", a probe whose entry has errors");
+    }
+    let e = crate::incident::rootcause::GraphError::Unknown {
+        probe: String::new(),
+        missing: missing.to_string(),
+    };
+    match de::closest(missing, declared.iter().copied()) {
+        Some(s) => format!("{e}, did you mean \"{s}\"?"),
+        None => e.to_string(),
+    }
+}
+
+/// The names in a failed entry's `depends_on` that no entry of the file has.
+fn unknown_dependencies(n: &Node, declared: &[&str]) -> Vec<(Loc, String)> {
+    let Some((_, list)) = n.get("depends_on") else {
+        return Vec::new();
+    };
+    let Value::Seq(items) = &list.value else {
+        return Vec::new();
+    };
+    items
+        .iter()
+        .filter_map(|i| i.as_str())
+        .filter(|name| !declared.contains(name))
+        .map(|name| (list.loc, unknown_dependency(name, declared)))
+        .collect()
 }
