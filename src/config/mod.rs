@@ -9,6 +9,8 @@
 //! [`Config`]. Each step has its own typed error ([`node::ParseError`],
 //! [`node::ExpandError`], [`de::DeError`], [`OutOfRange`]); here they all become a
 //! [`ConfigError`] with the file, line, column and entry, which is what users read.
+//! No error hides another: `aside.rs` sets aside the key an error (or an unset variable) lies
+//! in and checks the rest of the entry, and the errors leave in file order.
 
 mod aside;
 pub mod buckets;
