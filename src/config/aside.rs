@@ -107,15 +107,27 @@ pub(super) fn parse_all<T: serde::de::DeserializeOwned>(
 
 /// Whether an error only repeats news: it is about a mapping a key was set aside from, and
 /// names that key ("missing field user" once `user: ${UNSET}` is set aside, "give token or
-/// login" once `token` is), or it is a missing field a set-aside misspelling stands for
-/// ("missing field host" after `hots`).
-fn consequence(msg: &str, loc: Loc, aside: &[Aside]) -> bool {
+/// login" once `token` is) or the key a set-aside misspelling stands for ("missing field
+/// host" after `hots`). A wrong guess only delays an error to the next run of `validate`,
+/// where an echo of an error already shown would mislead now.
+pub(super) fn consequence(msg: &str, loc: Loc, aside: &[Aside]) -> bool {
     let missing = msg
         .strip_prefix("missing required field \"")
         .and_then(|f| f.strip_suffix('"'));
-    aside.iter().filter(|a| a.parent == loc).any(|a| {
-        mentions(msg, &a.key) || missing.is_some_and(|f| de::closest(&a.key, [f]).is_some())
-    })
+    aside
+        .iter()
+        .filter(|a| a.parent == loc)
+        .any(|a| names(msg, &a.key) || missing.is_some_and(|f| de::closest(&a.key, [f]).is_some()))
+}
+
+/// Whether a rule the whole entry breaks (checked once it parsed: "give either login or
+/// token") names a key set aside anywhere in it, or the key a misspelling stands for.
+pub(super) fn names_any(msg: &str, aside: &[Aside]) -> bool {
+    aside.iter().any(|a| names(msg, &a.key))
+}
+
+fn names(msg: &str, key: &str) -> bool {
+    mentions(msg, key) || mentions_near(msg, key)
 }
 
 /// Whether `word` appears in `msg` as a whole word (not inside a longer name).
@@ -126,6 +138,16 @@ fn mentions(msg: &str, word: &str) -> bool {
         let after = msg[i + word.len()..].chars().next();
         !before.is_some_and(is_name) && !after.is_some_and(is_name)
     })
+}
+
+/// Whether `msg` names a word a misspelling `key` may stand for. Short words are left out:
+/// within two edits, `ak` is as near to `or` as to `ack`.
+fn mentions_near(msg: &str, key: &str) -> bool {
+    key.len() >= 4
+        && msg
+            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .filter(|w| w.len() >= 4)
+            .any(|w| de::closest(key, [w]).is_some())
 }
 
 /// Removes the innermost key an error at `loc` lies in; `None` if there is none.
@@ -289,5 +311,8 @@ mod tests {
         assert!(mentions("missing required field \"user\"", "user"));
         assert!(!mentions("give token_file or token_env", "token"));
         assert!(!mentions("username", "user"));
+        assert!(mentions_near("missing required field \"host\"", "hots"));
+        assert!(mentions_near("give either \"login\" or \"token\"", "tokn"));
+        assert!(!mentions_near("give either \"login\" or \"token\"", "ak"));
     }
 }

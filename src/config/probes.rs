@@ -2,7 +2,7 @@
 //! `on_demand`), then the kind's own keys as a [`ProbeSpec`], every error of the entry
 //! collected with its location.
 
-use super::aside::{Aside, Located, parse_all, take_invalid};
+use super::aside::{Aside, Located, names_any, parse_all, take_invalid};
 use super::de;
 use super::defaults::{DEFAULT_INTERVAL, Defaults, check_range};
 use super::node::{Key, Loc, Node, Value};
@@ -174,17 +174,24 @@ pub(super) fn parse_probe(
             .map(|(loc, msg)| (loc, label.clone(), msg)),
     );
     // Built once, here: a spec that does not build is an error at the probe's location.
+    // Built even when the entry has other errors (none hides another), unless the rule it
+    // breaks is about a key set aside ("ca_file needs tls" once `tls: ${UNSET}` is).
     let built = match &spec {
-        Some(spec) if errs.is_empty() => match spec.build() {
+        Some(spec) => match spec.build() {
             Ok(b) => Some(b),
             Err(e) => {
-                errs.push((n.loc, label.clone(), e.to_string()));
+                let msg = e.to_string();
+                if !names_any(&msg, &aside) {
+                    errs.push((n.loc, label.clone(), msg));
+                }
                 None
             }
         },
-        _ => None,
+        None => None,
     };
-    let (Some((name, name_loc)), Some(spec), Some(built)) = (name, spec, built) else {
+    let (true, Some((name, name_loc)), Some(spec), Some(built)) =
+        (errs.is_empty(), name, spec, built)
+    else {
         errs.sort_by_key(|(loc, _, _)| (loc.line, loc.col));
         return Err(errs);
     };
