@@ -105,12 +105,12 @@ pub(super) fn parse_all<T: serde::de::DeserializeOwned>(
     }
 }
 
-/// Whether an error only repeats news: it is about a mapping a key was set aside from, and
+/// Whether an error only repeats news already given: it is about a mapping a key was set aside from, and
 /// names that key ("missing field user" once `user: ${UNSET}` is set aside, "give token or
 /// login" once `token` is) or the key a set-aside misspelling stands for ("missing field
 /// host" after `hots`). A wrong guess only delays an error to the next run of `validate`,
 /// where an echo of an error already shown would mislead now.
-pub(super) fn consequence(msg: &str, loc: Loc, aside: &[Aside]) -> bool {
+fn consequence(msg: &str, loc: Loc, aside: &[Aside]) -> bool {
     let missing = msg
         .strip_prefix("missing required field \"")
         .and_then(|f| f.strip_suffix('"'));
