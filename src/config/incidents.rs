@@ -1,40 +1,61 @@
 //! One `incidents:` entry -> [`IncidentSpec`], checked against the probes that loaded: every
 //! criterion's error, not only serde's first.
 
+use super::aside::{Aside, Located, parse_all, take_invalid};
 use super::de;
 use super::node::{Loc, Node, Value};
 use super::probes::valid_name;
-use crate::incident::IncidentSpec;
 use crate::incident::spec::kind_supports;
+use crate::incident::{CriterionSpec, IncidentSpec};
 use crate::probe::Kind;
 use std::collections::HashMap;
 
-/// An incident entry, checked against the probes that loaded.
+/// An incident entry, checked against the probes that loaded. `declared` names every probe
+/// entry of the file, loaded or not, for "did you mean".
 pub(super) fn parse_incident(
     n: &Node,
     index: usize,
     kinds: &HashMap<&str, Kind>,
+    declared: &[&str],
 ) -> Result<IncidentSpec, Vec<(Loc, String, String)>> {
+    // Every error of the entry: an unset variable is one of them (its key is set aside),
+    // each criterion is checked on its own, then the incident's own keys.
+    let mut found: Vec<Located> = Vec::new();
+    let mut aside: Vec<Aside> = Vec::new();
+    let n = &take_invalid(n, &mut found, &mut aside);
     let label = match n.get("id").and_then(|(_, v)| v.as_str()) {
         Some(id) => format!("incident \"{id}\""),
         None => format!("incident #{}", index + 1),
     };
-    if let Some((loc, msg)) = n.first_invalid() {
-        return Err(vec![(loc, label, msg.to_string())]);
-    }
-    // Every criterion's own error, then the incident's: serde would stop at the first.
-    let mut errs: Vec<(Loc, String, String)> = Vec::new();
     let criterion_nodes: Vec<&Node> = match n.get("criteria").map(|(_, v)| &v.value) {
         Some(Value::Seq(items)) => items.iter().collect(),
         _ => Vec::new(),
     };
-    let mut good: Vec<&Node> = Vec::new();
+    let mut good: Vec<(CriterionSpec, &Node)> = Vec::new();
     for node in &criterion_nodes {
-        match de::from_node::<crate::incident::CriterionSpec>(node) {
-            Ok(_) => good.push(node),
-            Err(e) => errs.push((e.loc.unwrap_or(node.loc), label.clone(), e.msg)),
+        let before = found.len();
+        let parsed = parse_all::<CriterionSpec>((*node).clone(), &mut found, &mut aside);
+        let clean = found.len() == before && !aside.iter().any(|a| a.parent == node.loc);
+        match parsed {
+            Some(c) if clean => good.push((c, node)),
+            // A criterion with errors of its own may also misspell its probe: that is news
+            // too (a probe whose entry failed is not: its own errors say why).
+            _ => {
+                let name = node.get("name").and_then(|(_, v)| v.as_str());
+                let probe = node.get("probe").and_then(|(_, v)| v.as_str());
+                if let (Some(name), Some(probe)) = (name, probe)
+                    && !kinds.contains_key(probe)
+                    && !declared.contains(&probe)
+                {
+                    found.push((node.loc, unknown_probe(name, probe, declared)));
+                }
+            }
         }
     }
+    let mut errs: Vec<(Loc, String, String)> = found
+        .into_iter()
+        .map(|(loc, msg)| (loc, label.clone(), msg))
+        .collect();
     let only_good = match &n.value {
         Value::Map(entries) => Node {
             value: Value::Map(
@@ -44,7 +65,7 @@ pub(super) fn parse_incident(
                         ("criteria", Value::Seq(_)) => (
                             k.clone(),
                             Node {
-                                value: Value::Seq(good.iter().map(|c| (*c).clone()).collect()),
+                                value: Value::Seq(good.iter().map(|(_, c)| (*c).clone()).collect()),
                                 loc: v.loc,
                             },
                         ),
@@ -56,13 +77,17 @@ pub(super) fn parse_incident(
         },
         _ => n.clone(),
     };
-    let spec: IncidentSpec = match de::from_node(&only_good) {
-        Ok(spec) => spec,
-        Err(e) => {
-            errs.push((e.loc.unwrap_or(n.loc), label.clone(), e.msg));
-            errs.sort_by_key(|(loc, _, _)| (loc.line, loc.col));
-            return Err(errs);
-        }
+    let mut incident_errs: Vec<Located> = Vec::new();
+    let spec = parse_all::<IncidentSpec>(only_good, &mut incident_errs, &mut aside);
+    errs.extend(
+        incident_errs
+            .into_iter()
+            .map(|(loc, msg)| (loc, label.clone(), msg)),
+    );
+    check_criteria(&good, kinds, declared, &label, &mut errs);
+    let Some(spec) = spec else {
+        errs.sort_by_key(|(loc, _, _)| (loc.line, loc.col));
+        return Err(errs);
     };
     if !valid_name(&spec.id) {
         let loc = n.get("id").map_or(n.loc, |(_, v)| v.loc);
@@ -86,36 +111,46 @@ pub(super) fn parse_incident(
             "an incident needs at least one criterion".into(),
         ));
     }
+    if errs.is_empty() {
+        Ok(spec)
+    } else {
+        errs.sort_by_key(|(loc, _, _)| (loc.line, loc.col));
+        Err(errs)
+    }
+}
+
+/// The checks of the criteria that parsed: names, conditions, probes.
+fn check_criteria(
+    good: &[(CriterionSpec, &Node)],
+    kinds: &HashMap<&str, Kind>,
+    declared: &[&str],
+    label: &str,
+    errs: &mut Vec<(Loc, String, String)>,
+) {
     let mut names: Vec<&str> = Vec::new();
-    for (c, node) in spec.criteria.iter().zip(&good) {
-        let here = |msg: String| (node.loc, label.clone(), msg);
+    for (c, node) in good {
+        let here = |msg: String| (node.loc, label.to_string(), msg);
+        // Each check is its own news: none hides the next.
         if !valid_name(&c.name) {
             errs.push(here(format!(
                 "criterion name \"{}\" must be 1-64 characters of letters, digits, '_', '-', '.', ':'",
                 c.name
             )));
-            continue;
-        }
-        if names.contains(&c.name.as_str()) {
+        } else if names.contains(&c.name.as_str()) {
             errs.push(here(format!("criterion \"{}\" is given twice", c.name)));
-            continue;
         }
         names.push(&c.name);
-        let condition = match c.condition() {
-            Ok(c) => c,
-            Err(e) => {
-                errs.push(here(e.to_string()));
-                continue;
-            }
-        };
+        let condition = c
+            .condition()
+            .map_err(|e| errs.push(here(e.to_string())))
+            .ok();
         let Some(kind) = kinds.get(c.probe.as_str()) else {
-            errs.push(here(format!(
-                "criterion \"{}\": no valid probe named \"{}\"",
-                c.name, c.probe
-            )));
+            errs.push(here(unknown_probe(&c.name, &c.probe, declared)));
             continue;
         };
-        if !kind_supports(*kind, &condition) {
+        if let Some(condition) = condition
+            && !kind_supports(*kind, &condition)
+        {
             errs.push(here(format!(
                 "criterion \"{}\": a {} probe does not report what {} needs",
                 c.name,
@@ -128,10 +163,20 @@ pub(super) fn parse_incident(
             )));
         }
     }
-    if errs.is_empty() {
-        Ok(spec)
+}
+
+/// A criterion naming a probe that did not load: with a suggestion when no entry of the file
+/// has that name (an entry that has it failed, and its own errors say why).
+fn unknown_probe(criterion: &str, probe: &str, declared: &[&str]) -> String {
+    let hint = if declared.contains(&probe) {
+        None
     } else {
-        errs.sort_by_key(|(loc, _, _)| (loc.line, loc.col));
-        Err(errs)
+        de::closest(probe, declared.iter().copied())
+    };
+    match hint {
+        Some(s) => format!(
+            "criterion \"{criterion}\": no valid probe named \"{probe}\", did you mean \"{s}\"?"
+        ),
+        None => format!("criterion \"{criterion}\": no valid probe named \"{probe}\""),
     }
 }

@@ -9,7 +9,10 @@
 //! [`Config`]. Each step has its own typed error ([`node::ParseError`],
 //! [`node::ExpandError`], [`de::DeError`], [`OutOfRange`]); here they all become a
 //! [`ConfigError`] with the file, line, column and entry, which is what users read.
+//! No error hides another: `aside.rs` sets aside the key an error (or an unset variable) lies
+//! in and checks the rest of the entry, and the errors leave in file order.
 
+mod aside;
 pub mod buckets;
 pub mod de;
 mod defaults;
@@ -137,16 +140,11 @@ fn parse_text(
     let mut incident_nodes: &[Node] = &[];
     let mut on_demand = on_demand::OnDemandSpec::default();
     for (key, value) in entries {
-        // Probes and incidents report their own unexpandable variables, with their name.
-        if !matches!(key.name.as_str(), "probes" | "incidents")
-            && let Some((loc, msg)) = value.first_invalid()
-        {
-            errors.push(err(loc, None, msg.to_string()));
-            continue;
-        }
         match key.name.as_str() {
-            "defaults" => match de::from_node::<Defaults>(value) {
-                Ok(d) => {
+            "defaults" => {
+                if let Some(d) = section::<Defaults>(value, &mut |loc, msg| {
+                    errors.push(err(loc, None, msg));
+                }) {
                     let bad = [("interval", d.interval), ("timeout", d.timeout)]
                         .into_iter()
                         .find_map(|(k, v)| {
@@ -158,16 +156,19 @@ fn parse_text(
                         None => defaults = d,
                     }
                 }
-                Err(e) => errors.push(err(e.loc.unwrap_or(value.loc), None, e.msg)),
-            },
-            "on_demand" => match de::from_node::<on_demand::OnDemandSpec>(value) {
-                Ok(o) => on_demand = o,
-                Err(e) => errors.push(err(e.loc.unwrap_or(value.loc), None, e.msg)),
-            },
+            }
+            "on_demand" => {
+                if let Some(o) = section(value, &mut |loc, msg| {
+                    errors.push(err(loc, None, msg));
+                }) {
+                    on_demand = o;
+                }
+            }
             "probes" | "incidents" => match &value.value {
                 Value::Seq(items) if key.name == "probes" => probe_nodes = items,
                 Value::Seq(items) => incident_nodes = items,
                 Value::Null => {}
+                Value::Invalid(msg) => errors.push(err(value.loc, None, msg.clone())),
                 other => errors.push(err(
                     value.loc,
                     None,
@@ -185,6 +186,12 @@ fn parse_text(
         }
     }
 
+    // Every name the file gives a probe, loaded or not: a suggestion may point at an entry
+    // that has errors of its own, and naming such an entry is not a typo.
+    let declared: Vec<&str> = probe_nodes
+        .iter()
+        .filter_map(|n| n.get("name").and_then(|(_, v)| v.as_str()))
+        .collect();
     let mut seen: HashMap<String, Loc> = HashMap::new();
     let mut depends_locs: HashMap<String, Loc> = HashMap::new();
     let mut probes = Vec::new();
@@ -206,10 +213,20 @@ fn parse_text(
                     probes.push(p.config);
                 }
             }
-            Err(all) => errors.extend(
-                all.into_iter()
-                    .map(|(loc, probe, msg)| err(loc, Some(probe), msg)),
-            ),
+            Err(all) => {
+                // An entry with errors is not in the graph, but a misspelt dependency of it
+                // is news all the same.
+                let label = all.first().map(|(_, label, _)| label.clone());
+                errors.extend(
+                    all.into_iter()
+                        .map(|(loc, probe, msg)| err(loc, Some(probe), msg)),
+                );
+                if let Some(label) = label {
+                    for (loc, msg) in unknown_dependencies(n, &declared) {
+                        errors.push(err(loc, Some(label.clone()), msg));
+                    }
+                }
+            }
         }
     }
     // The dependency graph, checked as a whole: an unknown name or a cycle is an error at the
@@ -221,19 +238,13 @@ fn parse_text(
         .collect();
     for e in crate::incident::rootcause::check(&graph) {
         let loc = depends_locs.get(e.probe()).copied().unwrap_or_default();
-        let hint = match &e {
+        let msg = match &e {
             crate::incident::rootcause::GraphError::Unknown { missing, .. } => {
-                de::closest(missing, graph.keys().map(String::as_str))
-                    .map(|s| format!(", did you mean \"{s}\"?"))
-                    .unwrap_or_default()
+                unknown_dependency(missing, &declared)
             }
-            _ => String::new(),
+            _ => e.to_string(),
         };
-        errors.push(err(
-            loc,
-            Some(format!("probe \"{}\"", e.probe())),
-            format!("{e}{hint}"),
-        ));
+        errors.push(err(loc, Some(format!("probe \"{}\"", e.probe())), msg));
         if let Some(p) = probes.iter_mut().find(|p| p.name == e.probe()) {
             p.depends_on.clear();
         }
@@ -244,7 +255,7 @@ fn parse_text(
         .collect();
     let mut incidents: Vec<IncidentSpec> = Vec::new();
     for (i, n) in incident_nodes.iter().enumerate() {
-        match parse_incident(n, i, &kinds) {
+        match parse_incident(n, i, &kinds, &declared) {
             Ok(inc) if incidents.iter().any(|o| o.id == inc.id) => errors.push(err(
                 n.get("id").map_or(n.loc, |(_, v)| v.loc),
                 Some(format!("incident \"{}\"", inc.id)),
@@ -258,6 +269,9 @@ fn parse_text(
         }
     }
     buckets::add_criteria_bounds(&mut probes, &incidents);
+    // In file order, whichever check found them (the dependency graph is checked after
+    // every entry); errors at one place keep the order they were found in.
+    errors.sort_by_key(|e| (e.loc.line, e.loc.col));
     Ok(Loaded {
         config: Config {
             probes: probes.into_iter().map(std::sync::Arc::new).collect(),
@@ -266,4 +280,52 @@ fn parse_text(
         },
         errors,
     })
+}
+
+/// A top-level section with every error of it, an unset variable among them (its key set
+/// aside); `Some` only when it has none.
+fn section<T: serde::de::DeserializeOwned>(
+    value: &Node,
+    report: &mut dyn FnMut(Loc, String),
+) -> Option<T> {
+    let (mut found, mut set_aside) = (Vec::new(), Vec::new());
+    let tree = aside::take_invalid(value, &mut found, &mut set_aside);
+    let parsed = aside::parse_all(tree, &mut found, &mut set_aside);
+    let clean = found.is_empty();
+    for (loc, msg) in found {
+        report(loc, msg);
+    }
+    parsed.filter(|_| clean)
+}
+
+/// What a `depends_on` naming no loaded probe says: a suggestion for a name no entry has, or
+/// that the entry it names failed (its own errors say why).
+fn unknown_dependency(missing: &str, declared: &[&str]) -> String {
+    if declared.contains(&missing) {
+        return format!("depends_on names \"{missing}\", a probe whose entry has errors");
+    }
+    let e = crate::incident::rootcause::GraphError::Unknown {
+        probe: String::new(),
+        missing: missing.to_string(),
+    };
+    match de::closest(missing, declared.iter().copied()) {
+        Some(s) => format!("{e}, did you mean \"{s}\"?"),
+        None => e.to_string(),
+    }
+}
+
+/// The names in a failed entry's `depends_on` that no entry of the file has.
+fn unknown_dependencies(n: &Node, declared: &[&str]) -> Vec<(Loc, String)> {
+    let Some((_, list)) = n.get("depends_on") else {
+        return Vec::new();
+    };
+    let Value::Seq(items) = &list.value else {
+        return Vec::new();
+    };
+    items
+        .iter()
+        .filter_map(|i| i.as_str())
+        .filter(|name| !declared.contains(name))
+        .map(|name| (list.loc, unknown_dependency(name, declared)))
+        .collect()
 }

@@ -86,16 +86,6 @@ impl Node {
         }
     }
 
-    /// The first unexpandable `${VAR}` in this subtree, in document order.
-    pub fn first_invalid(&self) -> Option<(Loc, &str)> {
-        match &self.value {
-            Value::Invalid(msg) => Some((self.loc, msg)),
-            Value::Seq(items) => items.iter().find_map(Node::first_invalid),
-            Value::Map(entries) => entries.iter().find_map(|(_, v)| v.first_invalid()),
-            _ => None,
-        }
-    }
-
     pub fn as_str(&self) -> Option<&str> {
         match &self.value {
             Value::Str(s) => Some(s),

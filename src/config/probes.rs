@@ -2,6 +2,7 @@
 //! `on_demand`), then the kind's own keys as a [`ProbeSpec`], every error of the entry
 //! collected with its location.
 
+use super::aside::{Aside, Located, names_any, parse_all, take_invalid};
 use super::de;
 use super::defaults::{DEFAULT_INTERVAL, Defaults, check_range};
 use super::node::{Key, Loc, Node, Value};
@@ -57,89 +58,54 @@ pub(super) fn valid_name(name: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ':'))
 }
 
-/// The kind's own keys as a [`ProbeSpec`], collecting every error: serde stops at the first,
-/// so each error's key is set aside and the rest parsed again (at most once per key). A
-/// "missing field" for a key set aside (or a near miss of it) is a consequence, not news.
-fn kind_spec(
-    mut rest: Vec<(Key, Node)>,
-    at: Loc,
-    fail: &dyn Fn(de::DeError, Loc) -> (Loc, String, String),
-    errs: &mut Vec<(Loc, String, String)>,
-) -> Option<ProbeSpec> {
-    let mut set_aside: Vec<String> = Vec::new();
-    loop {
-        let node = Node {
-            value: Value::Map(rest.clone()),
-            loc: at,
-        };
-        let e = match de::from_node::<ProbeSpec>(&node) {
-            Ok(spec) => return Some(spec),
-            Err(e) => e,
-        };
-        let loc = e.loc.unwrap_or(at);
-        // "missing field host" after setting aside "hots" (or "host" itself) repeats news.
-        let consequence = e
-            .msg
-            .strip_prefix("missing required field \"")
-            .and_then(|f| f.strip_suffix('"'))
-            .is_some_and(|field| set_aside.iter().any(|k| de::closest(k, [field]).is_some()));
-        if !consequence {
-            errs.push(fail(e, at));
-        }
-        // The top-level key the error lies in: the last one that starts at or before it.
-        let within = rest
-            .iter()
-            .rposition(|(k, _)| (k.loc.line, k.loc.col) <= (loc.line, loc.col));
-        match within {
-            Some(i) if loc != at => set_aside.push(rest.remove(i).0.name),
-            _ => return None,
-        }
-    }
-}
-
 pub(super) fn parse_probe(
     n: &Node,
     index: usize,
     defaults: &Defaults,
 ) -> Result<Parsed, Vec<(Loc, String, String)>> {
     let anon = format!("probe #{}", index + 1);
+    // Every error of the entry, not only the first: `validate` lists them in file order.
+    // An unset variable is one of them: its key is set aside and the rest still checked.
+    let mut found: Vec<Located> = Vec::new();
+    let mut aside: Vec<Aside> = Vec::new();
+    let n = &take_invalid(n, &mut found, &mut aside);
     let Value::Map(entries) = &n.value else {
-        return Err(vec![(
-            n.loc,
-            anon,
-            format!("a probe must be a mapping, found {}", n.value.describe()),
-        )]);
+        let msg = match &n.value {
+            Value::Invalid(msg) => msg.clone(),
+            other => format!("a probe must be a mapping, found {}", other.describe()),
+        };
+        return Err(vec![(n.loc, anon, msg)]);
     };
-    let label = match n.get("name").and_then(|(_, v)| v.as_str()) {
-        Some(name) => format!("probe \"{name}\""),
-        None => anon.clone(),
-    };
-    if let Some((loc, msg)) = n.first_invalid() {
-        return Err(vec![(loc, label, msg.to_string())]);
-    }
-    let (name, name_loc) = match n.get("name") {
+    let name = match n.get("name") {
+        // A name set aside (an unset variable) is already reported.
+        None if aside.iter().any(|a| a.parent == n.loc && a.key == "name") => None,
         None => {
-            return Err(vec![(
-                n.loc,
-                anon,
-                "missing required field \"name\"".into(),
-            )]);
+            found.push((n.loc, "missing required field \"name\"".into()));
+            None
         }
         Some((_, v)) => match v.as_str() {
-            Some(s) if valid_name(s) => (s.to_string(), v.loc),
+            Some(s) if valid_name(s) => Some((s.to_string(), v.loc)),
             _ => {
-                return Err(vec![(
+                found.push((
                     v.loc,
-                    anon,
                     "\"name\" must be 1-64 characters of letters, digits, '_', '-', '.', ':'"
                         .into(),
-                )]);
+                ));
+                None
             }
         },
     };
+    // Errors before the name is known (or without a usable one) carry the entry's number.
+    let label = match &name {
+        Some((name, _)) => format!("probe \"{name}\""),
+        None => anon,
+    };
+    let name_loc = name.as_ref().map_or(n.loc, |(_, l)| *l);
+    let mut errs: Vec<(Loc, String, String)> = found
+        .into_iter()
+        .map(|(loc, msg)| (loc, label.clone(), msg))
+        .collect();
     let fail = |e: de::DeError, fallback: Loc| (e.loc.unwrap_or(fallback), label.clone(), e.msg);
-    // Every error of the entry, not only the first: `validate` lists them in file order.
-    let mut errs: Vec<(Loc, String, String)> = Vec::new();
 
     let duration = |key: &str| -> Result<Option<Duration>, (Loc, String, String)> {
         match n.get(key) {
@@ -171,10 +137,16 @@ pub(super) fn parse_probe(
     };
     let on_demand = match n.get("on_demand") {
         None => Default::default(),
-        Some((_, v)) => de::from_node(v).unwrap_or_else(|e| {
-            errs.push(fail(e, v.loc));
-            Default::default()
-        }),
+        Some((_, v)) => {
+            let mut found = Vec::new();
+            let o = parse_all(v.clone(), &mut found, &mut aside);
+            errs.extend(
+                found
+                    .into_iter()
+                    .map(|(loc, msg)| (loc, label.clone(), msg)),
+            );
+            o.unwrap_or_default()
+        }
     };
 
     let buckets =
@@ -188,19 +160,38 @@ pub(super) fn parse_probe(
         .filter(|(k, _)| !COMMON_KEYS.contains(&k.name.as_str()))
         .cloned()
         .collect();
-    let spec = kind_spec(rest, n.loc, &fail, &mut errs);
+    // The kind's own keys: serde stops at the first error, so each error's key is set aside
+    // and the rest parsed again.
+    let mut kind_errs: Vec<Located> = Vec::new();
+    let tree = Node {
+        value: Value::Map(rest),
+        loc: n.loc,
+    };
+    let spec = parse_all::<ProbeSpec>(tree, &mut kind_errs, &mut aside);
+    errs.extend(
+        kind_errs
+            .into_iter()
+            .map(|(loc, msg)| (loc, label.clone(), msg)),
+    );
     // Built once, here: a spec that does not build is an error at the probe's location.
+    // Built even when the entry has other errors (none hides another), unless the rule it
+    // breaks is about a key set aside ("ca_file needs tls" once `tls: ${UNSET}` is).
     let built = match &spec {
-        Some(spec) if errs.is_empty() => match spec.build() {
+        Some(spec) => match spec.build() {
             Ok(b) => Some(b),
             Err(e) => {
-                errs.push((n.loc, label.clone(), e.to_string()));
+                let msg = e.to_string();
+                if !names_any(&msg, &aside) {
+                    errs.push((n.loc, label.clone(), msg));
+                }
                 None
             }
         },
-        _ => None,
+        None => None,
     };
-    let (Some(spec), Some(built)) = (spec, built) else {
+    let (true, Some((name, name_loc)), Some(spec), Some(built)) =
+        (errs.is_empty(), name, spec, built)
+    else {
         errs.sort_by_key(|(loc, _, _)| (loc.line, loc.col));
         return Err(errs);
     };

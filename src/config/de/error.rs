@@ -41,13 +41,14 @@ impl de::Error for DeError {
     }
 
     fn unknown_variant(variant: &str, expected: &'static [&'static str]) -> Self {
-        DeError {
-            msg: format!(
+        let msg = match closest(variant, expected.iter().copied()) {
+            Some(s) => format!("unknown value \"{variant}\", did you mean \"{s}\"?"),
+            None => format!(
                 "unknown value \"{variant}\" (expected one of: {})",
                 expected.join(", ")
             ),
-            loc: None,
-        }
+        };
+        DeError { msg, loc: None }
     }
 
     fn missing_field(field: &'static str) -> Self {
