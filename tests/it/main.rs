@@ -10,6 +10,7 @@ mod clickhouse;
 mod config_fixtures;
 mod dashboards;
 mod demo;
+mod docs;
 mod deploy;
 mod e2e;
 mod exposition;
