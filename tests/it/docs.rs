@@ -461,6 +461,7 @@ fn every_config_example_in_the_book_validates() {
             .env("PGPASSWORD", "example-secret")
             .env("E2E_EMAIL", "e2e@example.com")
             .env("E2E_BYPASS_KEY", "example-key")
+            .env("E2E_PASSWORD", "example-password")
             .env("HOOK_TOKEN", "example-token")
             .output()
             .expect("pathwatch validate");
