@@ -37,7 +37,7 @@ pub fn config_schema() -> Value {
     let mut schema = json!({
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "title": "pathwatch config",
-        "description": "Probes, incidents and on-demand settings of pathwatch (see README.md).",
+        "description": "Probes, incidents and on-demand settings of pathwatch (see the book: docs/src/configuration.md).",
         "type": "object",
         "additionalProperties": false,
         "properties": {

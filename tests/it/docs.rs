@@ -8,10 +8,10 @@
 //!   ([`pathwatch::metrics::Metrics`]), read from what it writes for one probe of each kind.
 
 use crate::support::exporter::BIN;
-use pathwatch::metrics::Metrics;
 use pathwatch::incident::Tracked;
 use pathwatch::incident::engine::{CriterionResult, Evaluation, Status};
 use pathwatch::incident::rootcause::Judgement;
+use pathwatch::metrics::Metrics;
 use pathwatch::probe::gcp::{ConnectorSize, GcpObs};
 use pathwatch::probe::golden::GoldenObs;
 use pathwatch::probe::logs::{LogsObs, PatternObs};
@@ -53,7 +53,10 @@ fn current_or_bless(page: &str, want: &str, how: &str) {
 
 #[test]
 fn the_configuration_reference_is_what_the_schema_gives() {
-    let schema = Command::new(BIN).arg("schema").output().expect("pathwatch schema");
+    let schema = Command::new(BIN)
+        .arg("schema")
+        .output()
+        .expect("pathwatch schema");
     assert!(schema.status.success());
     let dir = tempfile::tempdir().expect("temp dir");
     let json = dir.path().join("schema.json");
@@ -226,7 +229,10 @@ fn read_families(text: &str, into: &mut BTreeMap<String, Family>, kind: Option<&
         if let Some(labels) = line.split_once('{').and_then(|(_, r)| r.split_once('}')) {
             for pair in labels.0.split(',') {
                 let name = pair.split('=').next().unwrap_or("").trim().to_string();
-                if !name.is_empty() && name != "le" && name != "quantile" && !f.labels.contains(&name)
+                if !name.is_empty()
+                    && name != "le"
+                    && name != "quantile"
+                    && !f.labels.contains(&name)
                 {
                     f.labels.push(name);
                 }
@@ -340,7 +346,11 @@ fn metrics_reference() -> String {
         } else if kinds.len() == every.len() {
             "every kind".to_string()
         } else {
-            kinds.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ")
+            kinds
+                .iter()
+                .map(|k| format!("`{k}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
         };
         // PromQL names a counter's samples with _total.
         let name = if f.kind == "counter" {

@@ -29,7 +29,8 @@ pub fn rule_files() -> Vec<std::path::PathBuf> {
 }
 
 /// The runbook base the shipped rules carry (alerts/install.py --runbook-base replaces it).
-pub const RUNBOOK_BASE: &str = "https://github.com/pathwatch/pathwatch/blob/main/docs/src/runbook.md";
+pub const RUNBOOK_BASE: &str =
+    "https://github.com/pathwatch/pathwatch/blob/main/docs/src/runbook.md";
 
 #[test]
 fn promtool_checks_and_unit_tests_pass() {
