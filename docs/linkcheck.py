@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Checks every internal link of the built book offline: each relative href and src of
-docs/book/**/*.html names a file that exists, and each #anchor an id in that file. Links to
-other sites are not followed (CI has no network). Exit 1 naming each broken link.
+docs/book/**/*.html names a file that exists, and each #anchor an id in that file; and each
+relative link of README.md names a file of the repository (a book page's #anchor checked in
+its built page). Links to other sites are not followed (CI has no network). Exit 1 naming
+each broken link.
 
   mdbook build docs && python3 docs/linkcheck.py [docs/book]
 
@@ -9,6 +11,7 @@ Stdlib only: mdbook-linkcheck needs a long cargo build; this takes well under a 
 """
 import html.parser
 import os
+import re
 import sys
 import urllib.parse
 
@@ -36,6 +39,30 @@ def parse(path, cache):
             p.feed(f.read())
         cache[path] = p
     return cache[path]
+
+
+def readme(book, cache):
+    """Broken relative links of README.md (beside docs/), as `README.md:line: link: why`."""
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    path = os.path.join(repo, "README.md")
+    out = []
+    if not os.path.exists(path):
+        return out
+    src = os.path.join(repo, "docs", "src")
+    with open(path, encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            for link in re.findall(r"\]\(([^)\s]+)\)", line):
+                url = urllib.parse.urlsplit(link)
+                if url.scheme or link.startswith("#"):
+                    continue
+                target = os.path.normpath(os.path.join(repo, url.path))
+                if not os.path.exists(target):
+                    out.append(f"README.md:{n}: {link}: no such file")
+                elif url.fragment and target.startswith(src + os.sep) and target.endswith(".md"):
+                    page = os.path.join(book, os.path.relpath(target, src))[:-3] + ".html"
+                    if not os.path.exists(page) or url.fragment not in parse(page, cache).ids:
+                        out.append(f"README.md:{n}: {link}: no anchor #{url.fragment}")
+    return out
 
 
 def main():
@@ -68,6 +95,7 @@ def main():
                 if url.fragment and target.endswith(".html"):
                     if urllib.parse.unquote(url.fragment) not in parse(target, cache).ids:
                         broken.append(f"{rel}:{line}: {link}: no anchor #{url.fragment}")
+    broken += readme(root, cache)
     for b in broken:
         print(b, file=sys.stderr)
     print(f"linkcheck: {checked} internal links, {len(broken)} broken")
