@@ -12,6 +12,7 @@ rewrites it). Stdlib only.
 """
 import argparse
 import json
+import re
 import os
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -91,7 +92,7 @@ class Ref:
             return "regex"
         if types == ["string"] and name == "JsonPointer":
             return "JSON pointer"
-        return " or ".join(types) if types else ("any" if node != {} else "")
+        return " or ".join(types) if types else "any"
 
     def is_object(self, node):
         node = self.strip_null(node)
@@ -99,7 +100,9 @@ class Ref:
 
 
 def cell(text):
-    return " ".join((text or "").split()).replace("|", "\\|")
+    # rustdoc's intra-doc links ([`crate::x`]) mean nothing in the book: keep the code span.
+    text = re.sub(r"\[(`[^`]+`)\](?!\()", r"\1", text or "")
+    return " ".join(text.split()).replace("|", "\\|")
 
 
 def default_of(node, resolved):
@@ -111,30 +114,43 @@ def default_of(node, resolved):
         return ""
     if d is None:
         return ""
+    if d == "":
+        return '`""`'
+    if isinstance(d, dict) and set(d) == {"secs", "nanos"}:
+        # A std Duration's serde form: written as a config duration.
+        ms = d["secs"] * 1000 + d["nanos"] // 1_000_000
+        return f"`{ms // 1000}s`" if ms % 1000 == 0 else f"`{ms}ms`"
     return f"`{json.dumps(d) if not isinstance(d, str) else d}`"
 
 
-def rows(refs, props, required, prefix="", depth=0):
+def rows(refs, props, required, prefix="", depth=0, limit=DEPTH):
     """(key, type, required, default, doc) per key, nested objects as dotted keys."""
     out = []
     for key in sorted(props, key=lambda k: (k != "name", k != "kind", k)):
-        node = props[key]
+        node = props[key] if isinstance(props[key], dict) else {}  # `true`: any value
         resolved = refs.strip_null(node)
         doc = node.get("description") or resolved.get("description", "")
         name = prefix + key
         req = "yes" if key in required else ""
-        if refs.is_object(node) and depth < DEPTH:
+        items = refs.strip_null(resolved.get("items", {})) if "items" in resolved else {}
+        if refs.is_object(node) and depth < limit:
             out.append((name, "object", req, "", doc))
             out += rows(refs, resolved["properties"], resolved.get("required", []),
-                        name + ".", depth + 1)
+                        name + ".", depth + 1, limit)
+        elif items.get("properties") and depth < limit:
+            # A list of objects: each item's keys as `key[].sub`.
+            out.append((name, "list of object", req, default_of(node, resolved),
+                        doc or items.get("description", "")))
+            out += rows(refs, items["properties"], items.get("required", []),
+                        name + "[].", depth + 1, limit)
         else:
             out.append((name, refs.type_of(node), req, default_of(node, resolved), doc))
     return out
 
 
-def table(refs, props, required):
+def table(refs, props, required, limit=DEPTH):
     lines = ["| key | type | required | default | meaning |", "|---|---|---|---|---|"]
-    for key, typ, req, default, doc in rows(refs, props, required):
+    for key, typ, req, default, doc in rows(refs, props, required, limit=limit):
         lines.append(f"| `{key}` | {cell(typ)} | {req} | {cell(default)} | {cell(doc)} |")
     return "\n".join(lines) + "\n"
 
@@ -154,23 +170,24 @@ def page(schema):
         "## Top level\n",
         table(refs, {k: v for k, v in props.items() if k != "probes"} | {
             "probes": {"type": "array", "description": "The probes: one entry per probe, "
-                       "`kind:` says which (below)."}}, schema.get("required", [])),
+                       "`kind:` says which (below)."}}, schema.get("required", []), limit=0),
         "## defaults\n",
         table(refs, refs.resolve(props["defaults"])["properties"], []),
         "## incidents\n",
+        "Each entry of `incidents:` (see [incidents and criteria](../concepts/incidents.md)).\n\n",
     ]
     incident = refs.resolve(props["incidents"]["items"])
     out.append(table(refs, incident["properties"], incident.get("required", [])))
-    criterion = schema["$defs"]["CriterionSpec"]
-    out += ["\n### criteria\n", cell(criterion.get("description", "")) + "\n\n",
-            table(refs, criterion["properties"], criterion.get("required", []))]
     out += ["## on_demand\n",
             table(refs, refs.resolve(props["on_demand"])["properties"], [])]
     for alt in props["probes"]["items"]["oneOf"]:
         kind = alt["properties"]["kind"]["const"]
+        # The anchors let the kind's own page include its table (mdBook's {{#include}}).
         out += [f"## kind: {kind}\n",
                 f"See [{kind}](../probes/{kind}.md) for what it measures.\n\n",
-                table(refs, alt["properties"], alt.get("required", []))]
+                f"<!-- ANCHOR: {kind} -->\n" + table(refs, alt["properties"],
+                                                     alt.get("required", []))
+                + f"<!-- ANCHOR_END: {kind} -->\n"]
     return "\n".join(out)
 
 

@@ -71,8 +71,11 @@ pub struct LoginSpec {
     /// Extra headers, e.g. `X-E2E-Bypass-Key`; values are never logged.
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
+    /// Where the token is in the login answer (default `/access_token`).
     #[serde(default = "default_token_pointer")]
     pub token_pointer: JsonPointer,
+    /// Where the user's id is in the login answer (default `/user/id`): events naming another
+    /// user are crosstalk.
     #[serde(default = "default_user_pointer")]
     pub user_id_pointer: JsonPointer,
     /// The most bytes of login answer read (`body_too_large` beyond).
