@@ -17,7 +17,7 @@ use pathwatch::probe::golden::GoldenObs;
 use pathwatch::probe::logs::{LogsObs, PatternObs};
 use pathwatch::probe::pg_connections::PgConnections;
 use pathwatch::probe::startup::StartupObs;
-use pathwatch::probe::{Kind, Observation, Observations, ProbeError, Reason, RunResult};
+use pathwatch::probe::{Kind, Observation, Observations, Phase, ProbeError, Reason, RunResult};
 use prometheus_client::registry::Registry;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -175,8 +175,8 @@ fn run(ok: bool, kind: Kind) -> RunResult {
     RunResult {
         finished_unix_seconds: 1.0,
         duration: std::time::Duration::from_millis(5),
-        phases: Default::default(),
-        failed_phase: None,
+        phases: vec![(Phase::Connect, std::time::Duration::from_millis(1))],
+        failed_phase: (!ok).then_some(Phase::Connect),
         observations: observations(kind),
         next_run: None,
         trace_id: None,
@@ -330,6 +330,8 @@ fn metrics_reference() -> String {
          | family | type | labels | kinds | help |\n|---|---|---|---|---|\n",
     );
     let every: Vec<&str> = Kind::ALL.iter().map(|k| k.as_str()).collect();
+    // (kinds it is special to, its row without the kinds cell) per family, in name order.
+    let mut by_kind: Vec<(Vec<&str>, String)> = Vec::new();
     for (name, f) in &families {
         if f.kind.is_empty() {
             continue;
@@ -337,20 +339,21 @@ fn metrics_reference() -> String {
         let mut kinds = f.kinds.clone();
         kinds.sort();
         kinds.dedup();
-        let kinds = if own.contains(name) {
-            "exporter".to_string()
+        let (cell, special) = if own.contains(name) {
+            ("exporter".to_string(), vec![])
         } else if kinds == [INCIDENTS] && name.starts_with("pathwatch_incident") {
-            "incidents".to_string()
+            ("incidents".to_string(), vec![])
         } else if kinds == [INCIDENTS] {
-            "probes in a `depends_on` graph".to_string()
+            ("probes in a `depends_on` graph".to_string(), vec![])
         } else if kinds.len() == every.len() {
-            "every kind".to_string()
+            ("every kind".to_string(), vec![])
         } else {
-            kinds
+            let cell = kinds
                 .iter()
                 .map(|k| format!("`{k}`"))
                 .collect::<Vec<_>>()
-                .join(", ")
+                .join(", ");
+            (cell, kinds)
         };
         // PromQL names a counter's samples with _total.
         let name = if f.kind == "counter" {
@@ -371,9 +374,35 @@ fn metrics_reference() -> String {
             .join(", ");
         let help = f.help.replace('|', "\\|");
         out.push_str(&format!(
-            "| `{name}` | {}{unit} | {labels} | {kinds} | {help} |\n",
+            "| `{name}` | {}{unit} | {labels} | {cell} | {help} |\n",
             f.kind
         ));
+        by_kind.push((
+            special,
+            format!("| `{name}` | {}{unit} | {labels} | {help} |\n", f.kind),
+        ));
+    }
+    // Each kind's own families, which its page includes (mdBook's {{#include}} anchors).
+    out.push_str(
+        "\n## By kind\n\nThe families of each kind's own observations, besides those every \
+         probe has.\n",
+    );
+    for kind in &every {
+        out.push_str(&format!("\n### {kind}\n\n<!-- ANCHOR: {kind} -->\n"));
+        let rows: Vec<&String> = by_kind
+            .iter()
+            .filter(|(k, _)| k.contains(kind))
+            .map(|(_, row)| row)
+            .collect();
+        if rows.is_empty() {
+            out.push_str("Only the families every probe has.\n");
+        } else {
+            out.push_str("| family | type | labels | help |\n|---|---|---|---|\n");
+            for row in rows {
+                out.push_str(row);
+            }
+        }
+        out.push_str(&format!("<!-- ANCHOR_END: {kind} -->\n"));
     }
     out.push_str(
         "\n## reason\n\nThe values of the `reason` label (`ok` on success); each kind's page \
