@@ -18,6 +18,8 @@ import os
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VAR = "^\\$\\{[A-Za-z_][A-Za-z0-9_]*(:-[^}]*)?\\}$"  # the ${VAR} alternative of typed values
 DEPTH = 3  # nested objects expanded as dotted keys up to this depth
+# Keys every probe takes (src/schema.rs adds them to each kind): one table, not one per kind.
+COMMON = ("name", "kind", "interval", "timeout", "depends_on", "on_demand", "buckets")
 
 
 class Ref:
@@ -67,6 +69,10 @@ class Ref:
             return ", ".join(f"`{v}`" for v in node["enum"])
         for key in ("oneOf", "anyOf"):
             if key in node:
+                words = self.words(node[key])
+                if words:
+                    return ", ".join(f"`{w}`" for w in words[:-1]) + f" or `{words[-1]}`" \
+                        if len(words) > 1 else f"`{words[0]}`"
                 parts = []
                 for alt in node[key]:
                     if alt.get("pattern") == VAR and alt.get("type") == "string":
@@ -93,6 +99,27 @@ class Ref:
         if types == ["string"] and name == "JsonPointer":
             return "JSON pointer"
         return " or ".join(types) if types else "any"
+
+    def words(self, alts):
+        """The values of alternatives that are all fixed words (enum, const), nested or not;
+        None when any alternative is something else (the ${VAR} form aside)."""
+        out = []
+        for alt in alts:
+            alt = self.resolve(alt)
+            if alt.get("pattern") == VAR and alt.get("type") == "string":
+                continue
+            if "const" in alt:
+                out.append(alt["const"])
+            elif "enum" in alt:
+                out += alt["enum"]
+            elif "oneOf" in alt or "anyOf" in alt:
+                inner = self.words(alt.get("oneOf") or alt.get("anyOf"))
+                if inner is None:
+                    return None
+                out += inner
+            else:
+                return None
+        return out or None
 
     def is_object(self, node):
         node = self.strip_null(node)
@@ -149,9 +176,10 @@ def rows(refs, props, required, prefix="", depth=0, limit=DEPTH):
 
 
 def table(refs, props, required, limit=DEPTH):
-    lines = ["| key | type | required | default | meaning |", "|---|---|---|---|---|"]
+    lines = ["| key | type | default | meaning |", "|---|---|---|---|"]
     for key, typ, req, default, doc in rows(refs, props, required, limit=limit):
-        lines.append(f"| `{key}` | {cell(typ)} | {req} | {cell(default)} | {cell(doc)} |")
+        default = "(required)" if req else default
+        lines.append(f"| `{key}` | {cell(typ)} | {cell(default)} | {cell(doc)} |")
     return "\n".join(lines) + "\n"
 
 
@@ -180,13 +208,23 @@ def page(schema):
     out.append(table(refs, incident["properties"], incident.get("required", [])))
     out += ["## on_demand\n",
             table(refs, refs.resolve(props["on_demand"])["properties"], [])]
-    for alt in props["probes"]["items"]["oneOf"]:
+    # The keys every probe takes (schema.rs adds them to each kind), once.
+    kinds = props["probes"]["items"]["oneOf"]
+    out += ["## Keys every probe takes\n",
+            "Besides its kind's own keys (below), every entry under `probes:` takes these.\n\n",
+            table(refs, {k: v for k, v in kinds[0]["properties"].items() if k in COMMON} | {
+                "kind": {"enum": [a["properties"]["kind"]["const"] for a in kinds],
+                         "description": "The probe kind: which keys apply (below)."}},
+                  [k for k in kinds[0].get("required", []) if k in COMMON])]
+    for alt in kinds:
         kind = alt["properties"]["kind"]["const"]
         # The anchors let the kind's own page include its table (mdBook's {{#include}}).
         out += [f"## kind: {kind}\n",
-                f"See [{kind}](../probes/{kind}.md) for what it measures.\n\n",
-                f"<!-- ANCHOR: {kind} -->\n" + table(refs, alt["properties"],
-                                                     alt.get("required", []))
+                f"See [{kind}](../probes/{kind}.md) for what it measures; the keys every probe "
+                "takes are [above](#keys-every-probe-takes).\n\n",
+                f"<!-- ANCHOR: {kind} -->\n"
+                + table(refs, {k: v for k, v in alt["properties"].items() if k not in COMMON},
+                        alt.get("required", []))
                 + f"<!-- ANCHOR_END: {kind} -->\n"]
     return "\n".join(out)
 
