@@ -3,7 +3,7 @@
 
   python3 alerts/install.py OUT [--runbook-base URL] [--grafana-url URL] [--scale N]
 
---runbook-base  where docs/runbook.md is published: every alert's runbook_url is
+--runbook-base  where docs/src/runbook.md is published: every alert's runbook_url is
                 BASE#<alertname in lower case>. This is the one place the base is set.
 --grafana-url   the Grafana that has dashboards/*.json: every dashboard_url starts with it.
 --scale N       divides every duration of the rules by N: `for:`, range selectors such as
@@ -21,7 +21,7 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SOURCE = os.path.join(ROOT, "alerts", "pathwatch.rules.yml")
 # The bases the shipped file carries; --runbook-base and --grafana-url replace them.
-RUNBOOK_BASE = "https://github.com/pathwatch/pathwatch/blob/main/docs/runbook.md"
+RUNBOOK_BASE = "https://github.com/pathwatch/pathwatch/blob/main/docs/src/runbook.md"
 GRAFANA_URL = "http://localhost:3000"
 
 UNITS_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}

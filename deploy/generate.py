@@ -14,7 +14,7 @@ Targets (paths under --out, the repository by default):
 
 The rule files stay the only place to edit. What the generator reads from each alert: alert,
 expr, for, labels (severity), annotations summary, description and runbook_url or runbook. A
-relative runbook link (docs/runbook.md#...) is written as @RUNBOOK_BASE_URL@/docs/...; the
+relative runbook link (docs/src/runbook.md#...) is written as @RUNBOOK_BASE_URL@/docs/...; the
 deploy script (deploy/cloud-monitoring/deploy.sh) substitutes it, and the notification channels,
 at deploy time. YAML files here hold JSON (valid YAML) under a comment header, as
 k8s/base/prometheusrule.yaml always did: byte-stable output without a YAML emitter.
@@ -32,7 +32,7 @@ RUNBOOK_BASE = "@RUNBOOK_BASE_URL@"
 # The repository base of the shipped rules' runbook_url (alerts/install.py sets the real one).
 sys.path.insert(0, os.path.join(ROOT, "alerts"))
 from install import RUNBOOK_BASE as _SHIPPED_RUNBOOK  # noqa: E402
-SHIPPED_REPO = _SHIPPED_RUNBOOK[: -len("docs/runbook.md")]
+SHIPPED_REPO = _SHIPPED_RUNBOOK[: -len("docs/src/runbook.md")]
 # Cloud Monitoring evaluates PromQL conditions every 30 s by default and accepts only positive
 # multiples of 30 s; GMP's rule evaluator defaults to 1m. Groups without an interval get 30 s
 # on both managed targets so that they fire alike.

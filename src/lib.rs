@@ -1,11 +1,12 @@
 //! pathwatch: a Prometheus exporter that turns an incident's resolution criteria into
-//! continuous probes.
+//! continuous probes. The user's guide is the book in docs/ (`mdbook build docs`).
 //!
 //! Data flows one way: config -> runner -> probe -> result -> (metrics, state) -> HTTP.
 //! A module never names one above it; tests/it/structure.rs lists the forbidden edges and
 //! fails on each.
 //!
-//! - `core`: leaves every layer shares (the clock, `host:port` targets); imports nothing.
+//! - `core`: leaves every layer shares (the clock, `host:port` targets, config value types,
+//!   regular files); imports nothing of the crate but `redact`.
 //! - `config`: YAML -> typed config, `${VAR}` expansion, secrets, located errors.
 //! - `check`: run every probe once and judge the incidents (`pathwatch check`).
 //! - `probe`: the probe kinds (one enum), phase timing, failure reasons, `RunResult`.
@@ -19,10 +20,13 @@
 //! - `exposition`: `/metrics` content negotiation, OpenMetrics -> text 0.0.4.
 //! - `metrics`: the metric families of the contract (prometheus-client).
 //! - `ondemand`: `/probe`, one configured probe run on demand against an allowed target.
+//! - `allowlist`: the `on_demand.allowed_targets` patterns, the denied networks, and the
+//!   guard every on-demand run passes (a leaf).
+//! - `redact`: the one redactor of failure details, config errors and log lines (a leaf).
 //! - `schema`: the config's JSON Schema (`pathwatch schema`).
 //! - `server`: the axum router (`/metrics`, `/healthz`, `/readyz`, `/`, `/api/status`).
 //! - `status`: the status page and its JSON.
-//! - `telemetry`: logging.
+//! - `telemetry`: logs (text, Cloud Logging JSON) and OTLP traces.
 //! - `units`: durations as a person reads them (a leaf).
 //! - `web`: the web config (`--web-config`): TLS, client certificates, basic auth.
 //! - `abort`: tasks that end with their owner.

@@ -1,4 +1,5 @@
-//! The metric families of the contract in DESIGN.md, registered once, updated by the runner.
+//! The metric families pathwatch exports (its contract with rules and dashboards; the book's
+//! generated metrics reference lists them), registered once, updated by the runner.
 //! This file holds what every run has (success, duration, phases, reasons) and the self
 //! families; the incidents' are in [`incident`], and each kind's observations have their
 //! families in a module of their own behind [`kinds::KindMetrics`], so nothing here names

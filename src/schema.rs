@@ -37,7 +37,7 @@ pub fn config_schema() -> Value {
     let mut schema = json!({
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "title": "pathwatch config",
-        "description": "Probes, incidents and on-demand settings of pathwatch (see README.md).",
+        "description": "Probes, incidents and on-demand settings of pathwatch (see the book: docs/src/configuration.md).",
         "type": "object",
         "additionalProperties": false,
         "properties": {
@@ -114,13 +114,37 @@ fn probe_variant(
         .entry("properties")
         .or_insert_with(|| json!({}))
         .as_object_mut()?;
-    props.insert("kind".into(), json!({ "const": kind }));
+    props.insert(
+        "kind".into(),
+        json!({ "const": kind, "description": "The probe kind: which keys below apply." }),
+    );
     props.insert(
         "name".into(),
-        json!({ "type": "string", "pattern": "^[A-Za-z0-9_.:-]{1,64}$" }),
+        json!({
+            "type": "string",
+            "pattern": "^[A-Za-z0-9_.:-]{1,64}$",
+            "description": "Unique within the config; becomes the `probe` label.",
+        }),
     );
-    props.insert("interval".into(), duration.clone());
-    props.insert("timeout".into(), duration.clone());
+    let described = |text: &str| {
+        let mut d = duration.clone();
+        if let Some(o) = d.as_object_mut() {
+            o.insert("description".into(), json!(text));
+        }
+        d
+    };
+    props.insert(
+        "interval".into(),
+        described(
+            "How often the probe runs, 100ms to 7d (default: `defaults.interval`, else 30s).",
+        ),
+    );
+    props.insert(
+        "timeout".into(),
+        described(
+            "Per-run timeout, 10ms to 24h (default: `defaults.timeout`, else the kind's own).",
+        ),
+    );
     props.insert(
         "depends_on".into(),
         json!({

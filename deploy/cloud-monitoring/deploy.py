@@ -50,7 +50,7 @@ def gcloud(args, dry, capture=False):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--project", required=True)
-    ap.add_argument("--runbook-base", required=True, help="URL that docs/runbook.md is under")
+    ap.add_argument("--runbook-base", required=True, help="URL that docs/src/runbook.md is under")
     ap.add_argument("--channels", default="", help="notification channels, comma-separated (IDs or full names)")
     ap.add_argument("--policies", default=os.path.join(HERE, "policies"))
     ap.add_argument("--prune", action="store_true")

@@ -19,12 +19,17 @@ pub const DEFAULT_REOPEN_AFTER: u32 = 2;
 #[derive(Clone, Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct IncidentSpec {
+    /// The incident's id (the `incident` label), e.g. `"1278"`; unique.
     pub id: String,
+    /// A title for people: status page, log lines, webhooks and alerts.
     #[serde(default)]
     pub title: String,
+    /// The resolution criteria: every one must hold for the incident to be resolved.
     pub criteria: Vec<CriterionSpec>,
+    /// Passing results in a row of every criterion that resolve the incident.
     #[serde(default = "default_resolve")]
     pub resolve_after: u32,
+    /// Failing results in a row of any criterion that make it present.
     #[serde(default = "default_reopen")]
     pub reopen_after: u32,
     pub webhook: Option<WebhookSpec>,
@@ -41,7 +46,9 @@ fn default_reopen() -> u32 {
 #[derive(Clone, Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CriterionSpec {
+    /// The criterion's name (the `criterion` label); unique within its incident.
     pub name: String,
+    /// The probe whose results it judges (a `name` under `probes:`).
     pub probe: String,
     /// The probe succeeds and its measured seconds stay below this bound.
     pub max_seconds: Option<f64>,

@@ -5,7 +5,8 @@
 //! them). These families render each series' label text once, when the series is created,
 //! so a line is a handful of appends and one integer. The output is byte for byte what
 //! prometheus-client writes for a `Family<L, HistogramWithExemplars<TraceLabels>>` (the tests
-//! below encode the same observations with both), so the contract in DESIGN.md is unchanged.
+//! below encode the same observations with both), so the exported families (the book's
+//! metrics reference) are unchanged.
 
 use super::TraceLabels;
 use std::collections::HashMap;

@@ -41,8 +41,10 @@ pub struct PostgresSpec {
     /// A host name or IP address, or an absolute directory holding the server's Unix socket
     /// (`/cloudsql/PROJECT:REGION:INSTANCE`, `/var/run/postgresql`), as in libpq.
     pub host: String,
+    /// TCP port, and the suffix of the socket file (`.s.PGSQL.5432`) in a socket directory.
     #[serde(default = "default_port")]
     pub port: u16,
+    /// The role to log in as.
     #[serde(default = "default_user")]
     pub user: String,
     pub password: Option<Secret>,
@@ -54,8 +56,10 @@ pub struct PostgresSpec {
     /// PEM file of the CA that signed the server certificate (Cloud SQL's server CA);
     /// without it, the Mozilla roots are trusted.
     pub sslrootcert: Option<PathBuf>,
+    /// Run with the simple query protocol once the session is up.
     #[serde(default = "default_query")]
     pub query: String,
+    /// Shown in `pg_stat_activity`.
     #[serde(default = "default_application_name")]
     pub application_name: String,
     /// Also read the server's connections in the same session (phase `connections`):

@@ -34,6 +34,7 @@ pub struct RedisSpec {
     /// A host name or IP address, or the absolute path of the server's Unix socket
     /// (its `unixsocket` setting, e.g. `/var/run/redis/redis-server.sock`).
     pub host: String,
+    /// TCP port (the `tls-port` with `tls: true`).
     #[serde(default = "default_port")]
     pub port: u16,
     /// An ACL user (Redis 6+): sends `AUTH username password` instead of `AUTH password`.

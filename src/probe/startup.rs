@@ -30,6 +30,9 @@ pub enum Reference {
 pub struct StartupSpec {
     /// The health check that says "started": an `http` probe's settings.
     pub check: HttpSpec,
+    /// `restart` (default): time a startup from pathwatch's own start, then from the first
+    /// failing poll after a healthy one; `reported`: from the start time the service reports
+    /// (`started_at_pointer`).
     #[serde(default)]
     pub reference: Reference,
     /// Where the service reports its start time (`reference: reported`).

@@ -11,6 +11,7 @@ use std::time::Duration;
 pub struct TcpSpec {
     /// Host name or IP address.
     pub host: String,
+    /// TCP port.
     pub port: u16,
 }
 

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """An independent chat backend for pathwatch's golden_path tests (Python, aiohttp).
 
-Written from the protocol facts in README.md and DESIGN.md, not from src/sim: a second
-implementation, so that the probe is tried against choices pathwatch's authors did not make.
+Written from the protocol facts in the book (docs/src/probes/golden_path.md), not from
+src/sim: a second implementation, so that the probe is tried against choices pathwatch's authors did not make.
 
 What it speaks:
   POST /auth/login          {"email","password"} -> {"access_token","refresh_token",

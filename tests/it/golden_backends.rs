@@ -1,6 +1,7 @@
 //! The `golden_path` probe against a backend pathwatch's authors did not write
-//! (tests/backends/chat_aiohttp.py, Python aiohttp): every protocol variant in README's table
-//! passes, and each broken variant fails with a reason and a detail that say what arrived.
+//! (tests/backends/chat_aiohttp.py, Python aiohttp): every protocol variant in the book's table
+//! (docs/src/probes/golden_path.md) passes, and each broken variant fails with a reason and a
+//! detail that say what arrived.
 
 use crate::support::chat_backend::{ChatBackend, PASSWORD};
 use crate::support::exporter::{Exporter, value};

@@ -1073,7 +1073,7 @@ fn every_alert_pages_and_resolves_through_prometheus_and_alertmanager() {
             if get("summary") != "Incident db-refused is PRESENT: database_connect failing"
                 || !get("description").contains("database_connect = ")
                 || !get("runbook_url").starts_with(
-                    "https://github.com/pathwatch/pathwatch/blob/main/docs/runbook.md#pathwatchincidentpresent",
+                    "https://github.com/pathwatch/pathwatch/blob/main/docs/src/runbook.md#pathwatchincidentpresent",
                 )
                 || get("dashboard_url")
                     != "http://localhost:3000/d/pathwatch-incidents?var-incident=db-refused"

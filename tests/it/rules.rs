@@ -29,7 +29,8 @@ pub fn rule_files() -> Vec<std::path::PathBuf> {
 }
 
 /// The runbook base the shipped rules carry (alerts/install.py --runbook-base replaces it).
-pub const RUNBOOK_BASE: &str = "https://github.com/pathwatch/pathwatch/blob/main/docs/runbook.md";
+pub const RUNBOOK_BASE: &str =
+    "https://github.com/pathwatch/pathwatch/blob/main/docs/src/runbook.md";
 
 #[test]
 fn promtool_checks_and_unit_tests_pass() {
@@ -49,7 +50,7 @@ fn promtool_checks_and_unit_tests_pass() {
 
 #[test]
 fn every_alert_has_severity_text_and_a_runbook_section() {
-    let runbook = std::fs::read_to_string("docs/runbook.md").expect("docs/runbook.md");
+    let runbook = std::fs::read_to_string("docs/src/runbook.md").expect("docs/src/runbook.md");
     let anchors: Vec<String> = runbook
         .lines()
         .filter_map(|l| l.strip_prefix("## "))

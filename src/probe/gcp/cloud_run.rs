@@ -32,8 +32,11 @@ const FROM_SECRET: &str = "<from a secret>";
 #[derive(Clone, Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CloudRunSpec {
+    /// The project id, as in the service's name.
     pub project: String,
+    /// The service's region, e.g. `us-central1`.
     pub region: String,
+    /// The service's name.
     pub service: String,
     /// What the service's template must say; each entry is one expectation.
     #[serde(default)]
@@ -55,6 +58,7 @@ pub struct CloudRunSpec {
 pub struct CloudRunExpect {
     /// `projects/P/locations/R/connectors/C`, or only `C` to compare the last segment.
     pub vpc_connector: Option<String>,
+    /// `template.vpcAccess.egress`: `ALL_TRAFFIC` or `PRIVATE_RANGES_ONLY`.
     pub egress: Option<Egress>,
     /// Expected env values; they may be secrets, so they are kept as such.
     #[serde(default)]

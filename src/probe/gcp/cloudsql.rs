@@ -28,7 +28,9 @@ pub const EXPECT_CONNECTION_NAME: &str = "connection_name";
 #[derive(Clone, Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CloudSqlSpec {
+    /// The project id, as in the instance's name.
     pub project: String,
+    /// The instance's name (not its connection name).
     pub instance: String,
     /// The `PROJECT:REGION:INSTANCE` the service connects to (its `/cloudsql/...` socket);
     /// a different `connectionName` fails with `expectation`.

@@ -23,8 +23,11 @@ pub const STATES: &[&str] = &[
 #[derive(Clone, Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VpcConnectorSpec {
+    /// The project id, as in the connector's name.
     pub project: String,
+    /// The connector's region, e.g. `us-central1`.
     pub region: String,
+    /// The connector's name.
     pub connector: String,
     /// Default `https://vpcaccess.googleapis.com` (tests point it at a local fake).
     pub api_base: Option<String>,
@@ -42,7 +45,9 @@ pub struct VpcConnectorSpec {
 #[derive(Clone, Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ConnectorExpect {
+    /// The minimum number of instances the connector must have.
     pub min_instances: Option<u32>,
+    /// The maximum number of instances the connector must have.
     pub max_instances: Option<u32>,
     /// Mbps.
     pub min_throughput: Option<u32>,

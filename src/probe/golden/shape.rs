@@ -124,11 +124,14 @@ impl<'de> Deserialize<'de> for Pointers {
 #[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EventFields {
-    /// The event's name (its type).
+    /// The event's name (its type; default `[/type, /payload/type]`), also for `welcome`,
+    /// `ack` and `ignore`.
     #[serde(rename = "type", default = "default_type")]
     pub kind: Pointers,
+    /// Where an event names its thread (default `[/thread_id, /payload/thread_id]`).
     #[serde(default = "default_thread")]
     pub thread_id: Pointers,
+    /// Where an event names its user (default `[/user_id, /payload/user_id]`).
     #[serde(default = "default_user")]
     pub user_id: Pointers,
 }

@@ -15,6 +15,7 @@ pub struct GoldenPathSpec {
     pub login: Option<LoginSpec>,
     pub token: Option<Secret>,
     pub token_file: Option<SecretFile>,
+    /// The chat WebSocket: where, how the token is presented, what to wait for.
     pub websocket: WebSocketSpec,
     /// The text of the default message `{"type":"user_message","payload":{"text","thread_id"}}`.
     #[serde(default = "default_message")]
@@ -42,14 +43,18 @@ pub struct GoldenPathSpec {
     /// that may send the final answer before other events).
     #[serde(default = "default_true")]
     pub final_event_ends_run: bool,
+    /// Golden paths run at once, each on its own connection and bound to its own run.
     #[serde(default = "default_sessions")]
     pub sessions: u32,
+    /// A larger WebSocket frame fails the run with `frame_too_large`.
     #[serde(default = "default_max_frame")]
     pub max_frame_bytes: usize,
     /// Frames read per session before giving up (an endless stream).
     #[serde(default = "default_max_messages")]
     pub max_messages: u32,
+    /// PEM CA file trusted for `https://` logins and `wss://` (default: the Mozilla roots).
     pub ca_file: Option<PathBuf>,
+    /// Encrypt without checking the server certificate.
     #[serde(default)]
     pub insecure_skip_verify: bool,
 }
@@ -57,6 +62,7 @@ pub struct GoldenPathSpec {
 #[derive(Clone, Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LoginSpec {
+    /// The login URL: a POST of `{"email","password"}` as JSON.
     pub url: String,
     /// `{n}` is replaced by the session number (1, 2, ...) for distinct users.
     pub email: String,
@@ -65,8 +71,11 @@ pub struct LoginSpec {
     /// Extra headers, e.g. `X-E2E-Bypass-Key`; values are never logged.
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
+    /// Where the token is in the login answer (default `/access_token`).
     #[serde(default = "default_token_pointer")]
     pub token_pointer: JsonPointer,
+    /// Where the user's id is in the login answer (default `/user/id`): events naming another
+    /// user are crosstalk.
     #[serde(default = "default_user_pointer")]
     pub user_id_pointer: JsonPointer,
     /// The most bytes of login answer read (`body_too_large` beyond).
@@ -91,12 +100,17 @@ pub enum WsAuth {
 pub struct WebSocketSpec {
     /// `ws://` or `wss://` URL.
     pub url: String,
+    /// How the token is presented: `subprotocol` (default), `bearer` (an `Authorization`
+    /// header), `query` (`?token=`) or `none`.
     #[serde(default)]
     pub auth: WsAuth,
+    /// The subprotocol offered beside the token's (`auth: subprotocol`).
     #[serde(default = "default_subprotocol")]
     pub subprotocol: String,
+    /// The prefix of the token-bearing subprotocol (`auth: subprotocol`).
     #[serde(default = "default_token_prefix")]
     pub token_prefix: String,
+    /// The query parameter that carries the token (`auth: query`).
     #[serde(default = "default_query_param")]
     pub query_param: String,
     /// The first message to wait for after the upgrade (`null`: do not wait).
@@ -106,6 +120,7 @@ pub struct WebSocketSpec {
     /// it names a thread, the run is bound to that thread (`isolation: bind_first`).
     #[serde(default)]
     pub ack: Option<String>,
+    /// Extra headers of the upgrade request; values are never logged.
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
 }

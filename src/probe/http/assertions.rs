@@ -52,10 +52,15 @@ impl schemars::JsonSchema for StatusRange {
 #[derive(Clone, Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Assertion {
+    /// Where in a JSON body the value is, e.g. `/status` (with `equals` or `exists`).
     pub json_pointer: Option<String>,
+    /// The value at `json_pointer` equals this (`{ json_pointer: /status, equals: healthy }`).
     pub equals: Option<serde_json::Value>,
+    /// The value at `json_pointer` is there (`true`) or not (`false`).
     pub exists: Option<bool>,
+    /// The body matches this regex (`{ regex: "^Ok\\." }`).
     pub regex: Option<String>,
+    /// The body does not match this regex (`{ not_regex: "unhealthy" }`).
     pub not_regex: Option<String>,
 }
 

@@ -38,11 +38,13 @@ const USER_AGENT: &str = concat!("pathwatch/", env!("CARGO_PKG_VERSION"));
 pub struct HttpSpec {
     /// `http://` or `https://` URL.
     pub url: String,
+    /// The request method.
     #[serde(default = "default_method")]
     pub method: String,
     /// Request headers. Values may hold credentials (`Bearer ${TOKEN}`): they are never logged.
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
+    /// The request body (set `Content-Type` in `headers`).
     pub body: Option<String>,
     /// Accepted status codes: `200`, `"200-399"` (default `["200-399"]`).
     #[serde(default = "default_valid_status")]
@@ -56,6 +58,7 @@ pub struct HttpSpec {
     /// Which redirects to follow: `same_origin` (default), `any` or `none`.
     #[serde(default)]
     pub follow_redirects: FollowRedirects,
+    /// More redirects than this fail with `too_many_redirects`.
     #[serde(default = "default_max_redirects")]
     pub max_redirects: u32,
     /// PEM CA file trusted for `https://` (default: the Mozilla roots).

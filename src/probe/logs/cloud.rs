@@ -33,6 +33,7 @@ pub struct CloudSource {
     /// A Logging query, e.g. `resource.type="cloud_run_revision" AND
     /// resource.labels.service_name="S" AND severity>=WARNING`.
     pub filter: String,
+    /// Another base URL (a proxy or a local fake); default `https://logging.googleapis.com`.
     #[serde(default = "default_api_base")]
     pub api_base: String,
     #[serde(default)]

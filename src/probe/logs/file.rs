@@ -22,6 +22,7 @@ pub const MAX_LINE: usize = 64 * 1024;
 #[derive(Clone, Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FileSource {
+    /// The log file's path.
     pub path: PathBuf,
     /// On the very first run, count the lines the file already holds (a sidecar that starts
     /// with its service must not miss the service's first lines); false starts at its end.

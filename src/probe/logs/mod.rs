@@ -30,7 +30,9 @@ pub struct LogsSpec {
     /// The span of `pathwatch_log_pattern_window_matches` (default 30m).
     #[serde(default = "default_window")]
     pub window: PositiveDuration,
+    /// Read a log file, followed like `tail -F` (give `file` or `cloud_logging`).
     pub file: Option<file::FileSource>,
+    /// Read Cloud Logging with `entries:list` (give `file` or `cloud_logging`).
     pub cloud_logging: Option<cloud::CloudSource>,
 }
 

@@ -31,6 +31,7 @@ const EXPIRY: KindGauge = KindGauge {
 pub struct TlsCertSpec {
     /// Host name or IP address.
     pub host: String,
+    /// TCP port.
     pub port: u16,
     /// The name sent (SNI) and verified (default: `host`).
     pub server_name: Option<String>,
