@@ -43,6 +43,8 @@ pub struct Options {
     pub watch: Option<Duration>,
     /// The web config (`--web-config`): TLS, client certificates, basic auth.
     pub web_config: Option<PathBuf>,
+    /// The share of the config this replica runs (`--shard`); every reload keeps it.
+    pub shard: crate::config::shard::Shard,
 }
 
 /// Why [`serve`] stopped other than by its token.
@@ -72,12 +74,15 @@ pub async fn serve(
     let _ = rustls::crypto::ring::default_provider().install_default();
     // Before anything starts: a bad web config must not leave the endpoints open.
     let web = Web::load(options.web_config.as_deref())?;
+    let mut loaded = loaded;
+    loaded.config = loaded.config.shard(options.shard);
     for e in &loaded.errors {
         tracing::error!(error = %e, "invalid config entry skipped");
     }
 
     let mut registry = Registry::with_prefix("pathwatch");
     let metrics = Metrics::new(&mut registry);
+    metrics.set_shard(options.shard.index, options.shard.count);
     metrics
         .config_reload_ok
         .set(i64::from(loaded.errors.is_empty()));
@@ -108,13 +113,15 @@ pub async fn serve(
     tracing::info!(
         addr = %addr,
         probes,
+        shard = %options.shard,
         config = %options.source,
         version = env!("CARGO_PKG_VERSION"),
         "listening"
     );
 
     let supervisor =
-        Supervisor::start(options.config_path, state.clone(), config, shutdown.clone());
+        Supervisor::start(options.config_path, state.clone(), config, shutdown.clone())
+            .with_shard(options.shard);
     let mut tasks = tokio::task::JoinSet::new();
     tasks.spawn(supervisor.run(reload_rx, options.watch));
     tasks.spawn(runner::schedule(

@@ -5,6 +5,7 @@
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use pathwatch::app;
+use pathwatch::config::shard::{MAX_COUNT, Shard};
 use pathwatch::config::{self, Loaded};
 use pathwatch::telemetry::{self, LogFormat};
 use std::path::PathBuf;
@@ -54,6 +55,11 @@ enum Command {
         /// and `POST /-/reload` reload it in any case.
         #[arg(long, value_parser = watch_period, env = "PATHWATCH_WATCH_CONFIG")]
         watch_config: Option<std::time::Duration>,
+        /// Run only this share of the config: INDEX/COUNT (e.g. 1/3), or ordinal/COUNT to take
+        /// INDEX from a StatefulSet pod name in HOSTNAME (pathwatch-2 -> 2). Every replica
+        /// reads the same config; `pathwatch shards` prints the plan.
+        #[arg(long, value_name = "INDEX/COUNT", value_parser = shard_arg, env = "PATHWATCH_SHARD")]
+        shard: Option<Shard>,
     },
     /// Start the reference service and pathwatch probing it; walk an incident on a loop.
     Demo {
@@ -96,6 +102,11 @@ enum Command {
         /// Output: a table (text), JSON for scripts, or JUnit XML for CI systems.
         #[arg(long, value_enum, default_value_t = pathwatch::check::Format::Text)]
         format: pathwatch::check::Format,
+        /// Run only this share of the config: INDEX/COUNT (e.g. 1/3), or ordinal/COUNT to take
+        /// INDEX from a StatefulSet pod name in HOSTNAME (pathwatch-2 -> 2). Every replica
+        /// reads the same config; `pathwatch shards` prints the plan.
+        #[arg(long, value_name = "INDEX/COUNT", value_parser = shard_arg, env = "PATHWATCH_SHARD")]
+        shard: Option<Shard>,
     },
     /// Print the config's JSON Schema (for editors and CI validation).
     Schema,
@@ -104,6 +115,22 @@ enum Command {
         /// Config file (YAML).
         #[arg(env = "PATHWATCH_CONFIG")]
         file: PathBuf,
+        /// Warn when a group is too large for this many shards (see `pathwatch shards`).
+        #[arg(long, value_name = "INDEX/COUNT", value_parser = shard_arg, env = "PATHWATCH_SHARD")]
+        shard: Option<Shard>,
+    },
+    /// Print how `--shard` splits a config over COUNT replicas: probes, groups, incidents and
+    /// estimated /metrics bytes per shard.
+    Shards {
+        /// Config file (YAML).
+        #[arg(env = "PATHWATCH_CONFIG")]
+        file: PathBuf,
+        /// Number of shards (replicas).
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_COUNT)))]
+        count: u32,
+        /// Also say how many probes change shard when going from this many shards to COUNT.
+        #[arg(long, value_name = "COUNT", value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_COUNT)))]
+        from: Option<u32>,
     },
 }
 
@@ -130,7 +157,8 @@ fn main() -> ExitCode {
     let _entered = runtime.enter();
     let telemetry = telemetry::init(cli.log_format, &cli.log_level);
     let code = match command {
-        Command::Validate { file } => validate(&file),
+        Command::Validate { file, shard } => validate(&file, shard),
+        Command::Shards { file, count, from } => shards(&file, count, from),
         Command::Schema => {
             match serde_json::to_string_pretty(&pathwatch::schema::config_schema()) {
                 Ok(text) => {
@@ -147,13 +175,18 @@ fn main() -> ExitCode {
             config,
             incident,
             format,
-        } => block_on(&runtime, check(config, incident, format)),
+            shard,
+        } => block_on(&runtime, check(config, incident, format, shard)),
         Command::Serve {
             config,
             listen,
             watch_config,
             web_config,
-        } => block_on(&runtime, serve(config, listen, watch_config, web_config)),
+            shard,
+        } => block_on(
+            &runtime,
+            serve(config, listen, watch_config, web_config, shard),
+        ),
         Command::Demo {
             listen,
             sim_listen,
@@ -192,8 +225,9 @@ async fn check(
     path: PathBuf,
     incident: Option<String>,
     format: pathwatch::check::Format,
+    shard: Option<Shard>,
 ) -> anyhow::Result<ExitCode> {
-    let loaded = match config::load(&path) {
+    let mut loaded = match config::load(&path) {
         Ok(l) if l.errors.is_empty() => l,
         Ok(l) => {
             for e in &l.errors {
@@ -206,6 +240,7 @@ async fn check(
             return Ok(ExitCode::from(EXIT_BAD_CONFIG));
         }
     };
+    loaded.config = loaded.config.shard(shard.unwrap_or_default());
     match pathwatch::check::run(&loaded.config, incident.as_deref()).await {
         Err(e) => {
             eprintln!("{}: {e}", path.display());
@@ -222,7 +257,7 @@ async fn check(
     }
 }
 
-fn validate(file: &std::path::Path) -> ExitCode {
+fn validate(file: &std::path::Path, shard: Option<Shard>) -> ExitCode {
     match config::load(file) {
         Err(e) => {
             eprintln!("{e}");
@@ -237,6 +272,10 @@ fn validate(file: &std::path::Path) -> ExitCode {
                     file.display()
                 );
             }
+            let count = shard.map(|s| s.count);
+            if let Some(w) = config::shard::large_group_warning(&config, count) {
+                eprintln!("{}: warning: {w}", file.display());
+            }
             ExitCode::SUCCESS
         }
         Ok(Loaded { errors, .. }) => {
@@ -248,11 +287,42 @@ fn validate(file: &std::path::Path) -> ExitCode {
     }
 }
 
+/// `pathwatch shards`: the plan of a valid config over `count` shards.
+fn shards(file: &std::path::Path, count: u32, from: Option<u32>) -> ExitCode {
+    match config::load(file) {
+        Ok(Loaded { config, errors }) if errors.is_empty() => {
+            print!("{}", config::shard::render_plan(&config, count));
+            if let Some(from) = from {
+                let (moved, total) = config::shard::moved(&config, from, count);
+                println!(
+                    "from {from} to {count} shards: {moved} of {total} probes change shard ({:.1} %)",
+                    100.0 * moved as f64 / total.max(1) as f64
+                );
+            }
+            if let Some(w) = config::shard::large_group_warning(&config, Some(count)) {
+                eprintln!("{}: warning: {w}", file.display());
+            }
+            ExitCode::SUCCESS
+        }
+        Ok(Loaded { errors, .. }) => {
+            for e in &errors {
+                eprintln!("{e}");
+            }
+            ExitCode::from(EXIT_BAD_CONFIG)
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::from(EXIT_BAD_CONFIG)
+        }
+    }
+}
+
 async fn serve(
     config_path: PathBuf,
     listen: String,
     watch: Option<std::time::Duration>,
     web_config: Option<PathBuf>,
+    shard: Option<Shard>,
 ) -> anyhow::Result<ExitCode> {
     let loaded = match config::load(&config_path) {
         Ok(l) => l,
@@ -269,6 +339,7 @@ async fn serve(
         config_path: Some(config_path),
         watch,
         web_config,
+        shard: shard.unwrap_or_default(),
     };
     run(loaded, listener, token, options).await
 }
@@ -429,6 +500,12 @@ async fn shutdown_on_signal(token: CancellationToken) {
     let _ = ctrl_c.await;
     tracing::info!("shutting down: cancelling probes");
     token.cancel();
+}
+
+/// `--shard`: `INDEX/COUNT`, or `ordinal/COUNT` with the index from a StatefulSet pod's
+/// HOSTNAME.
+fn shard_arg(text: &str) -> Result<Shard, config::shard::ShardError> {
+    Shard::parse(text, std::env::var("HOSTNAME").ok().as_deref())
 }
 
 /// Why a `--watch-config` period is refused (clap prints it after the option's name).

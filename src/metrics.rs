@@ -36,7 +36,7 @@ use std::sync::atomic::AtomicU64;
 
 pub use labels::{
     BuildLabels, DbLabels, NameLabels, PhaseLabels, ProbeLabels, RunLabels, RunResultLabel,
-    TraceLabels,
+    ShardLabels, TraceLabels,
 };
 
 /// Buckets for durations bounded by probe timeouts: they reach past the largest default
@@ -89,6 +89,9 @@ pub struct Metrics {
     /// `pathwatch_incident_*` (metrics/incident.rs).
     pub incidents: incident::IncidentMetrics,
     pub build_info: Family<BuildLabels, Gauge>,
+    /// `pathwatch_shard_info{index, count}`: which share of the config runs here (`--shard`;
+    /// `0`/`1` unsharded).
+    pub shard_info: Family<ShardLabels, Gauge>,
     pub config_reload_ok: Gauge,
     pub config_reload_time: FloatGauge,
     pub config_invalid_entries: Gauge,
@@ -195,6 +198,7 @@ impl Metrics {
             ),
             incidents: incident::IncidentMetrics::default(),
             build_info: Family::default(),
+            shard_info: Family::default(),
             config_reload_ok: Gauge::default(),
             config_reload_time: Gauge::default(),
             config_invalid_entries: Gauge::default(),
@@ -217,6 +221,11 @@ impl Metrics {
             "build_info",
             "pathwatch build information (always 1)",
             m.build_info.clone(),
+        );
+        r.register(
+            "shard_info",
+            "The share of the config this replica runs: shard index of count (always 1)",
+            m.shard_info.clone(),
         );
         r.register(
             "config_last_reload_successful",
@@ -252,7 +261,19 @@ impl Metrics {
                 version: env!("CARGO_PKG_VERSION").to_string(),
             })
             .set(1);
+        m.set_shard(0, 1);
         m
+    }
+
+    /// Sets `pathwatch_shard_info` to this shard alone.
+    pub fn set_shard(&self, index: u32, count: u32) {
+        self.shard_info.clear();
+        self.shard_info
+            .get_or_create(&ShardLabels {
+                index: index.to_string(),
+                count: count.to_string(),
+            })
+            .set(1);
     }
 
     /// Creates a probe's series before its first run, so dashboards and `rate()` see zeros

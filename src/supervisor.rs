@@ -54,6 +54,8 @@ pub struct Supervisor {
     shutdown: CancellationToken,
     generation: CancellationToken,
     tasks: JoinSet<()>,
+    /// The share of every config loaded that runs here (`--shard`).
+    shard: config::shard::Shard,
 }
 
 impl Supervisor {
@@ -71,9 +73,17 @@ impl Supervisor {
             generation: shutdown.child_token(),
             shutdown,
             tasks: JoinSet::new(),
+            shard: config::shard::Shard::WHOLE,
         };
         s.spawn();
         s
+    }
+
+    /// Keeps only `shard`'s share of every config a reload reads (the first one is cut by
+    /// the caller before [`Supervisor::start`]).
+    pub fn with_shard(mut self, shard: config::shard::Shard) -> Self {
+        self.shard = shard;
+        self
     }
 
     fn current(&self) -> Arc<Config> {
@@ -133,7 +143,7 @@ impl Supervisor {
         // the runs in flight are gone.
         self.generation.cancel();
         while self.tasks.join_next().await.is_some() {}
-        let new = Arc::new(loaded.config);
+        let new = Arc::new(loaded.config.shard(self.shard));
         self.state.reconfigure(&old, &new);
         *self.config.write().unwrap_or_else(|p| p.into_inner()) = new.clone();
         self.spawn();

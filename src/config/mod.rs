@@ -22,6 +22,7 @@ pub mod on_demand;
 mod probes;
 #[cfg(test)]
 mod props;
+pub mod shard;
 
 pub use defaults::{DEFAULT_INTERVAL, Defaults, INTERVAL_RANGE, OutOfRange, TIMEOUT_RANGE};
 pub use probes::ProbeConfig;

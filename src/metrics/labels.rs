@@ -70,6 +70,13 @@ pub struct BuildLabels {
     pub version: String,
 }
 
+/// `pathwatch_shard_info`: two small numbers, bounded by the shard count (at most 1024).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ShardLabels {
+    pub index: String,
+    pub count: String,
+}
+
 impl LabelText for ProbeLabels {
     fn write_labels(&self, out: &mut String) {
         push_pair(out, "probe", &self.probe);
