@@ -34,6 +34,7 @@ mod rootcause;
 mod rules;
 mod schema;
 mod self_connect;
+mod shards;
 mod startup;
 mod structure;
 mod support;
