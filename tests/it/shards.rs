@@ -333,3 +333,69 @@ fn an_ha_pair_of_one_shard_pages_once_per_incident() {
     assert_eq!(per.keys().cloned().collect::<BTreeSet<_>>(), mine);
     assert!(per.values().all(|&n| n == 1), "{per:?}");
 }
+
+/// k8s/overlays/sharded: both StatefulSets run `--shard ordinal/COUNT` with COUNT equal to
+/// the replicas kustomize gives them, read one ConfigMap, and that config validates.
+#[test]
+fn the_sharded_overlay_runs_count_replicas_of_count_shards() {
+    let read = |path: &str| -> Vec<serde_json::Value> {
+        let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}"));
+        text.split("\n---\n")
+            .map(|doc| serde_saphyr::from_str(doc).unwrap_or_else(|e| panic!("{path}: {e}")))
+            .collect()
+    };
+    let kustomization = &read("k8s/overlays/sharded/kustomization.yaml")[0];
+    let replicas: BTreeMap<String, u64> = kustomization["replicas"]
+        .as_array()
+        .expect("replicas")
+        .iter()
+        .map(|r| {
+            (
+                r["name"].as_str().expect("name").to_string(),
+                r["count"].as_u64().expect("count"),
+            )
+        })
+        .collect();
+    let sets = read("k8s/overlays/sharded/statefulsets.yaml");
+    assert_eq!(sets.len(), 2, "replicas a and b");
+    for set in &sets {
+        let name = set["metadata"]["name"].as_str().expect("name");
+        let container = &set["spec"]["template"]["spec"]["containers"][0];
+        let args: Vec<&str> = container["args"]
+            .as_array()
+            .expect("args")
+            .iter()
+            .filter_map(|a| a.as_str())
+            .collect();
+        let at = args.iter().position(|a| *a == "--shard").expect("--shard");
+        let count: u64 = args[at + 1]
+            .strip_prefix("ordinal/")
+            .expect("ordinal/COUNT")
+            .parse()
+            .expect("COUNT");
+        assert_eq!(replicas.get(name), Some(&count), "{name}: replicas = COUNT");
+        assert_eq!(
+            set["spec"]["serviceName"], "pathwatch",
+            "{name}: headless service"
+        );
+        assert_eq!(
+            set["spec"]["template"]["spec"]["volumes"][0]["configMap"]["name"],
+            "pathwatch-config"
+        );
+        // The ordinal of every pod name is a valid index.
+        for i in 0..count {
+            let pod = format!("{name}-{i}");
+            let shard = Shard::parse(&format!("ordinal/{count}"), Some(&pod)).expect("shard");
+            assert_eq!(u64::from(shard.index), i);
+        }
+    }
+    let out = std::process::Command::new(crate::support::exporter::BIN)
+        .args(["validate", "k8s/overlays/sharded/pathwatch.yaml"])
+        .output()
+        .expect("run validate");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
