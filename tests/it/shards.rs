@@ -399,3 +399,94 @@ fn the_sharded_overlay_runs_count_replicas_of_count_shards() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// `pathwatch shards` prints the plan (every probe on one shard, the 3 -> 4 movement), a bad
+/// `--shard` is refused by name, `validate` warns about a group too large for the count, and a
+/// reload (SIGHUP) keeps the shard.
+#[test]
+fn the_plan_the_warning_and_a_reload_keep_to_the_shard() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("c.yaml");
+    std::fs::write(&path, config(accepting())).expect("write");
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(crate::support::exporter::BIN)
+            .args(args)
+            .output()
+            .expect("run pathwatch");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let file = path.display().to_string();
+    let (code, out, err) = run(&["shards", &file, "--count", "4", "--from", "3"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        out.starts_with("3000 probes in 2080 groups, 20 incidents, over 4 shards\n"),
+        "{out}"
+    );
+    let per: Vec<usize> = out
+        .lines()
+        .filter(|l| l.contains("/4 "))
+        .map(|l| {
+            l.split_whitespace()
+                .nth(1)
+                .expect("probes")
+                .parse()
+                .expect("n")
+        })
+        .collect();
+    assert_eq!(per.len(), 4, "{out}");
+    assert_eq!(per.iter().sum::<usize>(), PROBES, "{out}");
+    assert!(out.contains("from 3 to 4 shards: "), "{out}");
+    assert!(err.is_empty(), "no warning for groups of 8: {err}");
+
+    let (code, _, err) = run(&["check", "-c", &file, "--shard", "3/3"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("invalid value '3/3' for '--shard <INDEX/COUNT>': INDEX must be below COUNT (3 is not below 3)"),
+        "{err}"
+    );
+
+    // 1,500 probes that depend on one: a group of 1,501, over twice the mean of 4 shards.
+    let mut big =
+        String::from("probes:\n  - { name: base, kind: tcp, host: 127.0.0.1, port: 9 }\n");
+    for i in 0..1_500 {
+        big.push_str(&format!(
+            "  - {{ name: p{i}, kind: tcp, host: 127.0.0.1, port: 9, depends_on: [base] }}\n"
+        ));
+    }
+    let big_path = dir.path().join("big.yaml");
+    std::fs::write(&big_path, big).expect("write");
+    let big_file = big_path.display().to_string();
+    let (code, _, err) = run(&["validate", &big_file, "--shard", "0/4"]);
+    assert_eq!(code, Some(0), "a warning is no error: {err}");
+    assert_eq!(
+        err,
+        format!(
+            "{big_file}: warning: one group of 1501 probes (linked by depends_on or incident criteria, from \"base\") is larger than 1000 (twice the mean share of 4 shards); it always runs on one shard\n"
+        )
+    );
+    let (_, _, err) = run(&["validate", &big_file]);
+    assert!(
+        err.is_empty(),
+        "under the absolute limit without a count: {err}"
+    );
+
+    let e = shard(&config(accepting()), "1/3", "127.0.0.1:0");
+    let before = share(&e);
+    e.signal("HUP");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !e.logs().contains("config reloaded") {
+        assert!(Instant::now() < deadline, "no reload: {}", e.logs());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        e.logs()
+            .contains(&format!("config reloaded: {} probes", before.0.len())),
+        "{}",
+        e.logs()
+    );
+    assert_eq!(share(&e), before, "the reload kept shard 1/3");
+}
