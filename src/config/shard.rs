@@ -548,6 +548,54 @@ mod tests {
     }
 
     #[test]
+    fn a_config_cut_in_three_is_a_partition_with_incidents_whole() {
+        let mut text = String::from("probes:\n");
+        for i in 0..300 {
+            text.push_str(&format!(
+                "  - {{ name: p{i}, kind: tcp, host: 127.0.0.1, port: 9{} }}\n",
+                if i % 3 == 1 {
+                    format!(", depends_on: [p{}]", i - 1)
+                } else {
+                    String::new()
+                }
+            ));
+        }
+        text.push_str("incidents:\n");
+        for k in 0..10 {
+            text.push_str(&format!(
+                "  - {{ id: i{k}, criteria: [{{ name: a, probe: p{}, success: true }}, {{ name: b, probe: p{}, success: true }}] }}\n",
+                k * 3 + 1,
+                150 + k * 3 + 2
+            ));
+        }
+        let loaded = crate::config::parse("t.yaml", &text, &|_| None).expect("parses");
+        assert!(loaded.errors.is_empty(), "{:?}", loaded.errors);
+        let whole = loaded.config;
+        let shards: Vec<Config> = (0..3)
+            .map(|index| whole.shard(Shard { index, count: 3 }))
+            .collect();
+        let mut seen = std::collections::HashSet::new();
+        for s in &shards {
+            for p in &s.probes {
+                assert!(seen.insert(p.name.clone()), "{} twice", p.name);
+            }
+            for i in &s.incidents {
+                for c in &i.criteria {
+                    let p = s.probes.iter().find(|p| p.name == c.probe);
+                    let p = p.unwrap_or_else(|| panic!("{} without {}", i.id, c.probe));
+                    for d in &p.depends_on {
+                        assert!(s.probes.iter().any(|q| &q.name == d), "{d} elsewhere");
+                    }
+                }
+            }
+        }
+        assert_eq!(seen.len(), 300);
+        let incidents: usize = shards.iter().map(|s| s.incidents.len()).sum();
+        assert_eq!(incidents, 10);
+        assert_eq!(whole.shard(Shard::WHOLE).probes.len(), 300);
+    }
+
+    #[test]
     fn group_limit_is_twice_the_mean_share() {
         assert_eq!(group_limit(30_000, Some(3)), 20_000);
         assert_eq!(group_limit(100, Some(3)), MIN_WARN_GROUP);
