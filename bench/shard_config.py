@@ -4,14 +4,14 @@
 incidents, each naming a probe of two blocks far apart (joining them into one group of 8).
 The same shape as tests/it/shards.rs. `pathwatch shards` reads it: no run is needed.
 
-Usage: bench/shard_config.py N [PORT] > config.yaml
+Usage: bench/shard_config.py N [PORT[,PORT...]] > config.yaml  (probes take the ports in turn)
 """
 import sys
 
-n = int(sys.argv[1]); port = sys.argv[2] if len(sys.argv) > 2 else "9"
+n = int(sys.argv[1]); ports = (sys.argv[2] if len(sys.argv) > 2 else "9").split(",")
 out = ["defaults: { interval: 30s, timeout: 2s }", "probes:"]
 for i in range(n):
-    out += [f"  - name: tcp-{i:06}", "    kind: tcp", "    host: 127.0.0.1", f"    port: {port}"]
+    out += [f"  - name: tcp-{i:06}", "    kind: tcp", "    host: 127.0.0.1", f"    port: {ports[i % len(ports)]}"]
     if i % 10 in (1, 2, 3):
         out.append(f"    depends_on: [tcp-{i - i % 10:06}]")
 out.append("incidents:")
