@@ -185,6 +185,9 @@ fn numbered(base: &str, n: usize) -> String {
     name
 }
 
+/// A target's kind and the keys of its probe entry.
+type Entry = (&'static str, Vec<(Key, Node)>);
+
 fn key(name: &str, value: Value) -> (Key, Node) {
     (
         Key {
@@ -335,7 +338,7 @@ fn host_of(url: &url::Url) -> Result<Option<String>, Problem> {
         None => Ok(None),
         Some(url::Host::Ipv6(a)) => Ok(Some(a.to_string())),
         Some(url::Host::Ipv4(a)) => Ok(Some(a.to_string())),
-        Some(url::Host::Domain(d)) if d.is_empty() => Ok(None),
+        Some(url::Host::Domain("")) => Ok(None),
         Some(url::Host::Domain(d)) => {
             let host = decoded(d, "host")?;
             if host.contains(',') {
@@ -355,10 +358,7 @@ fn port_of(url: &url::Url) -> Result<Option<u16>, Problem> {
     }
 }
 
-fn postgres(
-    url: &url::Url,
-    env: &dyn Fn(&str) -> Option<String>,
-) -> Result<(&'static str, Vec<(Key, Node)>), Problem> {
+fn postgres(url: &url::Url, env: &dyn Fn(&str) -> Option<String>) -> Result<Entry, Problem> {
     // An empty variable counts as unset, as in libpq.
     let env = |k: &str| env(k).filter(|v| !v.is_empty());
     let mut params: Vec<(String, String)> = Vec::new();
@@ -428,7 +428,7 @@ fn postgres(
     Ok(("postgres", entries))
 }
 
-fn redis(url: &url::Url, tls: bool) -> Result<(&'static str, Vec<(Key, Node)>), Problem> {
+fn redis(url: &url::Url, tls: bool) -> Result<Entry, Problem> {
     let scheme = if tls { "rediss" } else { "redis" };
     if url.query().is_some() {
         return Err(Problem::NoQuery(scheme));
@@ -458,7 +458,7 @@ fn redis(url: &url::Url, tls: bool) -> Result<(&'static str, Vec<(Key, Node)>), 
     Ok(("redis", entries))
 }
 
-fn http(url: &url::Url) -> Result<(&'static str, Vec<(Key, Node)>), Problem> {
+fn http(url: &url::Url) -> Result<Entry, Problem> {
     let scheme = if url.scheme() == "https" {
         "https"
     } else {
@@ -489,7 +489,7 @@ fn http(url: &url::Url) -> Result<(&'static str, Vec<(Key, Node)>), Problem> {
     Ok(("http", entries))
 }
 
-fn tcp(url: &url::Url) -> Result<(&'static str, Vec<(Key, Node)>), Problem> {
+fn tcp(url: &url::Url) -> Result<Entry, Problem> {
     let host = host_of(url)?.ok_or(Problem::NoHost("tcp"))?;
     let port = port_of(url)?.ok_or(Problem::NoPort)?;
     let extra = !url.username().is_empty()

@@ -13,6 +13,7 @@ mod demo;
 mod deploy;
 mod e2e;
 mod exposition;
+mod first_probe;
 mod gcp;
 mod golden;
 mod golden_backends;
