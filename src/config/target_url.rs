@@ -51,7 +51,7 @@ pub enum Origin {
 
 /// One target, ready to become a probe: its entry without the name, the name it would like,
 /// and how errors name it.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Target {
     /// `--target "postgres://app:<redacted>@127.0.0.1:5432/app"`: what errors start with.
     label: String,
@@ -112,6 +112,16 @@ impl fmt::Display for Origin {
             Origin::Flag(n) => write!(f, "--target #{n}"),
             Origin::Env(name) => f.write_str(name),
         }
+    }
+}
+
+/// The label and the name only: the entry holds the password as plain text.
+impl fmt::Debug for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Target")
+            .field("label", &self.label)
+            .field("base_name", &self.base_name)
+            .finish_non_exhaustive()
     }
 }
 
@@ -691,5 +701,12 @@ mod tests {
         let text = e.to_string();
         assert!(!text.contains("hunter22"), "{text}");
         assert!(text.starts_with("--target #2 \"postgres://app:"), "{text}");
+        let t = Target::parse(
+            Origin::Env("DATABASE_URL"),
+            "postgres://app:hunter22@h/db",
+            &no_env,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert!(!format!("{t:?}").contains("hunter22"), "{t:?}");
     }
 }

@@ -236,6 +236,76 @@ fn targets_join_a_config_file_and_database_url_does_not() {
     );
 }
 
+#[test]
+fn a_reload_keeps_the_targets() {
+    let pg = PgCluster::start(PgOptions::default());
+    let name = format!("postgres-127.0.0.1-{}", pg.port());
+    let dir = tempfile::tempdir().expect("temp dir");
+    let cfg = dir.path().join("pathwatch.yaml");
+    let probe = |n: &str| {
+        format!(
+            "  - {{ name: {n}, kind: tcp, host: 127.0.0.1, port: {} }}\n",
+            pg.port()
+        )
+    };
+    std::fs::write(
+        &cfg,
+        format!("defaults:\n  interval: 1s\nprobes:\n{}", probe("first")),
+    )
+    .expect("write config");
+    let args = [
+        "serve".to_string(),
+        "--config".to_string(),
+        cfg.display().to_string(),
+        "--target".to_string(),
+        tcp_url(&pg),
+    ];
+    let exp = Exporter::start_command(&args, &[], dir);
+    let up = |probe: &str| {
+        exp.wait_for(
+            "pathwatch_probe_success",
+            &[("probe", probe)],
+            Duration::from_secs(30),
+            |v| v == 1.0,
+        )
+    };
+    up(&name);
+    up("first");
+    std::fs::write(
+        &cfg,
+        format!(
+            "defaults:\n  interval: 1s\nprobes:\n{}{}",
+            probe("first"),
+            probe("second")
+        ),
+    )
+    .expect("rewrite config");
+    exp.signal("HUP");
+    up("second");
+    assert!(
+        exp.logs().contains("config reloaded: 3 probes"),
+        "{}",
+        exp.logs()
+    );
+    // The target runs on after the reload: its run count still grows.
+    let runs = |text: &str| {
+        crate::support::exporter::value(
+            text,
+            "pathwatch_probe_runs_total",
+            &[("probe", &name), ("result", "success"), ("reason", "ok")],
+        )
+        .unwrap_or(0.0)
+    };
+    let before = runs(&exp.metrics());
+    exp.wait_for(
+        "pathwatch_probe_runs_total",
+        &[("probe", &name), ("result", "success")],
+        Duration::from_secs(30),
+        |v| v > before,
+    );
+    assert!(!exp.logs().contains(pg.password()), "{}", exp.logs());
+}
+
 /// A listener on 127.0.0.1:5432 that only counts who connects. 5432 is free only in the
 /// loopback-only namespace (.ci/netguard): outside, the machine's own Postgres has it, and
 /// this test cannot show anything, so it fails saying how to run it.
