@@ -237,6 +237,93 @@ fn targets_join_a_config_file_and_database_url_does_not() {
 }
 
 #[test]
+fn redis_http_and_tcp_targets_probe_with_their_kinds_defaults() {
+    use crate::support::redis::{RedisOptions, RedisServer};
+    let redis = RedisServer::start(RedisOptions::default());
+    let sim = crate::support::sim::Sim::start(pathwatch::sim::Faults::default());
+    let port = redis.port();
+    let redis_url = format!("redis://:{}@127.0.0.1:{port}/1", redis.password());
+    let http_url = sim.http("/health");
+    let tcp_url = format!("tcp://127.0.0.1:{port}");
+    let (code, probes, text) = check_json(
+        &[
+            "--target", &redis_url, "--target", &http_url, "--target", &tcp_url,
+        ],
+        &[],
+    );
+    assert_eq!(code, Some(0), "{text}");
+    let http_port = http_url
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.split('/').next())
+        .unwrap_or_default()
+        .to_string();
+    assert_eq!(
+        probes,
+        [
+            (format!("redis-127.0.0.1-{port}"), true, "ok".to_string()),
+            (
+                format!("http-127.0.0.1-{http_port}"),
+                true,
+                "ok".to_string()
+            ),
+            (format!("tcp-127.0.0.1-{port}"), true, "ok".to_string()),
+        ],
+        "{text}"
+    );
+    assert!(!text.contains(redis.password()), "{text}");
+    // A wrong password is the redis probe's auth failure, its text without the password.
+    let wrong = format!("redis://:not-{}@127.0.0.1:{port}", redis.password());
+    let (code, probes, text) = check_json(&["--target", &wrong], &[]);
+    assert_eq!(code, Some(1), "{text}");
+    assert_eq!(probes[0].2, "auth", "{text}");
+    assert!(!text.contains(redis.password()), "{text}");
+}
+
+/// An HTTP server that answers 200 to requests with basic auth for `user:pass-word1`, 401
+/// to the rest; its address.
+fn basic_auth_server() -> std::net::SocketAddr {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("address");
+    std::thread::spawn(move || {
+        for stream in listener.incoming().map_while(Result::ok) {
+            let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+            let mut authorized = false;
+            let mut line = String::new();
+            while reader.read_line(&mut line).is_ok_and(|n| n > 0) && line != "\r\n" {
+                // base64("user:pass-word1")
+                authorized |=
+                    line.eq_ignore_ascii_case("authorization: Basic dXNlcjpwYXNzLXdvcmQx\r\n");
+                line.clear();
+            }
+            let status = if authorized {
+                "200 OK"
+            } else {
+                "401 Unauthorized"
+            };
+            let _ = write!(
+                &stream,
+                "HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+            );
+        }
+    });
+    addr
+}
+
+#[test]
+fn http_user_and_password_are_sent_as_basic_auth() {
+    let addr = basic_auth_server();
+    let with = format!("http://user:pass-word1@{addr}/private");
+    let without = format!("http://{addr}/private");
+    let (code, probes, text) = check_json(&["--target", &with, "--target", &without], &[]);
+    assert_eq!(code, Some(1), "{text}");
+    let results: Vec<(bool, &str)> = probes.iter().map(|p| (p.1, p.2.as_str())).collect();
+    assert_eq!(results, [(true, "ok"), (false, "http_status")], "{text}");
+    assert!(!text.contains("pass-word1"), "{text}");
+}
+
+#[test]
 fn a_reload_keeps_the_targets() {
     let pg = PgCluster::start(PgOptions::default());
     let name = format!("postgres-127.0.0.1-{}", pg.port());
