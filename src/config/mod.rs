@@ -90,14 +90,7 @@ impl fmt::Display for ConfigError {
 
 /// Reads and parses a config file, expanding `${VAR}` from the process environment.
 pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
-    let file = path.display().to_string();
-    let text = crate::core::file::read_regular(path).map_err(|e| ConfigError {
-        file: file.clone(),
-        loc: Loc::FILE,
-        probe: None,
-        msg: format!("cannot read config file: {e}"),
-    })?;
-    parse(&file, &text, &|name| std::env::var(name).ok())
+    load_with(Some(path), &[])
 }
 
 /// Loads the config file, if any, with `targets` (`--target`, `DATABASE_URL`) added to its
