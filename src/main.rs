@@ -40,10 +40,18 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the probes on their schedules and serve /metrics.
+    ///
+    /// Probes come from --config, from --target URLs, or both. With neither, DATABASE_URL
+    /// is the target (or, without it, PGHOST and the other libpq variables).
+    #[command(after_help = TARGET_HELP)]
     Serve {
         /// Config file (YAML).
         #[arg(long, short, env = "PATHWATCH_CONFIG")]
-        config: PathBuf,
+        config: Option<PathBuf>,
+        /// Probe this URL with its kind's defaults, no config file needed; repeatable, and
+        /// added to the config's probes. See the forms below.
+        #[arg(long = "target", value_name = "URL")]
+        targets: Vec<String>,
         /// Address to serve HTTP on.
         #[arg(long, default_value = "0.0.0.0:9778", env = "PATHWATCH_LISTEN")]
         listen: String,
@@ -86,10 +94,18 @@ enum Command {
         redis_listen: Option<String>,
     },
     /// Run every probe once and judge the incidents: exit 0 resolved, 1 present, 2 bad config.
+    ///
+    /// Probes come from --config, from --target URLs, or both. With neither, DATABASE_URL
+    /// is the target (or, without it, PGHOST and the other libpq variables).
+    #[command(after_help = TARGET_HELP)]
     Check {
         /// Config file (YAML).
         #[arg(long, short, env = "PATHWATCH_CONFIG")]
-        config: PathBuf,
+        config: Option<PathBuf>,
+        /// Probe this URL with its kind's defaults, no config file needed; repeatable, and
+        /// added to the config's probes. See the forms below.
+        #[arg(long = "target", value_name = "URL")]
+        targets: Vec<String>,
         /// Only this incident.
         #[arg(long)]
         incident: Option<String>,
@@ -106,6 +122,21 @@ enum Command {
         file: PathBuf,
     },
 }
+
+/// The forms `--target` takes, under `serve --help` and `check --help`.
+const TARGET_HELP: &str = "\
+Target URLs (--target, DATABASE_URL):
+  postgres://user:password@host:5432/dbname?sslmode=require
+  postgresql:///dbname?host=/var/run/postgresql     a Unix socket directory
+      Parts left out come from PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE and
+      PGSSLMODE, as in psql; then host /var/run/postgresql, port 5432, user postgres.
+      Query parameters: host, port, user, password, dbname, sslmode, sslrootcert,
+      application_name.
+  redis://[user:password@]host:6379[/db]    rediss:// for TLS
+  http://host:port/path    https://...      user:password@ becomes basic auth
+  tcp://host:port
+Each becomes a probe named kind-host-port (postgres-127.0.0.1-5432); the password is a
+secret: it never shows in names, metrics, logs or errors. A bad URL exits with 2.";
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -145,15 +176,23 @@ fn main() -> ExitCode {
         }
         Command::Check {
             config,
+            targets,
             incident,
             format,
-        } => block_on(&runtime, check(config, incident, format)),
+        } => match sources(config, &targets) {
+            Ok(source) => block_on(&runtime, check(source, incident, format)),
+            Err(code) => code,
+        },
         Command::Serve {
             config,
+            targets,
             listen,
             watch_config,
             web_config,
-        } => block_on(&runtime, serve(config, listen, watch_config, web_config)),
+        } => match sources(config, &targets) {
+            Ok(source) => block_on(&runtime, serve(source, listen, watch_config, web_config)),
+            Err(code) => code,
+        },
         Command::Demo {
             listen,
             sim_listen,
@@ -188,12 +227,83 @@ fn block_on(
     }
 }
 
+/// Where `serve` and `check` take their probes from: the config file, the `--target` URLs,
+/// both; with neither, `DATABASE_URL`, else the libpq variables when PGHOST is set (as the
+/// demo does). Those variables are never added beside a config file or a `--target`: an
+/// application's environment often holds them, and a probe nobody asked for would be a
+/// surprise. A bad URL is a bad config: its error is printed here, exit 2.
+fn sources(config: Option<PathBuf>, urls: &[String]) -> Result<Source, ExitCode> {
+    let env = |name: &str| std::env::var(name).ok();
+    let set = |name: &str| env(name).filter(|v| !v.is_empty());
+    let given: Vec<(config::Origin, String)> = if config.is_some() || !urls.is_empty() {
+        urls.iter()
+            .enumerate()
+            .map(|(i, u)| (config::Origin::Flag(i + 1), u.clone()))
+            .collect()
+    } else if let Some(url) = set("DATABASE_URL") {
+        vec![(config::Origin::Env("DATABASE_URL"), url)]
+    } else if set("PGHOST").is_some() {
+        // Every part from the libpq variables, as a bare `psql` takes them.
+        vec![(config::Origin::Env("PGHOST"), "postgresql://".to_string())]
+    } else {
+        eprintln!(
+            "pathwatch: nothing to probe: give --config FILE or --target URL (or set DATABASE_URL)"
+        );
+        return Err(ExitCode::from(EXIT_BAD_CONFIG));
+    };
+    let mut targets = Vec::new();
+    let mut bad = false;
+    for (origin, url) in given {
+        match config::Target::parse(origin, &url, &env) {
+            Ok(t) => targets.push(t),
+            Err(e) => {
+                // Every bad URL at once, as `validate` lists every bad entry.
+                eprintln!("{e}");
+                bad = true;
+            }
+        }
+    }
+    if bad {
+        return Err(ExitCode::from(EXIT_BAD_CONFIG));
+    }
+    Ok(Source {
+        path: config,
+        targets,
+    })
+}
+
+/// A config file, target URLs, or both.
+struct Source {
+    path: Option<PathBuf>,
+    targets: Vec<config::Target>,
+}
+
+impl Source {
+    fn load(&self) -> Result<Loaded, config::ConfigError> {
+        config::load_with(self.path.as_deref(), &self.targets)
+    }
+
+    /// What the `listening` line and errors call it: the file, and how many targets.
+    fn describe(&self) -> String {
+        let targets = match self.targets.len() {
+            0 => String::new(),
+            1 => "1 target".to_string(),
+            n => format!("{n} targets"),
+        };
+        match (&self.path, targets.is_empty()) {
+            (Some(p), true) => p.display().to_string(),
+            (Some(p), false) => format!("{} and {targets}", p.display()),
+            (None, _) => targets,
+        }
+    }
+}
+
 async fn check(
-    path: PathBuf,
+    source: Source,
     incident: Option<String>,
     format: pathwatch::check::Format,
 ) -> anyhow::Result<ExitCode> {
-    let loaded = match config::load(&path) {
+    let loaded = match source.load() {
         Ok(l) if l.errors.is_empty() => l,
         Ok(l) => {
             for e in &l.errors {
@@ -208,7 +318,7 @@ async fn check(
     };
     match pathwatch::check::run(&loaded.config, incident.as_deref()).await {
         Err(e) => {
-            eprintln!("{}: {e}", path.display());
+            eprintln!("{}: {e}", source.describe());
             Ok(ExitCode::from(EXIT_BAD_CONFIG))
         }
         Ok(report) => {
@@ -249,12 +359,12 @@ fn validate(file: &std::path::Path) -> ExitCode {
 }
 
 async fn serve(
-    config_path: PathBuf,
+    source: Source,
     listen: String,
     watch: Option<std::time::Duration>,
     web_config: Option<PathBuf>,
 ) -> anyhow::Result<ExitCode> {
-    let loaded = match config::load(&config_path) {
+    let loaded = match source.load() {
         Ok(l) => l,
         Err(e) => {
             tracing::error!("{e}");
@@ -265,8 +375,9 @@ async fn serve(
     let token = CancellationToken::new();
     tokio::spawn(shutdown_on_signal(token.clone()));
     let options = app::Options {
-        source: config_path.display().to_string(),
-        config_path: Some(config_path),
+        source: source.describe(),
+        config_path: source.path,
+        targets: source.targets,
         watch,
         web_config,
     };

@@ -14,6 +14,7 @@ mod deploy;
 mod docs;
 mod e2e;
 mod exposition;
+mod first_probe;
 mod gcp;
 mod golden;
 mod golden_backends;
