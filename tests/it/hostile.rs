@@ -188,6 +188,93 @@ on_demand:
     }
 }
 
+/// A TCP listener on `ip` that counts the connections it accepts.
+fn counting_listener(ip: &str) -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let l = std::net::TcpListener::bind((ip, 0)).expect("bind a counting listener");
+    let port = l.local_addr().expect("addr").port();
+    let count = std::sync::Arc::new(AtomicUsize::new(0));
+    let c = count.clone();
+    std::thread::spawn(move || {
+        for _conn in l.incoming().flatten() {
+            c.fetch_add(1, Ordering::SeqCst);
+        }
+    });
+    (port, count)
+}
+
+#[test]
+fn numeric_hosts_are_addresses_to_the_allowlist() {
+    use std::sync::atomic::Ordering;
+    // 127.0.0.9 in every spelling an IPv4 parser reads (issue 34).
+    let (port, accepted) = counting_listener("127.0.0.9");
+    let spellings = [
+        "2130706441",
+        "0x7f000009",
+        "017700000011",
+        "127.9",
+        "127.0.9",
+        "0x7f.9",
+        "0x7f.0.0.011",
+        "127.0.0.9.",
+        "[::ffff:127.0.0.9]",
+    ];
+    let config = |allowed: &str| {
+        format!(
+            r#"probes:
+  - {{ name: t, kind: tcp, host: 127.0.0.1, port: 9, interval: 1h }}
+on_demand:
+  allowed_targets: [{allowed}]
+"#
+        )
+    };
+    let probe = |exp: &Exporter, target: &str| {
+        let (status, _, body) = http_get(exp.addr, &format!("/probe?module=t&target={target}"));
+        (status, body)
+    };
+    // A name pattern admits no address, in any spelling; nothing is contacted.
+    let exp = Exporter::start(&config(&format!(r#""*:{port}""#)));
+    for host in spellings.iter().chain(&["127.0.0.9"]) {
+        let (status, body) = probe(&exp, &format!("{host}:{port}"));
+        assert_eq!(status, 403, "{host}: {body}");
+    }
+    assert_eq!(accepted.load(Ordering::SeqCst), 0);
+    // A host that ends in a number but is no address is refused, not resolved.
+    for host in ["db.9", "1.2.3.4.5", "089", "4294967296"] {
+        let (status, body) = probe(&exp, &format!("{host}:{port}"));
+        assert_eq!(status, 400, "{host}: {body}");
+    }
+    drop(exp);
+    // An address pattern admits every spelling, and the run reaches 127.0.0.9.
+    let exp = Exporter::start(&config(&format!(r#""127.0.0.0/8:{port}""#)));
+    for host in spellings {
+        let (status, body) = probe(&exp, &format!("{host}:{port}"));
+        assert_eq!(status, 200, "{host}: {body}");
+        assert_eq!(
+            value(&body, "pathwatch_probe_success", &[("probe", "t")]),
+            Some(1.0),
+            "{host}: {body}"
+        );
+    }
+    assert_eq!(accepted.load(Ordering::SeqCst), spellings.len());
+    drop(exp);
+    // The metadata address and link-local ones are denied in every spelling, IPv6 too.
+    let exp = Exporter::start(&config(r#""0.0.0.0/0:*", "[::/0]:*", "*:*""#));
+    for target in [
+        "2852039166:80",
+        "0xa9fea9fe:80",
+        "0251.0376.0251.0376:80",
+        "169.254.43518:80",
+        "[::169.254.169.254]:80",
+        "[64:ff9b::a9fe:a9fe]:80",
+        "[fe80::1%25lo]:80",
+        "fe80::1%25lo:80",
+    ] {
+        let (status, body) = probe(&exp, target);
+        assert_eq!(status, 403, "{target}: {body}");
+    }
+}
+
 /// One GET with extra headers over HTTP/1.0: (status, body).
 fn get_with(addr: std::net::SocketAddr, path: &str, headers: &[(&str, &str)]) -> (u16, String) {
     request(addr, "GET", path, headers)
