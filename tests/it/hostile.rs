@@ -68,6 +68,152 @@ probes:
 }
 
 #[test]
+fn redirects_carry_a_body_as_http_says_and_never_out_of_the_origin_unasked() {
+    const BODY: &str = r#"{"query":"b0dy-s3cr3t"}"#;
+    let elsewhere = RecordingHttp::start("127.0.0.2", |_| ok("elsewhere"));
+    let there = elsewhere.base();
+    // /r/CODE/WHERE/TAG answers CODE to /landed/CODE/TAG, on this server or the other host.
+    let origin = RecordingHttp::start("127.0.0.1", move |path| {
+        let parts: Vec<&str> = path.split('/').collect();
+        match parts.as_slice() {
+            ["", "r", code, place, tag] => {
+                let to = format!("/landed/{code}/{tag}");
+                let to = if *place == "same" {
+                    to
+                } else {
+                    format!("{there}{to}")
+                };
+                redirect(code.parse().unwrap_or(302), &to)
+            }
+            _ => ok("landed"),
+        }
+    });
+    let o = origin.base();
+    let headers = format!(
+        r#"{{ Authorization: "{TOKEN}", Content-Type: application/json, Content-Language: en }}"#
+    );
+    let mut probes = String::new();
+    let mut add = |name: &str, path: &str, extra: &str| {
+        probes.push_str(&format!(
+            "  - {{ name: {name}, kind: http, method: POST, url: \"{o}{path}\", body: '{BODY}', follow_redirects: any, headers: {headers}{extra} }}\n"
+        ));
+    };
+    for code in [301, 302, 303, 307, 308] {
+        add(
+            &format!("same-{code}"),
+            &format!("/r/{code}/same/s{code}"),
+            "",
+        );
+        add(
+            &format!("cross-{code}"),
+            &format!("/r/{code}/cross/c{code}"),
+            "",
+        );
+    }
+    for code in [307, 308] {
+        add(
+            &format!("cross-any-{code}"),
+            &format!("/r/{code}/cross/a{code}"),
+            ", redirect_body: any",
+        );
+    }
+    // A PUT keeps its body through a 302, so it does not leave the origin either.
+    probes.push_str(&format!(
+        "  - {{ name: put-302, kind: http, method: PUT, url: \"{o}/r/302/cross/p302\", body: '{BODY}', follow_redirects: any }}\n"
+    ));
+    let exp = Exporter::start(&format!(
+        "defaults: {{ interval: 1h, timeout: 5s }}\nprobes:\n{probes}"
+    ));
+    let names: Vec<String> = [301, 302, 303, 307, 308]
+        .iter()
+        .flat_map(|c| [format!("same-{c}"), format!("cross-{c}")])
+        .chain(["cross-any-307", "cross-any-308", "put-302"].map(String::from))
+        .collect();
+    for p in &names {
+        exp.wait_first_run(p, WAIT);
+    }
+    let m = exp.metrics();
+    let status = |p: &str| value(&m, "pathwatch_http_status_code", &[("probe", p)]);
+    let hop = |server: &RecordingHttp, path: &str| {
+        let hits: Vec<_> = server
+            .seen()
+            .into_iter()
+            .filter(|s| s.path() == path)
+            .collect();
+        assert!(hits.len() <= 1, "{hits:?}");
+        hits.into_iter().next()
+    };
+    // The first request of every probe: POST, the body and all the configured headers.
+    let first = hop(&origin, "/r/307/cross/c307").expect("the first request");
+    assert_eq!(first.method(), "POST");
+    assert_eq!(first.body, BODY);
+    assert_eq!(
+        first.header("content-type").as_deref(),
+        Some("application/json")
+    );
+    assert_eq!(first.header("authorization").as_deref(), Some(TOKEN));
+
+    for code in [301, 302, 303] {
+        // Continued as a GET without the body or its Content-* headers, here and elsewhere;
+        // the credentials only within the origin.
+        let same = hop(&origin, &format!("/landed/{code}/s{code}")).expect("followed");
+        let cross = hop(&elsewhere, &format!("/landed/{code}/c{code}")).expect("followed");
+        for (seen, own) in [(&same, true), (&cross, false)] {
+            assert_eq!(seen.method(), "GET", "{code}: {seen:?}");
+            assert_eq!(seen.body, "", "{code}: {seen:?}");
+            for h in ["content-type", "content-language", "content-length"] {
+                assert_eq!(seen.header(h), None, "{code} {h}: {seen:?}");
+            }
+            assert_eq!(
+                seen.header("authorization").is_some(),
+                own,
+                "{code}: {seen:?}"
+            );
+        }
+        assert_eq!(status(&format!("same-{code}")), Some(200.0));
+        assert_eq!(status(&format!("cross-{code}")), Some(200.0));
+    }
+    for code in [307, 308] {
+        // Within the origin: the same request again, body, headers and all.
+        let same = hop(&origin, &format!("/landed/{code}/s{code}")).expect("followed");
+        assert_eq!(same.method(), "POST", "{same:?}");
+        assert_eq!(same.body, BODY, "{same:?}");
+        assert_eq!(
+            same.header("content-type").as_deref(),
+            Some("application/json")
+        );
+        assert_eq!(same.header("authorization").as_deref(), Some(TOKEN));
+        // To another origin: not followed by default, the 3xx is the answer.
+        assert_eq!(
+            hop(&elsewhere, &format!("/landed/{code}/c{code}")).map(|s| s.line),
+            None
+        );
+        assert_eq!(status(&format!("cross-{code}")), Some(f64::from(code)));
+        // With `redirect_body: any`: the body and its Content-* headers, no credentials.
+        let any = hop(&elsewhere, &format!("/landed/{code}/a{code}")).expect("followed");
+        assert_eq!(any.method(), "POST", "{any:?}");
+        assert_eq!(any.body, BODY, "{any:?}");
+        assert_eq!(
+            any.header("content-type").as_deref(),
+            Some("application/json")
+        );
+        assert_eq!(any.header("authorization"), None, "{any:?}");
+        assert!(!any.head.contains("s3cr3t-token"), "{any:?}");
+        assert_eq!(status(&format!("cross-any-{code}")), Some(200.0));
+    }
+    assert_eq!(hop(&elsewhere, "/landed/302/p302").map(|s| s.line), None);
+    assert_eq!(status("put-302"), Some(302.0));
+    // Nothing else reached the other host; the body only where asked.
+    let bodies = elsewhere
+        .seen()
+        .iter()
+        .filter(|s| s.body.contains("b0dy"))
+        .count();
+    assert_eq!(bodies, 2, "{:?}", elsewhere.seen());
+    assert_eq!(elsewhere.seen().len(), 5, "{:?}", elsewhere.seen());
+}
+
+#[test]
 fn on_demand_redirects_are_rechecked_against_the_allowlist() {
     let (origin, elsewhere) = redirect_pair();
     let o = origin.base();
