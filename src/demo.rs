@@ -94,6 +94,8 @@ pub struct Targets {
     pub redis: SocketAddr,
     /// Its TLS listener (a handshake with a self-signed certificate).
     pub tls: SocketAddr,
+    /// Its DNS server (UDP and TCP), authoritative for [`crate::sim::dns::ZONE`].
+    pub dns: SocketAddr,
 }
 
 /// `faults` with its delays shortened by `speed`, so a sped-up act keeps its shape: a restart
@@ -230,6 +232,12 @@ probes:
     insecure_skip_verify: true
 "#
     );
+    // The backend's name, as the reference service's DNS server answers it.
+    y.push_str(&format!(
+        "  - name: backend-dns\n    kind: dns\n    server: \"{}\"\n    query_name: {}\n    expect: [127.0.0.1]\n",
+        t.dns,
+        crate::sim::dns::BACKEND
+    ));
     if with_postgres {
         y.push_str(
             r#"  - name: database
@@ -398,6 +406,7 @@ mod tests {
             sim: "127.0.0.1:8000".parse().unwrap(),
             redis: "127.0.0.1:6380".parse().unwrap(),
             tls: "127.0.0.1:6443".parse().unwrap(),
+            dns: "127.0.0.1:5353".parse().unwrap(),
         };
         for with_pg in [false, true] {
             let (vars, _) = env_values(&env(&[("PGHOST", "127.0.0.1")]));

@@ -419,6 +419,9 @@ async fn demo(
         .context("cannot listen for the reference service's TLS port")?;
     let tls_addr = tls_listener.local_addr().context("reference TLS address")?;
     tokio::spawn(pathwatch::sim::serve_tls(tls_listener, token.clone()));
+    let dns_addr = pathwatch::sim::dns::start_dns(sim_addr.ip(), token.clone())
+        .await
+        .context("cannot listen for the reference service's DNS")?;
     let state = pathwatch::sim::SimState::new(pathwatch::demo::sim_options(speed));
     tokio::spawn(pathwatch::sim::serve(
         sim_listener,
@@ -436,6 +439,7 @@ async fn demo(
         sim: sim_addr,
         redis: redis_addr,
         tls: tls_addr,
+        dns: dns_addr,
     };
     let text = pathwatch::demo::config(targets, with_postgres, speed);
     let env = |name: &str| vars.get(name).cloned().or_else(|| std::env::var(name).ok());

@@ -4,6 +4,7 @@
 //! [`Outcome`] or a [`ProbeError`] with a bounded [`Reason`]; the runner owns timing,
 //! timeouts and metrics.
 
+pub mod dns;
 pub mod gcp;
 pub mod golden;
 pub mod google;
@@ -243,6 +244,7 @@ probe_kinds! {
     Redis(redis::RedisSpec) => "redis",
     Logs(logs::LogsSpec) => "logs",
     TlsCert(tls_cert::TlsCertSpec) => "tls_cert",
+    Dns(dns::DnsSpec) => "dns",
 }
 
 label_enum!(

@@ -14,10 +14,12 @@
 //!
 //! Redis (RESP) is served on a listener of its own by [`serve_redis`], and a TLS handshake
 //! (a certificate made at start, for the demo's `tls_cert` probe) by [`serve_tls`].
+//! DNS (UDP and TCP, for the demo's `dns` probe) by [`dns::start_dns`].
 
 mod admin;
 mod auth;
 mod clock;
+pub mod dns;
 pub mod gcp;
 mod health;
 pub mod logging;
