@@ -97,6 +97,7 @@ probes:
     patterns: { failed: 'failed' }
     file: { path: /nonexistent/app.log }
   - { name: cert, kind: tls_cert, host: 127.0.0.1, port: 9 }
+  - { name: dns, kind: dns, server: "127.0.0.1:9", query_name: example.test }
 incidents:
   - id: "1"
     title: t

@@ -11,6 +11,7 @@ mod config_fixtures;
 mod dashboards;
 mod demo;
 mod deploy;
+mod dns;
 mod docs;
 mod e2e;
 mod exposition;
