@@ -52,13 +52,14 @@ const EDNS_UDP_SIZE: u16 = 1232;
 pub struct DnsSpec {
     /// The name asked for (`example.com`; a name without a final dot is taken as absolute).
     pub query_name: String,
-    /// The record type asked for.
+    /// The record type asked for (default `A`).
     #[serde(default)]
     pub query_type: QueryType,
     /// The server asked: `host:port`, or `host` for port 53 (`[::1]:5353` for IPv6 with a
     /// port). Default: the first `nameserver` of /etc/resolv.conf, port 53.
     pub server: Option<String>,
-    /// `udp` (retried over TCP when the answer is truncated) or `tcp` (TCP only).
+    /// `udp` (default; asked again over TCP when the answer is truncated) or `tcp` (TCP
+    /// only).
     #[serde(default)]
     pub transport: DnsTransport,
     /// Ask the server to recurse (the RD bit); off to ask an authoritative server about its
@@ -73,7 +74,7 @@ pub struct DnsSpec {
     /// the server validated it with DNSSEC. Needs `edns`.
     #[serde(default)]
     pub dnssec: bool,
-    /// The response codes that count as success.
+    /// The response codes that count as success (default `[NOERROR]`).
     #[serde(default = "noerror")]
     pub valid_rcodes: Vec<Rcode>,
     /// Checks on the answer section's records in text form: `name`, TTL, class, type and
