@@ -1,7 +1,8 @@
 //! `dns`: the real binary asking a real DNS server (unbound, from Debian, started by the
 //! test): answers of each type checked by `expect` and blackbox's regex checks, passing and
 //! failing; NXDOMAIN, SERVFAIL and REFUSED; a truncated UDP answer asked again over TCP; TCP
-//! only; a server that never answers; the AD bit missing; and one `/probe` call.
+//! only; a server that never answers; the AD bit of a validated signed zone, and missing
+//! for an unsigned one; and one `/probe` call.
 
 use crate::support::exporter::{Exporter, http_get, phases, value};
 use crate::support::unbound::Unbound;
@@ -67,6 +68,8 @@ probes:
   - {{ name: big, kind: dns, server: "{server}", query_name: big.pathwatch.test, query_type: TXT }}
   - {{ name: silent, kind: dns, server: "{silent}", query_name: www.pathwatch.test, timeout: 1s }}
   - {{ name: dnssec, kind: dns, server: "{server}", query_name: www.pathwatch.test, dnssec: true }}
+  - {{ name: dnssec-signed, kind: dns, server: "{server}", query_name: www.signed.test, dnssec: true, expect: [192.0.2.53] }}
+  - {{ name: dnssec-signed-nx, kind: dns, server: "{server}", query_name: nope.signed.test, dnssec: true, valid_rcodes: [NXDOMAIN] }}
 "#
     );
     let exp = Exporter::start(&yaml);
@@ -79,6 +82,8 @@ probes:
         "cname",
         "nxdomain-wanted",
         "big",
+        "dnssec-signed",
+        "dnssec-signed-nx",
     ] {
         success(&exp, ok);
     }

@@ -3,10 +3,11 @@
 //! `local-data` (authoritatively, NXDOMAIN for other names in it), refuses `refused.test.`,
 //! and forwards `dead.test.` to a port nothing listens on, so it answers SERVFAIL there.
 //! `big.` + [`ZONE`] has a TXT RRset of about 2 KB, too big for a 1232-byte UDP answer.
+//! [`SIGNED`] is a DNSSEC-signed zone unbound validates (`www.` A 192.0.2.53).
 //! Dropping it kills the server. A test that cannot start one panics with its log.
 
 use std::net::{SocketAddr, TcpListener, UdpSocket};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -59,11 +60,12 @@ impl Unbound {
             .expect("temp dir for unbound");
         let conf = dir.path().join("unbound.conf");
         let log = dir.path().join("unbound.log");
+        let signed = sign_zone(dir.path());
         for _ in 0..PORT_ATTEMPTS {
             let port = free_udp_and_tcp_port();
             let dead = crate::support::hang::closed_port();
-            // No chroot, no privilege drop, no validator (no trust anchor to fetch), no
-            // remote control; the forwarder may be on loopback.
+            // No chroot, no privilege drop, no remote control; the forwarder may be on
+            // loopback. The validator trusts the signed zone's key only (no root anchor).
             let text = format!(
                 r#"server:
   interface: 127.0.0.1
@@ -77,19 +79,28 @@ impl Unbound {
   use-syslog: no
   logfile: "{log}"
   verbosity: 1
-  module-config: "iterator"
+  module-config: "validator iterator"
+  trust-anchor-file: "{anchor}"
   do-not-query-localhost: no
   access-control: 127.0.0.0/8 allow
   local-zone: "{ZONE}" static
   local-zone: "refused.test." refuse
   # unbound answers the whole of test. itself by default (RFC 6761): not dead.test.
   local-zone: "test." nodefault
-{data}remote-control:
+{data}auth-zone:
+  name: "{SIGNED}"
+  zonefile: "{zonefile}"
+  for-upstream: yes
+  for-downstream: no
+  fallback-enabled: no
+remote-control:
   control-enable: no
 "#,
                 dir = dir.path().display(),
                 log = log.display(),
                 data = local_data(dead),
+                anchor = signed.anchor.display(),
+                zonefile = signed.zonefile.display(),
             );
             std::fs::write(&conf, text).expect("write unbound.conf");
             let mut child = Command::new(binary())
@@ -129,6 +140,55 @@ impl Drop for Unbound {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// The signed zone: unbound serves it to its own iterator (`auth-zone`, `for-upstream`) and
+/// validates it with its key as the only trust anchor, so its answers carry the AD bit.
+pub const SIGNED: &str = "signed.test.";
+
+struct SignedZone {
+    zonefile: PathBuf,
+    anchor: PathBuf,
+}
+
+/// Makes a key-signing and a zone-signing key (ECDSA P-256) and signs [`SIGNED`] with them,
+/// with ldns' tools (NLnet Labs', as unbound); the key-signing key's DS is the anchor.
+fn sign_zone(dir: &Path) -> SignedZone {
+    let zone = dir.join("signed.test.zone");
+    std::fs::write(
+        &zone,
+        "$ORIGIN signed.test.\n$TTL 300\n\
+         @ IN SOA ns.signed.test. hostmaster.signed.test. 1 3600 900 604800 300\n\
+         @ IN NS ns.signed.test.\n\
+         ns IN A 127.0.0.1\n\
+         www IN A 192.0.2.53\n",
+    )
+    .expect("write the zone file");
+    let run = |args: &[&str]| {
+        let out = Command::new(args[0])
+            .args(&args[1..])
+            .current_dir(dir)
+            .output()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "cannot run {} (bash .ci/install installs ldnsutils): {e}",
+                    args[0]
+                )
+            });
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    let ksk = run(&["ldns-keygen", "-a", "ECDSAP256SHA256", "-k", SIGNED]);
+    let zsk = run(&["ldns-keygen", "-a", "ECDSAP256SHA256", SIGNED]);
+    run(&["ldns-signzone", "signed.test.zone", &ksk, &zsk]);
+    SignedZone {
+        zonefile: dir.join("signed.test.zone.signed"),
+        anchor: dir.join(format!("{ksk}.ds")),
     }
 }
 
