@@ -381,6 +381,53 @@ mod tests {
         stop.cancel();
     }
 
+    /// The demo's probe passes over UDP and TCP, and the server says NXDOMAIN and REFUSED
+    /// where it should.
+    #[tokio::test]
+    async fn the_dns_probe_asks_the_reference_services_dns_server() {
+        fn dns_probe(server: SocketAddr, yaml: &str) -> crate::probe::dns::DnsProbe {
+            let spec: crate::probe::dns::DnsSpec =
+                serde_saphyr::from_str(&format!("server: \"{server}\"\n{yaml}")).unwrap();
+            crate::probe::ProbeKind::build(&spec).unwrap()
+        }
+        let stop = CancellationToken::new();
+        let addr = crate::sim::dns::start_dns("127.0.0.1".parse().unwrap(), stop.clone())
+            .await
+            .unwrap();
+        for transport in ["udp", "tcp"] {
+            let p = dns_probe(
+                addr,
+                &format!(
+                    "query_name: {}\ntransport: {transport}\nexpect: [127.0.0.1]\n",
+                    crate::sim::dns::BACKEND
+                ),
+            );
+            crate::probe::Probe::run(&p, &crate::probe::Trace::default())
+                .await
+                .unwrap();
+        }
+        let txt = dns_probe(
+            addr,
+            "query_name: pathwatch-demo.test\nquery_type: TXT\nexpect: ['\"pathwatch demo reference service\"']\n",
+        );
+        crate::probe::Probe::run(&txt, &crate::probe::Trace::default())
+            .await
+            .unwrap();
+        let missing = dns_probe(addr, "query_name: nope.pathwatch-demo.test\n");
+        let e = crate::probe::Probe::run(&missing, &crate::probe::Trace::default())
+            .await
+            .unwrap_err();
+        assert_eq!(e.reason, crate::probe::Reason::NotFound, "{e}");
+        let outside = dns_probe(addr, "query_name: example.com\n");
+        let trace = crate::probe::Trace::default();
+        let e = crate::probe::Probe::run(&outside, &trace)
+            .await
+            .unwrap_err();
+        assert_eq!(e.reason, crate::probe::Reason::Forbidden, "{e}");
+        assert_eq!(trace.observations().gauge("dns_rcode"), Some(5.0));
+        stop.cancel();
+    }
+
     #[test]
     fn postgres_joins_from_database_url_or_pghost_and_not_from_empty_values() {
         let (vars, pg) = env_values(&env(&[(

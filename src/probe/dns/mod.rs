@@ -393,8 +393,13 @@ impl Probe for DnsProbe {
             Some((h, p)) => (h.clone(), *p),
             None => (text::system_nameserver().await?, 53),
         };
-        let addrs = resolve(&host, port, trace).await?;
-        let addr = addrs[0];
+        // The first address only: a resolver's stub would try the next after a timeout,
+        // but a probe reports the one it asked.
+        let addr = resolve(&host, port, trace)
+            .await?
+            .first()
+            .copied()
+            .ok_or_else(|| ProbeError::new(Reason::Dns, format!("{host:?} has no addresses")))?;
         let mut query = self.query.clone();
         query.metadata.id = rand_id();
         let (answer, transport) = exchange::exchange(&query, addr, self.transport, trace).await?;
