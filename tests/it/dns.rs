@@ -38,7 +38,7 @@ probes:
     server: "{server}"
     query_name: www.pathwatch.test
     expect: [192.0.2.10]
-  - {{ name: aaaa-tcp, kind: dns, server: "{server}", query_name: www.pathwatch.test, query_type: AAAA, transport: tcp, expect: ["2001:db8::10"] }}
+  - {{ name: aaaa-tcp, kind: dns, server: "{server}", query_name: www.pathwatch.test, query_type: AAAA, transport: tcp, expect: ["2001:db8:0::0010"] }}
   - {{ name: mx, kind: dns, server: "{server}", query_name: pathwatch.test, query_type: MX, expect: [20 backup.pathwatch.test., 10 mail.pathwatch.test.] }}
   - name: mx-regex
     kind: dns

@@ -90,8 +90,8 @@ pub struct DnsSpec {
     pub validate_additional_rrs: RrChecks,
     /// The exact data of the answer's records of `query_type`, in any order: `192.0.2.1`,
     /// `10 mail.example.com.` (MX), `"v=spf1 -all"` (TXT, quoted), `0 5 5060 sip.example.com.`
-    /// (SRV). Names end with a dot. Records of other types (a CNAME on the way) are not
-    /// compared.
+    /// (SRV). Names end with a dot; an address matches in any spelling. Records of other
+    /// types (a CNAME on the way) are not compared.
     pub expect: Option<Vec<String>>,
 }
 
@@ -220,6 +220,8 @@ pub enum DnsError {
     DnssecWithoutEdns,
     #[error("{0}: {1}")]
     Regex(String, PatternError),
+    #[error("\"expect\" has {0:?}, which is not an {1} address")]
+    ExpectAddress(String, &'static str),
 }
 
 /// A built `dns` probe: the query message ready to send, the server and the checks.
@@ -299,6 +301,26 @@ impl Checks {
     }
 }
 
+/// The `expect` list as the answer's data will read: addresses in their canonical form
+/// (`2001:db8:0:0::1` is `2001:db8::1`), so that any spelling of the same address matches.
+fn expected(list: &[String], record_type: RecordType) -> Result<Vec<String>, DnsError> {
+    list.iter()
+        .map(|e| match record_type {
+            RecordType::A => e
+                .trim()
+                .parse::<std::net::Ipv4Addr>()
+                .map(|a| a.to_string())
+                .map_err(|_| DnsError::ExpectAddress(e.clone(), "IPv4")),
+            RecordType::AAAA => e
+                .trim()
+                .parse::<std::net::Ipv6Addr>()
+                .map(|a| a.to_string())
+                .map_err(|_| DnsError::ExpectAddress(e.clone(), "IPv6")),
+            _ => Ok(e.clone()),
+        })
+        .collect()
+}
+
 /// `host:port`, or `host` alone (an IPv6 address too) for port 53.
 fn server_address(text: &str) -> Result<(String, u16), crate::core::target::TargetError> {
     let text = text.trim();
@@ -368,7 +390,11 @@ impl ProbeKind for DnsSpec {
                     Checks::compile("validate_additional_rrs", &self.validate_additional_rrs)?,
                 ),
             ],
-            expect: self.expect.clone(),
+            expect: self
+                .expect
+                .as_deref()
+                .map(|e| expected(e, record_type))
+                .transpose()?,
         })
     }
 

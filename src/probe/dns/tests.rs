@@ -47,6 +47,14 @@ fn bad_specs_say_what_is_wrong() {
         error(server),
         "invalid \"server\": target \"ns:x\" has no valid port"
     );
+    let address = DnsSpec {
+        expect: Some(vec!["192.0.2.1".into(), "2001:db8::1".into()]),
+        ..spec("x.test")
+    };
+    assert_eq!(
+        error(address),
+        "\"expect\" has \"2001:db8::1\", which is not an IPv4 address"
+    );
     let regex = DnsSpec {
         validate_answer_rrs: RrChecks {
             fail_if_not_matches_regexp: vec!["(".into()],
@@ -57,6 +65,28 @@ fn bad_specs_say_what_is_wrong() {
     assert_eq!(
         error(regex),
         "\"validate_answer_rrs.fail_if_not_matches_regexp\" \"(\": invalid regex at character 1: unclosed group"
+    );
+}
+
+#[test]
+fn expected_addresses_match_in_any_spelling() {
+    let aaaa = DnsSpec {
+        query_type: QueryType::Aaaa,
+        expect: Some(vec!["2001:0db8:0:0::0010".into()]),
+        ..spec("x.test")
+    };
+    assert_eq!(
+        aaaa.build().unwrap().expect,
+        Some(vec!["2001:db8::10".into()])
+    );
+    let mx = DnsSpec {
+        query_type: QueryType::Mx,
+        expect: Some(vec!["10 mail.x.test.".into()]),
+        ..spec("x.test")
+    };
+    assert_eq!(
+        mx.build().unwrap().expect,
+        Some(vec!["10 mail.x.test.".into()])
     );
 }
 
