@@ -38,4 +38,5 @@ mod support;
 mod tcp;
 mod tls_cert;
 mod traces;
+mod walkthrough;
 mod web;
