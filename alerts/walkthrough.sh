@@ -50,7 +50,7 @@ fi
 names=() pids=()
 cleanup() {
   local code=$? i
-  trap - EXIT INT TERM
+  trap - EXIT HUP INT TERM
   # Prometheus first (no more alerts), then Alertmanager (no more notifications), then the
   # demo that receives them: nothing is sent to a process that has gone.
   for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
@@ -68,14 +68,16 @@ cleanup() {
   exit "$code"
 }
 trap cleanup EXIT
+trap 'exit 129' HUP
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-# start NAME LOG COMMAND...: runs COMMAND in the background, its output in LOG.
+# start NAME LOG COMMAND...: runs COMMAND in the background, its output in LOG, in a session
+# of its own: Ctrl-C reaches only this script, whose cleanup stops them in order.
 start() {
   local name=$1 log=$2
   shift 2
-  "$@" >"$log" 2>&1 &
+  setsid "$@" >"$log" 2>&1 &
   names+=("$name") pids+=($!)
 }
 
@@ -108,7 +110,7 @@ EOF
 
 # The demo's lines (its acts, and one per alert Alertmanager sends) print here and go to
 # demo.log; its own logs go to demo.err.
-"$bin" demo --speed "$speed" > >(tee demo.log) 2>demo.err &
+setsid "$bin" demo --speed "$speed" > >(tee demo.log) 2>demo.err &
 names+=(demo) pids+=($!)
 ready demo http://127.0.0.1:9778/metrics
 for ((i = 0; i < 50; i++)); do
