@@ -36,7 +36,7 @@ if [ -n "${PATHWATCH:-}" ]; then
   bin=$PATHWATCH
 else
   say "building pathwatch (cargo build --release: 4 to 7 minutes the first time)"
-  (cd "$root" && cargo build --release --locked --quiet)
+  (cd "$root" && cargo build --release --locked)
   bin=${CARGO_TARGET_DIR:-$root/target}/release/pathwatch
 fi
 

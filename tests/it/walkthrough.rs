@@ -20,11 +20,11 @@ const PAGE: &str = "webhook /pager: firing PathwatchIncidentPresent{incident=\"1
 /// The act the page is about.
 const OUTAGE: &str = "demo: outage: ";
 
-/// The script's process (`unshare` execs into it); SIGTERM and a bounded wait on drop, so a
-/// failed assertion still runs the script's own cleanup.
-struct Script(Child);
+/// A process (the script: `unshare` execs into it; or a demo) that gets SIGTERM and a bounded
+/// wait on drop, so a failed assertion still runs the script's own cleanup.
+struct Running(Child);
 
-impl Script {
+impl Running {
     fn terminate(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
         let _ = Command::new("kill")
             .args(["-TERM", &self.0.id().to_string()])
@@ -42,7 +42,7 @@ impl Script {
     }
 }
 
-impl Drop for Script {
+impl Drop for Running {
     fn drop(&mut self) {
         if matches!(self.0.try_wait(), Ok(None)) {
             self.terminate(Duration::from_secs(20));
@@ -101,7 +101,7 @@ fn the_walkthrough_script_pages_the_demos_receiver_and_alertmanager_logs_no_erro
         .expect("run unshare (util-linux): the walkthrough needs a network namespace");
     let stdout = child.stdout.take().expect("piped stdout");
     let mut stderr = child.stderr.take().expect("piped stderr");
-    let mut script = Script(child);
+    let mut script = Running(child);
     let (tx, rx) = mpsc::channel::<(Instant, String)>();
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
@@ -175,4 +175,71 @@ fn the_walkthrough_script_pages_the_demos_receiver_and_alertmanager_logs_no_erro
     // The demo delivered every line it was sent: no receiver refused a payload.
     assert!(!text.contains(": refused: "), "{text}");
     eprintln!("walkthrough test took {:.1?}", started.elapsed());
+}
+
+/// The receiver's port taken: the demo says so on its output and goes on (it serves more than
+/// the walkthrough); `pathwatch sim --webhook-listen`, where the receiver was asked for by
+/// name, fails with the address instead.
+#[test]
+fn a_taken_webhook_port_is_said_by_the_demo_and_fails_sim() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = taken.local_addr().expect("addr").to_string();
+    let mut child = Command::new(BIN)
+        .args(["demo", "--listen", "127.0.0.1:0", "--webhook-listen", &addr])
+        .args(["--speed", "30"])
+        .env_remove("PATHWATCH_LISTEN")
+        .env("DATABASE_URL", "")
+        .env("PGHOST", "")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn pathwatch demo");
+    let stdout = child.stdout.take().expect("piped stdout");
+    let mut demo = Running(child);
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut seen = Vec::new();
+    // Two acts at speed 30: the scenario goes on after the warning.
+    while seen
+        .iter()
+        .filter(|l: &&String| l.starts_with("demo: "))
+        .count()
+        < 8
+    {
+        match rx.recv_timeout(Duration::from_secs(20)) {
+            Ok(line) => seen.push(line),
+            Err(_) => break,
+        }
+    }
+    demo.terminate(Duration::from_secs(20));
+    let text = seen.join("\n");
+    assert!(
+        text.contains(&format!(
+            "demo: cannot listen on {addr} for Alertmanager's webhooks ("
+        )) && text.contains("--webhook-listen off none"),
+        "{text}"
+    );
+    assert!(text.contains("demo: outage: "), "{text}");
+    assert!(!text.contains("print here, one line per alert"), "{text}");
+
+    let out = Command::new(BIN)
+        .args(["sim", "--listen", "127.0.0.1:0", "--webhook-listen", &addr])
+        .stdin(Stdio::null())
+        .output()
+        .expect("run pathwatch sim");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "cannot listen on {addr} for Alertmanager's webhooks"
+        )),
+        "{stderr}"
+    );
 }
