@@ -13,7 +13,9 @@
 //! - admin (no auth): `GET|PUT /admin/faults`, `POST /admin/restart`, `GET /admin/runs`
 //!
 //! Redis (RESP) is served on a listener of its own by [`serve_redis`], and a TLS handshake
-//! (a certificate made at start, for the demo's `tls_cert` probe) by [`serve_tls`].
+//! (a certificate made at start, for the demo's `tls_cert` probe) by [`serve_tls`]. The
+//! notification receiver for Alertmanager's webhooks is in [`receiver`], on a listener of its
+//! own.
 
 mod admin;
 mod auth;
@@ -21,6 +23,7 @@ mod clock;
 pub mod gcp;
 mod health;
 pub mod logging;
+pub mod receiver;
 mod redis;
 mod run;
 mod tls;

@@ -41,4 +41,5 @@ mod support;
 mod tcp;
 mod tls_cert;
 mod traces;
+mod walkthrough;
 mod web;
