@@ -320,11 +320,17 @@ async fn demo(
         token.clone(),
     ));
 
+    // Kept to the end: dropping it removes the stand-in's socket directory.
+    let pg = pathwatch::demo::start_postgres(sim_addr.ip(), state.clone(), token.clone())
+        .await
+        .context("cannot start the reference service's Postgres")?;
     let (vars, with_postgres) = pathwatch::demo::env_values(&|k| std::env::var(k).ok());
     let targets = pathwatch::demo::Targets {
         sim: sim_addr,
         redis: redis_addr,
         tls: tls_addr,
+        postgres: pg.tcp,
+        postgres_socket: pg.socket_dir.clone(),
     };
     let text = pathwatch::demo::config(targets, with_postgres, speed);
     let env = |name: &str| vars.get(name).cloned().or_else(|| std::env::var(name).ok());
@@ -339,8 +345,13 @@ async fn demo(
         "demo: reference service on http://{sim_addr} (faults: http://{sim_addr}/admin/faults), Redis on {redis_addr}"
     );
     println!("demo: pathwatch status page http://{shown}/ and metrics http://{shown}/metrics");
+    println!(
+        "demo: reference Postgres (Cloud SQL) on {} and {}/.s.PGSQL.5432",
+        pg.tcp,
+        pg.socket_dir.display()
+    );
     if !with_postgres {
-        println!("demo: set DATABASE_URL or PGHOST to add a Postgres probe");
+        println!("demo: set DATABASE_URL or PGHOST to probe a real Postgres as `database`");
     }
     println!("demo: Ctrl-C stops it");
     tokio::spawn(pathwatch::demo::walk(state, speed, token.clone()));
