@@ -32,6 +32,7 @@ mod redis;
 mod rootcause;
 mod rules;
 mod schema;
+mod sim_postgres;
 mod startup;
 mod structure;
 mod support;
