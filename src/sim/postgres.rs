@@ -487,15 +487,17 @@ impl PgWireServerHandlers for Connection {
             PgAuth::ScramSha256 => {
                 let mut scram = ScramAuth::new(Arc::new(source));
                 scram.set_iterations(SCRAM_ITERATIONS);
-                Method::Scram(SASLAuthStartupHandler::new(Arc::new(params())).with_scram(scram))
+                Method::Scram(Box::new(
+                    SASLAuthStartupHandler::new(Arc::new(params())).with_scram(scram),
+                ))
             }
-            PgAuth::Md5 => Method::Md5(Md5PasswordAuthStartupHandler::new(
+            PgAuth::Md5 => Method::Md5(Box::new(Md5PasswordAuthStartupHandler::new(
                 Arc::new(source),
                 Arc::new(params()),
+            ))),
+            PgAuth::Password => Method::Password(Box::new(
+                CleartextPasswordAuthStartupHandler::new(source, params()),
             )),
-            PgAuth::Password => {
-                Method::Password(CleartextPasswordAuthStartupHandler::new(source, params()))
-            }
         };
         Arc::new(Startup {
             server: self.server.clone(),
@@ -556,10 +558,11 @@ impl AuthSource for Source {
     }
 }
 
+/// pgwire's handler of each method (boxed: they differ in size).
 enum Method {
-    Scram(SASLAuthStartupHandler<DefaultServerParameterProvider>),
-    Md5(Md5PasswordAuthStartupHandler<Source, DefaultServerParameterProvider>),
-    Password(CleartextPasswordAuthStartupHandler<Source, DefaultServerParameterProvider>),
+    Scram(Box<SASLAuthStartupHandler<DefaultServerParameterProvider>>),
+    Md5(Box<Md5PasswordAuthStartupHandler<Source, DefaultServerParameterProvider>>),
+    Password(Box<CleartextPasswordAuthStartupHandler<Source, DefaultServerParameterProvider>>),
 }
 
 /// Startup: a slot first (53300 when none is left, before authentication, as Postgres
