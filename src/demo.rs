@@ -356,10 +356,13 @@ probes:
     dbname: {APP_DATABASE}
     timeout: {t10}
     connections: true
+    depends_on: [vpc-connector]
 "#
         ));
     }
-    // What the backend on Cloud Run connects to: the Cloud SQL connector's socket.
+    // What the backend on Cloud Run connects to: the Cloud SQL connector's socket. Both
+    // paths to the private instance cross the VPC connector: while it is down, a hang follows
+    // from it (the root cause named, the symptom alerts held back).
     let socket = t.postgres_socket.display();
     y.push_str(&format!(
         r#"  - name: cloudsql-socket
@@ -370,6 +373,7 @@ probes:
     dbname: {APP_DATABASE}
     timeout: {t10}
     connections: true
+    depends_on: [vpc-connector]
 "#
     ));
     // The resolution criteria of the first user's test plan.

@@ -84,6 +84,13 @@ enum Command {
         /// Also serve the tiny Redis (RESP: AUTH, PING, SELECT, QUIT) on this address.
         #[arg(long)]
         redis_listen: Option<String>,
+        /// Also serve the Postgres stand-in (Cloud SQL) over TCP on this address.
+        #[arg(long)]
+        postgres_listen: Option<String>,
+        /// Also serve the Postgres stand-in on `.s.PGSQL.5432` in this directory, e.g.
+        /// `/tmp/cloudsql/PROJECT:REGION:INSTANCE` as Cloud Run's `/cloudsql/...`.
+        #[arg(long)]
+        postgres_socket_dir: Option<PathBuf>,
     },
     /// Run every probe once and judge the incidents: exit 0 resolved, 1 present, 2 bad config.
     Check {
@@ -165,7 +172,18 @@ fn main() -> ExitCode {
             password,
             bypass_key,
             redis_listen,
-        } => block_on(&runtime, sim(listen, password, bypass_key, redis_listen)),
+            postgres_listen,
+            postgres_socket_dir,
+        } => block_on(
+            &runtime,
+            sim(
+                listen,
+                password,
+                bypass_key,
+                redis_listen,
+                (postgres_listen, postgres_socket_dir),
+            ),
+        ),
     };
     // Flush the spans of the last runs while the runtime still runs the gRPC processor; from
     // this thread (not a runtime worker) blocking on it is fine. Nothing when traces are off.
@@ -368,6 +386,7 @@ async fn sim(
     password: String,
     bypass_key: Option<String>,
     redis_listen: Option<String>,
+    (postgres_listen, postgres_socket_dir): (Option<String>, Option<PathBuf>),
 ) -> anyhow::Result<ExitCode> {
     let token = CancellationToken::new();
     tokio::spawn(shutdown_on_signal(token.clone()));
@@ -391,6 +410,27 @@ async fn sim(
             state.clone(),
             token.clone(),
         ));
+    }
+    let pg = pathwatch::sim::PgServer::new(state.clone());
+    if let Some(pg_listen) = postgres_listen {
+        let l = tokio::net::TcpListener::bind(&pg_listen)
+            .await
+            .with_context(|| format!("cannot listen on {pg_listen} for Postgres"))?;
+        let pg_addr = l.local_addr().context("reading the Postgres address")?;
+        tracing::info!(addr = %pg_addr, "reference Postgres listening");
+        let (pg, token) = (pg.clone(), token.clone());
+        tokio::spawn(async move { pg.serve(pathwatch::sim::PgListener::Tcp(l), token).await });
+    }
+    if let Some(dir) = postgres_socket_dir {
+        let path = dir.join(".s.PGSQL.5432");
+        let l = tokio::net::UnixListener::bind(&path)
+            .with_context(|| format!("cannot listen on {} for Postgres", path.display()))?;
+        tracing::info!(socket = %path.display(), "reference Postgres listening");
+        let (pg, token) = (pg.clone(), token.clone());
+        tokio::spawn(async move {
+            pg.serve(pathwatch::sim::PgListener::Unix(l, path), token)
+                .await
+        });
     }
     tracing::info!(addr = %addr, "reference service listening");
     pathwatch::sim::serve(listener, state, token)

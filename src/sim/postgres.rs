@@ -234,7 +234,13 @@ impl PgServer {
                 continue;
             }
             tokio::select! {
-                () = shutdown.cancelled() => return Ok(()),
+                () = shutdown.cancelled() => {
+                    // As Postgres does at a clean shutdown: the next start binds it anew.
+                    if let Address::Unix(path) = &addr {
+                        let _ = std::fs::remove_file(path);
+                    }
+                    return Ok(());
+                }
                 () = &mut changed => {}
                 accepted = PgListener::accept(listener.as_ref()) => match accepted {
                     Ok(stream) => {

@@ -533,3 +533,94 @@ fn the_probe_names_the_stand_ins_faults_as_a_real_postgres_s() {
     let logs = exp.logs();
     assert!(!logs.contains(PASSWORD), "no password in the logs");
 }
+
+/// PUT over plain HTTP/1.0: the status code.
+fn http_put(addr: SocketAddr, path: &str, body: &str) -> u16 {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).expect("connect to the sim");
+    write!(
+        s,
+        "PUT {path} HTTP/1.0\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .expect("send");
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).expect("read");
+    raw.split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0)
+}
+
+/// `pathwatch sim --postgres-listen --postgres-socket-dir`: the stand-in as a process, its
+/// faults switched over `PUT /admin/faults` like the other services'.
+#[test]
+fn pathwatch_sim_serves_postgres_and_follows_admin_faults() {
+    use std::io::BufRead;
+    let dir = tempfile::Builder::new()
+        .prefix("pw-sim-cli-")
+        .tempdir()
+        .expect("temp dir");
+    let socket_dir = dir.path().join("netra-staging:us-central1:staging-pg");
+    std::fs::create_dir(&socket_dir).expect("socket dir");
+    let mut child = Command::new(crate::support::exporter::BIN)
+        .args(["sim", "--listen", "127.0.0.1:0", "--password", PASSWORD])
+        .args(["--postgres-listen", "127.0.0.1:0", "--postgres-socket-dir"])
+        .arg(&socket_dir)
+        .env_remove("RUST_LOG")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn pathwatch sim");
+    let stderr = child.stderr.take().expect("stderr");
+    let (mut http, mut pg) = (None, None);
+    for line in std::io::BufReader::new(stderr)
+        .lines()
+        .map_while(Result::ok)
+    {
+        let addr = line
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix("addr="))
+            .and_then(|a| a.parse::<SocketAddr>().ok());
+        if line.contains("reference service listening") {
+            http = addr;
+        } else if line.contains("reference Postgres listening") && addr.is_some() {
+            pg = addr;
+        }
+        if http.is_some() {
+            break;
+        }
+    }
+    let (http, pg) = (http.expect("sim address"), pg.expect("Postgres address"));
+    let socket = socket_dir.display().to_string();
+    for (host, port) in [(pg.ip().to_string(), pg.port()), (socket.clone(), 5432)] {
+        let out = psql(&host, port, PASSWORD, "SELECT 1");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            "1",
+            "{}",
+            text(&out)
+        );
+    }
+    assert_eq!(
+        http_put(
+            http,
+            "/admin/faults",
+            r#"{"postgres":{"wrong_password":true,"auth":"md5"}}"#
+        ),
+        200
+    );
+    let out = psql(&socket, 5432, PASSWORD, "SELECT 1");
+    assert!(
+        text(&out).contains("authentication failed"),
+        "{}",
+        text(&out)
+    );
+    // An unknown switch is refused, as for the other services.
+    assert_eq!(
+        http_put(http, "/admin/faults", r#"{"postgres":{"hangs":true}}"#),
+        400
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+}
