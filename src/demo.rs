@@ -167,8 +167,20 @@ pub async fn start_postgres(
 ) -> std::io::Result<PgStandIn> {
     let tcp = tokio::net::TcpListener::bind((ip, 0)).await?;
     let tcp_addr = tcp.local_addr()?;
-    let base = std::env::temp_dir().join(format!("pathwatch-demo-{}", std::process::id()));
-    let socket_dir = base.join(format!("{PROJECT}:{REGION}:{INSTANCE}"));
+    let dir = format!("pathwatch-demo-{}", std::process::id());
+    let connection = format!("{PROJECT}:{REGION}:{INSTANCE}");
+    let mut base = std::env::temp_dir().join(&dir);
+    // A socket path has at most 103 bytes on some systems (macOS' TMPDIR is long): /tmp then.
+    if base
+        .join(&connection)
+        .join(".s.PGSQL.5432")
+        .as_os_str()
+        .len()
+        > 103
+    {
+        base = PathBuf::from("/tmp").join(&dir);
+    }
+    let socket_dir = base.join(connection);
     std::fs::create_dir_all(&socket_dir)?;
     let path = socket_dir.join(".s.PGSQL.5432");
     // A socket left by an earlier demo of the same pid is in the way.

@@ -371,13 +371,19 @@ impl PgServer {
     /// count]`, the pool's sessions mostly idle, the open ones idle or active.
     fn activity(&self) -> Vec<[String; 5]> {
         let faults = self.faults();
-        let pool = self.pool(&faults);
+        let sessions = lock(&self.inner.sessions);
+        // The pool is an ordinary role: it holds no more than the usable slots the open
+        // sessions leave.
+        let open = u32::try_from(sessions.open.len()).unwrap_or(u32::MAX);
+        let pool = self
+            .pool(&faults)
+            .min(USABLE_CONNECTIONS.saturating_sub(open));
         // A pool mostly waits: one in six of its sessions runs a query.
         let active = pool.div_ceil(6);
         let mut counts: BTreeMap<(String, &'static str), u32> = BTreeMap::new();
         counts.insert((APP_DATABASE.into(), "idle"), pool - active);
         counts.insert((APP_DATABASE.into(), "active"), active);
-        for (db, running) in lock(&self.inner.sessions).open.values() {
+        for (db, running) in sessions.open.values() {
             let state = if *running { "active" } else { "idle" };
             *counts.entry((db.clone(), state)).or_default() += 1;
         }
