@@ -101,6 +101,13 @@ enum Command {
         /// alert (alerts/alertmanager.yml sends to 127.0.0.1:9095).
         #[arg(long, value_name = "ADDR")]
         webhook_listen: Option<String>,
+        /// Also serve the Postgres stand-in (Cloud SQL) over TCP on this address.
+        #[arg(long)]
+        postgres_listen: Option<String>,
+        /// Also serve the Postgres stand-in on `.s.PGSQL.5432` in this directory, e.g.
+        /// `/tmp/cloudsql/PROJECT:REGION:INSTANCE` as Cloud Run's `/cloudsql/...`.
+        #[arg(long)]
+        postgres_socket_dir: Option<PathBuf>,
     },
     /// Run every probe once and judge the incidents: exit 0 resolved, 1 present, 2 bad config.
     ///
@@ -218,9 +225,18 @@ fn main() -> ExitCode {
             bypass_key,
             redis_listen,
             webhook_listen,
+            postgres_listen,
+            postgres_socket_dir,
         } => block_on(
             &runtime,
-            sim(listen, password, bypass_key, redis_listen, webhook_listen),
+            sim(
+                listen,
+                password,
+                bypass_key,
+                redis_listen,
+                webhook_listen,
+                (postgres_listen, postgres_socket_dir),
+            ),
         ),
     };
     // Flush the spans of the last runs while the runtime still runs the gRPC processor; from
@@ -449,11 +465,17 @@ async fn demo(
         token.clone(),
     ));
 
+    // Kept to the end: dropping it removes the stand-in's socket directory.
+    let pg = pathwatch::demo::start_postgres(sim_addr.ip(), state.clone(), token.clone())
+        .await
+        .context("cannot start the reference service's Postgres")?;
     let (vars, with_postgres) = pathwatch::demo::env_values(&|k| std::env::var(k).ok());
     let targets = pathwatch::demo::Targets {
         sim: sim_addr,
         redis: redis_addr,
         tls: tls_addr,
+        postgres: pg.tcp,
+        postgres_socket: pg.socket_dir.clone(),
     };
     let text = pathwatch::demo::config(targets, with_postgres, speed);
     let env = |name: &str| vars.get(name).cloned().or_else(|| std::env::var(name).ok());
@@ -469,8 +491,13 @@ async fn demo(
     );
     println!("demo: pathwatch status page http://{shown}/ and metrics http://{shown}/metrics");
     demo_webhooks(&webhook_listen, token.clone()).await;
+    println!(
+        "demo: reference Postgres (Cloud SQL) on {} and {}/.s.PGSQL.5432",
+        pg.tcp,
+        pg.socket_dir.display()
+    );
     if !with_postgres {
-        println!("demo: set DATABASE_URL or PGHOST to add a Postgres probe");
+        println!("demo: set DATABASE_URL or PGHOST to probe a real Postgres as `database`");
     }
     println!("demo: Ctrl-C stops it");
     tokio::spawn(pathwatch::demo::walk(state, speed, token.clone()));
@@ -488,6 +515,7 @@ async fn sim(
     bypass_key: Option<String>,
     redis_listen: Option<String>,
     webhook_listen: Option<String>,
+    (postgres_listen, postgres_socket_dir): (Option<String>, Option<PathBuf>),
 ) -> anyhow::Result<ExitCode> {
     let token = CancellationToken::new();
     tokio::spawn(shutdown_on_signal(token.clone()));
@@ -518,6 +546,27 @@ async fn sim(
             .await
             .with_context(|| format!("cannot listen on {hooks} for Alertmanager's webhooks"))?;
         tracing::info!(addr = %hooks, "webhook receiver listening");
+    }
+    let pg = pathwatch::sim::PgServer::new(state.clone());
+    if let Some(pg_listen) = postgres_listen {
+        let l = tokio::net::TcpListener::bind(&pg_listen)
+            .await
+            .with_context(|| format!("cannot listen on {pg_listen} for Postgres"))?;
+        let pg_addr = l.local_addr().context("reading the Postgres address")?;
+        tracing::info!(addr = %pg_addr, "reference Postgres listening");
+        let (pg, token) = (pg.clone(), token.clone());
+        tokio::spawn(async move { pg.serve(pathwatch::sim::PgListener::Tcp(l), token).await });
+    }
+    if let Some(dir) = postgres_socket_dir {
+        let path = dir.join(".s.PGSQL.5432");
+        let l = tokio::net::UnixListener::bind(&path)
+            .with_context(|| format!("cannot listen on {} for Postgres", path.display()))?;
+        tracing::info!(socket = %path.display(), "reference Postgres listening");
+        let (pg, token) = (pg.clone(), token.clone());
+        tokio::spawn(async move {
+            pg.serve(pathwatch::sim::PgListener::Unix(l, path), token)
+                .await
+        });
     }
     tracing::info!(addr = %addr, "reference service listening");
     pathwatch::sim::serve(listener, state, token)

@@ -12,10 +12,10 @@
 //!   serving the service's own log (see [`logging`])
 //! - admin (no auth): `GET|PUT /admin/faults`, `POST /admin/restart`, `GET /admin/runs`
 //!
-//! Redis (RESP) is served on a listener of its own by [`serve_redis`], and a TLS handshake
-//! (a certificate made at start, for the demo's `tls_cert` probe) by [`serve_tls`]. The
-//! notification receiver for Alertmanager's webhooks is in [`receiver`], on a listener of its
-//! own.
+//! Redis (RESP) is served on a listener of its own by [`serve_redis`], a TLS handshake
+//! (a certificate made at start, for the demo's `tls_cert` probe) by [`serve_tls`], and
+//! Postgres (Cloud SQL, over TCP and a Unix socket) by [`PgServer`]. The notification
+//! receiver for Alertmanager's webhooks is in [`receiver`], on a listener of its own.
 
 mod admin;
 mod auth;
@@ -24,6 +24,7 @@ pub mod gcp;
 mod health;
 pub mod logging;
 pub mod receiver;
+pub mod postgres;
 mod redis;
 mod run;
 mod tls;
@@ -31,6 +32,7 @@ mod ws;
 
 pub use gcp::GcpApiFault;
 pub use logging::LoggingFault;
+pub use postgres::{PgFaults, PgListener, PgServer};
 pub use redis::serve_redis;
 pub use tls::serve_tls;
 
@@ -97,6 +99,8 @@ pub struct Faults {
     pub gcp_metadata: Option<GcpApiFault>,
     /// Redis answers `PING` with `-LOADING`, as while it loads its dataset.
     pub redis_loading: bool,
+    /// The Postgres stand-in's faults (see [`postgres`]).
+    pub postgres: PgFaults,
 }
 
 impl Faults {

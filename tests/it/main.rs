@@ -35,6 +35,7 @@ mod rootcause;
 mod rules;
 mod schema;
 mod self_connect;
+mod sim_postgres;
 mod startup;
 mod structure;
 mod support;
