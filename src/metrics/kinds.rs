@@ -160,3 +160,7 @@ impl Default for DeclaredGauges {
         Self::new()
     }
 }
+
+#[cfg(test)]
+#[path = "kinds_tests.rs"]
+mod tests;
