@@ -15,12 +15,10 @@ pub mod http;
 pub mod incident;
 pub mod kinds;
 pub mod labels;
-pub mod logs;
 pub mod pg_connections;
 pub mod rootcause;
 pub mod rows;
 pub mod scrape;
-pub mod startup;
 pub mod values;
 
 use crate::probe::RunResult;

@@ -59,7 +59,7 @@ fn run(ok: bool, observations: Vec<Observation>) -> RunResult {
 /// What a logs run reports: lines read, and per pattern (name, matches, window, last value).
 fn logs(lines: u64, patterns: &[(&str, u64, u64, Option<f64>)]) -> Vec<Observation> {
     use crate::probe::logs::{LogsObs, PatternObs};
-    vec![Observation::Logs(LogsObs {
+    let obs = LogsObs {
         lines_read: lines,
         patterns: patterns
             .iter()
@@ -70,24 +70,24 @@ fn logs(lines: u64, patterns: &[(&str, u64, u64, Option<f64>)]) -> Vec<Observati
                 last_value: *last,
             })
             .collect(),
-    })]
+    };
+    vec![Observation::Samples(obs.samples())]
 }
 
 /// What a startup run reports.
 fn startup(seconds: Option<f64>, in_progress: bool, unhealthy: u64) -> Vec<Observation> {
-    vec![Observation::Startup(crate::probe::startup::StartupObs {
+    let obs = crate::probe::startup::StartupObs {
         seconds,
         in_progress,
         unhealthy_answers: unhealthy,
-    })]
+    };
+    vec![Observation::Samples(obs.samples())]
 }
 
 /// What a tls_cert run reports.
 fn tls_cert(not_after: f64) -> Vec<Observation> {
-    vec![Observation::Gauges(vec![(
-        "tls_cert_expiry_timestamp",
-        not_after,
-    )])]
+    let expiry = crate::probe::Kind::TlsCert.families()[0];
+    vec![Observation::Samples(vec![expiry.sample(not_after)])]
 }
 
 /// Both formats of the registry's text, each family's samples sorted (a family writes its
