@@ -9,6 +9,7 @@
 use super::gcp::GcpMetrics;
 use super::golden::GoldenMetrics;
 use super::http::HttpMetrics;
+pub use super::kind_metrics::KindMetrics;
 use super::pg_connections::PgConnectionMetrics;
 use crate::config::ProbeConfig;
 use crate::probe::{Kind, KindFamily, RunResult, Sample, Series};
@@ -17,20 +18,6 @@ use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::{Registry, Unit};
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
-
-/// The metric families of one kind's observations.
-pub trait KindMetrics: std::fmt::Debug + Send + Sync {
-    /// Registers the kind's families (into the `pathwatch`-prefixed registry).
-    fn register(&self, r: &mut Registry);
-    /// A probe's series before its first run, so `rate()` and dashboards see zeros.
-    fn init_probe(&self, p: &ProbeConfig);
-    /// One finished run of `probe`, of any kind: each ignores what is not its own.
-    fn record(&self, probe: &str, kind: Kind, run: &RunResult);
-    /// Removes every series of a probe that left the config (or changed kind).
-    fn forget_probe(&self, p: &ProbeConfig);
-    /// Appends the kind's self-encoded histograms (metrics/histograms.rs), if it has any.
-    fn encode_histograms(&self, _out: &mut String) {}
-}
 
 /// Every kind's families.
 #[derive(Debug)]
