@@ -13,7 +13,9 @@ pub use super::kind_metrics::KindMetrics;
 use super::pg_connections::PgConnectionMetrics;
 use crate::config::ProbeConfig;
 use crate::probe::{Kind, KindFamily, RunResult, Sample, Series};
-use prometheus_client::encoding::{EncodeMetric, MetricEncoder, NoLabelSet};
+use prometheus_client::encoding::{
+    EncodeLabel, EncodeLabelSet, EncodeMetric, LabelSetEncoder, MetricEncoder, NoLabelSet,
+};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::{Registry, Unit};
 use std::collections::BTreeMap;
@@ -186,18 +188,32 @@ impl DeclaredFamily {
     }
 }
 
+/// A series' labels as the registry writes them: `probe`, then the family's own, without
+/// building a list per series at each scrape.
+struct SeriesLabels<'a> {
+    probe: &'a str,
+    names: &'static [&'static str],
+    values: &'a [String],
+}
+
+impl EncodeLabelSet for SeriesLabels<'_> {
+    fn encode(&self, encoder: &mut LabelSetEncoder) -> Result<(), std::fmt::Error> {
+        ("probe", self.probe).encode(encoder.encode_label())?;
+        for (name, value) in self.names.iter().zip(self.values) {
+            (*name, value.as_str()).encode(encoder.encode_label())?;
+        }
+        Ok(())
+    }
+}
+
 impl EncodeMetric for DeclaredFamily {
     fn encode(&self, mut encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
         for ((probe, values), v) in self.read().iter() {
-            let labels: Vec<(&str, &str)> = std::iter::once(("probe", probe.as_str()))
-                .chain(
-                    self.decl
-                        .labels
-                        .iter()
-                        .copied()
-                        .zip(values.iter().map(String::as_str)),
-                )
-                .collect();
+            let labels = SeriesLabels {
+                probe,
+                names: self.decl.labels,
+                values,
+            };
             let mut e = encoder.encode_family(&labels)?;
             // Whole numbers as the integer gauges and counters they were: `as` saturates.
             match self.decl.series {
