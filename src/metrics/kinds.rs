@@ -12,7 +12,7 @@ use super::http::HttpMetrics;
 pub use super::kind_metrics::KindMetrics;
 use super::pg_connections::PgConnectionMetrics;
 use crate::config::ProbeConfig;
-use crate::probe::{Kind, KindFamily, RunResult, Sample, Series};
+use crate::probe::{FamilyType, Kind, KindFamily, RunResult, Sample};
 use prometheus_client::encoding::{
     EncodeLabel, EncodeLabelSet, EncodeMetric, LabelSetEncoder, MetricEncoder, NoLabelSet,
 };
@@ -116,12 +116,12 @@ impl DeclaredFamilies {
                 let v = series
                     .entry((probe.to_string(), s.labels.clone()))
                     .or_insert(0.0);
-                match family.decl.series {
-                    Series::Gauge | Series::IntGauge => *v = s.value,
+                match family.decl.family_type {
+                    FamilyType::Gauge | FamilyType::IntGauge => *v = s.value,
                     // Counters never go down: a total lower than the count (a probe rebuilt
                     // by a reload) waits until it passes it.
-                    Series::Counter => *v = v.max(s.value),
-                    Series::CounterIncrement => *v += s.value.max(0.0),
+                    FamilyType::Counter => *v = v.max(s.value),
+                    FamilyType::CounterIncrement => *v += s.value.max(0.0),
                 }
             }
         }
@@ -216,10 +216,10 @@ impl EncodeMetric for DeclaredFamily {
             };
             let mut e = encoder.encode_family(&labels)?;
             // Whole numbers as the integer gauges and counters they were: `as` saturates.
-            match self.decl.series {
-                Series::Gauge => e.encode_gauge(v)?,
-                Series::IntGauge => e.encode_gauge(&(*v as i64))?,
-                Series::Counter | Series::CounterIncrement => {
+            match self.decl.family_type {
+                FamilyType::Gauge => e.encode_gauge(v)?,
+                FamilyType::IntGauge => e.encode_gauge(&(*v as i64))?,
+                FamilyType::Counter | FamilyType::CounterIncrement => {
                     e.encode_counter::<NoLabelSet, _, u64>(&(*v as u64), None)?
                 }
             }
@@ -228,9 +228,9 @@ impl EncodeMetric for DeclaredFamily {
     }
 
     fn metric_type(&self) -> MetricType {
-        match self.decl.series {
-            Series::Gauge | Series::IntGauge => MetricType::Gauge,
-            Series::Counter | Series::CounterIncrement => MetricType::Counter,
+        match self.decl.family_type {
+            FamilyType::Gauge | FamilyType::IntGauge => MetricType::Gauge,
+            FamilyType::Counter | FamilyType::CounterIncrement => MetricType::Counter,
         }
     }
 

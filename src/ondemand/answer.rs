@@ -11,7 +11,7 @@
 
 use crate::metrics::histograms::{Numbers, push_pair};
 use crate::metrics::scrape::Format;
-use crate::probe::{Kind, Phase, RunResult, Series};
+use crate::probe::{FamilyType, Kind, Phase, RunResult};
 
 /// Room for a tcp run's answer with its phases, so the buffer is allocated once; an answer
 /// that outgrows it (a long probe name, many phases) grows it as a `String` does.
@@ -96,8 +96,8 @@ pub fn write(probe: &str, kind: Kind, run: &RunResult, format: Format) -> String
                         .zip(s.labels.iter().map(String::as_str)),
                 )
                 .collect();
-            match f.series {
-                Series::IntGauge => w.int_sample(&name, &labels, s.value as i64),
+            match f.family_type {
+                FamilyType::IntGauge => w.int_sample(&name, &labels, s.value as i64),
                 _ => w.float_sample(&name, &labels, s.value),
             }
         }

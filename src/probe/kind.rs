@@ -87,7 +87,7 @@ pub struct KindFamily {
     /// The labels after `probe`, in order. Their values must be bounded: configured names
     /// or closed sets, never text a target sent.
     pub labels: &'static [&'static str],
-    pub series: Series,
+    pub family_type: FamilyType,
     /// Whether a run that reports no sample of a series removes it (the value is the last
     /// run's or none, e.g. a certificate's expiry) instead of keeping its last value.
     pub removed_when_unreported: bool,
@@ -98,7 +98,7 @@ pub struct KindFamily {
 
 /// How the exporter writes a family's samples.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Series {
+pub enum FamilyType {
     /// A gauge set to the run's value.
     Gauge,
     /// A gauge of whole numbers (written without a decimal point).
@@ -111,34 +111,34 @@ pub enum Series {
 }
 
 impl KindFamily {
-    const fn new(name: &'static str, help: &'static str, series: Series) -> Self {
+    const fn new(name: &'static str, help: &'static str, family_type: FamilyType) -> Self {
         KindFamily {
             name,
             help,
             unit: None,
             labels: &[],
-            series,
+            family_type,
             removed_when_unreported: false,
             on_demand: false,
         }
     }
 
     pub const fn gauge(name: &'static str, help: &'static str) -> Self {
-        Self::new(name, help, Series::Gauge)
+        Self::new(name, help, FamilyType::Gauge)
     }
 
     pub const fn int_gauge(name: &'static str, help: &'static str) -> Self {
-        Self::new(name, help, Series::IntGauge)
+        Self::new(name, help, FamilyType::IntGauge)
     }
 
-    /// See [`Series::Counter`].
+    /// See [`FamilyType::Counter`].
     pub const fn counter(name: &'static str, help: &'static str) -> Self {
-        Self::new(name, help, Series::Counter)
+        Self::new(name, help, FamilyType::Counter)
     }
 
-    /// See [`Series::CounterIncrement`].
+    /// See [`FamilyType::CounterIncrement`].
     pub const fn counter_increment(name: &'static str, help: &'static str) -> Self {
-        Self::new(name, help, Series::CounterIncrement)
+        Self::new(name, help, FamilyType::CounterIncrement)
     }
 
     pub const fn unit(self, unit: &'static str) -> Self {

@@ -22,7 +22,7 @@ pub mod tls;
 pub mod tls_cert;
 pub mod trace;
 
-pub use kind::{KindFamily, Probe, ProbeKind, RetargetError, Sample, Series};
+pub use kind::{FamilyType, KindFamily, Probe, ProbeKind, RetargetError, Sample};
 pub use observation::{Observation, Observations};
 pub use result::RunResult;
 pub use trace::{Phase, PhaseTimings, Trace};

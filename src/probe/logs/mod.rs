@@ -108,7 +108,7 @@ impl ProbeKind for LogsSpec {
     type Probe = LogsProbe;
     type Error = LogsError;
     /// Totals since the probe was built (see the module's doc), so the counters are
-    /// [`super::Series::Counter`]s: a run cut at its timeout is caught up by the next.
+    /// [`super::FamilyType::Counter`]s: a run cut at its timeout is caught up by the next.
     const FAMILIES: &'static [KindFamily] = &[MATCHES, WINDOW_MATCHES, LAST_VALUE, LINES_READ];
 
     /// Every pattern's series at 0 before the first run, so `increase()` sees the first
