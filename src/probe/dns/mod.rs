@@ -13,7 +13,7 @@
 mod exchange;
 mod text;
 
-use super::kind::{KindGauge, Probe, ProbeKind, RetargetError};
+use super::kind::{KindFamily, Probe, ProbeKind, RetargetError};
 use super::logs::patterns::{self, PatternError};
 use super::{Kind, Observation, Outcome, ProbeError, Reason, Trace, resolve};
 use hickory_proto::op::{Edns, Message, Query};
@@ -23,26 +23,30 @@ use serde::Deserialize;
 use std::time::Duration;
 
 /// The response code, numerically (0 NOERROR, 2 SERVFAIL, 3 NXDOMAIN, 5 REFUSED).
-const RCODE: KindGauge = KindGauge {
-    name: "dns_rcode",
-    help: "Response code of the last answer (0 NOERROR, 2 SERVFAIL, 3 NXDOMAIN, 5 REFUSED)",
-    unit: None,
-};
-const ANSWER_RRS: KindGauge = KindGauge {
-    name: "dns_answer_rrs",
-    help: "Records in the answer section of the last answer",
-    unit: None,
-};
-const AUTHORITY_RRS: KindGauge = KindGauge {
-    name: "dns_authority_rrs",
-    help: "Records in the authority section of the last answer",
-    unit: None,
-};
-const ADDITIONAL_RRS: KindGauge = KindGauge {
-    name: "dns_additional_rrs",
-    help: "Records in the additional section of the last answer (the EDNS OPT record aside)",
-    unit: None,
-};
+const RCODE: KindFamily = KindFamily::gauge(
+    "dns_rcode",
+    "Response code of the last answer (0 NOERROR, 2 SERVFAIL, 3 NXDOMAIN, 5 REFUSED)",
+)
+.removed_when_unreported()
+.on_demand();
+const ANSWER_RRS: KindFamily = KindFamily::gauge(
+    "dns_answer_rrs",
+    "Records in the answer section of the last answer",
+)
+.removed_when_unreported()
+.on_demand();
+const AUTHORITY_RRS: KindFamily = KindFamily::gauge(
+    "dns_authority_rrs",
+    "Records in the authority section of the last answer",
+)
+.removed_when_unreported()
+.on_demand();
+const ADDITIONAL_RRS: KindFamily = KindFamily::gauge(
+    "dns_additional_rrs",
+    "Records in the additional section of the last answer (the EDNS OPT record aside)",
+)
+.removed_when_unreported()
+.on_demand();
 
 /// The UDP payload size offered with EDNS: the 2020 DNS flag day's, which no path fragments.
 const EDNS_UDP_SIZE: u16 = 1232;
@@ -339,7 +343,7 @@ fn server_address(text: &str) -> Result<(String, u16), crate::core::target::Targ
 impl ProbeKind for DnsSpec {
     const KIND: Kind = Kind::Dns;
     const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
-    const GAUGES: &'static [KindGauge] = &[RCODE, ANSWER_RRS, AUTHORITY_RRS, ADDITIONAL_RRS];
+    const FAMILIES: &'static [KindFamily] = &[RCODE, ANSWER_RRS, AUTHORITY_RRS, ADDITIONAL_RRS];
     type Probe = DnsProbe;
     type Error = DnsError;
 
@@ -431,11 +435,11 @@ impl Probe for DnsProbe {
         let (answer, transport) = exchange::exchange(&query, addr, self.transport, trace).await?;
         let rcode = u16::from(answer.metadata.response_code);
         let additionals = answer.additionals.len();
-        trace.observe(Observation::Gauges(vec![
-            (RCODE.name, f64::from(rcode)),
-            (ANSWER_RRS.name, answer.answers.len() as f64),
-            (AUTHORITY_RRS.name, answer.authorities.len() as f64),
-            (ADDITIONAL_RRS.name, additionals as f64),
+        trace.observe(Observation::Samples(vec![
+            RCODE.sample(f64::from(rcode)),
+            ANSWER_RRS.sample(answer.answers.len() as f64),
+            AUTHORITY_RRS.sample(answer.authorities.len() as f64),
+            ADDITIONAL_RRS.sample(additionals as f64),
         ]));
         let mut facts = vec![
             ("rcode", answer.metadata.response_code.to_str().to_string()),
