@@ -1,17 +1,22 @@
 #!/usr/bin/env python3
-"""A bounded soak (issue 16): 100 probes at 1 s, half passing and half failing, for 10
-minutes, while clients scrape /metrics and /api/status, call /probe, and leave idle sockets.
-Reports resident memory and open file descriptors every 2 s, and the drift of their floor
-from the second minute to the last (a leak shows as a rising floor, not as warm-up or as the
-clients' idle sockets coming and going).
+"""A bounded soak (issues 16 and 34): N probes at 1 s (default 100), half passing and half
+failing, while clients scrape /metrics and /api/status, call /probe, and leave idle sockets,
+and (with --reload-every) the config is changed and reloaded over POST /-/reload. Samples
+resident memory, open file descriptors and threads every --sample-every seconds; reports
+their start, end and max, the drift of their floor from the second minute to the last (a
+leak shows as a rising floor, not as warm-up or as the clients' idle sockets coming and
+going), and the least-squares slope over the last 30 minutes (the last half of a shorter
+run), which tells a slow leak from the allocator settling.
 
 Loopback only: every target is a listener of this script on 127.0.0.1.
 
-Probes: 25 tcp to a listener that accepts (pass), 25 tcp to a closed port (fail: refused),
-25 http answering 200 with a matching body (pass), 25 http answering 500 or a body that
+Probes, a quarter each: tcp to a listener that accepts (pass), tcp to a closed port (fail:
+refused), http answering 200 with a matching body (pass), http answering 500 or a body that
 fails its assertion (fail).
 
-Usage: bench/soak.py [--bin target/release/pathwatch] [--minutes 10] [--write]
+Usage: bench/soak.py [--bin target/release/pathwatch] [--minutes 10] [--probes 100]
+                     [--reload-every SECONDS] [--sample-every 2] [--write]
+Issue 34's hour: --minutes 60 --probes 200 --reload-every 15 --sample-every 10
 """
 import argparse, http.server, os, socket, subprocess, sys, tempfile, threading, time, urllib.request
 
@@ -46,12 +51,22 @@ def fds(pid):
     return len(os.listdir(f"/proc/{pid}/fd"))
 
 
-def config(tcp_ok, tcp_closed, http_port):
-    lines = ["defaults: { interval: 1s, timeout: 2s }", "probes:"]
-    for i in range(25):
+def threads(pid):
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("Threads:"):
+            return int(line.split()[1])
+    return -1
+
+
+def config(tcp_ok, tcp_closed, http_port, probes=100, generation=0):
+    """`probes` probes, a quarter of each kind. `generation` changes one probe's URL (and a
+    comment), so that each reload has something to apply."""
+    lines = [f"# generation {generation}", "defaults: { interval: 1s, timeout: 2s }", "probes:"]
+    for i in range(probes // 4):
         lines.append(f"  - {{ name: tcp-ok-{i}, kind: tcp, host: 127.0.0.1, port: {tcp_ok} }}")
         lines.append(f"  - {{ name: tcp-fail-{i}, kind: tcp, host: 127.0.0.1, port: {tcp_closed} }}")
-        lines.append(f"  - {{ name: http-ok-{i}, kind: http, url: \"http://127.0.0.1:{http_port}/ok/{i}\","
+        ok_path = f"/ok/{i}" if i or generation % 2 == 0 else f"/ok/{i}/alt"
+        lines.append(f"  - {{ name: http-ok-{i}, kind: http, url: \"http://127.0.0.1:{http_port}{ok_path}\","
                      " assert: [{ json_pointer: /status, equals: healthy }] }")
         path = "err" if i % 2 else "assert"
         lines.append(f"  - {{ name: http-fail-{i}, kind: http, url: \"http://127.0.0.1:{http_port}/{path}/{i}\","
@@ -89,17 +104,56 @@ def clients(base, http_port, tcp_ok, stop):
         s.close()
 
 
+def reloader(base, path, ports, probes, every, stop, counts):
+    """Rewrites the config (one probe's URL flips) and POSTs /-/reload every `every` s."""
+    generation = 0
+    while not stop.wait(every):
+        generation += 1
+        tmp = path + ".new"
+        open(tmp, "w").write(config(*ports, probes=probes, generation=generation))
+        os.replace(tmp, path)
+        try:
+            req = urllib.request.Request(base + "/-/reload", method="POST", data=b"")
+            with urllib.request.urlopen(req, timeout=30) as r:
+                r.read()
+                counts["ok" if r.status == 200 else "failed"] += 1
+        except Exception as e:
+            counts["failed"] += 1
+            print(f"  reload: {e}", file=sys.stderr)
+
+
+def slope_per_hour(points):
+    """Least-squares slope of (seconds, value) points, per hour."""
+    n = len(points)
+    if n < 2:
+        return float("nan")
+    mx = sum(p[0] for p in points) / n
+    my = sum(p[1] for p in points) / n
+    sxx = sum((p[0] - mx) ** 2 for p in points)
+    if sxx == 0:
+        return float("nan")
+    return sum((p[0] - mx) * (p[1] - my) for p in points) / sxx * 3600
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--bin", default="target/release/pathwatch")
     ap.add_argument("--minutes", type=float, default=10)
+    ap.add_argument("--probes", type=int, default=100, help="how many probes (a quarter of each kind)")
+    ap.add_argument("--reload-every", type=float, default=0,
+                    help="seconds between config changes reloaded over POST /-/reload (0: none)")
+    ap.add_argument("--sample-every", type=float, default=2, help="seconds between samples")
     ap.add_argument("--write", action="store_true", help="append the section to BENCHMARKS.md")
     a = ap.parse_args()
+    if a.probes < 4:
+        raise SystemExit("--probes: at least 4 (one of each kind)")
     tcp_ok, http_port = listener(), http_target()
     tcp_closed = free_port()
+    ports = (tcp_ok, tcp_closed, http_port)
+    reloads = {"ok": 0, "failed": 0}
     with tempfile.TemporaryDirectory() as d:
         path = os.path.join(d, "soak.yaml")
-        open(path, "w").write(config(tcp_ok, tcp_closed, http_port))
+        open(path, "w").write(config(*ports, probes=a.probes))
         port = free_port()
         base = f"http://127.0.0.1:{port}"
         p = subprocess.Popen([a.bin, "serve", "--config", path, "--listen", f"127.0.0.1:{port}",
@@ -109,15 +163,22 @@ def main():
             wait_up(base + "/healthz", proc=p)
             t = threading.Thread(target=clients, args=(base, http_port, tcp_ok, stop), daemon=True)
             t.start()
-            samples = []  # (seconds, rss MiB, fds)
+            if a.reload_every > 0:
+                threading.Thread(target=reloader, daemon=True,
+                                 args=(base, path, ports, a.probes, a.reload_every, stop, reloads)).start()
+            samples = []  # (seconds, rss MiB, fds, threads)
             start = time.time()
             end = start + a.minutes * 60
+            sample = lambda: (time.time() - start, rss_mib(p.pid), fds(p.pid), threads(p.pid))
             while time.time() < end:
                 if p.poll() is not None:
                     raise SystemExit(f"pathwatch exited with {p.returncode} during the soak")
-                samples.append((time.time() - start, rss_mib(p.pid), fds(p.pid)))
-                time.sleep(min(2, max(0.1, end - time.time())))
-            samples.append((time.time() - start, rss_mib(p.pid), fds(p.pid)))
+                samples.append(sample())
+                if a.sample_every >= 10:
+                    print("  {:6.0f} s  RSS {:6.1f} MiB  fds {:4d}  threads {:3d}".format(*samples[-1]),
+                          file=sys.stderr, flush=True)
+                time.sleep(min(a.sample_every, max(0.1, end - time.time())))
+            samples.append(sample())
             with urllib.request.urlopen(base + "/metrics", timeout=10) as r:
                 m = r.read().decode()
             runs = sum(float(line.rsplit(" ", 1)[1]) for line in m.splitlines()
@@ -131,27 +192,39 @@ def main():
     # The clients' idle sockets come and go every 10 s: a minute's floor is what stays open.
     def floor(lo, hi):
         xs = [s for s in samples if lo <= s[0] < hi] or samples[-1:]
-        return min(x[1] for x in xs), min(x[2] for x in xs)
+        return tuple(min(x[i] for x in xs) for i in (1, 2, 3))
     total = samples[-1][0]
     warm = floor(60, 120)
     last = floor(total - 60, total + 1)
-    rss_max = max(s[1] for s in samples)
-    fd_max = max(s[2] for s in samples)
+    # The slope of the last 30 minutes, or of the last half of a shorter run.
+    window = min(30 * 60, total / 2)
+    tail = [s for s in samples if s[0] >= total - window]
+    slopes = [slope_per_hour([(s[0], s[i]) for s in tail]) for i in (1, 2, 3)]
+    rows = []
+    for i, (what, fmt) in enumerate([("RSS (MiB)", "{:.1f}"), ("open fds", "{:d}"), ("threads", "{:d}")], 1):
+        v = [s[i] for s in samples]
+        f = fmt.format
+        rows.append(f"| {what} | {f(v[0])} | {f(v[-1])} | {f(max(v))} | {f(warm[i - 1])} | {f(last[i - 1])} | "
+                    f"{slopes[i - 1]:+.2f} |")
+    reload_text = (f"; the config changed and reloaded every {a.reload_every:g} s over POST /-/reload "
+                   f"({reloads['ok']} reloads answered 200, {reloads['failed']} not)" if a.reload_every > 0 else "")
     out = [
-        f"## Soak: 100 probes at 1 s for {a.minutes:g} min ({time.strftime('%Y-%m-%d')}, "
+        f"## Soak: {a.probes} probes at 1 s for {a.minutes:g} min ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(time.time() - total))}, "
         f"{os.uname().nodename}, {os.cpu_count()} cores)",
         "",
-        f"`bench/soak.py --bin {a.bin} --minutes {a.minutes:g}` ({build_kind(a.bin)}).",
+        f"`bench/soak.py --bin {a.bin} --minutes {a.minutes:g} --probes {a.probes}"
+        f"{f' --reload-every {a.reload_every:g}' if a.reload_every > 0 else ''} --sample-every {a.sample_every:g}` "
+        f"({build_kind(a.bin)}), {len(samples)} samples.",
         "",
-        "Lowest value of the 2nd minute and of the last minute (a leak shows as a floor that rises).",
+        f"Start (first sample, as /healthz answers), end, max; the lowest value of the 2nd and of the last "
+        f"minute (a leak shows as a floor that rises); least-squares slope over the last {window / 60:.1f} min.",
         "",
-        "| | 2nd minute | last minute | drift | max |",
-        "|---|---|---|---|---|",
-        f"| RSS (MiB) | {warm[0]:.1f} | {last[0]:.1f} | {last[0] - warm[0]:+.1f} | {rss_max:.1f} |",
-        f"| open fds | {warm[1]} | {last[1]} | {last[1] - warm[1]:+d} | {fd_max} |",
+        f"| | start | end | max | 2nd-minute floor | last-minute floor | slope, last {window / 60:.1f} min (per hour) |",
+        "|---|---|---|---|---|---|---|",
+        *rows,
         "",
         f"{runs:.0f} probe runs, {panics:.0f} panics; clients scraped /metrics and /api/status, "
-        "called /probe twice and opened 20 idle sockets every second (closed every 10 s).",
+        f"called /probe twice and opened 20 idle sockets every second (closed every 10 s){reload_text}.",
     ]
     print("\n".join(out))
     if a.write:

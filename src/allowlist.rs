@@ -11,6 +11,16 @@
 //! are refused, before resolution for IP literals and after it for names: a name matching
 //! `*.internal` may still resolve to 169.254.169.254.
 //!
+//! What is an address is decided as browsers decide it (the WHATWG URL host parser, which
+//! the `url` crate implements): a host whose last label is a number (`2130706441`,
+//! `0x7f000009`, `017700000011`, `127.1`, `0x7f.1`) is an IPv4 address, never a name, so
+//! `*:6379` does not match it and the denied networks apply to it before anything is
+//! contacted; one that ends in a number but is no valid address is refused. The resolver
+//! (glibc's `inet_aton`) would read most of these forms as the same address. IPv6 literals
+//! may carry a zone (`fe80::1%eth0`: judged as `fe80::1`), and an address that carries an
+//! IPv4 one (mapped `::ffff:a.b.c.d`, compatible `::a.b.c.d`, NAT64 `64:ff9b::a.b.c.d`) is
+//! denied when that IPv4 address is.
+//!
 //! The guard is task-local: `/probe` runs the probe inline in its own task, and the probes'
 //! shared `resolve` and the http probe's redirect loop ask [`check_resolved`] and
 //! [`check_hop`], which pass everything outside a guarded run (scheduled probes go where the
@@ -251,6 +261,11 @@ fn parse_host(h: &str, text: &str) -> Result<HostPattern, PatternError> {
     {
         return Err(PatternError::IpRange(text.to_string()));
     }
+    // A name ending in a number is an address to every target parser (`0x7f000001`,
+    // `127.1`): as a name pattern it could never match, and as an address it is ambiguous.
+    if ends_in_a_number(name) {
+        return Err(PatternError::NumericHost(text.to_string()));
+    }
     Ok(HostPattern::Name(labels))
 }
 
@@ -275,10 +290,28 @@ pub fn parse_target(t: &str) -> Result<Target, TargetError> {
         .ok_or(TargetError::Port)?;
     let bare = host.strip_prefix('[').and_then(|h| h.strip_suffix(']'));
     let host = match bare {
-        Some(v6) => Host::Ip(v6.parse::<IpAddr>().map_err(|_| TargetError::Bracketed)?),
+        Some(v6) => match parse_ip(v6) {
+            Some(ip @ IpAddr::V6(_)) => Host::Ip(ip.to_canonical()),
+            _ => return Err(TargetError::Bracketed),
+        },
         None => parse_host_name(host)?,
     };
     Ok(Target::Socket(host, port))
+}
+
+impl Target {
+    /// The `host:port` of a socket target whose host is an address, written the one
+    /// standard way (`2130706441:6379` is `127.0.0.9:6379`): the probe is handed what was
+    /// judged, so no resolver reads the original text another way. `None` for names (left
+    /// as written: a trailing dot changes how a resolver searches), URLs (the `url` crate
+    /// reads their hosts as browsers do) and socket directories.
+    pub fn address_text(&self) -> Option<String> {
+        match self {
+            Target::Socket(Host::Ip(IpAddr::V6(ip)), port) => Some(format!("[{ip}]:{port}")),
+            Target::Socket(Host::Ip(ip), port) => Some(format!("{ip}:{port}")),
+            _ => None,
+        }
+    }
 }
 
 /// A URL as a target: what a redirect hop is checked as, too.
@@ -306,7 +339,7 @@ pub fn url_target(u: &url::Url) -> Result<Target, TargetError> {
 }
 
 fn parse_host_name(h: &str) -> Result<Host, TargetError> {
-    if let Ok(ip) = h.parse::<IpAddr>() {
+    if let Some(ip) = parse_ip(h) {
         return Ok(Host::Ip(ip.to_canonical()));
     }
     let name = h.to_ascii_lowercase();
@@ -320,7 +353,68 @@ fn parse_host_name(h: &str) -> Result<Host, TargetError> {
     if !ok {
         return Err(TargetError::HostName);
     }
-    Ok(Host::Name(name))
+    // Within these characters the WHATWG host parser only lowercases (IDNA of ASCII) and
+    // decides whether the host is an IPv4 address: reuse it, it is what browsers and the
+    // URL targets' own parser do.
+    match url::Host::parse(&name) {
+        Ok(url::Host::Ipv4(ip)) => Ok(Host::Ip(IpAddr::V4(ip))),
+        Ok(_) => Ok(Host::Name(name)),
+        Err(url::ParseError::InvalidIpv4Address) => Err(TargetError::NumericHost),
+        Err(_) => Err(TargetError::HostName),
+    }
+}
+
+/// An IP literal as the standard parsers write it, or an IPv6 one with a zone
+/// (`fe80::1%eth0`), which is judged as its address (the zone only picks an interface).
+fn parse_ip(h: &str) -> Option<IpAddr> {
+    if let Ok(ip) = h.parse::<IpAddr>() {
+        return Some(ip);
+    }
+    let (addr, zone) = h.split_once('%')?;
+    let zone_ok = !zone.is_empty()
+        && zone
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    let ip = addr.parse::<std::net::Ipv6Addr>().ok()?;
+    zone_ok.then_some(IpAddr::V6(ip))
+}
+
+/// The WHATWG URL "ends in a number" check: the last label (a trailing dot aside) is all
+/// digits or an IPv4 number (`0x7f`, `0x`). Such a host is an address or invalid.
+fn ends_in_a_number(name: &str) -> bool {
+    let name = name.strip_suffix('.').unwrap_or(name);
+    let last = name.rsplit('.').next().unwrap_or_default();
+    let hex = last
+        .strip_prefix("0x")
+        .or_else(|| last.strip_prefix("0X"))
+        .is_some_and(|h| h.chars().all(|c| c.is_ascii_hexdigit()));
+    hex || (!last.is_empty() && last.chars().all(|c| c.is_ascii_digit()))
+}
+
+/// The IPv4 address an IPv6 one carries, where reaching the IPv6 address may reach it:
+/// IPv4-mapped (`::ffff:a.b.c.d`), IPv4-compatible (`::a.b.c.d`, but not `::` or `::1`),
+/// and the NAT64 well-known prefix (`64:ff9b::a.b.c.d`, RFC 6052).
+fn embedded_v4(ip: std::net::Ipv6Addr) -> Option<std::net::Ipv4Addr> {
+    let s = ip.segments();
+    let o = ip.octets();
+    let v4 = std::net::Ipv4Addr::new(o[12], o[13], o[14], o[15]);
+    let mapped = s[..5] == [0; 5] && s[5] == 0xffff;
+    let compatible = s[..6] == [0; 6] && u32::from(v4) > 1;
+    let nat64 = s[..6] == [0x64, 0xff9b, 0, 0, 0, 0];
+    (mapped || compatible || nat64).then_some(v4)
+}
+
+/// Whether an on-demand run may contact `target` (before any resolution): a pattern admits
+/// it, and its host, when an address, is outside the denied networks.
+pub fn admits(allowed: &[TargetPattern], target: &Target) -> bool {
+    let address = match target {
+        Target::Socket(Host::Ip(ip), _)
+        | Target::Url {
+            host: Host::Ip(ip), ..
+        } => Some(*ip),
+        _ => None,
+    };
+    allowed.iter().any(|p| p.matches(target)) && !address.is_some_and(denied)
 }
 
 /// Whether an address lies in a denied network.
@@ -333,7 +427,13 @@ pub fn denied(ip: IpAddr) -> bool {
             .collect()
     });
     let ip = ip.to_canonical();
-    NETWORKS.iter().any(|n| n.contains(&ip))
+    let carried = match ip {
+        IpAddr::V6(v6) => embedded_v4(v6).map(IpAddr::V4),
+        IpAddr::V4(_) => None,
+    };
+    NETWORKS
+        .iter()
+        .any(|n| n.contains(&ip) || carried.is_some_and(|v4| n.contains(&v4)))
 }
 
 /// `*` globbing over one label, path or segment, case-sensitive (names are lowercased

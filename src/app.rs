@@ -39,6 +39,8 @@ pub struct Options {
     /// The file a reload reads again (SIGHUP, `POST /-/reload`, `watch`); `None`: the config
     /// cannot be reloaded (the demo's is generated).
     pub config_path: Option<PathBuf>,
+    /// `--target` URLs: probes added to the file's, again on every reload.
+    pub targets: Vec<crate::config::Target>,
     /// Poll `config_path` for changes this often.
     pub watch: Option<Duration>,
     /// The web config (`--web-config`): TLS, client certificates, basic auth.
@@ -119,9 +121,14 @@ pub async fn serve(
         "listening"
     );
 
-    let supervisor =
-        Supervisor::start(options.config_path, state.clone(), config, shutdown.clone())
-            .with_shard(options.shard);
+    let supervisor = Supervisor::start(
+        options.config_path,
+        options.targets,
+        state.clone(),
+        config,
+        shutdown.clone(),
+    )
+    .with_shard(options.shard);
     let mut tasks = tokio::task::JoinSet::new();
     tasks.spawn(supervisor.run(reload_rx, options.watch));
     tasks.spawn(runner::schedule(

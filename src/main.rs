@@ -41,10 +41,18 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the probes on their schedules and serve /metrics.
+    ///
+    /// Probes come from --config, from --target URLs, or both. With neither, DATABASE_URL
+    /// is the target (or, without it, PGHOST and the other libpq variables).
+    #[command(after_help = TARGET_HELP)]
     Serve {
         /// Config file (YAML).
         #[arg(long, short, env = "PATHWATCH_CONFIG")]
-        config: PathBuf,
+        config: Option<PathBuf>,
+        /// Probe this URL with its kind's defaults, no config file needed; repeatable, and
+        /// added to the config's probes. See the forms below.
+        #[arg(long = "target", value_name = "URL")]
+        targets: Vec<String>,
         /// Address to serve HTTP on.
         #[arg(long, default_value = "0.0.0.0:9778", env = "PATHWATCH_LISTEN")]
         listen: String,
@@ -75,6 +83,11 @@ enum Command {
         /// Plays the scenario this many times faster (tests use it).
         #[arg(long, default_value_t = 1.0, hide = true)]
         speed: f64,
+        /// Print the Alertmanager notifications sent to this address (the webhooks of
+        /// alerts/alertmanager.yml), one line per alert; `off` for none. When it is taken the
+        /// demo says so and goes on without it.
+        #[arg(long, value_name = "ADDR|off", default_value = pathwatch::sim::receiver::DEFAULT_LISTEN)]
+        webhook_listen: String,
     },
     /// Run only the reference golden-path service (auth, health, WebSocket, fault switches).
     Sim {
@@ -90,12 +103,31 @@ enum Command {
         /// Also serve the tiny Redis (RESP: AUTH, PING, SELECT, QUIT) on this address.
         #[arg(long)]
         redis_listen: Option<String>,
+        /// Also print the Alertmanager notifications sent to this address, one line per
+        /// alert (alerts/alertmanager.yml sends to 127.0.0.1:9095).
+        #[arg(long, value_name = "ADDR")]
+        webhook_listen: Option<String>,
+        /// Also serve the Postgres stand-in (Cloud SQL) over TCP on this address.
+        #[arg(long)]
+        postgres_listen: Option<String>,
+        /// Also serve the Postgres stand-in on `.s.PGSQL.5432` in this directory, e.g.
+        /// `/tmp/cloudsql/PROJECT:REGION:INSTANCE` as Cloud Run's `/cloudsql/...`.
+        #[arg(long)]
+        postgres_socket_dir: Option<PathBuf>,
     },
     /// Run every probe once and judge the incidents: exit 0 resolved, 1 present, 2 bad config.
+    ///
+    /// Probes come from --config, from --target URLs, or both. With neither, DATABASE_URL
+    /// is the target (or, without it, PGHOST and the other libpq variables).
+    #[command(after_help = TARGET_HELP)]
     Check {
         /// Config file (YAML).
         #[arg(long, short, env = "PATHWATCH_CONFIG")]
-        config: PathBuf,
+        config: Option<PathBuf>,
+        /// Probe this URL with its kind's defaults, no config file needed; repeatable, and
+        /// added to the config's probes. See the forms below.
+        #[arg(long = "target", value_name = "URL")]
+        targets: Vec<String>,
         /// Only this incident.
         #[arg(long)]
         incident: Option<String>,
@@ -133,6 +165,21 @@ enum Command {
         from: Option<u32>,
     },
 }
+
+/// The forms `--target` takes, under `serve --help` and `check --help`.
+const TARGET_HELP: &str = "\
+Target URLs (--target, DATABASE_URL):
+  postgres://user:password@host:5432/dbname?sslmode=require
+  postgresql:///dbname?host=/var/run/postgresql     a Unix socket directory
+      Parts left out come from PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE and
+      PGSSLMODE, as in psql; then host /var/run/postgresql, port 5432, user postgres.
+      Query parameters: host, port, user, password, dbname, sslmode, sslrootcert,
+      application_name.
+  redis://[user:password@]host:6379[/db]    rediss:// for TLS
+  http://host:port/path    https://...      user:password@ becomes basic auth
+  tcp://host:port
+Each becomes a probe named kind-host-port (postgres-127.0.0.1-5432); the password is a
+secret: it never shows in names, metrics, logs or errors. A bad URL exits with 2.";
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -173,32 +220,57 @@ fn main() -> ExitCode {
         }
         Command::Check {
             config,
+            targets,
             incident,
             format,
             shard,
-        } => block_on(&runtime, check(config, incident, format, shard)),
+        } => match sources(config, &targets) {
+            Ok(source) => block_on(&runtime, check(source, incident, format, shard)),
+            Err(code) => code,
+        },
         Command::Serve {
             config,
+            targets,
             listen,
             watch_config,
             web_config,
             shard,
-        } => block_on(
-            &runtime,
-            serve(config, listen, watch_config, web_config, shard),
-        ),
+        } => match sources(config, &targets) {
+            Ok(source) => block_on(
+                &runtime,
+                serve(source, listen, watch_config, web_config, shard),
+            ),
+            Err(code) => code,
+        },
         Command::Demo {
             listen,
             sim_listen,
             speed,
             web_config,
-        } => block_on(&runtime, demo(listen, sim_listen, speed, web_config)),
+            webhook_listen,
+        } => block_on(
+            &runtime,
+            demo(listen, sim_listen, speed, web_config, webhook_listen),
+        ),
         Command::Sim {
             listen,
             password,
             bypass_key,
             redis_listen,
-        } => block_on(&runtime, sim(listen, password, bypass_key, redis_listen)),
+            webhook_listen,
+            postgres_listen,
+            postgres_socket_dir,
+        } => block_on(
+            &runtime,
+            sim(
+                listen,
+                password,
+                bypass_key,
+                redis_listen,
+                webhook_listen,
+                (postgres_listen, postgres_socket_dir),
+            ),
+        ),
     };
     // Flush the spans of the last runs while the runtime still runs the gRPC processor; from
     // this thread (not a runtime worker) blocking on it is fine. Nothing when traces are off.
@@ -221,13 +293,84 @@ fn block_on(
     }
 }
 
+/// Where `serve` and `check` take their probes from: the config file, the `--target` URLs,
+/// both; with neither, `DATABASE_URL`, else the libpq variables when PGHOST is set (as the
+/// demo does). Those variables are never added beside a config file or a `--target`: an
+/// application's environment often holds them, and a probe nobody asked for would be a
+/// surprise. A bad URL is a bad config: its error is printed here, exit 2.
+fn sources(config: Option<PathBuf>, urls: &[String]) -> Result<Source, ExitCode> {
+    let env = |name: &str| std::env::var(name).ok();
+    let set = |name: &str| env(name).filter(|v| !v.is_empty());
+    let given: Vec<(config::Origin, String)> = if config.is_some() || !urls.is_empty() {
+        urls.iter()
+            .enumerate()
+            .map(|(i, u)| (config::Origin::Flag(i + 1), u.clone()))
+            .collect()
+    } else if let Some(url) = set("DATABASE_URL") {
+        vec![(config::Origin::Env("DATABASE_URL"), url)]
+    } else if set("PGHOST").is_some() {
+        // Every part from the libpq variables, as a bare `psql` takes them.
+        vec![(config::Origin::Env("PGHOST"), "postgresql://".to_string())]
+    } else {
+        eprintln!(
+            "pathwatch: nothing to probe: give --config FILE or --target URL (or set DATABASE_URL)"
+        );
+        return Err(ExitCode::from(EXIT_BAD_CONFIG));
+    };
+    let mut targets = Vec::new();
+    let mut bad = false;
+    for (origin, url) in given {
+        match config::Target::parse(origin, &url, &env) {
+            Ok(t) => targets.push(t),
+            Err(e) => {
+                // Every bad URL at once, as `validate` lists every bad entry.
+                eprintln!("{e}");
+                bad = true;
+            }
+        }
+    }
+    if bad {
+        return Err(ExitCode::from(EXIT_BAD_CONFIG));
+    }
+    Ok(Source {
+        path: config,
+        targets,
+    })
+}
+
+/// A config file, target URLs, or both.
+struct Source {
+    path: Option<PathBuf>,
+    targets: Vec<config::Target>,
+}
+
+impl Source {
+    fn load(&self) -> Result<Loaded, config::ConfigError> {
+        config::load_with(self.path.as_deref(), &self.targets)
+    }
+
+    /// What the `listening` line and errors call it: the file, and how many targets.
+    fn describe(&self) -> String {
+        let targets = match self.targets.len() {
+            0 => String::new(),
+            1 => "1 target".to_string(),
+            n => format!("{n} targets"),
+        };
+        match (&self.path, targets.is_empty()) {
+            (Some(p), true) => p.display().to_string(),
+            (Some(p), false) => format!("{} and {targets}", p.display()),
+            (None, _) => targets,
+        }
+    }
+}
+
 async fn check(
-    path: PathBuf,
+    source: Source,
     incident: Option<String>,
     format: pathwatch::check::Format,
     shard: Option<Shard>,
 ) -> anyhow::Result<ExitCode> {
-    let mut loaded = match config::load(&path) {
+    let mut loaded = match source.load() {
         Ok(l) if l.errors.is_empty() => l,
         Ok(l) => {
             for e in &l.errors {
@@ -243,7 +386,7 @@ async fn check(
     loaded.config = loaded.config.shard(shard.unwrap_or_default());
     match pathwatch::check::run(&loaded.config, incident.as_deref()).await {
         Err(e) => {
-            eprintln!("{}: {e}", path.display());
+            eprintln!("{}: {e}", source.describe());
             Ok(ExitCode::from(EXIT_BAD_CONFIG))
         }
         Ok(report) => {
@@ -318,13 +461,13 @@ fn shards(file: &std::path::Path, count: u32, from: Option<u32>) -> ExitCode {
 }
 
 async fn serve(
-    config_path: PathBuf,
+    source: Source,
     listen: String,
     watch: Option<std::time::Duration>,
     web_config: Option<PathBuf>,
     shard: Option<Shard>,
 ) -> anyhow::Result<ExitCode> {
-    let loaded = match config::load(&config_path) {
+    let loaded = match source.load() {
         Ok(l) => l,
         Err(e) => {
             tracing::error!("{e}");
@@ -335,8 +478,9 @@ async fn serve(
     let token = CancellationToken::new();
     tokio::spawn(shutdown_on_signal(token.clone()));
     let options = app::Options {
-        source: config_path.display().to_string(),
-        config_path: Some(config_path),
+        source: source.describe(),
+        config_path: source.path,
+        targets: source.targets,
         watch,
         web_config,
         shard: shard.unwrap_or_default(),
@@ -357,6 +501,7 @@ async fn demo(
     sim_listen: String,
     speed: f64,
     web_config: Option<PathBuf>,
+    webhook_listen: String,
 ) -> anyhow::Result<ExitCode> {
     let listener = bind(&listen).await?;
     let token = CancellationToken::new();
@@ -379,6 +524,9 @@ async fn demo(
         .context("cannot listen for the reference service's TLS port")?;
     let tls_addr = tls_listener.local_addr().context("reference TLS address")?;
     tokio::spawn(pathwatch::sim::serve_tls(tls_listener, token.clone()));
+    let dns_addr = pathwatch::sim::dns::start_dns(sim_addr.ip(), token.clone())
+        .await
+        .context("cannot listen for the reference service's DNS")?;
     let state = pathwatch::sim::SimState::new(pathwatch::demo::sim_options(speed));
     tokio::spawn(pathwatch::sim::serve(
         sim_listener,
@@ -391,11 +539,18 @@ async fn demo(
         token.clone(),
     ));
 
+    // Kept to the end: dropping it removes the stand-in's socket directory.
+    let pg = pathwatch::demo::start_postgres(sim_addr.ip(), state.clone(), token.clone())
+        .await
+        .context("cannot start the reference service's Postgres")?;
     let (vars, with_postgres) = pathwatch::demo::env_values(&|k| std::env::var(k).ok());
     let targets = pathwatch::demo::Targets {
         sim: sim_addr,
         redis: redis_addr,
         tls: tls_addr,
+        dns: dns_addr,
+        postgres: pg.tcp,
+        postgres_socket: pg.socket_dir.clone(),
     };
     let text = pathwatch::demo::config(targets, with_postgres, speed);
     let env = |name: &str| vars.get(name).cloned().or_else(|| std::env::var(name).ok());
@@ -410,8 +565,14 @@ async fn demo(
         "demo: reference service on http://{sim_addr} (faults: http://{sim_addr}/admin/faults), Redis on {redis_addr}"
     );
     println!("demo: pathwatch status page http://{shown}/ and metrics http://{shown}/metrics");
+    demo_webhooks(&webhook_listen, token.clone()).await;
+    println!(
+        "demo: reference Postgres (Cloud SQL) on {} and {}/.s.PGSQL.5432",
+        pg.tcp,
+        pg.socket_dir.display()
+    );
     if !with_postgres {
-        println!("demo: set DATABASE_URL or PGHOST to add a Postgres probe");
+        println!("demo: set DATABASE_URL or PGHOST to probe a real Postgres as `database`");
     }
     println!("demo: Ctrl-C stops it");
     tokio::spawn(pathwatch::demo::walk(state, speed, token.clone()));
@@ -428,6 +589,8 @@ async fn sim(
     password: String,
     bypass_key: Option<String>,
     redis_listen: Option<String>,
+    webhook_listen: Option<String>,
+    (postgres_listen, postgres_socket_dir): (Option<String>, Option<PathBuf>),
 ) -> anyhow::Result<ExitCode> {
     let token = CancellationToken::new();
     tokio::spawn(shutdown_on_signal(token.clone()));
@@ -452,11 +615,57 @@ async fn sim(
             token.clone(),
         ));
     }
+    if let Some(hooks) = webhook_listen.as_deref() {
+        // Asked for by name: a taken port fails, as the other listeners do.
+        let hooks = pathwatch::sim::receiver::spawn(hooks, token.clone())
+            .await
+            .with_context(|| format!("cannot listen on {hooks} for Alertmanager's webhooks"))?;
+        tracing::info!(addr = %hooks, "webhook receiver listening");
+    }
+    let pg = pathwatch::sim::PgServer::new(state.clone());
+    if let Some(pg_listen) = postgres_listen {
+        let l = tokio::net::TcpListener::bind(&pg_listen)
+            .await
+            .with_context(|| format!("cannot listen on {pg_listen} for Postgres"))?;
+        let pg_addr = l.local_addr().context("reading the Postgres address")?;
+        tracing::info!(addr = %pg_addr, "reference Postgres listening");
+        let (pg, token) = (pg.clone(), token.clone());
+        tokio::spawn(async move { pg.serve(pathwatch::sim::PgListener::Tcp(l), token).await });
+    }
+    if let Some(dir) = postgres_socket_dir {
+        let path = dir.join(".s.PGSQL.5432");
+        let l = tokio::net::UnixListener::bind(&path)
+            .with_context(|| format!("cannot listen on {} for Postgres", path.display()))?;
+        tracing::info!(socket = %path.display(), "reference Postgres listening");
+        let (pg, token) = (pg.clone(), token.clone());
+        tokio::spawn(async move {
+            pg.serve(pathwatch::sim::PgListener::Unix(l, path), token)
+                .await
+        });
+    }
     tracing::info!(addr = %addr, "reference service listening");
     pathwatch::sim::serve(listener, state, token)
         .await
         .context("reference service failed")?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The demo's receiver of Alertmanager's webhooks. A taken port is said and skipped: the demo
+/// serves more than the paging walkthrough, and a second demo (or the user's own receiver on
+/// 9095) must not stop it.
+async fn demo_webhooks(listen: &str, token: CancellationToken) {
+    use pathwatch::sim::receiver;
+    let Some(listen) = receiver::parse_listen(listen) else {
+        return;
+    };
+    match receiver::spawn(listen, token).await {
+        Ok(a) => println!(
+            "demo: Alertmanager notifications to http://{a}/pager, /tickets and /default print here, one line per alert"
+        ),
+        Err(e) => println!(
+            "demo: cannot listen on {listen} for Alertmanager's webhooks ({e}): notifications will not print here (--webhook-listen ADDR picks another address, --webhook-listen off none)"
+        ),
+    }
 }
 
 /// Runs the exporter (pathwatch::app) and turns how it stopped into the exit code: a web

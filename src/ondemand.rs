@@ -83,18 +83,13 @@ pub fn plan(
     // Match the allowlist against what will really be contacted, never the raw text:
     // `http://127.0.0.1:80@evil.example/` must not pass for `http://127.0.0.1:*`.
     let contacted = allowlist::parse_target(t).map_err(|e| Refusal::BadTarget(e.to_string()))?;
-    if !spec.allowed_targets.iter().any(|p| p.matches(&contacted)) {
+    if !allowlist::admits(&spec.allowed_targets, &contacted) {
         return Err(Refusal::TargetNotAllowed);
     }
-    if let Target::Socket(allowlist::Host::Ip(ip), _)
-    | Target::Url {
-        host: allowlist::Host::Ip(ip),
-        ..
-    } = &contacted
-        && allowlist::denied(*ip)
-    {
-        return Err(Refusal::TargetNotAllowed);
-    }
+    // An address goes to the probe as judged (`2130706441` as `127.0.0.9`), never as text
+    // a resolver might read another way.
+    let address = contacted.address_text();
+    let t = address.as_deref().unwrap_or(t);
     let retargeted =
         if !base.on_demand.send_credentials && !same_destination(&base.spec, &contacted) {
             base.spec.without_credentials().retarget(t)

@@ -49,6 +49,8 @@ fn lines(errors: &[config::ConfigError]) -> String {
 pub struct Supervisor {
     /// None when the config is not from a file (the demo): reloads are refused.
     path: Option<PathBuf>,
+    /// `--target` URLs, added to the file's probes on each load.
+    targets: Vec<config::Target>,
     state: Arc<State>,
     config: SharedConfig,
     shutdown: CancellationToken,
@@ -62,12 +64,14 @@ impl Supervisor {
     /// Starts the probes of `config`.
     pub fn start(
         path: Option<PathBuf>,
+        targets: Vec<config::Target>,
         state: Arc<State>,
         config: SharedConfig,
         shutdown: CancellationToken,
     ) -> Self {
         let mut s = Supervisor {
             path,
+            targets,
             state,
             config,
             generation: shutdown.child_token(),
@@ -110,7 +114,8 @@ impl Supervisor {
         // not freeze the process (a FIFO is already refused without blocking).
         let reading = tokio::task::spawn_blocking({
             let path = path.clone();
-            move || config::load(&path)
+            let targets = self.targets.clone();
+            move || config::load_with(Some(&path), &targets)
         });
         let read = match tokio::time::timeout(LOAD_TIMEOUT, reading).await {
             Ok(Ok(read)) => read,

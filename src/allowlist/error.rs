@@ -27,6 +27,11 @@ pub enum PatternError {
          e.g. 10.0.0.0/16:5432 (* matches one DNS label, never an address part)"
     )]
     IpRange(String),
+    #[error(
+        "pattern {0:?}: a host that ends in a number is an IPv4 address, as browsers read \
+         it: write the address as four decimal parts (127.0.0.1) or a CIDR network"
+    )]
+    NumericHost(String),
 }
 
 /// Why a target (`/probe?target=`, or a redirect hop) cannot be read as one. Never quotes
@@ -45,6 +50,8 @@ pub enum TargetError {
     Bracketed,
     #[error("the target's host must be an IP address or a DNS name")]
     HostName,
+    #[error("the target's host ends in a number but is not a valid IPv4 address")]
+    NumericHost,
     #[error("a target URL must not carry credentials")]
     UrlCredentials,
     #[error("a target URL must be http:// or https://")]

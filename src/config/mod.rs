@@ -23,9 +23,11 @@ mod probes;
 #[cfg(test)]
 mod props;
 pub mod shard;
+pub mod target_url;
 
 pub use defaults::{DEFAULT_INTERVAL, Defaults, INTERVAL_RANGE, OutOfRange, TIMEOUT_RANGE};
 pub use probes::ProbeConfig;
+pub use target_url::{Origin, Target, TargetError};
 
 use crate::incident::IncidentSpec;
 use crate::probe::Kind;
@@ -92,14 +94,28 @@ impl fmt::Display for ConfigError {
 
 /// Reads and parses a config file, expanding `${VAR}` from the process environment.
 pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
-    let file = path.display().to_string();
-    let text = crate::core::file::read_regular(path).map_err(|e| ConfigError {
-        file: file.clone(),
-        loc: Loc::FILE,
-        probe: None,
-        msg: format!("cannot read config file: {e}"),
-    })?;
-    parse(&file, &text, &|name| std::env::var(name).ok())
+    load_with(Some(path), &[])
+}
+
+/// Loads the config file, if any, with `targets` (`--target`, `DATABASE_URL`) added to its
+/// probes under the file's `defaults:`. A target's probe takes its own name, or a numbered
+/// one when a probe of the file already has it.
+pub fn load_with(path: Option<&Path>, targets: &[Target]) -> Result<Loaded, ConfigError> {
+    let (file, text) = match path {
+        Some(path) => {
+            let file = path.display().to_string();
+            let text = crate::core::file::read_regular(path).map_err(|e| ConfigError {
+                file: file.clone(),
+                loc: Loc::FILE,
+                probe: None,
+                msg: format!("cannot read config file: {e}"),
+            })?;
+            (file, text)
+        }
+        None => ("<targets>".to_string(), String::new()),
+    };
+    let env = |name: &str| std::env::var(name).ok();
+    crate::redact::while_loading(|| parse_text(&file, &text, &env, targets))
 }
 
 /// Parses config text; `file` only names the source in errors. Every secret it holds is
@@ -109,13 +125,14 @@ pub fn parse(
     text: &str,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Loaded, ConfigError> {
-    crate::redact::while_loading(|| parse_text(file, text, env))
+    crate::redact::while_loading(|| parse_text(file, text, env, &[]))
 }
 
 fn parse_text(
     file: &str,
     text: &str,
     env: &dyn Fn(&str) -> Option<String>,
+    targets: &[Target],
 ) -> Result<Loaded, ConfigError> {
     let err = |loc: Loc, probe: Option<String>, msg: String| ConfigError {
         file: file.to_string(),
@@ -228,6 +245,18 @@ fn parse_text(
                     }
                 }
             }
+        }
+    }
+    for t in targets {
+        let taken = |name: &str| probes.iter().any(|p: &ProbeConfig| p.name == name);
+        match t.probe(&defaults, &taken) {
+            Ok(p) => probes.push(p),
+            Err(all) => errors.extend(all.into_iter().map(|msg| ConfigError {
+                file: t.label().to_string(),
+                loc: Loc::FILE,
+                probe: None,
+                msg,
+            })),
         }
     }
     // The dependency graph, checked as a whole: an unknown name or a cycle is an error at the

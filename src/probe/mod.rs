@@ -4,6 +4,7 @@
 //! [`Outcome`] or a [`ProbeError`] with a bounded [`Reason`]; the runner owns timing,
 //! timeouts and metrics.
 
+pub mod dns;
 pub mod gcp;
 pub mod golden;
 pub mod google;
@@ -22,7 +23,7 @@ pub mod tls;
 pub mod tls_cert;
 pub mod trace;
 
-pub use kind::{KindGauge, Probe, ProbeKind, RetargetError};
+pub use kind::{FamilyType, KindFamily, Probe, ProbeKind, RetargetError, Sample};
 pub use observation::{Observation, Observations};
 pub use result::RunResult;
 pub use trace::{Phase, PhaseTimings, Trace};
@@ -147,9 +148,14 @@ macro_rules! probe_kinds {
         );
 
         impl Kind {
-            /// The gauges the kind's runs report ([`ProbeKind::GAUGES`]).
-            pub fn gauges(self) -> &'static [KindGauge] {
-                match self { $(Kind::$variant => <$spec as ProbeKind>::GAUGES),* }
+            /// The metric families the kind's runs report ([`ProbeKind::FAMILIES`]).
+            pub fn families(self) -> &'static [KindFamily] {
+                match self { $(Kind::$variant => <$spec as ProbeKind>::FAMILIES),* }
+            }
+
+            /// The family a `max_seconds` criterion bounds ([`ProbeKind::MEASURED`]).
+            pub fn measured(self) -> Option<&'static str> {
+                match self { $(Kind::$variant => <$spec as ProbeKind>::MEASURED),* }
             }
         }
 
@@ -206,6 +212,11 @@ macro_rules! probe_kinds {
                 }
             }
 
+            /// The series the probe has before its first run ([`ProbeKind::initial_samples`]).
+            pub fn initial_samples(&self) -> Vec<Sample> {
+                match self { $(ProbeSpec::$variant(s) => ProbeKind::initial_samples(&**s)),* }
+            }
+
             /// How a database probe reaches its server, for `pathwatch_db_connect_seconds`.
             pub fn db_transport(&self) -> Option<Transport> {
                 match self { $(ProbeSpec::$variant(s) => ProbeKind::db_transport(&**s)),* }
@@ -243,6 +254,7 @@ probe_kinds! {
     Redis(redis::RedisSpec) => "redis",
     Logs(logs::LogsSpec) => "logs",
     TlsCert(tls_cert::TlsCertSpec) => "tls_cert",
+    Dns(dns::DnsSpec) => "dns",
 }
 
 label_enum!(

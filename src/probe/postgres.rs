@@ -49,7 +49,8 @@ pub struct PostgresSpec {
     pub user: String,
     pub password: Option<Secret>,
     pub password_file: Option<SecretFile>,
-    /// Defaults to the user name, as in libpq.
+    /// Defaults to the user name, as in libpq (so does an empty one: an unset
+    /// `${PGDATABASE:-}`).
     pub dbname: Option<String>,
     #[serde(default)]
     pub sslmode: SslMode,
@@ -164,7 +165,12 @@ impl PostgresSpec {
     fn pg_config(&self) -> tokio_postgres::Config {
         let mut c = tokio_postgres::Config::new();
         c.user(&self.user)
-            .dbname(self.dbname.as_deref().unwrap_or(&self.user))
+            .dbname(
+                self.dbname
+                    .as_deref()
+                    .filter(|d| !d.is_empty())
+                    .unwrap_or(&self.user),
+            )
             .application_name(&self.application_name)
             // TLS, when wanted, is already in place on the stream handed over.
             .ssl_mode(tokio_postgres::config::SslMode::Disable);

@@ -12,15 +12,21 @@
 //!   serving the service's own log (see [`logging`])
 //! - admin (no auth): `GET|PUT /admin/faults`, `POST /admin/restart`, `GET /admin/runs`
 //!
-//! Redis (RESP) is served on a listener of its own by [`serve_redis`], and a TLS handshake
-//! (a certificate made at start, for the demo's `tls_cert` probe) by [`serve_tls`].
+//! Redis (RESP) is served on a listener of its own by [`serve_redis`], a TLS handshake
+//! (a certificate made at start, for the demo's `tls_cert` probe) by [`serve_tls`], and
+//! Postgres (Cloud SQL, over TCP and a Unix socket) by [`PgServer`]. The notification
+//! receiver for Alertmanager's webhooks is in [`receiver`], on a listener of its own.
+//! DNS (UDP and TCP, for the demo's `dns` probe) is served by [`dns::start_dns`].
 
 mod admin;
 mod auth;
 mod clock;
+pub mod dns;
 pub mod gcp;
 mod health;
 pub mod logging;
+pub mod postgres;
+pub mod receiver;
 mod redis;
 mod run;
 mod tls;
@@ -28,6 +34,7 @@ mod ws;
 
 pub use gcp::GcpApiFault;
 pub use logging::LoggingFault;
+pub use postgres::{PgFaults, PgListener, PgServer};
 pub use redis::serve_redis;
 pub use tls::serve_tls;
 
@@ -94,6 +101,8 @@ pub struct Faults {
     pub gcp_metadata: Option<GcpApiFault>,
     /// Redis answers `PING` with `-LOADING`, as while it loads its dataset.
     pub redis_loading: bool,
+    /// The Postgres stand-in's faults (see [`postgres`]).
+    pub postgres: PgFaults,
 }
 
 impl Faults {

@@ -14,9 +14,7 @@ use pathwatch::incident::rootcause::Judgement;
 use pathwatch::metrics::Metrics;
 use pathwatch::probe::gcp::{ConnectorSize, GcpObs};
 use pathwatch::probe::golden::GoldenObs;
-use pathwatch::probe::logs::{LogsObs, PatternObs};
 use pathwatch::probe::pg_connections::PgConnections;
-use pathwatch::probe::startup::StartupObs;
 use pathwatch::probe::{Kind, Observation, Observations, Phase, ProbeError, Reason, RunResult};
 use prometheus_client::registry::Registry;
 use std::collections::BTreeMap;
@@ -97,6 +95,7 @@ probes:
     patterns: { failed: 'failed' }
     file: { path: /nonexistent/app.log }
   - { name: cert, kind: tls_cert, host: 127.0.0.1, port: 9 }
+  - { name: dns, kind: dns, server: "127.0.0.1:9", query_name: example.test }
 incidents:
   - id: "1"
     title: t
@@ -127,11 +126,6 @@ fn observations(kind: Kind) -> Observations {
             crosstalk: 1,
             total: Some(ms(20)),
         })),
-        Kind::Startup => obs.set(Observation::Startup(StartupObs {
-            seconds: Some(3.0),
-            in_progress: false,
-            unhealthy_answers: 1,
-        })),
         Kind::GcpVpcConnector | Kind::GcpCloudsql | Kind::GcpCloudRun => {
             obs.set(Observation::Gcp(GcpObs {
                 state: Some("READY"),
@@ -145,15 +139,6 @@ fn observations(kind: Kind) -> Observations {
                 database_version: (kind == Kind::GcpCloudsql).then(|| "POSTGRES_14".into()),
             }))
         }
-        Kind::Logs => obs.set(Observation::Logs(LogsObs {
-            lines_read: 3,
-            patterns: vec![PatternObs {
-                name: "failed".into(),
-                matches: 1,
-                window_matches: 1,
-                last_value: Some(1.0),
-            }],
-        })),
         Kind::Postgres => obs.set(Observation::PgConnections(PgConnections {
             max: 10,
             reserved: 3,
@@ -162,10 +147,15 @@ fn observations(kind: Kind) -> Observations {
         })),
         _ => {}
     }
-    // The gauges a kind declares (ProbeKind::GAUGES), each with a value.
-    let gauges: Vec<(&'static str, f64)> = kind.gauges().iter().map(|g| (g.name, 1.0)).collect();
-    if !gauges.is_empty() {
-        obs.set(Observation::Gauges(gauges));
+    // The families a kind declares (ProbeKind::FAMILIES), each with a sample: the
+    // reference lists them from what the exporter writes for it.
+    let samples: Vec<_> = kind
+        .families()
+        .iter()
+        .map(|f| f.sample_with(f.labels.iter().map(|l| format!("{l}-1")).collect(), 1.0))
+        .collect();
+    if !samples.is_empty() {
+        obs.set(Observation::Samples(samples));
     }
     obs
 }

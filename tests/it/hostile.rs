@@ -68,6 +68,152 @@ probes:
 }
 
 #[test]
+fn redirects_carry_a_body_as_http_says_and_never_out_of_the_origin_unasked() {
+    const BODY: &str = r#"{"query":"b0dy-s3cr3t"}"#;
+    let elsewhere = RecordingHttp::start("127.0.0.2", |_| ok("elsewhere"));
+    let there = elsewhere.base();
+    // /r/CODE/WHERE/TAG answers CODE to /landed/CODE/TAG, on this server or the other host.
+    let origin = RecordingHttp::start("127.0.0.1", move |path| {
+        let parts: Vec<&str> = path.split('/').collect();
+        match parts.as_slice() {
+            ["", "r", code, place, tag] => {
+                let to = format!("/landed/{code}/{tag}");
+                let to = if *place == "same" {
+                    to
+                } else {
+                    format!("{there}{to}")
+                };
+                redirect(code.parse().unwrap_or(302), &to)
+            }
+            _ => ok("landed"),
+        }
+    });
+    let o = origin.base();
+    let headers = format!(
+        r#"{{ Authorization: "{TOKEN}", Content-Type: application/json, Content-Language: en }}"#
+    );
+    let mut probes = String::new();
+    let mut add = |name: &str, path: &str, extra: &str| {
+        probes.push_str(&format!(
+            "  - {{ name: {name}, kind: http, method: POST, url: \"{o}{path}\", body: '{BODY}', follow_redirects: any, headers: {headers}{extra} }}\n"
+        ));
+    };
+    for code in [301, 302, 303, 307, 308] {
+        add(
+            &format!("same-{code}"),
+            &format!("/r/{code}/same/s{code}"),
+            "",
+        );
+        add(
+            &format!("cross-{code}"),
+            &format!("/r/{code}/cross/c{code}"),
+            "",
+        );
+    }
+    for code in [307, 308] {
+        add(
+            &format!("cross-any-{code}"),
+            &format!("/r/{code}/cross/a{code}"),
+            ", redirect_body: any",
+        );
+    }
+    // A PUT keeps its body through a 302, so it does not leave the origin either.
+    probes.push_str(&format!(
+        "  - {{ name: put-302, kind: http, method: PUT, url: \"{o}/r/302/cross/p302\", body: '{BODY}', follow_redirects: any }}\n"
+    ));
+    let exp = Exporter::start(&format!(
+        "defaults: {{ interval: 1h, timeout: 5s }}\nprobes:\n{probes}"
+    ));
+    let names: Vec<String> = [301, 302, 303, 307, 308]
+        .iter()
+        .flat_map(|c| [format!("same-{c}"), format!("cross-{c}")])
+        .chain(["cross-any-307", "cross-any-308", "put-302"].map(String::from))
+        .collect();
+    for p in &names {
+        exp.wait_first_run(p, WAIT);
+    }
+    let m = exp.metrics();
+    let status = |p: &str| value(&m, "pathwatch_http_status_code", &[("probe", p)]);
+    let hop = |server: &RecordingHttp, path: &str| {
+        let hits: Vec<_> = server
+            .seen()
+            .into_iter()
+            .filter(|s| s.path() == path)
+            .collect();
+        assert!(hits.len() <= 1, "{hits:?}");
+        hits.into_iter().next()
+    };
+    // The first request of every probe: POST, the body and all the configured headers.
+    let first = hop(&origin, "/r/307/cross/c307").expect("the first request");
+    assert_eq!(first.method(), "POST");
+    assert_eq!(first.body, BODY);
+    assert_eq!(
+        first.header("content-type").as_deref(),
+        Some("application/json")
+    );
+    assert_eq!(first.header("authorization").as_deref(), Some(TOKEN));
+
+    for code in [301, 302, 303] {
+        // Continued as a GET without the body or its Content-* headers, here and elsewhere;
+        // the credentials only within the origin.
+        let same = hop(&origin, &format!("/landed/{code}/s{code}")).expect("followed");
+        let cross = hop(&elsewhere, &format!("/landed/{code}/c{code}")).expect("followed");
+        for (seen, own) in [(&same, true), (&cross, false)] {
+            assert_eq!(seen.method(), "GET", "{code}: {seen:?}");
+            assert_eq!(seen.body, "", "{code}: {seen:?}");
+            for h in ["content-type", "content-language", "content-length"] {
+                assert_eq!(seen.header(h), None, "{code} {h}: {seen:?}");
+            }
+            assert_eq!(
+                seen.header("authorization").is_some(),
+                own,
+                "{code}: {seen:?}"
+            );
+        }
+        assert_eq!(status(&format!("same-{code}")), Some(200.0));
+        assert_eq!(status(&format!("cross-{code}")), Some(200.0));
+    }
+    for code in [307, 308] {
+        // Within the origin: the same request again, body, headers and all.
+        let same = hop(&origin, &format!("/landed/{code}/s{code}")).expect("followed");
+        assert_eq!(same.method(), "POST", "{same:?}");
+        assert_eq!(same.body, BODY, "{same:?}");
+        assert_eq!(
+            same.header("content-type").as_deref(),
+            Some("application/json")
+        );
+        assert_eq!(same.header("authorization").as_deref(), Some(TOKEN));
+        // To another origin: not followed by default, the 3xx is the answer.
+        assert_eq!(
+            hop(&elsewhere, &format!("/landed/{code}/c{code}")).map(|s| s.line),
+            None
+        );
+        assert_eq!(status(&format!("cross-{code}")), Some(f64::from(code)));
+        // With `redirect_body: any`: the body and its Content-* headers, no credentials.
+        let any = hop(&elsewhere, &format!("/landed/{code}/a{code}")).expect("followed");
+        assert_eq!(any.method(), "POST", "{any:?}");
+        assert_eq!(any.body, BODY, "{any:?}");
+        assert_eq!(
+            any.header("content-type").as_deref(),
+            Some("application/json")
+        );
+        assert_eq!(any.header("authorization"), None, "{any:?}");
+        assert!(!any.head.contains("s3cr3t-token"), "{any:?}");
+        assert_eq!(status(&format!("cross-any-{code}")), Some(200.0));
+    }
+    assert_eq!(hop(&elsewhere, "/landed/302/p302").map(|s| s.line), None);
+    assert_eq!(status("put-302"), Some(302.0));
+    // Nothing else reached the other host; the body only where asked.
+    let bodies = elsewhere
+        .seen()
+        .iter()
+        .filter(|s| s.body.contains("b0dy"))
+        .count();
+    assert_eq!(bodies, 2, "{:?}", elsewhere.seen());
+    assert_eq!(elsewhere.seen().len(), 5, "{:?}", elsewhere.seen());
+}
+
+#[test]
 fn on_demand_redirects_are_rechecked_against_the_allowlist() {
     let (origin, elsewhere) = redirect_pair();
     let o = origin.base();
@@ -185,6 +331,93 @@ on_demand:
     ] {
         let (status, _, body) = http_get(exp.addr, &format!("/probe?module=t&target={t}"));
         assert_eq!(status, 403, "{t}: {body}");
+    }
+}
+
+/// A TCP listener on `ip` that counts the connections it accepts.
+fn counting_listener(ip: &str) -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let l = std::net::TcpListener::bind((ip, 0)).expect("bind a counting listener");
+    let port = l.local_addr().expect("addr").port();
+    let count = std::sync::Arc::new(AtomicUsize::new(0));
+    let c = count.clone();
+    std::thread::spawn(move || {
+        for _conn in l.incoming().flatten() {
+            c.fetch_add(1, Ordering::SeqCst);
+        }
+    });
+    (port, count)
+}
+
+#[test]
+fn numeric_hosts_are_addresses_to_the_allowlist() {
+    use std::sync::atomic::Ordering;
+    // 127.0.0.9 in every spelling an IPv4 parser reads (issue 34).
+    let (port, accepted) = counting_listener("127.0.0.9");
+    let spellings = [
+        "2130706441",
+        "0x7f000009",
+        "017700000011",
+        "127.9",
+        "127.0.9",
+        "0x7f.9",
+        "0x7f.0.0.011",
+        "127.0.0.9.",
+        "[::ffff:127.0.0.9]",
+    ];
+    let config = |allowed: &str| {
+        format!(
+            r#"probes:
+  - {{ name: t, kind: tcp, host: 127.0.0.1, port: 9, interval: 1h }}
+on_demand:
+  allowed_targets: [{allowed}]
+"#
+        )
+    };
+    let probe = |exp: &Exporter, target: &str| {
+        let (status, _, body) = http_get(exp.addr, &format!("/probe?module=t&target={target}"));
+        (status, body)
+    };
+    // A name pattern admits no address, in any spelling; nothing is contacted.
+    let exp = Exporter::start(&config(&format!(r#""*:{port}""#)));
+    for host in spellings.iter().chain(&["127.0.0.9"]) {
+        let (status, body) = probe(&exp, &format!("{host}:{port}"));
+        assert_eq!(status, 403, "{host}: {body}");
+    }
+    assert_eq!(accepted.load(Ordering::SeqCst), 0);
+    // A host that ends in a number but is no address is refused, not resolved.
+    for host in ["db.9", "1.2.3.4.5", "089", "4294967296"] {
+        let (status, body) = probe(&exp, &format!("{host}:{port}"));
+        assert_eq!(status, 400, "{host}: {body}");
+    }
+    drop(exp);
+    // An address pattern admits every spelling, and the run reaches 127.0.0.9.
+    let exp = Exporter::start(&config(&format!(r#""127.0.0.0/8:{port}""#)));
+    for host in spellings {
+        let (status, body) = probe(&exp, &format!("{host}:{port}"));
+        assert_eq!(status, 200, "{host}: {body}");
+        assert_eq!(
+            value(&body, "pathwatch_probe_success", &[("probe", "t")]),
+            Some(1.0),
+            "{host}: {body}"
+        );
+    }
+    assert_eq!(accepted.load(Ordering::SeqCst), spellings.len());
+    drop(exp);
+    // The metadata address and link-local ones are denied in every spelling, IPv6 too.
+    let exp = Exporter::start(&config(r#""0.0.0.0/0:*", "[::/0]:*", "*:*""#));
+    for target in [
+        "2852039166:80",
+        "0xa9fea9fe:80",
+        "0251.0376.0251.0376:80",
+        "169.254.43518:80",
+        "[::169.254.169.254]:80",
+        "[64:ff9b::a9fe:a9fe]:80",
+        "[fe80::1%25lo]:80",
+        "fe80::1%25lo:80",
+    ] {
+        let (status, body) = probe(&exp, target);
+        assert_eq!(status, 403, "{target}: {body}");
     }
 }
 

@@ -97,35 +97,49 @@ pub async fn login(client: &reqwest::Client, req: LoginRequest<'_>) -> Result<Se
             ),
         ));
     }
-    let reason = match status {
-        s if s.is_success() => None,
-        StatusCode::UNAUTHORIZED => Some(Reason::Auth),
-        StatusCode::FORBIDDEN => Some(Reason::Forbidden),
-        StatusCode::UNPROCESSABLE_ENTITY => Some(Reason::Unprocessable),
-        s if s.is_server_error() => Some(Reason::ServerError),
-        _ => Some(Reason::HttpStatus),
-    };
-    if let Some(reason) = reason {
+    if let Some(reason) = status_reason(status) {
         return Err(ProbeError::new(
             reason,
             format!("login answered {}", status.as_u16()),
         ));
     }
     let body = read_capped(resp, req.max_body_bytes).await?;
-    let json: serde_json::Value = serde_json::from_slice(&body)
+    read_answer(&body, req.token_pointer, req.user_id_pointer)
+}
+
+/// The reason a login answer's status fails with, if it does: 401, 403, 422 and 5xx are
+/// their own, any other non-success is `http_status`.
+fn status_reason(status: StatusCode) -> Option<Reason> {
+    match status {
+        s if s.is_success() => None,
+        StatusCode::UNAUTHORIZED => Some(Reason::Auth),
+        StatusCode::FORBIDDEN => Some(Reason::Forbidden),
+        StatusCode::UNPROCESSABLE_ENTITY => Some(Reason::Unprocessable),
+        s if s.is_server_error() => Some(Reason::ServerError),
+        _ => Some(Reason::HttpStatus),
+    }
+}
+
+/// The session a successful login answer (already capped) names: a non-empty string at
+/// `token_pointer`, and the user's id (a string or a number) at `user_id_pointer` if any.
+fn read_answer(
+    body: &[u8],
+    token_pointer: &JsonPointer,
+    user_id_pointer: &JsonPointer,
+) -> Result<Session, ProbeError> {
+    let json: serde_json::Value = serde_json::from_slice(body)
         .map_err(|e| ProbeError::new(Reason::Protocol, format!("login answer is not JSON: {e}")))?;
-    let token = req
-        .token_pointer
+    let token = token_pointer
         .get(&json)
         .and_then(|t| t.as_str())
         .filter(|t| !t.is_empty())
         .ok_or_else(|| {
             ProbeError::new(
                 Reason::Protocol,
-                format!("login answer has no token at {}", req.token_pointer),
+                format!("login answer has no token at {token_pointer}"),
             )
         })?;
-    let user_id = req.user_id_pointer.get(&json).and_then(|v| match v {
+    let user_id = user_id_pointer.get(&json).and_then(|v| match v {
         serde_json::Value::String(s) => Some(s.clone()),
         serde_json::Value::Number(n) => Some(n.to_string()),
         _ => None,
@@ -158,4 +172,117 @@ async fn read_capped(mut resp: reqwest::Response, cap: usize) -> Result<Vec<u8>,
         body.extend_from_slice(&chunk);
     }
     Ok(body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::probe::golden::arbitrary::json;
+    use proptest::prelude::*;
+    use serde_json::Value;
+
+    /// Strings of a login answer. Those of 4 bytes or more are drawn from characters no
+    /// other test prints: a token read is registered with the process's redactor, which
+    /// must not start masking other tests' words.
+    fn strings() -> impl Strategy<Value = String> + Clone {
+        prop_oneof!["[a-z0-9]{0,3}", "[ǂǁ☃\u{7}\"\\\\]{4,24}"]
+    }
+
+    fn keys() -> impl Strategy<Value = String> + Clone {
+        prop_oneof![
+            4 => proptest::sample::select(&["access_token", "token", "data", "user", "id", "user_id", "0"][..])
+                .prop_map(String::from),
+            1 => "\\PC{0,8}",
+        ]
+    }
+
+    fn pointer() -> impl Strategy<Value = JsonPointer> {
+        proptest::sample::select(
+            &[
+                "",
+                "/access_token",
+                "/data/token",
+                "/token",
+                "/user/id",
+                "/user_id",
+                "/0",
+                "/data/0/token",
+            ][..],
+        )
+        .prop_map(|p| JsonPointer::parse(p).expect("a well-formed pointer"))
+    }
+
+    #[test]
+    fn an_answer_gives_its_token_and_user_or_a_protocol_error() {
+        let (t, u) = (
+            JsonPointer::literal("/access_token"),
+            JsonPointer::literal("/user/id"),
+        );
+        let s = read_answer(
+            br#"{"access_token":"tok-login-123","user":{"id":42}}"#,
+            &t,
+            &u,
+        )
+        .expect("a session");
+        assert_eq!(s.token.expose(), "tok-login-123");
+        assert_eq!(s.user_id.as_deref(), Some("42"));
+        for bad in [
+            &b"not json"[..],
+            br#"{"access_token":""}"#,
+            br#"{"access_token":7}"#,
+            b"",
+        ] {
+            let e = read_answer(bad, &t, &u).err().expect("an error");
+            assert_eq!(e.reason, Reason::Protocol);
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn any_json_answer_is_read_without_panic(
+            answer in json(strings(), keys()),
+            token_at in pointer(),
+            user_at in pointer(),
+        ) {
+            let read = read_answer(answer.to_string().as_bytes(), &token_at, &user_at);
+            let token = token_at.get(&answer).and_then(Value::as_str).filter(|t| !t.is_empty());
+            match read {
+                Ok(s) => {
+                    prop_assert_eq!(Some(s.token.expose()), token);
+                    let user = match user_at.get(&answer) {
+                        Some(Value::String(s)) => Some(s.clone()),
+                        Some(Value::Number(n)) => Some(n.to_string()),
+                        _ => None,
+                    };
+                    prop_assert_eq!(s.user_id, user);
+                }
+                Err(e) => {
+                    prop_assert!(token.is_none());
+                    prop_assert_eq!(e.reason, Reason::Protocol);
+                }
+            }
+        }
+
+        #[test]
+        fn any_bytes_are_read_without_panic(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
+            let (t, u) = (JsonPointer::literal("/access_token"), JsonPointer::literal("/user/id"));
+            if let Err(e) = read_answer(&bytes, &t, &u) {
+                prop_assert_eq!(e.reason, Reason::Protocol);
+            }
+        }
+
+        #[test]
+        fn every_status_fails_with_a_login_reason_or_passes_when_2xx(code in 100u16..1000) {
+            let status = StatusCode::from_u16(code).expect("a status code");
+            match status_reason(status) {
+                None => prop_assert!(status.is_success()),
+                Some(r) => prop_assert!(matches!(
+                    r,
+                    Reason::Auth | Reason::Forbidden | Reason::Unprocessable | Reason::ServerError | Reason::HttpStatus
+                ), "{r:?}"),
+            }
+        }
+    }
 }

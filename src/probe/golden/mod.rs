@@ -10,6 +10,8 @@
 //! count, the failure says so (`crosstalk`, `unexpected_events`) with what arrived, also when
 //! the runner's timeout cuts the run (through [`Trace::set_explanation`]).
 
+#[cfg(test)]
+mod arbitrary;
 mod board;
 mod events;
 mod login;

@@ -10,12 +10,22 @@ use hyper_util::rt::TokioIo;
 use std::pin::{Pin, pin};
 use url::Url;
 
+/// Which of the configured headers a request carries.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Sent {
+    /// All but `Content-*` (the configured origin only: they may be credentials).
+    pub headers: bool,
+    /// The `Content-*` ones, which describe the body.
+    pub content: bool,
+}
+
 /// One request on a fresh connection: (status, Location header, body).
 pub(super) async fn request(
     probe: &HttpProbe,
     url: &Url,
     method: &Method,
-    send_headers: bool,
+    body: Option<&Bytes>,
+    send: Sent,
     trace: &Trace,
 ) -> Result<(StatusCode, Option<String>, Bytes), ProbeError> {
     let (spec, prep) = (&probe.spec, &probe.prep);
@@ -41,14 +51,14 @@ pub(super) async fn request(
         .header(header::USER_AGENT, USER_AGENT)
         .header(header::ACCEPT, "*/*")
         .header(header::CONNECTION, "close");
-    if send_headers {
-        for (k, v) in &prep.headers {
+    for (k, v) in &prep.headers {
+        let describes_body = k.as_str().starts_with("content-");
+        if (describes_body && send.content) || (!describes_body && send.headers) {
             req = req.header(k, v);
         }
     }
-    let body = spec.body.clone().unwrap_or_default();
     let req = req
-        .body(Full::new(Bytes::from(body)))
+        .body(Full::new(body.cloned().unwrap_or_default()))
         .map_err(|e| ProbeError::new(Reason::Protocol, format!("building the request: {e}")))?;
 
     if url.scheme() == "https" {

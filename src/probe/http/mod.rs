@@ -15,14 +15,14 @@ mod exchange;
 mod redirect;
 
 pub use assertions::{Assertion, StatusRange};
-pub use redirect::FollowRedirects;
+pub use redirect::{FollowRedirects, RedirectBody};
 
 use super::kind::{Probe, ProbeKind, RetargetError};
 use super::tls::{self, TlsError, Verify};
 use super::{Kind, Outcome, ProbeError, Reason, Trace};
 use crate::probe::Observation;
 use bytes::Bytes;
-use http::{HeaderName, HeaderValue, Method, StatusCode};
+use http::{HeaderName, HeaderValue, Method};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -61,6 +61,13 @@ pub struct HttpSpec {
     /// More redirects than this fail with `too_many_redirects`.
     #[serde(default = "default_max_redirects")]
     pub max_redirects: u32,
+    /// Where the request body may follow a redirect that keeps it (307, 308, and 301/302
+    /// after a method other than POST): `same_origin` (default) follows such a redirect
+    /// only within the configured URL's origin and leaves one elsewhere unfollowed (its 3xx
+    /// is the answer); `any` re-sends the body wherever `follow_redirects` goes. 303, and
+    /// 301/302 after POST, continue as GET without the body or its Content-* headers.
+    #[serde(default)]
+    pub redirect_body: RedirectBody,
     /// PEM CA file trusted for `https://` (default: the Mozilla roots).
     pub ca_file: Option<PathBuf>,
     /// Encrypt without checking the server's certificate.
@@ -250,16 +257,36 @@ impl HttpProbe {
         let origin = prep.url.origin();
         let mut url = prep.url.clone();
         let mut method = prep.method.clone();
+        // The body and the configured `Content-*` headers that describe it, until a
+        // redirect turns the request into a GET.
+        let mut body = spec
+            .body
+            .as_ref()
+            .filter(|b| !b.is_empty())
+            .map(|b| Bytes::from(b.clone()));
+        let mut rewritten = false;
         let mut hops = 0;
         loop {
-            // The configured headers (credentials, often) go to the configured origin only.
+            // The configured headers (credentials, often) go to the configured origin only;
+            // the `Content-*` ones also go with the body where `redirect_body: any` sends
+            // it, and no longer once a redirect has turned the request into a bodiless GET.
             let own = url.origin() == origin;
-            let (status, location, body) =
-                exchange::request(self, &url, &method, own, trace).await?;
+            let send = exchange::Sent {
+                headers: own,
+                content: !rewritten && (own || body.is_some()),
+            };
+            let (status, location, answer) =
+                exchange::request(self, &url, &method, body.as_ref(), send, trace).await?;
             trace.observe(Observation::HttpStatus(status.as_u16()));
-            if let Some(next) =
-                redirect::redirect(spec, &url, status, location.as_deref(), &origin)?
-            {
+            let next = redirect::redirect(spec, &url, status, location.as_deref(), &origin)?;
+            let (next_method, keeps_body) = redirect::next_request(status, &method);
+            // A body leaves the configured origin only when the probe says so; a redirect
+            // that would carry it elsewhere is the final answer.
+            let may_follow = !keeps_body
+                || body.is_none()
+                || spec.redirect_body == RedirectBody::Any
+                || next.as_ref().is_some_and(|n| n.origin() == origin);
+            if let Some(next) = next.filter(|_| may_follow) {
                 hops += 1;
                 if hops > spec.max_redirects {
                     return Err(ProbeError::new(
@@ -270,25 +297,23 @@ impl HttpProbe {
                 crate::allowlist::check_hop(&next)
                     .map_err(|e| ProbeError::new(Reason::Forbidden, e))?;
                 url = next;
-                // 303, and 301/302 after POST in practice, turn into GET (RFC 9110 15.4).
-                if status == StatusCode::SEE_OTHER
-                    || (method == Method::POST
-                        && matches!(status, StatusCode::MOVED_PERMANENTLY | StatusCode::FOUND))
-                {
-                    method = Method::GET;
+                method = next_method;
+                if !keeps_body {
+                    body = None;
+                    rewritten = true;
                 }
                 continue;
             }
             let code = status.as_u16();
             assertions::check_status(spec, code)?;
-            assertions::check_body(spec, &prep.regexes, &body)?;
+            assertions::check_body(spec, &prep.regexes, &answer)?;
             let outcome = Outcome {
                 facts: vec![
                     ("status", code.to_string()),
-                    ("bytes", body.len().to_string()),
+                    ("bytes", answer.len().to_string()),
                 ],
             };
-            return Ok((outcome, body));
+            return Ok((outcome, answer));
         }
     }
 }

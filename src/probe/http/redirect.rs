@@ -1,8 +1,12 @@
-//! Which redirects an `http` probe follows (`follow_redirects`), and the next hop's URL.
+//! Which redirects an `http` probe follows (`follow_redirects`), the next hop's URL, and
+//! what the next request is (HTTP semantics, as the Fetch standard and browsers apply them):
+//! 303, and 301/302 after POST, continue as GET without the body or its `Content-*`
+//! headers; every other redirect repeats the method and body, and a body leaves the
+//! configured origin only with `redirect_body: any`.
 
 use super::HttpSpec;
 use crate::probe::{ProbeError, Reason};
-use http::StatusCode;
+use http::{Method, StatusCode};
 use serde::Deserialize;
 use url::Url;
 
@@ -50,6 +54,36 @@ impl<'de> Deserialize<'de> for FollowRedirects {
         d.deserialize_any(V)
     }
 }
+/// Where a request body may follow a redirect that keeps it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RedirectBody {
+    /// Only within the configured URL's scheme, host and port: a redirect that would carry
+    /// the body elsewhere is not followed (its 3xx is the answer).
+    #[default]
+    SameOrigin,
+    /// Wherever `follow_redirects` goes (the body is re-sent to the other origin; the
+    /// configured headers other than `Content-*` still are not).
+    Any,
+}
+
+/// The request after a redirect: its method, and whether the body (and its `Content-*`
+/// headers) goes with it. 301/302 after POST and 303 after anything but GET and HEAD
+/// become a GET without a body (RFC 9110 15.4; Fetch's HTTP-redirect fetch, step 12);
+/// every other redirect repeats the request as it was (307 and 308 must).
+pub(super) fn next_request(status: StatusCode, method: &Method) -> (Method, bool) {
+    let to_get = match status {
+        StatusCode::MOVED_PERMANENTLY | StatusCode::FOUND => *method == Method::POST,
+        StatusCode::SEE_OTHER => !matches!(*method, Method::GET | Method::HEAD),
+        _ => false,
+    };
+    if to_get {
+        (Method::GET, false)
+    } else {
+        (method.clone(), true)
+    }
+}
+
 /// The next URL when `status` is a redirect the probe follows; `None` when the answer is
 /// final (not a redirect, no Location, or a hop `follow_redirects` does not allow).
 pub(super) fn redirect(
@@ -93,5 +127,29 @@ impl schemars::JsonSchema for FollowRedirects {
                 { "type": "boolean" }
             ]
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redirects_rewrite_the_method_as_fetch_does() {
+        let next = |code: u16, m: Method| next_request(StatusCode::from_u16(code).unwrap(), &m);
+        for code in [301, 302] {
+            assert_eq!(next(code, Method::POST), (Method::GET, false));
+            assert_eq!(next(code, Method::PUT), (Method::PUT, true));
+            assert_eq!(next(code, Method::GET), (Method::GET, true));
+        }
+        assert_eq!(next(303, Method::POST), (Method::GET, false));
+        assert_eq!(next(303, Method::PUT), (Method::GET, false));
+        assert_eq!(next(303, Method::DELETE), (Method::GET, false));
+        assert_eq!(next(303, Method::HEAD), (Method::HEAD, true));
+        assert_eq!(next(303, Method::GET), (Method::GET, true));
+        for code in [307, 308] {
+            assert_eq!(next(code, Method::POST), (Method::POST, true));
+            assert_eq!(next(code, Method::PATCH), (Method::PATCH, true));
+        }
     }
 }

@@ -7,14 +7,26 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-/// One request as received: the request line and the raw header lines.
+/// One request as received: the request line, the raw header lines and the body (as long
+/// as its Content-Length says).
 #[derive(Clone, Debug)]
 pub struct Seen {
     pub line: String,
     pub head: String,
+    pub body: String,
 }
 
 impl Seen {
+    /// The request's method.
+    pub fn method(&self) -> &str {
+        self.line.split_whitespace().next().unwrap_or_default()
+    }
+
+    /// The request's path.
+    pub fn path(&self) -> &str {
+        self.line.split_whitespace().nth(1).unwrap_or_default()
+    }
+
     /// The value of header `name` (case-insensitive), if sent.
     pub fn header(&self, name: &str) -> Option<String> {
         self.head.lines().find_map(|l| {
@@ -65,19 +77,39 @@ fn serve_one(mut conn: TcpStream, seen: &Mutex<Vec<Seen>>, answer: &dyn Fn(&str)
     conn.set_read_timeout(Some(Duration::from_secs(10))).ok();
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];
-    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+    let end = loop {
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i;
+        }
         match conn.read(&mut chunk) {
             Ok(0) | Err(_) => return,
             Ok(n) => buf.extend_from_slice(&chunk[..n]),
         }
-    }
-    let text = String::from_utf8_lossy(&buf).to_string();
+    };
+    let text = String::from_utf8_lossy(&buf[..end]).to_string();
     let (line, head) = text.split_once("\r\n").unwrap_or((&text, ""));
-    let path = line.split_whitespace().nth(1).unwrap_or("/").to_string();
-    seen.lock().unwrap_or_else(|p| p.into_inner()).push(Seen {
+    let mut seen_one = Seen {
         line: line.to_string(),
         head: head.to_string(),
-    });
+        body: String::new(),
+    };
+    let length: usize = seen_one
+        .header("content-length")
+        .and_then(|l| l.parse().ok())
+        .unwrap_or(0)
+        .min(1 << 20);
+    let mut body = buf[end + 4..].to_vec();
+    while body.len() < length {
+        match conn.read(&mut chunk) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => body.extend_from_slice(&chunk[..n]),
+        }
+    }
+    seen_one.body = String::from_utf8_lossy(&body).to_string();
+    let path = seen_one.path().to_string();
+    seen.lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .push(seen_one);
     let _ = conn.write_all(answer(&path).as_bytes());
 }
 

@@ -17,4 +17,5 @@ pub mod served;
 pub mod sim;
 pub mod target;
 pub mod tls_target;
+pub mod unbound;
 pub mod web_client;

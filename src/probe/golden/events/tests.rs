@@ -226,3 +226,244 @@ fn tallies_stay_short() {
     }
     assert_eq!(t.list(), "a ×2, b ×1, c ×1, d ×1 and 3 more");
 }
+
+// Properties: whatever a server sends, in any order and at any length, the matcher does not
+// panic, keeps a bounded state, and explains itself with one of its three reasons on one
+// short line.
+
+mod properties {
+    use super::super::*;
+    use crate::probe::golden::arbitrary::{Frame, frame, json};
+    use crate::probe::golden::shape::{JsonPointer, Pointers};
+    use proptest::prelude::*;
+
+    const NAMES: [&str; 8] = [
+        "agent_started",
+        "agent_thinking",
+        "tool_executing",
+        "tool_completed",
+        "agent_completed",
+        "heartbeat",
+        "status_update",
+        "ack",
+    ];
+    const IDS: [&str; 5] = ["t1", "t2", "mine", "u1", "u2"];
+
+    fn strings() -> impl Strategy<Value = String> + Clone {
+        prop_oneof![
+            3 => proptest::sample::select(&NAMES[..]).prop_map(String::from),
+            2 => proptest::sample::select(&IDS[..]).prop_map(String::from),
+            2 => "\\PC{0,20}",
+            1 => any::<String>(),
+        ]
+    }
+
+    fn keys() -> impl Strategy<Value = String> + Clone {
+        prop_oneof![
+            4 => proptest::sample::select(&["type", "thread_id", "user_id", "payload", "kind", "0"][..])
+                .prop_map(String::from),
+            1 => "\\PC{0,8}",
+        ]
+    }
+
+    fn pointers() -> impl Strategy<Value = Pointers> {
+        let one = proptest::sample::select(
+            &[
+                "",
+                "/type",
+                "/payload/type",
+                "/kind",
+                "/0",
+                "/payload",
+                "/thread_id",
+                "/user_id",
+                "/a~1b",
+            ][..],
+        )
+        .prop_map(|p| JsonPointer::parse(p).expect("a well-formed pointer"));
+        proptest::collection::vec(one, 1..3).prop_map(Pointers)
+    }
+
+    fn fields() -> impl Strategy<Value = EventFields> {
+        prop_oneof![
+            Just(EventFields::default()),
+            (pointers(), pointers(), pointers()).prop_map(|(kind, thread_id, user_id)| {
+                EventFields {
+                    kind,
+                    thread_id,
+                    user_id,
+                }
+            }),
+        ]
+    }
+
+    fn isolation() -> impl Strategy<Value = Isolation> {
+        proptest::sample::select(
+            &[
+                Isolation::Echo,
+                Isolation::BindFirst,
+                Isolation::User,
+                Isolation::None,
+            ][..],
+        )
+    }
+
+    fn name_list(n: std::ops::Range<usize>) -> impl Strategy<Value = Vec<String>> {
+        proptest::collection::vec(
+            proptest::sample::select(&NAMES[..]).prop_map(String::from),
+            n,
+        )
+    }
+
+    /// The bytes a matcher holds on to (its strings, tallies and slots), one bound thread aside.
+    fn retained(m: &Matcher) -> usize {
+        let tally = |t: &Tally| {
+            t.items.capacity() * std::mem::size_of::<(String, u64)>()
+                + t.items.iter().map(|(n, _)| n.capacity()).sum::<usize>()
+        };
+        m.sent_thread.capacity()
+            + m.user_id.as_ref().map_or(0, String::capacity)
+            + m.arrived.capacity() * std::mem::size_of::<Option<Duration>>()
+            + tally(&m.foreign_threads)
+            + tally(&m.foreign_users)
+            + tally(&m.other_types)
+    }
+
+    /// Three tallies of at most KEEP names of MAX_NAME characters (4 bytes at most each,
+    /// twice over for the growth of a collected String), plus the slots.
+    fn bound(expected: usize, sent: &str, user: Option<&str>) -> usize {
+        3 * Tally::KEEP * (std::mem::size_of::<(String, u64)>() + 2 * 4 * Tally::MAX_NAME)
+            + expected * std::mem::size_of::<Option<Duration>>()
+            + sent.len()
+            + user.map_or(0, str::len)
+    }
+
+    /// Feeds `frames`, checking what each was found to be and counting, per expected
+    /// event, the frames found to be its first arrival in `firsts`.
+    fn feed(m: &mut Matcher, frames: &[Frame], firsts: &mut [u32]) -> Result<(), TestCaseError> {
+        let expected = firsts.len();
+        for (i, f) in frames.iter().enumerate() {
+            match f {
+                Frame::Binary => m.binary(),
+                Frame::Text(t) => match m.text(t, Duration::from_millis(i as u64)) {
+                    Seen::Expected(k) => {
+                        prop_assert!(k < expected);
+                        firsts[k] += 1;
+                    }
+                    Seen::OutOfOrder(got, wanted) => {
+                        prop_assert!(wanted < got && got < expected, "{got} {wanted}");
+                    }
+                    Seen::Duplicate | Seen::Ignored | Seen::Unexpected | Seen::Crosstalk => {}
+                },
+            }
+        }
+        Ok(())
+    }
+
+    /// After a run: an expected event is counted once, and exactly the counted have arrived.
+    fn check_arrivals(m: &Matcher, firsts: &[u32]) -> Result<(), TestCaseError> {
+        let expected = firsts.len();
+        // An expected event is counted once, and exactly the ones counted have arrived.
+        for (k, n) in firsts.iter().enumerate() {
+            prop_assert!(*n <= 1);
+            prop_assert_eq!(*n == 1, m.arrived[k].is_some());
+        }
+        prop_assert!(m.delivered() <= expected);
+        prop_assert_eq!(m.done(), m.missing().is_empty());
+        Ok(())
+    }
+
+    fn check_explanation(m: &Matcher, config_len: usize) -> Result<(), TestCaseError> {
+        let (reason, detail) = m.explain();
+        prop_assert!(
+            matches!(
+                reason,
+                Reason::Crosstalk | Reason::UnexpectedEvents | Reason::Timeout
+            ),
+            "{reason:?}"
+        );
+        // One line whatever the server sent: its strings are cut and made printable.
+        prop_assert!(!detail.contains(['\n', '\r']), "{detail:?}");
+        prop_assert!(
+            detail.len() <= 4096 + 4 * config_len,
+            "{} bytes",
+            detail.len()
+        );
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn any_frames_under_any_rules_are_matched_without_panic_in_bounded_state(
+            expected in name_list(1..6),
+            ignore in name_list(0..3),
+            ordered in any::<bool>(),
+            isolation in isolation(),
+            fields in fields(),
+            sent in prop_oneof![Just("t1".to_string()), "\\PC{0,12}"],
+            user in proptest::option::of(proptest::sample::select(&IDS[..])),
+            frames in proptest::collection::vec(frame(json(strings(), keys())), 0..64),
+            bind_at in proptest::option::of((0usize..64, strings())),
+        ) {
+            let rules = Rules { expected: &expected, ignore: &ignore, ordered, isolation, fields: &fields };
+            let mut m = Matcher::new(rules, &sent, user);
+            let (before, after) = match &bind_at {
+                Some((at, _)) => frames.split_at((*at).min(frames.len())),
+                None => (&frames[..], &[][..]),
+            };
+            let mut firsts = vec![0; expected.len()];
+            feed(&mut m, before, &mut firsts)?;
+            if let Some((_, thread)) = &bind_at {
+                m.bind(thread.clone());
+            }
+            feed(&mut m, after, &mut firsts)?;
+            check_arrivals(&m, &firsts)?;
+            prop_assert!(retained(&m) <= bound(expected.len(), &sent, user));
+            // The bound thread is one id the server named, never more than one frame.
+            let longest = frames.iter().map(|f| match f { Frame::Text(t) => t.len(), Frame::Binary => 0 }).max().unwrap_or(0);
+            let bound_thread = m.bound().map_or(0, str::len);
+            prop_assert!(bound_thread <= longest.max(bind_at.as_ref().map_or(0, |(_, t)| t.len())));
+            let config_len = expected.concat().len() + sent.len() + 200;
+            check_explanation(&m, config_len)?;
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(8))]
+
+        /// A long stream of ever new types, threads and users (a server that never stops
+        /// talking): the state stays the same size after 20,000 frames as after 200.
+        #[test]
+        fn a_long_stream_of_new_names_keeps_the_state_bounded(
+            template in proptest::collection::vec(json(strings(), keys()), 1..8),
+            isolation in isolation(),
+        ) {
+            let (expected, fields) = (super::events(), EventFields::default());
+            let rules = Rules { expected: &expected, ignore: &[], ordered: false, isolation, fields: &fields };
+            let mut m = Matcher::new(rules, "t1", Some("u1"));
+            let mut at_200 = 0;
+            for i in 0..20_000u64 {
+                // Every frame new: a type, a thread and a user never seen before, or one of
+                // the generated values.
+                let frame = match i % 4 {
+                    0 => format!(r#"{{"type":"type-{i}"}}"#),
+                    1 => format!(r#"{{"type":"agent_started","thread_id":"thread-{i}"}}"#),
+                    2 => format!(r#"{{"type":"agent_thinking","user_id":"user-{i}"}}"#),
+                    _ => template[(i as usize / 4) % template.len()].to_string(),
+                };
+                m.text(&frame, Duration::from_millis(i));
+                if i == 200 {
+                    at_200 = retained(&m);
+                }
+            }
+            let at_end = retained(&m);
+            prop_assert!(at_end <= bound(expected.len(), "t1", Some("u1")), "{at_end} bytes");
+            prop_assert!(at_end <= at_200.max(bound(expected.len(), "t1", Some("u1"))));
+            prop_assert!(m.foreign_threads.items.len() <= Tally::KEEP);
+            prop_assert!(m.other_types.items.len() <= Tally::KEEP);
+            check_explanation(&m, 400)?;
+        }
+    }
+}
