@@ -94,6 +94,8 @@ pub struct Targets {
     pub redis: SocketAddr,
     /// Its TLS listener (a handshake with a self-signed certificate).
     pub tls: SocketAddr,
+    /// Its gRPC health listener (grpc.health.v1).
+    pub grpc: SocketAddr,
 }
 
 /// `faults` with its delays shortened by `speed`, so a sped-up act keeps its shape: a restart
@@ -228,7 +230,20 @@ probes:
     host: 127.0.0.1
     port: {tls_port}
     insecure_skip_verify: true
-"#
+  - name: agent-grpc-health
+    kind: grpc
+    host: "{grpc_host}"
+    port: {grpc_port}
+    service: {grpc_service}
+  # ICMP echo to the reference service's host: the kernel answers (a ping socket needs
+  # net.ipv4.ping_group_range to include pathwatch's group, else CAP_NET_RAW).
+  - name: backend-ping
+    kind: icmp
+    host: "{grpc_host}"
+"#,
+        grpc_host = t.grpc.ip(),
+        grpc_port = t.grpc.port(),
+        grpc_service = crate::sim::grpc::SERVICE,
     );
     if with_postgres {
         y.push_str(
@@ -373,6 +388,41 @@ mod tests {
         stop.cancel();
     }
 
+    /// The demo's grpc probe gets SERVING from the reference service's health server, for
+    /// its service and overall; a service it does not know is `not_found`.
+    #[tokio::test]
+    async fn the_grpc_probe_checks_the_reference_services_health() {
+        use crate::probe::ProbeKind;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let stop = CancellationToken::new();
+        tokio::spawn(crate::sim::serve_grpc(listener, stop.clone()));
+        let spec = |service: &str| crate::probe::grpc::GrpcSpec {
+            host: "127.0.0.1".into(),
+            port,
+            service: service.into(),
+            tls: false,
+            server_name: None,
+            ca_file: None,
+            insecure_skip_verify: false,
+        };
+        for service in [crate::sim::grpc::SERVICE, ""] {
+            let trace = crate::probe::Trace::default();
+            crate::probe::Probe::run(&spec(service).build().unwrap(), &trace)
+                .await
+                .unwrap();
+            assert_eq!(trace.observations().gauge("grpc_health_status"), Some(1.0));
+        }
+        let e = crate::probe::Probe::run(
+            &spec("no.such.Service").build().unwrap(),
+            &crate::probe::Trace::default(),
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(e.reason, crate::probe::Reason::NotFound, "{e}");
+        stop.cancel();
+    }
+
     #[test]
     fn postgres_joins_from_database_url_or_pghost_and_not_from_empty_values() {
         let (vars, pg) = env_values(&env(&[(
@@ -398,6 +448,7 @@ mod tests {
             sim: "127.0.0.1:8000".parse().unwrap(),
             redis: "127.0.0.1:6380".parse().unwrap(),
             tls: "127.0.0.1:6443".parse().unwrap(),
+            grpc: "127.0.0.1:6051".parse().unwrap(),
         };
         for with_pg in [false, true] {
             let (vars, _) = env_values(&env(&[("PGHOST", "127.0.0.1")]));

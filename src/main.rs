@@ -419,6 +419,14 @@ async fn demo(
         .context("cannot listen for the reference service's TLS port")?;
     let tls_addr = tls_listener.local_addr().context("reference TLS address")?;
     tokio::spawn(pathwatch::sim::serve_tls(tls_listener, token.clone()));
+    // gRPC health (the demo's grpc probe) on the sim's host, on a free port.
+    let grpc_listener = tokio::net::TcpListener::bind((sim_addr.ip(), 0))
+        .await
+        .context("cannot listen for the reference service's gRPC health")?;
+    let grpc_addr = grpc_listener
+        .local_addr()
+        .context("reference gRPC address")?;
+    tokio::spawn(pathwatch::sim::serve_grpc(grpc_listener, token.clone()));
     let state = pathwatch::sim::SimState::new(pathwatch::demo::sim_options(speed));
     tokio::spawn(pathwatch::sim::serve(
         sim_listener,
@@ -436,6 +444,7 @@ async fn demo(
         sim: sim_addr,
         redis: redis_addr,
         tls: tls_addr,
+        grpc: grpc_addr,
     };
     let text = pathwatch::demo::config(targets, with_postgres, speed);
     let env = |name: &str| vars.get(name).cloned().or_else(|| std::env::var(name).ok());

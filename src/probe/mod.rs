@@ -7,7 +7,9 @@
 pub mod gcp;
 pub mod golden;
 pub mod google;
+pub mod grpc;
 pub mod http;
+pub mod icmp;
 pub mod kind;
 pub mod logs;
 pub mod observation;
@@ -243,6 +245,8 @@ probe_kinds! {
     Redis(redis::RedisSpec) => "redis",
     Logs(logs::LogsSpec) => "logs",
     TlsCert(tls_cert::TlsCertSpec) => "tls_cert",
+    Grpc(grpc::GrpcSpec) => "grpc",
+    Icmp(icmp::IcmpSpec) => "icmp",
 }
 
 label_enum!(

@@ -14,11 +14,13 @@
 //!
 //! Redis (RESP) is served on a listener of its own by [`serve_redis`], and a TLS handshake
 //! (a certificate made at start, for the demo's `tls_cert` probe) by [`serve_tls`].
+//! gRPC health checks (the demo's `grpc` probe) are served by [`serve_grpc`].
 
 mod admin;
 mod auth;
 mod clock;
 pub mod gcp;
+pub mod grpc;
 mod health;
 pub mod logging;
 mod redis;
@@ -27,6 +29,7 @@ mod tls;
 mod ws;
 
 pub use gcp::GcpApiFault;
+pub use grpc::serve_grpc;
 pub use logging::LoggingFault;
 pub use redis::serve_redis;
 pub use tls::serve_tls;

@@ -97,6 +97,8 @@ probes:
     patterns: { failed: 'failed' }
     file: { path: /nonexistent/app.log }
   - { name: cert, kind: tls_cert, host: 127.0.0.1, port: 9 }
+  - { name: grpc, kind: grpc, host: 127.0.0.1, port: 9 }
+  - { name: icmp, kind: icmp, host: 127.0.0.1 }
 incidents:
   - id: "1"
     title: t
