@@ -24,6 +24,8 @@ probes:
   - { name: v4, kind: icmp, host: 127.0.0.1 }
   - { name: v6, kind: icmp, host: "::1" }
   - { name: prefer-v6, kind: icmp, host: localhost, ip_protocol: ip6 }
+  # TEST-NET-1: the namespace has no route beyond loopback.
+  - { name: nowhere, kind: icmp, host: 192.0.2.1 }
 on_demand:
   allowed_targets: ["[::1]:*"]
 "#;
@@ -101,6 +103,7 @@ fn in_a_namespace() {
             v == 1.0
         });
     }
+    exp.wait_reason("nowhere", "failure", "unreachable");
     let m = exp.metrics();
     // Linux answers with its default TTL and hop limit, 64, and loopback is no hop.
     for probe in ["v4", "v6", "prefer-v6"] {
