@@ -1,13 +1,17 @@
 //! `pathwatch demo`: the reference service and pathwatch probing it with every probe kind,
-//! walking the first user's incident on a loop (healthy -> VPC connector in ERROR and the
-//! database unreachable -> restart -> degraded with configuration drift) so every metric and
-//! every dashboard panel moves. A Postgres probe joins when `DATABASE_URL` or `PGHOST` points
-//! at one.
+//! walking the first user's incident on a loop (healthy -> VPC connector in ERROR and Cloud
+//! SQL hanging -> restart -> degraded with configuration drift while the connection pool
+//! saturates -> every connection slot taken) so every metric and every dashboard panel moves.
+//! The database is the reference service's Postgres stand-in, probed over TCP (`database`)
+//! and over a Unix socket laid out as Cloud SQL's (`cloudsql-socket`); a real Postgres from
+//! `DATABASE_URL` or `PGHOST` replaces the stand-in behind `database`.
 
 use crate::sim::gcp::{CONNECTOR, INSTANCE, PROJECT, REGION, SERVICE};
-use crate::sim::{Faults, SimOptions, SimState};
+use crate::sim::postgres::{APP_DATABASE, PgFaults, USABLE_CONNECTIONS};
+use crate::sim::{Faults, PgListener, PgServer, SimOptions, SimState};
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
@@ -34,6 +38,11 @@ pub fn scenario() -> Vec<Act> {
             faults: Faults {
                 db_down: true,
                 connector_state: Some("ERROR".into()),
+                // Cloud SQL's connects are accepted and never answered (the 75 s hang).
+                postgres: PgFaults {
+                    hang: true,
+                    ..PgFaults::default()
+                },
                 ..Faults::default()
             },
             restart: false,
@@ -58,20 +67,50 @@ pub fn scenario() -> Vec<Act> {
             lasts: Duration::from_secs(30),
         },
         Act {
-            name: "degraded: the agent is slow and drops tool_completed; a deploy set the egress to PRIVATE_RANGES_ONLY",
+            name: "degraded: the agent is slow and drops tool_completed; a deploy set the egress to PRIVATE_RANGES_ONLY; a leaking pool climbs past 80 % of Cloud SQL's connection slots",
             faults: Faults {
-                slow_events_ms: 1_500,
-                drop_event: Some("tool_completed".into()),
-                cloud_run_egress: Some("PRIVATE_RANGES_ONLY".into()),
-                ..Faults::default()
+                postgres: PgFaults {
+                    pool_sessions: Some(SATURATED_POOL),
+                    pool_ramp_ms: 6_000,
+                    ..PgFaults::default()
+                },
+                ..degraded()
             },
             restart: false,
             lasts: Duration::from_secs(40),
         },
+        Act {
+            name: "exhausted: the pool holds every usable slot; new database connects fail with too_many_connections (53300)",
+            faults: Faults {
+                postgres: PgFaults {
+                    too_many_connections: true,
+                    ..PgFaults::default()
+                },
+                ..degraded()
+            },
+            restart: false,
+            lasts: Duration::from_secs(15),
+        },
     ]
 }
 
+/// The pool's sessions in the saturation: with the probes' own, 90 % of the usable slots.
+const SATURATED_POOL: u32 = USABLE_CONNECTIONS * 9 / 10 - 1;
+
+/// The degraded service: a slow agent that drops an event, and configuration drift.
+fn degraded() -> Faults {
+    Faults {
+        slow_events_ms: 1_500,
+        drop_event: Some("tool_completed".into()),
+        cloud_run_egress: Some("PRIVATE_RANGES_ONLY".into()),
+        ..Faults::default()
+    }
+}
+
 pub const DEMO_PASSWORD: &str = "pathwatch-demo";
+/// The role the demo's probes use on the Postgres stand-in (any role logs in with the sim's
+/// password).
+const STANDIN_USER: &str = "netra_app";
 
 /// The reference service's options in the demo: human-scale pauses between events, shortened
 /// as the scenario is sped up (see [`walk`]).
@@ -86,7 +125,7 @@ pub fn sim_options(speed: f64) -> SimOptions {
 }
 
 /// Where the demo's reference service listens.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct Targets {
     /// Its HTTP listener: the backend, auth, ClickHouse ping, Google APIs.
     pub sim: SocketAddr,
@@ -96,6 +135,74 @@ pub struct Targets {
     pub tls: SocketAddr,
     /// Its gRPC health listener (grpc.health.v1).
     pub grpc: SocketAddr,
+    /// Its Postgres stand-in over TCP.
+    pub postgres: SocketAddr,
+    /// The stand-in's Cloud-SQL-style socket directory, `<dir>/<project>:<region>:<instance>`.
+    pub postgres_socket: PathBuf,
+}
+
+/// The demo's Postgres stand-in: where it listens; its temporary directory goes on drop.
+pub struct PgStandIn {
+    pub tcp: SocketAddr,
+    /// `<tmp>/<project>:<region>:<instance>`, holding `.s.PGSQL.5432` as Cloud Run's
+    /// `/cloudsql/<connection name>` does.
+    pub socket_dir: PathBuf,
+    base: PathBuf,
+}
+
+impl Drop for PgStandIn {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.base);
+    }
+}
+
+/// Starts the reference service's Postgres on a free TCP port of `ip` and on a Unix socket
+/// under a new temporary directory, following `state`'s faults until `token` is cancelled.
+///
+/// # Errors
+/// When a listener cannot be made (a temporary directory too deep for a socket path
+/// included).
+pub async fn start_postgres(
+    ip: IpAddr,
+    state: SimState,
+    token: CancellationToken,
+) -> std::io::Result<PgStandIn> {
+    let tcp = tokio::net::TcpListener::bind((ip, 0)).await?;
+    let tcp_addr = tcp.local_addr()?;
+    let dir = format!("pathwatch-demo-{}", std::process::id());
+    let connection = format!("{PROJECT}:{REGION}:{INSTANCE}");
+    let mut base = std::env::temp_dir().join(&dir);
+    // A socket path has at most 103 bytes on some systems (macOS' TMPDIR is long): /tmp then.
+    if base
+        .join(&connection)
+        .join(".s.PGSQL.5432")
+        .as_os_str()
+        .len()
+        > 103
+    {
+        base = PathBuf::from("/tmp").join(&dir);
+    }
+    let socket_dir = base.join(connection);
+    std::fs::create_dir_all(&socket_dir)?;
+    let path = socket_dir.join(".s.PGSQL.5432");
+    // A socket left by an earlier demo of the same pid is in the way.
+    let _ = std::fs::remove_file(&path);
+    let unix = tokio::net::UnixListener::bind(&path).map_err(|e| {
+        std::io::Error::new(
+            e.kind(),
+            format!("cannot listen on the Unix socket {}: {e}", path.display()),
+        )
+    })?;
+    let server = PgServer::new(state);
+    for listener in [PgListener::Tcp(tcp), PgListener::Unix(unix, path)] {
+        let (server, token) = (server.clone(), token.clone());
+        tokio::spawn(async move { server.serve(listener, token).await });
+    }
+    Ok(PgStandIn {
+        tcp: tcp_addr,
+        socket_dir,
+        base,
+    })
 }
 
 /// `faults` with its delays shortened by `speed`, so a sped-up act keeps its shape: a restart
@@ -104,6 +211,8 @@ fn scaled(mut faults: Faults, speed: f64) -> Faults {
     let ms = |v: u64| (v as f64 / speed.max(1.0)).round() as u64;
     faults.startup_delay_ms = ms(faults.startup_delay_ms);
     faults.slow_events_ms = ms(faults.slow_events_ms);
+    faults.postgres.slow_ms = ms(faults.postgres.slow_ms);
+    faults.postgres.pool_ramp_ms = ms(faults.postgres.pool_ramp_ms);
     faults
 }
 
@@ -115,10 +224,14 @@ fn every(secs: u64, speed: f64) -> String {
 }
 
 /// The bundled config, probing the reference service at `t` with every probe kind. Secrets
-/// stay in `${DEMO_*}` names; `speed` is the scenario's (see [`walk`]).
+/// stay in `${DEMO_*}` names; `speed` is the scenario's (see [`walk`]). With `with_postgres`
+/// the `database` probe reads a real Postgres from the `${DEMO_PG*}` names instead of the
+/// stand-in.
 pub fn config(t: Targets, with_postgres: bool, speed: f64) -> String {
     let (sim, redis_port, tls_port) = (t.sim, t.redis.port(), t.tls.port());
     let (i5, i10) = (every(5, speed), every(10, speed));
+    // The criterion is "under 10 s"; a hang lasts until this timeout (the demo's 75 s).
+    let t10 = every(10, speed);
     // A run that waits for an event the degraded agent drops must end within the act, or
     // every later run would start in the same act again.
     let t20 = every(20, speed);
@@ -258,7 +371,38 @@ probes:
     connections: true
 "#,
         );
+    } else {
+        let (host, port) = (t.postgres.ip(), t.postgres.port());
+        y.push_str(&format!(
+            r#"  - name: database
+    kind: postgres
+    host: "{host}"
+    port: {port}
+    user: {STANDIN_USER}
+    password: ${{DEMO_PASSWORD}}
+    dbname: {APP_DATABASE}
+    timeout: {t10}
+    connections: true
+    depends_on: [vpc-connector]
+"#
+        ));
     }
+    // What the backend on Cloud Run connects to: the Cloud SQL connector's socket. Both
+    // paths to the private instance cross the VPC connector: while it is down, a hang follows
+    // from it (the root cause named, the symptom alerts held back).
+    let socket = t.postgres_socket.display();
+    y.push_str(&format!(
+        r#"  - name: cloudsql-socket
+    kind: postgres
+    host: "{socket}"
+    user: {STANDIN_USER}
+    password: ${{DEMO_PASSWORD}}
+    dbname: {APP_DATABASE}
+    timeout: {t10}
+    connections: true
+    depends_on: [vpc-connector]
+"#
+    ));
     // The resolution criteria of the first user's test plan.
     y.push_str(
         r#"incidents:
@@ -273,9 +417,8 @@ probes:
       - { name: cloudsql_runnable, probe: cloudsql-instance, state: RUNNABLE }
 "#,
     );
-    if with_postgres {
-        y.push_str("      - { name: database_connect, probe: database, max_seconds: 10 }\n");
-    }
+    // The incident's first criterion judges the path the backend takes: the Cloud SQL socket.
+    y.push_str("      - { name: database_connect, probe: cloudsql-socket, max_seconds: 10 }\n");
     y
 }
 
@@ -449,20 +592,32 @@ mod tests {
             redis: "127.0.0.1:6380".parse().unwrap(),
             tls: "127.0.0.1:6443".parse().unwrap(),
             grpc: "127.0.0.1:6051".parse().unwrap(),
+            postgres: "127.0.0.1:6432".parse().unwrap(),
+            postgres_socket: "/tmp/pathwatch-demo-1/netra-staging:us-central1:staging".into(),
         };
         for with_pg in [false, true] {
             let (vars, _) = env_values(&env(&[("PGHOST", "127.0.0.1")]));
-            let text = config(targets, with_pg, 1.0);
+            let text = config(targets.clone(), with_pg, 1.0);
             let loaded = crate::config::parse("demo", &text, &|k| vars.get(k).cloned()).unwrap();
             assert!(loaded.errors.is_empty(), "{:?}\n{text}", loaded.errors);
             let kinds: std::collections::BTreeSet<_> =
                 loaded.config.probes.iter().map(|p| p.spec.kind()).collect();
-            let mut want: std::collections::BTreeSet<_> =
+            let want: std::collections::BTreeSet<_> =
                 crate::probe::Kind::ALL.iter().copied().collect();
-            if !with_pg {
-                want.remove(&crate::probe::Kind::Postgres);
-            }
             assert_eq!(kinds, want);
+            // The stand-in is probed over its socket either way, over TCP unless a real
+            // Postgres replaces it.
+            let db = |name: &str| {
+                let probe = loaded.config.probes.iter().find(|p| p.name == name);
+                format!("{:?}", probe.map(|p| &p.spec))
+            };
+            assert!(db("cloudsql-socket").contains("netra-staging:us-central1:staging"));
+            assert_eq!(
+                db("database").contains("6432"),
+                !with_pg,
+                "{}",
+                db("database")
+            );
             let criteria: Vec<_> = loaded.config.incidents[0]
                 .criteria
                 .iter()
@@ -471,7 +626,7 @@ mod tests {
             for c in ["vpc_connector_ready", "cloudsql_runnable", "golden_path"] {
                 assert!(criteria.contains(&c), "{criteria:?}");
             }
-            assert_eq!(criteria.len(), if with_pg { 7 } else { 6 });
+            assert_eq!(criteria.len(), 7);
             // At normal speed the probes keep their human-scale intervals.
             assert_eq!(loaded.config.probes[0].interval, Duration::from_secs(5));
         }
@@ -510,6 +665,20 @@ mod tests {
         let outage_end = acts.iter().rposition(|a| a.faults.db_down).unwrap();
         assert!(acts[outage_end + 1].restart);
         let total: Duration = acts.iter().map(|a| a.lasts).sum();
-        assert_eq!(total, Duration::from_secs(175));
+        assert_eq!(total, Duration::from_secs(190));
+        // The pool saturates (past 80 % of the usable slots) before connects fail.
+        let pool = acts
+            .iter()
+            .position(|a| a.faults.postgres.pool_sessions.is_some());
+        let full = acts
+            .iter()
+            .position(|a| a.faults.postgres.too_many_connections);
+        assert!(pool.is_some() && full > pool, "{pool:?} {full:?}");
+        let ratio = f64::from(SATURATED_POOL + 2) / f64::from(USABLE_CONNECTIONS);
+        assert!((0.8..1.0).contains(&ratio), "{ratio}");
+        assert!(
+            acts.iter()
+                .any(|a| a.faults.postgres.hang && a.faults.db_down)
+        );
     }
 }

@@ -77,6 +77,11 @@ enum Command {
         /// Plays the scenario this many times faster (tests use it).
         #[arg(long, default_value_t = 1.0, hide = true)]
         speed: f64,
+        /// Print the Alertmanager notifications sent to this address (the webhooks of
+        /// alerts/alertmanager.yml), one line per alert; `off` for none. When it is taken the
+        /// demo says so and goes on without it.
+        #[arg(long, value_name = "ADDR|off", default_value = pathwatch::sim::receiver::DEFAULT_LISTEN)]
+        webhook_listen: String,
     },
     /// Run only the reference golden-path service (auth, health, WebSocket, fault switches).
     Sim {
@@ -92,6 +97,17 @@ enum Command {
         /// Also serve the tiny Redis (RESP: AUTH, PING, SELECT, QUIT) on this address.
         #[arg(long)]
         redis_listen: Option<String>,
+        /// Also print the Alertmanager notifications sent to this address, one line per
+        /// alert (alerts/alertmanager.yml sends to 127.0.0.1:9095).
+        #[arg(long, value_name = "ADDR")]
+        webhook_listen: Option<String>,
+        /// Also serve the Postgres stand-in (Cloud SQL) over TCP on this address.
+        #[arg(long)]
+        postgres_listen: Option<String>,
+        /// Also serve the Postgres stand-in on `.s.PGSQL.5432` in this directory, e.g.
+        /// `/tmp/cloudsql/PROJECT:REGION:INSTANCE` as Cloud Run's `/cloudsql/...`.
+        #[arg(long)]
+        postgres_socket_dir: Option<PathBuf>,
     },
     /// Run every probe once and judge the incidents: exit 0 resolved, 1 present, 2 bad config.
     ///
@@ -198,13 +214,30 @@ fn main() -> ExitCode {
             sim_listen,
             speed,
             web_config,
-        } => block_on(&runtime, demo(listen, sim_listen, speed, web_config)),
+            webhook_listen,
+        } => block_on(
+            &runtime,
+            demo(listen, sim_listen, speed, web_config, webhook_listen),
+        ),
         Command::Sim {
             listen,
             password,
             bypass_key,
             redis_listen,
-        } => block_on(&runtime, sim(listen, password, bypass_key, redis_listen)),
+            webhook_listen,
+            postgres_listen,
+            postgres_socket_dir,
+        } => block_on(
+            &runtime,
+            sim(
+                listen,
+                password,
+                bypass_key,
+                redis_listen,
+                webhook_listen,
+                (postgres_listen, postgres_socket_dir),
+            ),
+        ),
     };
     // Flush the spans of the last runs while the runtime still runs the gRPC processor; from
     // this thread (not a runtime worker) blocking on it is fine. Nothing when traces are off.
@@ -397,6 +430,7 @@ async fn demo(
     sim_listen: String,
     speed: f64,
     web_config: Option<PathBuf>,
+    webhook_listen: String,
 ) -> anyhow::Result<ExitCode> {
     let listener = bind(&listen).await?;
     let token = CancellationToken::new();
@@ -439,11 +473,17 @@ async fn demo(
         token.clone(),
     ));
 
+    // Kept to the end: dropping it removes the stand-in's socket directory.
+    let pg = pathwatch::demo::start_postgres(sim_addr.ip(), state.clone(), token.clone())
+        .await
+        .context("cannot start the reference service's Postgres")?;
     let (vars, with_postgres) = pathwatch::demo::env_values(&|k| std::env::var(k).ok());
     let targets = pathwatch::demo::Targets {
         sim: sim_addr,
         redis: redis_addr,
         tls: tls_addr,
+        postgres: pg.tcp,
+        postgres_socket: pg.socket_dir.clone(),
         grpc: grpc_addr,
     };
     let text = pathwatch::demo::config(targets, with_postgres, speed);
@@ -459,8 +499,14 @@ async fn demo(
         "demo: reference service on http://{sim_addr} (faults: http://{sim_addr}/admin/faults), Redis on {redis_addr}"
     );
     println!("demo: pathwatch status page http://{shown}/ and metrics http://{shown}/metrics");
+    demo_webhooks(&webhook_listen, token.clone()).await;
+    println!(
+        "demo: reference Postgres (Cloud SQL) on {} and {}/.s.PGSQL.5432",
+        pg.tcp,
+        pg.socket_dir.display()
+    );
     if !with_postgres {
-        println!("demo: set DATABASE_URL or PGHOST to add a Postgres probe");
+        println!("demo: set DATABASE_URL or PGHOST to probe a real Postgres as `database`");
     }
     println!("demo: Ctrl-C stops it");
     tokio::spawn(pathwatch::demo::walk(state, speed, token.clone()));
@@ -477,6 +523,8 @@ async fn sim(
     password: String,
     bypass_key: Option<String>,
     redis_listen: Option<String>,
+    webhook_listen: Option<String>,
+    (postgres_listen, postgres_socket_dir): (Option<String>, Option<PathBuf>),
 ) -> anyhow::Result<ExitCode> {
     let token = CancellationToken::new();
     tokio::spawn(shutdown_on_signal(token.clone()));
@@ -501,11 +549,57 @@ async fn sim(
             token.clone(),
         ));
     }
+    if let Some(hooks) = webhook_listen.as_deref() {
+        // Asked for by name: a taken port fails, as the other listeners do.
+        let hooks = pathwatch::sim::receiver::spawn(hooks, token.clone())
+            .await
+            .with_context(|| format!("cannot listen on {hooks} for Alertmanager's webhooks"))?;
+        tracing::info!(addr = %hooks, "webhook receiver listening");
+    }
+    let pg = pathwatch::sim::PgServer::new(state.clone());
+    if let Some(pg_listen) = postgres_listen {
+        let l = tokio::net::TcpListener::bind(&pg_listen)
+            .await
+            .with_context(|| format!("cannot listen on {pg_listen} for Postgres"))?;
+        let pg_addr = l.local_addr().context("reading the Postgres address")?;
+        tracing::info!(addr = %pg_addr, "reference Postgres listening");
+        let (pg, token) = (pg.clone(), token.clone());
+        tokio::spawn(async move { pg.serve(pathwatch::sim::PgListener::Tcp(l), token).await });
+    }
+    if let Some(dir) = postgres_socket_dir {
+        let path = dir.join(".s.PGSQL.5432");
+        let l = tokio::net::UnixListener::bind(&path)
+            .with_context(|| format!("cannot listen on {} for Postgres", path.display()))?;
+        tracing::info!(socket = %path.display(), "reference Postgres listening");
+        let (pg, token) = (pg.clone(), token.clone());
+        tokio::spawn(async move {
+            pg.serve(pathwatch::sim::PgListener::Unix(l, path), token)
+                .await
+        });
+    }
     tracing::info!(addr = %addr, "reference service listening");
     pathwatch::sim::serve(listener, state, token)
         .await
         .context("reference service failed")?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The demo's receiver of Alertmanager's webhooks. A taken port is said and skipped: the demo
+/// serves more than the paging walkthrough, and a second demo (or the user's own receiver on
+/// 9095) must not stop it.
+async fn demo_webhooks(listen: &str, token: CancellationToken) {
+    use pathwatch::sim::receiver;
+    let Some(listen) = receiver::parse_listen(listen) else {
+        return;
+    };
+    match receiver::spawn(listen, token).await {
+        Ok(a) => println!(
+            "demo: Alertmanager notifications to http://{a}/pager, /tickets and /default print here, one line per alert"
+        ),
+        Err(e) => println!(
+            "demo: cannot listen on {listen} for Alertmanager's webhooks ({e}): notifications will not print here (--webhook-listen ADDR picks another address, --webhook-listen off none)"
+        ),
+    }
 }
 
 /// Runs the exporter (pathwatch::app) and turns how it stopped into the exit code: a web

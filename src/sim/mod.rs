@@ -12,8 +12,10 @@
 //!   serving the service's own log (see [`logging`])
 //! - admin (no auth): `GET|PUT /admin/faults`, `POST /admin/restart`, `GET /admin/runs`
 //!
-//! Redis (RESP) is served on a listener of its own by [`serve_redis`], and a TLS handshake
-//! (a certificate made at start, for the demo's `tls_cert` probe) by [`serve_tls`].
+//! Redis (RESP) is served on a listener of its own by [`serve_redis`], a TLS handshake
+//! (a certificate made at start, for the demo's `tls_cert` probe) by [`serve_tls`], and
+//! Postgres (Cloud SQL, over TCP and a Unix socket) by [`PgServer`]. The notification
+//! receiver for Alertmanager's webhooks is in [`receiver`], on a listener of its own.
 //! gRPC health checks (the demo's `grpc` probe) are served by [`serve_grpc`].
 
 mod admin;
@@ -23,6 +25,8 @@ pub mod gcp;
 pub mod grpc;
 mod health;
 pub mod logging;
+pub mod postgres;
+pub mod receiver;
 mod redis;
 mod run;
 mod tls;
@@ -31,6 +35,7 @@ mod ws;
 pub use gcp::GcpApiFault;
 pub use grpc::serve_grpc;
 pub use logging::LoggingFault;
+pub use postgres::{PgFaults, PgListener, PgServer};
 pub use redis::serve_redis;
 pub use tls::serve_tls;
 
@@ -97,6 +102,8 @@ pub struct Faults {
     pub gcp_metadata: Option<GcpApiFault>,
     /// Redis answers `PING` with `-LOADING`, as while it loads its dataset.
     pub redis_loading: bool,
+    /// The Postgres stand-in's faults (see [`postgres`]).
+    pub postgres: PgFaults,
 }
 
 impl Faults {

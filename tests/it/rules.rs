@@ -101,7 +101,7 @@ fn every_alert_has_severity_text_and_a_runbook_section() {
 }
 
 /// alerts/install.py: the runbook and Grafana bases set in one place, and `--scale` divides
-/// durations only; promtool accepts what it writes.
+/// durations only (the texts' own durations with them); promtool accepts what it writes.
 #[test]
 fn install_sets_the_link_bases_and_scales_only_durations() {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -146,11 +146,43 @@ fn install_sets_the_link_bases_and_scales_only_durations() {
     );
     assert!(text.contains("[60s]") && !text.contains("[30m]"));
     assert!(text.contains("interval: 333ms"));
+    // The texts say what the copy does: for: 2m -> "for over 4 seconds", [10m] -> "in 20
+    // seconds", for: 15m -> "for 30 seconds". Thresholds are no durations of their rule.
+    for said in [
+        "has been starting for over 4 seconds\"",
+        "lines in 20 seconds\"",
+        "another session in 20 seconds (",
+        "container exits in 20 seconds in",
+        "no fresh result for 30 seconds.\"",
+        "the criterion is under 10 s.",
+        "valid for less than 14 days",
+    ] {
+        assert!(text.contains(said), "{said:?} not in\n{text}");
+    }
+    let words = regex::Regex::new(r"\b\d+ (?:second|minute|hour|day)s?\b").expect("regex");
+    let texts = |t: &str| -> Vec<String> {
+        t.lines()
+            .map(str::trim_start)
+            .filter(|l| l.starts_with("summary: ") || l.starts_with("description: "))
+            .map(String::from)
+            .collect()
+    };
+    let changed: Vec<(String, String)> = texts(&shipped)
+        .into_iter()
+        .zip(texts(&text))
+        .filter(|(a, b)| a != b)
+        .collect();
+    assert_eq!(changed.len(), 6, "{changed:#?}");
+    for (a, b) in &changed {
+        assert_eq!(words.replace_all(a, "D"), words.replace_all(b, "D"));
+    }
     // Everything else is the shipped text: same lines once links and durations are set aside.
     let skeleton = |t: &str| -> Vec<String> {
         t.lines()
             .filter(|l| !l.contains("_url: ") && !l.trim_start().starts_with("for: "))
             .filter(|l| !l.trim_start().starts_with("interval: "))
+            .filter(|l| !l.trim_start().starts_with("summary: "))
+            .filter(|l| !l.trim_start().starts_with("description: "))
             .map(|l| {
                 let mut out = String::new();
                 let mut skip = false;
