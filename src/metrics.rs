@@ -14,14 +14,13 @@ pub mod golden;
 pub mod histograms;
 pub mod http;
 pub mod incident;
+pub mod kind_metrics;
 pub mod kinds;
 pub mod labels;
-pub mod logs;
 pub mod pg_connections;
 pub mod rootcause;
 pub mod rows;
 pub mod scrape;
-pub mod startup;
 pub mod values;
 
 use crate::probe::RunResult;
@@ -34,9 +33,9 @@ use prometheus_client::registry::{Registry, Unit};
 use rows::{ProbeRows, RowFamilies, RowRun};
 use std::sync::atomic::AtomicU64;
 
+pub use histograms::TraceLabels;
 pub use labels::{
     BuildLabels, DbLabels, NameLabels, PhaseLabels, ProbeLabels, RunLabels, RunResultLabel,
-    TraceLabels,
 };
 
 /// Buckets for durations bounded by probe timeouts: they reach past the largest default

@@ -131,15 +131,15 @@ pub fn redact(text: &str) -> Cow<'_, str> {
             }
         }
     }
-    if out.contains("://") {
-        if let Cow::Owned(s) = USER_INFO.replace_all(&out, format!("${{1}}{MASK}@")) {
-            out = Cow::Owned(s);
-        }
+    if out.contains("://")
+        && let Cow::Owned(s) = USER_INFO.replace_all(&out, format!("${{1}}{MASK}@"))
+    {
+        out = Cow::Owned(s);
     }
-    if out.contains('=') {
-        if let Cow::Owned(s) = SECRET_QUERY.replace_all(&out, format!("${{1}}{MASK}")) {
-            out = Cow::Owned(s);
-        }
+    if out.contains('=')
+        && let Cow::Owned(s) = SECRET_QUERY.replace_all(&out, format!("${{1}}{MASK}"))
+    {
+        out = Cow::Owned(s);
     }
     out
 }

@@ -235,15 +235,18 @@ fn judge(
     r
 }
 
-/// The seconds a criterion bounds, per kind: the session time of a database probe, the
-/// startup time, login to final event, or the run's duration.
+/// The seconds a criterion bounds, per kind: the last value of the family the kind names
+/// ([`crate::probe::ProbeKind::MEASURED`], e.g. the startup time), the session time of a
+/// database probe, login to final event, or the run's duration.
 fn measured(kind: Kind, run: &RunResult, history: &[Arc<RunResult>]) -> Option<f64> {
-    match kind {
-        Kind::Startup => history
+    if let Some(family) = kind.measured() {
+        return history
             .iter()
             .rev()
-            .find_map(|r| r.observations.startup().and_then(|s| s.seconds))
-            .filter(|_| run.ok()),
+            .find_map(|r| r.observations.value(family))
+            .filter(|_| run.ok());
+    }
+    match kind {
         Kind::GoldenPath => run
             .observations
             .golden()

@@ -4,7 +4,7 @@
 //! configured names, or API enum values checked to be one (never a URL, token or env value).
 
 use super::FloatGauge;
-use super::kinds::KindMetrics;
+use super::kind_metrics::KindMetrics;
 use crate::config::ProbeConfig;
 use crate::probe::gcp::{GcpObs, UNRECOGNIZED, states};
 use crate::probe::{Kind, RunResult};

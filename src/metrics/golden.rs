@@ -2,7 +2,7 @@
 //! delivered and expected, each event's time, crosstalk, duplicates, unexpected frames, and
 //! failures by the step that broke.
 
-use super::kinds::KindMetrics;
+use super::kind_metrics::KindMetrics;
 use super::{FloatGauge, Histograms, NameLabels, duration_histogram, exemplar};
 use crate::config::ProbeConfig;
 use crate::probe::golden::GoldenObs;

@@ -2,7 +2,7 @@
 //! (0 when none arrived).
 
 use super::NameLabels;
-use super::kinds::KindMetrics;
+use super::kind_metrics::KindMetrics;
 use crate::config::ProbeConfig;
 use crate::probe::{Kind, RunResult};
 use prometheus_client::metrics::family::Family;

@@ -8,11 +8,6 @@ use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEn
 use std::fmt::Write as _;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct TraceLabels {
-    pub trace_id: String,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ProbeLabels {
     pub probe: String,
     pub kind: Kind,
@@ -104,11 +99,5 @@ impl LabelText for DbLabels {
 impl LabelText for NameLabels {
     fn write_labels(&self, out: &mut String) {
         push_pair(out, "probe", &self.probe);
-    }
-}
-
-impl LabelText for TraceLabels {
-    fn write_labels(&self, out: &mut String) {
-        push_pair(out, "trace_id", &self.trace_id);
     }
 }

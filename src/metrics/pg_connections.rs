@@ -3,7 +3,7 @@
 //! use, so saturation alerts before connects fail. `database` is bounded (the ten busiest,
 //! the rest `other`), `state` is pg_stat_activity's closed set.
 
-use super::kinds::KindMetrics;
+use super::kind_metrics::KindMetrics;
 use super::{FloatGauge, NameLabels};
 use crate::config::ProbeConfig;
 use crate::probe::pg_connections::PgConnections;

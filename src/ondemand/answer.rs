@@ -1,7 +1,7 @@
 //! The text of a `/probe` answer, written straight from the run's [`RunResult`] in the format
 //! the client asked for: success, duration, phases, the HTTP status (http, startup) and the
-//! gauges the kind declares ([`crate::probe::ProbeKind::GAUGES`]), as blackbox_exporter
-//! answers.
+//! gauges the kind declares for it ([`crate::probe::KindFamily::on_demand`]), as
+//! blackbox_exporter answers.
 //!
 //! The answer used to be a fresh prometheus-client registry over the exporter's families,
 //! encoded as OpenMetrics and rewritten to 0.0.4 for most clients: building those families
@@ -11,7 +11,7 @@
 
 use crate::metrics::histograms::{Numbers, push_pair};
 use crate::metrics::scrape::Format;
-use crate::probe::{Kind, Phase, RunResult};
+use crate::probe::{FamilyType, Kind, Phase, RunResult};
 
 /// Room for a tcp run's answer with its phases, so the buffer is allocated once; an answer
 /// that outgrows it (a long probe name, many phases) grows it as a `String` does.
@@ -70,18 +70,37 @@ pub fn write(probe: &str, kind: Kind, run: &RunResult, format: Format) -> String
         let code = run.observations.http_status().unwrap_or(0);
         w.int_sample(NAME, &[("probe", probe)], i64::from(code));
     }
-    // The plain numbers the kind declares (a tls_cert module's expiry), when the run
-    // reported them.
-    for g in kind.gauges() {
-        let Some(v) = run.observations.gauge(g.name) else {
+    // The gauges the kind declares for one run (a tls_cert module's expiry), when the run
+    // reported them; totals kept across runs are the exporter's, not an answer's.
+    for f in kind.families().iter().filter(|f| f.on_demand) {
+        let mut samples = run
+            .observations
+            .samples()
+            .iter()
+            .filter(|s| s.family == f.name)
+            .peekable();
+        if samples.peek().is_none() {
             continue;
+        }
+        let name = match f.unit {
+            Some(unit) => format!("pathwatch_{}_{unit}", f.name),
+            None => format!("pathwatch_{}", f.name),
         };
-        let name = match g.unit {
-            Some(unit) => format!("pathwatch_{}_{unit}", g.name),
-            None => format!("pathwatch_{}", g.name),
-        };
-        w.header(&name, g.unit, g.help);
-        w.float_sample(&name, &[("probe", probe)], v);
+        w.header(&name, f.unit, f.help);
+        for s in samples {
+            let labels: Vec<(&str, &str)> = std::iter::once(("probe", probe))
+                .chain(
+                    f.labels
+                        .iter()
+                        .copied()
+                        .zip(s.labels.iter().map(String::as_str)),
+                )
+                .collect();
+            match f.family_type {
+                FamilyType::IntGauge => w.int_sample(&name, &labels, s.value as i64),
+                _ => w.float_sample(&name, &labels, s.value),
+            }
+        }
     }
     if format == Format::OpenMetrics {
         w.out.push_str("# EOF\n");

@@ -68,9 +68,9 @@ fn reference(probe: &str, kind: Kind, run: &RunResult) -> String {
         "Status code of the HTTP response (0 when none arrived)",
         status,
     );
-    for g in kind.gauges() {
+    for g in kind.families().iter().filter(|f| f.on_demand) {
         let family = Family::<NameLabels, FloatGauge>::default();
-        if let Some(v) = run.observations.gauge(g.name) {
+        if let Some(v) = run.observations.value(g.name) {
             family.get_or_create(&name).set(v);
         }
         match g.unit {
@@ -109,8 +109,8 @@ fn run(ok: bool, phases: &[Phase], status: Option<u16>, kind: Kind) -> RunResult
     if let Some(code) = status {
         observations.set(Observation::HttpStatus(code));
     }
-    let gauges = kind.gauges().iter().map(|g| (g.name, 1_795_957_554.5));
-    observations.set(Observation::Gauges(gauges.collect()));
+    let gauges = kind.families().iter().map(|f| f.sample(1_795_957_554.5));
+    observations.set(Observation::Samples(gauges.collect()));
     RunResult {
         finished_unix_seconds: 1_795_957_554.998_789_4,
         duration: Duration::from_nanos(1_234_567),

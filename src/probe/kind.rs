@@ -22,9 +22,13 @@ pub trait ProbeKind: Clone + Sized {
     type Probe: Probe;
     /// Why a spec does not build (its Display is the config error's text).
     type Error: std::error::Error + Send + Sync + 'static;
-    /// The gauges this kind's runs report ([`super::Observation::Gauges`]); metrics
-    /// registers one family for each, so such a kind needs no metrics module of its own.
-    const GAUGES: &'static [KindGauge] = &[];
+    /// The metric families this kind's runs report, as [`Sample`]s
+    /// ([`super::Observation::Samples`]): the exporter registers and writes each (and
+    /// `/probe` the [`KindFamily::on_demand`] ones), so a kind needs no metrics code of its own.
+    const FAMILIES: &'static [KindFamily] = &[];
+    /// The family of [`Self::FAMILIES`] whose last reported value a `max_seconds` criterion
+    /// bounds (e.g. the measured startup time), instead of the run's duration.
+    const MEASURED: Option<&'static str> = None;
 
     /// Checks what needs more than one field and prepares everything a run needs.
     fn build(&self) -> Result<Self::Probe, Self::Error>;
@@ -47,6 +51,13 @@ pub trait ProbeKind: Clone + Sized {
         self.clone()
     }
 
+    /// The series a probe of this spec has before its first run, so that `rate()` and
+    /// dashboards see zeros: the exporter writes them at each config load as a run's samples
+    /// (a gauge is set, a counter created).
+    fn initial_samples(&self) -> Vec<Sample> {
+        Vec::new()
+    }
+
     /// How a database probe reaches its server (`pathwatch_db_connect_seconds`); `None`
     /// for the others.
     fn db_transport(&self) -> Option<Transport> {
@@ -62,15 +73,128 @@ pub trait Probe: std::fmt::Debug + Send + Sync + 'static {
     async fn run(&self, trace: &Trace) -> Result<Outcome, ProbeError>;
 }
 
-/// A gauge family a kind declares: `pathwatch_<name>_<unit>{probe}`, set from the value of
-/// that name its last run reported, absent when the run reported none (a failed run).
+/// A metric family a kind reports: `pathwatch_<name>[_<unit>]{probe, <labels>...}` (a
+/// counter's samples end in `_total`). The exporter registers one family per declaration
+/// (metrics/kinds.rs) and writes into it the [`Sample`]s of that name each run reports; nothing
+/// outside the kind's module names the family.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct KindGauge {
-    /// The family's name without the `pathwatch_` prefix and the unit suffix.
+pub struct KindFamily {
+    /// The family's name without the `pathwatch_` prefix, the unit suffix and `_total`.
     pub name: &'static str,
     pub help: &'static str,
     /// The unit suffix (`seconds`, `bytes`), if the value has one.
     pub unit: Option<&'static str>,
+    /// The labels after `probe`, in order. Their values must be bounded: configured names
+    /// or closed sets, never text a target sent.
+    pub labels: &'static [&'static str],
+    pub family_type: FamilyType,
+    /// Whether a run that reports no sample of a series removes it (the value is the last
+    /// run's or none, e.g. a certificate's expiry) instead of keeping its last value.
+    pub removed_when_unreported: bool,
+    /// Whether a `/probe` answer writes it: a gauge that is a fact of one run (not a total
+    /// kept across runs).
+    pub on_demand: bool,
+}
+
+/// How the exporter writes a family's samples.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FamilyType {
+    /// A gauge set to the run's value.
+    Gauge,
+    /// A gauge of whole numbers (written without a decimal point).
+    IntGauge,
+    /// A counter raised to the total the run reports since its probe was built (counters
+    /// never go down): a run cut at its timeout is caught up by the next run's total.
+    Counter,
+    /// A counter the run's value is added to.
+    CounterIncrement,
+}
+
+impl KindFamily {
+    const fn new(name: &'static str, help: &'static str, family_type: FamilyType) -> Self {
+        KindFamily {
+            name,
+            help,
+            unit: None,
+            labels: &[],
+            family_type,
+            removed_when_unreported: false,
+            on_demand: false,
+        }
+    }
+
+    pub const fn gauge(name: &'static str, help: &'static str) -> Self {
+        Self::new(name, help, FamilyType::Gauge)
+    }
+
+    pub const fn int_gauge(name: &'static str, help: &'static str) -> Self {
+        Self::new(name, help, FamilyType::IntGauge)
+    }
+
+    /// See [`FamilyType::Counter`].
+    pub const fn counter(name: &'static str, help: &'static str) -> Self {
+        Self::new(name, help, FamilyType::Counter)
+    }
+
+    /// See [`FamilyType::CounterIncrement`].
+    pub const fn counter_increment(name: &'static str, help: &'static str) -> Self {
+        Self::new(name, help, FamilyType::CounterIncrement)
+    }
+
+    pub const fn unit(self, unit: &'static str) -> Self {
+        KindFamily {
+            unit: Some(unit),
+            ..self
+        }
+    }
+
+    pub const fn labels(self, labels: &'static [&'static str]) -> Self {
+        KindFamily { labels, ..self }
+    }
+
+    /// See [`KindFamily::removed_when_unreported`].
+    pub const fn removed_when_unreported(self) -> Self {
+        KindFamily {
+            removed_when_unreported: true,
+            ..self
+        }
+    }
+
+    /// See [`KindFamily::on_demand`].
+    pub const fn on_demand(self) -> Self {
+        KindFamily {
+            on_demand: true,
+            ..self
+        }
+    }
+
+    /// A value of this family for a probe (a family without labels of its own).
+    pub fn sample(&self, value: f64) -> Sample {
+        Sample {
+            family: self.name,
+            labels: Vec::new(),
+            value,
+        }
+    }
+
+    /// A value of this family for a probe and the values of [`KindFamily::labels`].
+    pub fn sample_with(&self, labels: Vec<String>, value: f64) -> Sample {
+        Sample {
+            family: self.name,
+            labels,
+            value,
+        }
+    }
+}
+
+/// One value a run reports of a family its kind declares ([`KindFamily`]): the family's
+/// name, the values of its labels after `probe` (in [`KindFamily::labels`] order) and the
+/// value.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Sample {
+    pub family: &'static str,
+    pub labels: Vec<String>,
+    pub value: f64,
 }
 
 /// Why an on-demand target does not fit a probe.

@@ -24,7 +24,7 @@ pub mod tls;
 pub mod tls_cert;
 pub mod trace;
 
-pub use kind::{KindGauge, Probe, ProbeKind, RetargetError};
+pub use kind::{FamilyType, KindFamily, Probe, ProbeKind, RetargetError, Sample};
 pub use observation::{Observation, Observations};
 pub use result::RunResult;
 pub use trace::{Phase, PhaseTimings, Trace};
@@ -149,9 +149,14 @@ macro_rules! probe_kinds {
         );
 
         impl Kind {
-            /// The gauges the kind's runs report ([`ProbeKind::GAUGES`]).
-            pub fn gauges(self) -> &'static [KindGauge] {
-                match self { $(Kind::$variant => <$spec as ProbeKind>::GAUGES),* }
+            /// The metric families the kind's runs report ([`ProbeKind::FAMILIES`]).
+            pub fn families(self) -> &'static [KindFamily] {
+                match self { $(Kind::$variant => <$spec as ProbeKind>::FAMILIES),* }
+            }
+
+            /// The family a `max_seconds` criterion bounds ([`ProbeKind::MEASURED`]).
+            pub fn measured(self) -> Option<&'static str> {
+                match self { $(Kind::$variant => <$spec as ProbeKind>::MEASURED),* }
             }
         }
 
@@ -206,6 +211,11 @@ macro_rules! probe_kinds {
                         ProbeSpec::$variant(ProbeKind::without_credentials(&**s).into())
                     }),*
                 }
+            }
+
+            /// The series the probe has before its first run ([`ProbeKind::initial_samples`]).
+            pub fn initial_samples(&self) -> Vec<Sample> {
+                match self { $(ProbeSpec::$variant(s) => ProbeKind::initial_samples(&**s)),* }
             }
 
             /// How a database probe reaches its server, for `pathwatch_db_connect_seconds`.

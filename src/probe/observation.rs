@@ -1,12 +1,12 @@
 //! What a run saw besides its outcome and phase timings: one [`Observation`] per thing a
 //! kind reports, carried from the probe (through its [`super::Trace`], so a run cut short at
 //! its timeout keeps what it saw) to the [`super::RunResult`] that metrics, incidents and the
-//! status page read. A new kind that reports something adds one variant here.
+//! status page read. A kind reports its own numbers as [`Observation::Samples`] of the
+//! families it declares ([`super::ProbeKind::FAMILIES`]) and needs no variant here.
 
 use super::gcp::GcpObs;
 use super::golden::GoldenObs;
-use super::logs::LogsObs;
-use super::startup::StartupObs;
+use super::kind::Sample;
 
 /// One thing a run observed.
 #[derive(Clone, Debug, PartialEq)]
@@ -15,19 +15,16 @@ pub enum Observation {
     HttpStatus(u16),
     /// A golden path's events so far.
     Golden(GoldenObs),
-    /// What a startup probe saw.
-    Startup(StartupObs),
     /// A resource state the target reported (READY, RUNNABLE, ...): root-cause lines and
     /// `state:` criteria read it.
     State(String),
     /// What a GCP probe learned (state, expectations, sizes).
     Gcp(GcpObs),
-    /// A logs probe's match totals.
-    Logs(LogsObs),
     /// A postgres probe's read of the server's connections (`connections: true`).
     PgConnections(super::pg_connections::PgConnections),
-    /// Values of the gauges the kind declares ([`super::ProbeKind::GAUGES`]), by name.
-    Gauges(Vec<(&'static str, f64)>),
+    /// Values of the families the kind declares ([`super::ProbeKind::FAMILIES`]): the
+    /// exporter, `/probe` and the incident engine read them without knowing the kind.
+    Samples(Vec<Sample>),
 }
 
 /// A run's observations, at most one of each variant (a later one replaces an earlier).
@@ -80,13 +77,6 @@ impl Observations {
         })
     }
 
-    pub fn startup(&self) -> Option<&StartupObs> {
-        self.iter().find_map(|o| match o {
-            Observation::Startup(s) => Some(s),
-            _ => None,
-        })
-    }
-
     pub fn state(&self) -> Option<&str> {
         self.iter().find_map(|o| match o {
             Observation::State(s) => Some(s.as_str()),
@@ -101,19 +91,29 @@ impl Observations {
         })
     }
 
-    /// The value the run reported for the declared gauge `name`.
-    pub fn gauge(&self, name: &str) -> Option<f64> {
-        self.iter().find_map(|o| match o {
-            Observation::Gauges(g) => g.iter().find(|(n, _)| *n == name).map(|(_, v)| *v),
-            _ => None,
-        })
+    /// The samples of the kind's declared families the run reported (none when it
+    /// reported none).
+    pub fn samples(&self) -> &[Sample] {
+        self.iter()
+            .find_map(|o| match o {
+                Observation::Samples(s) => Some(s.as_slice()),
+                _ => None,
+            })
+            .unwrap_or(&[])
     }
 
-    pub fn logs(&self) -> Option<&LogsObs> {
-        self.iter().find_map(|o| match o {
-            Observation::Logs(l) => Some(l),
-            _ => None,
-        })
+    /// The value the run reported for the declared family `name` (its first sample).
+    pub fn value(&self, name: &str) -> Option<f64> {
+        self.samples()
+            .iter()
+            .find(|s| s.family == name)
+            .map(|s| s.value)
+    }
+
+    /// [`Observations::value`] under its former name (src/demo.rs's test reads a tls_cert
+    /// expiry with it).
+    pub fn gauge(&self, name: &str) -> Option<f64> {
+        self.value(name)
     }
 }
 

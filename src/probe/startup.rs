@@ -10,7 +10,7 @@
 //!   unix seconds or an RFC 3339 string); a new value there is a restart even if no poll failed.
 
 use super::http::{HttpError, HttpProbe, HttpSpec};
-use super::kind::{Probe, ProbeKind};
+use super::kind::{KindFamily, Probe, ProbeKind, Sample};
 use super::{Kind, Outcome, ProbeError, Reason, Trace};
 use crate::probe::Observation;
 use serde::Deserialize;
@@ -90,7 +90,23 @@ struct State {
     phase: Phase,
 }
 
-/// What a startup run observed, for the `pathwatch_startup_*` metrics.
+/// The `pathwatch_startup_*` families.
+const SECONDS: KindFamily = KindFamily::gauge(
+    "startup",
+    "Last measured time from a start of the service to its first healthy answer",
+)
+.unit("seconds");
+const IN_PROGRESS: KindFamily = KindFamily::int_gauge(
+    "startup_in_progress",
+    "1 while the service is starting (polled fast), else 0",
+);
+const UNHEALTHY: KindFamily = KindFamily::counter_increment(
+    "startup_unhealthy_answers",
+    "Unhealthy answers (e.g. 503) received while the service was starting",
+);
+
+/// What a startup run observed, reported as the samples of the `pathwatch_startup_*`
+/// families ([`StartupObs::samples`]).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct StartupObs {
     /// Set on the run that saw the first healthy answer after a start.
@@ -98,6 +114,21 @@ pub struct StartupObs {
     pub in_progress: bool,
     /// 1 when this run got an unhealthy answer during a startup.
     pub unhealthy_answers: u64,
+}
+
+impl StartupObs {
+    /// The samples of [`StartupSpec::FAMILIES`]: the startup time only on the run that
+    /// measured one (the gauge keeps the last).
+    pub fn samples(&self) -> Vec<Sample> {
+        let mut samples = vec![
+            IN_PROGRESS.sample(f64::from(u8::from(self.in_progress))),
+            UNHEALTHY.sample(self.unhealthy_answers as f64),
+        ];
+        if let Some(secs) = self.seconds {
+            samples.push(SECONDS.sample(secs));
+        }
+        samples
+    }
 }
 
 /// Why a `startup` spec does not build.
@@ -122,6 +153,14 @@ impl ProbeKind for StartupSpec {
     const DEFAULT_TIMEOUT: Duration = super::http::DEFAULT_TIMEOUT;
     type Probe = StartupProbe;
     type Error = StartupError;
+    const FAMILIES: &'static [KindFamily] = &[SECONDS, IN_PROGRESS, UNHEALTHY];
+    /// A `max_seconds` criterion bounds the last measured startup time.
+    const MEASURED: Option<&'static str> = Some(SECONDS.name);
+
+    /// In progress until the first healthy answer; no unhealthy answer yet.
+    fn initial_samples(&self) -> Vec<Sample> {
+        vec![IN_PROGRESS.sample(1.0), UNHEALTHY.sample(0.0)]
+    }
 
     fn build(&self) -> Result<StartupProbe, StartupError> {
         let check = self.check.build().map_err(StartupError::Check)?;
@@ -231,7 +270,7 @@ async fn probe(p: &StartupProbe, trace: &Trace) -> Result<Outcome, ProbeError> {
         }
     };
     drop(state);
-    trace.observe(Observation::Startup(obs));
+    trace.observe(Observation::Samples(obs.samples()));
     outcome.map(|()| Outcome {
         facts: vec![(
             "status",

@@ -144,7 +144,7 @@ fn event_frame(
 
 /// The real backend mixes both timestamp forms: even indexes get Unix seconds, odd ones ISO 8601.
 fn timestamp(index: usize) -> Value {
-    if index % 2 == 0 {
+    if index.is_multiple_of(2) {
         json!(clock::unix_seconds())
     } else {
         json!(clock::now_iso())

@@ -129,11 +129,14 @@ fn observations(kind: Kind) -> Observations {
             crosstalk: 1,
             total: Some(ms(20)),
         })),
-        Kind::Startup => obs.set(Observation::Startup(StartupObs {
-            seconds: Some(3.0),
-            in_progress: false,
-            unhealthy_answers: 1,
-        })),
+        Kind::Startup => obs.set(Observation::Samples(
+            StartupObs {
+                seconds: Some(3.0),
+                in_progress: false,
+                unhealthy_answers: 1,
+            }
+            .samples(),
+        )),
         Kind::GcpVpcConnector | Kind::GcpCloudsql | Kind::GcpCloudRun => {
             obs.set(Observation::Gcp(GcpObs {
                 state: Some("READY"),
@@ -147,15 +150,18 @@ fn observations(kind: Kind) -> Observations {
                 database_version: (kind == Kind::GcpCloudsql).then(|| "POSTGRES_14".into()),
             }))
         }
-        Kind::Logs => obs.set(Observation::Logs(LogsObs {
-            lines_read: 3,
-            patterns: vec![PatternObs {
-                name: "failed".into(),
-                matches: 1,
-                window_matches: 1,
-                last_value: Some(1.0),
-            }],
-        })),
+        Kind::Logs => obs.set(Observation::Samples(
+            LogsObs {
+                lines_read: 3,
+                patterns: vec![PatternObs {
+                    name: "failed".into(),
+                    matches: 1,
+                    window_matches: 1,
+                    last_value: Some(1.0),
+                }],
+            }
+            .samples(),
+        )),
         Kind::Postgres => obs.set(Observation::PgConnections(PgConnections {
             max: 10,
             reserved: 3,
@@ -164,10 +170,18 @@ fn observations(kind: Kind) -> Observations {
         })),
         _ => {}
     }
-    // The gauges a kind declares (ProbeKind::GAUGES), each with a value.
-    let gauges: Vec<(&'static str, f64)> = kind.gauges().iter().map(|g| (g.name, 1.0)).collect();
-    if !gauges.is_empty() {
-        obs.set(Observation::Gauges(gauges));
+    // The families a kind declares (ProbeKind::FAMILIES) that no observation above set:
+    // one sample each.
+    if obs.samples().is_empty() {
+        let samples: Vec<_> = kind
+            .families()
+            .iter()
+            .filter(|f| f.labels.is_empty())
+            .map(|f| f.sample(1.0))
+            .collect();
+        if !samples.is_empty() {
+            obs.set(Observation::Samples(samples));
+        }
     }
     obs
 }

@@ -174,3 +174,70 @@ fn health_readiness_and_index() {
     let (status, _, _) = exp.get("/nope");
     assert_eq!(status, 404);
 }
+
+/// The families kinds declare (`ProbeKind::FAMILIES`: labels of their own, integer and
+/// float gauges, counters) pass both checkers: a logs probe over a file and a startup probe
+/// whose service is not up yet.
+#[test]
+fn declared_families_pass_both_checkers() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let log = dir.path().join("app.log");
+    std::fs::write(
+        &log,
+        "PHASE COMPLETED: DATABASE (1.250s)\nApplication startup failed. Exiting.\nother\n",
+    )
+    .expect("write the log");
+    let exp = Exporter::start(&format!(
+        "defaults: {{ interval: 1s, timeout: 2s }}\nprobes:\n  - name: applog\n    kind: logs\n    file: {{ path: {} }}\n    patterns:\n      db_phase: 'PHASE COMPLETED: DATABASE \\(([0-9.]+)s\\)'\n      startup_failed: 'Application startup failed'\n      vpc: 'not accessible through VPC connector'\n  - {{ name: boot, kind: startup, check: {{ url: \"http://127.0.0.1:{}/health\" }} }}\n",
+        log.display(),
+        closed_port()
+    ));
+    exp.wait_first_run("applog", Duration::from_secs(20));
+    exp.wait_first_run("boot", Duration::from_secs(20));
+    let text = get_text_004(exp.addr, "/metrics", &[]);
+    for (name, labels, want) in [
+        (
+            "pathwatch_log_pattern_matches_total",
+            &[("probe", "applog"), ("pattern", "db_phase")][..],
+            1.0,
+        ),
+        (
+            "pathwatch_log_pattern_last_value",
+            &[("probe", "applog"), ("pattern", "db_phase")][..],
+            1.25,
+        ),
+        (
+            "pathwatch_log_pattern_window_matches",
+            &[("probe", "applog"), ("pattern", "vpc")][..],
+            0.0,
+        ),
+        (
+            "pathwatch_log_lines_read_total",
+            &[("probe", "applog")][..],
+            3.0,
+        ),
+        (
+            "pathwatch_startup_in_progress",
+            &[("probe", "boot")][..],
+            1.0,
+        ),
+        (
+            "pathwatch_startup_unhealthy_answers_total",
+            &[("probe", "boot")][..],
+            0.0,
+        ),
+    ] {
+        assert_eq!(value(&text, name, labels), Some(want), "{name}:\n{text}");
+    }
+    let report = get_openmetrics(exp.addr, "/metrics");
+    for family in [
+        "pathwatch_log_pattern_matches counter 3",
+        "pathwatch_log_pattern_window_matches gauge 3",
+        "pathwatch_log_pattern_last_value gauge 1",
+        "pathwatch_log_lines_read counter 1",
+        "pathwatch_startup_in_progress gauge 1",
+        "pathwatch_startup_unhealthy_answers counter 1",
+    ] {
+        assert!(report.contains(family), "{family}:\n{report}");
+    }
+}

@@ -440,3 +440,150 @@ fn the_guard_sees_every_way_of_naming_a_module() {
     assert_eq!(found.len(), 1, "{found:#?}");
     assert!(found[0].contains("core -> probe"), "{found:#?}");
 }
+
+/// The submodules of src/metrics/ that a path from a file inside it names: `super::`
+/// chains that reach metrics.rs and `crate::metrics::` paths, followed to the submodule
+/// they name directly or through one of metrics.rs's `pub use` re-exports. Code from the
+/// first `#[cfg(test)]` on is skipped: tests may use anything.
+fn metrics_edges(
+    depth: usize,
+    text: &str,
+    subs: &[String],
+    owner: &std::collections::BTreeMap<String, String>,
+) -> Vec<String> {
+    let code: String = text
+        .split("#[cfg(test)]")
+        .next()
+        .unwrap_or("")
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("//"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let resolve = |name: &str| -> Option<String> {
+        if subs.iter().any(|s| s == name) {
+            Some(name.to_string())
+        } else {
+            owner.get(name).cloned()
+        }
+    };
+    // The first identifier of each top-level item after a path's `::` (`x` or `{a, b::c}`).
+    let names = |rest: &str| -> Vec<String> {
+        let ident = |s: &str| -> String {
+            s.chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect()
+        };
+        let Some(group) = rest.strip_prefix('{') else {
+            return vec![ident(rest)];
+        };
+        let (mut out, mut depth, mut start) = (Vec::new(), 0usize, true);
+        for (i, c) in group.char_indices() {
+            match c {
+                '{' => depth += 1,
+                '}' if depth == 0 => break,
+                '}' => depth -= 1,
+                ',' if depth == 0 => start = true,
+                c if c.is_whitespace() => {}
+                _ if start && depth == 0 => {
+                    start = false;
+                    out.push(ident(&group[i..]));
+                }
+                _ => {}
+            }
+        }
+        out
+    };
+    let mut out = Vec::new();
+    let chain = "super::".repeat(depth);
+    for (at, _) in code.match_indices(&chain) {
+        let before = &code[..at];
+        let rest = &code[at + chain.len()..];
+        if before.ends_with("::") || rest.starts_with("super::") {
+            continue;
+        }
+        out.extend(names(rest).iter().filter_map(|n| resolve(n)));
+    }
+    for (at, _) in code.match_indices("crate::metrics::") {
+        let rest = &code[at + "crate::metrics::".len()..];
+        out.extend(names(rest).iter().filter_map(|n| resolve(n)));
+    }
+    out
+}
+
+#[test]
+fn no_import_circle_inside_metrics() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let root = std::fs::read_to_string(src.join("metrics.rs")).expect("src/metrics.rs");
+    let subs: Vec<String> = root
+        .lines()
+        .filter_map(|l| {
+            let l = l.trim();
+            let name = l
+                .strip_prefix("pub mod ")
+                .or_else(|| l.strip_prefix("mod "))?;
+            Some(name.trim_end_matches(';').to_string())
+        })
+        .collect();
+    // `pub use m::{A, B};` in metrics.rs: A and B are m's.
+    let mut owner = std::collections::BTreeMap::new();
+    for stmt in root.split(';') {
+        let Some(i) = stmt.find("pub use ") else {
+            continue;
+        };
+        let Some((m, items)) = stmt[i + "pub use ".len()..].split_once("::") else {
+            continue;
+        };
+        if subs.iter().any(|s| s == m.trim()) {
+            for item in items.split(|c: char| "{},".contains(c)) {
+                let item = item.trim();
+                if !item.is_empty() {
+                    owner.insert(item.to_string(), m.trim().to_string());
+                }
+            }
+        }
+    }
+    let mut files = Vec::new();
+    sources(&src.join("metrics"), &mut files);
+    let mut graph = std::collections::BTreeMap::<String, std::collections::BTreeSet<String>>::new();
+    for file in &files {
+        let rel = file
+            .strip_prefix(src.join("metrics"))
+            .expect("under src/metrics");
+        let parts: Vec<_> = rel.components().collect();
+        let Some(first) = parts.first() else { continue };
+        let from = first
+            .as_os_str()
+            .to_string_lossy()
+            .trim_end_matches(".rs")
+            .to_string();
+        // A file's own `mod tests` in another file (`#[path]`) is test code.
+        if from.ends_with("_tests") || from == "testdata" {
+            continue;
+        }
+        let text = std::fs::read_to_string(file).expect("readable source");
+        for to in metrics_edges(parts.len(), &text, &subs, &owner) {
+            if to != from {
+                graph.entry(from.clone()).or_default().insert(to);
+            }
+        }
+    }
+    assert!(
+        graph.values().map(|t| t.len()).sum::<usize>() > 8 && owner.len() > 3,
+        "the scan found too few edges: {graph:?} (re-exports: {owner:?})"
+    );
+    assert_eq!(
+        circle(&graph),
+        None,
+        "modules of src/metrics/ import each other in a circle"
+    );
+    // The check itself finds a circle when there is one.
+    let mut looped = graph.clone();
+    looped
+        .entry("histograms".into())
+        .or_default()
+        .insert("rows".into());
+    assert!(
+        circle(&looped).is_some(),
+        "histograms -> rows closes a circle: {looped:?}"
+    );
+}

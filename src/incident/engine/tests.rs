@@ -266,3 +266,43 @@ fn state_criterion_compares_the_reported_state() {
     );
     assert_eq!(e.status, Status::Resolved);
 }
+
+/// A kind that names a measured family (startup: its startup time) has `max_seconds` bound
+/// the last value a run reported of it, not the run's duration; later runs that measured
+/// nothing keep it.
+#[test]
+fn max_seconds_bounds_the_family_a_kind_measures() {
+    let family = Kind::Startup
+        .measured()
+        .expect("startup names its measured family");
+    let spec = incident(vec![CriterionSpec {
+        max_seconds: Some(60.0),
+        ..criterion("backend_starts", "db")
+    }]);
+    let measured = |secs: f64| {
+        let mut r = (*run(true, 0.2, 2.0)).clone();
+        r.observations
+            .set(Observation::Samples(vec![crate::probe::Sample {
+                family,
+                labels: Vec::new(),
+                value: secs,
+            }]));
+        Arc::new(r)
+    };
+    let quiet = run(true, 0.2, 1.0);
+    let e = eval_with(
+        &spec,
+        Kind::Startup,
+        &[measured(30.0), quiet.clone()],
+        Status::Present,
+    );
+    assert_eq!(e.criteria[0].met, Some(true), "{:?}", e.criteria[0]);
+    assert_eq!(e.criteria[0].value, Some(30.0));
+    let e = eval_with(
+        &spec,
+        Kind::Startup,
+        &[measured(90.0), quiet],
+        Status::Present,
+    );
+    assert_eq!(e.criteria[0].met, Some(false), "{:?}", e.criteria[0]);
+}

@@ -9,7 +9,7 @@
 //! self-connect is refused and each phase is timed apart) and hands that one stream to tonic
 //! through a connector that can be used once: tonic never dials on its own.
 
-use super::kind::{KindGauge, Probe, ProbeKind, RetargetError};
+use super::kind::{KindFamily, Probe, ProbeKind, RetargetError};
 use super::tls::{self, TlsError, Verify};
 use super::{Kind, Observation, Outcome, Phase, ProbeError, Reason, Trace, connect_tcp, resolve};
 use rustls::pki_types::ServerName;
@@ -21,13 +21,15 @@ use std::time::Duration;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 
-/// The gauge of the serving status the server answered.
-const STATUS: KindGauge = KindGauge {
-    name: "grpc_health_status",
-    help: "The ServingStatus the last grpc.health.v1 Check answered: 0 UNKNOWN, 1 SERVING, \
-           2 NOT_SERVING, 3 SERVICE_UNKNOWN",
-    unit: None,
-};
+/// The gauge of the serving status the server answered. Absent after a run that got no
+/// status (refused, a failed call); a `/probe` answer has it too.
+const STATUS: KindFamily = KindFamily::gauge(
+    "grpc_health_status",
+    "The ServingStatus the last grpc.health.v1 Check answered: 0 UNKNOWN, 1 SERVING, \
+     2 NOT_SERVING, 3 SERVICE_UNKNOWN",
+)
+.removed_when_unreported()
+.on_demand();
 
 #[derive(Clone, Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -84,7 +86,7 @@ pub struct GrpcProbe {
 impl ProbeKind for GrpcSpec {
     const KIND: Kind = Kind::Grpc;
     const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
-    const GAUGES: &'static [KindGauge] = &[STATUS];
+    const FAMILIES: &'static [KindFamily] = &[STATUS];
     type Probe = GrpcProbe;
     type Error = GrpcError;
 
@@ -217,7 +219,7 @@ impl Probe for GrpcProbe {
                     .map_err(|s| status_error(&s, &self.service))
             })
             .await?;
-        trace.observe(Observation::Gauges(vec![(STATUS.name, f64::from(status))]));
+        trace.observe(Observation::Samples(vec![STATUS.sample(f64::from(status))]));
         let name = ServingStatus::try_from(status)
             .map(|s| s.as_str_name().to_string())
             .unwrap_or_else(|_| status.to_string());

@@ -11,7 +11,7 @@
 
 mod packet;
 
-use super::kind::{KindGauge, Probe, ProbeKind, RetargetError};
+use super::kind::{KindFamily, Probe, ProbeKind, RetargetError};
 use super::{Kind, Observation, Outcome, Phase, ProbeError, Reason, Trace, resolve};
 use nix::errno::Errno;
 use nix::sys::socket::{
@@ -25,12 +25,14 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::Duration;
 
-/// The gauge of the reply's TTL (hop limit).
-const TTL: KindGauge = KindGauge {
-    name: "icmp_reply_ttl",
-    help: "TTL (IPv6: hop limit) of the last echo reply, as it arrived",
-    unit: None,
-};
+/// The gauge of the reply's TTL (hop limit). Absent after a run without a reply; a
+/// `/probe` answer has it too.
+const TTL: KindFamily = KindFamily::gauge(
+    "icmp_reply_ttl",
+    "TTL (IPv6: hop limit) of the last echo reply, as it arrived",
+)
+.removed_when_unreported()
+.on_demand();
 
 /// Which address family to ping when the host has both.
 #[derive(Clone, Copy, Debug, Deserialize, schemars::JsonSchema, PartialEq, Eq)]
@@ -66,7 +68,7 @@ pub struct IcmpProbe {
 impl ProbeKind for IcmpSpec {
     const KIND: Kind = Kind::Icmp;
     const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
-    const GAUGES: &'static [KindGauge] = &[TTL];
+    const FAMILIES: &'static [KindFamily] = &[TTL];
     type Probe = IcmpProbe;
     type Error = IcmpError;
 
@@ -151,7 +153,7 @@ impl Probe for IcmpProbe {
             })
             .await?;
         if let Some(ttl) = ttl {
-            trace.observe(Observation::Gauges(vec![(TTL.name, f64::from(ttl))]));
+            trace.observe(Observation::Samples(vec![TTL.sample(f64::from(ttl))]));
         }
         let mut facts = vec![
             ("address", from.to_string()),

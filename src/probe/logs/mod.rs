@@ -13,7 +13,7 @@ pub mod cloud;
 pub mod file;
 pub mod patterns;
 
-use super::kind::{Probe, ProbeKind};
+use super::kind::{KindFamily, Probe, ProbeKind, Sample};
 use super::{Kind, Outcome, ProbeError, Reason, Trace};
 use crate::core::types::PositiveDuration;
 use crate::probe::Observation;
@@ -81,12 +81,50 @@ impl LogsSpec {
     }
 }
 
+/// The `pathwatch_log_*` families. The `pattern` label is a configured name, never matched
+/// text.
+const MATCHES: KindFamily = KindFamily::counter(
+    "log_pattern_matches",
+    "Log lines (or Cloud Logging entries) that matched each configured pattern",
+)
+.labels(&["pattern"]);
+const WINDOW_MATCHES: KindFamily = KindFamily::int_gauge(
+    "log_pattern_window_matches",
+    "Matches of each pattern within the probe's sliding window (default 30m), as of its last run",
+)
+.labels(&["pattern"]);
+const LAST_VALUE: KindFamily = KindFamily::gauge(
+    "log_pattern_last_value",
+    "The last number captured by the pattern's group (e.g. seconds in PHASE COMPLETED: DATABASE (x.xxxs)); absent until one matched",
+)
+.labels(&["pattern"]);
+const LINES_READ: KindFamily = KindFamily::counter(
+    "log_lines_read",
+    "Log lines read from a file, or entries read from Cloud Logging",
+);
+
 impl ProbeKind for LogsSpec {
     const KIND: Kind = Kind::Logs;
     /// Reading a file is quick; Cloud Logging may take a few pages.
     const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
     type Probe = LogsProbe;
     type Error = LogsError;
+    /// Totals since the probe was built (see the module's doc), so the counters are
+    /// [`super::FamilyType::Counter`]s: a run cut at its timeout is caught up by the next.
+    const FAMILIES: &'static [KindFamily] = &[MATCHES, WINDOW_MATCHES, LAST_VALUE, LINES_READ];
+
+    /// Every pattern's series at 0 before the first run, so `increase()` sees the first
+    /// match.
+    fn initial_samples(&self) -> Vec<Sample> {
+        let mut samples: Vec<Sample> = self
+            .pattern_names()
+            .flat_map(|name| {
+                [MATCHES, WINDOW_MATCHES].map(|f| f.sample_with(vec![name.to_string()], 0.0))
+            })
+            .collect();
+        samples.push(LINES_READ.sample(0.0));
+        samples
+    }
 
     fn build(&self) -> Result<LogsProbe, LogsError> {
         if self.patterns.is_empty() {
@@ -120,7 +158,8 @@ impl Probe for LogsProbe {
     }
 }
 
-/// What the logs probe has seen since pathwatch started, for the `pathwatch_log_*` metrics.
+/// What the logs probe has seen since pathwatch started, reported as the samples of the
+/// `pathwatch_log_*` families ([`LogsObs::samples`]).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct LogsObs {
     /// Lines read from a file, or entries read from Cloud Logging.
@@ -139,6 +178,23 @@ pub struct PatternObs {
     pub window_matches: u64,
     /// The last number captured by the pattern's group, if it has one and it matched.
     pub last_value: Option<f64>,
+}
+
+impl LogsObs {
+    /// The samples of [`LogsSpec::FAMILIES`]: a pattern's last value only once one matched.
+    pub fn samples(&self) -> Vec<Sample> {
+        let mut samples = Vec::with_capacity(1 + 3 * self.patterns.len());
+        samples.push(LINES_READ.sample(self.lines_read as f64));
+        for p in &self.patterns {
+            let label = || vec![p.name.clone()];
+            samples.push(MATCHES.sample_with(label(), p.matches as f64));
+            samples.push(WINDOW_MATCHES.sample_with(label(), p.window_matches as f64));
+            if let Some(v) = p.last_value {
+                samples.push(LAST_VALUE.sample_with(label(), v));
+            }
+        }
+        samples
+    }
 }
 
 /// The probe's memory between runs.
@@ -230,8 +286,9 @@ impl Ctx<'_> {
     /// after the counts changed and before the next await, so that a run cut at its timeout
     /// still reports everything its reads were counted for.
     pub fn publish(&self, counts: &mut Counts) {
-        self.trace
-            .observe(Observation::Logs(counts.obs(self.names, now_ms())));
+        self.trace.observe(Observation::Samples(
+            counts.obs(self.names, now_ms()).samples(),
+        ));
     }
 }
 

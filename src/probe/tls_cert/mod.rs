@@ -10,7 +10,7 @@
 
 mod der;
 
-use super::kind::{KindGauge, Probe, ProbeKind, RetargetError};
+use super::kind::{KindFamily, Probe, ProbeKind, RetargetError};
 use super::tls::{self, TlsError, Verify};
 use super::{Kind, Observation, Outcome, Phase, ProbeError, Reason, Trace, connect_tcp, resolve};
 use rustls::pki_types::ServerName;
@@ -20,11 +20,14 @@ use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
 /// The gauge of the leaf certificate's `notAfter`.
-const EXPIRY: KindGauge = KindGauge {
-    name: "tls_cert_expiry_timestamp",
-    help: "Unix time the leaf certificate the server presented expires (its notAfter)",
-    unit: Some("seconds"),
-};
+/// Absent after a run that read none (it failed first); a `/probe` answer has it too.
+const EXPIRY: KindFamily = KindFamily::gauge(
+    "tls_cert_expiry_timestamp",
+    "Unix time the leaf certificate the server presented expires (its notAfter)",
+)
+.unit("seconds")
+.removed_when_unreported()
+.on_demand();
 
 #[derive(Clone, Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -69,7 +72,7 @@ pub struct TlsCertProbe {
 impl ProbeKind for TlsCertSpec {
     const KIND: Kind = Kind::TlsCert;
     const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
-    const GAUGES: &'static [KindGauge] = &[EXPIRY];
+    const FAMILIES: &'static [KindFamily] = &[EXPIRY];
     type Probe = TlsCertProbe;
     type Error = TlsCertError;
 
@@ -129,7 +132,7 @@ impl Probe for TlsCertProbe {
         let not_after = der::not_after(leaf).ok_or_else(|| {
             ProbeError::new(Reason::Protocol, "cannot read the certificate's notAfter")
         })?;
-        trace.observe(Observation::Gauges(vec![(EXPIRY.name, not_after as f64)]));
+        trace.observe(Observation::Samples(vec![EXPIRY.sample(not_after as f64)]));
         let left = not_after - crate::core::clock::unix_now() as i64;
         let date = UNIX_EPOCH
             .checked_add(Duration::from_secs(not_after.max(0).unsigned_abs()))
