@@ -14,9 +14,7 @@ use pathwatch::incident::rootcause::Judgement;
 use pathwatch::metrics::Metrics;
 use pathwatch::probe::gcp::{ConnectorSize, GcpObs};
 use pathwatch::probe::golden::GoldenObs;
-use pathwatch::probe::logs::{LogsObs, PatternObs};
 use pathwatch::probe::pg_connections::PgConnections;
-use pathwatch::probe::startup::StartupObs;
 use pathwatch::probe::{Kind, Observation, Observations, Phase, ProbeError, Reason, RunResult};
 use prometheus_client::registry::Registry;
 use std::collections::BTreeMap;
@@ -129,14 +127,6 @@ fn observations(kind: Kind) -> Observations {
             crosstalk: 1,
             total: Some(ms(20)),
         })),
-        Kind::Startup => obs.set(Observation::Samples(
-            StartupObs {
-                seconds: Some(3.0),
-                in_progress: false,
-                unhealthy_answers: 1,
-            }
-            .samples(),
-        )),
         Kind::GcpVpcConnector | Kind::GcpCloudsql | Kind::GcpCloudRun => {
             obs.set(Observation::Gcp(GcpObs {
                 state: Some("READY"),
@@ -150,18 +140,6 @@ fn observations(kind: Kind) -> Observations {
                 database_version: (kind == Kind::GcpCloudsql).then(|| "POSTGRES_14".into()),
             }))
         }
-        Kind::Logs => obs.set(Observation::Samples(
-            LogsObs {
-                lines_read: 3,
-                patterns: vec![PatternObs {
-                    name: "failed".into(),
-                    matches: 1,
-                    window_matches: 1,
-                    last_value: Some(1.0),
-                }],
-            }
-            .samples(),
-        )),
         Kind::Postgres => obs.set(Observation::PgConnections(PgConnections {
             max: 10,
             reserved: 3,
@@ -170,18 +148,15 @@ fn observations(kind: Kind) -> Observations {
         })),
         _ => {}
     }
-    // The families a kind declares (ProbeKind::FAMILIES) that no observation above set:
-    // one sample each.
-    if obs.samples().is_empty() {
-        let samples: Vec<_> = kind
-            .families()
-            .iter()
-            .filter(|f| f.labels.is_empty())
-            .map(|f| f.sample(1.0))
-            .collect();
-        if !samples.is_empty() {
-            obs.set(Observation::Samples(samples));
-        }
+    // The families a kind declares (ProbeKind::FAMILIES), each with a sample: the
+    // reference lists them from what the exporter writes for it.
+    let samples: Vec<_> = kind
+        .families()
+        .iter()
+        .map(|f| f.sample_with(f.labels.iter().map(|l| format!("{l}-1")).collect(), 1.0))
+        .collect();
+    if !samples.is_empty() {
+        obs.set(Observation::Samples(samples));
     }
     obs
 }
