@@ -135,6 +135,8 @@ pub struct Targets {
     pub tls: SocketAddr,
     /// Its DNS server (UDP and TCP), authoritative for [`crate::sim::dns::ZONE`].
     pub dns: SocketAddr,
+    /// Its gRPC health listener (grpc.health.v1).
+    pub grpc: SocketAddr,
     /// Its Postgres stand-in over TCP.
     pub postgres: SocketAddr,
     /// The stand-in's Cloud-SQL-style socket directory, `<dir>/<project>:<region>:<instance>`.
@@ -343,7 +345,20 @@ probes:
     host: 127.0.0.1
     port: {tls_port}
     insecure_skip_verify: true
-"#
+  - name: agent-grpc-health
+    kind: grpc
+    host: "{grpc_host}"
+    port: {grpc_port}
+    service: {grpc_service}
+  # ICMP echo to the reference service's host: the kernel answers (a ping socket needs
+  # net.ipv4.ping_group_range to include pathwatch's group, else CAP_NET_RAW).
+  - name: backend-ping
+    kind: icmp
+    host: "{grpc_host}"
+"#,
+        grpc_host = t.grpc.ip(),
+        grpc_port = t.grpc.port(),
+        grpc_service = crate::sim::grpc::SERVICE,
     );
     // The backend's name, as the reference service's DNS server answers it.
     y.push_str(&format!(
@@ -568,6 +583,40 @@ mod tests {
             .unwrap_err();
         assert_eq!(e.reason, crate::probe::Reason::Forbidden, "{e}");
         assert_eq!(trace.observations().gauge("dns_rcode"), Some(5.0));
+    }
+
+    /// The demo's grpc probe gets SERVING from the reference service's health server, for
+    /// its service and overall; a service it does not know is `not_found`.
+    #[tokio::test]
+    async fn the_grpc_probe_checks_the_reference_services_health() {
+        use crate::probe::ProbeKind;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let stop = CancellationToken::new();
+        tokio::spawn(crate::sim::serve_grpc(listener, stop.clone()));
+        let spec = |service: &str| crate::probe::grpc::GrpcSpec {
+            host: "127.0.0.1".into(),
+            port,
+            service: service.into(),
+            tls: false,
+            server_name: None,
+            ca_file: None,
+            insecure_skip_verify: false,
+        };
+        for service in [crate::sim::grpc::SERVICE, ""] {
+            let trace = crate::probe::Trace::default();
+            crate::probe::Probe::run(&spec(service).build().unwrap(), &trace)
+                .await
+                .unwrap();
+            assert_eq!(trace.observations().gauge("grpc_health_status"), Some(1.0));
+        }
+        let e = crate::probe::Probe::run(
+            &spec("no.such.Service").build().unwrap(),
+            &crate::probe::Trace::default(),
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(e.reason, crate::probe::Reason::NotFound, "{e}");
         stop.cancel();
     }
 
@@ -597,6 +646,7 @@ mod tests {
             redis: "127.0.0.1:6380".parse().unwrap(),
             tls: "127.0.0.1:6443".parse().unwrap(),
             dns: "127.0.0.1:5353".parse().unwrap(),
+            grpc: "127.0.0.1:6051".parse().unwrap(),
             postgres: "127.0.0.1:6432".parse().unwrap(),
             postgres_socket: "/tmp/pathwatch-demo-1/netra-staging:us-central1:staging".into(),
         };

@@ -527,6 +527,14 @@ async fn demo(
     let dns_addr = pathwatch::sim::dns::start_dns(sim_addr.ip(), token.clone())
         .await
         .context("cannot listen for the reference service's DNS")?;
+    // gRPC health (the demo's grpc probe) on the sim's host, on a free port.
+    let grpc_listener = tokio::net::TcpListener::bind((sim_addr.ip(), 0))
+        .await
+        .context("cannot listen for the reference service's gRPC health")?;
+    let grpc_addr = grpc_listener
+        .local_addr()
+        .context("reference gRPC address")?;
+    tokio::spawn(pathwatch::sim::serve_grpc(grpc_listener, token.clone()));
     let state = pathwatch::sim::SimState::new(pathwatch::demo::sim_options(speed));
     tokio::spawn(pathwatch::sim::serve(
         sim_listener,
@@ -551,6 +559,7 @@ async fn demo(
         dns: dns_addr,
         postgres: pg.tcp,
         postgres_socket: pg.socket_dir.clone(),
+        grpc: grpc_addr,
     };
     let text = pathwatch::demo::config(targets, with_postgres, speed);
     let env = |name: &str| vars.get(name).cloned().or_else(|| std::env::var(name).ok());

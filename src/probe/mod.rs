@@ -8,7 +8,9 @@ pub mod dns;
 pub mod gcp;
 pub mod golden;
 pub mod google;
+pub mod grpc;
 pub mod http;
+pub mod icmp;
 pub mod kind;
 pub mod logs;
 pub mod observation;
@@ -255,6 +257,8 @@ probe_kinds! {
     Logs(logs::LogsSpec) => "logs",
     TlsCert(tls_cert::TlsCertSpec) => "tls_cert",
     Dns(dns::DnsSpec) => "dns",
+    Grpc(grpc::GrpcSpec) => "grpc",
+    Icmp(icmp::IcmpSpec) => "icmp",
 }
 
 label_enum!(

@@ -17,12 +17,14 @@
 //! Postgres (Cloud SQL, over TCP and a Unix socket) by [`PgServer`]. The notification
 //! receiver for Alertmanager's webhooks is in [`receiver`], on a listener of its own.
 //! DNS (UDP and TCP, for the demo's `dns` probe) is served by [`dns::start_dns`].
+//! gRPC health checks (the demo's `grpc` probe) are served by [`serve_grpc`].
 
 mod admin;
 mod auth;
 mod clock;
 pub mod dns;
 pub mod gcp;
+pub mod grpc;
 mod health;
 pub mod logging;
 pub mod postgres;
@@ -33,6 +35,7 @@ mod tls;
 mod ws;
 
 pub use gcp::GcpApiFault;
+pub use grpc::serve_grpc;
 pub use logging::LoggingFault;
 pub use postgres::{PgFaults, PgListener, PgServer};
 pub use redis::serve_redis;

@@ -96,6 +96,8 @@ probes:
     file: { path: /nonexistent/app.log }
   - { name: cert, kind: tls_cert, host: 127.0.0.1, port: 9 }
   - { name: dns, kind: dns, server: "127.0.0.1:9", query_name: example.test }
+  - { name: grpc, kind: grpc, host: 127.0.0.1, port: 9 }
+  - { name: icmp, kind: icmp, host: 127.0.0.1 }
 incidents:
   - id: "1"
     title: t
