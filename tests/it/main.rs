@@ -20,6 +20,7 @@ mod golden;
 mod golden_backends;
 mod hostile;
 mod http;
+mod http_auth;
 mod in_process;
 mod incident;
 mod lifecycle;

@@ -10,13 +10,17 @@ use hyper_util::rt::TokioIo;
 use std::pin::{Pin, pin};
 use url::Url;
 
-/// Which of the configured headers a request carries.
+/// Which of the configured headers and credentials a request carries.
 #[derive(Clone, Copy, Debug)]
-pub(super) struct Sent {
+pub(super) struct Sent<'a> {
     /// All but `Content-*` (the configured origin only: they may be credentials).
     pub headers: bool,
     /// The `Content-*` ones, which describe the body.
     pub content: bool,
+    /// The token's `Authorization` (the configured origin only).
+    pub authorization: Option<&'a http::HeaderValue>,
+    /// The TLS config: with the client certificate for the configured origin only.
+    pub tls: &'a std::sync::Arc<rustls::ClientConfig>,
 }
 
 /// One request on a fresh connection: (status, Location header, body).
@@ -25,7 +29,7 @@ pub(super) async fn request(
     url: &Url,
     method: &Method,
     body: Option<&Bytes>,
-    send: Sent,
+    send: Sent<'_>,
     trace: &Trace,
 ) -> Result<(StatusCode, Option<String>, Bytes), ProbeError> {
     let (spec, prep) = (&probe.spec, &probe.prep);
@@ -57,6 +61,9 @@ pub(super) async fn request(
             req = req.header(k, v);
         }
     }
+    if let Some(auth) = send.authorization {
+        req = req.header(header::AUTHORIZATION, auth);
+    }
     let req = req
         .body(Full::new(body.cloned().unwrap_or_default()))
         .map_err(|e| ProbeError::new(Reason::Protocol, format!("building the request: {e}")))?;
@@ -67,7 +74,7 @@ pub(super) async fn request(
         let stream = trace
             .time(
                 Phase::Tls,
-                tokio_rustls::TlsConnector::from(prep.tls.clone()).connect(name, tcp),
+                tokio_rustls::TlsConnector::from(send.tls.clone()).connect(name, tcp),
             )
             .await
             .map_err(|e| ProbeError::new(Reason::Tls, format!("TLS handshake: {e}")))?;
@@ -156,6 +163,29 @@ fn hyper_error(e: &hyper::Error) -> ProbeError {
     } else {
         Reason::Protocol
     };
-    let (reason, detail) = error_chain(e, fallback);
+    let (mut reason, detail) = error_chain(e, fallback);
+    if tls_alert(e) {
+        // TLS 1.3 ends the client's handshake before the server has judged its certificate:
+        // a refused (or missing) client certificate arrives as an alert at the first read.
+        reason = Reason::Tls;
+    }
     ProbeError::new(reason, detail)
+}
+
+/// Whether a rustls error (an alert from the server) is in `e`'s chain; rustls' errors
+/// travel inside io::Errors, whose `source()` skips them.
+fn tls_alert(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(e);
+    while let Some(err) = next {
+        if err.is::<rustls::Error>()
+            || err
+                .downcast_ref::<std::io::Error>()
+                .and_then(|io| io.get_ref())
+                .is_some_and(|inner| inner.is::<rustls::Error>())
+        {
+            return true;
+        }
+        next = err.source();
+    }
+    false
 }

@@ -1,0 +1,281 @@
+//! The `http` probe's credentials against real servers: `bearer_token_file` (read again when
+//! rotated), a client certificate to a server that requires one (mTLS), Google ID tokens from
+//! the metadata server, and OAuth2 client credentials from a token endpoint. Each goes to the
+//! configured origin only, and no token shows on /metrics, /api/status, the status page or
+//! the logs, even when the target echoes it.
+
+use crate::support::auth_server::{AuthServer, CLIENT_ID, CLIENT_SECRET};
+use crate::support::exporter::{Exporter, value};
+use std::time::{Duration, Instant};
+
+const WAIT: Duration = Duration::from_secs(20);
+
+fn wait_ok(exp: &Exporter, probe: &str) {
+    exp.wait_for("pathwatch_probe_success", &[("probe", probe)], WAIT, |v| {
+        v == 1.0
+    });
+}
+
+fn runs(exp: &Exporter, probe: &str, result: &str) -> f64 {
+    crate::support::exporter::samples(&exp.metrics(), "pathwatch_probe_runs_total")
+        .iter()
+        .filter(|s| s.labels.get("probe").map(String::as_str) == Some(probe))
+        .filter(|s| s.labels.get("result").map(String::as_str) == Some(result))
+        .map(|s| s.value)
+        .sum()
+}
+
+/// Every text a user or a scraper sees: none may hold any of `secrets`.
+fn assert_nowhere(exp: &Exporter, secrets: &[&str]) {
+    let (_, _, api) = exp.get("/api/status");
+    let (_, _, page) = exp.get("/");
+    let texts = [
+        ("/metrics", exp.metrics()),
+        ("/api/status", api),
+        ("/", page),
+        ("logs", exp.logs()),
+    ];
+    for (what, text) in &texts {
+        for s in secrets {
+            assert!(!text.contains(s), "{what} shows {s}:\n{text}");
+        }
+    }
+}
+
+fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + WAIT;
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn bearer_token_file_goes_to_its_origin_is_reread_when_rotated_and_never_shows() {
+    let own = AuthServer::start();
+    let other = AuthServer::start();
+    own.redirect_away_to(&other.url("/protected"));
+    let first = "file-token-first-7Hq2Lx";
+    let second = "file-token-second-9Zp4Wm";
+    own.allow_bearer(first);
+    other.allow_bearer(first);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("token");
+    std::fs::write(&file, format!("{first}\n")).unwrap();
+    let yaml = format!(
+        r#"defaults: {{ interval: 1s, timeout: 3s }}
+probes:
+  - {{ name: bearer, kind: http, url: "{protected}", bearer_token_file: "{file}" }}
+  - name: bearer-away
+    kind: http
+    url: "{away}"
+    bearer_token_file: "{file}"
+    follow_redirects: any
+    valid_status: [401]
+  - name: echo
+    kind: http
+    url: "{protected}"
+    bearer_token_file: "{file}"
+    assert: [{{ json_pointer: /auth, equals: nothing }}]
+"#,
+        protected = own.url("/protected"),
+        away = own.url("/away"),
+        file = file.display(),
+    );
+    let exp = Exporter::start(&yaml);
+    wait_ok(&exp, "bearer");
+    wait_ok(&exp, "bearer-away");
+    exp.wait_reason("echo", "failure", "assertion");
+    // The redirect to another origin went without the token, though that origin would
+    // have taken it.
+    let away = other.seen();
+    assert!(
+        !away.is_empty() && away.iter().all(|(_, a)| a.is_none()),
+        "{away:?}"
+    );
+    assert!(
+        own.seen()
+            .iter()
+            .any(|(p, a)| p == "/away" && a.as_deref() == Some(&format!("Bearer {first}"))),
+        "{:?}",
+        own.seen()
+    );
+
+    // Rotated: the next run sends the new token, without a reload.
+    own.revoke_all();
+    own.allow_bearer(second);
+    std::fs::write(&file, format!("{second}\n")).unwrap();
+    let want = format!("Bearer {second}");
+    wait_until("the rotated token", || {
+        own.seen().iter().any(|(_, a)| a.as_deref() == Some(&want))
+    });
+    let before = runs(&exp, "bearer", "success");
+    exp.wait_for(
+        "pathwatch_probe_runs_total",
+        &[("probe", "bearer"), ("result", "success")],
+        WAIT,
+        |v| v >= before + 2.0,
+    );
+    // The echoed token is masked in the assertion's failure text.
+    let logs = exp.logs();
+    assert!(logs.contains("/auth is \"Bearer <redacted>\""), "{logs}");
+    assert_nowhere(&exp, &[first, second]);
+}
+
+#[test]
+fn a_client_certificate_opens_a_server_that_requires_one() {
+    let s = crate::support::mtls::start();
+    let port = s.addr.port();
+    let ca = s.certs.ca_cert.display();
+    let (cert, key) = (s.client_cert.display(), s.client_key.display());
+    let (scert, skey) = (s.stranger_cert.display(), s.stranger_key.display());
+    let yaml = format!(
+        r#"defaults: {{ interval: 1s, timeout: 3s }}
+probes:
+  - {{ name: with-cert, kind: http, url: "https://localhost:{port}/health", ca_file: "{ca}", cert_file: "{cert}", key_file: "{key}", assert: [{{ json_pointer: /status, equals: healthy }}] }}
+  - {{ name: without-cert, kind: http, url: "https://localhost:{port}/health", ca_file: "{ca}" }}
+  - {{ name: wrong-ca-cert, kind: http, url: "https://localhost:{port}/health", ca_file: "{ca}", cert_file: "{scert}", key_file: "{skey}" }}
+"#
+    );
+    let exp = Exporter::start(&yaml);
+    wait_ok(&exp, "with-cert");
+    exp.wait_reason("without-cert", "failure", "tls");
+    exp.wait_reason("wrong-ca-cert", "failure", "tls");
+    let m = exp.metrics();
+    assert_eq!(
+        value(&m, "pathwatch_http_status_code", &[("probe", "with-cert")]),
+        Some(200.0)
+    );
+}
+
+#[test]
+fn google_id_tokens_come_from_the_metadata_server_once_per_lifetime() {
+    let meta = AuthServer::start();
+    let audience = format!("https://{}", "svc-abc123-uc.a.run.app");
+    let yaml = format!(
+        r#"defaults: {{ interval: 1s, timeout: 3s }}
+probes:
+  - name: cloud-run
+    kind: http
+    url: "{protected}"
+    google_id_token: {{ audience: "{audience}" }}
+  - name: echo
+    kind: http
+    url: "{protected}"
+    google_id_token: {{ audience: "{audience}" }}
+    assert: [{{ json_pointer: /auth, equals: nothing }}]
+"#,
+        protected = meta.url("/protected"),
+    );
+    let host = meta.addr.to_string();
+    let exp = Exporter::start_with_env(&yaml, &[("GCE_METADATA_HOST", &host)]);
+    wait_ok(&exp, "cloud-run");
+    exp.wait_reason("echo", "failure", "assertion");
+    exp.wait_for(
+        "pathwatch_probe_runs_total",
+        &[("probe", "cloud-run"), ("result", "success")],
+        WAIT,
+        |v| v >= 3.0,
+    );
+    // One token per probe, cached over its runs.
+    let asked = meta.identity_requests();
+    assert_eq!(asked, [audience.clone(), audience.clone()], "{asked:?}");
+    let tokens: Vec<String> = meta
+        .seen()
+        .into_iter()
+        .filter_map(|(_, a)| a)
+        .map(|a| a.trim_start_matches("Bearer ").to_string())
+        .collect();
+    assert!(
+        tokens.iter().all(|t| t.split('.').count() == 3),
+        "{tokens:?}"
+    );
+    let logs = exp.logs();
+    assert!(logs.contains("/auth is \"Bearer <redacted>\""), "{logs}");
+    let secrets: Vec<&str> = tokens.iter().map(String::as_str).collect();
+    assert_nowhere(&exp, &secrets);
+}
+
+#[test]
+fn oauth2_client_credentials_are_fetched_cached_and_kept_out_of_sight() {
+    let s = AuthServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let secret_file = dir.path().join("client-secret");
+    std::fs::write(&secret_file, format!("{CLIENT_SECRET}\n")).unwrap();
+    let yaml = format!(
+        r#"defaults: {{ interval: 1s, timeout: 3s }}
+probes:
+  - name: basic
+    kind: http
+    url: "{protected}"
+    oauth2:
+      client_id: {CLIENT_ID}
+      client_secret_file: "{secret_file}"
+      token_url: "{token_url}"
+      scopes: [read, "probe:run"]
+      endpoint_params: {{ audience: "https://api.internal" }}
+  - name: in-body
+    kind: http
+    url: "{protected}"
+    oauth2:
+      client_id: {CLIENT_ID}
+      client_secret: {CLIENT_SECRET}
+      token_url: "{token_url}"
+      client_auth: body
+    assert: [{{ json_pointer: /auth, equals: nothing }}]
+  - name: wrong-secret
+    kind: http
+    url: "{protected}"
+    oauth2: {{ client_id: {CLIENT_ID}, client_secret: not-the-secret, token_url: "{token_url}" }}
+"#,
+        protected = s.url("/protected"),
+        token_url = s.url("/oauth/token"),
+        secret_file = secret_file.display(),
+    );
+    let exp = Exporter::start(&yaml);
+    wait_ok(&exp, "basic");
+    exp.wait_reason("in-body", "failure", "assertion");
+    exp.wait_reason("wrong-secret", "failure", "credentials");
+    exp.wait_for(
+        "pathwatch_probe_runs_total",
+        &[("probe", "basic"), ("result", "success")],
+        WAIT,
+        |v| v >= 3.0,
+    );
+    let reqs = s.token_requests();
+    // Cached: one token request each for the two that got a token; the refused one asks
+    // again at every run.
+    let basic = reqs.iter().filter(|(f, _)| f.contains_key("scope")).count();
+    let in_body = reqs
+        .iter()
+        .filter(|(f, _)| f.get("client_secret").map(String::as_str) == Some(CLIENT_SECRET))
+        .count();
+    assert_eq!((basic, in_body), (1, 1), "{reqs:?}");
+    let (form, auth) = reqs
+        .iter()
+        .find(|(f, _)| f.contains_key("scope"))
+        .expect("the basic probe's request");
+    assert_eq!(
+        form.get("grant_type").map(String::as_str),
+        Some("client_credentials")
+    );
+    assert_eq!(
+        form.get("scope").map(String::as_str),
+        Some("read probe:run")
+    );
+    assert_eq!(
+        form.get("audience").map(String::as_str),
+        Some("https://api.internal")
+    );
+    assert!(auth.as_deref().is_some_and(|a| a.starts_with("Basic ")));
+    let logs = exp.logs();
+    assert!(
+        logs.contains("oauth2 token endpoint answered 401"),
+        "{logs}"
+    );
+    assert!(logs.contains("/auth is \"Bearer <redacted>\""), "{logs}");
+    assert_nowhere(
+        &exp,
+        &[CLIENT_SECRET, "oauth-access-tok-", "not-the-secret"],
+    );
+}
