@@ -279,3 +279,102 @@ probes:
         &[CLIENT_SECRET, "oauth-access-tok-", "not-the-secret"],
     );
 }
+
+/// A plain HTTP server on `bind` (`127.0.0.1:0` or `[::1]:0`) answering 200 to everything,
+/// on a thread of its own for the rest of the test process.
+fn plain_server(bind: &str) -> std::net::SocketAddr {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind(bind).expect("bind a plain server");
+    let addr = listener.local_addr().expect("its address");
+    std::thread::spawn(move || {
+        for mut conn in listener.incoming().flatten() {
+            let mut buf = [0u8; 4096];
+            let _ = conn.read(&mut buf);
+            let _ = conn
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok");
+        }
+    });
+    addr
+}
+
+#[test]
+fn ip_protocol_prefers_a_family_and_falls_back_only_when_told() {
+    let v4 = plain_server("127.0.0.1:0").port();
+    let v6 = plain_server("[::1]:0").port();
+    // `localhost` has only 127.0.0.1 here (checked: a v6 answer would make the
+    // no-fallback case pass for the wrong reason).
+    let yaml = format!(
+        r#"defaults: {{ interval: 1s, timeout: 3s }}
+probes:
+  - {{ name: v6-pref-v4-only, kind: http, url: "http://localhost:{v4}/", ip_protocol: ip6 }}
+  - {{ name: v6-only-v4-only, kind: http, url: "http://localhost:{v4}/", ip_protocol: ip6, ip_protocol_fallback: false }}
+  - {{ name: v4-only-v4, kind: http, url: "http://localhost:{v4}/", ip_protocol: ip4, ip_protocol_fallback: false }}
+  - {{ name: v6-only-v6, kind: http, url: "http://[::1]:{v6}/", ip_protocol: ip6, ip_protocol_fallback: false }}
+  - {{ name: v4-pref-v6-only, kind: http, url: "http://[::1]:{v6}/", ip_protocol: ip4 }}
+  - {{ name: v4-only-v6-only, kind: http, url: "http://[::1]:{v6}/", ip_protocol: ip4, ip_protocol_fallback: false }}
+"#
+    );
+    let localhost_v6 = std::net::ToSocketAddrs::to_socket_addrs(&("localhost", v4))
+        .expect("resolve localhost")
+        .any(|a| a.is_ipv6());
+    let exp = Exporter::start(&yaml);
+    for ok in [
+        "v6-pref-v4-only",
+        "v4-only-v4",
+        "v6-only-v6",
+        "v4-pref-v6-only",
+    ] {
+        wait_ok(&exp, ok);
+    }
+    exp.wait_reason("v4-only-v6-only", "failure", "dns");
+    if !localhost_v6 {
+        exp.wait_reason("v6-only-v4-only", "failure", "dns");
+        assert!(exp.logs().contains("has no IPv6 address"), "{}", exp.logs());
+    }
+}
+
+#[test]
+fn a_proxy_tunnels_https_forwards_http_and_keeps_its_password_out_of_sight() {
+    let open = crate::support::proxy::start(None);
+    let guarded = crate::support::proxy::start(Some("probe:proxy-pa55-wq7"));
+    let tls = crate::support::tls_target::start();
+    let ca = tls.certs.ca_cert.display();
+    let port = tls.addr.port();
+    let service = AuthServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("token");
+    std::fs::write(&file, "proxied-token-4Rt8").unwrap();
+    service.allow_bearer("proxied-token-4Rt8");
+    let (p1, p2) = (open.addr, guarded.addr);
+    let yaml = format!(
+        r#"defaults: {{ interval: 1s, timeout: 3s }}
+probes:
+  - {{ name: tunnel, kind: http, url: "https://localhost:{port}/health", ca_file: "{ca}", proxy_url: "http://{p1}" }}
+  - {{ name: forward, kind: http, url: "{protected}", bearer_token_file: "{file}", proxy_url: "http://{p1}" }}
+  - {{ name: with-password, kind: http, url: "https://localhost:{port}/health", ca_file: "{ca}", proxy_url: "http://probe:proxy-pa55-wq7@{p2}" }}
+  - {{ name: without-password, kind: http, url: "https://localhost:{port}/health", ca_file: "{ca}", proxy_url: "http://{p2}" }}
+"#,
+        protected = service.url("/protected"),
+        file = file.display(),
+    );
+    let exp = Exporter::start(&yaml);
+    for ok in ["tunnel", "forward", "with-password"] {
+        wait_ok(&exp, ok);
+    }
+    exp.wait_reason("without-password", "failure", "auth");
+    let seen = open.seen();
+    assert!(
+        seen.iter()
+            .any(|l| l == &format!("CONNECT localhost:{port} HTTP/1.1")),
+        "{seen:?}"
+    );
+    let forwarded = format!("GET {} HTTP/1.1", service.url("/protected"));
+    assert!(seen.contains(&forwarded), "{seen:?}");
+    // Through the tunnel, the TLS phase is still the target's own.
+    let m = exp.metrics();
+    assert_eq!(
+        crate::support::exporter::phases(&m, "tunnel"),
+        ["connect", "processing", "resolve", "tls", "transfer"]
+    );
+    assert_nowhere(&exp, &["proxy-pa55-wq7", "proxied-token-4Rt8"]);
+}

@@ -37,15 +37,40 @@ pub(super) async fn request(
     // Url keeps IPv6 hosts in brackets; the resolver and TLS want them bare.
     let bare = host.trim_start_matches('[').trim_end_matches(']');
     let port = url.port_or_known_default().unwrap_or(80);
-    let addrs = resolve(bare, port, trace).await?;
-    let tcp = connect_tcp(&addrs, trace).await?;
+    // Through a proxy, the proxy is what is resolved and connected to.
+    let proxy = prep.proxy.as_deref();
+    let (to_host, to_port) = match proxy {
+        Some(p) => (p.host.as_str(), p.port),
+        None => (bare, port),
+    };
+    let addrs = resolve(to_host, to_port, trace).await?;
+    let addrs = super::ip::order(addrs, spec.ip_protocol, spec.ip_protocol_fallback, to_host)?;
+    let mut tcp = connect_tcp(&addrs, trace).await?;
+    let https = url.scheme() == "https";
+    if let Some(p) = proxy.filter(|_| https) {
+        // The tunnel is part of reaching the server: timed as `connect`.
+        let tunnel = format!("{host}:{port}");
+        trace
+            .time(Phase::Connect, p.connect(&mut tcp, &tunnel))
+            .await?;
+    }
 
-    let mut req = Request::builder()
-        .method(method.clone())
-        .uri(match url.query() {
-            Some(q) => format!("{}?{q}", url.path()),
-            None => url.path().to_string(),
-        });
+    let path = match url.query() {
+        Some(q) => format!("{}?{q}", url.path()),
+        None => url.path().to_string(),
+    };
+    // A plain-HTTP request to a proxy names the whole URL (absolute form, RFC 9112 3.2.2).
+    let target = match proxy {
+        Some(_) if !https => format!("{}://{host}:{port}{path}", url.scheme()),
+        _ => path,
+    };
+    let mut req = Request::builder().method(method.clone()).uri(target);
+    if let Some(auth) = proxy
+        .filter(|_| !https)
+        .and_then(|p| p.authorization.as_ref())
+    {
+        req = req.header(header::PROXY_AUTHORIZATION, auth);
+    }
     let authority = match url.port() {
         Some(p) => format!("{host}:{p}"),
         None => host.to_string(),
@@ -68,7 +93,7 @@ pub(super) async fn request(
         .body(Full::new(body.cloned().unwrap_or_default()))
         .map_err(|e| ProbeError::new(Reason::Protocol, format!("building the request: {e}")))?;
 
-    if url.scheme() == "https" {
+    if https {
         let name = rustls::pki_types::ServerName::try_from(bare.to_string())
             .map_err(|e| ProbeError::new(Reason::Tls, format!("bad TLS server name: {e}")))?;
         let stream = trace

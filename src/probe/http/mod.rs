@@ -14,10 +14,14 @@
 mod assertions;
 mod auth;
 mod exchange;
+mod ip;
+mod proxy;
 mod redirect;
 
 pub use assertions::{Assertion, StatusRange};
 pub use auth::{AuthError, ClientAuth, OAuth2Spec};
+pub use ip::IpProtocol;
+pub use proxy::ProxyError;
 pub use redirect::{FollowRedirects, RedirectBody};
 
 use super::google::id_token::IdTokenSpec;
@@ -89,6 +93,19 @@ pub struct HttpSpec {
     pub google_id_token: Option<IdTokenSpec>,
     /// Send a token from an OAuth2 token endpoint (client-credentials grant).
     pub oauth2: Option<OAuth2Spec>,
+    /// An HTTP proxy (`http://[user:password@]host:port`): `CONNECT` for `https://`
+    /// targets, absolute-form requests for `http://` ones.
+    pub proxy_url: Option<String>,
+    /// Connect over `ip4` or `ip6` first (default: the resolver's order).
+    pub ip_protocol: Option<IpProtocol>,
+    /// With `ip_protocol`, also try the other family's addresses (default `true`); `false`
+    /// fails with `dns` when the name has no address of the preferred family.
+    #[serde(default = "default_true")]
+    pub ip_protocol_fallback: bool,
+}
+
+fn default_true() -> bool {
+    true
 }
 
 fn default_method() -> String {
@@ -132,6 +149,8 @@ pub enum HttpError {
     CertWithoutKey,
     #[error(transparent)]
     Auth(#[from] AuthError),
+    #[error(transparent)]
+    Proxy(#[from] ProxyError),
 }
 
 /// The configured headers, parsed.
@@ -149,6 +168,7 @@ struct Prepared {
     /// For other origins a redirect leads to: no client certificate.
     tls_foreign: Arc<rustls::ClientConfig>,
     auth: auth::Auth,
+    proxy: Option<Arc<proxy::Proxy>>,
 }
 
 /// A built `http` probe (also the health check of `startup`).
@@ -246,6 +266,10 @@ impl ProbeKind for HttpSpec {
         let regexes = Arc::new(assertions::compile(&self.assertions)?);
         let (tls, tls_foreign) = self.tls_configs()?;
         let auth = self.auth(&tls_foreign)?;
+        let proxy = match &self.proxy_url {
+            Some(p) => Some(Arc::new(proxy::Proxy::parse(p)?)),
+            None => None,
+        };
         Ok(HttpProbe {
             spec: self.clone(),
             prep: Prepared {
@@ -256,6 +280,7 @@ impl ProbeKind for HttpSpec {
                 tls,
                 tls_foreign,
                 auth,
+                proxy,
             },
         })
     }

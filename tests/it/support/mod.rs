@@ -13,6 +13,7 @@ pub mod hostile;
 pub mod mtls;
 pub mod pg;
 pub mod prom;
+pub mod proxy;
 pub mod receiver;
 pub mod redis;
 pub mod served;
