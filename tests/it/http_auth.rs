@@ -378,3 +378,42 @@ probes:
     );
     assert_nowhere(&exp, &["proxy-pa55-wq7", "proxied-token-4Rt8"]);
 }
+
+#[test]
+fn an_on_demand_target_elsewhere_gets_no_token_the_modules_own_origin_does() {
+    let own = AuthServer::start();
+    let other = AuthServer::start();
+    own.allow_bearer("module-token-Kd93");
+    other.allow_bearer("module-token-Kd93");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("token");
+    std::fs::write(&file, "module-token-Kd93").unwrap();
+    let yaml = format!(
+        r#"on_demand:
+  allowed_targets: ["http://127.0.0.1:*"]
+probes:
+  - {{ name: api, kind: http, url: "{own_url}", bearer_token_file: "{file}", interval: 1h }}
+"#,
+        own_url = own.url("/protected"),
+        file = file.display(),
+    );
+    let exp = Exporter::start(&yaml);
+    let target = other.url("/protected");
+    let (status, _, body) = exp.get(&format!("/probe?module=api&target={target}"));
+    assert_eq!(status, 200, "{body}");
+    let success = |b: &str| value(b, "pathwatch_probe_success", &[("probe", "api")]);
+    assert_eq!(success(&body), Some(0.0), "{body}");
+    assert_eq!(other.seen(), [("/protected".to_string(), None)]);
+    let (_, _, body) = exp.get(&format!(
+        "/probe?module=api&target={}",
+        own.url("/protected")
+    ));
+    assert_eq!(success(&body), Some(1.0), "{body}");
+    assert!(
+        own.seen()
+            .iter()
+            .all(|(_, a)| a.as_deref() == Some("Bearer module-token-Kd93")),
+        "{:?}",
+        own.seen()
+    );
+}
