@@ -417,3 +417,32 @@ probes:
         own.seen()
     );
 }
+
+#[test]
+fn golden_path_presents_its_client_certificate_to_the_websocket() {
+    let s = crate::support::mtls::start();
+    let port = s.addr.port();
+    let ca = s.certs.ca_cert.display();
+    let (cert, key) = (s.client_cert.display(), s.client_key.display());
+    // The server speaks TLS with client certificates but not WebSocket: with the certificate
+    // the run gets past TLS and fails at the upgrade (the server answers 200, not 101);
+    // without it, TLS 1.3's refusal arrives at the upgrade's first read, which the WebSocket
+    // step reports as `io` (golden/ws.rs does not single out TLS alerts yet).
+    let yaml = format!(
+        r#"defaults: {{ interval: 1s, timeout: 3s }}
+probes:
+  - {{ name: gp-cert, kind: golden_path, token: golden-token-123, ca_file: "{ca}", cert_file: "{cert}", key_file: "{key}", websocket: {{ url: "wss://localhost:{port}/ws" }} }}
+  - {{ name: gp-bare, kind: golden_path, token: golden-token-123, ca_file: "{ca}", websocket: {{ url: "wss://localhost:{port}/ws" }} }}
+"#
+    );
+    let exp = Exporter::start(&yaml);
+    exp.wait_reason("gp-cert", "failure", "http_status");
+    exp.wait_reason("gp-bare", "failure", "io");
+    let m = exp.metrics();
+    let bare_past_tls = value(
+        &m,
+        "pathwatch_probe_runs_total",
+        &[("probe", "gp-bare"), ("reason", "http_status")],
+    );
+    assert!(bare_past_tls.unwrap_or(0.0) == 0.0, "{m}");
+}
