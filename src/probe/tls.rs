@@ -1,4 +1,5 @@
-//! rustls client configs with libpq's meaning of each `sslmode`.
+//! rustls client configs with libpq's meaning of each `sslmode`, and an optional client
+//! certificate (mTLS).
 //!
 //! libpq's `prefer` and `require` encrypt without checking the server's certificate;
 //! `verify-ca` checks the chain but not the host name; `verify-full` checks both. rustls
@@ -9,9 +10,10 @@ use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{
-    CertificateError, ClientConfig, DigitallySignedStruct, Error, RootCertStore, SignatureScheme,
+    CertificateError, ClientConfig, ConfigBuilder, DigitallySignedStruct, Error, RootCertStore,
+    SignatureScheme, client::WantsClientCert,
 };
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -48,6 +50,25 @@ pub enum TlsError {
     BadCa { path: PathBuf, source: Error },
     #[error("no certificate in CA file \"{}\"", path.display())]
     NoCertificate { path: PathBuf },
+    #[error("cannot read cert_file \"{}\": {source}", path.display())]
+    ReadClientCert {
+        path: PathBuf,
+        source: rustls::pki_types::pem::Error,
+    },
+    #[error("no certificate in cert_file \"{}\"", path.display())]
+    NoClientCert { path: PathBuf },
+    /// The key's bytes are never quoted: only the file and what is wrong with it.
+    #[error("cannot read a private key from key_file \"{}\": {source}", path.display())]
+    ReadClientKey {
+        path: PathBuf,
+        source: rustls::pki_types::pem::Error,
+    },
+    #[error("key_file \"{}\" does not fit cert_file \"{}\": {source}", key.display(), cert.display())]
+    ClientKeyMismatch {
+        cert: PathBuf,
+        key: PathBuf,
+        source: Error,
+    },
     #[error("{0}")]
     Rustls(#[from] Error),
     #[error("{0}")]
@@ -84,10 +105,26 @@ pub fn roots(ca_file: Option<&Path>) -> Result<RootCertStore, TlsError> {
     Ok(store)
 }
 
+/// A client certificate chain and its key (mTLS), as PEM files.
+#[derive(Clone, Copy, Debug)]
+pub struct ClientCert<'a> {
+    pub cert_file: &'a Path,
+    pub key_file: &'a Path,
+}
+
 /// A client config for `verify`, trusting `ca_file` (or the bundled roots).
 pub fn client_config(
     verify: Verify,
     ca_file: Option<&Path>,
+) -> Result<Arc<ClientConfig>, TlsError> {
+    client_config_with_cert(verify, ca_file, None)
+}
+
+/// [`client_config`], presenting `cert` when the server asks for a client certificate.
+pub fn client_config_with_cert(
+    verify: Verify,
+    ca_file: Option<&Path>,
+    cert: Option<ClientCert<'_>>,
 ) -> Result<Arc<ClientConfig>, TlsError> {
     let provider = provider();
     let builder = ClientConfig::builder_with_provider(provider.clone())
@@ -98,7 +135,7 @@ pub fn client_config(
             .with_custom_certificate_verifier(Arc::new(AnyCert(
                 provider.signature_verification_algorithms,
             )))
-            .with_no_client_auth(),
+            .finish(cert)?,
         Verify::Chain | Verify::Full => {
             let inner = match ca_file {
                 Some(_) => WebPkiServerVerifier::builder_with_provider(
@@ -109,16 +146,63 @@ pub fn client_config(
                 None => bundled_verifier(&provider)?,
             };
             if verify == Verify::Full {
-                builder.with_webpki_verifier(inner).with_no_client_auth()
+                builder.with_webpki_verifier(inner).finish(cert)?
             } else {
                 builder
                     .dangerous()
                     .with_custom_certificate_verifier(Arc::new(ChainOnly(inner)))
-                    .with_no_client_auth()
+                    .finish(cert)?
             }
         }
     };
     Ok(Arc::new(config))
+}
+
+/// The last step of a client config: with or without a client certificate.
+trait Finish {
+    fn finish(self, cert: Option<ClientCert<'_>>) -> Result<ClientConfig, TlsError>;
+}
+
+impl Finish for ConfigBuilder<ClientConfig, WantsClientCert> {
+    fn finish(self, cert: Option<ClientCert<'_>>) -> Result<ClientConfig, TlsError> {
+        let Some(cert) = cert else {
+            return Ok(self.with_no_client_auth());
+        };
+        let (chain, key) = load_client_cert(cert)?;
+        // rustls checks that the key is the certificate's: a mismatch is a config error
+        // here, not a handshake failure at every run.
+        self.with_client_auth_cert(chain, key)
+            .map_err(|source| TlsError::ClientKeyMismatch {
+                cert: cert.cert_file.to_path_buf(),
+                key: cert.key_file.to_path_buf(),
+                source,
+            })
+    }
+}
+
+/// The certificate chain and key of a client certificate.
+fn load_client_cert(
+    cert: ClientCert<'_>,
+) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), TlsError> {
+    let read_err = |source| TlsError::ReadClientCert {
+        path: cert.cert_file.to_path_buf(),
+        source,
+    };
+    let chain = CertificateDer::pem_file_iter(cert.cert_file)
+        .map_err(read_err)?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(read_err)?;
+    if chain.is_empty() {
+        return Err(TlsError::NoClientCert {
+            path: cert.cert_file.to_path_buf(),
+        });
+    }
+    let key =
+        PrivateKeyDer::from_pem_file(cert.key_file).map_err(|source| TlsError::ReadClientKey {
+            path: cert.key_file.to_path_buf(),
+            source,
+        })?;
+    Ok((chain, key))
 }
 
 /// The verifier over the bundled Mozilla roots, built once per process and shared: each

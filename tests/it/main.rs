@@ -22,6 +22,7 @@ mod golden_backends;
 mod grpc;
 mod hostile;
 mod http;
+mod http_auth;
 mod icmp;
 mod in_process;
 mod incident;

@@ -62,6 +62,8 @@ pub enum GoldenError {
     Sessions,
     #[error(transparent)]
     Tls(#[from] TlsError),
+    #[error("give \"cert_file\" and \"key_file\" together")]
+    CertWithoutKey,
     #[error("cannot build the HTTP client: {0}")]
     Client(reqwest::Error),
 }
@@ -125,7 +127,15 @@ impl ProbeKind for GoldenPathSpec {
         } else {
             Verify::Full
         };
-        let base = tls::client_config(verify, self.ca_file.as_deref())?;
+        let cert = match (&self.cert_file, &self.key_file) {
+            (None, None) => None,
+            (Some(cert_file), Some(key_file)) => Some(tls::ClientCert {
+                cert_file,
+                key_file,
+            }),
+            _ => return Err(GoldenError::CertWithoutKey),
+        };
+        let base = tls::client_config_with_cert(verify, self.ca_file.as_deref(), cert)?;
         let mut ws_tls = (*base).clone();
         ws_tls.alpn_protocols = vec![b"http/1.1".to_vec()];
         let http = reqwest::Client::builder()

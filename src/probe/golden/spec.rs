@@ -57,6 +57,11 @@ pub struct GoldenPathSpec {
     /// Encrypt without checking the server certificate.
     #[serde(default)]
     pub insecure_skip_verify: bool,
+    /// PEM client certificate (chain) presented to the login and the WebSocket when their
+    /// server asks for one (mTLS); with `key_file`.
+    pub cert_file: Option<PathBuf>,
+    /// PEM private key of `cert_file`.
+    pub key_file: Option<PathBuf>,
 }
 
 #[derive(Clone, Debug, Deserialize, schemars::JsonSchema)]

@@ -1,7 +1,9 @@
 //! Google Cloud access shared by the GCP probes (probe/gcp/) and the logs probe's Cloud
 //! Logging source: access tokens (metadata server, token file or env var, cached until
-//! shortly before they expire) and the API's error answers mapped to bounded reasons.
+//! shortly before they expire), ID tokens for an audience (the http probe's
+//! `google_id_token`), and the API's error answers mapped to bounded reasons.
 
+pub mod id_token;
 pub mod token;
 
 pub use token::{CredentialsError, CredentialsSpec, TokenSource};

@@ -117,55 +117,11 @@ impl TokenSource {
                 .map_err(|_| cred(format!("environment variable \"{var}\" is not set")))?;
             return non_empty(text.trim(), "the token variable is empty").map(|t| (t, REREAD));
         }
-        let host = self
-            .spec
-            .metadata_host
-            .clone()
-            .or_else(|| std::env::var("GCE_METADATA_HOST").ok())
-            .unwrap_or_else(|| "metadata.google.internal".into());
-        let base = if host.starts_with("http://") || host.starts_with("https://") {
-            host
-        } else {
-            format!("http://{host}")
-        };
         let url = format!(
             "{}/computeMetadata/v1/instance/service-accounts/default/token",
-            base.trim_end_matches('/')
+            metadata_base(self.spec.metadata_host.as_deref())
         );
-        let mut resp = http
-            .get(&url)
-            .header("Metadata-Flavor", "Google")
-            .send()
-            .await
-            .map_err(|e| {
-                let what = if e.is_timeout() {
-                    "timed out"
-                } else if e.is_connect() {
-                    "unreachable"
-                } else {
-                    "failed"
-                };
-                cred(format!("metadata server {what}"))
-            })?;
-        if !resp.status().is_success() {
-            return Err(cred(format!(
-                "metadata server answered {}",
-                resp.status().as_u16()
-            )));
-        }
-        let mut raw = Vec::new();
-        while let Some(chunk) = resp
-            .chunk()
-            .await
-            .map_err(|e| cred(format!("metadata server answer: {e}")))?
-        {
-            if raw.len() + chunk.len() > MAX_TOKEN_ANSWER {
-                return Err(cred(format!(
-                    "metadata server answered more than {MAX_TOKEN_ANSWER} bytes"
-                )));
-            }
-            raw.extend_from_slice(&chunk);
-        }
+        let raw = metadata_get(http, &url).await?;
         let body: MetadataToken = serde_json::from_slice(&raw)
             .map_err(|e| cred(format!("metadata server answer is not a token: {e}")))?;
         let lifetime = Duration::from_secs(body.expires_in).saturating_sub(EARLY);
@@ -175,6 +131,62 @@ impl TokenSource {
         )
         .map(|t| (t, lifetime))
     }
+}
+
+/// The metadata server's base URL: `host` (`host[:port]` or a URL), else
+/// `GCE_METADATA_HOST`, else `metadata.google.internal`; without a trailing slash.
+pub(super) fn metadata_base(host: Option<&str>) -> String {
+    let host = host
+        .map(str::to_string)
+        .or_else(|| std::env::var("GCE_METADATA_HOST").ok())
+        .unwrap_or_else(|| "metadata.google.internal".into());
+    let base = if host.starts_with("http://") || host.starts_with("https://") {
+        host
+    } else {
+        format!("http://{host}")
+    };
+    base.trim_end_matches('/').to_string()
+}
+
+/// A `GET` of the metadata server with `Metadata-Flavor: Google`: the answer's bytes, at
+/// most [`MAX_TOKEN_ANSWER`]. Errors are `credentials` and quote neither URL nor answer.
+pub(super) async fn metadata_get(http: &reqwest::Client, url: &str) -> Result<Vec<u8>, ProbeError> {
+    let cred = |msg: String| ProbeError::new(Reason::Credentials, msg);
+    let mut resp = http
+        .get(url)
+        .header("Metadata-Flavor", "Google")
+        .send()
+        .await
+        .map_err(|e| {
+            let what = if e.is_timeout() {
+                "timed out"
+            } else if e.is_connect() {
+                "unreachable"
+            } else {
+                "failed"
+            };
+            cred(format!("metadata server {what}"))
+        })?;
+    if !resp.status().is_success() {
+        return Err(cred(format!(
+            "metadata server answered {}",
+            resp.status().as_u16()
+        )));
+    }
+    let mut raw = Vec::new();
+    while let Some(chunk) = resp
+        .chunk()
+        .await
+        .map_err(|e| cred(format!("metadata server answer: {e}")))?
+    {
+        if raw.len() + chunk.len() > MAX_TOKEN_ANSWER {
+            return Err(cred(format!(
+                "metadata server answered more than {MAX_TOKEN_ANSWER} bytes"
+            )));
+        }
+        raw.extend_from_slice(&chunk);
+    }
+    Ok(raw)
 }
 
 fn non_empty(token: &str, msg: &str) -> Result<Secret, ProbeError> {

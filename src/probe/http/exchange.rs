@@ -10,13 +10,17 @@ use hyper_util::rt::TokioIo;
 use std::pin::{Pin, pin};
 use url::Url;
 
-/// Which of the configured headers a request carries.
+/// Which of the configured headers and credentials a request carries.
 #[derive(Clone, Copy, Debug)]
-pub(super) struct Sent {
+pub(super) struct Sent<'a> {
     /// All but `Content-*` (the configured origin only: they may be credentials).
     pub headers: bool,
     /// The `Content-*` ones, which describe the body.
     pub content: bool,
+    /// The token's `Authorization` (the configured origin only).
+    pub authorization: Option<&'a http::HeaderValue>,
+    /// The TLS config: with the client certificate for the configured origin only.
+    pub tls: &'a std::sync::Arc<rustls::ClientConfig>,
 }
 
 /// One request on a fresh connection: (status, Location header, body).
@@ -25,7 +29,7 @@ pub(super) async fn request(
     url: &Url,
     method: &Method,
     body: Option<&Bytes>,
-    send: Sent,
+    send: Sent<'_>,
     trace: &Trace,
 ) -> Result<(StatusCode, Option<String>, Bytes), ProbeError> {
     let (spec, prep) = (&probe.spec, &probe.prep);
@@ -33,15 +37,40 @@ pub(super) async fn request(
     // Url keeps IPv6 hosts in brackets; the resolver and TLS want them bare.
     let bare = host.trim_start_matches('[').trim_end_matches(']');
     let port = url.port_or_known_default().unwrap_or(80);
-    let addrs = resolve(bare, port, trace).await?;
-    let tcp = connect_tcp(&addrs, trace).await?;
+    // Through a proxy, the proxy is what is resolved and connected to.
+    let proxy = prep.proxy.as_deref();
+    let (to_host, to_port) = match proxy {
+        Some(p) => (p.host.as_str(), p.port),
+        None => (bare, port),
+    };
+    let addrs = resolve(to_host, to_port, trace).await?;
+    let addrs = super::ip::order(addrs, spec.ip_protocol, spec.ip_protocol_fallback, to_host)?;
+    let mut tcp = connect_tcp(&addrs, trace).await?;
+    let https = url.scheme() == "https";
+    if let Some(p) = proxy.filter(|_| https) {
+        // The tunnel is part of reaching the server: timed as `connect`.
+        let tunnel = format!("{host}:{port}");
+        trace
+            .time(Phase::Connect, p.connect(&mut tcp, &tunnel))
+            .await?;
+    }
 
-    let mut req = Request::builder()
-        .method(method.clone())
-        .uri(match url.query() {
-            Some(q) => format!("{}?{q}", url.path()),
-            None => url.path().to_string(),
-        });
+    let path = match url.query() {
+        Some(q) => format!("{}?{q}", url.path()),
+        None => url.path().to_string(),
+    };
+    // A plain-HTTP request to a proxy names the whole URL (absolute form, RFC 9112 3.2.2).
+    let target = match proxy {
+        Some(_) if !https => format!("{}://{host}:{port}{path}", url.scheme()),
+        _ => path,
+    };
+    let mut req = Request::builder().method(method.clone()).uri(target);
+    if let Some(auth) = proxy
+        .filter(|_| !https)
+        .and_then(|p| p.authorization.as_ref())
+    {
+        req = req.header(header::PROXY_AUTHORIZATION, auth);
+    }
     let authority = match url.port() {
         Some(p) => format!("{host}:{p}"),
         None => host.to_string(),
@@ -57,17 +86,20 @@ pub(super) async fn request(
             req = req.header(k, v);
         }
     }
+    if let Some(auth) = send.authorization {
+        req = req.header(header::AUTHORIZATION, auth);
+    }
     let req = req
         .body(Full::new(body.cloned().unwrap_or_default()))
         .map_err(|e| ProbeError::new(Reason::Protocol, format!("building the request: {e}")))?;
 
-    if url.scheme() == "https" {
+    if https {
         let name = rustls::pki_types::ServerName::try_from(bare.to_string())
             .map_err(|e| ProbeError::new(Reason::Tls, format!("bad TLS server name: {e}")))?;
         let stream = trace
             .time(
                 Phase::Tls,
-                tokio_rustls::TlsConnector::from(prep.tls.clone()).connect(name, tcp),
+                tokio_rustls::TlsConnector::from(send.tls.clone()).connect(name, tcp),
             )
             .await
             .map_err(|e| ProbeError::new(Reason::Tls, format!("TLS handshake: {e}")))?;
@@ -156,6 +188,29 @@ fn hyper_error(e: &hyper::Error) -> ProbeError {
     } else {
         Reason::Protocol
     };
-    let (reason, detail) = error_chain(e, fallback);
+    let (mut reason, detail) = error_chain(e, fallback);
+    if tls_alert(e) {
+        // TLS 1.3 ends the client's handshake before the server has judged its certificate:
+        // a refused (or missing) client certificate arrives as an alert at the first read.
+        reason = Reason::Tls;
+    }
     ProbeError::new(reason, detail)
+}
+
+/// Whether a rustls error (an alert from the server) is in `e`'s chain; rustls' errors
+/// travel inside io::Errors, whose `source()` skips them.
+fn tls_alert(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(e);
+    while let Some(err) = next {
+        if err.is::<rustls::Error>()
+            || err
+                .downcast_ref::<std::io::Error>()
+                .and_then(|io| io.get_ref())
+                .is_some_and(|inner| inner.is::<rustls::Error>())
+        {
+            return true;
+        }
+        next = err.source();
+    }
+    false
 }

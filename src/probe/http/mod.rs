@@ -1,8 +1,9 @@
 //! `http` probe: one request (following redirects if asked), with status and body checks.
 //!
-//! Credentials stay with their origin: the configured headers go only to the configured
-//! URL's origin (scheme, host, port), and redirects leave that origin only with
-//! `follow_redirects: any`, without the headers. An on-demand run also checks every hop
+//! Credentials stay with their origin: the configured headers, the `Authorization` of
+//! `bearer_token_file`, `google_id_token` or `oauth2` (auth.rs) and the client certificate
+//! go only to the configured URL's origin (scheme, host, port), and redirects leave that
+//! origin only with `follow_redirects: any`, without them. An on-demand run also checks every hop
 //! against the allowlist ([`crate::allowlist::check_hop`]).
 //!
 //! pathwatch opens the socket and the TLS session itself and speaks HTTP/1.1 through hyper's
@@ -11,14 +12,21 @@
 //! and `transfer` (the body). Over redirects, the trace of every hop add up.
 
 mod assertions;
+mod auth;
 mod exchange;
+mod ip;
+mod proxy;
 mod redirect;
 
 pub use assertions::{Assertion, StatusRange};
+pub use auth::{AuthError, ClientAuth, OAuth2Spec};
+pub use ip::IpProtocol;
+pub use proxy::ProxyError;
 pub use redirect::{FollowRedirects, RedirectBody};
 
+use super::google::id_token::IdTokenSpec;
 use super::kind::{Probe, ProbeKind, RetargetError};
-use super::tls::{self, TlsError, Verify};
+use super::tls::{self, ClientCert, TlsError, Verify};
 use super::{Kind, Outcome, ProbeError, Reason, Trace};
 use crate::probe::Observation;
 use bytes::Bytes;
@@ -73,6 +81,31 @@ pub struct HttpSpec {
     /// Encrypt without checking the server's certificate.
     #[serde(default)]
     pub insecure_skip_verify: bool,
+    /// PEM client certificate (chain) presented when the server asks for one (mTLS), to
+    /// the configured origin only; with `key_file`.
+    pub cert_file: Option<PathBuf>,
+    /// PEM private key of `cert_file`.
+    pub key_file: Option<PathBuf>,
+    /// A file holding a token sent as `Authorization: Bearer` (read again when it changes).
+    pub bearer_token_file: Option<PathBuf>,
+    /// Send a Google-signed ID token for this audience, from the metadata server (Cloud
+    /// Run services that refuse unauthenticated calls, IAP).
+    pub google_id_token: Option<IdTokenSpec>,
+    /// Send a token from an OAuth2 token endpoint (client-credentials grant).
+    pub oauth2: Option<OAuth2Spec>,
+    /// An HTTP proxy (`http://[user:password@]host:port`): `CONNECT` for `https://`
+    /// targets, absolute-form requests for `http://` ones.
+    pub proxy_url: Option<String>,
+    /// Connect over `ip4` or `ip6` first (default: the resolver's order).
+    pub ip_protocol: Option<IpProtocol>,
+    /// With `ip_protocol`, also try the other family's addresses (default `true`); `false`
+    /// fails with `dns` when the name has no address of the preferred family.
+    #[serde(default = "default_true")]
+    pub ip_protocol_fallback: bool,
+}
+
+fn default_true() -> bool {
+    true
 }
 
 fn default_method() -> String {
@@ -112,6 +145,12 @@ pub enum HttpError {
     AssertionRegex(usize, regex::Error),
     #[error(transparent)]
     Tls(#[from] TlsError),
+    #[error("give \"cert_file\" and \"key_file\" together")]
+    CertWithoutKey,
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    #[error(transparent)]
+    Proxy(#[from] ProxyError),
 }
 
 /// The configured headers, parsed.
@@ -124,7 +163,12 @@ struct Prepared {
     method: Method,
     headers: Headers,
     regexes: Arc<assertions::Regexes>,
+    /// For the configured origin (with the client certificate, if any).
     tls: Arc<rustls::ClientConfig>,
+    /// For other origins a redirect leads to: no client certificate.
+    tls_foreign: Arc<rustls::ClientConfig>,
+    auth: auth::Auth,
+    proxy: Option<Arc<proxy::Proxy>>,
 }
 
 /// A built `http` probe (also the health check of `startup`).
@@ -160,16 +204,54 @@ impl HttpSpec {
         Ok((url, method, headers))
     }
 
-    fn tls_config(&self) -> Result<Arc<rustls::ClientConfig>, HttpError> {
+    /// The TLS configs for the configured origin (with the client certificate) and for
+    /// others (without).
+    #[allow(clippy::type_complexity)]
+    fn tls_configs(
+        &self,
+    ) -> Result<(Arc<rustls::ClientConfig>, Arc<rustls::ClientConfig>), HttpError> {
         let verify = if self.insecure_skip_verify {
             Verify::Nothing
         } else {
             Verify::Full
         };
-        let mut tls = (*tls::client_config(verify, self.ca_file.as_deref())?).clone();
-        // HTTP/1.1 only: the trace of one request on one connection are what we time.
-        tls.alpn_protocols = vec![b"http/1.1".to_vec()];
-        Ok(Arc::new(tls))
+        let http11 = |c: Arc<rustls::ClientConfig>| {
+            let mut tls = (*c).clone();
+            // HTTP/1.1 only: the trace of one request on one connection are what we time.
+            tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+            Arc::new(tls)
+        };
+        let foreign = http11(tls::client_config(verify, self.ca_file.as_deref())?);
+        let own = match (&self.cert_file, &self.key_file) {
+            (None, None) => foreign.clone(),
+            (Some(cert_file), Some(key_file)) => http11(tls::client_config_with_cert(
+                verify,
+                self.ca_file.as_deref(),
+                Some(ClientCert {
+                    cert_file,
+                    key_file,
+                }),
+            )?),
+            _ => return Err(HttpError::CertWithoutKey),
+        };
+        Ok((own, foreign))
+    }
+
+    fn has_auth(&self) -> bool {
+        self.bearer_token_file.is_some() || self.google_id_token.is_some() || self.oauth2.is_some()
+    }
+
+    fn auth(&self, tls: &rustls::ClientConfig) -> Result<auth::Auth, HttpError> {
+        Ok(auth::build(auth::Settings {
+            bearer_token_file: self.bearer_token_file.as_deref(),
+            google_id_token: self.google_id_token.as_ref(),
+            oauth2: self.oauth2.as_ref(),
+            authorization_header: self
+                .headers
+                .keys()
+                .any(|k| k.eq_ignore_ascii_case("authorization")),
+            tls,
+        })?)
     }
 }
 
@@ -182,6 +264,12 @@ impl ProbeKind for HttpSpec {
     fn build(&self) -> Result<HttpProbe, HttpError> {
         let (url, method, headers) = self.request_parts()?;
         let regexes = Arc::new(assertions::compile(&self.assertions)?);
+        let (tls, tls_foreign) = self.tls_configs()?;
+        let auth = self.auth(&tls_foreign)?;
+        let proxy = match &self.proxy_url {
+            Some(p) => Some(Arc::new(proxy::Proxy::parse(p)?)),
+            None => None,
+        };
         Ok(HttpProbe {
             spec: self.clone(),
             prep: Prepared {
@@ -189,7 +277,10 @@ impl ProbeKind for HttpSpec {
                 method,
                 headers,
                 regexes,
-                tls: self.tls_config()?,
+                tls,
+                tls_foreign,
+                auth,
+                proxy,
             },
         })
     }
@@ -215,12 +306,26 @@ impl ProbeKind for HttpSpec {
         } else {
             self.request_parts()?
         };
+        // A retargeted module keeps its credentials (and their caches) or, without them
+        // (`without_credentials`), sends no token and presents no client certificate.
+        let auth = if self.has_auth() {
+            base.prep.auth.clone()
+        } else {
+            auth::Auth::None
+        };
+        let tls = if self.cert_file.is_some() {
+            base.prep.tls.clone()
+        } else {
+            base.prep.tls_foreign.clone()
+        };
         Ok(HttpProbe {
             spec: self.clone(),
             prep: Prepared {
                 url,
                 method,
                 headers,
+                tls,
+                auth,
                 ..base.prep.clone()
             },
         })
@@ -234,11 +339,16 @@ impl ProbeKind for HttpSpec {
         })
     }
 
-    /// The same check without its configured headers (an on-demand target that is not the
-    /// module's own origin gets none of them).
+    /// The same check without its configured headers, token or client certificate (an
+    /// on-demand target that is not the module's own origin gets none of them).
     fn without_credentials(&self) -> Self {
         HttpSpec {
             headers: BTreeMap::new(),
+            cert_file: None,
+            key_file: None,
+            bearer_token_file: None,
+            google_id_token: None,
+            oauth2: None,
             ..self.clone()
         }
     }
@@ -266,6 +376,8 @@ impl HttpProbe {
             .map(|b| Bytes::from(b.clone()));
         let mut rewritten = false;
         let mut hops = 0;
+        // Fetched (or taken from its cache) once per run, for the configured origin.
+        let authorization = prep.auth.header().await?;
         loop {
             // The configured headers (credentials, often) go to the configured origin only;
             // the `Content-*` ones also go with the body where `redirect_body: any` sends
@@ -274,6 +386,8 @@ impl HttpProbe {
             let send = exchange::Sent {
                 headers: own,
                 content: !rewritten && (own || body.is_some()),
+                authorization: authorization.as_ref().filter(|_| own),
+                tls: if own { &prep.tls } else { &prep.tls_foreign },
             };
             let (status, location, answer) =
                 exchange::request(self, &url, &method, body.as_ref(), send, trace).await?;
@@ -305,6 +419,10 @@ impl HttpProbe {
                 continue;
             }
             let code = status.as_u16();
+            if code == 401 && url.origin() == origin {
+                // A revoked or rotated token: the next run fetches a fresh one.
+                prep.auth.invalidate();
+            }
             assertions::check_status(spec, code)?;
             assertions::check_body(spec, &prep.regexes, &answer)?;
             let outcome = Outcome {

@@ -1,6 +1,7 @@
 //! Test support: throwaway Postgres clusters, certificates, the pathwatch binary, and
 //! misbehaving servers.
 
+pub mod auth_server;
 pub mod browser;
 pub mod certs;
 pub mod chat_backend;
@@ -9,8 +10,10 @@ pub mod exporter;
 pub mod gcp_fake;
 pub mod hang;
 pub mod hostile;
+pub mod mtls;
 pub mod pg;
 pub mod prom;
+pub mod proxy;
 pub mod receiver;
 pub mod redis;
 pub mod served;
