@@ -110,9 +110,11 @@ def reloader(base, path, ports, probes, every, stop, counts):
     while not stop.wait(every):
         generation += 1
         tmp = path + ".new"
-        open(tmp, "w").write(config(*ports, probes=probes, generation=generation))
-        os.replace(tmp, path)
         try:
+            # Inside the try: a full disk (it happened, on a shared machine) costs one
+            # reload, not every reload left in the run.
+            open(tmp, "w").write(config(*ports, probes=probes, generation=generation))
+            os.replace(tmp, path)
             req = urllib.request.Request(base + "/-/reload", method="POST", data=b"")
             with urllib.request.urlopen(req, timeout=30) as r:
                 r.read()
