@@ -41,6 +41,7 @@ pub mod config;
 pub mod core;
 pub mod demo;
 pub mod exposition;
+pub mod import;
 pub mod incident;
 pub mod metrics;
 pub mod ondemand;

@@ -142,6 +142,9 @@ enum Command {
     },
     /// Print the config's JSON Schema (for editors and CI validation).
     Schema,
+    /// Print another tool's config as a pathwatch config; name each field left behind.
+    #[command(subcommand)]
+    Import(Import),
     /// Check a config file and print every error with file:line:column; exit 2 if any.
     Validate {
         /// Config file (YAML).
@@ -163,6 +166,17 @@ enum Command {
         /// Also say how many probes change shard when going from this many shards to COUNT.
         #[arg(long, value_name = "COUNT", value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_COUNT)))]
         from: Option<u32>,
+    },
+}
+
+#[derive(Subcommand)]
+enum Import {
+    /// blackbox_exporter's modules as on-demand modules (stdout); each field that has no
+    /// pathwatch equivalent on stderr with its line. Exit 0: all converted, 1: fields left
+    /// behind, 2: unreadable file.
+    Blackbox {
+        /// blackbox_exporter config file (YAML).
+        file: PathBuf,
     },
 }
 
@@ -206,6 +220,7 @@ fn main() -> ExitCode {
     let code = match command {
         Command::Validate { file, shard } => validate(&file, shard),
         Command::Shards { file, count, from } => shards(&file, count, from),
+        Command::Import(Import::Blackbox { file }) => import_blackbox(&file),
         Command::Schema => {
             match serde_json::to_string_pretty(&pathwatch::schema::config_schema()) {
                 Ok(text) => {
@@ -426,6 +441,40 @@ fn validate(file: &std::path::Path, shard: Option<Shard>) -> ExitCode {
                 eprintln!("{e}");
             }
             ExitCode::from(EXIT_BAD_CONFIG)
+        }
+    }
+}
+
+/// `pathwatch import blackbox`: the converted config on stdout, what it leaves behind on stderr.
+fn import_blackbox(file: &std::path::Path) -> ExitCode {
+    let shown = file.display();
+    let text = match std::fs::read_to_string(file) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("{shown}: cannot read: {e}");
+            return ExitCode::from(EXIT_BAD_CONFIG);
+        }
+    };
+    match pathwatch::import::blackbox::convert(&text) {
+        Err(e) => {
+            eprintln!("{shown}:{}:{}: {e}", e.loc.line, e.loc.col);
+            ExitCode::from(EXIT_BAD_CONFIG)
+        }
+        Ok(c) => {
+            print!("{}", c.yaml);
+            for d in &c.dropped {
+                eprintln!("{shown}:{}:{}: {d}", d.loc.line, d.loc.col);
+            }
+            eprintln!(
+                "{shown}: {} modules converted, {} fields left behind",
+                c.modules,
+                c.dropped.len()
+            );
+            if c.dropped.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
 }

@@ -104,14 +104,30 @@ pub struct ParseError {
 
 /// Parses YAML text into a located tree, expanding `${VAR}` with `env`.
 pub fn parse(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Node, ParseError> {
+    parse_with(text, env, options(text.len()))
+}
+
+/// [`parse`] for another tool's file (`pathwatch import`): a `!!binary` scalar stays its
+/// base64 text instead of failing the whole file, so that its field can be named.
+pub fn parse_foreign(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Node, ParseError> {
+    let mut opts = options(text.len());
+    opts.ignore_binary_tag_for_string = true;
+    parse_with(text, env, opts)
+}
+
+fn parse_with(
+    text: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+    opts: serde_saphyr::Options,
+) -> Result<Node, ParseError> {
     if text.trim().is_empty() {
         return Ok(Node {
             value: Value::Map(Vec::new()),
             loc: Loc { line: 1, col: 1 },
         });
     }
-    let raw: Spanned<Raw> = serde_saphyr::from_str_with_options(text, options(text.len()))
-        .map_err(|e| ParseError {
+    let raw: Spanned<Raw> =
+        serde_saphyr::from_str_with_options(text, opts).map_err(|e| ParseError {
             loc: e
                 .location()
                 .map(|l| Loc::from_saphyr(&l))

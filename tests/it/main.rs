@@ -24,6 +24,7 @@ mod hostile;
 mod http;
 mod http_auth;
 mod icmp;
+mod import_blackbox;
 mod in_process;
 mod incident;
 mod lifecycle;
