@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// A token answer is a few hundred bytes; more is not a metadata server.
+/// A token answer is a few hundred bytes; more is not a token endpoint.
 const MAX_TOKEN_ANSWER: usize = 64 << 10;
 /// Tokens live an hour; a longer `expires_in` is believed for a day at most.
 const MAX_LIFETIME: Duration = Duration::from_secs(24 * 3600);
@@ -151,37 +151,40 @@ pub(super) fn metadata_base(host: Option<&str>) -> String {
 /// A `GET` of the metadata server with `Metadata-Flavor: Google`: the answer's bytes, at
 /// most [`MAX_TOKEN_ANSWER`]. Errors are `credentials` and quote neither URL nor answer.
 pub(super) async fn metadata_get(http: &reqwest::Client, url: &str) -> Result<Vec<u8>, ProbeError> {
+    let req = http.get(url).header("Metadata-Flavor", "Google");
+    token_answer(req, "metadata server").await
+}
+
+/// Sends a request for a token (the metadata server's, an OAuth2 endpoint's) and reads the
+/// answer: its bytes, at most [`MAX_TOKEN_ANSWER`]. Errors are `credentials`, name the
+/// endpoint as `who`, and quote neither its URL (it may carry a key) nor its answer (a token).
+pub(crate) async fn token_answer(
+    req: reqwest::RequestBuilder,
+    who: &str,
+) -> Result<Vec<u8>, ProbeError> {
     let cred = |msg: String| ProbeError::new(Reason::Credentials, msg);
-    let mut resp = http
-        .get(url)
-        .header("Metadata-Flavor", "Google")
-        .send()
-        .await
-        .map_err(|e| {
-            let what = if e.is_timeout() {
-                "timed out"
-            } else if e.is_connect() {
-                "unreachable"
-            } else {
-                "failed"
-            };
-            cred(format!("metadata server {what}"))
-        })?;
+    let mut resp = req.send().await.map_err(|e| {
+        let what = if e.is_timeout() {
+            "timed out"
+        } else if e.is_connect() {
+            "unreachable"
+        } else {
+            "failed"
+        };
+        cred(format!("{who} {what}"))
+    })?;
     if !resp.status().is_success() {
-        return Err(cred(format!(
-            "metadata server answered {}",
-            resp.status().as_u16()
-        )));
+        return Err(cred(format!("{who} answered {}", resp.status().as_u16())));
     }
     let mut raw = Vec::new();
     while let Some(chunk) = resp
         .chunk()
         .await
-        .map_err(|e| cred(format!("metadata server answer: {e}")))?
+        .map_err(|_| cred(format!("{who}: the answer broke off")))?
     {
         if raw.len() + chunk.len() > MAX_TOKEN_ANSWER {
             return Err(cred(format!(
-                "metadata server answered more than {MAX_TOKEN_ANSWER} bytes"
+                "{who} answered more than {MAX_TOKEN_ANSWER} bytes"
             )));
         }
         raw.extend_from_slice(&chunk);

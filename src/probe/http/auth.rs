@@ -6,6 +6,7 @@
 
 use crate::core::types::{Secret, SecretFile, pick_secret};
 use crate::probe::google::id_token::{IdTokenSource, IdTokenSpec};
+use crate::probe::google::token::token_answer;
 use crate::probe::{ProbeError, Reason};
 use base64::Engine as _;
 use http::HeaderValue;
@@ -16,7 +17,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 /// A token endpoint's answer is a few hundred bytes; more is not a token endpoint.
-const MAX_TOKEN_ANSWER: usize = 64 << 10;
 /// Refresh this long before an OAuth2 token's `expires_in` runs out.
 const EARLY: Duration = Duration::from_secs(60);
 /// An OAuth2 answer without `expires_in` is used this long; a longer one for a day at most.
@@ -326,36 +326,7 @@ impl OAuth2 {
             req = req.header(http::header::AUTHORIZATION, basic);
         }
         // The token endpoint is not named in messages: its URL may carry a tenant's key.
-        let mut resp = req.body(body).send().await.map_err(|e| {
-            let what = if e.is_timeout() {
-                "timed out"
-            } else if e.is_connect() {
-                "unreachable"
-            } else {
-                "failed"
-            };
-            cred(format!("oauth2 token request {what}"))
-        })?;
-        let status = resp.status();
-        if !status.is_success() {
-            return Err(cred(format!(
-                "oauth2 token endpoint answered {}",
-                status.as_u16()
-            )));
-        }
-        let mut raw = Vec::new();
-        while let Some(chunk) = resp
-            .chunk()
-            .await
-            .map_err(|_| cred("oauth2 token endpoint: the answer broke off".into()))?
-        {
-            if raw.len() + chunk.len() > MAX_TOKEN_ANSWER {
-                return Err(cred(format!(
-                    "oauth2 token endpoint answered more than {MAX_TOKEN_ANSWER} bytes"
-                )));
-            }
-            raw.extend_from_slice(&chunk);
-        }
+        let raw = token_answer(req.body(body), "oauth2 token endpoint").await?;
         // serde's message could quote the answer (the token): only say what is missing.
         let answer: TokenAnswer = serde_json::from_slice(&raw).map_err(|_| {
             cred("oauth2 token endpoint: the answer is not JSON with an access_token".into())
