@@ -415,34 +415,42 @@ async fn check(
     }
 }
 
-fn validate(file: &std::path::Path, shard: Option<Shard>) -> ExitCode {
+/// The config in `file` when it has no error; else every error printed, in file order, and
+/// the exit code of a bad config (`validate`, `shards`).
+fn load_valid(file: &std::path::Path) -> Result<config::Config, ExitCode> {
     match config::load(file) {
-        Err(e) => {
-            eprintln!("{e}");
-            ExitCode::from(EXIT_BAD_CONFIG)
-        }
-        Ok(Loaded { config, errors }) if errors.is_empty() => {
-            println!("{}: OK ({} probes)", file.display(), config.probes.len());
-            // Valid, but `serve` would probe nothing: most likely not what was meant.
-            if config.probes.is_empty() {
-                eprintln!(
-                    "{}: warning: no probes configured (serve would only export its own metrics)",
-                    file.display()
-                );
-            }
-            let count = shard.map(|s| s.count);
-            if let Some(w) = config::shard::large_group_warning(&config, count) {
-                eprintln!("{}: warning: {w}", file.display());
-            }
-            ExitCode::SUCCESS
-        }
+        Ok(Loaded { config, errors }) if errors.is_empty() => Ok(config),
         Ok(Loaded { errors, .. }) => {
             for e in &errors {
                 eprintln!("{e}");
             }
-            ExitCode::from(EXIT_BAD_CONFIG)
+            Err(ExitCode::from(EXIT_BAD_CONFIG))
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            Err(ExitCode::from(EXIT_BAD_CONFIG))
         }
     }
+}
+
+fn validate(file: &std::path::Path, shard: Option<Shard>) -> ExitCode {
+    let config = match load_valid(file) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    println!("{}: OK ({} probes)", file.display(), config.probes.len());
+    // Valid, but `serve` would probe nothing: most likely not what was meant.
+    if config.probes.is_empty() {
+        eprintln!(
+            "{}: warning: no probes configured (serve would only export its own metrics)",
+            file.display()
+        );
+    }
+    let count = shard.map(|s| s.count);
+    if let Some(w) = config::shard::large_group_warning(&config, count) {
+        eprintln!("{}: warning: {w}", file.display());
+    }
+    ExitCode::SUCCESS
 }
 
 /// `pathwatch import blackbox`: the converted config on stdout, what it leaves behind on stderr.
@@ -481,32 +489,22 @@ fn import_blackbox(file: &std::path::Path) -> ExitCode {
 
 /// `pathwatch shards`: the plan of a valid config over `count` shards.
 fn shards(file: &std::path::Path, count: u32, from: Option<u32>) -> ExitCode {
-    match config::load(file) {
-        Ok(Loaded { config, errors }) if errors.is_empty() => {
-            print!("{}", config::shard::render_plan(&config, count));
-            if let Some(from) = from {
-                let (moved, total) = config::shard::moved(&config, from, count);
-                println!(
-                    "from {from} to {count} shards: {moved} of {total} probes change shard ({:.1} %)",
-                    100.0 * moved as f64 / total.max(1) as f64
-                );
-            }
-            if let Some(w) = config::shard::large_group_warning(&config, Some(count)) {
-                eprintln!("{}: warning: {w}", file.display());
-            }
-            ExitCode::SUCCESS
-        }
-        Ok(Loaded { errors, .. }) => {
-            for e in &errors {
-                eprintln!("{e}");
-            }
-            ExitCode::from(EXIT_BAD_CONFIG)
-        }
-        Err(e) => {
-            eprintln!("{e}");
-            ExitCode::from(EXIT_BAD_CONFIG)
-        }
+    let config = match load_valid(file) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    print!("{}", config::shard::render_plan(&config, count));
+    if let Some(from) = from {
+        let (moved, total) = config::shard::moved(&config, from, count);
+        println!(
+            "from {from} to {count} shards: {moved} of {total} probes change shard ({:.1} %)",
+            100.0 * moved as f64 / total.max(1) as f64
+        );
     }
+    if let Some(w) = config::shard::large_group_warning(&config, Some(count)) {
+        eprintln!("{}: warning: {w}", file.display());
+    }
+    ExitCode::SUCCESS
 }
 
 async fn serve(
