@@ -10,7 +10,6 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 pub struct MtlsServer {
     pub addr: SocketAddr,
@@ -109,21 +108,8 @@ pub fn start() -> MtlsServer {
             let acceptor = tokio_rustls::TlsAcceptor::from(config);
             while let Ok((tcp, _)) = listener.accept().await {
                 let acceptor = acceptor.clone();
-                tokio::spawn(async move {
-                    // A client without an accepted certificate is refused here.
-                    let Ok(mut tls) = acceptor.accept(tcp).await else {
-                        return;
-                    };
-                    let mut buf = vec![0u8; 4096];
-                    let _ = tls.read(&mut buf).await;
-                    let body = r#"{"status":"healthy"}"#;
-                    let resp = format!(
-                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                        body.len()
-                    );
-                    let _ = tls.write_all(resp.as_bytes()).await;
-                    let _ = tls.shutdown().await;
-                });
+                // A client without an accepted certificate is refused in the handshake.
+                tokio::spawn(super::tls_target::answer_healthy(acceptor, tcp));
             }
         });
     });

@@ -55,23 +55,12 @@ pub fn start_for_days(days: u32) -> TlsTarget {
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
                 .await
                 .expect("bind the TLS target");
-            tx.send(listener.local_addr().expect("address")).expect("send address");
+            tx.send(listener.local_addr().expect("address"))
+                .expect("send address");
             while let Ok((tcp, _)) = listener.accept().await {
                 let current = shared.lock().unwrap_or_else(|p| p.into_inner()).clone();
                 let acceptor = tokio_rustls::TlsAcceptor::from(current);
-                tokio::spawn(async move {
-                    // A failed handshake (an untrusting client) is part of the tests.
-                    let Ok(mut tls) = acceptor.accept(tcp).await else { return };
-                    let mut buf = vec![0u8; 4096];
-                    let _ = tls.read(&mut buf).await;
-                    let body = r#"{"status":"healthy"}"#;
-                    let resp = format!(
-                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                        body.len()
-                    );
-                    let _ = tls.write_all(resp.as_bytes()).await;
-                    let _ = tls.shutdown().await;
-                });
+                tokio::spawn(answer_healthy(acceptor, tcp));
             }
         });
     });
@@ -84,6 +73,23 @@ pub fn start_for_days(days: u32) -> TlsTarget {
         config,
         dir,
     }
+}
+
+/// One connection: the TLS handshake (a failed one, an untrusting or certificate-less client,
+/// is part of the tests and ends it), one read of the request, and `200 {"status":"healthy"}`.
+pub async fn answer_healthy(acceptor: tokio_rustls::TlsAcceptor, tcp: tokio::net::TcpStream) {
+    let Ok(mut tls) = acceptor.accept(tcp).await else {
+        return;
+    };
+    let mut buf = vec![0u8; 4096];
+    let _ = tls.read(&mut buf).await;
+    let body = r#"{"status":"healthy"}"#;
+    let resp = format!(
+        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = tls.write_all(resp.as_bytes()).await;
+    let _ = tls.shutdown().await;
 }
 
 fn server_config(certs: &TestCerts) -> Arc<rustls::ServerConfig> {
