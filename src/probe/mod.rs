@@ -398,7 +398,7 @@ pub async fn connect_first(
             for addr in addrs {
                 match tokio::net::TcpStream::connect(addr).await {
                     // Simultaneous open met itself: nothing listens (self_connect.rs).
-                    Ok(s) if self_connect::is_self(s.local_addr(), s.peer_addr()) => {
+                    Ok(s) if self_connect::is_self(s.local_addr(), *addr) => {
                         // Closed with a reset: a FIN would leave the port in TIME_WAIT, and
                         // the server that belongs there could not bind it for a minute.
                         let _ = s.set_zero_linger();
