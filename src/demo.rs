@@ -430,19 +430,37 @@ probes:
     y
 }
 
-/// Values for the `${DEMO_*}` names of [`config`], from `DATABASE_URL` or the `PG*` variables.
-pub fn env_values(lookup: &dyn Fn(&str) -> Option<String>) -> (HashMap<String, String>, bool) {
+/// Values for the `${DEMO_*}` names of [`config`], from `DATABASE_URL` or the `PG*` variables,
+/// and whether they name a Postgres. `DATABASE_URL` is read as `--target` reads it (libpq's
+/// URI: percent-decoding, `?host=` socket directories, the `PG*` variables for what it leaves
+/// out); one that is not a postgres:// URL is an error naming the variable.
+pub fn env_values(
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Result<(HashMap<String, String>, bool), crate::config::TargetError> {
+    use crate::config::target_url::{Origin, Problem, Target, TargetError};
     // An empty variable counts as unset, as in libpq.
     let get = |k: &str| lookup(k).filter(|v| !v.is_empty());
     let mut vars = HashMap::new();
     vars.insert("DEMO_PASSWORD".to_string(), DEMO_PASSWORD.to_string());
-    let pg = if let Some(u) = get("DATABASE_URL").and_then(|u| url::Url::parse(&u).ok()) {
+    let pg = if let Some(url) = get("DATABASE_URL") {
+        let target = Target::parse(Origin::Env("DATABASE_URL"), &url, &get)?;
+        if target.kind() != Some("postgres") {
+            return Err(TargetError {
+                label: target.label().to_string(),
+                problem: Problem::Probe(
+                    "the demo probes a Postgres: use postgres:// or postgresql://".into(),
+                ),
+            });
+        }
+        let text = |k: &str| target.string(k).map(str::to_string);
         Some((
-            u.host_str().unwrap_or("127.0.0.1").to_string(),
-            u.port().unwrap_or(5432).to_string(),
-            Some(u.username().to_string()).filter(|s| !s.is_empty()),
-            u.password().map(str::to_string),
-            Some(u.path().trim_start_matches('/').to_string()).filter(|s| !s.is_empty()),
+            text("host").unwrap_or_default(),
+            target
+                .int("port")
+                .map_or_else(|| "5432".to_string(), |p| p.to_string()),
+            text("user"),
+            text("password"),
+            text("dbname"),
         ))
     } else {
         get("PGHOST").map(|h| {
@@ -456,7 +474,7 @@ pub fn env_values(lookup: &dyn Fn(&str) -> Option<String>) -> (HashMap<String, S
         })
     };
     let Some((host, port, user, password, db)) = pg else {
-        return (vars, false);
+        return Ok((vars, false));
     };
     let user = user.unwrap_or_else(|| "postgres".into());
     vars.insert("DEMO_PGHOST".into(), host);
@@ -464,7 +482,7 @@ pub fn env_values(lookup: &dyn Fn(&str) -> Option<String>) -> (HashMap<String, S
     vars.insert("DEMO_PGDATABASE".into(), db.unwrap_or_else(|| user.clone()));
     vars.insert("DEMO_PGUSER".into(), user);
     vars.insert("DEMO_PGPASSWORD".into(), password.unwrap_or_default());
-    (vars, true)
+    Ok((vars, true))
 }
 
 /// Walks the scenario on a loop until `token` is cancelled, announcing each act on stdout.
@@ -625,18 +643,54 @@ mod tests {
         let (vars, pg) = env_values(&env(&[(
             "DATABASE_URL",
             "postgres://app:s3cret@db.internal:6543/netra_staging",
-        )]));
+        )]))
+        .unwrap();
         assert!(pg);
         assert_eq!(vars["DEMO_PGHOST"], "db.internal");
         assert_eq!(vars["DEMO_PGPORT"], "6543");
         assert_eq!(vars["DEMO_PGUSER"], "app");
         assert_eq!(vars["DEMO_PGPASSWORD"], "s3cret");
         assert_eq!(vars["DEMO_PGDATABASE"], "netra_staging");
-        let (vars, pg) = env_values(&env(&[("PGHOST", "/var/run/postgresql")]));
+        let (vars, pg) = env_values(&env(&[("PGHOST", "/var/run/postgresql")])).unwrap();
         assert!(pg);
         assert_eq!(vars["DEMO_PGDATABASE"], "postgres");
-        let (_, pg) = env_values(&env(&[("DATABASE_URL", ""), ("PGHOST", "")]));
+        let (_, pg) = env_values(&env(&[("DATABASE_URL", ""), ("PGHOST", "")])).unwrap();
         assert!(!pg);
+    }
+
+    /// DATABASE_URL reads as libpq reads it: percent-encoded parts decoded, a socket
+    /// directory from `?host=`, the port and user from the PG* variables when left out.
+    #[test]
+    fn database_url_follows_libpq() {
+        let (vars, _) = env_values(&env(&[
+            (
+                "DATABASE_URL",
+                "postgresql://app:p%40ss%2Fw0rd@/netra?host=/cloudsql/proj:region:inst",
+            ),
+            ("PGPORT", "6544"),
+        ]))
+        .unwrap();
+        assert_eq!(vars["DEMO_PGHOST"], "/cloudsql/proj:region:inst");
+        assert_eq!(vars["DEMO_PGPORT"], "6544");
+        assert_eq!(vars["DEMO_PGPASSWORD"], "p@ss/w0rd");
+        assert_eq!(vars["DEMO_PGDATABASE"], "netra");
+        let (vars, _) = env_values(&env(&[
+            ("DATABASE_URL", "postgres://db.internal/netra"),
+            ("PGUSER", "svc"),
+        ]))
+        .unwrap();
+        assert_eq!(vars["DEMO_PGUSER"], "svc");
+        // Not a Postgres URL, or not a URL: an error naming the variable, password masked.
+        let e = env_values(&env(&[("DATABASE_URL", "redis://:hunter2@127.0.0.1:6379")]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("DATABASE_URL"), "{e}");
+        assert!(e.contains("postgres://"), "{e}");
+        assert!(!e.contains("hunter2"), "{e}");
+        let e = env_values(&env(&[("DATABASE_URL", "db.internal:5432")]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("DATABASE_URL"), "{e}");
     }
 
     #[test]
@@ -651,7 +705,7 @@ mod tests {
             postgres_socket: "/tmp/pathwatch-demo-1/netra-staging:us-central1:staging".into(),
         };
         for with_pg in [false, true] {
-            let (vars, _) = env_values(&env(&[("PGHOST", "127.0.0.1")]));
+            let (vars, _) = env_values(&env(&[("PGHOST", "127.0.0.1")])).unwrap();
             let text = config(targets.clone(), with_pg, 1.0);
             let loaded = crate::config::parse("demo", &text, &|k| vars.get(k).cloned()).unwrap();
             assert!(loaded.errors.is_empty(), "{:?}\n{text}", loaded.errors);

@@ -598,7 +598,7 @@ async fn demo(
     let pg = pathwatch::demo::start_postgres(sim_addr.ip(), state.clone(), token.clone())
         .await
         .context("cannot start the reference service's Postgres")?;
-    let (vars, with_postgres) = pathwatch::demo::env_values(&|k| std::env::var(k).ok());
+    let (vars, with_postgres) = pathwatch::demo::env_values(&|k| std::env::var(k).ok())?;
     let targets = pathwatch::demo::Targets {
         sim: sim_addr,
         redis: redis_addr,

@@ -141,6 +141,29 @@ impl Target {
         &self.label
     }
 
+    /// The probe kind the URL makes (`postgres`, `redis`, `http`, `tcp`).
+    pub fn kind(&self) -> Option<&str> {
+        self.string("kind")
+    }
+
+    /// A key of the probe entry the URL makes, when it is text (`host`, `user`, `password`,
+    /// `dbname`, ...): the parts libpq would use, decoded and with the `PG*` variables
+    /// filled in.
+    pub fn string(&self, key: &str) -> Option<&str> {
+        self.entries.iter().find_map(|(k, v)| match &v.value {
+            Value::Str(s) if k.name == key => Some(s.as_str()),
+            _ => None,
+        })
+    }
+
+    /// A key of the probe entry that is a number (`port`).
+    pub fn int(&self, key: &str) -> Option<i128> {
+        self.entries.iter().find_map(|(k, v)| match &v.value {
+            Value::Int(n) if k.name == key => Some(*n),
+            _ => None,
+        })
+    }
+
     /// The probe, named `base_name` or, when `taken` says that is used, `base_name-2`, `-3`...
     pub(super) fn probe(
         &self,
@@ -231,6 +254,18 @@ fn parse(
             problem: Problem::SeveralHosts,
         });
     }
+    // libpq takes a user with an empty host (`postgresql://app:pw@/db?host=/cloudsql/...`, the
+    // form Cloud SQL's socket URLs take); the url crate refuses it, so it reads a stand-in
+    // host there, which `host_of` reads as none.
+    let spliced;
+    let text = match authority {
+        Some(a) if text.starts_with("postgres") && empty_host_after_user(a) => {
+            let at = text.find("://").unwrap_or(0) + 3 + a.rfind('@').unwrap_or(0) + 1;
+            spliced = format!("{}{NO_HOST}{}", &text[..at], &text[at..]);
+            spliced.as_str()
+        }
+        _ => text,
+    };
     let url = match url::Url::parse(text) {
         Ok(u) => u,
         Err(e) => {
@@ -253,7 +288,8 @@ fn parse(
             crate::redact::register(&v);
         }
     }
-    let label = format!("{origin} \"{}\"", crate::redact::redact(url.as_str()));
+    let shown = crate::redact::redact(url.as_str()).replace(&format!("@{NO_HOST}"), "@");
+    let label = format!("{origin} \"{shown}\"");
     let fail = |problem: Problem| TargetError {
         label: label.clone(),
         problem,
@@ -341,6 +377,16 @@ fn port_number(text: &str) -> Result<u16, Problem> {
     }
 }
 
+/// The host `parse` reads in place of an empty one after a user name (`app@/db`).
+const NO_HOST: &str = "no-host.invalid";
+
+/// Whether a URL's authority (`user:pw@host:port`) has a user and an empty host.
+fn empty_host_after_user(authority: &str) -> bool {
+    authority
+        .rsplit_once('@')
+        .is_some_and(|(_, host)| host.is_empty() || host.starts_with(':'))
+}
+
 /// The URL's host without IPv6 brackets, percent-decoded (libpq writes a socket directory
 /// there as `%2Fvar%2Frun%2Fpostgresql`); `None` when it has none.
 fn host_of(url: &url::Url) -> Result<Option<String>, Problem> {
@@ -348,7 +394,7 @@ fn host_of(url: &url::Url) -> Result<Option<String>, Problem> {
         None => Ok(None),
         Some(url::Host::Ipv6(a)) => Ok(Some(a.to_string())),
         Some(url::Host::Ipv4(a)) => Ok(Some(a.to_string())),
-        Some(url::Host::Domain("")) => Ok(None),
+        Some(url::Host::Domain("") | url::Host::Domain(NO_HOST)) => Ok(None),
         Some(url::Host::Domain(d)) => {
             let host = decoded(d, "host")?;
             if host.contains(',') {

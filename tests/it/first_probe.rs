@@ -106,6 +106,20 @@ fn check_probes_targets_with_no_config_file() {
         "{text}"
     );
     assert!(!text.contains(pg.password()), "the password shows:\n{text}");
+
+    // Cloud SQL's socket form: a user and password with an empty host, the socket directory
+    // in `?host=` (libpq reads it; the url crate alone refuses an empty host after a user).
+    let cloudsql = format!(
+        "postgresql://{}:{}@/postgres?host={}",
+        pg.user(),
+        pg.password(),
+        pg.socket_dir().display()
+    );
+    let (code, probes, text) = check_json(&["--target", &cloudsql], &[("PGPORT", &port)]);
+    assert_eq!(code, Some(0), "{text}");
+    assert_eq!(probes.len(), 1, "{text}");
+    assert_eq!((probes[0].1, probes[0].2.as_str()), (true, "ok"), "{text}");
+    assert!(!text.contains(pg.password()), "the password shows:\n{text}");
 }
 
 #[test]
@@ -502,6 +516,8 @@ bad_targets! {
         "--target #1 \"postgres://127.0.0.1/shop?port=0\": invalid port \"0\": an integer from 1 to 65535";
     bad_target_param: "postgres://app:hunter22@127.0.0.1/shop?sslmod=require" =>
         "--target #1 \"postgres://app:<redacted>@127.0.0.1/shop?sslmod=require\": unknown query parameter \"sslmod\", did you mean \"sslmode\"? (postgres:// reads host, port, user, password, dbname, sslmode, sslrootcert, application_name)";
+    bad_target_empty_host_label: "postgresql://app:hunter22@/shop?sslmod=require" =>
+        "--target #1 \"postgresql://app:<redacted>@/shop?sslmod=require\": unknown query parameter \"sslmod\", did you mean \"sslmode\"? (postgres:// reads host, port, user, password, dbname, sslmode, sslrootcert, application_name)";
     bad_target_param_twice: "postgres://127.0.0.1/shop?port=1&port=2" =>
         "--target #1 \"postgres://127.0.0.1/shop?port=1&port=2\": query parameter \"port\" is given twice";
     bad_target_password_param_is_masked: "postgres://127.0.0.1/shop?password=hunter22&user=a&user=b" =>
