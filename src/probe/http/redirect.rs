@@ -45,9 +45,8 @@ impl<'de> Deserialize<'de> for FollowRedirects {
                     "any" => Ok(FollowRedirects::Any),
                     "none" => Ok(FollowRedirects::None),
                     "true" | "false" => self.visit_bool(s == "true"),
-                    _ => Err(E::custom(format!(
-                        "unknown value \"{s}\" (expected one of: same_origin, any, none)"
-                    ))),
+                    // The config's own "did you mean" (config/de/error.rs) words it.
+                    _ => Err(E::unknown_variant(s, &["same_origin", "any", "none"])),
                 }
             }
         }
