@@ -140,6 +140,12 @@ def dashboard(uid, title, variables, panels):
 
 
 STATUS = value_map((0, "RESOLVED", "green"), (1, "PRESENT", "red"), (2, "UNKNOWN", "gray"))
+# pathwatch_grpc_health_status: grpc.health.v1's ServingStatus.
+SERVING = value_map((0, "UNKNOWN", "gray"), (1, "SERVING", "green"), (2, "NOT_SERVING", "red"),
+                    (3, "SERVICE_UNKNOWN", "orange"))
+# pathwatch_dns_rcode: the response codes a resolver answers most.
+RCODES = value_map((0, "NOERROR", "green"), (2, "SERVFAIL", "red"), (3, "NXDOMAIN", "red"),
+                   (5, "REFUSED", "red"))
 MET = value_map((0, "FAIL", "red"), (1, "PASS", "green"))
 
 
@@ -279,6 +285,11 @@ def startup():
         panel(timeseries.Panel(), "HTTP checks: time by phase", (0, 17, 24, 8),
               q('pathwatch_probe_phase_duration_seconds{kind="http"}', "{{probe}} {{phase}}"),
               unit="s"),
+        panel(statetimeline.Panel(), "gRPC serving status", (0, 30, 24, 6),
+              q("pathwatch_grpc_health_status", "{{probe}}"),
+              description="What each grpc probe's grpc.health.v1 Check answered; a gap is a run "
+                          "that got no status (refused, a failed call).")
+        .mappings(SERVING),
         panel(last_value(stat.Panel()), "Last container exit code", (0, 25, 24, 5),
               q('pathwatch_log_pattern_last_value{pattern="container_exit"}', "{{probe}}"),
               description="The code of the last 'Container called exit(N).' line in the service's "
@@ -311,6 +322,21 @@ def infrastructure():
               description="Days until the leaf certificate a tls_cert probe was last shown ends "
                           "(PathwatchTlsCertExpiringSoon pages under 14).")
         .thresholds(steps((None, "red"), (14, "orange"), (30, "green"))),
+        panel(timeseries.Panel(), "DNS: time to an answer", (0, 28, 12, 8),
+              q('pathwatch_probe_duration_seconds{kind="dns"}', "{{probe}}"), unit="s",
+              description="Query sent to answer read, the TCP retry of a truncated answer "
+                          "included (dns probes)."),
+        panel(statetimeline.Panel(), "DNS response code", (12, 28, 12, 8),
+              q("pathwatch_dns_rcode", "{{probe}}"),
+              description="The last answer's rcode; other codes show as their number.")
+        .mappings(RCODES),
+        panel(timeseries.Panel(), "ICMP round trip", (0, 36, 12, 8),
+              q('pathwatch_probe_phase_duration_seconds{kind="icmp",phase="request"}', "{{probe}}"),
+              unit="s", description="Echo request to reply (icmp probes)."),
+        panel(last_value(stat.Panel()), "ICMP reply TTL", (12, 36, 12, 8),
+              q("pathwatch_icmp_reply_ttl", "{{probe}}", instant=True),
+              description="TTL (IPv6: hop limit) of the last reply as it arrived: the sender's "
+                          "initial TTL (64 on Linux) minus the hops it crossed."),
     ])
 
 

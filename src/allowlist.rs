@@ -7,6 +7,7 @@
 //! matched only against IP literals, or a DNS name whose labels are globs (`*` matches within
 //! one label, never a dot or a colon), matched only against names with as many labels. The
 //! port is a number, a range (`5432-5439`) or `*`. URL patterns add a scheme and a path glob.
+//! A target without a port (an `icmp` module's host) is admitted by a `host:*` pattern only.
 //! Whatever a pattern admits, addresses in [`DENIED_NETWORKS`] (link-local, cloud metadata)
 //! are refused, before resolution for IP literals and after it for names: a name matching
 //! `*.internal` may still resolve to 169.254.169.254.
@@ -90,6 +91,8 @@ enum PortPattern {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Target {
     Socket(Host, u16),
+    /// A host without a port, for kinds that take none (`icmp`).
+    Host(Host),
     Url {
         scheme: String,
         host: Host,
@@ -153,6 +156,8 @@ impl TargetPattern {
     pub fn matches(&self, target: &Target) -> bool {
         match (&self.kind, target) {
             (PatternKind::Socket(hp, pp), Target::Socket(h, p)) => hp.matches(h) && pp.matches(*p),
+            // No port to judge: only a pattern that allows every port of the host admits it.
+            (PatternKind::Socket(hp, PortPattern::Any), Target::Host(h)) => hp.matches(h),
             (
                 PatternKind::Url {
                     scheme,
@@ -299,8 +304,24 @@ pub fn parse_target(t: &str) -> Result<Target, TargetError> {
     Ok(Target::Socket(host, port))
 }
 
+/// Parses what `/probe?target=` names for a kind whose target is a host without a port
+/// (`icmp`): a name, an IPv4 address in any spelling browsers read, or an IPv6 address,
+/// bracketed or not.
+pub fn parse_host_target(t: &str) -> Result<Target, TargetError> {
+    let bracketed = t.strip_prefix('[').and_then(|h| h.strip_suffix(']'));
+    let host = match bracketed.or(t.contains(':').then_some(t)) {
+        Some(v6) => match parse_ip(v6) {
+            Some(ip @ IpAddr::V6(_)) => Host::Ip(ip.to_canonical()),
+            _ => return Err(TargetError::Bracketed),
+        },
+        None => parse_host_name(t)?,
+    };
+    Ok(Target::Host(host))
+}
+
 impl Target {
-    /// The `host:port` of a socket target whose host is an address, written the one
+    /// The `host:port` of a socket target (the host of a portless one) whose host is an
+    /// address, written the one
     /// standard way (`2130706441:6379` is `127.0.0.9:6379`): the probe is handed what was
     /// judged, so no resolver reads the original text another way. `None` for names (left
     /// as written: a trailing dot changes how a resolver searches), URLs (the `url` crate
@@ -309,6 +330,7 @@ impl Target {
         match self {
             Target::Socket(Host::Ip(IpAddr::V6(ip)), port) => Some(format!("[{ip}]:{port}")),
             Target::Socket(Host::Ip(ip), port) => Some(format!("{ip}:{port}")),
+            Target::Host(Host::Ip(ip)) => Some(ip.to_string()),
             _ => None,
         }
     }
@@ -409,6 +431,7 @@ fn embedded_v4(ip: std::net::Ipv6Addr) -> Option<std::net::Ipv4Addr> {
 pub fn admits(allowed: &[TargetPattern], target: &Target) -> bool {
     let address = match target {
         Target::Socket(Host::Ip(ip), _)
+        | Target::Host(Host::Ip(ip))
         | Target::Url {
             host: Host::Ip(ip), ..
         } => Some(*ip),

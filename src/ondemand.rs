@@ -82,7 +82,13 @@ pub fn plan(
     };
     // Match the allowlist against what will really be contacted, never the raw text:
     // `http://127.0.0.1:80@evil.example/` must not pass for `http://127.0.0.1:*`.
-    let contacted = allowlist::parse_target(t).map_err(|e| Refusal::BadTarget(e.to_string()))?;
+    let contacted = if base.spec.portless_target() {
+        // A bare host (`icmp`); `host:port`, as older requests wrote it, still reads.
+        allowlist::parse_host_target(t).or_else(|_| allowlist::parse_target(t))
+    } else {
+        allowlist::parse_target(t)
+    }
+    .map_err(|e| Refusal::BadTarget(e.to_string()))?;
     if !allowlist::admits(&spec.allowed_targets, &contacted) {
         return Err(Refusal::TargetNotAllowed);
     }

@@ -93,6 +93,38 @@ fn bad_patterns_are_refused_with_the_reason() {
 }
 
 #[test]
+fn a_portless_host_is_admitted_by_host_star_patterns_only() {
+    let admits_host = |pattern: &str, target: &str| {
+        let p = TargetPattern::parse(pattern).expect("pattern");
+        parse_host_target(target).is_ok_and(|t| p.matches(&t))
+    };
+    assert!(admits_host("127.0.0.1:*", "127.0.0.1"));
+    assert!(admits_host("10.0.0.0/8:*", "2130706441") == admits_host("10.0.0.0/8:*", "127.0.0.9"));
+    assert!(admits_host("[::1]:*", "::1"));
+    assert!(admits_host("[::1]:*", "[::1]"));
+    assert!(admits_host("*.internal:*", "Gateway.internal."));
+    // A pattern bound to ports does not admit a host without one.
+    assert!(!admits_host("127.0.0.1:7", "127.0.0.1"));
+    assert!(!admits_host("http://127.0.0.1", "127.0.0.1"));
+    // Addresses are written as judged; the denied networks apply.
+    let t = parse_host_target("0x7f000009").expect("an address");
+    assert_eq!(t.address_text().as_deref(), Some("127.0.0.9"));
+    let everything = [TargetPattern::parse("0.0.0.0/0:*").expect("pattern")];
+    let metadata = parse_host_target("169.254.169.254").expect("an address");
+    assert!(!admits(&everything, &metadata));
+    for bad in [
+        "",
+        "[::1",
+        "[evil.example]",
+        "a b",
+        "1.2.3.999",
+        "127.0.0.1:80",
+    ] {
+        assert!(parse_host_target(bad).is_err(), "{bad}");
+    }
+}
+
+#[test]
 fn denied_networks_cover_link_local_and_metadata() {
     for ip in [
         "169.254.169.254",

@@ -2,6 +2,12 @@
 //! on-demand modules. Every field that cannot be carried over is named with its place in the
 //! file, so that a team moving over knows exactly what it loses; nothing is dropped silently
 //! unless pathwatch already does the same thing without it.
+//!
+//! Credentials written in the file itself (`basic_auth`, `bearer_token`,
+//! `authorization.credentials`, `oauth2.client_secret`, `http_headers.*.secrets`) are never
+//! copied into the output: each becomes a `${BLACKBOX_...}` reference, and the field is named
+//! as needing that secret. Files (`bearer_token_file`, `client_secret_file`) stay file
+//! references.
 
 use crate::config::node::{self, Key, Loc, Node, Value};
 
@@ -18,6 +24,9 @@ pub struct Dropped {
     pub field: String,
     /// Why, when the field name alone does not say it.
     pub why: Option<String>,
+    /// The variable the converted config reads in its place, when the field is a secret
+    /// written in the file: converted, but only once the variable is set.
+    pub secret: Option<String>,
 }
 
 /// The converted config (YAML text) and the fields left behind.
@@ -207,6 +216,21 @@ fn join(prefix: &str, name: &str) -> String {
     }
 }
 
+/// The variable a secret of module `m` is read from: `BLACKBOX_<MODULE>_<FIELD>`, in
+/// capitals, every other character an underscore.
+fn secret_var(m: &str, field: &str) -> String {
+    format!("BLACKBOX_{m}_{field}")
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
 impl Cx {
     fn drop_at(&mut self, loc: Loc, module: &str, field: &str, why: Option<&str>) {
         self.dropped.push(Dropped {
@@ -214,7 +238,22 @@ impl Cx {
             module: module.to_string(),
             field: field.to_string(),
             why: why.map(str::to_string),
+            secret: None,
         });
+    }
+
+    /// A secret written in the file: named as needing its variable, which is returned as the
+    /// `${VAR}` to write instead of the value.
+    fn secret(&mut self, k: &Key, m: &str, field: &str, why: Option<&str>) -> String {
+        let var = secret_var(m, field.trim_start_matches("http."));
+        self.dropped.push(Dropped {
+            loc: k.loc,
+            module: m.to_string(),
+            field: field.to_string(),
+            why: why.map(str::to_string),
+            secret: Some(var.clone()),
+        });
+        format!("${{{var}}}")
     }
 
     fn drop(&mut self, m: &str, prefix: &str, k: &Key) {
@@ -417,7 +456,13 @@ impl Cx {
                         let mut one = None;
                         for (vk, vv) in self.entries(m, "http.http_headers", hk, hv) {
                             match vk.name.as_str() {
-                                "values" | "secrets" => match self.strings(m, &prefix, vk, vv) {
+                                "secrets"
+                                    if one.is_none()
+                                        && matches!(&vv.value, Value::Seq(s) if s.len() == 1) =>
+                                {
+                                    one = Some(self.secret(vk, m, &join(&prefix, "secrets"), None));
+                                }
+                                "values" => match self.strings(m, &prefix, vk, vv) {
                                     Some(list) if list.len() == 1 && one.is_none() => {
                                         one = list.into_iter().next();
                                     }
@@ -476,7 +521,12 @@ impl Cx {
                         self.drop(m, p, k);
                     }
                 }
-                "authorization" => self.authorization(m, k, v, out),
+                "authorization" => self.authorization(m, k, v, out, &mut headers),
+                "basic_auth" => self.basic_auth(m, k, v, &mut headers),
+                "bearer_token" => {
+                    let var = self.secret(k, m, "http.bearer_token", None);
+                    headers.push(("Authorization".into(), Out::Str(format!("Bearer {var}"))));
+                }
                 "oauth2" => self.oauth2(m, k, v, out),
                 _ => self.drop(m, p, k),
             }
@@ -539,24 +589,67 @@ impl Cx {
         }
     }
 
-    fn authorization(&mut self, m: &str, k: &Key, v: &Node, out: &mut Vec<(String, Out)>) {
+    /// `authorization`: a bearer `credentials_file` is `bearer_token_file`; `credentials`
+    /// written in the file become an `Authorization` header read from a variable.
+    fn authorization(
+        &mut self,
+        m: &str,
+        k: &Key,
+        v: &Node,
+        out: &mut Vec<(String, Out)>,
+        headers: &mut Vec<(String, Out)>,
+    ) {
         let p = "http.authorization";
         let e = self.entries(m, "http", k, v);
-        let bearer = e
-            .iter()
-            .find(|(k, _)| k.name == "type")
-            .is_none_or(|(_, v)| v.as_str().is_some_and(|t| t.eq_ignore_ascii_case("bearer")));
+        let scheme = match e.iter().find(|(k, _)| k.name == "type") {
+            None => Some("Bearer".to_string()),
+            // A header's scheme is one token: anything else is left behind.
+            Some((_, v)) => v
+                .as_str()
+                .filter(|t| {
+                    !t.is_empty() && t.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+                })
+                .map(str::to_string),
+        };
+        let bearer = scheme
+            .as_deref()
+            .is_some_and(|t| t.eq_ignore_ascii_case("bearer"));
         for (ak, av) in e {
             match ak.name.as_str() {
-                "type" if bearer => {}
+                "type" if scheme.is_some() => {}
                 "credentials_file" if bearer => {
                     if let Some(s) = self.string(m, p, ak, av) {
                         out.push(("bearer_token_file".into(), Out::Str(s)));
                     }
                 }
+                "credentials" => match &scheme {
+                    Some(scheme) => {
+                        let var = self.secret(ak, m, "http.authorization.credentials", None);
+                        headers.push(("Authorization".into(), Out::Str(format!("{scheme} {var}"))));
+                    }
+                    None => self.drop(m, p, ak),
+                },
                 _ => self.drop(m, p, ak),
             }
         }
+    }
+
+    /// `basic_auth`: pathwatch sends it as an `Authorization: Basic` header, read from a
+    /// variable holding the base64 of `username:password` (the password, written in the
+    /// file or in `password_file`, is not copied).
+    fn basic_auth(&mut self, m: &str, k: &Key, v: &Node, headers: &mut Vec<(String, Out)>) {
+        let p = "http.basic_auth";
+        let mut user = String::new();
+        for (bk, bv) in self.entries(m, "http", k, v) {
+            match bk.name.as_str() {
+                "username" => user = self.string(m, p, bk, bv).unwrap_or_default(),
+                "password" | "password_file" => {}
+                _ => self.drop(m, p, bk),
+            }
+        }
+        let why = format!(" to the base64 of \"{user}:<password>\"");
+        let var = self.secret(k, m, p, Some(&why));
+        headers.push(("Authorization".into(), Out::Str(format!("Basic {var}"))));
     }
 
     fn oauth2(&mut self, m: &str, k: &Key, v: &Node, out: &mut Vec<(String, Out)>) {
@@ -565,7 +658,11 @@ impl Cx {
         for (ok, ov) in self.entries(m, "http", k, v) {
             let name = ok.name.as_str();
             match name {
-                "client_id" | "client_secret" | "client_secret_file" | "token_url" => {
+                "client_secret" => {
+                    let var = self.secret(ok, m, "http.oauth2.client_secret", None);
+                    o.push((name.into(), Out::Str(var)));
+                }
+                "client_id" | "client_secret_file" | "token_url" => {
                     if let Some(s) = self.string(m, p, ok, ov) {
                         o.push((name.into(), Out::Str(s)));
                     }
@@ -799,6 +896,15 @@ fn is_duration(s: &str) -> bool {
 
 impl std::fmt::Display for Dropped {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if let Some(var) = &self.secret {
+            write!(
+                f,
+                "module \"{}\": field \"{}\" needs a secret: set {var}",
+                self.module, self.field
+            )?;
+            f.write_str(self.why.as_deref().unwrap_or(""))?;
+            return f.write_str(" (the value in the file is not copied)");
+        }
         if self.module.is_empty() {
             write!(f, "field \"{}\" has no pathwatch equivalent", self.field)?;
         } else if self.field.is_empty() {

@@ -40,6 +40,10 @@ pub trait ProbeKind: Clone + Sized {
         self.build()
     }
 
+    /// Whether an on-demand target is a host without a port (`icmp`), which the allowlist
+    /// judges as the host alone; otherwise `host:port`, a socket directory or a URL.
+    const PORTLESS_TARGET: bool = false;
+
     /// The same probe against another target (`/probe?target=`); most kinds take none.
     fn retarget(&self, _target: &str) -> Result<Self, RetargetError> {
         Err(RetargetError::NoTarget(Self::KIND))

@@ -219,6 +219,11 @@ macro_rules! probe_kinds {
                 match self { $(ProbeSpec::$variant(s) => ProbeKind::initial_samples(&**s)),* }
             }
 
+            /// Whether an on-demand target is a bare host ([`ProbeKind::PORTLESS_TARGET`]).
+            pub fn portless_target(&self) -> bool {
+                match self { $(ProbeSpec::$variant(_) => <$spec as ProbeKind>::PORTLESS_TARGET),* }
+            }
+
             /// How a database probe reaches its server, for `pathwatch_db_connect_seconds`.
             pub fn db_transport(&self) -> Option<Transport> {
                 match self { $(ProbeSpec::$variant(s) => ProbeKind::db_transport(&**s)),* }

@@ -74,6 +74,19 @@ probes:
     host: 127.0.0.1
     port: {tls_port}
     insecure_skip_verify: true
+  - name: backend-dns
+    kind: dns
+    server: "{dns}"
+    query_name: {dns_name}
+  - name: agent-grpc-health
+    kind: grpc
+    host: 127.0.0.1
+    port: {grpc_port}
+    service: {grpc_service}
+  # As root (the test environment): a raw socket.
+  - name: backend-ping
+    kind: icmp
+    host: 127.0.0.1
 incidents:
   - id: "1278"
     title: Staging cannot reach Cloud SQL through the VPC connector
@@ -97,6 +110,10 @@ incidents:
         instance = gcp::INSTANCE,
         service = gcp::SERVICE,
         log = log.display(),
+        dns = sim.dns,
+        dns_name = pathwatch::sim::dns::BACKEND,
+        grpc_port = sim.grpc.port(),
+        grpc_service = pathwatch::sim::grpc::SERVICE,
     )
 }
 

@@ -16,17 +16,18 @@ const SCRIPT: &str = concat!(
 );
 const SERVICE: &str = "pathwatch.test.Echo";
 
-/// The Python health server as a child process, driven through its stdin.
-struct HealthServer {
+/// The Python health server as a child process, driven through its stdin (also paging.rs's
+/// NOT_SERVING scenario).
+pub(crate) struct HealthServer {
     child: Child,
     stdin: ChildStdin,
     stdout: BufReader<ChildStdout>,
-    plain: u16,
+    pub(crate) plain: u16,
     tls: u16,
 }
 
 impl HealthServer {
-    fn start(args: &[&str]) -> HealthServer {
+    pub(crate) fn start(args: &[&str]) -> HealthServer {
         let mut child = Command::new("python3")
             .arg(SCRIPT)
             .args(["--service", SERVICE])
@@ -68,8 +69,9 @@ impl HealthServer {
         }
     }
 
-    /// Sends a command and waits for the server to have applied it.
-    fn command(&mut self, command: &str) {
+    /// Sends a command (`serving`, `not_serving`, `unknown`, `down`) and waits for the
+    /// server to have applied it.
+    pub(crate) fn command(&mut self, command: &str) {
         writeln!(self.stdin, "{command}").expect("write to the health server");
         self.stdin.flush().expect("flush");
         let mut line = String::new();

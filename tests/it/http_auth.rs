@@ -10,7 +10,15 @@ use std::time::{Duration, Instant};
 
 const WAIT: Duration = Duration::from_secs(20);
 
-fn wait_ok(exp: &Exporter, probe: &str) {
+/// The bearer tokens among (path, Authorization) pairs a server saw.
+pub(crate) fn bearer_tokens(seen: Vec<(String, Option<String>)>) -> Vec<String> {
+    seen.into_iter()
+        .filter_map(|(_, a)| a)
+        .map(|a| a.trim_start_matches("Bearer ").to_string())
+        .collect()
+}
+
+pub(crate) fn wait_ok(exp: &Exporter, probe: &str) {
     exp.wait_for("pathwatch_probe_success", &[("probe", probe)], WAIT, |v| {
         v == 1.0
     });
@@ -25,8 +33,8 @@ fn runs(exp: &Exporter, probe: &str, result: &str) -> f64 {
         .sum()
 }
 
-/// Every text a user or a scraper sees: none may hold any of `secrets`.
-fn assert_nowhere(exp: &Exporter, secrets: &[&str]) {
+/// Every text a user or a scraper sees: none may hold any of `secrets` (also golden_auth.rs).
+pub(crate) fn assert_nowhere(exp: &Exporter, secrets: &[&str]) {
     let (_, _, api) = exp.get("/api/status");
     let (_, _, page) = exp.get("/");
     let texts = [
@@ -180,12 +188,7 @@ probes:
     // One token per probe, cached over its runs.
     let asked = meta.identity_requests();
     assert_eq!(asked, [audience.clone(), audience.clone()], "{asked:?}");
-    let tokens: Vec<String> = meta
-        .seen()
-        .into_iter()
-        .filter_map(|(_, a)| a)
-        .map(|a| a.trim_start_matches("Bearer ").to_string())
-        .collect();
+    let tokens = bearer_tokens(meta.seen());
     assert!(
         tokens.iter().all(|t| t.split('.').count() == 3),
         "{tokens:?}"

@@ -27,7 +27,7 @@ probes:
   # TEST-NET-1: the namespace has no route beyond loopback.
   - { name: nowhere, kind: icmp, host: 192.0.2.1 }
 on_demand:
-  allowed_targets: ["[::1]:*"]
+  allowed_targets: ["[::1]:*", "127.0.0.1:7"]
 "#;
 
 #[test]
@@ -114,14 +114,20 @@ fn in_a_namespace() {
         );
     }
     assert_eq!(phases(&m, "v4"), ["request", "resolve"]);
-    // One /probe call: the module pointed at another address (`host:port`, as the
-    // allowlist judges targets; the port is ignored).
-    let (status, _, body) = http_get(exp.addr, "/probe?module=v4&target=[::1]:1");
-    assert_eq!(status, 200, "{body}");
-    assert_eq!(
-        value(&body, "pathwatch_probe_success", &[("probe", "v4")]),
-        Some(1.0),
-        "{body}"
-    );
-    assert_eq!(value(&body, TTL, &[("probe", "v4")]), Some(64.0), "{body}");
+    // /probe points the module at another host, named without a port (a `host:*` pattern
+    // admits it), bare or bracketed; `host:port`, as older requests wrote it, still reads.
+    for target in ["::1", "[::1]", "[::1]:1"] {
+        let (status, _, body) = http_get(exp.addr, &format!("/probe?module=v4&target={target}"));
+        assert_eq!(status, 200, "{target}: {body}");
+        assert_eq!(
+            value(&body, "pathwatch_probe_success", &[("probe", "v4")]),
+            Some(1.0),
+            "{target}: {body}"
+        );
+        assert_eq!(value(&body, TTL, &[("probe", "v4")]), Some(64.0), "{body}");
+    }
+    // A host no pattern admits is refused before anything is sent; a port-bound pattern
+    // (`127.0.0.1:7`) does not admit the portless host.
+    let (status, _, body) = http_get(exp.addr, "/probe?module=v4&target=127.0.0.1");
+    assert_eq!(status, 403, "{body}");
 }

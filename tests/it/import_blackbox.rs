@@ -14,8 +14,13 @@ const EXAMPLE: &str = concat!(
 );
 
 fn run(args: &[&str]) -> (Option<i32>, String, String) {
+    run_with_env(args, &[])
+}
+
+fn run_with_env(args: &[&str], env: &[(String, String)]) -> (Option<i32>, String, String) {
     let out = Command::new(BIN)
         .args(args)
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
         .output()
         .expect("run pathwatch");
@@ -28,6 +33,19 @@ fn run(args: &[&str]) -> (Option<i32>, String, String) {
 
 fn import(file: &Path) -> (Option<i32>, String, String) {
     run(&["import", "blackbox", file.to_str().expect("utf-8 path")])
+}
+
+/// The `${BLACKBOX_...}` variables a converted config reads, each set to a made-up value (a
+/// base64 one: basic auth's is the base64 of `user:password`).
+fn secret_env(yaml: &str) -> Vec<(String, String)> {
+    let mut vars: Vec<(String, String)> = yaml
+        .split("${")
+        .skip(1)
+        .filter_map(|rest| rest.split_once('}'))
+        .map(|(name, _)| (name.to_string(), "c2VjcmV0OnZhbHVl".to_string()))
+        .collect();
+    vars.dedup();
+    vars
 }
 
 /// The converted probe entry named `name`: its lines, up to the next entry.
@@ -45,7 +63,7 @@ fn the_example_config_converts_into_a_valid_config() {
     let (code, stdout, stderr) = import(Path::new(EXAMPLE));
     assert_eq!(code, Some(1), "fields are left behind:\n{stderr}");
     assert!(
-        stderr.ends_with("example.yml: 24 modules converted, 28 fields left behind\n"),
+        stderr.ends_with("example.yml: 24 modules converted, 29 fields left behind\n"),
         "{stderr}"
     );
     // `validate` opens the files a config names: the fixture's CA file is
@@ -56,7 +74,10 @@ fn the_example_config_converts_into_a_valid_config() {
     let converted = stdout.replace("/certs/my_cert.crt", ca.to_str().expect("utf-8"));
     let file = dir.path().join("converted.yaml");
     std::fs::write(&file, &converted).expect("write");
-    let (code, out, err) = run(&["validate", file.to_str().expect("utf-8")]);
+    // The secrets the file held inline are variables now: set, the config is valid.
+    let env = secret_env(&converted);
+    assert_eq!(env.len(), 2, "{converted}");
+    let (code, out, err) = run_with_env(&["validate", file.to_str().expect("utf-8")], &env);
     assert_eq!(code, Some(0), "{out}{err}\n{converted}");
     assert!(out.contains("OK (24 probes)"), "{out}");
 }
@@ -87,7 +108,7 @@ fn the_example_modules_keep_their_settings() {
     let oauth = entry(&yaml, "http_2xx_oauth_client_credentials");
     assert!(oauth.contains(&"valid_status: [200, 201]"), "{oauth:?}");
     assert!(
-        oauth.contains(&"oauth2: { \"client_id\": \"client_id\", \"client_secret\": \"client_secret\", \"token_url\": \"https://api.example.com/token\" }"),
+        oauth.contains(&"oauth2: { \"client_id\": \"client_id\", \"client_secret\": \"${BLACKBOX_HTTP_2XX_OAUTH_CLIENT_CREDENTIALS_OAUTH2_CLIENT_SECRET}\", \"token_url\": \"https://api.example.com/token\" }"),
         "grant_type client_credentials is pathwatch's own: {oauth:?}"
     );
     let post = entry(&yaml, "http_post_2xx");
@@ -140,9 +161,10 @@ fn every_field_left_behind_is_named_with_its_line() {
         "30:7: module \"http_2xx_example\": field \"http.fail_if_header_not_matches\"",
         "46:7: module \"http_with_proxy_and_headers\": field \"http.proxy_connect_header\"",
         "62:7: module \"http_post_body_file\": field \"http.body_file\"",
-        "70:7: module \"http_basic_auth_example\": field \"http.basic_auth\"",
+        "70:7: module \"http_basic_auth_example\": field \"http.basic_auth\" needs a secret: set BLACKBOX_HTTP_BASIC_AUTH_EXAMPLE_BASIC_AUTH to the base64 of \"username:<password>\" (the value in the file is not copied)",
         "78:7: module \"http_json_cel_match\": field \"http.fail_if_body_json_not_matches_cel\"",
         "83:7: module \"http_2xx_oauth_client_credentials\": field \"http.valid_http_versions\"",
+        "91:9: module \"http_2xx_oauth_client_credentials\": field \"http.oauth2.client_secret\" needs a secret: set BLACKBOX_HTTP_2XX_OAUTH_CLIENT_CREDENTIALS_OAUTH2_CLIENT_SECRET (the value in the file is not copied)",
         "105:7: module \"http_gzip\": field \"http.compression\"",
         "110:7: module \"http_gzip_with_accept_encoding\": field \"http.compression\"",
         "117:7: module \"tls_connect\": field \"tcp.tls\"",
@@ -167,9 +189,19 @@ fn every_field_left_behind_is_named_with_its_line() {
     let lines: Vec<&str> = stderr.lines().collect();
     assert_eq!(lines.len(), expected.len() + 1, "{stderr}");
     for (line, want) in lines.iter().zip(expected) {
-        let want = format!("{f}:{want} has no pathwatch equivalent");
+        let want = if want.contains(" needs a secret: ") {
+            format!("{f}:{want}")
+        } else {
+            format!("{f}:{want} has no pathwatch equivalent")
+        };
         assert!(line.starts_with(&want), "expected {want}\n got {line}");
     }
+    // Neither secret the example writes inline reaches the converted config.
+    let (_, yaml, _) = import(Path::new(EXAMPLE));
+    assert!(
+        !yaml.contains("mysecret") && !yaml.contains("\"client_secret\": \"client_secret\""),
+        "{yaml}"
+    );
     assert!(
         stderr.contains("field \"dns.query_type\" has no pathwatch equivalent (blackbox's default ANY; pathwatch asks A)"),
         "{stderr}"
@@ -242,4 +274,83 @@ fn an_unreadable_or_unparsable_file_exits_2() {
     let (code, _, stderr) = import(&other);
     assert_eq!(code, Some(2), "{stderr}");
     assert!(stderr.contains("no `modules:` mapping"), "{stderr}");
+}
+
+/// Every http_config credential: files stay file references, secrets written in the file
+/// become `${BLACKBOX_...}` variables (never the value), each named with its line.
+#[test]
+fn credentials_become_file_references_or_variables_never_copied_secrets() {
+    let auth = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/blackbox/auth.yml"
+    );
+    let (code, yaml, stderr) = import(Path::new(auth));
+    assert_eq!(code, Some(1), "{stderr}");
+    for secret in [
+        "inline-bearer-Zq81",
+        "inline-credentials-Lm42",
+        "inline-api-key-Pw07",
+        "inline-client-secret-Hx55",
+    ] {
+        assert!(!yaml.contains(secret), "{secret} copied:\n{yaml}");
+        assert!(!stderr.contains(secret), "{secret} shown:\n{stderr}");
+    }
+    let header = |name: &str| entry(&yaml, name).last().map(|l| l.to_string());
+    assert_eq!(
+        header("bearer_inline").as_deref(),
+        Some("headers: { \"Authorization\": \"Bearer ${BLACKBOX_BEARER_INLINE_BEARER_TOKEN}\" }")
+    );
+    assert_eq!(
+        header("basic_file").as_deref(),
+        Some("headers: { \"Authorization\": \"Basic ${BLACKBOX_BASIC_FILE_BASIC_AUTH}\" }")
+    );
+    assert_eq!(
+        header("authorization_inline").as_deref(),
+        Some(
+            "headers: { \"Authorization\": \"Token ${BLACKBOX_AUTHORIZATION_INLINE_AUTHORIZATION_CREDENTIALS}\" }"
+        )
+    );
+    assert_eq!(
+        header("header_secret").as_deref(),
+        Some(
+            "headers: { \"X-Api-Key\": \"${BLACKBOX_HEADER_SECRET_HTTP_HEADERS_X_API_KEY_SECRETS}\" }"
+        )
+    );
+    for file_ref in ["bearer_file", "authorization_file"] {
+        assert!(
+            entry(&yaml, file_ref).contains(&"bearer_token_file: \"/run/secrets/probe-token\""),
+            "{yaml}"
+        );
+    }
+    assert!(
+        entry(&yaml, "oauth_inline").contains(&"oauth2: { \"client_id\": \"probe\", \"client_secret\": \"${BLACKBOX_OAUTH_INLINE_OAUTH2_CLIENT_SECRET}\", \"token_url\": \"https://auth.example.com/token\" }"),
+        "{yaml}"
+    );
+    let expected = [
+        "8:7: module \"bearer_inline\": field \"http.bearer_token\" needs a secret: set BLACKBOX_BEARER_INLINE_BEARER_TOKEN (the value in the file is not copied)",
+        "16:7: module \"basic_file\": field \"http.basic_auth\" needs a secret: set BLACKBOX_BASIC_FILE_BASIC_AUTH to the base64 of \"prober:<password>\" (the value in the file is not copied)",
+        "24:9: module \"authorization_inline\": field \"http.authorization.credentials\" needs a secret: set BLACKBOX_AUTHORIZATION_INLINE_AUTHORIZATION_CREDENTIALS (the value in the file is not copied)",
+        "35:11: module \"header_secret\": field \"http.http_headers.X-Api-Key.secrets\" needs a secret: set BLACKBOX_HEADER_SECRET_HTTP_HEADERS_X_API_KEY_SECRETS (the value in the file is not copied)",
+        "41:9: module \"oauth_inline\": field \"http.oauth2.client_secret\" needs a secret: set BLACKBOX_OAUTH_INLINE_OAUTH2_CLIENT_SECRET (the value in the file is not copied)",
+    ];
+    let lines: Vec<String> = stderr
+        .lines()
+        .map(|l| l.replace(&format!("{auth}:"), ""))
+        .collect();
+    assert_eq!(lines[..lines.len() - 1], expected, "{stderr}");
+    assert!(
+        stderr.ends_with("7 modules converted, 5 fields left behind\n"),
+        "{stderr}"
+    );
+    // With the variables set and the token file in place, the config is valid.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let token = dir.path().join("token");
+    std::fs::write(&token, "a-token\n").expect("write");
+    let converted = yaml.replace("/run/secrets/probe-token", token.to_str().expect("utf-8"));
+    let file = dir.path().join("converted.yaml");
+    std::fs::write(&file, &converted).expect("write");
+    let env = secret_env(&converted);
+    assert_eq!(env.len(), 5, "{converted}");
+    let (code, out, err) = run_with_env(&["validate", file.to_str().expect("utf-8")], &env);
+    assert_eq!(code, Some(0), "{out}{err}\n{converted}");
 }

@@ -18,6 +18,7 @@ mod exposition;
 mod first_probe;
 mod gcp;
 mod golden;
+mod golden_auth;
 mod golden_backends;
 mod grpc;
 mod hostile;

@@ -359,6 +359,8 @@ fn every_alert_pages_and_resolves_through_prometheus_and_alertmanager() {
     let rooted = Sim::start(Faults::default());
     // A TLS server whose certificate is renewed (825 days) or about to end (3 days).
     let cert = crate::support::tls_target::start();
+    // A gRPC service (Python grpcio's health servicer) that reports NOT_SERVING from t1 to t2.
+    let mut grpc = crate::grpc::HealthServer::start(&[]);
     let logdir = tempfile::tempdir().expect("temp dir");
     let log = logdir.path().join("backend.log");
     std::fs::write(&log, "").expect("log file");
@@ -380,6 +382,10 @@ fn every_alert_pages_and_resolves_through_prometheus_and_alertmanager() {
     a_yaml += &format!(
         "  - {{ name: outage-db-health, kind: http, url: \"{}\" }}\n",
         outage.http("/api/health/database")
+    );
+    a_yaml += &format!(
+        "  - {{ name: grpc-not-serving, kind: grpc, host: 127.0.0.1, port: {} }}\n",
+        grpc.plain
     );
     a_yaml += &golden("outage-golden", &outage, "");
     a_yaml += &golden("degraded-golden", &degraded, "");
@@ -556,6 +562,7 @@ fn every_alert_pages_and_resolves_through_prometheus_and_alertmanager() {
     // Faults, all at once.
     let t1 = Instant::now();
     pg1.stop();
+    grpc.command("not_serving");
     pg2.freeze();
     pg4.freeze();
     pg3.exec("ALTER ROLE prober PASSWORD 'not-the-configured-one'");
@@ -631,6 +638,7 @@ fn every_alert_pages_and_resolves_through_prometheus_and_alertmanager() {
     // Heal.
     let t2 = Instant::now();
     pg1.start_again();
+    grpc.command("serving");
     pg2.thaw();
     pg3.exec(&format!("ALTER ROLE prober PASSWORD '{prober_password}'"));
     drop(full);
@@ -736,6 +744,14 @@ fn every_alert_pages_and_resolves_through_prometheus_and_alertmanager() {
         "db refused",
         "PathwatchTcpUnreachable",
         a_label("probe", "tcp-refused"),
+        Page,
+        t1,
+        t2,
+    );
+    add(
+        "grpc not serving",
+        "PathwatchGrpcNotServing",
+        a_label("probe", "grpc-not-serving"),
         Page,
         t1,
         t2,

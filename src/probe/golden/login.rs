@@ -46,6 +46,8 @@ pub struct LoginRequest<'a> {
     pub email: &'a str,
     pub password: Option<&'a Secret>,
     pub headers: &'a BTreeMap<String, String>,
+    /// The gateway credential, when the login shares the WebSocket's origin.
+    pub authorization: Option<&'a http::HeaderValue>,
     pub token_pointer: &'a JsonPointer,
     pub user_id_pointer: &'a JsonPointer,
     /// The most bytes of answer read.
@@ -61,6 +63,9 @@ pub async fn login(client: &reqwest::Client, req: LoginRequest<'_>) -> Result<Se
     let mut builder = client.post(req.url).json(&body);
     for (k, v) in req.headers {
         builder = builder.header(k, v);
+    }
+    if let Some(auth) = req.authorization {
+        builder = builder.header(reqwest::header::AUTHORIZATION, auth.clone());
     }
     let resp = builder.send().await.map_err(|e| {
         let (mut reason, detail) = error_chain(&e, Reason::Protocol);

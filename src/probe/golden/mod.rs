@@ -22,6 +22,7 @@ mod ws;
 
 pub use spec::{GoldenPathSpec, LoginSpec, WebSocketSpec, WsAuth};
 
+use super::http::{Client, Fields, HttpError};
 use super::kind::{Probe, ProbeKind};
 use super::tls::{self, TlsError, Verify};
 use super::{Kind, Outcome, Phase, ProbeError, Reason, Trace};
@@ -66,6 +67,13 @@ pub enum GoldenError {
     CertWithoutKey,
     #[error("cannot build the HTTP client: {0}")]
     Client(reqwest::Error),
+    #[error(
+        "websocket.auth: bearer sends the session's token as Authorization: give bearer_token_file, google_id_token or oauth2 with another websocket.auth"
+    )]
+    BearerTwice,
+    /// The shared HTTP client settings (credential, proxy).
+    #[error(transparent)]
+    Http(#[from] HttpError),
 }
 
 /// What a build derives once: the WebSocket URL, TLS config, login client and secrets.
@@ -76,6 +84,10 @@ struct Prepared {
     http: reqwest::Client,
     password: Option<Secret>,
     token: Option<Secret>,
+    /// The gateway credential, proxy and address-family order (shared with `http`).
+    client: Client,
+    /// Whether the login shares the WebSocket's origin, so that the credential goes to it.
+    login_gets_credential: bool,
 }
 
 /// A built `golden_path` probe.
@@ -138,13 +150,21 @@ impl ProbeKind for GoldenPathSpec {
         let base = tls::client_config_with_cert(verify, self.ca_file.as_deref(), cert)?;
         let mut ws_tls = (*base).clone();
         ws_tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+        let client = self.client()?;
         let http = reqwest::Client::builder()
             .connector_layer(crate::probe::self_connect::RefuseSelfConnect)
             .use_preconfigured_tls((*base).clone())
             .user_agent(concat!("pathwatch/", env!("CARGO_PKG_VERSION")))
-            .redirect(login::redirect_policy())
+            .redirect(login::redirect_policy());
+        let http = client
+            .reqwest(http, self.proxy_url.as_deref())?
             .build()
             .map_err(GoldenError::Client)?;
+        let login_gets_credential = self
+            .login
+            .as_ref()
+            .and_then(|l| Url::parse(&l.url).ok())
+            .is_some_and(|l| http_origin(&l) == http_origin(&ws_url));
         Ok(GoldenProbe {
             spec: self.clone(),
             prep: Prepared {
@@ -153,9 +173,62 @@ impl ProbeKind for GoldenPathSpec {
                 http,
                 password,
                 token,
+                client,
+                login_gets_credential,
             },
         })
     }
+}
+
+impl GoldenPathSpec {
+    /// The credential, proxy and address-family settings, built as an `http` probe's are.
+    fn client(&self) -> Result<Client, GoldenError> {
+        let has_auth = self.bearer_token_file.is_some()
+            || self.google_id_token.is_some()
+            || self.oauth2.is_some();
+        if has_auth && self.websocket.auth == WsAuth::Bearer {
+            return Err(GoldenError::BearerTwice);
+        }
+        let login_headers = self.login.iter().flat_map(|l| l.headers.keys());
+        let authorization_header = login_headers
+            .chain(self.websocket.headers.keys())
+            .any(|k| k.eq_ignore_ascii_case("authorization"));
+        // Token requests trust what the login and the WebSocket trust, without the client
+        // certificate.
+        let verify = if self.insecure_skip_verify {
+            Verify::Nothing
+        } else {
+            Verify::Full
+        };
+        let token_tls = tls::client_config(verify, self.ca_file.as_deref())?;
+        Ok(Client::build(
+            Fields {
+                bearer_token_file: self.bearer_token_file.as_deref(),
+                google_id_token: self.google_id_token.as_ref(),
+                oauth2: self.oauth2.as_ref(),
+                proxy_url: self.proxy_url.as_deref(),
+                ip_protocol: self.ip_protocol,
+                ip_protocol_fallback: self.ip_protocol_fallback,
+                authorization_header,
+            },
+            &token_tls,
+        )?)
+    }
+}
+
+/// The origin a URL's requests go to, a WebSocket's written as the HTTP origin it upgrades
+/// from (`ws` as `http`, `wss` as `https`): where the gateway credential may go.
+fn http_origin(url: &Url) -> Option<(&'static str, String, u16)> {
+    let scheme = match url.scheme() {
+        "http" | "ws" => "http",
+        "https" | "wss" => "https",
+        _ => return None,
+    };
+    Some((
+        scheme,
+        url.host_str()?.to_string(),
+        url.port_or_known_default()?,
+    ))
 }
 
 impl Probe for GoldenProbe {
@@ -219,12 +292,23 @@ async fn probe(p: &GoldenProbe, trace: &Trace) -> Result<Outcome, ProbeError> {
     // Session 1 records its phases into the run's trace (so a timeout still shows its
     // progress); the others time theirs apart. Events of all go through the board.
     let others: Vec<Trace> = (1..spec.sessions).map(|_| Trace::default()).collect();
+    // The gateway credential: fetched (or taken from its cache) once per run.
+    let authorization = prep.client.authorization().await?;
+    let auth = authorization.as_ref();
     let mut runs = Vec::with_capacity(spec.sessions as usize);
-    runs.push(session(spec, prep, 1, stamp, trace, &board));
+    runs.push(session(spec, prep, auth, 1, stamp, trace, &board));
     for (i, t) in others.iter().enumerate() {
-        runs.push(session(spec, prep, i as u32 + 2, stamp, t, &board));
+        runs.push(session(spec, prep, auth, i as u32 + 2, stamp, t, &board));
     }
     let results = futures_util::future::join_all(runs).await;
+    if auth.is_some()
+        && results
+            .iter()
+            .any(|r| r.as_ref().is_err_and(|e| e.reason == Reason::Auth))
+    {
+        // A revoked or rotated token: the next run fetches a fresh one.
+        prep.client.invalidate();
+    }
 
     let mut first_error = None;
     let mut ends = Vec::new();

@@ -6,14 +6,17 @@ use super::events::{Matcher, Rules, Seen};
 use super::{GoldenObs, GoldenPathSpec, Prepared, login, ws};
 use crate::probe::{Phase, ProbeError, Reason, Trace};
 use futures_util::{SinkExt, StreamExt};
+use http::HeaderValue;
 use std::time::Duration;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
 
-/// One golden path; `n` is the session number (1-based).
+/// One golden path; `n` is the session number (1-based), `authorization` the gateway
+/// credential of this run (to the WebSocket's origin only).
 pub(super) async fn session(
     spec: &GoldenPathSpec,
     prep: &Prepared,
+    authorization: Option<&HeaderValue>,
     n: u32,
     stamp: f64,
     trace: &Trace,
@@ -33,6 +36,7 @@ pub(super) async fn session(
                             email: &email,
                             password: prep.password.as_ref(),
                             headers: &l.headers,
+                            authorization: authorization.filter(|_| prep.login_gets_credential),
                             token_pointer: &l.token_pointer,
                             user_id_pointer: &l.user_id_pointer,
                             max_body_bytes: l.max_body_bytes,
@@ -62,7 +66,7 @@ pub(super) async fn session(
         None,
     );
 
-    let (mut socket, ack) = ws::connect(spec, &prep.ws_url, &prep.tls, &creds.token, trace).await?;
+    let (mut socket, ack) = ws::connect(spec, prep, &creds.token, authorization, trace).await?;
     if let Some(thread) = ack
         .as_ref()
         .and_then(|a| spec.event_fields.thread_id.text(a))

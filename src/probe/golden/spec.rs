@@ -4,6 +4,8 @@
 use super::DEFAULT_EVENTS;
 use super::shape::{EventFields, Isolation, JsonPointer};
 use crate::core::types::{Secret, SecretFile};
+use crate::probe::google::id_token::IdTokenSpec;
+use crate::probe::http::{IpProtocol, OAuth2Spec};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -62,6 +64,28 @@ pub struct GoldenPathSpec {
     pub cert_file: Option<PathBuf>,
     /// PEM private key of `cert_file`.
     pub key_file: Option<PathBuf>,
+    /// A file holding a token sent as `Authorization: Bearer` (read again when it changes)
+    /// to the WebSocket's origin: its upgrade, and the login when the login shares that
+    /// origin. A gateway's credential (an API gateway, Cloud Run, IAP), beside the
+    /// session's own token, which then cannot be `websocket.auth: bearer`.
+    pub bearer_token_file: Option<PathBuf>,
+    /// Send a Google-signed ID token for this audience, from the metadata server, as
+    /// `bearer_token_file` sends its token (Cloud Run services that refuse unauthenticated
+    /// calls, IAP).
+    pub google_id_token: Option<IdTokenSpec>,
+    /// Send a token from an OAuth2 token endpoint (client-credentials grant), as
+    /// `bearer_token_file` sends its token.
+    pub oauth2: Option<OAuth2Spec>,
+    /// An HTTP proxy (`http://[user:password@]host:port`): the login goes through it as an
+    /// `http` probe's request does, the WebSocket through a `CONNECT` tunnel.
+    pub proxy_url: Option<String>,
+    /// Connect the login and the WebSocket over `ip4` or `ip6` first (default: the
+    /// resolver's order).
+    pub ip_protocol: Option<IpProtocol>,
+    /// With `ip_protocol`, also try the other family's addresses (default `true`); `false`
+    /// fails when the name has no address of the preferred family.
+    #[serde(default = "default_true")]
+    pub ip_protocol_fallback: bool,
 }
 
 #[derive(Clone, Debug, Deserialize, schemars::JsonSchema)]

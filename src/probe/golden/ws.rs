@@ -2,23 +2,19 @@
 //! (as subprotocol, bearer header or query parameter), and waiting for the server's welcome
 //! and, when configured, its acknowledgement.
 
-use super::super::{
-    Phase, ProbeError, Reason, Trace, connect_tcp, error_chain, io_reason, resolve,
-};
+use super::super::{Phase, ProbeError, Reason, Trace, error_chain, io_reason};
 use super::events::Tally;
-use super::{GoldenPathSpec, WsAuth};
+use super::{GoldenPathSpec, Prepared, WsAuth};
 use crate::core::types::Secret;
 use base64::Engine as _;
 use futures_util::StreamExt;
 use http::HeaderValue;
-use std::sync::Arc;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
-use url::Url;
 
 /// A WebSocket over plain TCP or TLS: one type so the steps after the handshake are shared.
 pub trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
@@ -35,19 +31,22 @@ pub fn token_protocol(spec: &GoldenPathSpec, token: &Secret) -> String {
     )
 }
 
-/// Opens the WebSocket; returns it with the acknowledgement message, when one is configured.
+/// Opens the WebSocket (through `proxy_url`'s tunnel, if any), presenting the session's
+/// `token` and the gateway credential's `authorization`; returns it with the acknowledgement
+/// message, when one is configured.
 pub async fn connect(
     spec: &GoldenPathSpec,
-    url: &Url,
-    tls: &Arc<rustls::ClientConfig>,
+    prep: &Prepared,
     token: &Secret,
+    authorization: Option<&HeaderValue>,
     trace: &Trace,
 ) -> Result<(Ws, Option<serde_json::Value>), ProbeError> {
+    let (url, tls) = (&prep.ws_url, &prep.tls);
     let host = url.host_str().unwrap_or_default();
     let bare = host.trim_start_matches('[').trim_end_matches(']');
     let port = url.port_or_known_default().unwrap_or(80);
-    let addrs = resolve(bare, port, trace).await?;
-    let tcp = connect_tcp(&addrs, trace).await?;
+    // A WebSocket goes through a proxy in a tunnel, `ws://` as well as `wss://`.
+    let tcp = prep.client.connect(bare, port, true, trace).await?;
     let stream: Box<dyn Io> = if url.scheme() == "wss" {
         let name = rustls::pki_types::ServerName::try_from(bare.to_string())
             .map_err(|e| ProbeError::new(Reason::Tls, format!("bad TLS server name: {e}")))?;
@@ -95,6 +94,12 @@ pub async fn connect(
             );
         }
         WsAuth::Query | WsAuth::None => {}
+    }
+    if let Some(auth) = authorization {
+        // build() refused `auth: bearer` beside a credential: this is the only Authorization.
+        request
+            .headers_mut()
+            .insert(http::header::AUTHORIZATION, auth.clone());
     }
     for (k, v) in &spec.websocket.headers {
         let name = http::HeaderName::from_bytes(k.as_bytes())

@@ -2,7 +2,7 @@
 //! `processing` (request sent until the response head arrives) and `transfer` (the body).
 
 use super::{HttpProbe, USER_AGENT};
-use crate::probe::{Phase, ProbeError, Reason, Trace, connect_tcp, error_chain, resolve};
+use crate::probe::{Phase, ProbeError, Reason, Trace, error_chain};
 use bytes::Bytes;
 use http::{Method, Request, StatusCode, header};
 use http_body_util::{BodyExt, Full, Limited};
@@ -37,23 +37,10 @@ pub(super) async fn request(
     // Url keeps IPv6 hosts in brackets; the resolver and TLS want them bare.
     let bare = host.trim_start_matches('[').trim_end_matches(']');
     let port = url.port_or_known_default().unwrap_or(80);
-    // Through a proxy, the proxy is what is resolved and connected to.
-    let proxy = prep.proxy.as_deref();
-    let (to_host, to_port) = match proxy {
-        Some(p) => (p.host.as_str(), p.port),
-        None => (bare, port),
-    };
-    let addrs = resolve(to_host, to_port, trace).await?;
-    let addrs = super::ip::order(addrs, spec.ip_protocol, spec.ip_protocol_fallback, to_host)?;
-    let mut tcp = connect_tcp(&addrs, trace).await?;
+    // Through a proxy, the proxy is what is resolved and connected to; `https://` tunnels.
+    let proxy = prep.client.proxy.as_deref();
     let https = url.scheme() == "https";
-    if let Some(p) = proxy.filter(|_| https) {
-        // The tunnel is part of reaching the server: timed as `connect`.
-        let tunnel = format!("{host}:{port}");
-        trace
-            .time(Phase::Connect, p.connect(&mut tcp, &tunnel))
-            .await?;
-    }
+    let tcp = prep.client.connect(bare, port, https, trace).await?;
 
     let path = match url.query() {
         Some(q) => format!("{}?{q}", url.path()),

@@ -61,6 +61,27 @@ pub(super) fn order(
     Ok(addrs)
 }
 
+/// A reqwest resolver that orders (or keeps only) the addresses of the preferred family, as
+/// [`order`] does for the connections pathwatch opens itself.
+#[derive(Debug)]
+pub(super) struct Ordered {
+    pub prefer: IpProtocol,
+    pub fallback: bool,
+}
+
+impl reqwest::dns::Resolve for Ordered {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let (prefer, fallback) = (self.prefer, self.fallback);
+        Box::pin(async move {
+            let host = name.as_str();
+            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host, 0)).await?.collect();
+            let addrs = order(addrs, Some(prefer), fallback, host)
+                .map_err(|e| std::io::Error::other(e.detail))?;
+            Ok(Box::new(addrs.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -13,6 +13,7 @@
 
 mod assertions;
 mod auth;
+mod client;
 mod exchange;
 mod ip;
 mod proxy;
@@ -20,6 +21,7 @@ mod redirect;
 
 pub use assertions::{Assertion, StatusRange};
 pub use auth::{AuthError, ClientAuth, OAuth2Spec};
+pub(crate) use client::{Client, Fields};
 pub use ip::IpProtocol;
 pub use proxy::ProxyError;
 pub use redirect::{FollowRedirects, RedirectBody};
@@ -167,8 +169,8 @@ struct Prepared {
     tls: Arc<rustls::ClientConfig>,
     /// For other origins a redirect leads to: no client certificate.
     tls_foreign: Arc<rustls::ClientConfig>,
-    auth: auth::Auth,
-    proxy: Option<Arc<proxy::Proxy>>,
+    /// The credential, proxy and address-family order.
+    client: Client,
 }
 
 /// A built `http` probe (also the health check of `startup`).
@@ -241,17 +243,22 @@ impl HttpSpec {
         self.bearer_token_file.is_some() || self.google_id_token.is_some() || self.oauth2.is_some()
     }
 
-    fn auth(&self, tls: &rustls::ClientConfig) -> Result<auth::Auth, HttpError> {
-        Ok(auth::build(auth::Settings {
-            bearer_token_file: self.bearer_token_file.as_deref(),
-            google_id_token: self.google_id_token.as_ref(),
-            oauth2: self.oauth2.as_ref(),
-            authorization_header: self
-                .headers
-                .keys()
-                .any(|k| k.eq_ignore_ascii_case("authorization")),
+    fn client(&self, tls: &rustls::ClientConfig) -> Result<Client, HttpError> {
+        Client::build(
+            Fields {
+                bearer_token_file: self.bearer_token_file.as_deref(),
+                google_id_token: self.google_id_token.as_ref(),
+                oauth2: self.oauth2.as_ref(),
+                proxy_url: self.proxy_url.as_deref(),
+                ip_protocol: self.ip_protocol,
+                ip_protocol_fallback: self.ip_protocol_fallback,
+                authorization_header: self
+                    .headers
+                    .keys()
+                    .any(|k| k.eq_ignore_ascii_case("authorization")),
+            },
             tls,
-        })?)
+        )
     }
 }
 
@@ -265,11 +272,7 @@ impl ProbeKind for HttpSpec {
         let (url, method, headers) = self.request_parts()?;
         let regexes = Arc::new(assertions::compile(&self.assertions)?);
         let (tls, tls_foreign) = self.tls_configs()?;
-        let auth = self.auth(&tls_foreign)?;
-        let proxy = match &self.proxy_url {
-            Some(p) => Some(Arc::new(proxy::Proxy::parse(p)?)),
-            None => None,
-        };
+        let client = self.client(&tls_foreign)?;
         Ok(HttpProbe {
             spec: self.clone(),
             prep: Prepared {
@@ -279,8 +282,7 @@ impl ProbeKind for HttpSpec {
                 regexes,
                 tls,
                 tls_foreign,
-                auth,
-                proxy,
+                client,
             },
         })
     }
@@ -308,10 +310,10 @@ impl ProbeKind for HttpSpec {
         };
         // A retargeted module keeps its credentials (and their caches) or, without them
         // (`without_credentials`), sends no token and presents no client certificate.
-        let auth = if self.has_auth() {
-            base.prep.auth.clone()
+        let client = if self.has_auth() {
+            base.prep.client.clone()
         } else {
-            auth::Auth::None
+            base.prep.client.without_auth()
         };
         let tls = if self.cert_file.is_some() {
             base.prep.tls.clone()
@@ -325,7 +327,7 @@ impl ProbeKind for HttpSpec {
                 method,
                 headers,
                 tls,
-                auth,
+                client,
                 ..base.prep.clone()
             },
         })
@@ -377,7 +379,7 @@ impl HttpProbe {
         let mut rewritten = false;
         let mut hops = 0;
         // Fetched (or taken from its cache) once per run, for the configured origin.
-        let authorization = prep.auth.header().await?;
+        let authorization = prep.client.authorization().await?;
         loop {
             // The configured headers (credentials, often) go to the configured origin only;
             // the `Content-*` ones also go with the body where `redirect_body: any` sends
@@ -421,7 +423,7 @@ impl HttpProbe {
             let code = status.as_u16();
             if code == 401 && url.origin() == origin {
                 // A revoked or rotated token: the next run fetches a fresh one.
-                prep.auth.invalidate();
+                prep.client.invalidate();
             }
             assertions::check_status(spec, code)?;
             assertions::check_body(spec, &prep.regexes, &answer)?;

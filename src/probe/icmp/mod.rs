@@ -79,8 +79,11 @@ impl ProbeKind for IcmpSpec {
         Ok(IcmpProbe { spec: self.clone() })
     }
 
-    /// Another host: a name or an address, or `host:port` (`[::1]:1`) as `/probe` passes
-    /// it (its allowlist judges `host:port` targets); ICMP has no ports, the port is ignored.
+    /// `/probe?target=` names a host: a name or an address, without a port.
+    const PORTLESS_TARGET: bool = true;
+
+    /// Another host: a name or an address, or `host:port` (`[::1]:1`) as older `/probe`
+    /// requests wrote it; ICMP has no ports, the port is ignored.
     fn retarget(&self, target: &str) -> Result<Self, RetargetError> {
         let with_port = target.starts_with('[') || target.matches(':').count() == 1;
         let host = match crate::core::target::host_port(target) {

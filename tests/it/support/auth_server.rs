@@ -90,6 +90,15 @@ impl AuthServer {
         self.state.with(|i| i.identity.clone())
     }
 
+    /// A gate ([`super::gateway::Gate`]) that lets through what `/protected` accepts: the
+    /// allowed bearers, and the tokens minted here.
+    pub fn gate(&self) -> super::gateway::Gate {
+        let state = self.state.clone();
+        std::sync::Arc::new(move |auth: Option<&str>| {
+            auth.is_some_and(|a| state.with(|i| i.allowed.iter().any(|x| x == a)))
+        })
+    }
+
     pub fn token_requests(&self) -> Vec<(BTreeMap<String, String>, Option<String>)> {
         self.state.with(|i| i.token_requests.clone())
     }

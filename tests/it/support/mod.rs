@@ -7,6 +7,7 @@ pub mod certs;
 pub mod chat_backend;
 pub mod cloud_logging;
 pub mod exporter;
+pub mod gateway;
 pub mod gcp_fake;
 pub mod hang;
 pub mod hostile;

@@ -11,6 +11,10 @@ pub const BYPASS_KEY: &str = "sim-bypass-key";
 
 pub struct Sim {
     pub addr: SocketAddr,
+    /// Its DNS server (UDP and TCP), which answers `pathwatch::sim::dns::BACKEND`.
+    pub dns: SocketAddr,
+    /// Its gRPC health service (overall and `pathwatch::sim::grpc::SERVICE`: SERVING).
+    pub grpc: SocketAddr,
     pub state: SimState,
     stop: CancellationToken,
 }
@@ -41,15 +45,29 @@ impl Sim {
                 let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
                     .await
                     .expect("bind the sim");
-                tx.send(listener.local_addr().expect("sim address"))
+                let dns = pathwatch::sim::dns::start_dns([127, 0, 0, 1].into(), token.clone())
+                    .await
+                    .expect("start the sim's DNS server");
+                let grpc = tokio::net::TcpListener::bind("127.0.0.1:0")
+                    .await
+                    .expect("bind the sim's gRPC health service");
+                let grpc_addr = grpc.local_addr().expect("gRPC address");
+                tokio::spawn(pathwatch::sim::serve_grpc(grpc, token.clone()));
+                tx.send((listener.local_addr().expect("sim address"), dns, grpc_addr))
                     .expect("send the sim address");
                 let _ = pathwatch::sim::serve(listener, s, token).await;
             });
         });
-        let addr = rx
+        let (addr, dns, grpc) = rx
             .recv_timeout(Duration::from_secs(10))
             .expect("sim started");
-        Sim { addr, state, stop }
+        Sim {
+            addr,
+            dns,
+            grpc,
+            state,
+            stop,
+        }
     }
 
     pub fn http(&self, path: &str) -> String {
