@@ -3,6 +3,7 @@
 
 use super::ProbeConfig;
 use super::de;
+use super::entry::EntryLabel;
 use super::node::{Loc, Node, Value};
 use crate::incident::rootcause::{self, GraphError};
 use std::collections::HashMap;
@@ -34,7 +35,11 @@ pub(super) fn check(
             GraphError::Unknown { missing, .. } => unknown_dependency(missing, declared),
             _ => e.to_string(),
         };
-        errors.push((loc, format!("probe \"{}\"", e.probe()), msg));
+        errors.push((
+            loc,
+            EntryLabel::Probe(e.probe().to_string()).to_string(),
+            msg,
+        ));
         if let Some(p) = probes.iter_mut().find(|p| p.name == e.probe()) {
             p.depends_on.clear();
         }

@@ -16,6 +16,7 @@ mod aside;
 pub mod buckets;
 pub mod de;
 mod defaults;
+mod entry;
 mod graph;
 mod incidents;
 pub mod node;
@@ -33,6 +34,7 @@ pub use target_url::{Origin, Target, TargetError};
 use crate::incident::IncidentSpec;
 use crate::probe::Kind;
 use defaults::check_range;
+use entry::{EntryError, EntryLabel};
 use incidents::parse_incident;
 use node::{Loc, Node, Value};
 use probes::parse_probe;
@@ -198,6 +200,11 @@ impl Errors<'_> {
     fn at(&mut self, loc: Loc, probe: Option<String>, msg: String) {
         self.list.push(ConfigError::at(self.file, loc, probe, msg));
     }
+
+    /// An error of a probe or incident entry.
+    fn entry(&mut self, e: EntryError) {
+        self.at(e.loc, Some(e.entry.to_string()), e.msg);
+    }
 }
 
 /// The top-level keys, each section parsed as far as it goes (an empty one when it has
@@ -288,7 +295,7 @@ fn parse_probes(
                 if let Some(first) = seen.get(&p.config.name) {
                     errors.at(
                         p.name_loc,
-                        Some(format!("probe \"{}\"", p.config.name)),
+                        Some(EntryLabel::Probe(p.config.name.clone()).to_string()),
                         format!(
                             "duplicate probe name (first defined at line {})",
                             first.line
@@ -303,9 +310,9 @@ fn parse_probes(
             Err(all) => {
                 // An entry with errors is not in the graph, but a misspelt dependency of it
                 // is news all the same.
-                let label = all.first().map(|(_, label, _)| label.clone());
-                for (loc, probe, msg) in all {
-                    errors.at(loc, Some(probe), msg);
+                let label = all.first().map(|e| e.entry.to_string());
+                for e in all {
+                    errors.entry(e);
                 }
                 if let Some(label) = label {
                     for (loc, msg) in graph::unknown_dependencies(n, declared) {
