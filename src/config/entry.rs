@@ -1,5 +1,6 @@
-//! The error of one `probes:` entry ([`EntryError`]: where, which entry, what), as
-//! probes.rs returns them; mod.rs adds the file's name ([`super::ConfigError`]).
+//! The error of one `probes:` or `incidents:` entry ([`EntryError`]: where, which entry,
+//! what), as probes.rs and incidents.rs return them; mod.rs adds the file's name
+//! ([`super::ConfigError`]).
 
 use super::aside::Located;
 use super::de::DeError;
@@ -13,6 +14,10 @@ pub(super) enum EntryLabel {
     Probe(String),
     /// `probe #3`: an entry without a usable name, by its place in `probes:` (from 1).
     ProbeNo(usize),
+    /// `incident "id"`.
+    Incident(String),
+    /// `incident #2`: an entry without a string `id`, by its place in `incidents:`.
+    IncidentNo(usize),
 }
 
 impl fmt::Display for EntryLabel {
@@ -20,6 +25,8 @@ impl fmt::Display for EntryLabel {
         match self {
             EntryLabel::Probe(name) => write!(f, "probe \"{name}\""),
             EntryLabel::ProbeNo(n) => write!(f, "probe #{n}"),
+            EntryLabel::Incident(id) => write!(f, "incident \"{id}\""),
+            EntryLabel::IncidentNo(n) => write!(f, "incident #{n}"),
         }
     }
 }

@@ -361,13 +361,13 @@ fn parse_incidents(
         match parse_incident(n, i, &kinds, declared) {
             Ok(inc) if incidents.iter().any(|o| o.id == inc.id) => errors.at(
                 n.get("id").map_or(n.loc, |(_, v)| v.loc),
-                Some(format!("incident \"{}\"", inc.id)),
+                Some(EntryLabel::Incident(inc.id.clone()).to_string()),
                 "duplicate incident id".into(),
             ),
             Ok(inc) => incidents.push(inc),
             Err(all) => {
-                for (loc, label, msg) in all {
-                    errors.at(loc, Some(label), msg);
+                for e in all {
+                    errors.entry(e);
                 }
             }
         }
