@@ -3,6 +3,7 @@
 
 use super::kind::{Probe, ProbeKind, RetargetError};
 use super::{Kind, Outcome, ProbeError, Trace, connect_first, resolve};
+use crate::core::target::{HostPort, HostPortError};
 use serde::Deserialize;
 use std::time::Duration;
 
@@ -15,37 +16,23 @@ pub struct TcpSpec {
     pub port: u16,
 }
 
-/// Why a `tcp` spec does not build.
-#[derive(Debug, thiserror::Error)]
-pub enum TcpError {
-    #[error("\"host\" must not be empty")]
-    EmptyHost,
-    #[error("\"port\" must be between 1 and 65535")]
-    Port,
-}
-
 /// A checked `tcp` spec: nothing to prepare but the address.
 #[derive(Debug)]
-pub struct TcpProbe(TcpSpec);
+pub struct TcpProbe(HostPort);
 
 impl ProbeKind for TcpSpec {
     const KIND: Kind = Kind::Tcp;
     const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
     type Probe = TcpProbe;
-    type Error = TcpError;
+    /// A blank host or port 0: the address is all a tcp spec has to check.
+    type Error = HostPortError;
 
-    fn build(&self) -> Result<TcpProbe, TcpError> {
-        if self.host.trim().is_empty() {
-            return Err(TcpError::EmptyHost);
-        }
-        if self.port == 0 {
-            return Err(TcpError::Port);
-        }
-        Ok(TcpProbe(self.clone()))
+    fn build(&self) -> Result<TcpProbe, HostPortError> {
+        Ok(TcpProbe(HostPort::new(&self.host, self.port)?))
     }
 
     fn retarget(&self, target: &str) -> Result<Self, RetargetError> {
-        let (host, port) = crate::core::target::host_port(target)?;
+        let HostPort { host, port } = HostPort::parse(target)?;
         Ok(TcpSpec { host, port })
     }
 }
