@@ -3,6 +3,7 @@
 
 use super::kind::{Probe, ProbeKind, RetargetError};
 use super::{Kind, Outcome, ProbeError, Trace, connect_first, resolve};
+use crate::core::addr_text::addr_text;
 use crate::core::target::{HostPort, HostPortError};
 use serde::Deserialize;
 use std::time::Duration;
@@ -43,46 +44,8 @@ impl Probe for TcpProbe {
         // Nothing is sent: no Nagle option, and the peer is the address connected to
         // (two system calls of the twelve a tcp `/probe` makes, strace -c).
         let (_stream, peer) = connect_first(&addrs, trace).await?;
-        let peer = addr_text(peer);
         Ok(Outcome {
-            facts: vec![("peer", peer)],
+            facts: vec![("peer", addr_text(peer))],
         })
-    }
-}
-
-/// `a` as its `Display` writes it. IPv4 through itoa: formatting the peer was 3.5 % of the
-/// instructions of a tcp `/probe` (callgrind, BENCHMARKS.md), for a fact only the status
-/// page shows.
-fn addr_text(a: std::net::SocketAddr) -> String {
-    let std::net::SocketAddr::V4(v4) = a else {
-        return a.to_string();
-    };
-    let mut text = String::with_capacity(21);
-    let mut n = itoa::Buffer::new();
-    for (i, octet) in v4.ip().octets().into_iter().enumerate() {
-        if i > 0 {
-            text.push('.');
-        }
-        text.push_str(n.format(octet));
-    }
-    text.push(':');
-    text.push_str(n.format(v4.port()));
-    text
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn addresses_read_as_display_writes_them() {
-        for a in [
-            "127.0.0.1:5432",
-            "0.0.0.0:1",
-            "255.255.255.255:65535",
-            "[::1]:80",
-            "[fe80::1%2]:443",
-        ] {
-            let a: std::net::SocketAddr = a.parse().expect("address");
-            assert_eq!(super::addr_text(a), a.to_string());
-        }
     }
 }
