@@ -16,6 +16,8 @@ mod aside;
 pub mod buckets;
 pub mod de;
 mod defaults;
+mod entry;
+mod graph;
 mod incidents;
 pub mod node;
 pub mod on_demand;
@@ -32,6 +34,7 @@ pub use target_url::{Origin, Target, TargetError};
 use crate::incident::IncidentSpec;
 use crate::probe::Kind;
 use defaults::check_range;
+use entry::{EntryError, EntryLabel};
 use incidents::parse_incident;
 use node::{Loc, Node, Value};
 use probes::parse_probe;
@@ -134,15 +137,10 @@ fn parse_text(
     env: &dyn Fn(&str) -> Option<String>,
     targets: &[Target],
 ) -> Result<Loaded, ConfigError> {
-    let err = |loc: Loc, probe: Option<String>, msg: String| ConfigError {
-        file: file.to_string(),
-        loc,
-        probe,
-        msg,
-    };
-    let root = node::parse(text, env).map_err(|e| err(e.loc, None, e.msg))?;
+    let root = node::parse(text, env).map_err(|e| ConfigError::at(file, e.loc, None, e.msg))?;
     let Value::Map(entries) = &root.value else {
-        return Err(err(
+        return Err(ConfigError::at(
+            file,
             root.loc,
             None,
             format!(
@@ -151,80 +149,158 @@ fn parse_text(
             ),
         ));
     };
+    let mut errors = Errors {
+        file,
+        list: Vec::new(),
+    };
+    let sections = top_level(entries, &mut errors);
+    // Every name the file gives a probe, loaded or not: a suggestion may point at an entry
+    // that has errors of its own, and naming such an entry is not a typo.
+    let declared = graph::declared(sections.probes);
+    let (mut probes, depends_locs) =
+        parse_probes(sections.probes, &sections.defaults, &declared, &mut errors);
+    add_targets(targets, &sections.defaults, &mut probes, &mut errors.list);
+    for (loc, probe, msg) in graph::check(&mut probes, &depends_locs, &declared) {
+        errors.at(loc, Some(probe), msg);
+    }
+    let incidents = parse_incidents(sections.incidents, &probes, &declared, &mut errors);
+    buckets::add_criteria_bounds(&mut probes, &incidents);
+    let mut errors = errors.list;
+    // In file order, whichever check found them (the dependency graph is checked after
+    // every entry); errors at one place keep the order they were found in.
+    errors.sort_by_key(|e| (e.loc.line, e.loc.col));
+    Ok(Loaded {
+        config: Config {
+            probes: probes.into_iter().map(std::sync::Arc::new).collect(),
+            incidents,
+            on_demand: sections.on_demand,
+        },
+        errors,
+    })
+}
 
-    let mut errors = Vec::new();
-    let mut defaults = Defaults::default();
-    let mut probe_nodes: &[Node] = &[];
-    let mut incident_nodes: &[Node] = &[];
-    let mut on_demand = on_demand::OnDemandSpec::default();
+impl ConfigError {
+    fn at(file: &str, loc: Loc, probe: Option<String>, msg: String) -> ConfigError {
+        ConfigError {
+            file: file.to_string(),
+            loc,
+            probe,
+            msg,
+        }
+    }
+}
+
+/// The errors of one file, in the order found.
+struct Errors<'a> {
+    file: &'a str,
+    list: Vec<ConfigError>,
+}
+
+impl Errors<'_> {
+    fn at(&mut self, loc: Loc, probe: Option<String>, msg: String) {
+        self.list.push(ConfigError::at(self.file, loc, probe, msg));
+    }
+
+    /// An error of a probe or incident entry.
+    fn entry(&mut self, e: EntryError) {
+        self.at(e.loc, Some(e.entry.to_string()), e.msg);
+    }
+}
+
+/// The top-level keys, each section parsed as far as it goes (an empty one when it has
+/// errors: they are in `errors`).
+struct Sections<'n> {
+    defaults: Defaults,
+    probes: &'n [Node],
+    incidents: &'n [Node],
+    on_demand: on_demand::OnDemandSpec,
+}
+
+fn top_level<'n>(entries: &'n [(node::Key, Node)], errors: &mut Errors) -> Sections<'n> {
+    let mut sections = Sections {
+        defaults: Defaults::default(),
+        probes: &[],
+        incidents: &[],
+        on_demand: on_demand::OnDemandSpec::default(),
+    };
     for (key, value) in entries {
         match key.name.as_str() {
             "defaults" => {
-                if let Some(d) = section::<Defaults>(value, &mut |loc, msg| {
-                    errors.push(err(loc, None, msg));
-                }) {
-                    let bad = [("interval", d.interval), ("timeout", d.timeout)]
-                        .into_iter()
-                        .find_map(|(k, v)| {
-                            let e = check_range(k, v?.0).err()?;
-                            Some((value.get(k).map_or(value.loc, |(_, n)| n.loc), e))
-                        });
-                    match bad {
-                        Some((loc, e)) => errors.push(err(loc, None, format!("defaults: {e}"))),
-                        None => defaults = d,
-                    }
+                if let Some(d) = parse_defaults(value, errors) {
+                    sections.defaults = d;
                 }
             }
             "on_demand" => {
-                if let Some(o) = section(value, &mut |loc, msg| {
-                    errors.push(err(loc, None, msg));
-                }) {
-                    on_demand = o;
+                if let Some(o) = section(value, &mut |loc, msg| errors.at(loc, None, msg)) {
+                    sections.on_demand = o;
                 }
             }
-            "probes" | "incidents" => match &value.value {
-                Value::Seq(items) if key.name == "probes" => probe_nodes = items,
-                Value::Seq(items) => incident_nodes = items,
-                Value::Null => {}
-                Value::Invalid(msg) => errors.push(err(value.loc, None, msg.clone())),
-                other => errors.push(err(
-                    value.loc,
-                    None,
-                    format!(
-                        "\"{}\" must be a list, found {}",
-                        key.name,
-                        other.describe()
-                    ),
-                )),
-            },
+            "probes" => sections.probes = list(&key.name, value, errors),
+            "incidents" => sections.incidents = list(&key.name, value, errors),
             other => {
                 let e = <de::DeError as serde::de::Error>::unknown_field(other, TOP_KEYS);
-                errors.push(err(key.loc, None, e.msg));
+                errors.at(key.loc, None, e.msg);
             }
         }
     }
+    sections
+}
 
-    // Every name the file gives a probe, loaded or not: a suggestion may point at an entry
-    // that has errors of its own, and naming such an entry is not a typo.
-    let declared: Vec<&str> = probe_nodes
-        .iter()
-        .filter_map(|n| n.get("name").and_then(|(_, v)| v.as_str()))
-        .collect();
+/// `defaults:`, with its interval and timeout in bounds; `None` when it has an error.
+fn parse_defaults(value: &Node, errors: &mut Errors) -> Option<Defaults> {
+    let d = section::<Defaults>(value, &mut |loc, msg| errors.at(loc, None, msg))?;
+    let bad = [("interval", d.interval), ("timeout", d.timeout)]
+        .into_iter()
+        .find_map(|(k, v)| {
+            let e = check_range(k, v?.0).err()?;
+            Some((value.get(k).map_or(value.loc, |(_, n)| n.loc), e))
+        });
+    match bad {
+        Some((loc, e)) => {
+            errors.at(loc, None, format!("defaults: {e}"));
+            None
+        }
+        None => Some(d),
+    }
+}
+
+/// The entries of `probes:` or `incidents:` (`key`); none when it is empty or not a list.
+fn list<'n>(key: &str, value: &'n Node, errors: &mut Errors) -> &'n [Node] {
+    match &value.value {
+        Value::Seq(items) => return items,
+        Value::Null => {}
+        Value::Invalid(msg) => errors.at(value.loc, None, msg.clone()),
+        other => errors.at(
+            value.loc,
+            None,
+            format!("\"{key}\" must be a list, found {}", other.describe()),
+        ),
+    }
+    &[]
+}
+
+/// The probe entries that load, each name once, and where each one's `depends_on` is.
+fn parse_probes(
+    nodes: &[Node],
+    defaults: &Defaults,
+    declared: &[&str],
+    errors: &mut Errors,
+) -> (Vec<ProbeConfig>, HashMap<String, Loc>) {
     let mut seen: HashMap<String, Loc> = HashMap::new();
     let mut depends_locs: HashMap<String, Loc> = HashMap::new();
     let mut probes = Vec::new();
-    for (i, n) in probe_nodes.iter().enumerate() {
-        match parse_probe(n, i, &defaults) {
+    for (i, n) in nodes.iter().enumerate() {
+        match parse_probe(n, i, defaults) {
             Ok(p) => {
                 if let Some(first) = seen.get(&p.config.name) {
-                    errors.push(err(
+                    errors.at(
                         p.name_loc,
-                        Some(format!("probe \"{}\"", p.config.name)),
+                        Some(EntryLabel::Probe(p.config.name.clone()).to_string()),
                         format!(
                             "duplicate probe name (first defined at line {})",
                             first.line
                         ),
-                    ));
+                    );
                 } else {
                     seen.insert(p.config.name.clone(), p.name_loc);
                     depends_locs.insert(p.config.name.clone(), p.depends_loc);
@@ -234,82 +310,69 @@ fn parse_text(
             Err(all) => {
                 // An entry with errors is not in the graph, but a misspelt dependency of it
                 // is news all the same.
-                let label = all.first().map(|(_, label, _)| label.clone());
-                errors.extend(
-                    all.into_iter()
-                        .map(|(loc, probe, msg)| err(loc, Some(probe), msg)),
-                );
+                let label = all.first().map(|e| e.entry.to_string());
+                for e in all {
+                    errors.entry(e);
+                }
                 if let Some(label) = label {
-                    for (loc, msg) in unknown_dependencies(n, &declared) {
-                        errors.push(err(loc, Some(label.clone()), msg));
+                    for (loc, msg) in graph::unknown_dependencies(n, declared) {
+                        errors.at(loc, Some(label.clone()), msg);
                     }
                 }
             }
         }
     }
+    (probes, depends_locs)
+}
+
+/// The probes of `targets` (`--target`, `DATABASE_URL`), each named apart from the file's;
+/// their errors name the target, not the file.
+fn add_targets(
+    targets: &[Target],
+    defaults: &Defaults,
+    probes: &mut Vec<ProbeConfig>,
+    errors: &mut Vec<ConfigError>,
+) {
     for t in targets {
         let taken = |name: &str| probes.iter().any(|p: &ProbeConfig| p.name == name);
-        match t.probe(&defaults, &taken) {
+        match t.probe(defaults, &taken) {
             Ok(p) => probes.push(p),
-            Err(all) => errors.extend(all.into_iter().map(|msg| ConfigError {
-                file: t.label().to_string(),
-                loc: Loc::FILE,
-                probe: None,
-                msg,
-            })),
+            Err(all) => errors.extend(
+                all.into_iter()
+                    .map(|msg| ConfigError::at(t.label(), Loc::FILE, None, msg)),
+            ),
         }
     }
-    // The dependency graph, checked as a whole: an unknown name or a cycle is an error at the
-    // `depends_on` of the probe it belongs to, and that probe keeps running without its
-    // dependencies (so nothing is judged a consequence on a broken graph).
-    let graph: crate::incident::rootcause::Graph = probes
-        .iter()
-        .map(|p| (p.name.clone(), p.depends_on.clone()))
-        .collect();
-    for e in crate::incident::rootcause::check(&graph) {
-        let loc = depends_locs.get(e.probe()).copied().unwrap_or_default();
-        let msg = match &e {
-            crate::incident::rootcause::GraphError::Unknown { missing, .. } => {
-                unknown_dependency(missing, &declared)
-            }
-            _ => e.to_string(),
-        };
-        errors.push(err(loc, Some(format!("probe \"{}\"", e.probe())), msg));
-        if let Some(p) = probes.iter_mut().find(|p| p.name == e.probe()) {
-            p.depends_on.clear();
-        }
-    }
+}
+
+/// The incident entries that load, checked against the probes that did; each id once.
+fn parse_incidents(
+    nodes: &[Node],
+    probes: &[ProbeConfig],
+    declared: &[&str],
+    errors: &mut Errors,
+) -> Vec<IncidentSpec> {
     let kinds: HashMap<&str, Kind> = probes
         .iter()
         .map(|p| (p.name.as_str(), p.spec.kind()))
         .collect();
     let mut incidents: Vec<IncidentSpec> = Vec::new();
-    for (i, n) in incident_nodes.iter().enumerate() {
-        match parse_incident(n, i, &kinds, &declared) {
-            Ok(inc) if incidents.iter().any(|o| o.id == inc.id) => errors.push(err(
+    for (i, n) in nodes.iter().enumerate() {
+        match parse_incident(n, i, &kinds, declared) {
+            Ok(inc) if incidents.iter().any(|o| o.id == inc.id) => errors.at(
                 n.get("id").map_or(n.loc, |(_, v)| v.loc),
-                Some(format!("incident \"{}\"", inc.id)),
+                Some(EntryLabel::Incident(inc.id.clone()).to_string()),
                 "duplicate incident id".into(),
-            )),
-            Ok(inc) => incidents.push(inc),
-            Err(all) => errors.extend(
-                all.into_iter()
-                    .map(|(loc, label, msg)| err(loc, Some(label), msg)),
             ),
+            Ok(inc) => incidents.push(inc),
+            Err(all) => {
+                for e in all {
+                    errors.entry(e);
+                }
+            }
         }
     }
-    buckets::add_criteria_bounds(&mut probes, &incidents);
-    // In file order, whichever check found them (the dependency graph is checked after
-    // every entry); errors at one place keep the order they were found in.
-    errors.sort_by_key(|e| (e.loc.line, e.loc.col));
-    Ok(Loaded {
-        config: Config {
-            probes: probes.into_iter().map(std::sync::Arc::new).collect(),
-            incidents,
-            on_demand,
-        },
-        errors,
-    })
+    incidents
 }
 
 /// A top-level section with every error of it, an unset variable among them (its key set
@@ -326,36 +389,4 @@ fn section<T: serde::de::DeserializeOwned>(
         report(loc, msg);
     }
     parsed.filter(|_| clean)
-}
-
-/// What a `depends_on` naming no loaded probe says: a suggestion for a name no entry has, or
-/// that the entry it names failed (its own errors say why).
-fn unknown_dependency(missing: &str, declared: &[&str]) -> String {
-    if declared.contains(&missing) {
-        return format!("depends_on names \"{missing}\", a probe whose entry has errors");
-    }
-    let e = crate::incident::rootcause::GraphError::Unknown {
-        probe: String::new(),
-        missing: missing.to_string(),
-    };
-    match de::closest(missing, declared.iter().copied()) {
-        Some(s) => format!("{e}, did you mean \"{s}\"?"),
-        None => e.to_string(),
-    }
-}
-
-/// The names in a failed entry's `depends_on` that no entry of the file has.
-fn unknown_dependencies(n: &Node, declared: &[&str]) -> Vec<(Loc, String)> {
-    let Some((_, list)) = n.get("depends_on") else {
-        return Vec::new();
-    };
-    let Value::Seq(items) = &list.value else {
-        return Vec::new();
-    };
-    items
-        .iter()
-        .filter_map(|i| i.as_str())
-        .filter(|name| !declared.contains(name))
-        .map(|name| (list.loc, unknown_dependency(name, declared)))
-        .collect()
 }

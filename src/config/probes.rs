@@ -5,6 +5,7 @@
 use super::aside::{Aside, Located, names_any, parse_all, take_invalid};
 use super::de;
 use super::defaults::{DEFAULT_INTERVAL, Defaults, check_range};
+use super::entry::{EntryError, EntryErrors, EntryLabel};
 use super::node::{Key, Loc, Node, Value};
 use super::on_demand;
 use crate::core::types::PositiveDuration;
@@ -58,25 +59,98 @@ pub(super) fn valid_name(name: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ':'))
 }
 
+/// One `probes:` entry (the `index`th, from 0) with `defaults:` applied, or every error it
+/// has, in file order.
 pub(super) fn parse_probe(
     n: &Node,
     index: usize,
     defaults: &Defaults,
-) -> Result<Parsed, Vec<(Loc, String, String)>> {
-    let anon = format!("probe #{}", index + 1);
+) -> Result<Parsed, Vec<EntryError>> {
     // Every error of the entry, not only the first: `validate` lists them in file order.
     // An unset variable is one of them: its key is set aside and the rest still checked.
     let mut found: Vec<Located> = Vec::new();
     let mut aside: Vec<Aside> = Vec::new();
     let n = &take_invalid(n, &mut found, &mut aside);
     let Value::Map(entries) = &n.value else {
-        let msg = match &n.value {
-            Value::Invalid(msg) => msg.clone(),
-            other => format!("a probe must be a mapping, found {}", other.describe()),
-        };
-        return Err(vec![(n.loc, anon, msg)]);
+        return Err(vec![not_a_mapping(n, index)]);
     };
-    let name = match n.get("name") {
+    let name = name(n, &aside, &mut found);
+    // Errors before the name is known (or without a usable one) carry the entry's number.
+    let label = match &name {
+        Some((name, _)) => EntryLabel::Probe(name.clone()),
+        None => EntryLabel::ProbeNo(index + 1),
+    };
+    let name_loc = name.as_ref().map_or(n.loc, |(_, l)| *l);
+    let mut errs = EntryErrors::new(label, found);
+    let interval = duration(n, "interval", &mut errs);
+    let timeout = duration(n, "timeout", &mut errs);
+    let (depends_on, depends_loc) = depends_on(n, name_loc, &mut errs);
+    let on_demand = on_demand(n, &mut aside, &mut errs);
+    let buckets =
+        super::buckets::of_probe(n, defaults.buckets.as_ref()).unwrap_or_else(|(e, loc)| {
+            errs.de(e, loc);
+            Default::default()
+        });
+    let spec = kind_spec(n, entries, &mut aside, &mut errs);
+    let built = spec
+        .as_ref()
+        .and_then(|s| build(s, n.loc, &aside, &mut errs));
+    let (true, Some((name, name_loc)), Some(spec), Some(built)) =
+        (errs.is_empty(), name, spec, built)
+    else {
+        return Err(errs.into_sorted());
+    };
+    let (interval, timeout) = schedule(interval, timeout, defaults, &spec);
+    Ok(Parsed {
+        config: ProbeConfig {
+            name,
+            interval,
+            timeout,
+            depends_on,
+            spec,
+            built: Arc::new(built),
+            on_demand,
+            buckets,
+        },
+        name_loc,
+        depends_loc,
+    })
+}
+
+/// The one error of an entry that is not a mapping.
+fn not_a_mapping(n: &Node, index: usize) -> EntryError {
+    let msg = match &n.value {
+        Value::Invalid(msg) => msg.clone(),
+        other => format!("a probe must be a mapping, found {}", other.describe()),
+    };
+    EntryError {
+        loc: n.loc,
+        entry: EntryLabel::ProbeNo(index + 1),
+        msg,
+    }
+}
+
+/// The interval and timeout in force: the entry's own, else `defaults:`'s, else the
+/// built-in interval and the kind's timeout.
+fn schedule(
+    interval: Option<Duration>,
+    timeout: Option<Duration>,
+    defaults: &Defaults,
+    spec: &ProbeSpec,
+) -> (Duration, Duration) {
+    let interval = interval
+        .or(defaults.interval.map(|d| d.0))
+        .unwrap_or(DEFAULT_INTERVAL);
+    let timeout = timeout
+        .or(defaults.timeout.map(|d| d.0))
+        .unwrap_or_else(|| spec.default_timeout());
+    (interval, timeout)
+}
+
+/// The entry's `name` and where it is; `None` (its error in `found`) when missing or not a
+/// valid label value.
+fn name(n: &Node, aside: &[Aside], found: &mut Vec<Located>) -> Option<(String, Loc)> {
+    match n.get("name") {
         // A name set aside (an unset variable) is already reported.
         None if aside.iter().any(|a| a.parent == n.loc && a.key == "name") => None,
         None => {
@@ -94,126 +168,93 @@ pub(super) fn parse_probe(
                 None
             }
         },
-    };
-    // Errors before the name is known (or without a usable one) carry the entry's number.
-    let label = match &name {
-        Some((name, _)) => format!("probe \"{name}\""),
-        None => anon,
-    };
-    let name_loc = name.as_ref().map_or(n.loc, |(_, l)| *l);
-    let mut errs: Vec<(Loc, String, String)> = found
-        .into_iter()
-        .map(|(loc, msg)| (loc, label.clone(), msg))
-        .collect();
-    let fail = |e: de::DeError, fallback: Loc| (e.loc.unwrap_or(fallback), label.clone(), e.msg);
+    }
+}
 
-    let duration = |key: &str| -> Result<Option<Duration>, (Loc, String, String)> {
-        match n.get(key) {
-            None => Ok(None),
-            Some((_, v)) => {
-                let d = de::from_node::<PositiveDuration>(v).map_err(|e| fail(e, v.loc))?;
-                check_range(key, d.0).map_err(|e| (v.loc, label.clone(), e.to_string()))?;
-                Ok(Some(d.0))
-            }
+/// `interval` or `timeout` (`key`) within its bounds; `None` when absent or wrong.
+fn duration(n: &Node, key: &str, errs: &mut EntryErrors) -> Option<Duration> {
+    let (_, v) = n.get(key)?;
+    let d = de::from_node::<PositiveDuration>(v)
+        .map_err(|e| errs.de(e, v.loc))
+        .ok()?;
+    match check_range(key, d.0) {
+        Ok(()) => Some(d.0),
+        Err(e) => {
+            errs.push(v.loc, e.to_string());
+            None
         }
-    };
-    let interval = duration("interval").unwrap_or_else(|e| {
-        errs.push(e);
-        None
-    });
-    let timeout = duration("timeout").unwrap_or_else(|e| {
-        errs.push(e);
-        None
-    });
-    let (depends_on, depends_loc) = match n.get("depends_on") {
+    }
+}
+
+/// `depends_on` and where its errors go: at the key, or at the name without one.
+fn depends_on(n: &Node, name_loc: Loc, errs: &mut EntryErrors) -> (Vec<String>, Loc) {
+    match n.get("depends_on") {
         None => (Vec::new(), name_loc),
         Some((_, v)) => match de::from_node::<Vec<String>>(v) {
             Ok(d) => (d, v.loc),
             Err(e) => {
-                errs.push(fail(e, v.loc));
+                errs.de(e, v.loc);
                 (Vec::new(), v.loc)
             }
         },
-    };
-    let on_demand = match n.get("on_demand") {
-        None => Default::default(),
-        Some((_, v)) => {
-            let mut found = Vec::new();
-            let o = parse_all(v.clone(), &mut found, &mut aside);
-            errs.extend(
-                found
-                    .into_iter()
-                    .map(|(loc, msg)| (loc, label.clone(), msg)),
-            );
-            o.unwrap_or_default()
-        }
-    };
+    }
+}
 
-    let buckets =
-        super::buckets::of_probe(n, defaults.buckets.as_ref()).unwrap_or_else(|(e, loc)| {
-            errs.push(fail(e, loc));
-            Default::default()
-        });
+/// The probe's own `on_demand:` (the defaults when absent or wrong).
+fn on_demand(
+    n: &Node,
+    aside: &mut Vec<Aside>,
+    errs: &mut EntryErrors,
+) -> on_demand::ModuleOnDemand {
+    let Some((_, v)) = n.get("on_demand") else {
+        return Default::default();
+    };
+    let mut found = Vec::new();
+    let o = parse_all(v.clone(), &mut found, aside);
+    errs.extend(found);
+    o.unwrap_or_default()
+}
 
+/// The kind's own keys (all but [`COMMON_KEYS`]) as a spec. serde stops at the first error,
+/// so each error's key is set aside and the rest parsed again.
+fn kind_spec(
+    n: &Node,
+    entries: &[(Key, Node)],
+    aside: &mut Vec<Aside>,
+    errs: &mut EntryErrors,
+) -> Option<ProbeSpec> {
     let rest: Vec<(Key, Node)> = entries
         .iter()
         .filter(|(k, _)| !COMMON_KEYS.contains(&k.name.as_str()))
         .cloned()
         .collect();
-    // The kind's own keys: serde stops at the first error, so each error's key is set aside
-    // and the rest parsed again.
-    let mut kind_errs: Vec<Located> = Vec::new();
+    let mut found: Vec<Located> = Vec::new();
     let tree = Node {
         value: Value::Map(rest),
         loc: n.loc,
     };
-    let spec = parse_all::<ProbeSpec>(tree, &mut kind_errs, &mut aside);
-    errs.extend(
-        kind_errs
-            .into_iter()
-            .map(|(loc, msg)| (loc, label.clone(), msg)),
-    );
-    // Built once, here: a spec that does not build is an error at the probe's location.
-    // Built even when the entry has other errors (none hides another), unless the rule it
-    // breaks is about a key set aside ("ca_file needs tls" once `tls: ${UNSET}` is).
-    let built = match &spec {
-        Some(spec) => match spec.build() {
-            Ok(b) => Some(b),
-            Err(e) => {
-                let msg = e.to_string();
-                if !names_any(&msg, &aside) {
-                    errs.push((n.loc, label.clone(), msg));
-                }
-                None
-            }
-        },
-        None => None,
-    };
-    let (true, Some((name, name_loc)), Some(spec), Some(built)) =
-        (errs.is_empty(), name, spec, built)
-    else {
-        errs.sort_by_key(|(loc, _, _)| (loc.line, loc.col));
-        return Err(errs);
-    };
+    let spec = parse_all::<ProbeSpec>(tree, &mut found, aside);
+    errs.extend(found);
+    spec
+}
 
-    let timeout = timeout
-        .or(defaults.timeout.map(|d| d.0))
-        .unwrap_or_else(|| spec.default_timeout());
-    let interval = interval
-        .or(defaults.interval.map(|d| d.0))
-        .unwrap_or(DEFAULT_INTERVAL);
-    Ok(Parsed {
-        config: ProbeConfig {
-            name,
-            interval,
-            timeout,
-            depends_on,
-            spec,
-            built: Arc::new(built),
-            on_demand,
-            buckets,
-        },
-        name_loc,
-        depends_loc,
-    })
+/// The spec built once, here: one that does not build is an error at the probe's location
+/// (`loc`). Built even when the entry has other errors (none hides another), but a rule
+/// about a key set aside is not reported ("ca_file needs tls" once `tls: ${UNSET}` is).
+fn build(
+    spec: &ProbeSpec,
+    loc: Loc,
+    aside: &[Aside],
+    errs: &mut EntryErrors,
+) -> Option<BuiltProbe> {
+    match spec.build() {
+        Ok(b) => Some(b),
+        Err(e) => {
+            let msg = e.to_string();
+            if !names_any(&msg, aside) {
+                errs.push(loc, msg);
+            }
+            None
+        }
+    }
 }

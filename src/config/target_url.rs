@@ -194,12 +194,12 @@ impl Target {
             .map(|p| p.config)
             .map_err(|errs| {
                 errs.into_iter()
-                    .map(
-                        |(loc, _, msg)| match names.get((loc.line as usize).wrapping_sub(1)) {
-                            Some(k) if !msg.contains(&format!("\"{k}\"")) => format!("{k}: {msg}"),
-                            _ => msg,
-                        },
-                    )
+                    .map(|e| match names.get((e.loc.line as usize).wrapping_sub(1)) {
+                        Some(k) if !e.msg.contains(&format!("\"{k}\"")) => {
+                            format!("{k}: {}", e.msg)
+                        }
+                        _ => e.msg,
+                    })
                     .collect()
             })
     }

@@ -1,9 +1,11 @@
 //! Values every layer shares, importing nothing above them (only the redactor, which secrets
-//! register with): the wall clock, the parsing of an on-demand target's `host:port`, the
-//! value types config fields deserialize into (durations, secrets) and the reading of
-//! regular files. Leaves by rule (tests/it/structure.rs): config, probes, incidents, metrics
-//! and the runner may all use them, so they must use none of those.
+//! register with): the wall clock, a probe's `host:port` (checked from a spec, or parsed
+//! from an on-demand target), the value types config fields deserialize into (durations,
+//! secrets), the reading of regular files and a socket address as text. Leaves by rule
+//! (tests/it/structure.rs): config, probes, incidents, metrics and the runner may all use
+//! them, so they must use none of those.
 
+pub mod addr_text;
 pub mod clock;
 pub mod file;
 pub mod target;

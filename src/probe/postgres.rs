@@ -12,6 +12,7 @@ use super::{
     io_reason, resolve,
 };
 use crate::abort::AbortOnDrop;
+use crate::core::target::{HostPort, HostPortError};
 use crate::core::types::{Secret, SecretFile, pick_secret};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
@@ -72,8 +73,9 @@ pub struct PostgresSpec {
 /// Why a `postgres` spec does not build.
 #[derive(Debug, thiserror::Error)]
 pub enum PostgresError {
-    #[error("\"host\" must not be empty")]
-    EmptyHost,
+    /// A blank host, or port 0 over TCP.
+    #[error(transparent)]
+    Address(#[from] HostPortError),
     /// Both `password` and `password_file`, or a file that cannot be read.
     #[error("{0}")]
     Password(String),
@@ -133,8 +135,9 @@ impl PostgresSpec {
 
     /// The checks of the fields, without building anything.
     fn check(&self) -> Result<(), PostgresError> {
-        if self.host.trim().is_empty() {
-            return Err(PostgresError::EmptyHost);
+        // Over a Unix socket the port only names the socket file (`.s.PGSQL.5432`).
+        if self.transport() == Transport::Tcp {
+            HostPort::new(&self.host, self.port)?;
         }
         pick_secret(&self.password, &self.password_file, "password")
             .map_err(PostgresError::Password)?;

@@ -13,6 +13,7 @@ use super::tls::{self, TlsError, Verify};
 use super::{
     Kind, Outcome, Phase, ProbeError, Reason, Trace, Transport, connect_tcp, io_reason, resolve,
 };
+use crate::core::target::{HostPort, HostPortError};
 use crate::core::types::{Secret, SecretFile, pick_secret};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
@@ -56,8 +57,9 @@ pub struct RedisSpec {
 /// Why a `redis` spec does not build.
 #[derive(Debug, thiserror::Error)]
 pub enum RedisError {
-    #[error("\"host\" must not be empty")]
-    EmptyHost,
+    /// A blank host, or port 0 over TCP.
+    #[error(transparent)]
+    Address(#[from] HostPortError),
     /// Both `password` and `password_file`, or a file that cannot be read.
     #[error("{0}")]
     Password(String),
@@ -118,8 +120,9 @@ impl RedisSpec {
 
     /// The checks of the fields, without building anything.
     fn check(&self) -> Result<(), RedisError> {
-        if self.host.trim().is_empty() {
-            return Err(RedisError::EmptyHost);
+        // Over a Unix socket the port is not used.
+        if self.transport() == Transport::Tcp {
+            HostPort::new(&self.host, self.port)?;
         }
         let password = pick_secret(&self.password, &self.password_file, "password")
             .map_err(RedisError::Password)?;

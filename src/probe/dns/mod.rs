@@ -332,7 +332,7 @@ fn server_address(text: &str) -> Result<(String, u16), crate::core::target::Targ
         return Ok((ip.to_string(), 53));
     }
     if text.contains(':') {
-        return crate::core::target::host_port(text);
+        return crate::core::target::HostPort::parse(text).map(|a| (a.host, a.port));
     }
     if text.is_empty() {
         return Err(crate::core::target::TargetError::NoHost(text.to_string()));

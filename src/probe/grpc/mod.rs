@@ -12,6 +12,7 @@
 use super::kind::{KindFamily, Probe, ProbeKind, RetargetError};
 use super::tls::{self, TlsError, Verify};
 use super::{Kind, Observation, Outcome, Phase, ProbeError, Reason, Trace, connect_tcp, resolve};
+use crate::core::target::{HostPort, HostPortError};
 use rustls::pki_types::ServerName;
 use serde::Deserialize;
 use std::path::PathBuf;
@@ -57,10 +58,8 @@ pub struct GrpcSpec {
 /// Why a `grpc` spec does not build.
 #[derive(Debug, thiserror::Error)]
 pub enum GrpcError {
-    #[error("\"host\" must not be empty")]
-    EmptyHost,
-    #[error("\"port\" must be between 1 and 65535")]
-    Port,
+    #[error(transparent)]
+    Address(#[from] HostPortError),
     #[error("\"server_name\", \"ca_file\" and \"insecure_skip_verify\" need \"tls: true\"")]
     TlsOptionsWithoutTls,
     #[error("give \"ca_file\" or \"insecure_skip_verify\", not both")]
@@ -76,8 +75,7 @@ pub enum GrpcError {
 /// A built `grpc` probe: the address, the request, and the TLS client when asked for.
 #[derive(Debug)]
 pub struct GrpcProbe {
-    host: String,
-    port: u16,
+    addr: HostPort,
     service: String,
     endpoint: tonic::transport::Endpoint,
     tls: Option<(ServerName<'static>, Arc<rustls::ClientConfig>)>,
@@ -91,12 +89,7 @@ impl ProbeKind for GrpcSpec {
     type Error = GrpcError;
 
     fn build(&self) -> Result<GrpcProbe, GrpcError> {
-        if self.host.trim().is_empty() {
-            return Err(GrpcError::EmptyHost);
-        }
-        if self.port == 0 {
-            return Err(GrpcError::Port);
-        }
+        let addr = HostPort::new(&self.host, self.port)?;
         if !self.tls
             && (self.server_name.is_some() || self.ca_file.is_some() || self.insecure_skip_verify)
         {
@@ -132,8 +125,7 @@ impl ProbeKind for GrpcSpec {
             tonic::transport::Endpoint::from_shared(format!("http://{authority}:{}", self.port))
                 .map_err(|e| GrpcError::Authority(self.host.clone(), e.to_string()))?;
         Ok(GrpcProbe {
-            host: self.host.clone(),
-            port: self.port,
+            addr,
             service: self.service.clone(),
             endpoint,
             tls,
@@ -142,7 +134,7 @@ impl ProbeKind for GrpcSpec {
 
     /// Another server (`host:port`), asked about the same service, verified for its own name.
     fn retarget(&self, target: &str) -> Result<Self, RetargetError> {
-        let (host, port) = crate::core::target::host_port(target)?;
+        let HostPort { host, port } = HostPort::parse(target)?;
         Ok(GrpcSpec {
             host,
             port,
@@ -183,7 +175,7 @@ impl tower_service::Service<http::Uri> for Handover {
 
 impl Probe for GrpcProbe {
     async fn run(&self, trace: &Trace) -> Result<Outcome, ProbeError> {
-        let addrs = resolve(&self.host, self.port, trace).await?;
+        let addrs = resolve(&self.addr.host, self.addr.port, trace).await?;
         let tcp = connect_tcp(&addrs, trace).await?;
         let stream: Box<dyn Io> = match &self.tls {
             None => Box::new(tcp),

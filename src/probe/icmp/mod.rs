@@ -86,8 +86,8 @@ impl ProbeKind for IcmpSpec {
     /// requests wrote it; ICMP has no ports, the port is ignored.
     fn retarget(&self, target: &str) -> Result<Self, RetargetError> {
         let with_port = target.starts_with('[') || target.matches(':').count() == 1;
-        let host = match crate::core::target::host_port(target) {
-            Ok((host, _)) if with_port => host,
+        let host = match crate::core::target::HostPort::parse(target) {
+            Ok(a) if with_port => a.host,
             _ => target
                 .trim_start_matches('[')
                 .trim_end_matches(']')

@@ -13,6 +13,7 @@ mod der;
 use super::kind::{KindFamily, Probe, ProbeKind, RetargetError};
 use super::tls::{self, TlsError, Verify};
 use super::{Kind, Observation, Outcome, Phase, ProbeError, Reason, Trace, connect_tcp, resolve};
+use crate::core::target::{HostPort, HostPortError};
 use rustls::pki_types::ServerName;
 use serde::Deserialize;
 use std::path::PathBuf;
@@ -48,10 +49,8 @@ pub struct TlsCertSpec {
 /// Why a `tls_cert` spec does not build.
 #[derive(Debug, thiserror::Error)]
 pub enum TlsCertError {
-    #[error("\"host\" must not be empty")]
-    EmptyHost,
-    #[error("\"port\" must be between 1 and 65535")]
-    Port,
+    #[error(transparent)]
+    Address(#[from] HostPortError),
     #[error("invalid \"server_name\" {0:?}: {1}")]
     ServerName(String, rustls::pki_types::InvalidDnsNameError),
     #[error("give \"ca_file\" or \"insecure_skip_verify\", not both")]
@@ -63,8 +62,7 @@ pub enum TlsCertError {
 /// A built `tls_cert` probe: the address, the name and the client config.
 #[derive(Debug)]
 pub struct TlsCertProbe {
-    host: String,
-    port: u16,
+    addr: HostPort,
     name: ServerName<'static>,
     config: Arc<rustls::ClientConfig>,
 }
@@ -77,12 +75,7 @@ impl ProbeKind for TlsCertSpec {
     type Error = TlsCertError;
 
     fn build(&self) -> Result<TlsCertProbe, TlsCertError> {
-        if self.host.trim().is_empty() {
-            return Err(TlsCertError::EmptyHost);
-        }
-        if self.port == 0 {
-            return Err(TlsCertError::Port);
-        }
+        let addr = HostPort::new(&self.host, self.port)?;
         if self.ca_file.is_some() && self.insecure_skip_verify {
             return Err(TlsCertError::CaFileAndInsecure);
         }
@@ -95,8 +88,7 @@ impl ProbeKind for TlsCertSpec {
             Verify::Full
         };
         Ok(TlsCertProbe {
-            host: self.host.clone(),
-            port: self.port,
+            addr,
             name,
             config: tls::client_config(verify, self.ca_file.as_deref())?,
         })
@@ -104,7 +96,7 @@ impl ProbeKind for TlsCertSpec {
 
     /// Another server (`host:port`), verified for its own name.
     fn retarget(&self, target: &str) -> Result<Self, RetargetError> {
-        let (host, port) = crate::core::target::host_port(target)?;
+        let HostPort { host, port } = HostPort::parse(target)?;
         Ok(TlsCertSpec {
             host,
             port,
@@ -116,7 +108,7 @@ impl ProbeKind for TlsCertSpec {
 
 impl Probe for TlsCertProbe {
     async fn run(&self, trace: &Trace) -> Result<Outcome, ProbeError> {
-        let addrs = resolve(&self.host, self.port, trace).await?;
+        let addrs = resolve(&self.addr.host, self.addr.port, trace).await?;
         let tcp = connect_tcp(&addrs, trace).await?;
         let connector = tokio_rustls::TlsConnector::from(self.config.clone());
         let stream = trace
