@@ -91,7 +91,7 @@ impl ProbeKind for IcmpSpec {
                 .to_string(),
         };
         if host.is_empty() {
-            return Err(crate::core::target::TargetError::NoHost(target.to_string()).into());
+            return Err(crate::core::target::HostPortError::NoHost(target.to_string()).into());
         }
         Ok(IcmpSpec {
             host,
