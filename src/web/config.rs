@@ -110,15 +110,15 @@ pub struct TlsSettings {
 /// One `basic_auth_users` entry. The hash is not a secret like a password, but it is kept
 /// out of errors and logs all the same: it can be attacked offline.
 #[derive(Clone, PartialEq, Eq)]
-pub struct User {
+pub struct BasicAuthUser {
     pub name: String,
     pub hash: String,
     pub pos: Pos,
 }
 
-impl fmt::Debug for User {
+impl fmt::Debug for BasicAuthUser {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("User")
+        f.debug_struct("BasicAuthUser")
             .field("name", &self.name)
             .field("pos", &self.pos)
             .finish_non_exhaustive()
@@ -132,7 +132,7 @@ pub struct WebSettings {
     pub file: String,
     pub tls: Option<TlsSettings>,
     /// Empty: no authentication.
-    pub users: Vec<User>,
+    pub users: Vec<BasicAuthUser>,
     pub unauthenticated_paths: Vec<String>,
 }
 
@@ -217,7 +217,7 @@ pub fn parse(file: &str, text: &str, dir: &Path) -> Result<WebSettings, WebConfi
                 "a basic_auth_users name must be non-empty and cannot contain ':'",
             ));
         }
-        users.push(User {
+        users.push(BasicAuthUser {
             name: name.clone(),
             hash: hash.value.clone(),
             pos: Pos::of(hash),
@@ -358,7 +358,7 @@ mod tests {
 
     #[test]
     fn user_debug_output_leaves_the_hash_out() {
-        let u = User {
+        let u = BasicAuthUser {
             name: "p".into(),
             hash: "$2y$10$secretish".into(),
             pos: Pos::START,
