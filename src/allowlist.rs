@@ -29,12 +29,12 @@
 //!
 //! A leaf (it imports nothing of the crate): config parses its patterns, `/probe` its
 //! targets, probes ask its guard. Each of those three gets its own error type
-//! ([`PatternError`], [`TargetError`], [`Refused`]); `Refused` converts into the `String`
+//! ([`TargetPatternError`], [`TargetError`], [`Refused`]); `Refused` converts into the `String`
 //! a probe's failure detail is.
 
 mod error;
 
-pub use error::{PatternError, Refused, TargetError};
+pub use error::{Refused, TargetError, TargetPatternError};
 
 use ipnet::IpNet;
 use std::net::{IpAddr, SocketAddr};
@@ -110,10 +110,10 @@ pub enum Host {
 }
 
 impl TargetPattern {
-    pub fn parse(text: &str) -> Result<TargetPattern, PatternError> {
+    pub fn parse(text: &str) -> Result<TargetPattern, TargetPatternError> {
         let kind = if text.starts_with('/') {
             if text.split('/').any(|s| s == "..") {
-                return Err(PatternError::DotDot(text.to_string()));
+                return Err(TargetPatternError::DotDot(text.to_string()));
             }
             PatternKind::Dir(text.to_string())
         } else if let Some((scheme, rest)) = text.split_once("://") {
@@ -121,7 +121,7 @@ impl TargetPattern {
             let default = match scheme.as_str() {
                 "http" => 80,
                 "https" => 443,
-                _ => return Err(PatternError::Scheme(text.to_string())),
+                _ => return Err(TargetPatternError::Scheme(text.to_string())),
             };
             let (authority, path) = match rest.find('/') {
                 Some(i) => (&rest[..i], Some(rest[i..].to_string())),
@@ -140,7 +140,7 @@ impl TargetPattern {
             }
         } else {
             let (host, port) = split_port(text);
-            let port = port.ok_or_else(|| PatternError::NoPort(text.to_string()))?;
+            let port = port.ok_or_else(|| TargetPatternError::NoPort(text.to_string()))?;
             PatternKind::Socket(parse_host(host, text)?, parse_port(port, text)?)
         };
         Ok(TargetPattern {
@@ -222,8 +222,8 @@ fn split_port(s: &str) -> (&str, Option<&str>) {
     }
 }
 
-fn parse_port(p: &str, text: &str) -> Result<PortPattern, PatternError> {
-    let bad = || PatternError::Port(text.to_string());
+fn parse_port(p: &str, text: &str) -> Result<PortPattern, TargetPatternError> {
+    let bad = || TargetPatternError::Port(text.to_string());
     if p == "*" {
         return Ok(PortPattern::Any);
     }
@@ -238,7 +238,7 @@ fn parse_port(p: &str, text: &str) -> Result<PortPattern, PatternError> {
     Ok(PortPattern::Range(a, b))
 }
 
-fn parse_host(h: &str, text: &str) -> Result<HostPattern, PatternError> {
+fn parse_host(h: &str, text: &str) -> Result<HostPattern, TargetPatternError> {
     if let Ok(net) = h.parse::<IpNet>() {
         // 10.0.3.7/16 is written for 10.0.0.0/16; keep what it means, not its typo.
         return Ok(HostPattern::Net(net.trunc()));
@@ -255,7 +255,7 @@ fn parse_host(h: &str, text: &str) -> Result<HostPattern, PatternError> {
                 .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '*'))
     };
     if !labels.iter().all(label_ok) {
-        return Err(PatternError::Host(text.to_string()));
+        return Err(TargetPatternError::Host(text.to_string()));
     }
     if labels
         .iter()
@@ -264,12 +264,12 @@ fn parse_host(h: &str, text: &str) -> Result<HostPattern, PatternError> {
             .iter()
             .any(|l| l.contains(|c: char| c.is_ascii_digit()))
     {
-        return Err(PatternError::IpRange(text.to_string()));
+        return Err(TargetPatternError::IpRange(text.to_string()));
     }
     // A name ending in a number is an address to every target parser (`0x7f000001`,
     // `127.1`): as a name pattern it could never match, and as an address it is ambiguous.
     if ends_in_a_number(name) {
-        return Err(PatternError::NumericHost(text.to_string()));
+        return Err(TargetPatternError::NumericHost(text.to_string()));
     }
     Ok(HostPattern::Name(labels))
 }

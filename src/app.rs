@@ -40,7 +40,7 @@ pub struct Options {
     /// cannot be reloaded (the demo's is generated).
     pub config_path: Option<PathBuf>,
     /// `--target` URLs: probes added to the file's, again on every reload.
-    pub targets: Vec<crate::config::Target>,
+    pub targets: Vec<crate::config::TargetUrl>,
     /// Poll `config_path` for changes this often.
     pub watch: Option<Duration>,
     /// The web config (`--web-config`): TLS, client certificates, basic auth.

@@ -7,7 +7,7 @@
 
 use crate::config::{Config, ProbeConfig};
 use crate::core::clock::unix_now;
-use crate::incident::engine::ProbeView;
+use crate::incident::engine::ProbeHistory;
 use crate::incident::rootcause::{self, Judgement};
 use crate::incident::{CriterionResult, IncidentSpec, Status, evaluate};
 use crate::probe::ProbeSpec;
@@ -19,7 +19,7 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
-pub enum Format {
+pub enum CheckFormat {
     #[default]
     Text,
     Json,
@@ -86,7 +86,7 @@ pub async fn run(config: &Config, only: Option<&str>) -> Result<Report, CheckErr
     let view = |name: &str| {
         runs.iter()
             .find(|(p, _)| p.name == name)
-            .map(|(p, r)| ProbeView {
+            .map(|(p, r)| ProbeHistory {
                 kind: p.spec.kind(),
                 interval: p.interval,
                 timeout: p.timeout,
@@ -168,11 +168,11 @@ fn untimed_startup(config: &Config, c: &mut CriterionResult) {
     }
 }
 
-pub fn render(report: &Report, format: Format) -> String {
+pub fn render(report: &Report, format: CheckFormat) -> String {
     match format {
-        Format::Text => text(report),
-        Format::Json => serde_json::to_string_pretty(report).unwrap_or_default() + "\n",
-        Format::Junit => junit(report),
+        CheckFormat::Text => text(report),
+        CheckFormat::Json => serde_json::to_string_pretty(report).unwrap_or_default() + "\n",
+        CheckFormat::Junit => junit(report),
     }
 }
 

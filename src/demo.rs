@@ -436,16 +436,16 @@ probes:
 /// out); one that is not a postgres:// URL is an error naming the variable.
 pub fn env_values(
     lookup: &dyn Fn(&str) -> Option<String>,
-) -> Result<(HashMap<String, String>, bool), crate::config::TargetError> {
-    use crate::config::target_url::{Origin, Problem, Target, TargetError};
+) -> Result<(HashMap<String, String>, bool), crate::config::TargetUrlError> {
+    use crate::config::target_url::{Origin, Problem, TargetUrl, TargetUrlError};
     // An empty variable counts as unset, as in libpq.
     let get = |k: &str| lookup(k).filter(|v| !v.is_empty());
     let mut vars = HashMap::new();
     vars.insert("DEMO_PASSWORD".to_string(), DEMO_PASSWORD.to_string());
     let pg = if let Some(url) = get("DATABASE_URL") {
-        let target = Target::parse(Origin::Env("DATABASE_URL"), &url, &get)?;
+        let target = TargetUrl::parse(Origin::Env("DATABASE_URL"), &url, &get)?;
         if target.kind() != Some("postgres") {
-            return Err(TargetError {
+            return Err(TargetUrlError {
                 label: target.label().to_string(),
                 problem: Problem::Probe(
                     "the demo probes a Postgres: use postgres:// or postgresql://".into(),

@@ -132,8 +132,8 @@ enum Command {
         #[arg(long)]
         incident: Option<String>,
         /// Output: a table (text), JSON for scripts, or JUnit XML for CI systems.
-        #[arg(long, value_enum, default_value_t = pathwatch::check::Format::Text)]
-        format: pathwatch::check::Format,
+        #[arg(long, value_enum, default_value_t = pathwatch::check::CheckFormat::Text)]
+        format: pathwatch::check::CheckFormat,
         /// Run only this share of the config: INDEX/COUNT (e.g. 1/3), or ordinal/COUNT to take
         /// INDEX from a StatefulSet pod name in HOSTNAME (pathwatch-2 -> 2). Every replica
         /// reads the same config; `pathwatch shards` prints the plan.
@@ -335,7 +335,7 @@ fn sources(config: Option<PathBuf>, urls: &[String]) -> Result<Source, ExitCode>
     let mut targets = Vec::new();
     let mut bad = false;
     for (origin, url) in given {
-        match config::Target::parse(origin, &url, &env) {
+        match config::TargetUrl::parse(origin, &url, &env) {
             Ok(t) => targets.push(t),
             Err(e) => {
                 // Every bad URL at once, as `validate` lists every bad entry.
@@ -356,7 +356,7 @@ fn sources(config: Option<PathBuf>, urls: &[String]) -> Result<Source, ExitCode>
 /// A config file, target URLs, or both.
 struct Source {
     path: Option<PathBuf>,
-    targets: Vec<config::Target>,
+    targets: Vec<config::TargetUrl>,
 }
 
 impl Source {
@@ -382,7 +382,7 @@ impl Source {
 async fn check(
     source: Source,
     incident: Option<String>,
-    format: pathwatch::check::Format,
+    format: pathwatch::check::CheckFormat,
     shard: Option<Shard>,
 ) -> anyhow::Result<ExitCode> {
     let mut loaded = match source.load() {

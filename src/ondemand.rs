@@ -11,7 +11,7 @@ pub mod answer;
 use crate::allowlist::{self, Guard, Target};
 use crate::config::ProbeConfig;
 use crate::config::on_demand::OnDemandSpec;
-use crate::metrics::scrape::Format;
+use crate::metrics::scrape::ScrapeFormat;
 use crate::probe::ProbeSpec;
 use crate::runner::run_once;
 use std::sync::Arc;
@@ -178,7 +178,7 @@ pub fn scrape_timeout(header: &str) -> Option<Duration> {
 }
 
 /// Runs the probe once and answers only its metrics, in `format` ([`answer`]).
-pub async fn run(plan: Plan, format: Format) -> String {
+pub async fn run(plan: Plan, format: ScrapeFormat) -> String {
     let Plan { probe, guard } = plan;
     let kind = probe.spec.kind();
     // Inline in this task, so the guard's task-local reaches the probe's resolve and hops.

@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::exposition::{OPENMETRICS, TEXT_004, to_text_004, wants_openmetrics};
-use crate::metrics::scrape::Format;
+use crate::metrics::scrape::ScrapeFormat;
 use axum::body::Bytes;
 
 #[derive(Clone)]
@@ -64,9 +64,9 @@ fn accept(headers: &HeaderMap) -> Option<&str> {
 
 async fn metrics(Extract(app): Extract<AppState>, headers: HeaderMap) -> Response {
     let format = if wants_openmetrics(accept(&headers)) {
-        Format::OpenMetrics
+        ScrapeFormat::OpenMetrics
     } else {
-        Format::Text004
+        ScrapeFormat::Text004
     };
     // At 10,000 probes an encode takes milliseconds: keep it off the async workers, so
     // that no probe misses its slot while a scrape is encoded.
@@ -74,8 +74,8 @@ async fn metrics(Extract(app): Extract<AppState>, headers: HeaderMap) -> Respons
     match answer.await {
         Ok(Some(parts)) => {
             let content_type = match format {
-                Format::OpenMetrics => OPENMETRICS,
-                Format::Text004 => TEXT_004,
+                ScrapeFormat::OpenMetrics => OPENMETRICS,
+                ScrapeFormat::Text004 => TEXT_004,
             };
             let chunks = parts.into_iter().map(Ok::<_, std::convert::Infallible>);
             let body = axum::body::Body::from_stream(futures_util::stream::iter(chunks));
@@ -92,7 +92,7 @@ async fn metrics(Extract(app): Extract<AppState>, headers: HeaderMap) -> Respons
 /// The answer in parts, in order: the registry's families (each kind's own, incidents,
 /// root causes, self: encoded every time), the families every probe has (cached between
 /// changes, metrics/scrape.rs), `# EOF` last (OpenMetrics). Records how long it took.
-fn encode(app: &AppState, format: Format) -> Option<Vec<Bytes>> {
+fn encode(app: &AppState, format: ScrapeFormat) -> Option<Vec<Bytes>> {
     use prometheus_client::encoding::text::{encode_eof, encode_registry};
     let start = std::time::Instant::now();
     let metrics = &app.state.metrics;
@@ -103,14 +103,14 @@ fn encode(app: &AppState, format: Format) -> Option<Vec<Bytes>> {
     let probes = metrics.scrape.get(format, || metrics.encode_probes())?;
     let mut parts = Vec::with_capacity(probes.len() + 2);
     match format {
-        Format::OpenMetrics => {
+        ScrapeFormat::OpenMetrics => {
             parts.push(Bytes::from(rest));
             parts.extend(probes);
             let mut eof = String::new();
             encode_eof(&mut eof).ok()?;
             parts.push(Bytes::from(eof));
         }
-        Format::Text004 => {
+        ScrapeFormat::Text004 => {
             let mut text = String::with_capacity(rest.len());
             to_text_004(&rest, &mut text);
             parts.push(Bytes::from(text));
@@ -148,9 +148,9 @@ async fn probe(
         .and_then(|v| v.to_str().ok())
         .and_then(ondemand::scrape_timeout);
     let (format, content_type) = if wants_openmetrics(accept(headers)) {
-        (Format::OpenMetrics, OPENMETRICS)
+        (ScrapeFormat::OpenMetrics, OPENMETRICS)
     } else {
-        (Format::Text004, TEXT_004)
+        (ScrapeFormat::Text004, TEXT_004)
     };
     // Not held across the run: a request's body is not `Sync`.
     drop(request);

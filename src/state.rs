@@ -4,7 +4,7 @@
 
 use crate::config::{Config, ProbeConfig};
 use crate::core::clock::unix_now;
-use crate::incident::engine::ProbeView;
+use crate::incident::engine::ProbeHistory;
 use crate::incident::rootcause::{self, Graph, Judgement};
 use crate::incident::{IncidentSpec, Status, Tracked, evaluate, notify};
 use crate::metrics::Metrics;
@@ -379,7 +379,7 @@ impl State {
         let eval = {
             let probes = self.probes.read().unwrap_or_else(|p| p.into_inner());
             let view = |name: &str| {
-                probes.get(name).map(|e| ProbeView {
+                probes.get(name).map(|e| ProbeHistory {
                     kind: e.kind,
                     interval: e.interval,
                     timeout: e.timeout,
@@ -394,7 +394,7 @@ impl State {
             let root_cause = self.root_cause_line();
             notify::log_change(spec, &eval, previous, root_cause.as_deref());
             if let Some(hook) = &spec.webhook {
-                let change = notify::Change {
+                let change = notify::WebhookBody {
                     incident: &spec.id,
                     title: &spec.title,
                     status: eval.status,

@@ -38,7 +38,7 @@ pub struct IncidentView {
     pub criteria: Vec<CriterionResult>,
     /// Every status change since pathwatch started (bounded), oldest first: when, from, to,
     /// and the criteria whose verdict moved, with their values then.
-    pub timeline: Vec<crate::incident::Change>,
+    pub timeline: Vec<crate::incident::StatusChange>,
 }
 
 #[derive(Serialize)]

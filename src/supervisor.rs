@@ -50,7 +50,7 @@ pub struct Supervisor {
     /// None when the config is not from a file (the demo): reloads are refused.
     path: Option<PathBuf>,
     /// `--target` URLs, added to the file's probes on each load.
-    targets: Vec<config::Target>,
+    targets: Vec<config::TargetUrl>,
     state: Arc<State>,
     config: SharedConfig,
     shutdown: CancellationToken,
@@ -64,7 +64,7 @@ impl Supervisor {
     /// Starts the probes of `config`.
     pub fn start(
         path: Option<PathBuf>,
-        targets: Vec<config::Target>,
+        targets: Vec<config::TargetUrl>,
         state: Arc<State>,
         config: SharedConfig,
         shutdown: CancellationToken,

@@ -8,7 +8,7 @@ use std::net::IpAddr;
 /// Why a pattern of `on_demand.allowed_targets` does not parse (a config error); each
 /// variant holds the pattern as written.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum PatternError {
+pub enum TargetPatternError {
     #[error("pattern {0:?}: \"..\" is not allowed")]
     DotDot(String),
     #[error("pattern {0:?}: the scheme must be http or https")]

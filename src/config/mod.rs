@@ -29,7 +29,7 @@ pub mod target_url;
 
 pub use defaults::{DEFAULT_INTERVAL, Defaults, INTERVAL_RANGE, OutOfRange, TIMEOUT_RANGE};
 pub use probes::ProbeConfig;
-pub use target_url::{Origin, Target, TargetError};
+pub use target_url::{Origin, TargetUrl, TargetUrlError};
 
 use crate::incident::IncidentSpec;
 use crate::probe::Kind;
@@ -103,7 +103,7 @@ pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
 /// Loads the config file, if any, with `targets` (`--target`, `DATABASE_URL`) added to its
 /// probes under the file's `defaults:`. A target's probe takes its own name, or a numbered
 /// one when a probe of the file already has it.
-pub fn load_with(path: Option<&Path>, targets: &[Target]) -> Result<Loaded, ConfigError> {
+pub fn load_with(path: Option<&Path>, targets: &[TargetUrl]) -> Result<Loaded, ConfigError> {
     let (file, text) = match path {
         Some(path) => {
             let file = path.display().to_string();
@@ -135,7 +135,7 @@ fn parse_text(
     file: &str,
     text: &str,
     env: &dyn Fn(&str) -> Option<String>,
-    targets: &[Target],
+    targets: &[TargetUrl],
 ) -> Result<Loaded, ConfigError> {
     let root = node::parse(text, env).map_err(|e| ConfigError::at(file, e.loc, None, e.msg))?;
     let Value::Map(entries) = &root.value else {
@@ -328,7 +328,7 @@ fn parse_probes(
 /// The probes of `targets` (`--target`, `DATABASE_URL`), each named apart from the file's;
 /// their errors name the target, not the file.
 fn add_targets(
-    targets: &[Target],
+    targets: &[TargetUrl],
     defaults: &Defaults,
     probes: &mut Vec<ProbeConfig>,
     errors: &mut Vec<ConfigError>,

@@ -52,7 +52,7 @@ pub enum Origin {
 /// One target, ready to become a probe: its entry without the name, the name it would like,
 /// and how errors name it.
 #[derive(Clone)]
-pub struct Target {
+pub struct TargetUrl {
     /// `--target "postgres://app:<redacted>@127.0.0.1:5432/app"`: what errors start with.
     label: String,
     /// `postgres-127.0.0.1-5432`: the probe's name unless another probe has it.
@@ -65,7 +65,7 @@ pub struct Target {
 /// when it parses, and the problem.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("{label}: {problem}")]
-pub struct TargetError {
+pub struct TargetUrlError {
     pub label: String,
     pub problem: Problem,
 }
@@ -116,23 +116,23 @@ impl fmt::Display for Origin {
 }
 
 /// The label and the name only: the entry holds the password as plain text.
-impl fmt::Debug for Target {
+impl fmt::Debug for TargetUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Target")
+        f.debug_struct("TargetUrl")
             .field("label", &self.label)
             .field("base_name", &self.base_name)
             .finish_non_exhaustive()
     }
 }
 
-impl Target {
+impl TargetUrl {
     /// Reads one target URL; the parts a `postgres://` URL leaves out come from `env` (libpq's
-    /// variables). The target is already checked as its probe entry: a `Target` builds.
+    /// variables). The target is already checked as its probe entry: a `TargetUrl` builds.
     pub fn parse(
         origin: Origin,
         text: &str,
         env: &dyn Fn(&str) -> Option<String>,
-    ) -> Result<Target, TargetError> {
+    ) -> Result<TargetUrl, TargetUrlError> {
         crate::redact::while_loading(|| parse(&origin, text, env))
     }
 
@@ -242,14 +242,14 @@ fn parse(
     origin: &Origin,
     text: &str,
     env: &dyn Fn(&str) -> Option<String>,
-) -> Result<Target, TargetError> {
+) -> Result<TargetUrl, TargetUrlError> {
     let text = text.trim();
     // libpq's list of hosts (`a:5432,b:5433`) is no URL to the url crate: say what it is.
     let authority = text
         .split_once("://")
         .map(|(_, rest)| rest.split(['/', '?', '#']).next().unwrap_or(""));
     if authority.is_some_and(|a| a.rsplit('@').next().unwrap_or(a).contains(',')) {
-        return Err(TargetError {
+        return Err(TargetUrlError {
             label: origin.to_string(),
             problem: Problem::SeveralHosts,
         });
@@ -270,7 +270,7 @@ fn parse(
         Ok(u) => u,
         Err(e) => {
             // Nothing to quote safely: a URL that does not parse has no password we can find.
-            return Err(TargetError {
+            return Err(TargetUrlError {
                 label: origin.to_string(),
                 problem: Problem::NotUrl(e),
             });
@@ -290,7 +290,7 @@ fn parse(
     }
     let shown = crate::redact::redact(url.as_str()).replace(&format!("@{NO_HOST}"), "@");
     let label = format!("{origin} \"{shown}\"");
-    let fail = |problem: Problem| TargetError {
+    let fail = |problem: Problem| TargetUrlError {
         label: label.clone(),
         problem,
     };
@@ -304,7 +304,7 @@ fn parse(
     }
     .map_err(fail)?;
     let base_name = base_name(kind, &entries);
-    let target = Target {
+    let target = TargetUrl {
         label: label.clone(),
         base_name,
         entries,
@@ -576,7 +576,7 @@ mod tests {
 
     /// The entry's keys and values as `key=value` text, sorted, for compact assertions.
     fn entry(url: &str, env: &dyn Fn(&str) -> Option<String>) -> (String, Vec<String>) {
-        let t = Target::parse(Origin::Flag(1), url, env).unwrap_or_else(|e| panic!("{e}"));
+        let t = TargetUrl::parse(Origin::Flag(1), url, env).unwrap_or_else(|e| panic!("{e}"));
         let mut kv: Vec<String> = t
             .entries
             .iter()
@@ -593,7 +593,7 @@ mod tests {
     }
 
     fn problem(url: &str) -> Problem {
-        Target::parse(Origin::Flag(1), url, &no_env)
+        TargetUrl::parse(Origin::Flag(1), url, &no_env)
             .unwrap_err()
             .problem
     }
@@ -738,7 +738,7 @@ mod tests {
 
     #[test]
     fn errors_mask_the_password() {
-        let e = Target::parse(
+        let e = TargetUrl::parse(
             Origin::Flag(2),
             "postgres://app:hunter22@h/db?sslmode=nope",
             &no_env,
@@ -747,7 +747,7 @@ mod tests {
         let text = e.to_string();
         assert!(!text.contains("hunter22"), "{text}");
         assert!(text.starts_with("--target #2 \"postgres://app:"), "{text}");
-        let t = Target::parse(
+        let t = TargetUrl::parse(
             Origin::Env("DATABASE_URL"),
             "postgres://app:hunter22@h/db",
             &no_env,

@@ -18,9 +18,9 @@ pub enum HostPortError {
     Port,
 }
 
-/// Why a target is not `host:port`; the text names the target.
+/// Why an on-demand target is not `host:port`; the text names the target.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum TargetError {
+pub enum HostPortParseError {
     #[error("target {0:?} must be host:port")]
     NoPort(String),
     #[error("target {0:?} has no valid port")]
@@ -47,16 +47,16 @@ impl HostPort {
 
     /// Parses an on-demand target `host:port` (`[::1]:6379` for IPv6). The port is not
     /// checked further: the spec it goes into is built, and [`HostPort::new`] refuses 0.
-    pub fn parse(target: &str) -> Result<HostPort, TargetError> {
+    pub fn parse(target: &str) -> Result<HostPort, HostPortParseError> {
         let (host, port) = target
             .rsplit_once(':')
-            .ok_or_else(|| TargetError::NoPort(target.to_string()))?;
+            .ok_or_else(|| HostPortParseError::NoPort(target.to_string()))?;
         let port: u16 = port
             .parse()
-            .map_err(|_| TargetError::BadPort(target.to_string()))?;
+            .map_err(|_| HostPortParseError::BadPort(target.to_string()))?;
         let host = host.trim_start_matches('[').trim_end_matches(']');
         if host.is_empty() {
-            return Err(TargetError::NoHost(target.to_string()));
+            return Err(HostPortParseError::NoHost(target.to_string()));
         }
         Ok(HostPort {
             host: host.to_string(),
@@ -67,7 +67,7 @@ impl HostPort {
 
 /// A database target: a Unix socket directory (`/run/postgresql`, keeping `port`, which
 /// names the socket file) or `host:port`.
-pub fn socket_or_host_port(target: &str, port: u16) -> Result<(String, u16), TargetError> {
+pub fn socket_or_host_port(target: &str, port: u16) -> Result<(String, u16), HostPortParseError> {
     if target.starts_with('/') {
         Ok((target.to_string(), port))
     } else {
@@ -80,7 +80,7 @@ pub fn socket_or_host_port(target: &str, port: u16) -> Result<(String, u16), Tar
 mod tests {
     use super::*;
 
-    fn parsed(target: &str) -> Result<(String, u16), TargetError> {
+    fn parsed(target: &str) -> Result<(String, u16), HostPortParseError> {
         HostPort::parse(target).map(|a| (a.host, a.port))
     }
 

@@ -36,7 +36,7 @@ impl Status {
 }
 
 /// What the engine knows of one probe: its recent results, oldest first.
-pub struct ProbeView<'a> {
+pub struct ProbeHistory<'a> {
     pub kind: Kind,
     pub interval: Duration,
     pub timeout: Duration,
@@ -99,7 +99,7 @@ impl Evaluation {
 }
 
 /// A result older than this is stale: the criterion has no data to judge.
-pub fn stale_after(view: &ProbeView) -> Duration {
+pub fn stale_after(view: &ProbeHistory) -> Duration {
     // Saturating: config bounds keep these small, but no duration may panic here (this runs
     // in the staleness task, which would die with it).
     view.interval.saturating_mul(2).saturating_add(view.timeout)
@@ -109,7 +109,7 @@ pub fn stale_after(view: &ProbeView) -> Duration {
 /// hysteresis thresholds the status holds.
 pub fn evaluate<'a>(
     spec: &IncidentSpec,
-    view: &dyn Fn(&str) -> Option<ProbeView<'a>>,
+    view: &dyn Fn(&str) -> Option<ProbeHistory<'a>>,
     now_unix: f64,
     previous: Status,
 ) -> Evaluation {
@@ -163,7 +163,7 @@ fn judge(
     name: &str,
     probe: &str,
     condition: &Condition,
-    view: Option<ProbeView>,
+    view: Option<ProbeHistory>,
     now: f64,
 ) -> CriterionResult {
     let mut r = CriterionResult {

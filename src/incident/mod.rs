@@ -22,7 +22,7 @@ pub struct Tracked {
     pub changes: u64,
     pub evaluation: Option<Evaluation>,
     /// The status changes since pathwatch started, oldest first, at most [`TIMELINE`].
-    pub timeline: std::collections::VecDeque<Change>,
+    pub timeline: std::collections::VecDeque<StatusChange>,
     /// Each criterion's verdict at the last change: the next change names what moved since.
     verdicts_at_change: Vec<(String, Option<bool>)>,
 }
@@ -43,7 +43,7 @@ impl Default for Tracked {
 /// One status change, for the postmortem: when, from what to what, and the criteria whose
 /// verdict differs from the previous change's, with their values then.
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
-pub struct Change {
+pub struct StatusChange {
     pub at_unix: f64,
     pub from: Status,
     pub to: Status,
@@ -75,7 +75,7 @@ impl Tracked {
         if self.timeline.len() == TIMELINE {
             self.timeline.pop_front();
         }
-        self.timeline.push_back(Change {
+        self.timeline.push_back(StatusChange {
             at_unix: now,
             from: self.status,
             to: eval.status,

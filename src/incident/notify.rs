@@ -8,7 +8,7 @@ use std::time::Duration;
 
 /// The webhook's JSON body.
 #[derive(Clone, Debug, Serialize)]
-pub struct Change<'a> {
+pub struct WebhookBody<'a> {
     pub incident: &'a str,
     pub title: &'a str,
     pub status: Status,

@@ -123,7 +123,7 @@ impl HistogramText {
         out: &mut String,
         closed: &str,
         buckets: &BucketSet,
-        data: &Counts,
+        data: &BucketCounts,
         numbers: &mut Numbers,
     ) {
         out.push_str(&self.sum_prefix);
@@ -222,11 +222,11 @@ impl<L> fmt::Debug for HistogramFamily<L> {
 pub struct Series {
     labels: Box<str>,
     buckets: Arc<BucketSet>,
-    data: Mutex<Counts>,
+    data: Mutex<BucketCounts>,
 }
 
 /// A series' counts.
-pub struct Counts {
+pub struct BucketCounts {
     /// Per bucket (not cumulative), `+Inf` last.
     counts: Box<[u64]>,
     sum: f64,
@@ -235,10 +235,10 @@ pub struct Counts {
     exemplars: Vec<Option<(Box<str>, f64)>>,
 }
 
-impl Counts {
+impl BucketCounts {
     /// No observation yet, over `buckets`.
-    pub fn new(buckets: &BucketSet) -> Counts {
-        Counts {
+    pub fn new(buckets: &BucketSet) -> BucketCounts {
+        BucketCounts {
             counts: vec![0; buckets.le.len()].into_boxed_slice(),
             sum: 0.0,
             count: 0,
@@ -327,7 +327,7 @@ impl Series {
         labels.write_labels(&mut text);
         Arc::new(Series {
             labels: close_labels(text),
-            data: Mutex::new(Counts::new(&buckets)),
+            data: Mutex::new(BucketCounts::new(&buckets)),
             buckets,
         })
     }

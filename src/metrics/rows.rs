@@ -15,7 +15,7 @@ mod tests;
 mod text;
 
 use super::TraceLabels;
-use super::histograms::{BucketSet, Counts, HistogramText, close_labels, push_pair};
+use super::histograms::{BucketCounts, BucketSet, HistogramText, close_labels, push_pair};
 use super::labels::RunResultLabel;
 use super::values::{ValueKind, header};
 use crate::probe::{Kind, Phase, Reason};
@@ -106,7 +106,7 @@ struct RowCounts {
     /// The last run's phases (seconds); phases it did not reach are absent.
     phases: Vec<(Phase, f64)>,
     /// None for `buckets: []` (and in an on-demand run's rows).
-    histogram: Option<(Arc<BucketSet>, Counts)>,
+    histogram: Option<(Arc<BucketSet>, BucketCounts)>,
 }
 
 impl Row {
@@ -248,7 +248,7 @@ impl ProbeRows {
                 None => counts.histogram = None,
                 Some(set) => {
                     if counts.histogram.as_ref().map(|(s, _)| s.bounds()) != Some(set.bounds()) {
-                        let fresh = Counts::new(&set);
+                        let fresh = BucketCounts::new(&set);
                         counts.histogram = Some((set, fresh));
                     }
                 }

@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 /// The two answers a scrape may ask for.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub enum Format {
+pub enum ScrapeFormat {
     OpenMetrics,
     /// The Prometheus text format 0.0.4 (exposition.rs).
     Text004,
@@ -44,7 +44,7 @@ impl ScrapeCache {
     /// a second scrape waits for the first one's answer instead of encoding the same again.
     pub fn get(
         &self,
-        format: Format,
+        format: ScrapeFormat,
         encode: impl FnOnce() -> Option<Vec<String>>,
     ) -> Option<Vec<Bytes>> {
         let mut last = self.last[format as usize]
@@ -60,9 +60,9 @@ impl ScrapeCache {
             .into_iter()
             .map(|part| {
                 Bytes::from(match format {
-                    Format::OpenMetrics => part,
+                    ScrapeFormat::OpenMetrics => part,
                     // Line by line: a part may begin inside a family.
-                    Format::Text004 => {
+                    ScrapeFormat::Text004 => {
                         let mut text = String::new();
                         to_text_004(&part, &mut text);
                         text
@@ -99,15 +99,15 @@ mod tests {
                 .expect("encoded")
                 .concat()
         };
-        let first = get(Format::OpenMetrics);
-        assert_eq!(get(Format::OpenMetrics), first);
+        let first = get(ScrapeFormat::OpenMetrics);
+        assert_eq!(get(ScrapeFormat::OpenMetrics), first);
         assert_eq!(encodes.load(Ordering::Relaxed), 1);
-        let text = get(Format::Text004);
+        let text = get(ScrapeFormat::Text004);
         assert!(text.starts_with(b"# TYPE pathwatch_runs_total counter\n"));
         assert_eq!(encodes.load(Ordering::Relaxed), 2);
         cache.changed();
-        get(Format::OpenMetrics);
-        get(Format::OpenMetrics);
+        get(ScrapeFormat::OpenMetrics);
+        get(ScrapeFormat::OpenMetrics);
         assert_eq!(encodes.load(Ordering::Relaxed), 3);
     }
 
@@ -116,7 +116,7 @@ mod tests {
         let cache = ScrapeCache::default();
         let encodes = AtomicUsize::new(0);
         for _ in 0..2 {
-            let parts = cache.get(Format::OpenMetrics, || {
+            let parts = cache.get(ScrapeFormat::OpenMetrics, || {
                 encodes.fetch_add(1, Ordering::Relaxed);
                 // A run recorded while this answer is encoded.
                 cache.changed();
@@ -130,9 +130,9 @@ mod tests {
     #[test]
     fn a_failed_encode_is_not_cached() {
         let cache = ScrapeCache::default();
-        let failed = cache.get(Format::OpenMetrics, || None);
+        let failed = cache.get(ScrapeFormat::OpenMetrics, || None);
         assert!(failed.is_none());
-        let ok = cache.get(Format::OpenMetrics, || Some(vec!["a".to_string()]));
+        let ok = cache.get(ScrapeFormat::OpenMetrics, || Some(vec!["a".to_string()]));
         assert_eq!(ok.map(|p| p.concat()), Some(b"a".to_vec()));
     }
 }

@@ -10,7 +10,7 @@
 //! [`Phase::ALL`] order (the tests below encode the same run both ways).
 
 use crate::metrics::histograms::{Numbers, push_pair};
-use crate::metrics::scrape::Format;
+use crate::metrics::scrape::ScrapeFormat;
 use crate::probe::{FamilyType, Kind, Phase, RunResult};
 
 /// Room for a tcp run's answer with its phases, so the buffer is allocated once; an answer
@@ -18,7 +18,7 @@ use crate::probe::{FamilyType, Kind, Phase, RunResult};
 const CAPACITY: usize = 1024;
 
 /// The answer for one run of probe `probe` of kind `kind`.
-pub fn write(probe: &str, kind: Kind, run: &RunResult, format: Format) -> String {
+pub fn write(probe: &str, kind: Kind, run: &RunResult, format: ScrapeFormat) -> String {
     let mut w = Writer {
         out: String::with_capacity(CAPACITY + 4 * probe.len()),
         format,
@@ -102,7 +102,7 @@ pub fn write(probe: &str, kind: Kind, run: &RunResult, format: Format) -> String
             }
         }
     }
-    if format == Format::OpenMetrics {
+    if format == ScrapeFormat::OpenMetrics {
         w.out.push_str("# EOF\n");
     }
     w.out
@@ -111,7 +111,7 @@ pub fn write(probe: &str, kind: Kind, run: &RunResult, format: Format) -> String
 /// The answer being written, and the number buffers its lines share.
 struct Writer {
     out: String,
-    format: Format,
+    format: ScrapeFormat,
     /// The /metrics encoder's formatters, so both answers write numbers alike.
     numbers: Numbers,
 }
@@ -124,7 +124,7 @@ impl Writer {
         for s in ["# HELP ", name, " ", help, ".\n# TYPE ", name, " gauge\n"] {
             out.push_str(s);
         }
-        if let (Some(unit), Format::OpenMetrics) = (unit, self.format) {
+        if let (Some(unit), ScrapeFormat::OpenMetrics) = (unit, self.format) {
             for s in ["# UNIT ", name, " ", unit, "\n"] {
                 out.push_str(s);
             }

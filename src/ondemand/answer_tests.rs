@@ -148,7 +148,7 @@ fn every_kinds_answer_is_what_the_registry_wrote_in_both_formats() {
             for (ok, phases, status) in &cases {
                 let r = run(*ok, phases, *status, *kind);
                 let want = reference(probe, *kind, &r);
-                let om = write(probe, *kind, &r, Format::OpenMetrics);
+                let om = write(probe, *kind, &r, ScrapeFormat::OpenMetrics);
                 assert_eq!(canonical(&om), canonical(&want), "{kind}\n{om}\n{want}");
                 if phases.len() <= 1 {
                     // One series per family: no order to differ in.
@@ -156,7 +156,7 @@ fn every_kinds_answer_is_what_the_registry_wrote_in_both_formats() {
                 }
                 let mut want_004 = String::new();
                 to_text_004(&want, &mut want_004);
-                let text = write(probe, *kind, &r, Format::Text004);
+                let text = write(probe, *kind, &r, ScrapeFormat::Text004);
                 assert_eq!(canonical(&text), canonical(&want_004), "{kind}\n{text}");
                 assert!(
                     !text.contains("# UNIT") && !text.contains("# EOF"),
@@ -182,5 +182,5 @@ fn a_tcp_answer_is_exactly_this() {
          # TYPE pathwatch_probe_phase_duration_seconds gauge\n\
          pathwatch_probe_phase_duration_seconds{{probe=\"t\",kind=\"tcp\",phase=\"{phase}\"}} 0.000301246\n"
     );
-    assert_eq!(write("t", Kind::Tcp, &r, Format::Text004), want);
+    assert_eq!(write("t", Kind::Tcp, &r, ScrapeFormat::Text004), want);
 }

@@ -207,5 +207,5 @@ pub enum RetargetError {
     #[error("a {0} probe cannot take a target")]
     NoTarget(Kind),
     #[error(transparent)]
-    Target(#[from] crate::core::target::TargetError),
+    Target(#[from] crate::core::target::HostPortParseError),
 }

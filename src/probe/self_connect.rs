@@ -35,20 +35,20 @@ pub fn is_self(local: io::Result<SocketAddr>, peer: SocketAddr) -> bool {
 pub struct RefuseSelfConnect;
 
 impl<S> tower_layer::Layer<S> for RefuseSelfConnect {
-    type Service = Guard<S>;
+    type Service = RefuseSelfConnectService<S>;
 
-    fn layer(&self, inner: S) -> Guard<S> {
-        Guard(inner)
+    fn layer(&self, inner: S) -> RefuseSelfConnectService<S> {
+        RefuseSelfConnectService(inner)
     }
 }
 
 /// The service [`RefuseSelfConnect`] wraps around a connector.
 #[derive(Clone, Debug)]
-pub struct Guard<S>(S);
+pub struct RefuseSelfConnectService<S>(S);
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-impl<S, R> tower_service::Service<R> for Guard<S>
+impl<S, R> tower_service::Service<R> for RefuseSelfConnectService<S>
 where
     S: tower_service::Service<R>,
     S::Response: Connection + Send + 'static,

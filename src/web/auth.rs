@@ -13,7 +13,7 @@
 //! nothing), both caches bounded. At most one check per core runs at a time and at most
 //! [`MAX_WAITING`] per core wait; beyond that a new credential gets 401 at once.
 
-use super::config::{User, WebConfigError};
+use super::config::{BasicAuthUser, WebConfigError};
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
@@ -72,7 +72,7 @@ impl BasicAuth {
     /// Checks every hash; `None` when there are no users (no authentication).
     pub fn new(
         file: &str,
-        users: &[User],
+        users: &[BasicAuthUser],
         open_paths: &[String],
     ) -> Result<Option<Arc<BasicAuth>>, WebConfigError> {
         if users.is_empty() {
@@ -257,8 +257,8 @@ mod tests {
         assert_eq!(credentials(&HeaderMap::new()), None);
     }
 
-    fn user(name: &str, hash: &str) -> User {
-        User {
+    fn user(name: &str, hash: &str) -> BasicAuthUser {
+        BasicAuthUser {
             name: name.into(),
             hash: hash.into(),
             pos: Pos { line: 3, col: 15 },

@@ -60,7 +60,7 @@ impl Pos {
 /// Who must present a client certificate. The names are Go's `tls.ClientAuthType`, as in
 /// exporter-toolkit; its two modes that accept unverified certificates are left out.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
-pub enum ClientAuth {
+pub enum ClientAuthType {
     NoClientCert,
     VerifyClientCertIfGiven,
     RequireAndVerifyClientCert,
@@ -87,7 +87,7 @@ struct RawTls {
     cert_file: Spanned<PathBuf>,
     key_file: Spanned<PathBuf>,
     client_ca_file: Option<Spanned<PathBuf>>,
-    client_auth_type: Option<Spanned<ClientAuth>>,
+    client_auth_type: Option<Spanned<ClientAuthType>>,
     min_version: Option<MinVersion>,
 }
 
@@ -103,22 +103,22 @@ pub struct TlsSettings {
     pub cert_file: FileRef,
     pub key_file: FileRef,
     pub client_ca_file: Option<FileRef>,
-    pub client_auth: ClientAuth,
+    pub client_auth: ClientAuthType,
     pub min_version: MinVersion,
 }
 
 /// One `basic_auth_users` entry. The hash is not a secret like a password, but it is kept
 /// out of errors and logs all the same: it can be attacked offline.
 #[derive(Clone, PartialEq, Eq)]
-pub struct User {
+pub struct BasicAuthUser {
     pub name: String,
     pub hash: String,
     pub pos: Pos,
 }
 
-impl fmt::Debug for User {
+impl fmt::Debug for BasicAuthUser {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("User")
+        f.debug_struct("BasicAuthUser")
             .field("name", &self.name)
             .field("pos", &self.pos)
             .finish_non_exhaustive()
@@ -132,7 +132,7 @@ pub struct WebSettings {
     pub file: String,
     pub tls: Option<TlsSettings>,
     /// Empty: no authentication.
-    pub users: Vec<User>,
+    pub users: Vec<BasicAuthUser>,
     pub unauthenticated_paths: Vec<String>,
 }
 
@@ -179,15 +179,15 @@ pub fn parse(file: &str, text: &str, dir: &Path) -> Result<WebSettings, WebConfi
             // give one. exporter-toolkit rejects this; being stricter than asked is safer
             // than silently ignoring the CA.
             let client_auth = match (&t.client_auth_type, &client_ca_file) {
-                (None, None) => ClientAuth::NoClientCert,
-                (None, Some(_)) => ClientAuth::RequireAndVerifyClientCert,
-                (Some(a), None) if a.value != ClientAuth::NoClientCert => {
+                (None, None) => ClientAuthType::NoClientCert,
+                (None, Some(_)) => ClientAuthType::RequireAndVerifyClientCert,
+                (Some(a), None) if a.value != ClientAuthType::NoClientCert => {
                     return Err(Pos::of(a).err(
                         file,
                         format!("client_auth_type {:?} needs client_ca_file", a.value),
                     ));
                 }
-                (Some(a), Some(_)) if a.value == ClientAuth::NoClientCert => {
+                (Some(a), Some(_)) if a.value == ClientAuthType::NoClientCert => {
                     return Err(Pos::of(a).err(
                         file,
                         "client_ca_file is set but client_auth_type is NoClientCert: \
@@ -217,7 +217,7 @@ pub fn parse(file: &str, text: &str, dir: &Path) -> Result<WebSettings, WebConfi
                 "a basic_auth_users name must be non-empty and cannot contain ':'",
             ));
         }
-        users.push(User {
+        users.push(BasicAuthUser {
             name: name.clone(),
             hash: hash.value.clone(),
             pos: Pos::of(hash),
@@ -300,7 +300,7 @@ mod tests {
             tls.client_ca_file.unwrap().path,
             Path::new("/etc/pw/ca/ca.crt")
         );
-        assert_eq!(tls.client_auth, ClientAuth::VerifyClientCertIfGiven);
+        assert_eq!(tls.client_auth, ClientAuthType::VerifyClientCertIfGiven);
         assert_eq!(tls.min_version, MinVersion::TLS13);
         assert_eq!(s.users.len(), 1);
         assert_eq!(s.users[0].name, "prometheus");
@@ -314,7 +314,7 @@ mod tests {
         let s = parse_ok("tls_server_config: { cert_file: a, key_file: b, client_ca_file: c }\n");
         assert_eq!(
             s.tls.unwrap().client_auth,
-            ClientAuth::RequireAndVerifyClientCert
+            ClientAuthType::RequireAndVerifyClientCert
         );
     }
 
@@ -358,7 +358,7 @@ mod tests {
 
     #[test]
     fn user_debug_output_leaves_the_hash_out() {
-        let u = User {
+        let u = BasicAuthUser {
             name: "p".into(),
             hash: "$2y$10$secretish".into(),
             pos: Pos::START,

@@ -4,7 +4,7 @@
 //! `file:line:col` of the key that named it. Errors name files, never their content: PEM
 //! parser details are left out because they can quote lines of a key file.
 
-use super::config::{ClientAuth, FileRef, MinVersion, TlsSettings, WebConfigError};
+use super::config::{ClientAuthType, FileRef, MinVersion, TlsSettings, WebConfigError};
 use rustls::pki_types::pem::{self, PemObject};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
@@ -35,7 +35,7 @@ pub fn server_config(file: &str, tls: &TlsSettings) -> Result<Arc<ServerConfig>,
     let builder = match (&tls.client_ca_file, tls.client_auth) {
         (
             Some(ca),
-            ClientAuth::VerifyClientCertIfGiven | ClientAuth::RequireAndVerifyClientCert,
+            ClientAuthType::VerifyClientCertIfGiven | ClientAuthType::RequireAndVerifyClientCert,
         ) => {
             let mut roots = RootCertStore::empty();
             for cert in certificates(file, "client_ca_file", ca)? {
@@ -49,7 +49,7 @@ pub fn server_config(file: &str, tls: &TlsSettings) -> Result<Arc<ServerConfig>,
                 })?;
             }
             let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
-            let verifier = if tls.client_auth == ClientAuth::VerifyClientCertIfGiven {
+            let verifier = if tls.client_auth == ClientAuthType::VerifyClientCertIfGiven {
                 verifier.allow_unauthenticated()
             } else {
                 verifier
@@ -143,7 +143,7 @@ mod tests {
             cert_file: at(dir.path().join("nope.crt")),
             key_file: at(garbage.clone()),
             client_ca_file: None,
-            client_auth: ClientAuth::NoClientCert,
+            client_auth: ClientAuthType::NoClientCert,
             min_version: MinVersion::TLS12,
         };
         let e = server_config("web.yml", &settings).unwrap_err().to_string();

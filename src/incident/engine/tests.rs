@@ -63,7 +63,7 @@ fn eval_with(
     previous: Status,
 ) -> Evaluation {
     let view = |name: &str| {
-        (name == "db" || name == "gp").then(|| ProbeView {
+        (name == "db" || name == "gp").then(|| ProbeHistory {
             kind,
             interval: Duration::from_secs(30),
             timeout: Duration::from_secs(75),

@@ -217,7 +217,7 @@ pub enum DnsError {
     #[error("invalid \"query_name\" {0:?}: {1}")]
     QueryName(String, String),
     #[error("invalid \"server\": {0}")]
-    Server(#[from] crate::core::target::TargetError),
+    Server(#[from] crate::core::target::HostPortParseError),
     #[error("\"valid_rcodes\" must not be empty")]
     NoRcodes,
     #[error("\"dnssec\" needs \"edns\"")]
@@ -326,7 +326,7 @@ fn expected(list: &[String], record_type: RecordType) -> Result<Vec<String>, Dns
 }
 
 /// `host:port`, or `host` alone (an IPv6 address too) for port 53.
-fn server_address(text: &str) -> Result<(String, u16), crate::core::target::TargetError> {
+fn server_address(text: &str) -> Result<(String, u16), crate::core::target::HostPortParseError> {
     let text = text.trim();
     if let Ok(ip) = text.parse::<std::net::IpAddr>() {
         return Ok((ip.to_string(), 53));
@@ -335,7 +335,9 @@ fn server_address(text: &str) -> Result<(String, u16), crate::core::target::Targ
         return crate::core::target::HostPort::parse(text).map(|a| (a.host, a.port));
     }
     if text.is_empty() {
-        return Err(crate::core::target::TargetError::NoHost(text.to_string()));
+        return Err(crate::core::target::HostPortParseError::NoHost(
+            text.to_string(),
+        ));
     }
     Ok((text.to_string(), 53))
 }

@@ -3,7 +3,7 @@
 //! An event's name, thread and user are read at configured JSON pointers (by default `type`,
 //! `thread_id` and `user_id`, flat or under `payload`), and only the name decides what an event
 //! is. The isolation rule ([`Isolation`]) decides whose events count: an expected event of
-//! another thread or user is crosstalk. When a run ends without every event, [`Matcher::explain`]
+//! another thread or user is crosstalk. When a run ends without every event, [`EventMatcher::explain`]
 //! says why in terms of what arrived.
 
 use super::shape::{EventFields, Isolation};
@@ -92,7 +92,7 @@ pub fn printable(s: &str, max: usize) -> String {
 
 /// The progress of one session's run.
 #[derive(Debug)]
-pub struct Matcher<'a> {
+pub struct EventMatcher<'a> {
     rules: Rules<'a>,
     /// The thread id pathwatch put in its message.
     sent_thread: String,
@@ -109,9 +109,9 @@ pub struct Matcher<'a> {
     other_types: Tally,
 }
 
-impl<'a> Matcher<'a> {
+impl<'a> EventMatcher<'a> {
     pub fn new(rules: Rules<'a>, sent_thread: &str, user_id: Option<&str>) -> Self {
-        Matcher {
+        EventMatcher {
             rules,
             sent_thread: sent_thread.to_string(),
             user_id: user_id.map(str::to_string),

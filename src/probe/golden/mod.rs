@@ -29,7 +29,7 @@ use super::{Kind, Outcome, Phase, ProbeError, Reason, Trace};
 use crate::core::types::{Secret, pick_secret};
 use crate::probe::Observation;
 use board::{Board, shared_run};
-use events::Matcher;
+use events::EventMatcher;
 use session::session;
 use std::sync::Arc;
 use std::time::Duration;
@@ -256,7 +256,7 @@ impl GoldenObs {
         self.arrived.iter().filter(|a| a.is_some()).count()
     }
 
-    fn from_matcher(m: &Matcher, expected: &[String], total: Option<Duration>) -> Self {
+    fn from_matcher(m: &EventMatcher, expected: &[String], total: Option<Duration>) -> Self {
         GoldenObs {
             expected: expected.to_vec(),
             arrived: m.arrived.clone(),

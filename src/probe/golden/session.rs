@@ -2,7 +2,7 @@
 //! expected events until the final answer, then close.
 
 use super::board::{Board, SessionEnd};
-use super::events::{Matcher, Rules, Seen};
+use super::events::{EventMatcher, Rules, Seen};
 use super::{GoldenObs, GoldenPathSpec, Prepared, login, ws};
 use crate::probe::{Phase, ProbeError, Reason, Trace};
 use futures_util::{SinkExt, StreamExt};
@@ -59,7 +59,7 @@ pub(super) async fn session(
         isolation: spec.isolation,
         fields: &spec.event_fields,
     };
-    let mut matcher = Matcher::new(rules, &thread_id, creds.user_id.as_deref());
+    let mut matcher = EventMatcher::new(rules, &thread_id, creds.user_id.as_deref());
     board.update(
         n,
         GoldenObs::from_matcher(&matcher, &spec.events, None),
@@ -81,7 +81,7 @@ pub(super) async fn session(
     let sent = Instant::now();
 
     let events_start = trace.enter(Phase::Events);
-    let report = |m: &Matcher, total: Option<Duration>| {
+    let report = |m: &EventMatcher, total: Option<Duration>| {
         let why = (!m.done()).then(|| m.explain());
         board.update(n, GoldenObs::from_matcher(m, &spec.events, total), why);
     };
@@ -167,7 +167,7 @@ pub(super) async fn session(
 
 /// The connection ended (or closed) before every event: when events arrived that did not
 /// count, that is the reason; otherwise the end's own (`events_missing`, `not_ready`).
-fn ended(m: &Matcher, end: ProbeError) -> ProbeError {
+fn ended(m: &EventMatcher, end: ProbeError) -> ProbeError {
     let (reason, why) = m.explain();
     match reason {
         Reason::Crosstalk | Reason::UnexpectedEvents if end.reason == Reason::EventsMissing => {

@@ -94,7 +94,7 @@ impl ProbeKind for IcmpSpec {
                 .to_string(),
         };
         if host.is_empty() {
-            return Err(crate::core::target::TargetError::NoHost(target.to_string()).into());
+            return Err(crate::core::target::HostPortParseError::NoHost(target.to_string()).into());
         }
         Ok(IcmpSpec {
             host,

@@ -8,7 +8,7 @@
 //!
 //! Phases: `credentials` (the access token, usually cached) and `request` (every page).
 
-use super::{Counts, Ctx, now_ms};
+use super::{Ctx, LogCounts, now_ms};
 use crate::probe::google::{CredentialsError, CredentialsSpec, TokenSource, status_error};
 use crate::probe::tls::{self, TlsError, Verify};
 use crate::probe::{Phase, ProbeError, Reason, error_chain};
@@ -203,7 +203,7 @@ pub(super) async fn read(
     prep: &Prepared,
     window: Duration,
     cursor: &mut Cursor,
-    counts: &mut Counts,
+    counts: &mut LogCounts,
     ctx: &Ctx<'_>,
 ) -> Result<(), ProbeError> {
     if let Some(until) = cursor.backoff_until {

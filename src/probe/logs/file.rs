@@ -6,7 +6,7 @@
 //! as logrotate's `copytruncate` does), it is read again from its start. One run reads at
 //! most `max_bytes_per_run`; the rest waits for the next run, which then comes sooner.
 
-use super::{Counts, Ctx, now_ms};
+use super::{Ctx, LogCounts, now_ms};
 use crate::probe::{Phase, ProbeError, Reason};
 use serde::Deserialize;
 use std::io::SeekFrom;
@@ -88,7 +88,7 @@ fn file_id(m: &std::fs::Metadata) -> (u64, u64) {
 pub(super) async fn read(
     src: &FileSource,
     cursor: &mut Cursor,
-    counts: &mut Counts,
+    counts: &mut LogCounts,
     ctx: &Ctx<'_>,
 ) -> Result<bool, ProbeError> {
     let start = ctx.trace.enter(Phase::Read);
@@ -185,7 +185,7 @@ async fn drain(
     open: &mut Open,
     partial: &mut Vec<u8>,
     budget: &mut u64,
-    counts: &mut Counts,
+    counts: &mut LogCounts,
     ctx: &Ctx<'_>,
 ) -> std::io::Result<bool> {
     let mut buf = vec![0u8; CHUNK];
@@ -228,7 +228,7 @@ fn split_lines(chunk: &[u8], partial: &mut Vec<u8>, mut line: impl FnMut(&[u8]))
     }
 }
 
-fn emit(line: &[u8], counts: &mut Counts, ctx: &Ctx<'_>) {
+fn emit(line: &[u8], counts: &mut LogCounts, ctx: &Ctx<'_>) {
     let line = line.strip_suffix(b"\r").unwrap_or(line);
     let text = String::from_utf8_lossy(line);
     // File lines carry no timestamp pathwatch could trust: they count as seen now.

@@ -200,7 +200,7 @@ impl LogsObs {
 /// The probe's memory between runs.
 #[derive(Default)]
 struct State {
-    counts: Counts,
+    counts: LogCounts,
     file: file::Cursor,
     cloud: cloud::Cursor,
 }
@@ -217,7 +217,7 @@ impl std::fmt::Debug for State {
 
 /// Match counts, per pattern in name order.
 #[derive(Debug, Default)]
-pub struct Counts {
+pub struct LogCounts {
     lines_read: u64,
     patterns: Vec<PatternCount>,
 }
@@ -229,7 +229,7 @@ struct PatternCount {
     last_value: Option<f64>,
 }
 
-impl Counts {
+impl LogCounts {
     fn ensure(&mut self, n: usize, window: Duration) {
         if self.patterns.len() != n {
             self.patterns = (0..n)
@@ -285,7 +285,7 @@ impl Ctx<'_> {
     /// Hands the counts so far to the trace. Readers call it after each chunk or page, right
     /// after the counts changed and before the next await, so that a run cut at its timeout
     /// still reports everything its reads were counted for.
-    pub fn publish(&self, counts: &mut Counts) {
+    pub fn publish(&self, counts: &mut LogCounts) {
         self.trace.observe(Observation::Samples(
             counts.obs(self.names, now_ms()).samples(),
         ));
@@ -358,7 +358,7 @@ mod tests {
         let a = patterns::compile(r"PHASE COMPLETED: DATABASE \(([0-9.]+)s\)").unwrap();
         let b = patterns::compile(r"Application startup failed\. Exiting\.").unwrap();
         let m = Matcher::new(&[&a, &b]).unwrap();
-        let mut c = Counts::default();
+        let mut c = LogCounts::default();
         c.ensure(2, Duration::from_secs(60));
         let t0 = 1_700_000_000_000;
         c.scan(&m, "PHASE COMPLETED: DATABASE (1.500s)", t0, t0);

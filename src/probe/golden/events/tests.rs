@@ -37,7 +37,7 @@ fn rules<'a>(
 #[test]
 fn matches_on_type_in_both_shapes_and_ignores_heartbeats() {
     let (e, i, f) = (events(), vec!["heartbeat".into()], EventFields::default());
-    let mut m = Matcher::new(rules(&e, &i, &f, Isolation::Echo, false), "t1", Some("u1"));
+    let mut m = EventMatcher::new(rules(&e, &i, &f, Isolation::Echo, false), "t1", Some("u1"));
     let frames = [
         r#"{"type":"heartbeat","timestamp":1}"#,
         r#"{"type":"agent_started","thread_id":"t1","user_id":"u1","timestamp":"2026-11-25T10:00:00Z"}"#,
@@ -62,7 +62,7 @@ fn matches_on_type_in_both_shapes_and_ignores_heartbeats() {
 #[test]
 fn echo_counts_another_thread_or_user_as_crosstalk_and_says_whose() {
     let (e, f) = (events(), EventFields::default());
-    let mut m = Matcher::new(
+    let mut m = EventMatcher::new(
         rules(&e, &[], &f, Isolation::Echo, false),
         "mine",
         Some("u1"),
@@ -93,7 +93,7 @@ fn echo_counts_another_thread_or_user_as_crosstalk_and_says_whose() {
 #[test]
 fn bind_first_takes_the_servers_thread_then_flags_any_other() {
     let (e, f) = (events(), EventFields::default());
-    let mut m = Matcher::new(
+    let mut m = EventMatcher::new(
         rules(&e, &[], &f, Isolation::BindFirst, false),
         "pathwatch-1",
         Some("u1"),
@@ -124,7 +124,7 @@ fn bind_first_takes_the_servers_thread_then_flags_any_other() {
 #[test]
 fn bind_first_without_thread_ids_counts_on_the_connection() {
     let (e, f) = (events(), EventFields::default());
-    let mut m = Matcher::new(rules(&e, &[], &f, Isolation::BindFirst, false), "p", None);
+    let mut m = EventMatcher::new(rules(&e, &[], &f, Isolation::BindFirst, false), "p", None);
     for t in &e {
         m.text(&format!(r#"{{"type":"{t}"}}"#), ms(1));
     }
@@ -135,7 +135,7 @@ fn bind_first_without_thread_ids_counts_on_the_connection() {
 #[test]
 fn an_acknowledged_thread_binds_before_any_event() {
     let (e, f) = (events(), EventFields::default());
-    let mut m = Matcher::new(rules(&e, &[], &f, Isolation::BindFirst, false), "p", None);
+    let mut m = EventMatcher::new(rules(&e, &[], &f, Isolation::BindFirst, false), "p", None);
     m.bind("from-ack".into());
     assert_eq!(
         m.text(
@@ -151,17 +151,17 @@ fn user_and_off_look_at_fewer_ids() {
     let (e, f) = (events(), EventFields::default());
     let frame = r#"{"type":"agent_started","thread_id":"x","user_id":"u2"}"#;
     let other_thread = r#"{"type":"agent_thinking","thread_id":"y","user_id":"u1"}"#;
-    let mut user = Matcher::new(rules(&e, &[], &f, Isolation::User, false), "p", Some("u1"));
+    let mut user = EventMatcher::new(rules(&e, &[], &f, Isolation::User, false), "p", Some("u1"));
     assert_eq!(user.text(frame, ms(1)), Seen::Crosstalk);
     assert_eq!(user.text(other_thread, ms(1)), Seen::Expected(1));
-    let mut off = Matcher::new(rules(&e, &[], &f, Isolation::None, false), "p", Some("u1"));
+    let mut off = EventMatcher::new(rules(&e, &[], &f, Isolation::None, false), "p", Some("u1"));
     assert_eq!(off.text(frame, ms(1)), Seen::Expected(0));
 }
 
 #[test]
 fn renamed_events_are_explained_as_unexpected_and_missing_ones_as_timeout() {
     let (e, f) = (events(), EventFields::default());
-    let mut m = Matcher::new(rules(&e, &[], &f, Isolation::BindFirst, false), "p", None);
+    let mut m = EventMatcher::new(rules(&e, &[], &f, Isolation::BindFirst, false), "p", None);
     for t in ["agent.started", "agent.thinking", "typing"] {
         m.text(&format!(r#"{{"type":"{t}"}}"#), ms(1));
     }
@@ -189,7 +189,7 @@ fn a_configured_event_name_location_is_used() {
         ]),
         ..EventFields::default()
     };
-    let mut m = Matcher::new(rules(&e, &[], &f, Isolation::BindFirst, false), "p", None);
+    let mut m = EventMatcher::new(rules(&e, &[], &f, Isolation::BindFirst, false), "p", None);
     assert_eq!(
         m.text(r#"{"event":"agent_started"}"#, ms(1)),
         Seen::Expected(0)
@@ -204,9 +204,9 @@ fn a_configured_event_name_location_is_used() {
 fn order_is_enforced_only_when_asked() {
     let (e, f) = (events(), EventFields::default());
     let frame = r#"{"type":"tool_executing"}"#;
-    let mut any = Matcher::new(rules(&e, &[], &f, Isolation::BindFirst, false), "t", None);
+    let mut any = EventMatcher::new(rules(&e, &[], &f, Isolation::BindFirst, false), "t", None);
     assert_eq!(any.text(frame, ms(1)), Seen::Expected(2));
-    let mut strict = Matcher::new(rules(&e, &[], &f, Isolation::BindFirst, true), "t", None);
+    let mut strict = EventMatcher::new(rules(&e, &[], &f, Isolation::BindFirst, true), "t", None);
     assert_eq!(strict.text(frame, ms(1)), Seen::OutOfOrder(2, 0));
     assert_eq!(strict.missing().len(), 5);
 }
@@ -316,7 +316,7 @@ mod properties {
     }
 
     /// The bytes a matcher holds on to (its strings, tallies and slots), one bound thread aside.
-    fn retained(m: &Matcher) -> usize {
+    fn retained(m: &EventMatcher) -> usize {
         let tally = |t: &Tally| {
             t.items.capacity() * std::mem::size_of::<(String, u64)>()
                 + t.items.iter().map(|(n, _)| n.capacity()).sum::<usize>()
@@ -340,7 +340,11 @@ mod properties {
 
     /// Feeds `frames`, checking what each was found to be and counting, per expected
     /// event, the frames found to be its first arrival in `firsts`.
-    fn feed(m: &mut Matcher, frames: &[Frame], firsts: &mut [u32]) -> Result<(), TestCaseError> {
+    fn feed(
+        m: &mut EventMatcher,
+        frames: &[Frame],
+        firsts: &mut [u32],
+    ) -> Result<(), TestCaseError> {
         let expected = firsts.len();
         for (i, f) in frames.iter().enumerate() {
             match f {
@@ -361,7 +365,7 @@ mod properties {
     }
 
     /// After a run: an expected event is counted once, and exactly the counted have arrived.
-    fn check_arrivals(m: &Matcher, firsts: &[u32]) -> Result<(), TestCaseError> {
+    fn check_arrivals(m: &EventMatcher, firsts: &[u32]) -> Result<(), TestCaseError> {
         let expected = firsts.len();
         // An expected event is counted once, and exactly the ones counted have arrived.
         for (k, n) in firsts.iter().enumerate() {
@@ -373,7 +377,7 @@ mod properties {
         Ok(())
     }
 
-    fn check_explanation(m: &Matcher, config_len: usize) -> Result<(), TestCaseError> {
+    fn check_explanation(m: &EventMatcher, config_len: usize) -> Result<(), TestCaseError> {
         let (reason, detail) = m.explain();
         prop_assert!(
             matches!(
@@ -408,7 +412,7 @@ mod properties {
             bind_at in proptest::option::of((0usize..64, strings())),
         ) {
             let rules = Rules { expected: &expected, ignore: &ignore, ordered, isolation, fields: &fields };
-            let mut m = Matcher::new(rules, &sent, user);
+            let mut m = EventMatcher::new(rules, &sent, user);
             let (before, after) = match &bind_at {
                 Some((at, _)) => frames.split_at((*at).min(frames.len())),
                 None => (&frames[..], &[][..]),
@@ -442,7 +446,7 @@ mod properties {
         ) {
             let (expected, fields) = (super::events(), EventFields::default());
             let rules = Rules { expected: &expected, ignore: &[], ordered: false, isolation, fields: &fields };
-            let mut m = Matcher::new(rules, "t1", Some("u1"));
+            let mut m = EventMatcher::new(rules, "t1", Some("u1"));
             let mut at_200 = 0;
             for i in 0..20_000u64 {
                 // Every frame new: a type, a thread and a user never seen before, or one of
