@@ -33,27 +33,27 @@
 //! - `app`: the composition root, `app::serve(loaded, listener, shutdown, options)`; main.rs
 //!   only parses the command line.
 
-pub mod abort;
-pub mod allowlist;
+pub(crate) mod abort;
+pub(crate) mod allowlist;
 pub mod app;
 pub mod check;
 pub mod config;
-pub mod core;
+pub(crate) mod core;
 pub mod demo;
-pub mod exposition;
+pub(crate) mod exposition;
 pub mod import;
 pub mod incident;
 pub mod metrics;
-pub mod ondemand;
+pub(crate) mod ondemand;
 pub mod probe;
-pub mod redact;
-pub mod runner;
+pub(crate) mod redact;
+pub(crate) mod runner;
 pub mod schema;
-pub mod server;
+pub(crate) mod server;
 pub mod sim;
-pub mod state;
-pub mod status;
-pub mod supervisor;
+pub(crate) mod state;
+pub(crate) mod status;
+pub(crate) mod supervisor;
 pub mod telemetry;
-pub mod units;
-pub mod web;
+pub(crate) mod units;
+pub(crate) mod web;
