@@ -29,31 +29,31 @@ pub enum Format {
 #[derive(Serialize)]
 pub struct Report {
     /// `Root cause: vpc-connector (is ERROR); 6 failures follow from it` (depends_on).
-    pub root_cause: Option<String>,
-    pub judgement: Judgement,
-    pub incidents: Vec<IncidentReport>,
-    pub probes: Vec<ProbeReport>,
+    pub(crate) root_cause: Option<String>,
+    pub(crate) judgement: Judgement,
+    pub(crate) incidents: Vec<IncidentReport>,
+    pub(crate) probes: Vec<ProbeReport>,
     /// True when every selected incident is resolved (or, with none, every probe passed).
     pub passed: bool,
 }
 
 #[derive(Serialize)]
-pub struct IncidentReport {
-    pub id: String,
-    pub title: String,
-    pub status: Status,
-    pub criteria: Vec<CriterionResult>,
+pub(crate) struct IncidentReport {
+    pub(crate) id: String,
+    pub(crate) title: String,
+    pub(crate) status: Status,
+    pub(crate) criteria: Vec<CriterionResult>,
 }
 
 #[derive(Serialize)]
-pub struct ProbeReport {
-    pub name: String,
-    pub kind: String,
-    pub ok: bool,
-    pub reason: String,
-    pub failed_phase: Option<String>,
-    pub duration_seconds: f64,
-    pub detail: Option<String>,
+pub(crate) struct ProbeReport {
+    pub(crate) name: String,
+    pub(crate) kind: String,
+    pub(crate) ok: bool,
+    pub(crate) reason: String,
+    pub(crate) failed_phase: Option<String>,
+    pub(crate) duration_seconds: f64,
+    pub(crate) detail: Option<String>,
 }
 
 /// Why `check` ran nothing.
