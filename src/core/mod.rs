@@ -4,7 +4,7 @@
 //! regular files. Leaves by rule (tests/it/structure.rs): config, probes, incidents, metrics
 //! and the runner may all use them, so they must use none of those.
 
-pub mod clock;
-pub mod file;
-pub mod target;
-pub mod types;
+pub(crate) mod clock;
+pub(crate) mod file;
+pub(crate) mod target;
+pub(crate) mod types;

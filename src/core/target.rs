@@ -2,7 +2,7 @@
 
 /// Why a target is not `host:port`; the text names the target.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum TargetError {
+pub(crate) enum TargetError {
     #[error("target {0:?} must be host:port")]
     NoPort(String),
     #[error("target {0:?} has no valid port")]
@@ -13,7 +13,7 @@ pub enum TargetError {
 
 /// A database target: a Unix socket directory (`/run/postgresql`, keeping `port`, which
 /// names the socket file) or `host:port`.
-pub fn socket_or_host_port(target: &str, port: u16) -> Result<(String, u16), TargetError> {
+pub(crate) fn socket_or_host_port(target: &str, port: u16) -> Result<(String, u16), TargetError> {
     if target.starts_with('/') {
         Ok((target.to_string(), port))
     } else {
@@ -22,7 +22,7 @@ pub fn socket_or_host_port(target: &str, port: u16) -> Result<(String, u16), Tar
 }
 
 /// Parses `host:port` (`[::1]:6379` for IPv6).
-pub fn host_port(target: &str) -> Result<(String, u16), TargetError> {
+pub(crate) fn host_port(target: &str) -> Result<(String, u16), TargetError> {
     let (host, port) = target
         .rsplit_once(':')
         .ok_or_else(|| TargetError::NoPort(target.to_string()))?;
