@@ -16,16 +16,16 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 /// One step of the scenario: what is wrong, and for how long.
-pub struct Act {
-    pub name: &'static str,
-    pub faults: Faults,
+pub(crate) struct Act {
+    pub(crate) name: &'static str,
+    pub(crate) faults: Faults,
     /// Restart the service when the act begins (its startup delay applies anew).
-    pub restart: bool,
-    pub lasts: Duration,
+    pub(crate) restart: bool,
+    pub(crate) lasts: Duration,
 }
 
 /// The incident as the first user lived it, on a loop.
-pub fn scenario() -> Vec<Act> {
+pub(crate) fn scenario() -> Vec<Act> {
     vec![
         Act {
             name: "healthy: every probe passes",
