@@ -7,17 +7,17 @@ use crate::config::node::{self, Key, Loc, Node, Value};
 
 /// The address every converted module gets: blackbox modules have none (Prometheus gives
 /// the target), pathwatch probes need one. `.invalid` never resolves (RFC 6761).
-pub const PLACEHOLDER_HOST: &str = "target.invalid";
+pub(crate) const PLACEHOLDER_HOST: &str = "target.invalid";
 
 /// A field that has no pathwatch equivalent.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Dropped {
     pub loc: Loc,
-    pub module: String,
+    pub(crate) module: String,
     /// Its path within the module, dotted: `tcp.query_response`.
-    pub field: String,
+    pub(crate) field: String,
     /// Why, when the field name alone does not say it.
-    pub why: Option<String>,
+    pub(crate) why: Option<String>,
 }
 
 /// The converted config (YAML text) and the fields left behind.
@@ -33,7 +33,7 @@ pub struct Converted {
 #[error("{msg}")]
 pub struct ImportError {
     pub loc: Loc,
-    pub msg: String,
+    pub(crate) msg: String,
 }
 
 /// A value to write out: rendered in YAML flow style (JSON strings are YAML strings).
