@@ -18,7 +18,7 @@ pub enum Status {
 }
 
 impl Status {
-    pub fn value(self) -> i64 {
+    pub(crate) fn value(self) -> i64 {
         match self {
             Status::Resolved => 0,
             Status::Present => 1,
@@ -26,7 +26,7 @@ impl Status {
         }
     }
 
-    pub fn word(self) -> &'static str {
+    pub(crate) fn word(self) -> &'static str {
         match self {
             Status::Resolved => "RESOLVED",
             Status::Present => "PRESENT",
@@ -36,11 +36,11 @@ impl Status {
 }
 
 /// What the engine knows of one probe: its recent results, oldest first.
-pub struct ProbeView<'a> {
-    pub kind: Kind,
-    pub interval: Duration,
-    pub timeout: Duration,
-    pub runs: &'a [Arc<RunResult>],
+pub(crate) struct ProbeView<'a> {
+    pub(crate) kind: Kind,
+    pub(crate) interval: Duration,
+    pub(crate) timeout: Duration,
+    pub(crate) runs: &'a [Arc<RunResult>],
 }
 
 /// One criterion, evaluated.
@@ -73,13 +73,13 @@ pub struct Evaluation {
 /// Progress towards RESOLVED: the fewest passing results in a row of any criterion.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub struct Progress {
-    pub passing: u32,
-    pub needed: u32,
+    pub(crate) passing: u32,
+    pub(crate) needed: u32,
 }
 
 impl Progress {
     /// `resolving: 1 of 2 passing results`
-    pub fn text(&self) -> String {
+    pub(crate) fn text(&self) -> String {
         format!(
             "resolving: {} of {} passing results",
             self.passing, self.needed
@@ -89,7 +89,7 @@ impl Progress {
 
 impl Evaluation {
     /// `database_connect 2.5s < 10s; golden_path 41.2s < 60s; websocket_events 5/5`
-    pub fn summary(&self) -> String {
+    pub(crate) fn summary(&self) -> String {
         self.criteria
             .iter()
             .map(|c| format!("{} {}", c.name, c.display))
@@ -99,7 +99,7 @@ impl Evaluation {
 }
 
 /// A result older than this is stale: the criterion has no data to judge.
-pub fn stale_after(view: &ProbeView) -> Duration {
+pub(crate) fn stale_after(view: &ProbeView) -> Duration {
     // Saturating: config bounds keep these small, but no duration may panic here (this runs
     // in the staleness task, which would die with it).
     view.interval.saturating_mul(2).saturating_add(view.timeout)
@@ -107,7 +107,7 @@ pub fn stale_after(view: &ProbeView) -> Duration {
 
 /// Evaluates an incident. `previous` is the status before this evaluation: between the
 /// hysteresis thresholds the status holds.
-pub fn evaluate<'a>(
+pub(crate) fn evaluate<'a>(
     spec: &IncidentSpec,
     view: &dyn Fn(&str) -> Option<ProbeView<'a>>,
     now_unix: f64,
