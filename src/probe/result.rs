@@ -28,11 +28,11 @@ pub struct RunResult {
 }
 
 impl RunResult {
-    pub fn ok(&self) -> bool {
+    pub(crate) fn ok(&self) -> bool {
         self.outcome.is_ok()
     }
 
-    pub fn reason(&self) -> Reason {
+    pub(crate) fn reason(&self) -> Reason {
         match &self.outcome {
             Ok(_) => Reason::Ok,
             Err(e) => e.reason,
@@ -43,7 +43,7 @@ impl RunResult {
     /// else its reason (`refused`).
     /// The run's seconds less the optional read of a Postgres server's connections, which
     /// follows the session it measures (`pathwatch_db_connect_seconds`, `max_seconds`).
-    pub fn session_seconds(&self) -> f64 {
+    pub(crate) fn session_seconds(&self) -> f64 {
         let read: f64 = self
             .phases
             .iter()
@@ -53,7 +53,7 @@ impl RunResult {
         self.duration.as_secs_f64() - read
     }
 
-    pub fn brief(&self) -> String {
+    pub(crate) fn brief(&self) -> String {
         match self.observations.state() {
             Some(state) => format!("is {state}"),
             None => self.reason().to_string(),

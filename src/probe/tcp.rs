@@ -10,14 +10,14 @@ use std::time::Duration;
 #[serde(deny_unknown_fields)]
 pub struct TcpSpec {
     /// Host name or IP address.
-    pub host: String,
+    pub(crate) host: String,
     /// TCP port.
-    pub port: u16,
+    pub(crate) port: u16,
 }
 
 /// Why a `tcp` spec does not build.
 #[derive(Debug, thiserror::Error)]
-pub enum TcpError {
+pub(crate) enum TcpError {
     #[error("\"host\" must not be empty")]
     EmptyHost,
     #[error("\"port\" must be between 1 and 65535")]
@@ -26,7 +26,7 @@ pub enum TcpError {
 
 /// A checked `tcp` spec: nothing to prepare but the address.
 #[derive(Debug)]
-pub struct TcpProbe(TcpSpec);
+pub(crate) struct TcpProbe(TcpSpec);
 
 impl ProbeKind for TcpSpec {
     const KIND: Kind = Kind::Tcp;

@@ -14,9 +14,9 @@ use reqwest::redirect::{Attempt, Policy};
 use std::collections::BTreeMap;
 
 /// A logged-in session's credentials.
-pub struct Session {
-    pub token: Secret,
-    pub user_id: Option<String>,
+pub(crate) struct Session {
+    pub(crate) token: Secret,
+    pub(crate) user_id: Option<String>,
 }
 
 /// Redirects a login may follow, all within its origin.
@@ -25,7 +25,7 @@ const MAX_REDIRECTS: usize = 10;
 /// The HTTP client's redirect rule for logins: follow only to the same origin (scheme, host
 /// and port), at most [`MAX_REDIRECTS`] times. A redirect elsewhere is not followed: its
 /// 3xx answer comes back to [`login`], which fails with it.
-pub fn redirect_policy() -> Policy {
+pub(crate) fn redirect_policy() -> Policy {
     Policy::custom(|attempt: Attempt| {
         let same_origin = attempt
             .previous()
@@ -41,18 +41,21 @@ pub fn redirect_policy() -> Policy {
     })
 }
 
-pub struct LoginRequest<'a> {
-    pub url: &'a str,
-    pub email: &'a str,
-    pub password: Option<&'a Secret>,
-    pub headers: &'a BTreeMap<String, String>,
-    pub token_pointer: &'a JsonPointer,
-    pub user_id_pointer: &'a JsonPointer,
+pub(crate) struct LoginRequest<'a> {
+    pub(crate) url: &'a str,
+    pub(crate) email: &'a str,
+    pub(crate) password: Option<&'a Secret>,
+    pub(crate) headers: &'a BTreeMap<String, String>,
+    pub(crate) token_pointer: &'a JsonPointer,
+    pub(crate) user_id_pointer: &'a JsonPointer,
     /// The most bytes of answer read.
-    pub max_body_bytes: usize,
+    pub(crate) max_body_bytes: usize,
 }
 
-pub async fn login(client: &reqwest::Client, req: LoginRequest<'_>) -> Result<Session, ProbeError> {
+pub(crate) async fn login(
+    client: &reqwest::Client,
+    req: LoginRequest<'_>,
+) -> Result<Session, ProbeError> {
     let mut body = serde_json::Map::new();
     body.insert("email".into(), req.email.into());
     if let Some(pw) = req.password {

@@ -16,7 +16,7 @@ mod board;
 mod events;
 mod login;
 mod session;
-pub mod shape;
+pub(crate) mod shape;
 mod spec;
 mod ws;
 
@@ -34,7 +34,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use url::Url;
 
-pub const DEFAULT_EVENTS: [&str; 5] = [
+pub(crate) const DEFAULT_EVENTS: [&str; 5] = [
     "agent_started",
     "agent_thinking",
     "tool_executing",
@@ -44,7 +44,7 @@ pub const DEFAULT_EVENTS: [&str; 5] = [
 
 /// Why a `golden_path` spec does not build.
 #[derive(Debug, thiserror::Error)]
-pub enum GoldenError {
+pub(crate) enum GoldenError {
     #[error("invalid websocket url: {0}")]
     WsUrl(url::ParseError),
     #[error("\"websocket.url\" must be a ws:// or wss:// URL with a host")]
@@ -80,7 +80,7 @@ struct Prepared {
 
 /// A built `golden_path` probe.
 #[derive(Debug)]
-pub struct GoldenProbe {
+pub(crate) struct GoldenProbe {
     spec: GoldenPathSpec,
     prep: Prepared,
 }
@@ -179,7 +179,7 @@ pub struct GoldenObs {
 }
 
 impl GoldenObs {
-    pub fn delivered(&self) -> usize {
+    pub(crate) fn delivered(&self) -> usize {
         self.arrived.iter().filter(|a| a.is_some()).count()
     }
 
