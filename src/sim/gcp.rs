@@ -31,7 +31,7 @@ pub const INSTANCE: &str = "staging-shared-postgres";
 pub const SERVICE: &str = "netra-backend-staging";
 /// A literal env value on the service that pathwatch must never show.
 pub const SECRET_ENV_VALUE: &str = "jwt-s3cr3t-value-never-shown";
-pub const TOKEN_PATH: &str = "/computeMetadata/v1/instance/service-accounts/default/token";
+pub(crate) const TOKEN_PATH: &str = "/computeMetadata/v1/instance/service-accounts/default/token";
 /// How long a hung request waits before it answers after all: longer than any probe timeout.
 const HANG: Duration = Duration::from_secs(60);
 

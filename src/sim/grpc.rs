@@ -6,7 +6,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 /// The named service the health server knows besides the overall health (`""`).
-pub const SERVICE: &str = "pathwatch.demo.Agent";
+pub(crate) const SERVICE: &str = "pathwatch.demo.Agent";
 
 /// Serves gRPC health checks on `listener` until `shutdown`.
 pub async fn serve_grpc(

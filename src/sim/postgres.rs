@@ -47,15 +47,15 @@ use tokio_util::sync::CancellationToken;
 use super::{SimState, lock};
 
 /// Cloud SQL's default for an instance of the demo's size.
-pub const MAX_CONNECTIONS: u32 = 100;
+pub(crate) const MAX_CONNECTIONS: u32 = 100;
 /// Postgres' default `superuser_reserved_connections`.
-pub const RESERVED_CONNECTIONS: u32 = 3;
+pub(crate) const RESERVED_CONNECTIONS: u32 = 3;
 /// Slots an ordinary role can take.
 pub const USABLE_CONNECTIONS: u32 = MAX_CONNECTIONS - RESERVED_CONNECTIONS;
 /// The backend's pool when nothing is wrong: sessions other clients hold.
 pub const POOL_SESSIONS: u32 = 12;
 /// The database the backend's pool is connected to.
-pub const APP_DATABASE: &str = "netra_staging";
+pub(crate) const APP_DATABASE: &str = "netra_staging";
 /// PBKDF2 rounds of the SCRAM verifier (Postgres' default).
 const SCRAM_ITERATIONS: usize = 4096;
 /// Pause between attempts to listen again after a refusal ends.
