@@ -10,7 +10,7 @@ use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::registry::LookupSpan;
 
-pub struct CloudJson;
+pub(crate) struct CloudJson;
 
 /// Cloud Logging's LogSeverity names.
 fn severity(level: &Level) -> &'static str {
