@@ -77,7 +77,7 @@ type Buffers = [String; FAMILIES];
 impl ProbeRows {
     /// The rows' families as parts of the answer, in order; none is empty. `None` when an
     /// encoder thread failed.
-    pub fn encode_parts(&self) -> Option<Vec<String>> {
+    pub(crate) fn encode_parts(&self) -> Option<Vec<String>> {
         let rows = self.read();
         let all: Vec<&Row> = rows.values().collect();
         let (first, second) = all.split_at(all.len() / 2);
