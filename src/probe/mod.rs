@@ -84,15 +84,16 @@ pub(crate) fn truncate(text: String, max: usize) -> String {
 }
 
 macro_rules! label_enum {
-    ($(#[$m:meta])* $name:ident { $($variant:ident => $text:literal),* $(,)? }) => {
+    ($(#[$m:meta])* $vis:vis $name:ident { $($variant:ident => $text:literal),* $(,)? }) => {
         $(#[$m])*
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-        pub enum $name { $($variant),* }
+        $vis enum $name { $($variant),* }
 
         impl $name {
-            pub const ALL: &'static [$name] = &[$($name::$variant),*];
+            #[allow(dead_code, reason = "not every label enum iterates its values")]
+            $vis const ALL: &'static [$name] = &[$($name::$variant),*];
 
-            pub fn as_str(self) -> &'static str {
+            $vis fn as_str(self) -> &'static str {
                 match self { $($name::$variant => $text),* }
             }
         }
@@ -146,7 +147,7 @@ macro_rules! probe_kinds {
 
         label_enum!(
             /// The `kind` label.
-            Kind { $($variant => $label),* }
+            pub Kind { $($variant => $label),* }
         );
 
         impl Kind {
@@ -259,7 +260,7 @@ probe_kinds! {
 
 label_enum!(
     /// The `transport` label of database probes.
-    Transport {
+    pub Transport {
         Tcp => "tcp",
         Unix => "unix",
     }
@@ -267,7 +268,7 @@ label_enum!(
 
 label_enum!(
     /// Why a run failed: a closed set, so the `reason` label stays bounded.
-    Reason {
+    pub Reason {
         Ok => "ok",
         Timeout => "timeout",
         Refused => "refused",

@@ -9,7 +9,7 @@ use tokio::time::Instant;
 
 super::label_enum!(
     /// The `phase` label: the steps of a connection, in the order they happen.
-    Phase {
+    pub Phase {
         Resolve => "resolve",
         Connect => "connect",
         Tls => "tls",
