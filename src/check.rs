@@ -18,14 +18,20 @@ use serde::Serialize;
 use std::fmt::Write as _;
 use std::sync::Arc;
 
+/// How `pathwatch check` prints its report (`--format`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
+    /// Lines for a person: each incident, its criteria and each probe's outcome.
     #[default]
     Text,
+    /// One JSON document (the [`Report`] as serialized).
     Json,
+    /// JUnit XML: one test case per incident, for CI systems that read test reports.
     Junit,
 }
 
+/// The outcome of one `pathwatch check`: every selected probe run once and every incident
+/// judged on that one run.
 #[derive(Serialize)]
 pub struct Report {
     /// `Root cause: vpc-connector (is ERROR); 6 failures follow from it` (depends_on).
@@ -168,6 +174,7 @@ fn untimed_startup(config: &Config, c: &mut CriterionResult) {
     }
 }
 
+/// The report as text in `format`, ready to print.
 pub fn render(report: &Report, format: Format) -> String {
     match format {
         Format::Text => text(report),
