@@ -48,6 +48,7 @@ pub(super) fn check_range(key: &str, d: Duration) -> Result<(), OutOfRange> {
     Ok(())
 }
 
+/// The `defaults:` section: interval, timeout and buckets of every probe that does not set its own.
 #[derive(Clone, Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Defaults {

@@ -41,9 +41,12 @@ use std::path::Path;
 
 const TOP_KEYS: &[&str] = &["defaults", "probes", "incidents", "on_demand"];
 
+/// A loaded config: the probes and incidents in force (file order), and the on-demand settings.
 #[derive(Clone, Debug, Default)]
 pub struct Config {
+    /// Every probe, in file order; names are unique.
     pub probes: Vec<std::sync::Arc<ProbeConfig>>,
+    /// Every incident, in file order; ids are unique.
     pub incidents: Vec<IncidentSpec>,
     pub(crate) on_demand: on_demand::OnDemandSpec,
 }
@@ -63,7 +66,9 @@ impl Config {
 /// A config that loaded, with the entries that did not (each already skipped).
 #[derive(Debug)]
 pub struct Loaded {
+    /// The entries that loaded.
     pub config: Config,
+    /// One error per entry that did not, in file order (empty when the whole file loaded).
     pub errors: Vec<ConfigError>,
 }
 

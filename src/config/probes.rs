@@ -25,6 +25,7 @@ const COMMON_KEYS: &[&str] = &[
 /// One configured probe, with its schedule resolved.
 #[derive(Clone, Debug)]
 pub struct ProbeConfig {
+    /// The probe's name: unique in the config, the `probe` label of its series.
     pub name: String,
     pub(crate) interval: Duration,
     pub(crate) timeout: Duration,

@@ -18,7 +18,9 @@ use std::fmt;
 /// One replica's place: shard `index` of `count` (0-based).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Shard {
+    /// This replica's shard, 0-based and below `count`.
     pub index: u32,
+    /// How many shards the probes are spread over (1 to [`MAX_COUNT`]).
     pub count: u32,
 }
 
@@ -29,12 +31,21 @@ pub const MAX_COUNT: u32 = 1024;
 /// Why a `--shard` value is refused (clap prints it after the option's name).
 #[derive(Debug, PartialEq, thiserror::Error)]
 pub enum ShardError {
+    /// The value is neither `INDEX/COUNT` nor `ordinal/COUNT`.
     #[error("expected INDEX/COUNT (e.g. 2/4) or ordinal/COUNT")]
     Syntax,
+    /// COUNT is 0 or above [`MAX_COUNT`].
     #[error("COUNT must be from 1 to {MAX_COUNT}")]
     Count,
+    /// INDEX is not below COUNT.
     #[error("INDEX must be below COUNT ({index} is not below {count})")]
-    Index { index: u32, count: u32 },
+    Index {
+        /// The INDEX given.
+        index: u32,
+        /// The COUNT given.
+        count: u32,
+    },
+    /// `ordinal/COUNT` was given but HOSTNAME does not end in a pod ordinal.
     #[error("ordinal/COUNT needs HOSTNAME set to a StatefulSet pod name ending in -N")]
     NoOrdinal,
 }
