@@ -107,6 +107,7 @@ fn degraded() -> Faults {
     }
 }
 
+/// The password of the reference service's demo user, which the demo config logs in with.
 pub const DEMO_PASSWORD: &str = "pathwatch-demo";
 /// The role the demo's probes use on the Postgres stand-in (any role logs in with the sim's
 /// password).
@@ -145,6 +146,7 @@ pub struct Targets {
 
 /// The demo's Postgres stand-in: where it listens; its temporary directory goes on drop.
 pub struct PgStandIn {
+    /// Where the stand-in accepts TCP connections (loopback, a free port).
     pub tcp: SocketAddr,
     /// `<tmp>/<project>:<region>:<instance>`, holding `.s.PGSQL.5432` as Cloud Run's
     /// `/cloudsql/<connection name>` does.
