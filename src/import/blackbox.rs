@@ -12,6 +12,7 @@ pub(crate) const PLACEHOLDER_HOST: &str = "target.invalid";
 /// A field that has no pathwatch equivalent.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Dropped {
+    /// Where the field is in the blackbox file.
     pub loc: Loc,
     pub(crate) module: String,
     /// Its path within the module, dotted: `tcp.query_response`.
@@ -23,8 +24,11 @@ pub struct Dropped {
 /// The converted config (YAML text) and the fields left behind.
 #[derive(Debug)]
 pub struct Converted {
+    /// The pathwatch config: one probe entry per convertible module.
     pub yaml: String,
+    /// How many modules the blackbox file had.
     pub modules: usize,
+    /// Every field left behind, in file order.
     pub dropped: Vec<Dropped>,
 }
 
@@ -32,6 +36,7 @@ pub struct Converted {
 #[derive(Debug, thiserror::Error)]
 #[error("{msg}")]
 pub struct ImportError {
+    /// Where in the blackbox file the conversion gave up.
     pub loc: Loc,
     pub(crate) msg: String,
 }
