@@ -12,8 +12,11 @@ use std::time::Duration;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum Status {
+    /// Every criterion has passed `resolve_after` times in a row.
     Resolved,
+    /// A criterion fails (after `reopen_after` failures in a row once resolved).
     Present,
+    /// Not enough fresh data to judge (no run yet, or the latest is stale).
     Unknown,
 }
 
@@ -46,25 +49,36 @@ pub(crate) struct ProbeView<'a> {
 /// One criterion, evaluated.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct CriterionResult {
+    /// The criterion's name, as configured.
     pub name: String,
+    /// The probe the criterion reads.
     pub probe: String,
     /// None when there is no (fresh) data to judge.
     pub met: Option<bool>,
+    /// What the latest run measured for the condition (seconds for `max_seconds` and freshness),
+    /// when the condition measures a number.
     pub value: Option<f64>,
+    /// The bound `value` is compared with (seconds), for `max_seconds` and freshness.
     pub threshold: Option<f64>,
     /// Readable: `2.5s < 10s`, `5/5`, `timeout`, `no data`.
     pub display: String,
     /// Why the latest result failed, when it did.
     pub reason: Option<Reason>,
+    /// How many of the latest results in a row met the criterion (`u32::MAX` for freshness,
+    /// which is about now, not a series of runs).
     #[serde(skip)]
     pub passing_streak: u32,
+    /// How many of the latest results in a row failed the criterion (`u32::MAX` as above).
     #[serde(skip)]
     pub failing_streak: u32,
 }
 
+/// One incident, evaluated: its status and the result of each criterion.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Evaluation {
+    /// The status the criteria and the hysteresis give.
     pub status: Status,
+    /// Each criterion's result, in config order.
     pub criteria: Vec<CriterionResult>,
     /// Every criterion passes but not yet `resolve_after` times in a row: how far along.
     pub resolving: Option<Progress>,

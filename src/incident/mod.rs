@@ -18,7 +18,9 @@ pub(crate) const TIMELINE: usize = 400;
 #[derive(Clone, Debug)]
 pub struct Tracked {
     pub(crate) status: Status,
+    /// When the status last changed (Unix seconds; 0 before the first change).
     pub last_change_unix: f64,
+    /// How many times the status has changed since pathwatch started.
     pub changes: u64,
     pub(crate) evaluation: Option<Evaluation>,
     /// The status changes since pathwatch started, oldest first, at most [`TIMELINE`].
