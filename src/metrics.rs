@@ -100,6 +100,8 @@ pub struct Metrics {
     pub(crate) encode_seconds: FloatGauge,
     /// The families of each kind's observations (metrics/kinds.rs).
     pub(crate) kinds: kinds::KindFamilies,
+    /// The root-cause families: which failing probe is a root cause and what each other
+    /// failure follows from.
     pub root_causes: rootcause::RootCauseMetrics,
     /// The per-probe part's text between changes.
     pub(crate) scrape: scrape::ScrapeCache,
