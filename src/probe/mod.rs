@@ -87,12 +87,14 @@ macro_rules! label_enum {
     ($(#[$m:meta])* $vis:vis $name:ident { $($variant:ident => $text:literal),* $(,)? }) => {
         $(#[$m])*
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-        $vis enum $name { $($variant),* }
+        $vis enum $name { $(#[doc = concat!("`", $text, "`")] $variant),* }
 
         impl $name {
+            /// Every value, in declaration order.
             #[allow(dead_code, reason = "not every label enum iterates its values")]
             $vis const ALL: &'static [$name] = &[$($name::$variant),*];
 
+            /// The label value, as written in series.
             $vis fn as_str(self) -> &'static str {
                 match self { $($name::$variant => $text),* }
             }
@@ -129,6 +131,7 @@ macro_rules! probe_kinds {
         /// Every probe kind, tagged by `kind:` in the config (boxed, so the enum stays small).
         #[derive(Clone, Debug, Deserialize, schemars::JsonSchema)]
         #[serde(rename_all = "snake_case")]
+        #[allow(missing_docs, reason = "a variant is its spec type, which carries the docs (and the schema's description)")]
         pub enum ProbeSpec {
             $($variant(Box<$spec>)),*
         }
@@ -163,6 +166,7 @@ macro_rules! probe_kinds {
         }
 
         impl ProbeSpec {
+            /// The `kind` label of this spec's probes.
             pub fn kind(&self) -> Kind {
                 match self { $(ProbeSpec::$variant(_) => Kind::$variant),* }
             }

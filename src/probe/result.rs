@@ -9,6 +9,7 @@ use std::time::Duration;
 /// One finished run of one probe.
 #[derive(Clone, Debug)]
 pub struct RunResult {
+    /// When the run ended (Unix seconds, fractional).
     pub finished_unix_seconds: f64,
     /// Measured by the runner around the whole probe; at least the timeout when cut short.
     pub duration: Duration,
@@ -24,6 +25,8 @@ pub struct RunResult {
     pub trace_id: Option<String>,
     /// How late the run started against its scheduled slot; `None` for on-demand runs.
     pub lateness: Option<Duration>,
+    /// The run's outcome: its facts when it passed, the bounded reason and a redacted detail
+    /// when it failed.
     pub outcome: Result<Outcome, ProbeError>,
 }
 

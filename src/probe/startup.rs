@@ -25,6 +25,7 @@ pub(crate) enum Reference {
     Reported,
 }
 
+/// The `startup` probe: how long a service takes from a start to its first healthy answer.
 #[derive(Clone, Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StartupSpec {

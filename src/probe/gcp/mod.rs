@@ -91,7 +91,9 @@ pub struct GcpObs {
 /// A connector's scaling bounds, as the API reports them (absent fields stay `None`).
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct ConnectorSize {
+    /// The fewest connector instances the connector scales down to.
     pub min_instances: Option<f64>,
+    /// The most connector instances the connector scales up to.
     pub max_instances: Option<f64>,
     /// Mbps.
     pub min_throughput: Option<f64>,

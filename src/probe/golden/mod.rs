@@ -167,12 +167,16 @@ impl Probe for GoldenProbe {
 /// What the event step saw, merged over sessions: the golden-path metrics come from here.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct GoldenObs {
+    /// The event types the probe waits for, in the configured order.
     pub expected: Vec<String>,
     /// Per expected event: latency from the send (slowest session), None if any session
     /// has not seen it.
     pub arrived: Vec<Option<Duration>>,
+    /// Expected events seen again, summed over sessions.
     pub duplicates: u64,
+    /// Frames of a type not expected nor ignored, or not JSON at all, summed over sessions.
     pub unexpected: u64,
+    /// Expected events that belong to another run's thread or another user, summed over sessions.
     pub crosstalk: u64,
     /// Login to the final expected event (slowest session), when every event arrived.
     pub total: Option<Duration>,

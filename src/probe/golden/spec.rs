@@ -8,6 +8,8 @@ use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+/// The `golden_path` probe: log in, open the chat WebSocket, send one message and time each
+/// expected event until the last arrives.
 #[derive(Clone, Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GoldenPathSpec {
@@ -64,6 +66,7 @@ pub struct GoldenPathSpec {
     pub(crate) key_file: Option<PathBuf>,
 }
 
+/// `login:`: how the probe gets a token from the service's login endpoint.
 #[derive(Clone, Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LoginSpec {
@@ -88,6 +91,7 @@ pub struct LoginSpec {
     pub(crate) max_body_bytes: usize,
 }
 
+/// How the probe presents its token when it opens the WebSocket (`websocket.auth`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum WsAuth {
@@ -95,11 +99,15 @@ pub enum WsAuth {
     /// token-bearing protocol.
     #[default]
     Subprotocol,
+    /// `Authorization: Bearer <token>` on the upgrade request.
     Bearer,
+    /// The token in the URL's query (`?token=`).
     Query,
+    /// No token at all (a WebSocket without auth).
     None,
 }
 
+/// `websocket:`: the chat WebSocket, how the token is presented and which events to wait for.
 #[derive(Clone, Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WebSocketSpec {
