@@ -236,10 +236,13 @@ impl SimState {
         state
     }
 
+    /// The faults in force now (a copy).
     pub fn faults(&self) -> Faults {
         lock(&self.inner.faults).clone()
     }
 
+    /// Replaces every fault at once and wakes whatever waits on a fault change; `db_down`
+    /// turning on also logs what a backend that lost its database logs.
     pub fn set_faults(&self, f: Faults) {
         tracing::info!(faults = %f.active(), "sim faults replaced");
         let db_down = f.db_down;

@@ -68,6 +68,7 @@ pub enum PgAuth {
     #[default]
     #[serde(rename = "scram-sha-256")]
     ScramSha256,
+    /// MD5 of password and user, as before Postgres 14.
     #[serde(rename = "md5")]
     Md5,
     /// The password in clear text (over the socket, as `password` in pg_hba.conf).
@@ -133,6 +134,7 @@ pub struct PgServer {
 
 /// Where to listen.
 pub enum PgListener {
+    /// A TCP listener.
     Tcp(TcpListener),
     /// A Unix socket; the file is left in place when a `refuse` fault closes it.
     Unix(UnixListener, PathBuf),
@@ -193,6 +195,7 @@ impl std::fmt::Display for Address {
 }
 
 impl PgServer {
+    /// A stand-in that reads its faults and auth from `state`; it listens once [`PgServer::serve`] is called.
     pub fn new(state: SimState) -> Self {
         PgServer {
             inner: Arc::new(Inner {
