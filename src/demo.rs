@@ -370,7 +370,7 @@ probes:
     ));
     if with_postgres {
         y.push_str(
-            r#"  - name: database
+            r"  - name: database
     kind: postgres
     host: ${DEMO_PGHOST}
     port: ${DEMO_PGPORT}
@@ -379,7 +379,7 @@ probes:
     dbname: ${DEMO_PGDATABASE}
     timeout: 10s
     connections: true
-"#,
+",
         );
     } else {
         let (host, port) = (t.postgres.ip(), t.postgres.port());
@@ -485,8 +485,8 @@ pub async fn walk(state: SimState, speed: f64, token: CancellationToken) {
             let digits = usize::from(secs < 10.0);
             println!("demo: {} (for {secs:.digits$} s)", act.name);
             tokio::select! {
-                _ = token.cancelled() => return,
-                _ = tokio::time::sleep(lasts) => {}
+                () = token.cancelled() => return,
+                () = tokio::time::sleep(lasts) => {}
             }
         }
     }

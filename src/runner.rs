@@ -199,12 +199,12 @@ pub(crate) async fn schedule<F, Fut>(
     let mut slot = later(Instant::now(), delay);
     loop {
         tokio::select! {
-            _ = token.cancelled() => return,
-            _ = tokio::time::sleep_until(slot) => {}
+            () = token.cancelled() => return,
+            () = tokio::time::sleep_until(slot) => {}
         }
         let lateness = Instant::now().saturating_duration_since(slot);
         let sooner = tokio::select! {
-            _ = token.cancelled() => return,
+            () = token.cancelled() => return,
             next = run(lateness) => next,
         };
         let now = Instant::now();

@@ -179,7 +179,7 @@ impl Supervisor {
         poll.tick().await;
         loop {
             tokio::select! {
-                _ = self.shutdown.cancelled() => break,
+                () = self.shutdown.cancelled() => break,
                 Some(reply) = requests.recv() => {
                     let result = self.reload().await;
                     let _ = reply.send(result);

@@ -93,7 +93,7 @@ pub struct Progress {
 
 impl Progress {
     /// `resolving: 1 of 2 passing results`
-    pub(crate) fn text(&self) -> String {
+    pub(crate) fn text(self) -> String {
         format!(
             "resolving: {} of {} passing results",
             self.passing, self.needed

@@ -87,7 +87,7 @@ where
         }
         tokio::select! {
             biased;
-            _ = token.cancelled() => break,
+            () = token.cancelled() => break,
             Some(done) = runs.join_next(), if !runs.is_empty() => {
                 // Every run that has ended since, in one pass: one wake-up for a burst.
                 let mut next = Some(done);
@@ -99,7 +99,7 @@ where
                     next = runs.try_join_next();
                 }
             }
-            _ = &mut sleep, if !heap.is_empty() => {}
+            () = &mut sleep, if !heap.is_empty() => {}
         }
     }
     // Drop the runs in flight and wait until they are gone: none records into a state the
@@ -328,9 +328,7 @@ mod tests {
                 let r = r.clone();
                 async move {
                     r.lock().unwrap().push(t0.elapsed().as_secs());
-                    if r.lock().unwrap().len() == 1 {
-                        panic!("a bug outside the probe");
-                    }
+                    assert!(r.lock().unwrap().len() != 1, "a bug outside the probe");
                     None
                 }
             },

@@ -13,8 +13,8 @@ use tracing_subscriber::registry::LookupSpan;
 pub(crate) struct CloudJson;
 
 /// Cloud Logging's LogSeverity names.
-fn severity(level: &Level) -> &'static str {
-    match *level {
+fn severity(level: Level) -> &'static str {
+    match level {
         Level::ERROR => "ERROR",
         Level::WARN => "WARNING",
         Level::INFO => "INFO",
@@ -61,7 +61,7 @@ where
         let mut fields = Fields(Map::new());
         event.record(&mut fields);
         let mut line = Map::new();
-        line.insert("severity".into(), severity(meta.level()).into());
+        line.insert("severity".into(), severity(*meta.level()).into());
         line.insert(
             "time".into(),
             humantime::format_rfc3339_micros(std::time::SystemTime::now())
