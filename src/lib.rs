@@ -33,6 +33,10 @@
 //! - `app`: the composition root, `app::serve(loaded, listener, shutdown, options)`; main.rs
 //!   only parses the command line.
 
+// The API docs are for people working on pathwatch: a doc may link to a pub(crate) item, and
+// .ci/run builds them with --document-private-items so that every such link resolves.
+#![allow(rustdoc::private_intra_doc_links)]
+
 pub(crate) mod abort;
 pub(crate) mod allowlist;
 pub mod app;
