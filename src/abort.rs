@@ -2,11 +2,11 @@
 
 use tokio::task::JoinHandle;
 
-pub struct AbortOnDrop<T>(pub JoinHandle<T>);
+pub(crate) struct AbortOnDrop<T>(pub JoinHandle<T>);
 
 impl<T> AbortOnDrop<T> {
     /// Waits for the task; the result is dropped (the task's own output is not needed).
-    pub async fn wait(mut self) {
+    pub(crate) async fn wait(mut self) {
         let _ = (&mut self.0).await;
     }
 }

@@ -34,7 +34,7 @@
 
 mod error;
 
-pub use error::{Refused, TargetError, TargetPatternError};
+pub(crate) use error::{Refused, TargetError, TargetPatternError};
 
 use ipnet::IpNet;
 use std::net::{IpAddr, SocketAddr};
@@ -43,7 +43,7 @@ use std::sync::{Arc, LazyLock};
 /// Networks no on-demand target may reach, whatever the allowlist says: link-local (where
 /// the cloud metadata servers answer: 169.254.169.254, fd00:ec2::254 on AWS, 100.100.100.200
 /// on Alibaba) and the unspecified addresses, which Linux connects to the host itself.
-pub const DENIED_NETWORKS: &[&str] = &[
+pub(crate) const DENIED_NETWORKS: &[&str] = &[
     "169.254.0.0/16",
     "fe80::/10",
     "fd00:ec2::254/128",
@@ -54,7 +54,7 @@ pub const DENIED_NETWORKS: &[&str] = &[
 
 /// One pattern of `on_demand.allowed_targets`, parsed at config load.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct TargetPattern {
+pub(crate) struct TargetPattern {
     text: String,
     kind: PatternKind,
 }
@@ -89,7 +89,7 @@ enum PortPattern {
 
 /// A target as it will be contacted.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Target {
+pub(crate) enum Target {
     Socket(Host, u16),
     /// A host without a port, for kinds that take none (`icmp`).
     Host(Host),
@@ -103,14 +103,14 @@ pub enum Target {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Host {
+pub(crate) enum Host {
     Ip(IpAddr),
     /// Lowercase, without a trailing dot.
     Name(String),
 }
 
 impl TargetPattern {
-    pub fn parse(text: &str) -> Result<TargetPattern, TargetPatternError> {
+    pub(crate) fn parse(text: &str) -> Result<TargetPattern, TargetPatternError> {
         let kind = if text.starts_with('/') {
             if text.split('/').any(|s| s == "..") {
                 return Err(TargetPatternError::DotDot(text.to_string()));
@@ -149,11 +149,7 @@ impl TargetPattern {
         })
     }
 
-    pub fn as_str(&self) -> &str {
-        &self.text
-    }
-
-    pub fn matches(&self, target: &Target) -> bool {
+    pub(crate) fn matches(&self, target: &Target) -> bool {
         match (&self.kind, target) {
             (PatternKind::Socket(hp, pp), Target::Socket(h, p)) => hp.matches(h) && pp.matches(*p),
             // No port to judge: only a pattern that allows every port of the host admits it.
@@ -276,7 +272,7 @@ fn parse_host(h: &str, text: &str) -> Result<HostPattern, TargetPatternError> {
 
 /// Parses what `/probe?target=` names: a URL (no user info), a socket directory, or
 /// `host:port`.
-pub fn parse_target(t: &str) -> Result<Target, TargetError> {
+pub(crate) fn parse_target(t: &str) -> Result<Target, TargetError> {
     if t.contains("://") {
         let u = url::Url::parse(t).map_err(TargetError::Url)?;
         return url_target(&u);
@@ -307,7 +303,7 @@ pub fn parse_target(t: &str) -> Result<Target, TargetError> {
 /// Parses what `/probe?target=` names for a kind whose target is a host without a port
 /// (`icmp`): a name, an IPv4 address in any spelling browsers read, or an IPv6 address,
 /// bracketed or not.
-pub fn parse_host_target(t: &str) -> Result<Target, TargetError> {
+pub(crate) fn parse_host_target(t: &str) -> Result<Target, TargetError> {
     let bracketed = t.strip_prefix('[').and_then(|h| h.strip_suffix(']'));
     let host = match bracketed.or(t.contains(':').then_some(t)) {
         Some(v6) => match parse_ip(v6) {
@@ -326,7 +322,7 @@ impl Target {
     /// judged, so no resolver reads the original text another way. `None` for names (left
     /// as written: a trailing dot changes how a resolver searches), URLs (the `url` crate
     /// reads their hosts as browsers do) and socket directories.
-    pub fn address_text(&self) -> Option<String> {
+    pub(crate) fn address_text(&self) -> Option<String> {
         match self {
             Target::Socket(Host::Ip(IpAddr::V6(ip)), port) => Some(format!("[{ip}]:{port}")),
             Target::Socket(Host::Ip(ip), port) => Some(format!("{ip}:{port}")),
@@ -337,7 +333,7 @@ impl Target {
 }
 
 /// A URL as a target: what a redirect hop is checked as, too.
-pub fn url_target(u: &url::Url) -> Result<Target, TargetError> {
+pub(crate) fn url_target(u: &url::Url) -> Result<Target, TargetError> {
     if !u.username().is_empty() || u.password().is_some() {
         return Err(TargetError::UrlCredentials);
     }
@@ -428,7 +424,7 @@ fn embedded_v4(ip: std::net::Ipv6Addr) -> Option<std::net::Ipv4Addr> {
 
 /// Whether an on-demand run may contact `target` (before any resolution): a pattern admits
 /// it, and its host, when an address, is outside the denied networks.
-pub fn admits(allowed: &[TargetPattern], target: &Target) -> bool {
+pub(crate) fn admits(allowed: &[TargetPattern], target: &Target) -> bool {
     let address = match target {
         Target::Socket(Host::Ip(ip), _)
         | Target::Host(Host::Ip(ip))
@@ -441,7 +437,7 @@ pub fn admits(allowed: &[TargetPattern], target: &Target) -> bool {
 }
 
 /// Whether an address lies in a denied network.
-pub fn denied(ip: IpAddr) -> bool {
+pub(crate) fn denied(ip: IpAddr) -> bool {
     // Parsed once: every `/probe` with a target and every address it resolves asks.
     static NETWORKS: LazyLock<Vec<IpNet>> = LazyLock::new(|| {
         DENIED_NETWORKS
@@ -488,12 +484,12 @@ fn glob(pattern: &str, text: &str, stop: Option<char>) -> bool {
 
 /// The rules of one on-demand run.
 #[derive(Debug)]
-pub struct Guard {
+pub(crate) struct Guard {
     /// The config's `on_demand.allowed_targets`, shared.
-    pub allowed: Arc<[TargetPattern]>,
+    pub(crate) allowed: Arc<[TargetPattern]>,
     /// The module's own origin when it runs without a target: its redirects within that
     /// origin need no pattern (the operator chose it).
-    pub trusted_origin: Option<url::Origin>,
+    pub(crate) trusted_origin: Option<url::Origin>,
 }
 
 tokio::task_local! {
@@ -501,13 +497,13 @@ tokio::task_local! {
 }
 
 /// Runs `fut` (a probe run, inline in this task) under `guard`.
-pub async fn guarded<F: std::future::Future>(guard: Arc<Guard>, fut: F) -> F::Output {
+pub(crate) async fn guarded<F: std::future::Future>(guard: Arc<Guard>, fut: F) -> F::Output {
     GUARD.scope(guard, fut).await
 }
 
 /// Outside a guarded run: Ok. Inside: every resolved address must be outside the denied
 /// networks.
-pub fn check_resolved(addrs: &[SocketAddr]) -> Result<(), Refused> {
+pub(crate) fn check_resolved(addrs: &[SocketAddr]) -> Result<(), Refused> {
     let guarded = GUARD.try_with(|_| ()).is_ok();
     match addrs.iter().find(|a| denied(a.ip())) {
         Some(a) if guarded => Err(Refused::Resolved(a.ip())),
@@ -517,7 +513,7 @@ pub fn check_resolved(addrs: &[SocketAddr]) -> Result<(), Refused> {
 
 /// Outside a guarded run: Ok. Inside: a redirect hop must match the allowlist (or stay in
 /// the module's own origin when it runs without a target).
-pub fn check_hop(url: &url::Url) -> Result<(), Refused> {
+pub(crate) fn check_hop(url: &url::Url) -> Result<(), Refused> {
     GUARD
         .try_with(|g| {
             if g.trusted_origin.as_ref() == Some(&url.origin()) {

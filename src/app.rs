@@ -55,8 +55,10 @@ pub enum ServeError {
     /// The web config does not load; nothing was started, so no endpoint was ever open.
     #[error(transparent)]
     WebConfig(#[from] WebConfigError),
+    /// The listener's own address could not be read after binding.
     #[error("reading the bound address")]
     Address(#[source] std::io::Error),
+    /// The HTTP server's accept loop failed.
     #[error("HTTP server failed")]
     Http(#[source] std::io::Error),
 }

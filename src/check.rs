@@ -18,42 +18,48 @@ use serde::Serialize;
 use std::fmt::Write as _;
 use std::sync::Arc;
 
+/// How `pathwatch check` prints its report (`--format`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum CheckFormat {
+    /// Lines for a person: each incident, its criteria and each probe's outcome.
     #[default]
     Text,
+    /// One JSON document (the [`Report`] as serialized).
     Json,
+    /// JUnit XML: one test case per incident, for CI systems that read test reports.
     Junit,
 }
 
+/// The outcome of one `pathwatch check`: every selected probe run once and every incident
+/// judged on that one run.
 #[derive(Serialize)]
 pub struct Report {
     /// `Root cause: vpc-connector (is ERROR); 6 failures follow from it` (depends_on).
-    pub root_cause: Option<String>,
-    pub judgement: Judgement,
-    pub incidents: Vec<IncidentReport>,
-    pub probes: Vec<ProbeReport>,
+    pub(crate) root_cause: Option<String>,
+    pub(crate) judgement: Judgement,
+    pub(crate) incidents: Vec<IncidentReport>,
+    pub(crate) probes: Vec<ProbeReport>,
     /// True when every selected incident is resolved (or, with none, every probe passed).
     pub passed: bool,
 }
 
 #[derive(Serialize)]
-pub struct IncidentReport {
-    pub id: String,
-    pub title: String,
-    pub status: Status,
-    pub criteria: Vec<CriterionResult>,
+pub(crate) struct IncidentReport {
+    pub(crate) id: String,
+    pub(crate) title: String,
+    pub(crate) status: Status,
+    pub(crate) criteria: Vec<CriterionResult>,
 }
 
 #[derive(Serialize)]
-pub struct ProbeReport {
-    pub name: String,
-    pub kind: String,
-    pub ok: bool,
-    pub reason: String,
-    pub failed_phase: Option<String>,
-    pub duration_seconds: f64,
-    pub detail: Option<String>,
+pub(crate) struct ProbeReport {
+    pub(crate) name: String,
+    pub(crate) kind: String,
+    pub(crate) ok: bool,
+    pub(crate) reason: String,
+    pub(crate) failed_phase: Option<String>,
+    pub(crate) duration_seconds: f64,
+    pub(crate) detail: Option<String>,
 }
 
 /// Why `check` ran nothing.
@@ -168,6 +174,7 @@ fn untimed_startup(config: &Config, c: &mut CriterionResult) {
     }
 }
 
+/// The report as text in `format`, ready to print.
 pub fn render(report: &Report, format: CheckFormat) -> String {
     match format {
         CheckFormat::Text => text(report),

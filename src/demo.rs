@@ -16,16 +16,16 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 /// One step of the scenario: what is wrong, and for how long.
-pub struct Act {
-    pub name: &'static str,
-    pub faults: Faults,
+pub(crate) struct Act {
+    pub(crate) name: &'static str,
+    pub(crate) faults: Faults,
     /// Restart the service when the act begins (its startup delay applies anew).
-    pub restart: bool,
-    pub lasts: Duration,
+    pub(crate) restart: bool,
+    pub(crate) lasts: Duration,
 }
 
 /// The incident as the first user lived it, on a loop.
-pub fn scenario() -> Vec<Act> {
+pub(crate) fn scenario() -> Vec<Act> {
     vec![
         Act {
             name: "healthy: every probe passes",
@@ -107,6 +107,7 @@ fn degraded() -> Faults {
     }
 }
 
+/// The password of the reference service's demo user, which the demo config logs in with.
 pub const DEMO_PASSWORD: &str = "pathwatch-demo";
 /// The role the demo's probes use on the Postgres stand-in (any role logs in with the sim's
 /// password).
@@ -145,6 +146,7 @@ pub struct Targets {
 
 /// The demo's Postgres stand-in: where it listens; its temporary directory goes on drop.
 pub struct PgStandIn {
+    /// Where the stand-in accepts TCP connections (loopback, a free port).
     pub tcp: SocketAddr,
     /// `<tmp>/<project>:<region>:<instance>`, holding `.s.PGSQL.5432` as Cloud Run's
     /// `/cloudsql/<connection name>` does.
@@ -368,7 +370,7 @@ probes:
     ));
     if with_postgres {
         y.push_str(
-            r#"  - name: database
+            r"  - name: database
     kind: postgres
     host: ${DEMO_PGHOST}
     port: ${DEMO_PGPORT}
@@ -377,7 +379,7 @@ probes:
     dbname: ${DEMO_PGDATABASE}
     timeout: 10s
     connections: true
-"#,
+",
         );
     } else {
         let (host, port) = (t.postgres.ip(), t.postgres.port());
@@ -501,8 +503,8 @@ pub async fn walk(state: SimState, speed: f64, token: CancellationToken) {
             let digits = usize::from(secs < 10.0);
             println!("demo: {} (for {secs:.digits$} s)", act.name);
             tokio::select! {
-                _ = token.cancelled() => return,
-                _ = tokio::time::sleep(lasts) => {}
+                () = token.cancelled() => return,
+                () = tokio::time::sleep(lasts) => {}
             }
         }
     }

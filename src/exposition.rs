@@ -9,14 +9,14 @@
 //! - 0.0.4 has no exemplars, no `# UNIT`, no `_created` samples and no `# EOF`.
 
 /// The OpenMetrics content type pathwatch answers with.
-pub const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+pub(crate) const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 /// The Prometheus text format's content type.
-pub const TEXT_004: &str = "text/plain; version=0.0.4; charset=utf-8";
+pub(crate) const TEXT_004: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// True when the `Accept` header takes OpenMetrics (any `application/openmetrics-text` range
 /// with a non-zero q), as client_golang's `expfmt.Negotiate` decides. No header, `*/*` and
 /// `text/plain` get 0.0.4.
-pub fn wants_openmetrics(accept: Option<&str>) -> bool {
+pub(crate) fn wants_openmetrics(accept: Option<&str>) -> bool {
     accept.is_some_and(|accept| {
         accept.split(',').any(|range| {
             let mut parts = range.split(';').map(str::trim);
@@ -41,7 +41,7 @@ enum Family {
 
 /// Appends `openmetrics` (one or more complete families, as prometheus-client writes them)
 /// to `out` in the 0.0.4 text format.
-pub fn to_text_004(openmetrics: &str, out: &mut String) {
+pub(crate) fn to_text_004(openmetrics: &str, out: &mut String) {
     out.reserve(openmetrics.len());
     // Metadata of the current family; a counter's HELP may come before its TYPE.
     let mut family = Family::Other;

@@ -33,27 +33,31 @@
 //! - `app`: the composition root, `app::serve(loaded, listener, shutdown, options)`; main.rs
 //!   only parses the command line.
 
-pub mod abort;
-pub mod allowlist;
+// The API docs are for people working on pathwatch: a doc may link to a pub(crate) item, and
+// .ci/run builds them with --document-private-items so that every such link resolves.
+#![allow(rustdoc::private_intra_doc_links)]
+
+pub(crate) mod abort;
+pub(crate) mod allowlist;
 pub mod app;
 pub mod check;
 pub mod config;
-pub mod core;
+pub(crate) mod core;
 pub mod demo;
-pub mod exposition;
+pub(crate) mod exposition;
 pub mod import;
 pub mod incident;
 pub mod metrics;
-pub mod ondemand;
+pub(crate) mod ondemand;
 pub mod probe;
-pub mod redact;
-pub mod runner;
+pub(crate) mod redact;
+pub(crate) mod runner;
 pub mod schema;
-pub mod server;
+pub(crate) mod server;
 pub mod sim;
-pub mod state;
-pub mod status;
-pub mod supervisor;
+pub(crate) mod state;
+pub(crate) mod status;
+pub(crate) mod supervisor;
 pub mod telemetry;
-pub mod units;
-pub mod web;
+pub(crate) mod units;
+pub(crate) mod web;

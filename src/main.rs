@@ -215,7 +215,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let _entered = runtime.enter();
+    let entered = runtime.enter();
     let telemetry = telemetry::init(cli.log_format, &cli.log_level);
     let code = match command {
         Command::Validate { file, shard } => validate(&file, shard),
@@ -290,7 +290,7 @@ fn main() -> ExitCode {
     // Flush the spans of the last runs while the runtime still runs the gRPC processor; from
     // this thread (not a runtime worker) blocking on it is fine. Nothing when traces are off.
     telemetry.shutdown();
-    drop(_entered);
+    drop(entered);
     drop(runtime);
     code
 }

@@ -9,19 +9,19 @@
 //! whose values are configured probe names or closed enums, so cardinality is bounded by
 //! the config.
 
-pub mod gcp;
-pub mod golden;
-pub mod histograms;
-pub mod http;
-pub mod incident;
-pub mod kind_metrics;
-pub mod kinds;
-pub mod labels;
-pub mod pg_connections;
-pub mod rootcause;
-pub mod rows;
-pub mod scrape;
-pub mod values;
+pub(crate) mod gcp;
+pub(crate) mod golden;
+pub(crate) mod histograms;
+pub(crate) mod http;
+pub(crate) mod incident;
+pub(crate) mod kind_metrics;
+pub(crate) mod kinds;
+pub(crate) mod labels;
+pub(crate) mod pg_connections;
+pub(crate) mod rootcause;
+pub(crate) mod rows;
+pub(crate) mod scrape;
+pub(crate) mod values;
 
 use crate::probe::RunResult;
 use crate::probe::{Kind, Reason, Transport};
@@ -33,20 +33,19 @@ use prometheus_client::registry::{Registry, Unit};
 use rows::{ProbeRows, RowFamilies, RowRun};
 use std::sync::atomic::AtomicU64;
 
-pub use histograms::TraceLabels;
-pub use labels::{
-    BuildLabels, DbLabels, NameLabels, PhaseLabels, ProbeLabels, RunLabels, RunResultLabel,
-    ShardLabels,
-};
+pub(crate) use histograms::TraceLabels;
+pub(crate) use labels::{BuildLabels, DbLabels, NameLabels, ShardLabels};
+#[cfg(test)]
+pub(crate) use labels::{PhaseLabels, ProbeLabels, RunLabels};
 
 /// Buckets for durations bounded by probe timeouts: they reach past the largest default
 /// timeout (75 s) so that hangs land in a bucket of their own instead of `+Inf`.
-pub const DURATION_BUCKETS: &[f64] = &[
+pub(crate) const DURATION_BUCKETS: &[f64] = &[
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 75.0, 120.0,
 ];
 
 /// Buckets for how late scheduled runs start: a healthy exporter stays in the first ones.
-pub const LATENESS_BUCKETS: &[f64] = &[
+pub(crate) const LATENESS_BUCKETS: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0,
 ];
 
@@ -84,26 +83,28 @@ pub struct Metrics {
     /// was cut at its timeout), `_duration_seconds`, `_timeout_seconds`, `_interval_seconds`,
     /// `_last_run_timestamp_seconds`, `_runs_total`, `_phase_duration_seconds` and
     /// `_run_duration_seconds`: one row per probe (metrics/rows.rs).
-    pub probe_rows: ProbeRows,
-    pub db_connect: Histograms<DbLabels>,
+    pub(crate) probe_rows: ProbeRows,
+    pub(crate) db_connect: Histograms<DbLabels>,
     /// `pathwatch_incident_*` (metrics/incident.rs).
     pub incidents: incident::IncidentMetrics,
-    pub build_info: Family<BuildLabels, Gauge>,
+    pub(crate) build_info: Family<BuildLabels, Gauge>,
     /// `pathwatch_shard_info{index, count}`: which share of the config runs here (`--shard`;
     /// `0`/`1` unsharded).
-    pub shard_info: Family<ShardLabels, Gauge>,
-    pub config_reload_ok: Gauge,
-    pub config_reload_time: FloatGauge,
-    pub config_invalid_entries: Gauge,
+    pub(crate) shard_info: Family<ShardLabels, Gauge>,
+    pub(crate) config_reload_ok: Gauge,
+    pub(crate) config_reload_time: FloatGauge,
+    pub(crate) config_invalid_entries: Gauge,
     /// One histogram for all probes: the scheduler's health, not a probe's.
-    pub scheduler_lateness: Histogram,
+    pub(crate) scheduler_lateness: Histogram,
     /// How long the previous `/metrics` answer took to encode.
-    pub encode_seconds: FloatGauge,
+    pub(crate) encode_seconds: FloatGauge,
     /// The families of each kind's observations (metrics/kinds.rs).
-    pub kinds: kinds::KindFamilies,
+    pub(crate) kinds: kinds::KindFamilies,
+    /// The root-cause families: which failing probe is a root cause and what each other
+    /// failure follows from.
     pub root_causes: rootcause::RootCauseMetrics,
     /// The per-probe part's text between changes.
-    pub scrape: scrape::ScrapeCache,
+    pub(crate) scrape: scrape::ScrapeCache,
 }
 
 impl Metrics {
@@ -266,7 +267,7 @@ impl Metrics {
     }
 
     /// Sets `pathwatch_shard_info` to this shard alone.
-    pub fn set_shard(&self, index: u32, count: u32) {
+    pub(crate) fn set_shard(&self, index: u32, count: u32) {
         self.shard_info.clear();
         self.shard_info
             .get_or_create(&ShardLabels {
@@ -341,7 +342,7 @@ impl Metrics {
     /// Removes every series of a probe that left the config (or changed kind) on reload.
     /// Families are keyed by full label sets, so each set is named: the closed label enums
     /// are walked, the configured ones (events, patterns) come from the old spec.
-    pub fn forget_probe(&self, p: &crate::config::ProbeConfig) {
+    pub(crate) fn forget_probe(&self, p: &crate::config::ProbeConfig) {
         let probe = p.name.clone();
         self.probe_rows.forget(&probe);
         for transport in Transport::ALL {

@@ -6,7 +6,7 @@
 //! opts in). Prometheus's scrape timeout header bounds the run, and the answer holds that
 //! run's metrics only.
 
-pub mod answer;
+pub(crate) mod answer;
 
 use crate::allowlist::{self, Guard, Target};
 use crate::config::ProbeConfig;
@@ -19,7 +19,7 @@ use std::time::Duration;
 
 /// Why a request is refused (the HTTP status and a message safe to show).
 #[derive(Debug, PartialEq, Eq)]
-pub enum Refusal {
+pub(crate) enum Refusal {
     UnknownModule(String),
     TargetNotAllowed,
     BadTarget(String),
@@ -27,17 +27,17 @@ pub enum Refusal {
 
 /// What one on-demand run is: the probe and the rules it runs under.
 #[derive(Debug)]
-pub struct Plan {
+pub(crate) struct Plan {
     /// The module itself when it runs as configured, else a copy retargeted or with a
     /// shorter timeout.
-    pub probe: Arc<ProbeConfig>,
-    pub guard: Arc<Guard>,
+    pub(crate) probe: Arc<ProbeConfig>,
+    pub(crate) guard: Arc<Guard>,
 }
 
 /// The probe to run: the module, retargeted when a target is given and allowed. A target
 /// that is not the module's own gets none of the module's credentials unless the module
 /// sets `on_demand: { send_credentials: true }`.
-pub fn plan(
+pub(crate) fn plan(
     probes: &[Arc<ProbeConfig>],
     spec: &OnDemandSpec,
     module: &str,
@@ -169,7 +169,7 @@ fn same_destination(spec: &ProbeSpec, target: &Target) -> bool {
 /// Prometheus's `X-Prometheus-Scrape-Timeout-Seconds`: a positive number of seconds. Any
 /// other value (NaN, negative, `1e308`, text) is ignored, and a huge one is capped at a
 /// day, past any module's timeout: a header must never panic the handler.
-pub fn scrape_timeout(header: &str) -> Option<Duration> {
+pub(crate) fn scrape_timeout(header: &str) -> Option<Duration> {
     let secs = header.trim().parse::<f64>().ok()?;
     if secs.is_nan() || secs <= 0.0 {
         return None;
@@ -178,7 +178,7 @@ pub fn scrape_timeout(header: &str) -> Option<Duration> {
 }
 
 /// Runs the probe once and answers only its metrics, in `format` ([`answer`]).
-pub async fn run(plan: Plan, format: ScrapeFormat) -> String {
+pub(crate) async fn run(plan: Plan, format: ScrapeFormat) -> String {
     let Plan { probe, guard } = plan;
     let kind = probe.spec.kind();
     // Inline in this task, so the guard's task-local reaches the probe's resolve and hops.

@@ -16,10 +16,10 @@ use std::borrow::Cow;
 use std::sync::{LazyLock, RwLock};
 
 /// What replaces a secret.
-pub const MASK: &str = "<redacted>";
+pub(crate) const MASK: &str = "<redacted>";
 /// Shorter values are not registered: masking every `ab` in every message would destroy the
 /// messages and protect nothing a guess would not find.
-pub const MIN_SECRET_LEN: usize = 4;
+pub(crate) const MIN_SECRET_LEN: usize = 4;
 /// Registered values kept (the oldest go first): reloads and rotated tokens add more.
 const MAX_SECRETS: usize = 4096;
 
@@ -42,7 +42,7 @@ thread_local! {
 }
 
 /// Runs `f` (a config parse) with secrets read by serde registered as they are read.
-pub fn while_loading<T>(f: impl FnOnce() -> T) -> T {
+pub(crate) fn while_loading<T>(f: impl FnOnce() -> T) -> T {
     let before = LOADING.with(|l| l.replace(true));
     let out = f();
     LOADING.with(|l| l.set(before));
@@ -50,7 +50,7 @@ pub fn while_loading<T>(f: impl FnOnce() -> T) -> T {
 }
 
 /// [`register`], when a config is being loaded on this thread.
-pub fn register_if_loading(secret: &str) {
+pub(crate) fn register_if_loading(secret: &str) {
     if LOADING.with(|l| l.get()) {
         register(secret);
     }
@@ -58,7 +58,7 @@ pub fn register_if_loading(secret: &str) {
 
 /// Takes a value back out (one the config declares safe to show, e.g. Cloud Run's
 /// `safe_env`), in every form it was registered.
-pub fn forget(value: &str) {
+pub(crate) fn forget(value: &str) {
     let b = value.as_bytes();
     let forms = [
         value.to_string(),
@@ -72,7 +72,7 @@ pub fn forget(value: &str) {
 }
 
 /// Registers a secret value (and its base64 forms) to be masked from now on.
-pub fn register(secret: &str) {
+pub(crate) fn register(secret: &str) {
     if secret.len() < MIN_SECRET_LEN {
         return;
     }
@@ -98,7 +98,7 @@ pub fn register(secret: &str) {
 
 /// Whether a header's value is a credential, by its name: `Authorization`, `Cookie`, and
 /// anything naming a key, token, secret, password or auth (`X-ClickHouse-Key`).
-pub fn is_secret_header(name: &str) -> bool {
+pub(crate) fn is_secret_header(name: &str) -> bool {
     let n = name.to_ascii_lowercase();
     n == "cookie"
         || [
@@ -110,7 +110,7 @@ pub fn is_secret_header(name: &str) -> bool {
 
 /// Registers a configured header's value when its name marks it secret; for
 /// `Authorization: Bearer X` the credential `X` alone too.
-pub fn register_header(name: &str, value: &str) {
+pub(crate) fn register_header(name: &str, value: &str) {
     if !is_secret_header(name) {
         return;
     }
@@ -121,7 +121,7 @@ pub fn register_header(name: &str, value: &str) {
 }
 
 /// `text` with every registered secret, URL password and secret query value masked.
-pub fn redact(text: &str) -> Cow<'_, str> {
+pub(crate) fn redact(text: &str) -> Cow<'_, str> {
     let mut out = Cow::Borrowed(text);
     {
         let all = SECRETS.read().unwrap_or_else(|p| p.into_inner());
@@ -146,7 +146,7 @@ pub fn redact(text: &str) -> Cow<'_, str> {
 
 /// A log writer that masks each line before it reaches stderr (tracing's fmt layer hands
 /// over one whole formatted event per write).
-pub struct RedactingStderr;
+pub(crate) struct RedactingStderr;
 
 impl std::io::Write for RedactingStderr {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {

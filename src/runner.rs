@@ -13,14 +13,14 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 mod timetable;
-pub use timetable::{Entry, run_timetable};
+pub(crate) use timetable::{Entry, run_timetable};
 
 /// First runs are spread over at most this much time (less for shorter intervals).
-pub const MAX_SPREAD: Duration = Duration::from_secs(10);
+pub(crate) const MAX_SPREAD: Duration = Duration::from_secs(10);
 
 /// Runs a probe once within its timeout. A panic in the probe becomes a failed run with
 /// reason `panic` rather than the end of the scheduler.
-pub async fn run_once(probe: Arc<ProbeConfig>) -> RunResult {
+pub(crate) async fn run_once(probe: Arc<ProbeConfig>) -> RunResult {
     let trace = Trace::default();
     let start = Instant::now();
     // One span per run; the probe's phases become its children (see Trace::enter).
@@ -134,14 +134,14 @@ fn spread_fraction(name: &str) -> f64 {
 }
 
 /// Delay before a probe's first run: a stable slot within min(interval, [`MAX_SPREAD`]).
-pub fn first_run_delay(name: &str, interval: Duration) -> Duration {
+pub(crate) fn first_run_delay(name: &str, interval: Duration) -> Duration {
     interval.min(MAX_SPREAD).mul_f64(spread_fraction(name))
 }
 
 /// Starts every probe on one timetable ([`timetable`]: one task and one timer for all of
 /// them, each run a task of its own while it runs); they stop when `token` is cancelled.
 /// The set's task ends once the runs in flight are gone.
-pub fn spawn_all(
+pub(crate) fn spawn_all(
     probes: &[Arc<ProbeConfig>],
     state: Arc<State>,
     token: CancellationToken,
@@ -187,7 +187,7 @@ fn later(from: Instant, d: Duration) -> Instant {
 /// delays the next one (runs of one probe never overlap) and the grid moves with it. A run
 /// that returns `Some(d)` is followed by the next one `d` after it ends. `run` gets how late
 /// it was woken against its slot (the scheduler's own delay, for the lateness histogram).
-pub async fn schedule<F, Fut>(
+pub(crate) async fn schedule<F, Fut>(
     delay: Duration,
     interval: Duration,
     token: CancellationToken,
@@ -199,12 +199,12 @@ pub async fn schedule<F, Fut>(
     let mut slot = later(Instant::now(), delay);
     loop {
         tokio::select! {
-            _ = token.cancelled() => return,
-            _ = tokio::time::sleep_until(slot) => {}
+            () = token.cancelled() => return,
+            () = tokio::time::sleep_until(slot) => {}
         }
         let lateness = Instant::now().saturating_duration_since(slot);
         let sooner = tokio::select! {
-            _ = token.cancelled() => return,
+            () = token.cancelled() => return,
             next = run(lateness) => next,
         };
         let now = Instant::now();

@@ -23,20 +23,20 @@ use crate::metrics::scrape::ScrapeFormat;
 use axum::body::Bytes;
 
 #[derive(Clone)]
-pub struct AppState {
+pub(crate) struct AppState {
     /// Every family but the per-probe ones, which `state.metrics` encodes itself and
     /// caches between changes (Metrics::new says why); a scrape answers with both.
-    pub registry: Arc<Registry>,
+    pub(crate) registry: Arc<Registry>,
     /// The size of the registry's part at the previous scrape, to size the next buffer
     /// (the second is unused: the per-probe part sizes its own).
-    pub encoded_bytes: Arc<[AtomicUsize; 2]>,
-    pub state: Arc<State>,
+    pub(crate) encoded_bytes: Arc<[AtomicUsize; 2]>,
+    pub(crate) state: Arc<State>,
     /// False until the scheduler runs, and again once shutdown begins.
-    pub ready: Arc<AtomicBool>,
+    pub(crate) ready: Arc<AtomicBool>,
     /// The config in force (on-demand probing reads its modules and allowlist).
-    pub config: SharedConfig,
+    pub(crate) config: SharedConfig,
     /// Reload requests to the supervisor.
-    pub reload: mpsc::Sender<ReloadRequest>,
+    pub(crate) reload: mpsc::Sender<ReloadRequest>,
 }
 
 #[derive(Deserialize)]
@@ -45,7 +45,7 @@ struct ProbeQuery {
     target: Option<String>,
 }
 
-pub fn router(app: AppState) -> Router {
+pub(crate) fn router(app: AppState) -> Router {
     Router::new()
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok\n" }))

@@ -6,7 +6,7 @@ use crate::config::{Config, ProbeConfig};
 use crate::core::clock::unix_now;
 use crate::incident::engine::ProbeHistory;
 use crate::incident::rootcause::{self, Graph, Judgement};
-use crate::incident::{IncidentSpec, Status, Tracked, evaluate, notify};
+use crate::incident::{IncidentSpec, Tracked, evaluate, notify};
 use crate::metrics::Metrics;
 use crate::probe::RunResult;
 use crate::probe::{Kind, Reason};
@@ -16,11 +16,11 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 /// Runs kept per probe: an hour at a 1-minute interval, enough for a sparkline.
-pub const HISTORY: usize = 60;
+pub(crate) const HISTORY: usize = 60;
 
 #[derive(Debug)]
-pub struct State {
-    pub metrics: Metrics,
+pub(crate) struct State {
+    pub(crate) metrics: Metrics,
     probes: RwLock<HashMap<String, ProbeEntry>>,
     /// Replaced whole on reload; evaluations take a copy of the list.
     incidents: RwLock<Vec<IncidentSpec>>,
@@ -35,26 +35,26 @@ pub struct State {
 
 /// A probe's schedule and its recent results, oldest first.
 #[derive(Clone, Debug)]
-pub struct ProbeEntry {
-    pub kind: Kind,
-    pub interval: Duration,
-    pub timeout: Duration,
+pub(crate) struct ProbeEntry {
+    pub(crate) kind: Kind,
+    pub(crate) interval: Duration,
+    pub(crate) timeout: Duration,
     /// Whole results: [`HISTORY`] deep for a probe an incident judges (the engine counts
     /// streaks over them), else only the latest. A whole result is ~600 bytes; at 10,000
     /// probes an hour of them would be ~360 MB.
-    pub runs: Vec<Arc<RunResult>>,
+    pub(crate) runs: Vec<Arc<RunResult>>,
     /// Every probe's last [`HISTORY`] runs as points for the status page (8 bytes each).
-    pub points: Points,
+    pub(crate) points: Points,
 }
 
 /// One run as the status page and `/api/status` show it. f32 seconds: 8 µs resolution at
 /// 120 s, far below what a sparkline or a lateness figure needs.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub struct RunPoint {
-    pub seconds: f32,
-    pub ok: bool,
+pub(crate) struct RunPoint {
+    pub(crate) seconds: f32,
+    pub(crate) ok: bool,
     /// How late the run started against its slot; `None` for runs not scheduled.
-    pub lateness_seconds: Option<f32>,
+    pub(crate) lateness_seconds: Option<f32>,
 }
 
 /// The last [`HISTORY`] [`RunPoint`]s, oldest first, packed: 4 bytes a point and one bit
@@ -62,7 +62,7 @@ pub struct RunPoint {
 /// `VecDeque<RunPoint>` grew to 64 slots of 16 bytes: 1 KiB a probe, 100 MiB at 100,000
 /// probes (bench/heap_profile.py); points of two `f32` were 480 bytes, these are 240.
 #[derive(Clone, Debug, Default)]
-pub struct Points {
+pub(crate) struct Points {
     /// Slot `(start + i) % HISTORY` holds the i-th oldest point once the ring is full;
     /// until then slots are in order from 0.
     slots: Vec<Packed>,
@@ -81,8 +81,9 @@ struct Packed {
     lateness_seconds: f16,
 }
 
+#[cfg(test)]
 /// `seconds` as a point keeps it: the nearest half-precision value, at most [`f16::MAX`].
-pub fn stored_seconds(seconds: f32) -> f32 {
+pub(crate) fn stored_seconds(seconds: f32) -> f32 {
     pack(seconds).to_f32()
 }
 
@@ -98,16 +99,18 @@ fn pack(seconds: f32) -> f16 {
 const _: () = assert!(HISTORY <= u64::BITS as usize);
 
 impl Points {
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
         self.slots.len()
     }
 
-    pub fn is_empty(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_empty(&self) -> bool {
         self.slots.is_empty()
     }
 
     /// The i-th oldest point.
-    pub fn get(&self, i: usize) -> Option<RunPoint> {
+    pub(crate) fn get(&self, i: usize) -> Option<RunPoint> {
         if i >= self.slots.len() {
             return None;
         }
@@ -120,21 +123,23 @@ impl Points {
         })
     }
 
-    pub fn front(&self) -> Option<RunPoint> {
+    #[cfg(test)]
+    pub(crate) fn front(&self) -> Option<RunPoint> {
         self.get(0)
     }
 
-    pub fn back(&self) -> Option<RunPoint> {
+    #[cfg(test)]
+    pub(crate) fn back(&self) -> Option<RunPoint> {
         self.get(self.slots.len().checked_sub(1)?)
     }
 
     /// Oldest first.
-    pub fn iter(&self) -> impl Iterator<Item = RunPoint> + '_ {
+    pub(crate) fn iter(&self) -> impl Iterator<Item = RunPoint> + '_ {
         (0..self.slots.len()).filter_map(|i| self.get(i))
     }
 
     /// Adds the newest point, dropping the oldest once [`HISTORY`] are kept.
-    pub fn push(&mut self, point: RunPoint) {
+    pub(crate) fn push(&mut self, point: RunPoint) {
         let packed = Packed {
             seconds: pack(point.seconds),
             lateness_seconds: pack(point.lateness_seconds.unwrap_or(f32::NAN)),
@@ -170,7 +175,7 @@ impl ProbeEntry {
         }
     }
 
-    pub fn latest(&self) -> Option<&Arc<RunResult>> {
+    pub(crate) fn latest(&self) -> Option<&Arc<RunResult>> {
         self.runs.last()
     }
 
@@ -190,7 +195,7 @@ impl ProbeEntry {
 }
 
 impl State {
-    pub fn new(metrics: Metrics, config: &Config) -> Self {
+    pub(crate) fn new(metrics: Metrics, config: &Config) -> Self {
         let probes = config
             .probes
             .iter()
@@ -232,7 +237,7 @@ impl State {
     }
 
     /// The latest root-cause judgement (empty when nothing in a dependency graph fails).
-    pub fn judgement(&self) -> Judgement {
+    pub(crate) fn judgement(&self) -> Judgement {
         self.judgement
             .read()
             .unwrap_or_else(|p| p.into_inner())
@@ -241,7 +246,7 @@ impl State {
 
     /// `Root cause: vpc-connector (ERROR); 7 failures follow from it`, naming each root's
     /// reported state or failure reason; None when nothing in a dependency graph fails.
-    pub fn root_cause_line(&self) -> Option<String> {
+    pub(crate) fn root_cause_line(&self) -> Option<String> {
         let j = self.judgement();
         let probes = self.probes.read().unwrap_or_else(|p| p.into_inner());
         j.line(|name| Some(probes.get(name)?.latest()?.brief()))
@@ -249,7 +254,7 @@ impl State {
 
     /// Stores a run, updates its metrics, logs when its result changes, and re-evaluates
     /// the incidents that depend on the probe.
-    pub fn record(&self, probe: &ProbeConfig, run: RunResult) {
+    pub(crate) fn record(&self, probe: &ProbeConfig, run: RunResult) {
         let kind = probe.spec.kind();
         self.metrics
             .record(&probe.name, kind, probe.spec.db_transport(), &run);
@@ -310,7 +315,7 @@ impl State {
     /// Moves to a reloaded config. Probes that stay (same name and kind) keep their history
     /// and counters; the series of probes and incidents that left are removed; incidents
     /// keep their status across the reload.
-    pub fn reconfigure(&self, old: &Config, new: &Config) {
+    pub(crate) fn reconfigure(&self, old: &Config, new: &Config) {
         {
             let mut probes = self.probes.write().unwrap_or_else(|p| p.into_inner());
             for o in &old.probes {
@@ -366,7 +371,7 @@ impl State {
     }
 
     /// Re-evaluates every incident (staleness moves status even when no result arrives).
-    pub fn evaluate_all(&self) {
+    pub(crate) fn evaluate_all(&self) {
         let now = unix_now();
         for inc in &self.incident_specs() {
             self.evaluate(inc, now);
@@ -415,7 +420,7 @@ impl State {
     }
 
     /// Every probe with its history, sorted by name.
-    pub fn probes(&self) -> Vec<(String, ProbeEntry)> {
+    pub(crate) fn probes(&self) -> Vec<(String, ProbeEntry)> {
         let probes = self.probes.read().unwrap_or_else(|p| p.into_inner());
         let mut all: Vec<_> = probes.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
         all.sort_by(|a, b| a.0.cmp(&b.0));
@@ -423,7 +428,7 @@ impl State {
     }
 
     /// Every incident with what is known of it, in config order.
-    pub fn incidents(&self) -> Vec<(IncidentSpec, Tracked)> {
+    pub(crate) fn incidents(&self) -> Vec<(IncidentSpec, Tracked)> {
         let tracked = self.tracked.lock().unwrap_or_else(|p| p.into_inner());
         self.incident_specs()
             .into_iter()
@@ -434,10 +439,13 @@ impl State {
             .collect()
     }
 
+    #[cfg(test)]
     /// The status of one incident.
-    pub fn status(&self, id: &str) -> Status {
+    pub(crate) fn status(&self, id: &str) -> crate::incident::Status {
         let tracked = self.tracked.lock().unwrap_or_else(|p| p.into_inner());
-        tracked.get(id).map_or(Status::Unknown, |t| t.status)
+        tracked
+            .get(id)
+            .map_or(crate::incident::Status::Unknown, |t| t.status)
     }
 }
 

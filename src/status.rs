@@ -10,58 +10,58 @@ use serde::Serialize;
 use std::fmt::Write as _;
 
 #[derive(Serialize)]
-pub struct Snapshot {
-    pub version: &'static str,
-    pub generated_unix: f64,
+pub(crate) struct Snapshot {
+    pub(crate) version: &'static str,
+    pub(crate) generated_unix: f64,
     /// `Root cause: vpc-connector (is ERROR); 6 failures follow from it`, when probes in a
     /// dependency graph fail; the page shows it above everything else.
-    pub root_cause: Option<String>,
+    pub(crate) root_cause: Option<String>,
     /// The judgement behind it: root causes, and what each failure follows from.
-    pub judgement: crate::incident::rootcause::Judgement,
-    pub incidents: Vec<IncidentView>,
-    pub probes: Vec<ProbeView>,
+    pub(crate) judgement: crate::incident::rootcause::Judgement,
+    pub(crate) incidents: Vec<IncidentView>,
+    pub(crate) probes: Vec<ProbeView>,
 }
 
 #[derive(Serialize)]
-pub struct IncidentView {
-    pub id: String,
-    pub title: String,
-    pub status: Status,
-    pub last_change_unix: Option<f64>,
-    pub changes: u64,
-    pub resolve_after: u32,
+pub(crate) struct IncidentView {
+    pub(crate) id: String,
+    pub(crate) title: String,
+    pub(crate) status: Status,
+    pub(crate) last_change_unix: Option<f64>,
+    pub(crate) changes: u64,
+    pub(crate) resolve_after: u32,
     /// `{"passing":1,"needed":2}` while every criterion passes but the incident is not
     /// resolved yet; the page shows "resolving: 1 of 2 passing results".
-    pub resolving: Option<Progress>,
+    pub(crate) resolving: Option<Progress>,
     /// The same progress as text, for people reading the JSON.
-    pub progress: Option<String>,
-    pub criteria: Vec<CriterionResult>,
+    pub(crate) progress: Option<String>,
+    pub(crate) criteria: Vec<CriterionResult>,
     /// Every status change since pathwatch started (bounded), oldest first: when, from, to,
     /// and the criteria whose verdict moved, with their values then.
     pub timeline: Vec<crate::incident::StatusChange>,
 }
 
 #[derive(Serialize)]
-pub struct ProbeView {
-    pub name: String,
-    pub kind: String,
+pub(crate) struct ProbeView {
+    pub(crate) name: String,
+    pub(crate) kind: String,
     /// None before the first run.
-    pub ok: Option<bool>,
-    pub reason: Option<String>,
-    pub failed_phase: Option<String>,
-    pub duration_seconds: Option<f64>,
-    pub finished_unix: Option<f64>,
-    pub detail: Option<String>,
+    pub(crate) ok: Option<bool>,
+    pub(crate) reason: Option<String>,
+    pub(crate) failed_phase: Option<String>,
+    pub(crate) duration_seconds: Option<f64>,
+    pub(crate) finished_unix: Option<f64>,
+    pub(crate) detail: Option<String>,
     /// A postgres probe's read of the server's connections (`connections: true`):
     /// `6 of 7 usable (max_connections 10, 3 reserved)`, or why it could not read them.
-    pub connections: Option<String>,
+    pub(crate) connections: Option<String>,
     /// Recent runs, oldest first: (duration seconds, ok).
-    pub history: Vec<(f64, bool)>,
+    pub(crate) history: Vec<(f64, bool)>,
     /// How late recent scheduled runs started against their slots, seconds, oldest first.
-    pub lateness_seconds: Vec<f64>,
+    pub(crate) lateness_seconds: Vec<f64>,
 }
 
-pub fn snapshot(state: &State) -> Snapshot {
+pub(crate) fn snapshot(state: &State) -> Snapshot {
     let incidents = state
         .incidents()
         .into_iter()
@@ -143,7 +143,7 @@ rect.RESOLVED{fill:var(--ok)}rect.PRESENT{fill:var(--bad)}rect.UNKNOWN{fill:var(
 ";
 
 /// The page; `refresh` seconds between automatic reloads.
-pub fn html(s: &Snapshot, refresh: u32) -> String {
+pub(crate) fn html(s: &Snapshot, refresh: u32) -> String {
     let mut out = String::with_capacity(16 * 1024);
     let worst = s
         .incidents
@@ -337,7 +337,7 @@ const SPARK_MIN_SCALE: f64 = 0.010;
 
 /// Recent durations as an SVG line; failed runs are red dots. A single run is a short flat
 /// line with its dot, not a stray dot on its own.
-pub fn sparkline(history: &[(f64, bool)]) -> String {
+pub(crate) fn sparkline(history: &[(f64, bool)]) -> String {
     if history.is_empty() {
         return String::new();
     }
@@ -387,7 +387,7 @@ fn ago(secs: f64) -> String {
     }
 }
 
-pub fn esc(s: &str) -> String {
+pub(crate) fn esc(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {

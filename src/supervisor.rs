@@ -17,17 +17,17 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 /// The config in force, shared with the HTTP handlers (`/probe` reads it).
-pub type SharedConfig = Arc<RwLock<Arc<Config>>>;
+pub(crate) type SharedConfig = Arc<RwLock<Arc<Config>>>;
 
 /// How long a reload may spend reading the config and its secret files.
 const LOAD_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A reload request; the answer says what happened.
-pub type ReloadRequest = oneshot::Sender<Result<String, ReloadError>>;
+pub(crate) type ReloadRequest = oneshot::Sender<Result<String, ReloadError>>;
 
 /// Why a reload left the old config running. Its text is what `POST /-/reload` answers.
 #[derive(Debug, thiserror::Error)]
-pub enum ReloadError {
+pub(crate) enum ReloadError {
     #[error("this config does not come from a file: nothing to reload")]
     NotFromFile,
     /// The file did not load at all (unreadable, broken YAML, too slow to read).
@@ -46,7 +46,7 @@ fn lines(errors: &[config::ConfigError]) -> String {
         .join("\n")
 }
 
-pub struct Supervisor {
+pub(crate) struct Supervisor {
     /// None when the config is not from a file (the demo): reloads are refused.
     path: Option<PathBuf>,
     /// `--target` URLs, added to the file's probes on each load.
@@ -62,7 +62,7 @@ pub struct Supervisor {
 
 impl Supervisor {
     /// Starts the probes of `config`.
-    pub fn start(
+    pub(crate) fn start(
         path: Option<PathBuf>,
         targets: Vec<config::TargetUrl>,
         state: Arc<State>,
@@ -85,7 +85,7 @@ impl Supervisor {
 
     /// Keeps only `shard`'s share of every config a reload reads (the first one is cut by
     /// the caller before [`Supervisor::start`]).
-    pub fn with_shard(mut self, shard: config::shard::Shard) -> Self {
+    pub(crate) fn with_shard(mut self, shard: config::shard::Shard) -> Self {
         self.shard = shard;
         self
     }
@@ -104,7 +104,7 @@ impl Supervisor {
     }
 
     /// Loads the file again; an invalid config (any error at all) leaves the old one running.
-    pub async fn reload(&mut self) -> Result<String, ReloadError> {
+    pub(crate) async fn reload(&mut self) -> Result<String, ReloadError> {
         let Some(path) = self.path.clone() else {
             return Err(ReloadError::NotFromFile);
         };
@@ -168,7 +168,7 @@ impl Supervisor {
 
     /// Serves reload requests, SIGHUP and (with `watch`) file changes until shutdown, then
     /// waits for the probe tasks to stop.
-    pub async fn run(
+    pub(crate) async fn run(
         mut self,
         mut requests: mpsc::Receiver<ReloadRequest>,
         watch: Option<Duration>,
@@ -179,7 +179,7 @@ impl Supervisor {
         poll.tick().await;
         loop {
             tokio::select! {
-                _ = self.shutdown.cancelled() => break,
+                () = self.shutdown.cancelled() => break,
                 Some(reply) = requests.recv() => {
                     let result = self.reload().await;
                     let _ = reply.send(result);

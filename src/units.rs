@@ -3,7 +3,7 @@
 //! A leaf: it imports nothing of pathwatch.
 
 /// `s` seconds as `420 µs`, `4.2 ms`, `250 ms`, `2.50 s`, `41.2 s` or `1m 15s`.
-pub fn seconds(s: f64) -> String {
+pub(crate) fn seconds(s: f64) -> String {
     if !s.is_finite() || s < 0.0 {
         return "-".into();
     }

@@ -8,7 +8,7 @@ use std::net::IpAddr;
 /// Why a pattern of `on_demand.allowed_targets` does not parse (a config error); each
 /// variant holds the pattern as written.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum TargetPatternError {
+pub(crate) enum TargetPatternError {
     #[error("pattern {0:?}: \"..\" is not allowed")]
     DotDot(String),
     #[error("pattern {0:?}: the scheme must be http or https")]
@@ -37,7 +37,7 @@ pub enum TargetPatternError {
 /// Why a target (`/probe?target=`, or a redirect hop) cannot be read as one. Never quotes
 /// the target: a URL may carry a password.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum TargetError {
+pub(crate) enum TargetError {
     #[error("target URL: {0}")]
     Url(url::ParseError),
     #[error("a socket directory must be a plain absolute path")]
@@ -65,7 +65,7 @@ pub enum TargetError {
 /// Why the guard of an on-demand run refuses an address or a redirect hop: the probe's
 /// failure detail (reason `forbidden`).
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum Refused {
+pub(crate) enum Refused {
     #[error(
         "the target resolves to {0}, in a network on-demand probes may not reach \
          (link-local or cloud metadata)"

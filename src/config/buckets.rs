@@ -17,15 +17,15 @@ use std::sync::Arc;
 /// decades up to the first criterion bound of the shipped examples (10 s, the DB connect of
 /// incident 1278), then the other two (30 s startup, 60 s golden path). A run cut at a
 /// longer timeout (postgres: 75 s) counts in `+Inf`, apart from every finished run.
-pub const DEFAULT_RUN_BUCKETS: &[f64] = &[0.01, 0.1, 1.0, 10.0, 30.0, 60.0];
+pub(crate) const DEFAULT_RUN_BUCKETS: &[f64] = &[0.01, 0.1, 1.0, 10.0, 30.0, 60.0];
 
 /// At most this many bounds: each is one more series per probe.
-pub const MAX_BUCKETS: usize = 32;
+pub(crate) const MAX_BUCKETS: usize = 32;
 
 /// A validated list of bucket bounds in seconds: finite, above 0, strictly ascending.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(try_from = "Vec<f64>")]
-pub struct Buckets {
+pub(crate) struct Buckets {
     bounds: Arc<[f64]>,
     /// Set in the config (taken as written) rather than the default (which gains the
     /// probe's criteria bounds).
@@ -91,12 +91,12 @@ impl Default for Buckets {
 
 impl Buckets {
     /// The bounds, ascending, without `+Inf`; empty when the histogram is off.
-    pub fn bounds(&self) -> &[f64] {
+    pub(crate) fn bounds(&self) -> &[f64] {
         &self.bounds
     }
 
     /// False for `buckets: []`: the probe has no run-duration histogram.
-    pub fn enabled(&self) -> bool {
+    pub(crate) fn enabled(&self) -> bool {
         !self.bounds.is_empty()
     }
 
@@ -119,7 +119,7 @@ impl Buckets {
 /// `buckets:` in `defaults:`: one list for every kind, or a list per kind
 /// (`buckets: { tcp: [], postgres: [0.1, 1, 10, 75] }`; kinds not named get the default).
 #[derive(Clone, Debug, Default, PartialEq)]
-pub struct DefaultBuckets {
+pub(crate) struct DefaultBuckets {
     all: Option<Buckets>,
     by_kind: Vec<(Kind, Buckets)>,
 }
@@ -221,7 +221,7 @@ impl schemars::JsonSchema for DefaultBuckets {
 
 /// A probe's buckets: its own `buckets:`, else those of `defaults:` for its kind, else the
 /// default set. The error comes with the place of the probe's `buckets:`.
-pub fn of_probe(
+pub(crate) fn of_probe(
     n: &super::node::Node,
     defaults: Option<&DefaultBuckets>,
 ) -> Result<Buckets, (super::de::DeError, super::node::Loc)> {
@@ -238,7 +238,7 @@ pub fn of_probe(
 }
 
 /// Adds each criterion's `max_seconds` to the default buckets of the probe it names.
-pub fn add_criteria_bounds(
+pub(crate) fn add_criteria_bounds(
     probes: &mut [super::ProbeConfig],
     incidents: &[crate::incident::IncidentSpec],
 ) {

@@ -7,7 +7,7 @@
 
 mod error;
 
-pub use error::DeError;
+pub(crate) use error::DeError;
 pub(crate) use error::closest;
 
 use super::node::{Key, Loc, Node, Value};
@@ -17,7 +17,7 @@ use serde::de::{
 };
 
 /// The key that selects a variant when an enum is read from a mapping.
-pub const TAG: &str = "kind";
+pub(crate) const TAG: &str = "kind";
 
 impl DeError {
     fn at(mut self, loc: Loc) -> Self {
@@ -27,7 +27,7 @@ impl DeError {
 }
 
 /// Deserializes `T` from a node; the error carries the best known location.
-pub fn from_node<'a, T: de::Deserialize<'a>>(node: &'a Node) -> Result<T, DeError> {
+pub(crate) fn from_node<'a, T: de::Deserialize<'a>>(node: &'a Node) -> Result<T, DeError> {
     T::deserialize(NodeDe(node)).map_err(|e| e.at(node.loc))
 }
 
@@ -41,7 +41,7 @@ fn int_range(t: &str) -> &'static str {
     }
 }
 
-pub struct NodeDe<'a>(pub &'a Node);
+pub(crate) struct NodeDe<'a>(pub &'a Node);
 
 impl NodeDe<'_> {
     fn scalar_text(&self) -> Option<String> {

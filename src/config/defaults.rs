@@ -26,10 +26,10 @@ pub const TIMEOUT_RANGE: (Duration, Duration) =
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("\"{key}\" is {}: it must be {words}", humantime::format_duration(*.value))]
 pub struct OutOfRange {
-    pub key: String,
-    pub value: Duration,
+    pub(crate) key: String,
+    pub(crate) value: Duration,
     /// The range in words: "from 100ms to 7d".
-    pub words: &'static str,
+    pub(crate) words: &'static str,
 }
 
 /// Checks `interval` and `timeout` against their ranges.
@@ -48,12 +48,13 @@ pub(super) fn check_range(key: &str, d: Duration) -> Result<(), OutOfRange> {
     Ok(())
 }
 
+/// The `defaults:` section: interval, timeout and buckets of every probe that does not set its own.
 #[derive(Clone, Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Defaults {
-    pub interval: Option<PositiveDuration>,
-    pub timeout: Option<PositiveDuration>,
+    pub(crate) interval: Option<PositiveDuration>,
+    pub(crate) timeout: Option<PositiveDuration>,
     /// Run-duration histogram buckets of every probe without its own: one list, or one
     /// per kind (`{ tcp: [] }`).
-    pub buckets: Option<super::buckets::DefaultBuckets>,
+    pub(crate) buckets: Option<super::buckets::DefaultBuckets>,
 }

@@ -13,19 +13,19 @@
 //! in and checks the rest of the entry, and the errors leave in file order.
 
 mod aside;
-pub mod buckets;
-pub mod de;
+pub(crate) mod buckets;
+pub(crate) mod de;
 mod defaults;
 mod entry;
 mod graph;
 mod incidents;
-pub mod node;
+pub(crate) mod node;
 pub mod on_demand;
 mod probes;
 #[cfg(test)]
 mod props;
 pub mod shard;
-pub mod target_url;
+pub(crate) mod target_url;
 
 pub use defaults::{DEFAULT_INTERVAL, Defaults, INTERVAL_RANGE, OutOfRange, TIMEOUT_RANGE};
 pub use probes::ProbeConfig;
@@ -44,17 +44,20 @@ use std::path::Path;
 
 const TOP_KEYS: &[&str] = &["defaults", "probes", "incidents", "on_demand"];
 
+/// A loaded config: the probes and incidents in force (file order), and the on-demand settings.
 #[derive(Clone, Debug, Default)]
 pub struct Config {
+    /// Every probe, in file order; names are unique.
     pub probes: Vec<std::sync::Arc<ProbeConfig>>,
+    /// Every incident, in file order; ids are unique.
     pub incidents: Vec<IncidentSpec>,
-    pub on_demand: on_demand::OnDemandSpec,
+    pub(crate) on_demand: on_demand::OnDemandSpec,
 }
 
 impl Config {
     /// The dependency graph the root-cause judgement runs over: only the probes that take
     /// part in one (a `depends_on` of their own, or named in one).
-    pub fn dependency_graph(&self) -> crate::incident::rootcause::Graph {
+    pub(crate) fn dependency_graph(&self) -> crate::incident::rootcause::Graph {
         crate::incident::rootcause::graph(
             self.probes
                 .iter()
@@ -66,18 +69,20 @@ impl Config {
 /// A config that loaded, with the entries that did not (each already skipped).
 #[derive(Debug)]
 pub struct Loaded {
+    /// The entries that loaded.
     pub config: Config,
+    /// One error per entry that did not, in file order (empty when the whole file loaded).
     pub errors: Vec<ConfigError>,
 }
 
 /// An error at a place in a config file.
 #[derive(Debug, Clone, thiserror::Error)]
 pub struct ConfigError {
-    pub file: String,
-    pub loc: Loc,
+    pub(crate) file: String,
+    pub(crate) loc: Loc,
     /// `probe "name"` or `probe #3` when the entry has no usable name.
-    pub probe: Option<String>,
-    pub msg: String,
+    pub(crate) probe: Option<String>,
+    pub(crate) msg: String,
 }
 
 impl fmt::Display for ConfigError {

@@ -20,7 +20,7 @@ pub struct Loc {
 }
 
 impl Loc {
-    pub const FILE: Loc = Loc { line: 0, col: 0 };
+    pub(crate) const FILE: Loc = Loc { line: 0, col: 0 };
 
     fn from_saphyr(l: &serde_saphyr::Location) -> Self {
         Loc {
@@ -32,20 +32,20 @@ impl Loc {
 
 /// A value with its location.
 #[derive(Clone, Debug)]
-pub struct Node {
-    pub value: Value,
-    pub loc: Loc,
+pub(crate) struct Node {
+    pub(crate) value: Value,
+    pub(crate) loc: Loc,
 }
 
 /// A mapping key with its location.
 #[derive(Clone, Debug)]
-pub struct Key {
-    pub name: String,
-    pub loc: Loc,
+pub(crate) struct Key {
+    pub(crate) name: String,
+    pub(crate) loc: Loc,
 }
 
 #[derive(Clone, Debug)]
-pub enum Value {
+pub(crate) enum Value {
     Null,
     Bool(bool),
     Int(i128),
@@ -60,7 +60,7 @@ pub enum Value {
 
 impl Value {
     /// What a user would call this value in an error message.
-    pub fn describe(&self) -> &'static str {
+    pub(crate) fn describe(&self) -> &'static str {
         match self {
             Value::Null => "null",
             Value::Bool(_) => "a boolean",
@@ -76,7 +76,7 @@ impl Value {
 
 impl Node {
     /// The value of `key` in a mapping node.
-    pub fn get(&self, key: &str) -> Option<(&Key, &Node)> {
+    pub(crate) fn get(&self, key: &str) -> Option<(&Key, &Node)> {
         match &self.value {
             Value::Map(entries) => entries
                 .iter()
@@ -86,7 +86,7 @@ impl Node {
         }
     }
 
-    pub fn as_str(&self) -> Option<&str> {
+    pub(crate) fn as_str(&self) -> Option<&str> {
         match &self.value {
             Value::Str(s) => Some(s),
             _ => None,
@@ -97,19 +97,22 @@ impl Node {
 /// A YAML syntax error or an unset variable, with its location.
 #[derive(Debug, thiserror::Error)]
 #[error("{msg}")]
-pub struct ParseError {
-    pub loc: Loc,
-    pub msg: String,
+pub(crate) struct ParseError {
+    pub(crate) loc: Loc,
+    pub(crate) msg: String,
 }
 
 /// Parses YAML text into a located tree, expanding `${VAR}` with `env`.
-pub fn parse(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Node, ParseError> {
+pub(crate) fn parse(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Node, ParseError> {
     parse_with(text, env, options(text.len()))
 }
 
 /// [`parse`] for another tool's file (`pathwatch import`): a `!!binary` scalar stays its
 /// base64 text instead of failing the whole file, so that its field can be named.
-pub fn parse_foreign(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Node, ParseError> {
+pub(crate) fn parse_foreign(
+    text: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Node, ParseError> {
     let mut opts = options(text.len());
     opts.ignore_binary_tag_for_string = true;
     parse_with(text, env, opts)
@@ -206,7 +209,7 @@ fn convert(raw: Spanned<Raw>, env: &dyn Fn(&str) -> Option<String>) -> Result<No
 
 /// Why a `${...}` cannot be expanded. Never quotes the string: it may be a literal password.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum ExpandError {
+pub(crate) enum ExpandError {
     #[error("unclosed \"${{\" (write $${{ for a literal ${{)")]
     Unclosed,
     #[error(
@@ -219,7 +222,7 @@ pub enum ExpandError {
 }
 
 /// Expands `${VAR}` and `${VAR:-default}`; `$${` stands for a literal `${`.
-pub fn expand(s: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String, ExpandError> {
+pub(crate) fn expand(s: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String, ExpandError> {
     if !s.contains('$') {
         return Ok(s.to_string());
     }

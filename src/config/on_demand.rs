@@ -9,14 +9,14 @@ use std::sync::Arc;
 /// The `on_demand:` section of the config.
 #[derive(Clone, Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct OnDemandSpec {
+pub(crate) struct OnDemandSpec {
     /// Patterns a target must match (see [`crate::allowlist`]): `"10.0.0.0/16:5432"`,
     /// `"*.internal:6379"` (`*` is one DNS label), `"https://*.example.com/*"`. Empty: no
     /// target may be given, only the modules' own.
     /// Shared, not copied, by every `/probe` request's guard (allowlist::Guard).
     #[serde(default, deserialize_with = "patterns")]
     #[schemars(with = "Vec<String>")]
-    pub allowed_targets: Arc<[TargetPattern]>,
+    pub(crate) allowed_targets: Arc<[TargetPattern]>,
 }
 
 fn patterns<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Arc<[TargetPattern]>, D::Error> {
@@ -33,10 +33,10 @@ impl<'de> Deserialize<'de> for TargetPattern {
 /// A module's per-probe `on_demand:` settings.
 #[derive(Clone, Copy, Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct ModuleOnDemand {
+pub(crate) struct ModuleOnDemand {
     /// Send the module's credentials (passwords, configured http headers) to on-demand
     /// targets other than its own. Whoever can call /probe then chooses where they go
     /// (blackbox_exporter's behaviour); default false.
     #[serde(default)]
-    pub send_credentials: bool,
+    pub(crate) send_credentials: bool,
 }

@@ -26,21 +26,22 @@ const COMMON_KEYS: &[&str] = &[
 /// One configured probe, with its schedule resolved.
 #[derive(Clone, Debug)]
 pub struct ProbeConfig {
+    /// The probe's name: unique in the config, the `probe` label of its series.
     pub name: String,
-    pub interval: Duration,
-    pub timeout: Duration,
+    pub(crate) interval: Duration,
+    pub(crate) timeout: Duration,
     /// The probes this one needs (`depends_on`): a failure of theirs explains one of its own
     /// (incident::rootcause). Checked at load: every name exists, no cycle.
-    pub depends_on: Vec<String>,
+    pub(crate) depends_on: Vec<String>,
     /// What the config says (plain data: on-demand runs retarget it).
     pub spec: ProbeSpec,
     /// The probe built from `spec` when the config loaded, ready to run; clones share it
     /// (and the state it keeps across runs).
-    pub built: Arc<BuiltProbe>,
+    pub(crate) built: Arc<BuiltProbe>,
     /// How `/probe` may use this probe as a module.
-    pub on_demand: on_demand::ModuleOnDemand,
+    pub(crate) on_demand: on_demand::ModuleOnDemand,
     /// Bounds of the run-duration histogram (config/buckets.rs).
-    pub buckets: super::buckets::Buckets,
+    pub(crate) buckets: super::buckets::Buckets,
 }
 
 pub(super) struct Parsed {

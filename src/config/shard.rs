@@ -18,7 +18,9 @@ use std::fmt;
 /// One replica's place: shard `index` of `count` (0-based).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Shard {
+    /// This replica's shard, 0-based and below `count`.
     pub index: u32,
+    /// How many shards the probes are spread over (1 to [`MAX_COUNT`]).
     pub count: u32,
 }
 
@@ -29,19 +31,28 @@ pub const MAX_COUNT: u32 = 1024;
 /// Why a `--shard` value is refused (clap prints it after the option's name).
 #[derive(Debug, PartialEq, thiserror::Error)]
 pub enum ShardError {
+    /// The value is neither `INDEX/COUNT` nor `ordinal/COUNT`.
     #[error("expected INDEX/COUNT (e.g. 2/4) or ordinal/COUNT")]
     Syntax,
+    /// COUNT is 0 or above [`MAX_COUNT`].
     #[error("COUNT must be from 1 to {MAX_COUNT}")]
     Count,
+    /// INDEX is not below COUNT.
     #[error("INDEX must be below COUNT ({index} is not below {count})")]
-    Index { index: u32, count: u32 },
+    Index {
+        /// The INDEX given.
+        index: u32,
+        /// The COUNT given.
+        count: u32,
+    },
+    /// `ordinal/COUNT` was given but HOSTNAME does not end in a pod ordinal.
     #[error("ordinal/COUNT needs HOSTNAME set to a StatefulSet pod name ending in -N")]
     NoOrdinal,
 }
 
 impl Shard {
     /// The one shard of an unsharded exporter: `0/1`.
-    pub const WHOLE: Shard = Shard { index: 0, count: 1 };
+    pub(crate) const WHOLE: Shard = Shard { index: 0, count: 1 };
 
     /// Parses `INDEX/COUNT`, or `ordinal/COUNT` with INDEX taken from `hostname`'s trailing
     /// `-N` (a StatefulSet pod is named `<set>-<ordinal>`, and its HOSTNAME is that name).
@@ -112,15 +123,15 @@ fn score(key: u64, shard: u32) -> u64 {
 
 /// One connected group: probe names sorted, and the incidents whose criteria name them.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Group {
-    pub probes: Vec<String>,
-    pub incidents: Vec<String>,
+pub(crate) struct Group {
+    pub(crate) probes: Vec<String>,
+    pub(crate) incidents: Vec<String>,
 }
 
 /// The connected groups of a graph given as probes (with their `depends_on`) and incidents
 /// (with the probes their criteria name), in the order of each group's first name. A name
 /// that is no probe (a broken config) still joins its group: the plan never splits an edge.
-pub fn groups<'a>(
+pub(crate) fn groups<'a>(
     probes: impl IntoIterator<Item = (&'a str, &'a [String])>,
     incidents: impl IntoIterator<Item = (&'a str, Vec<&'a str>)>,
 ) -> Vec<Group> {
@@ -194,7 +205,7 @@ fn find(parent: &mut [usize], mut i: usize) -> usize {
 }
 
 /// The groups of a loaded config.
-pub fn config_groups(config: &Config) -> Vec<Group> {
+pub(crate) fn config_groups(config: &Config) -> Vec<Group> {
     groups(
         config
             .probes
@@ -210,7 +221,7 @@ pub fn config_groups(config: &Config) -> Vec<Group> {
 }
 
 /// Which shard each group of `groups` goes to under `count`.
-pub fn assign(groups: &[Group], count: u32) -> Vec<u32> {
+pub(crate) fn assign(groups: &[Group], count: u32) -> Vec<u32> {
     groups
         .iter()
         .map(|g| {
@@ -259,7 +270,7 @@ impl Config {
 /// first runs), as `fixed + per_name_byte * name length`: each of its `lines` series lines
 /// carries the name once. Measured from a real answer (bench/shard_bytes.py, see
 /// docs/src/operating/sharding.md); a kind not measured counts as http.
-pub fn metrics_bytes(kind: Kind, name_len: usize) -> u64 {
+pub(crate) fn metrics_bytes(kind: Kind, name_len: usize) -> u64 {
     let (fixed, lines) = match kind {
         Kind::Tcp => (TCP_BYTES, TCP_LINES),
         Kind::Postgres => (PG_BYTES, PG_LINES),
@@ -278,21 +289,21 @@ const PG_BYTES: u64 = 1_521;
 const PG_LINES: u64 = 20;
 
 /// The answer's own part (family headers, self metrics): about 4 kB whatever the probes.
-pub const ANSWER_BYTES: u64 = 4_000;
+pub(crate) const ANSWER_BYTES: u64 = 4_000;
 
 /// One shard of a plan: what `pathwatch shards` prints per line.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct ShardLoad {
-    pub probes: usize,
-    pub groups: usize,
-    pub incidents: usize,
-    pub metrics_bytes: u64,
+pub(crate) struct ShardLoad {
+    pub(crate) probes: usize,
+    pub(crate) groups: usize,
+    pub(crate) incidents: usize,
+    pub(crate) metrics_bytes: u64,
     /// The probe count of its largest group.
-    pub largest_group: usize,
+    pub(crate) largest_group: usize,
 }
 
 /// The load of every shard under `count`.
-pub fn plan(config: &Config, count: u32) -> Vec<ShardLoad> {
+pub(crate) fn plan(config: &Config, count: u32) -> Vec<ShardLoad> {
     let groups = config_groups(config);
     let owners = assign(&groups, count);
     let sizes: HashMap<&str, u64> = config
@@ -326,7 +337,7 @@ pub fn plan(config: &Config, count: u32) -> Vec<ShardLoad> {
 /// a shard count, twice a shard's mean share of the probes (and never below
 /// [`MIN_WARN_GROUP`]: small configs need no warning); without one, [`ABSOLUTE_WARN_GROUP`].
 /// A group is never split, so the shard that holds it carries all of it.
-pub fn group_limit(probes: usize, count: Option<u32>) -> usize {
+pub(crate) fn group_limit(probes: usize, count: Option<u32>) -> usize {
     match count {
         Some(c) => (2 * probes).div_ceil(c.max(1) as usize).max(MIN_WARN_GROUP),
         None => ABSOLUTE_WARN_GROUP,
@@ -335,11 +346,11 @@ pub fn group_limit(probes: usize, count: Option<u32>) -> usize {
 
 /// Below this a group is never too large: a thousand probes are about 1 % of one
 /// replica's capacity (about 100,000 tcp probes, BENCHMARKS.md).
-pub const MIN_WARN_GROUP: usize = 1_000;
+pub(crate) const MIN_WARN_GROUP: usize = 1_000;
 
 /// Without a shard count: half of what one replica holds (100,000 tcp probes). A group
 /// this large cannot be spread, so sharding stops helping at about two shards.
-pub const ABSOLUTE_WARN_GROUP: usize = 50_000;
+pub(crate) const ABSOLUTE_WARN_GROUP: usize = 50_000;
 
 /// The warning for a config whose largest group passes [`group_limit`], if any.
 pub fn large_group_warning(config: &Config, count: Option<u32>) -> Option<String> {

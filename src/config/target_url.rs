@@ -22,7 +22,7 @@ use std::fmt;
 
 /// libpq's default socket directory as Debian, Ubuntu and Red Hat build it (upstream's is
 /// /tmp): where `psql` with no host goes.
-pub const DEFAULT_SOCKET_DIR: &str = "/var/run/postgresql";
+pub(crate) const DEFAULT_SOCKET_DIR: &str = "/var/run/postgresql";
 
 /// The query parameters a `postgres://` target reads (libpq's names).
 const PG_PARAMS: &[&str] = &[
@@ -66,14 +66,14 @@ pub struct TargetUrl {
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("{label}: {problem}")]
 pub struct TargetUrlError {
-    pub label: String,
-    pub problem: Problem,
+    pub(crate) label: String,
+    pub(crate) problem: Problem,
 }
 
 /// What is wrong with a target URL. The texts are part of the interface
 /// (tests/it/first_probe.rs pins each).
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum Problem {
+pub(crate) enum Problem {
     #[error("not a URL ({0}); write it like postgres://user:password@host:5432/dbname")]
     NotUrl(url::ParseError),
     #[error("unknown scheme \"{0}\": use {SCHEMES}")]
@@ -137,7 +137,7 @@ impl TargetUrl {
     }
 
     /// How errors name this target.
-    pub fn label(&self) -> &str {
+    pub(crate) fn label(&self) -> &str {
         &self.label
     }
 
@@ -394,7 +394,7 @@ fn host_of(url: &url::Url) -> Result<Option<String>, Problem> {
         None => Ok(None),
         Some(url::Host::Ipv6(a)) => Ok(Some(a.to_string())),
         Some(url::Host::Ipv4(a)) => Ok(Some(a.to_string())),
-        Some(url::Host::Domain("") | url::Host::Domain(NO_HOST)) => Ok(None),
+        Some(url::Host::Domain("" | NO_HOST)) => Ok(None),
         Some(url::Host::Domain(d)) => {
             let host = decoded(d, "host")?;
             if host.contains(',') {

@@ -6,7 +6,7 @@
 use std::net::SocketAddr;
 
 /// `a` as its `Display` writes it (`127.0.0.1:5432`, `[::1]:80`).
-pub fn addr_text(a: SocketAddr) -> String {
+pub(crate) fn addr_text(a: SocketAddr) -> String {
     let SocketAddr::V4(v4) = a else {
         return a.to_string();
     };

@@ -10,10 +10,10 @@ use std::io::Read;
 use std::path::Path;
 
 /// The largest config or secret file read: far above any real one.
-pub const MAX_FILE_BYTES: u64 = 16 << 20;
+pub(crate) const MAX_FILE_BYTES: u64 = 16 << 20;
 
 /// The text of the regular file at `path`, at most [`MAX_FILE_BYTES`].
-pub fn read_regular(path: &Path) -> std::io::Result<String> {
+pub(crate) fn read_regular(path: &Path) -> std::io::Result<String> {
     let mut options = std::fs::OpenOptions::new();
     options.read(true);
     #[cfg(unix)]

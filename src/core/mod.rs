@@ -5,8 +5,8 @@
 //! (tests/it/structure.rs): config, probes, incidents, metrics and the runner may all use
 //! them, so they must use none of those.
 
-pub mod addr_text;
-pub mod clock;
-pub mod file;
-pub mod target;
-pub mod types;
+pub(crate) mod addr_text;
+pub(crate) mod clock;
+pub(crate) mod file;
+pub(crate) mod target;
+pub(crate) mod types;

@@ -3,7 +3,7 @@
 
 /// A host (name or address, IPv6 without brackets) and a TCP port.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct HostPort {
+pub(crate) struct HostPort {
     pub host: String,
     pub port: u16,
 }
@@ -11,7 +11,7 @@ pub struct HostPort {
 /// Why a spec's `host` and `port` make no address; the text names the key, as config errors
 /// do.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum HostPortError {
+pub(crate) enum HostPortError {
     #[error("\"host\" must not be empty")]
     EmptyHost,
     #[error("\"port\" must be between 1 and 65535")]
@@ -20,7 +20,7 @@ pub enum HostPortError {
 
 /// Why an on-demand target is not `host:port`; the text names the target.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum HostPortParseError {
+pub(crate) enum HostPortParseError {
     #[error("target {0:?} must be host:port")]
     NoPort(String),
     #[error("target {0:?} has no valid port")]
@@ -32,7 +32,7 @@ pub enum HostPortParseError {
 impl HostPort {
     /// A spec's `host` and `port`: a host that is not blank (kept as written), a port that
     /// is not 0.
-    pub fn new(host: &str, port: u16) -> Result<HostPort, HostPortError> {
+    pub(crate) fn new(host: &str, port: u16) -> Result<HostPort, HostPortError> {
         if host.trim().is_empty() {
             return Err(HostPortError::EmptyHost);
         }
@@ -47,7 +47,7 @@ impl HostPort {
 
     /// Parses an on-demand target `host:port` (`[::1]:6379` for IPv6). The port is not
     /// checked further: the spec it goes into is built, and [`HostPort::new`] refuses 0.
-    pub fn parse(target: &str) -> Result<HostPort, HostPortParseError> {
+    pub(crate) fn parse(target: &str) -> Result<HostPort, HostPortParseError> {
         let (host, port) = target
             .rsplit_once(':')
             .ok_or_else(|| HostPortParseError::NoPort(target.to_string()))?;
@@ -67,7 +67,10 @@ impl HostPort {
 
 /// A database target: a Unix socket directory (`/run/postgresql`, keeping `port`, which
 /// names the socket file) or `host:port`.
-pub fn socket_or_host_port(target: &str, port: u16) -> Result<(String, u16), HostPortParseError> {
+pub(crate) fn socket_or_host_port(
+    target: &str,
+    port: u16,
+) -> Result<(String, u16), HostPortParseError> {
     if target.starts_with('/') {
         Ok((target.to_string(), port))
     } else {

@@ -7,12 +7,12 @@ use std::time::Duration;
 
 /// The longest duration any config field takes: larger ones are typos (`300000000000y`)
 /// and would overflow the clock arithmetic they feed.
-pub const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 3600);
+pub(crate) const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 3600);
 
 /// A duration written with a unit (`75s`, `1m30s`, `500ms`), above zero and at most
 /// [`MAX_DURATION`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub struct PositiveDuration(pub Duration);
+pub(crate) struct PositiveDuration(pub Duration);
 
 impl<'de> Deserialize<'de> for PositiveDuration {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -38,18 +38,18 @@ impl<'de> Deserialize<'de> for PositiveDuration {
 
 /// A secret value: it never appears in Debug output, logs, labels or error messages.
 #[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
+pub(crate) struct Secret(String);
 
 impl Secret {
     /// A secret, registered with the redactor so that no echo of it is ever shown.
-    pub fn new(s: impl Into<String>) -> Self {
+    pub(crate) fn new(s: impl Into<String>) -> Self {
         let s = s.into();
         crate::redact::register(&s);
         Secret(s)
     }
 
     /// The secret itself, for the one place that must send it (a login, a handshake).
-    pub fn expose(&self) -> &str {
+    pub(crate) fn expose(&self) -> &str {
         &self.0
     }
 }
@@ -74,9 +74,9 @@ impl<'de> Deserialize<'de> for Secret {
 /// A secret read from a file when the config loads (Kubernetes secret volumes, Docker secrets).
 /// One trailing newline is dropped, as `echo pw > file` adds one.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SecretFile {
-    pub path: PathBuf,
-    pub value: Secret,
+pub(crate) struct SecretFile {
+    pub(crate) path: PathBuf,
+    pub(crate) value: Secret,
 }
 
 impl<'de> Deserialize<'de> for SecretFile {
@@ -100,7 +100,7 @@ impl<'de> Deserialize<'de> for SecretFile {
 }
 
 /// A secret given inline (usually as `${VAR}`) or as a file: at most one of the two.
-pub fn pick_secret(
+pub(crate) fn pick_secret(
     inline: &Option<Secret>,
     file: &Option<SecretFile>,
     field: &str,

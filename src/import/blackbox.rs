@@ -13,15 +13,16 @@ use crate::config::node::{self, Key, Loc, Node, Value};
 
 /// The address every converted module gets: blackbox modules have none (Prometheus gives
 /// the target), pathwatch probes need one. `.invalid` never resolves (RFC 6761).
-pub const PLACEHOLDER_HOST: &str = "target.invalid";
+pub(crate) const PLACEHOLDER_HOST: &str = "target.invalid";
 
 /// A field that has no pathwatch equivalent.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Dropped {
+    /// Where the field is in the blackbox file.
     pub loc: Loc,
-    pub module: String,
+    pub(crate) module: String,
     /// Its path within the module, dotted: `tcp.query_response`.
-    pub field: String,
+    pub(crate) field: String,
     /// Why, when the field name alone does not say it.
     pub why: Option<String>,
     /// The variable the converted config reads in its place, when the field is a secret
@@ -32,8 +33,11 @@ pub struct Dropped {
 /// The converted config (YAML text) and the fields left behind.
 #[derive(Debug)]
 pub struct Converted {
+    /// The pathwatch config: one probe entry per convertible module.
     pub yaml: String,
+    /// How many modules the blackbox file had.
     pub modules: usize,
+    /// Every field left behind, in file order.
     pub dropped: Vec<Dropped>,
 }
 
@@ -41,8 +45,9 @@ pub struct Converted {
 #[derive(Debug, thiserror::Error)]
 #[error("{msg}")]
 pub struct ImportError {
+    /// Where in the blackbox file the conversion gave up.
     pub loc: Loc,
-    pub msg: String,
+    pub(crate) msg: String,
 }
 
 /// A value to write out: rendered in YAML flow style (JSON strings are YAML strings).

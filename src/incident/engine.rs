@@ -12,13 +12,16 @@ use std::time::Duration;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum Status {
+    /// Every criterion has passed `resolve_after` times in a row.
     Resolved,
+    /// A criterion fails (after `reopen_after` failures in a row once resolved).
     Present,
+    /// Not enough fresh data to judge (no run yet, or the latest is stale).
     Unknown,
 }
 
 impl Status {
-    pub fn value(self) -> i64 {
+    pub(crate) fn value(self) -> i64 {
         match self {
             Status::Resolved => 0,
             Status::Present => 1,
@@ -26,7 +29,7 @@ impl Status {
         }
     }
 
-    pub fn word(self) -> &'static str {
+    pub(crate) fn word(self) -> &'static str {
         match self {
             Status::Resolved => "RESOLVED",
             Status::Present => "PRESENT",
@@ -36,35 +39,46 @@ impl Status {
 }
 
 /// What the engine knows of one probe: its recent results, oldest first.
-pub struct ProbeHistory<'a> {
-    pub kind: Kind,
-    pub interval: Duration,
-    pub timeout: Duration,
-    pub runs: &'a [Arc<RunResult>],
+pub(crate) struct ProbeHistory<'a> {
+    pub(crate) kind: Kind,
+    pub(crate) interval: Duration,
+    pub(crate) timeout: Duration,
+    pub(crate) runs: &'a [Arc<RunResult>],
 }
 
 /// One criterion, evaluated.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct CriterionResult {
+    /// The criterion's name, as configured.
     pub name: String,
+    /// The probe the criterion reads.
     pub probe: String,
     /// None when there is no (fresh) data to judge.
     pub met: Option<bool>,
+    /// What the latest run measured for the condition (seconds for `max_seconds` and freshness),
+    /// when the condition measures a number.
     pub value: Option<f64>,
+    /// The bound `value` is compared with (seconds), for `max_seconds` and freshness.
     pub threshold: Option<f64>,
     /// Readable: `2.5s < 10s`, `5/5`, `timeout`, `no data`.
     pub display: String,
     /// Why the latest result failed, when it did.
     pub reason: Option<Reason>,
+    /// How many of the latest results in a row met the criterion (`u32::MAX` for freshness,
+    /// which is about now, not a series of runs).
     #[serde(skip)]
     pub passing_streak: u32,
+    /// How many of the latest results in a row failed the criterion (`u32::MAX` as above).
     #[serde(skip)]
     pub failing_streak: u32,
 }
 
+/// One incident, evaluated: its status and the result of each criterion.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Evaluation {
+    /// The status the criteria and the hysteresis give.
     pub status: Status,
+    /// Each criterion's result, in config order.
     pub criteria: Vec<CriterionResult>,
     /// Every criterion passes but not yet `resolve_after` times in a row: how far along.
     pub resolving: Option<Progress>,
@@ -73,13 +87,13 @@ pub struct Evaluation {
 /// Progress towards RESOLVED: the fewest passing results in a row of any criterion.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub struct Progress {
-    pub passing: u32,
-    pub needed: u32,
+    pub(crate) passing: u32,
+    pub(crate) needed: u32,
 }
 
 impl Progress {
     /// `resolving: 1 of 2 passing results`
-    pub fn text(&self) -> String {
+    pub(crate) fn text(self) -> String {
         format!(
             "resolving: {} of {} passing results",
             self.passing, self.needed
@@ -89,7 +103,7 @@ impl Progress {
 
 impl Evaluation {
     /// `database_connect 2.5s < 10s; golden_path 41.2s < 60s; websocket_events 5/5`
-    pub fn summary(&self) -> String {
+    pub(crate) fn summary(&self) -> String {
         self.criteria
             .iter()
             .map(|c| format!("{} {}", c.name, c.display))
@@ -99,7 +113,7 @@ impl Evaluation {
 }
 
 /// A result older than this is stale: the criterion has no data to judge.
-pub fn stale_after(view: &ProbeHistory) -> Duration {
+pub(crate) fn stale_after(view: &ProbeHistory) -> Duration {
     // Saturating: config bounds keep these small, but no duration may panic here (this runs
     // in the staleness task, which would die with it).
     view.interval.saturating_mul(2).saturating_add(view.timeout)
@@ -107,7 +121,7 @@ pub fn stale_after(view: &ProbeHistory) -> Duration {
 
 /// Evaluates an incident. `previous` is the status before this evaluation: between the
 /// hysteresis thresholds the status holds.
-pub fn evaluate<'a>(
+pub(crate) fn evaluate<'a>(
     spec: &IncidentSpec,
     view: &dyn Fn(&str) -> Option<ProbeHistory<'a>>,
     now_unix: f64,

@@ -3,26 +3,28 @@
 //! by a log line and an optional webhook.
 
 pub mod engine;
-pub mod notify;
+pub(crate) mod notify;
 pub mod rootcause;
-pub mod spec;
+pub(crate) mod spec;
 
-pub use engine::{CriterionResult, Evaluation, Status, evaluate};
-pub use spec::{CriterionSpec, IncidentSpec};
+pub(crate) use engine::{CriterionResult, Evaluation, Status, evaluate};
+pub(crate) use spec::{CriterionSpec, IncidentSpec};
 
 /// Status changes kept per incident for its timeline: a week of changes every half hour
 /// (the test plan's re-check) is 336; flapping beyond that only drops the oldest.
-pub const TIMELINE: usize = 400;
+pub(crate) const TIMELINE: usize = 400;
 
 /// What the exporter remembers of an incident between evaluations.
 #[derive(Clone, Debug)]
 pub struct Tracked {
-    pub status: Status,
+    pub(crate) status: Status,
+    /// When the status last changed (Unix seconds; 0 before the first change).
     pub last_change_unix: f64,
+    /// How many times the status has changed since pathwatch started.
     pub changes: u64,
-    pub evaluation: Option<Evaluation>,
+    pub(crate) evaluation: Option<Evaluation>,
     /// The status changes since pathwatch started, oldest first, at most [`TIMELINE`].
-    pub timeline: std::collections::VecDeque<StatusChange>,
+    pub(crate) timeline: std::collections::VecDeque<StatusChange>,
     /// Each criterion's verdict at the last change: the next change names what moved since.
     verdicts_at_change: Vec<(String, Option<bool>)>,
 }
@@ -43,19 +45,19 @@ impl Default for Tracked {
 /// One status change, for the postmortem: when, from what to what, and the criteria whose
 /// verdict differs from the previous change's, with their values then.
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
-pub struct StatusChange {
-    pub at_unix: f64,
-    pub from: Status,
-    pub to: Status,
+pub(crate) struct StatusChange {
+    pub(crate) at_unix: f64,
+    pub(crate) from: Status,
+    pub(crate) to: Status,
     /// `(criterion, met, value as shown)`; every criterion at the first change.
-    pub criteria: Vec<(String, Option<bool>, String)>,
+    pub(crate) criteria: Vec<(String, Option<bool>, String)>,
 }
 
 impl Tracked {
     /// Records a change to `eval.status` at `now`, naming the criteria whose verdict moved
     /// since the last recorded change (with hysteresis, a criterion fails some results
     /// before the status follows).
-    pub fn record_change(&mut self, eval: &Evaluation, now: f64) {
+    pub(crate) fn record_change(&mut self, eval: &Evaluation, now: f64) {
         let criteria = eval
             .criteria
             .iter()

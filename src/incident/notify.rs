@@ -8,22 +8,22 @@ use std::time::Duration;
 
 /// The webhook's JSON body.
 #[derive(Clone, Debug, Serialize)]
-pub struct WebhookBody<'a> {
+pub(crate) struct WebhookBody<'a> {
     pub incident: &'a str,
     pub title: &'a str,
     pub status: Status,
     pub previous: Status,
     pub changed_at_unix: f64,
     /// The log line's text.
-    pub summary: String,
-    pub criteria: &'a [super::CriterionResult],
+    pub(crate) summary: String,
+    pub(crate) criteria: &'a [super::CriterionResult],
     /// `Root cause: vpc-connector (is ERROR); 6 failures follow from it`, when probes in a
     /// dependency graph fail (incident::rootcause).
-    pub root_cause: Option<String>,
+    pub(crate) root_cause: Option<String>,
 }
 
 /// `Incident 1278 RESOLVED: database_connect 2.5s < 10s; golden_path 41.2s < 60s; ...`
-pub fn line(spec: &IncidentSpec, eval: &Evaluation) -> String {
+pub(crate) fn line(spec: &IncidentSpec, eval: &Evaluation) -> String {
     format!(
         "Incident {} {}: {}",
         spec.id,
@@ -33,7 +33,7 @@ pub fn line(spec: &IncidentSpec, eval: &Evaluation) -> String {
 }
 
 /// Logs a status change; a PRESENT line ends with the root cause when one is known.
-pub fn log_change(
+pub(crate) fn log_change(
     spec: &IncidentSpec,
     eval: &Evaluation,
     previous: Status,
@@ -55,7 +55,7 @@ pub fn log_change(
 }
 
 /// Posts `change` to the webhook in the background.
-pub fn post(client: reqwest::Client, hook: WebhookSpec, incident: String, body: String) {
+pub(crate) fn post(client: reqwest::Client, hook: WebhookSpec, incident: String, body: String) {
     tokio::spawn(async move {
         let timeout = hook.timeout.map(|t| t.0).unwrap_or(Duration::from_secs(5));
         let mut backoff = Duration::from_secs(1);

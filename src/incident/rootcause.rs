@@ -11,11 +11,11 @@ use std::collections::{BTreeMap, BTreeSet};
 
 /// The dependency graph: probe name -> the probes it names in `depends_on`. Checked at load
 /// ([`check`]): every name exists and there is no cycle.
-pub type Graph = BTreeMap<String, Vec<String>>;
+pub(crate) type Graph = BTreeMap<String, Vec<String>>;
 
 /// The graph of the probes that take part in one: those with a `depends_on`, and those named
 /// in one. Probes outside it are never judged (and cost nothing per result).
-pub fn graph<'a>(probes: impl IntoIterator<Item = (&'a str, &'a [String])>) -> Graph {
+pub(crate) fn graph<'a>(probes: impl IntoIterator<Item = (&'a str, &'a [String])>) -> Graph {
     let all: Vec<(&str, &[String])> = probes.into_iter().collect();
     let named: BTreeSet<&str> = all
         .iter()
@@ -29,7 +29,7 @@ pub fn graph<'a>(probes: impl IntoIterator<Item = (&'a str, &'a [String])>) -> G
 
 /// A graph error, for the config loader to place at its line.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum GraphError {
+pub(crate) enum GraphError {
     #[error("depends_on names \"{missing}\", which is not a probe of this config")]
     Unknown { probe: String, missing: String },
     #[error("depends_on makes a cycle: {}", .cycle.join(" -> "))]
@@ -38,7 +38,7 @@ pub enum GraphError {
 
 impl GraphError {
     /// The probe whose entry the error belongs to.
-    pub fn probe(&self) -> &str {
+    pub(crate) fn probe(&self) -> &str {
         match self {
             GraphError::Unknown { probe, .. } | GraphError::Cycle { probe, .. } => probe,
         }
@@ -47,7 +47,7 @@ impl GraphError {
 
 /// Every unknown name, then each cycle once (as a path `a -> b -> a`, reported at the probe
 /// it was entered from). One depth-first pass over the whole graph: O(probes + edges).
-pub fn check(graph: &Graph) -> Vec<GraphError> {
+pub(crate) fn check(graph: &Graph) -> Vec<GraphError> {
     let mut errors = Vec::new();
     for (probe, deps) in graph {
         for d in deps {
@@ -107,7 +107,7 @@ pub struct Judgement {
 
 impl Judgement {
     /// `Root cause: vpc-connector; 7 failures follow from it` (None when nothing fails).
-    pub fn line(&self, detail: impl Fn(&str) -> Option<String>) -> Option<String> {
+    pub(crate) fn line(&self, detail: impl Fn(&str) -> Option<String>) -> Option<String> {
         if self.root_causes.is_empty() {
             return None;
         }
@@ -136,7 +136,7 @@ impl Judgement {
     }
 
     /// True when `probe` fails and its failure is a root cause.
-    pub fn is_root(&self, probe: &str) -> bool {
+    pub(crate) fn is_root(&self, probe: &str) -> bool {
         self.root_causes.iter().any(|c| c == probe)
     }
 }
@@ -145,7 +145,7 @@ impl Judgement {
 /// with no result yet is not failing). `graph` must have passed [`check`] (no cycles).
 /// Dependencies count through passing probes too: a failing golden path behind a passing
 /// health check still follows from a failing database under it.
-pub fn judge(graph: &Graph, failing: impl Fn(&str) -> bool) -> Judgement {
+pub(crate) fn judge(graph: &Graph, failing: impl Fn(&str) -> bool) -> Judgement {
     let failing: BTreeSet<&str> = graph
         .keys()
         .map(String::as_str)

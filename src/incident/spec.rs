@@ -11,28 +11,28 @@ use std::collections::BTreeMap;
 /// Consecutive passing results each criterion needs before the incident counts as resolved.
 /// Two rather than one: a single lucky run must not close an incident that hangs on and off,
 /// and at the plan's 30 s interval two results still prove a fix within a minute.
-pub const DEFAULT_RESOLVE_AFTER: u32 = 2;
+pub(crate) const DEFAULT_RESOLVE_AFTER: u32 = 2;
 /// Consecutive failing results of any criterion that reopen a resolved incident. Two, so one
 /// network blip does not page anyone; a real regression shows twice within an interval or two.
-pub const DEFAULT_REOPEN_AFTER: u32 = 2;
+pub(crate) const DEFAULT_REOPEN_AFTER: u32 = 2;
 
 #[derive(Clone, Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct IncidentSpec {
     /// The incident's id (the `incident` label), e.g. `"1278"`; unique.
-    pub id: String,
+    pub(crate) id: String,
     /// A title for people: status page, log lines, webhooks and alerts.
     #[serde(default)]
-    pub title: String,
+    pub(crate) title: String,
     /// The resolution criteria: every one must hold for the incident to be resolved.
-    pub criteria: Vec<CriterionSpec>,
+    pub(crate) criteria: Vec<CriterionSpec>,
     /// Passing results in a row of every criterion that resolve the incident.
     #[serde(default = "default_resolve")]
-    pub resolve_after: u32,
+    pub(crate) resolve_after: u32,
     /// Failing results in a row of any criterion that make it present.
     #[serde(default = "default_reopen")]
-    pub reopen_after: u32,
-    pub webhook: Option<WebhookSpec>,
+    pub(crate) reopen_after: u32,
+    pub(crate) webhook: Option<WebhookSpec>,
 }
 
 fn default_resolve() -> u32 {
@@ -45,29 +45,29 @@ fn default_reopen() -> u32 {
 /// One resolution criterion: a probe and exactly one condition on it.
 #[derive(Clone, Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct CriterionSpec {
+pub(crate) struct CriterionSpec {
     /// The criterion's name (the `criterion` label); unique within its incident.
-    pub name: String,
+    pub(crate) name: String,
     /// The probe whose results it judges (a `name` under `probes:`).
-    pub probe: String,
+    pub(crate) probe: String,
     /// The probe succeeds and its measured seconds stay below this bound.
-    pub max_seconds: Option<f64>,
+    pub(crate) max_seconds: Option<f64>,
     /// Every expected golden-path event is delivered.
-    pub all_events: Option<bool>,
+    pub(crate) all_events: Option<bool>,
     /// The probe succeeds.
-    pub success: Option<bool>,
+    pub(crate) success: Option<bool>,
     /// The resource state the probe reports equals this (e.g. READY, RUNNABLE).
-    pub state: Option<String>,
+    pub(crate) state: Option<String>,
     /// The probe's latest result is at most this many intervals old.
-    pub fresh: Option<u32>,
+    pub(crate) fresh: Option<u32>,
     /// The share of usable connection slots in use stays below this (0 < N <= 1): a
     /// `postgres` probe with `connections: true`; e.g. 0.8 warns before connects fail.
-    pub connections_below: Option<f64>,
+    pub(crate) connections_below: Option<f64>,
 }
 
 /// The condition of a criterion, once validated.
 #[derive(Clone, Debug, PartialEq)]
-pub enum Condition {
+pub(crate) enum Condition {
     MaxSeconds(f64),
     AllEvents,
     Success,
@@ -78,7 +78,7 @@ pub enum Condition {
 
 /// Why a criterion's condition is invalid; each variant holds the criterion's name.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum ConditionError {
+pub(crate) enum ConditionError {
     #[error("criterion \"{0}\": max_seconds must be above 0")]
     MaxSeconds(String),
     #[error("criterion \"{0}\": fresh must be at least 1")]
@@ -92,7 +92,7 @@ pub enum ConditionError {
 }
 
 impl CriterionSpec {
-    pub fn condition(&self) -> Result<Condition, ConditionError> {
+    pub(crate) fn condition(&self) -> Result<Condition, ConditionError> {
         let mut found = Vec::new();
         if let Some(s) = self.max_seconds {
             if !(s > 0.0 && s.is_finite()) {
@@ -129,7 +129,7 @@ impl CriterionSpec {
 }
 
 /// Whether a probe kind produces what a condition reads.
-pub fn kind_supports(kind: Kind, c: &Condition) -> bool {
+pub(crate) fn kind_supports(kind: Kind, c: &Condition) -> bool {
     match c {
         Condition::MaxSeconds(_) | Condition::Success | Condition::Fresh(_) => true,
         Condition::AllEvents => kind == Kind::GoldenPath,
@@ -145,17 +145,17 @@ pub fn kind_supports(kind: Kind, c: &Condition) -> bool {
 /// A generic JSON POST on every status change.
 #[derive(Clone, Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct WebhookSpec {
+pub(crate) struct WebhookSpec {
     /// May carry a token; it is never logged.
-    pub url: String,
+    pub(crate) url: String,
     /// Header values may carry credentials; they are never logged.
     #[serde(default)]
-    pub headers: BTreeMap<String, String>,
+    pub(crate) headers: BTreeMap<String, String>,
     /// Per attempt.
-    pub timeout: Option<PositiveDuration>,
+    pub(crate) timeout: Option<PositiveDuration>,
     /// Attempts in all (the first plus retries with doubling backoff from 1 s).
     #[serde(default = "default_attempts")]
-    pub attempts: u32,
+    pub(crate) attempts: u32,
 }
 
 fn default_attempts() -> u32 {

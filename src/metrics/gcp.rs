@@ -17,47 +17,47 @@ use std::sync::Mutex;
 
 crate::probe::label_enum!(
     /// The `bound` label of the connector's scaling gauges.
-    Bound {
+    pub(crate) Bound {
         Min => "min",
         Max => "max",
     }
 );
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct StateLabels {
-    pub probe: String,
+pub(crate) struct StateLabels {
+    pub(crate) probe: String,
     /// One of the kind's states or `UNRECOGNIZED`: a `&'static str` from a closed list.
-    pub state: &'static str,
+    pub(crate) state: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct BoundLabels {
-    pub probe: String,
-    pub bound: Bound,
+pub(crate) struct BoundLabels {
+    pub(crate) probe: String,
+    pub(crate) bound: Bound,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct ExpectationLabels {
-    pub probe: String,
+pub(crate) struct ExpectationLabels {
+    pub(crate) probe: String,
     /// `vpc_connector`, `egress`, `env:NAME`, `cloudsql_instances`, `connection_name`:
     /// bounded by the config.
-    pub expectation: String,
+    pub(crate) expectation: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct VersionLabels {
-    pub probe: String,
+pub(crate) struct VersionLabels {
+    pub(crate) probe: String,
     /// An API enum value such as `POSTGRES_15` (anything else is `UNRECOGNIZED`).
-    pub database_version: String,
+    pub(crate) database_version: String,
 }
 
 #[derive(Debug, Default)]
-pub struct GcpMetrics {
-    pub resource_state: Family<StateLabels, Gauge>,
-    pub connector_instances: Family<BoundLabels, FloatGauge>,
-    pub connector_throughput: Family<BoundLabels, FloatGauge>,
-    pub expectation_met: Family<ExpectationLabels, Gauge>,
-    pub cloudsql_info: Family<VersionLabels, Gauge>,
+pub(crate) struct GcpMetrics {
+    pub(crate) resource_state: Family<StateLabels, Gauge>,
+    pub(crate) connector_instances: Family<BoundLabels, FloatGauge>,
+    pub(crate) connector_throughput: Family<BoundLabels, FloatGauge>,
+    pub(crate) expectation_met: Family<ExpectationLabels, Gauge>,
+    pub(crate) cloudsql_info: Family<VersionLabels, Gauge>,
     /// The database version exported per probe, so an upgrade drops the old series.
     versions: Mutex<HashMap<String, String>>,
     /// Expectation names set per probe, so a removed probe's series can be forgotten.

@@ -15,7 +15,7 @@ use prometheus_client::registry::{Registry, Unit};
 
 label_enum!(
     /// The `step` label of golden-path failures: where the user's path broke.
-    Step {
+    pub(crate) Step {
         Login => "login",
         Connect => "connect",
         Handshake => "handshake",
@@ -27,7 +27,7 @@ label_enum!(
 
 impl Step {
     /// The user-level step a phase belongs to (resolve, connect and TLS are all "connect").
-    pub fn of(phase: Phase) -> Step {
+    pub(crate) fn of(phase: Phase) -> Step {
         match phase {
             Phase::Login => Step::Login,
             Phase::Handshake => Step::Handshake,
@@ -40,33 +40,33 @@ impl Step {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct EventLabels {
-    pub probe: String,
+pub(crate) struct EventLabels {
+    pub(crate) probe: String,
     /// A configured event type: bounded by the config.
-    pub event: String,
+    pub(crate) event: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct StepLabels {
-    pub probe: String,
-    pub step: Step,
-    pub reason: Reason,
+pub(crate) struct StepLabels {
+    pub(crate) probe: String,
+    pub(crate) step: Step,
+    pub(crate) reason: Reason,
 }
 
 #[derive(Debug)]
-pub struct GoldenMetrics {
-    pub seconds: Histograms<NameLabels>,
-    pub delivered: Family<NameLabels, Gauge>,
-    pub expected: Family<NameLabels, Gauge>,
-    pub event_seconds: Family<EventLabels, FloatGauge>,
-    pub crosstalk: Family<NameLabels, Counter>,
-    pub duplicates: Family<NameLabels, Counter>,
-    pub unexpected: Family<NameLabels, Counter>,
-    pub failures: Family<StepLabels, Counter>,
+pub(crate) struct GoldenMetrics {
+    pub(crate) seconds: Histograms<NameLabels>,
+    pub(crate) delivered: Family<NameLabels, Gauge>,
+    pub(crate) expected: Family<NameLabels, Gauge>,
+    pub(crate) event_seconds: Family<EventLabels, FloatGauge>,
+    pub(crate) crosstalk: Family<NameLabels, Counter>,
+    pub(crate) duplicates: Family<NameLabels, Counter>,
+    pub(crate) unexpected: Family<NameLabels, Counter>,
+    pub(crate) failures: Family<StepLabels, Counter>,
 }
 
 impl GoldenMetrics {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         GoldenMetrics {
             seconds: duration_histogram(
                 "golden_path",
@@ -85,7 +85,7 @@ impl GoldenMetrics {
     /// A golden-path run that failed before the events (login, connect, handshake) delivered
     /// none: `events_delivered` drops to 0 and the per-event times of an earlier run go, so
     /// no gauge shows a previous run's values as if they were this one's.
-    pub fn events_not_reached(&self, probe: &str, events: &[String]) {
+    pub(crate) fn events_not_reached(&self, probe: &str, events: &[String]) {
         self.delivered
             .get_or_create(&NameLabels {
                 probe: probe.to_string(),

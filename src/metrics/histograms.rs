@@ -17,8 +17,8 @@ use std::sync::{Arc, Mutex, RwLock};
 /// The label set of an exemplar: the trace id of the run it came from. Here, not in
 /// labels.rs, so that labels.rs may use this file's text helpers without a circle.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct TraceLabels {
-    pub trace_id: String,
+pub(crate) struct TraceLabels {
+    pub(crate) trace_id: String,
 }
 
 impl LabelText for TraceLabels {
@@ -28,14 +28,14 @@ impl LabelText for TraceLabels {
 }
 
 /// A label set as it appears between the braces of a line, e.g. `probe="a",kind="tcp"`.
-pub trait LabelText: Clone + Eq + Hash {
+pub(crate) trait LabelText: Clone + Eq + Hash {
     /// Appends `name="value"` pairs separated by commas; values go through [`push_value`].
     fn write_labels(&self, out: &mut String);
 }
 
 /// Appends one `name="value"` pair, with a leading comma unless it is the first: `out` is
 /// empty or ends with the `{` that opens the label set (a pair ends with `"`).
-pub fn push_pair(out: &mut String, name: &str, value: &str) {
+pub(crate) fn push_pair(out: &mut String, name: &str, value: &str) {
     if !out.is_empty() && !out.ends_with('{') {
         out.push(',');
     }
@@ -46,7 +46,7 @@ pub fn push_pair(out: &mut String, name: &str, value: &str) {
 }
 
 /// Appends a label value escaped as the exposition formats require (`\\`, `\"`, `\n`).
-pub fn push_value(out: &mut String, value: &str) {
+pub(crate) fn push_value(out: &mut String, value: &str) {
     // Configured names never need escaping: copy them whole.
     if !value.bytes().any(|b| matches!(b, b'\\' | b'"' | b'\n')) {
         out.push_str(value);
@@ -65,7 +65,7 @@ pub fn push_value(out: &mut String, value: &str) {
 /// The upper bounds of a series' buckets, with their `le` text rendered once. Series of
 /// one family may differ (`buckets:` per probe); series with the same bounds share one.
 #[derive(Debug, PartialEq)]
-pub struct BucketSet {
+pub(crate) struct BucketSet {
     /// Finite and ascending, without the implicit `+Inf`.
     bounds: Box<[f64]>,
     /// `le="<bound>",` per bucket as the text shows it, `+Inf` last: a bucket line is the
@@ -75,7 +75,7 @@ pub struct BucketSet {
 }
 
 impl BucketSet {
-    pub fn new(bounds: &[f64]) -> BucketSet {
+    pub(crate) fn new(bounds: &[f64]) -> BucketSet {
         let mut dtoa = dtoa::Buffer::new();
         BucketSet {
             bounds: bounds.into(),
@@ -87,16 +87,16 @@ impl BucketSet {
         }
     }
 
-    pub fn bounds(&self) -> &[f64] {
+    pub(crate) fn bounds(&self) -> &[f64] {
         &self.bounds
     }
 }
 
 /// A histogram family's metadata lines and sample prefixes, rendered once.
 #[derive(Clone)]
-pub struct HistogramText {
+pub(crate) struct HistogramText {
     /// `# HELP`, `# TYPE` and `# UNIT` lines.
-    pub header: Box<str>,
+    pub(crate) header: Box<str>,
     /// `<name>_sum{` and `<name>_count{`.
     sum_prefix: Box<str>,
     count_prefix: Box<str>,
@@ -107,7 +107,7 @@ pub struct HistogramText {
 impl HistogramText {
     /// `name` is the full name with prefix and unit (`pathwatch_db_connect_seconds`), `unit`
     /// the unit's own `# UNIT` line value.
-    pub fn new(name: &str, unit: Option<&str>, help: &str) -> HistogramText {
+    pub(crate) fn new(name: &str, unit: Option<&str>, help: &str) -> HistogramText {
         HistogramText {
             header: super::values::header(name, "histogram", unit, help),
             sum_prefix: format!("{name}_sum{{").into_boxed_str(),
@@ -118,7 +118,7 @@ impl HistogramText {
 
     /// Appends one series' lines: `closed` is its label text (between the braces) followed
     /// by the closing `} ` (see [`close_labels`]).
-    pub fn write_series(
+    pub(crate) fn write_series(
         &self,
         out: &mut String,
         closed: &str,
@@ -156,7 +156,7 @@ impl HistogramText {
 
 /// A label text (`probe="x",kind="tcp"`) followed by the `} ` that ends it in a line: most
 /// lines write the two together, so series keep them together.
-pub fn close_labels(mut labels: String) -> Box<str> {
+pub(crate) fn close_labels(mut labels: String) -> Box<str> {
     labels.push_str("} ");
     labels.into_boxed_str()
 }
@@ -164,9 +164,9 @@ pub fn close_labels(mut labels: String) -> Box<str> {
 /// The number formatters of one encode (dtoa and itoa: prometheus-client's own, so the text
 /// matches its byte for byte).
 #[derive(Default)]
-pub struct Numbers {
+pub(crate) struct Numbers {
     float: dtoa::Buffer,
-    pub int: itoa::Buffer,
+    pub(crate) int: itoa::Buffer,
     /// An integer-valued float's digits and `.0`.
     whole: String,
 }
@@ -179,7 +179,7 @@ impl Numbers {
     /// `v` as dtoa writes it. Whole numbers (timeouts, intervals, counts kept as floats)
     /// take itoa's much shorter path: dtoa's shortest-digits search was 8 % of a busy
     /// exporter's CPU at 10,000 probes, scraped back to back (bench/encode_ab.py).
-    pub fn float(&mut self, v: f64) -> &str {
+    pub(crate) fn float(&mut self, v: f64) -> &str {
         // -0.0 is written with its sign.
         if v.fract() == 0.0 && v.abs() < WHOLE_LIMIT && (v != 0.0 || v.is_sign_positive()) {
             self.whole.clear();
@@ -192,7 +192,7 @@ impl Numbers {
 }
 
 /// One family: a metric name, its default buckets and a series per label set.
-pub struct HistogramFamily<L> {
+pub(crate) struct HistogramFamily<L> {
     text: HistogramText,
     /// The buckets of a series created without its own.
     default: Arc<BucketSet>,
@@ -219,14 +219,14 @@ impl<L> fmt::Debug for HistogramFamily<L> {
 
 /// One series: its label text, rendered once (with its closing `} `), its buckets and its
 /// counts.
-pub struct Series {
+pub(crate) struct Series {
     labels: Box<str>,
     buckets: Arc<BucketSet>,
     data: Mutex<BucketCounts>,
 }
 
 /// A series' counts.
-pub struct BucketCounts {
+pub(crate) struct BucketCounts {
     /// Per bucket (not cumulative), `+Inf` last.
     counts: Box<[u64]>,
     sum: f64,
@@ -237,7 +237,7 @@ pub struct BucketCounts {
 
 impl BucketCounts {
     /// No observation yet, over `buckets`.
-    pub fn new(buckets: &BucketSet) -> BucketCounts {
+    pub(crate) fn new(buckets: &BucketSet) -> BucketCounts {
         BucketCounts {
             counts: vec![0; buckets.le.len()].into_boxed_slice(),
             sum: 0.0,
@@ -248,7 +248,7 @@ impl BucketCounts {
 
     /// Counts `v` in the first bucket whose bound is at least `v` (`+Inf` for NaN), as
     /// prometheus-client does; the exemplar replaces that bucket's previous one.
-    pub fn observe(&mut self, bounds: &[f64], v: f64, exemplar: Option<&TraceLabels>) {
+    pub(crate) fn observe(&mut self, bounds: &[f64], v: f64, exemplar: Option<&TraceLabels>) {
         let bucket = bounds.iter().position(|b| *b >= v).unwrap_or(bounds.len());
         self.sum += v;
         self.count += 1;
@@ -267,7 +267,12 @@ impl BucketCounts {
 impl<L: LabelText> HistogramFamily<L> {
     /// `name` is the full name with prefix and unit (`pathwatch_db_connect_seconds`), `unit`
     /// the unit's own `# UNIT` line value, `bounds` finite and ascending.
-    pub fn new(name: &str, unit: Option<&str>, help: &str, bounds: &[f64]) -> HistogramFamily<L> {
+    pub(crate) fn new(
+        name: &str,
+        unit: Option<&str>,
+        help: &str,
+        bounds: &[f64],
+    ) -> HistogramFamily<L> {
         HistogramFamily {
             text: HistogramText::new(name, unit, help),
             default: Arc::new(BucketSet::new(bounds)),
@@ -276,7 +281,7 @@ impl<L: LabelText> HistogramFamily<L> {
     }
 
     /// The series of `labels`, created empty over the default buckets if it is new.
-    pub fn get_or_create(&self, labels: &L) -> Arc<Series> {
+    pub(crate) fn get_or_create(&self, labels: &L) -> Arc<Series> {
         if let Some(s) = self.read().get(labels) {
             return Arc::clone(s);
         }
@@ -288,17 +293,17 @@ impl<L: LabelText> HistogramFamily<L> {
     }
 
     /// Records `v` in the series of `labels`, with the trace it came from if any.
-    pub fn observe(&self, labels: &L, v: f64, exemplar: Option<TraceLabels>) {
+    pub(crate) fn observe(&self, labels: &L, v: f64, exemplar: Option<TraceLabels>) {
         self.get_or_create(labels).observe(v, exemplar);
     }
 
-    pub fn remove(&self, labels: &L) -> bool {
+    pub(crate) fn remove(&self, labels: &L) -> bool {
         self.write().remove(labels).is_some()
     }
 
     /// Appends the family in OpenMetrics text; nothing when it has no series, as
     /// prometheus-client does.
-    pub fn encode(&self, out: &mut String) {
+    pub(crate) fn encode(&self, out: &mut String) {
         let map = self.read();
         if map.is_empty() {
             return;
@@ -330,11 +335,6 @@ impl Series {
             data: Mutex::new(BucketCounts::new(&buckets)),
             buckets,
         })
-    }
-
-    /// The bounds of this series' buckets.
-    pub fn bounds(&self) -> &[f64] {
-        &self.buckets.bounds
     }
 
     fn observe(&self, v: f64, exemplar: Option<TraceLabels>) {

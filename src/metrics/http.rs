@@ -10,8 +10,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
 #[derive(Debug, Default)]
-pub struct HttpMetrics {
-    pub status: Family<NameLabels, Gauge>,
+pub(crate) struct HttpMetrics {
+    pub(crate) status: Family<NameLabels, Gauge>,
 }
 
 impl KindMetrics for HttpMetrics {

@@ -10,37 +10,37 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::{Registry, Unit};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct IncidentLabels {
-    pub incident: String,
+pub(crate) struct IncidentLabels {
+    pub(crate) incident: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct CriterionLabels {
-    pub incident: String,
-    pub criterion: String,
+pub(crate) struct CriterionLabels {
+    pub(crate) incident: String,
+    pub(crate) criterion: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct IncidentProbeLabels {
-    pub incident: String,
-    pub probe: String,
+pub(crate) struct IncidentProbeLabels {
+    pub(crate) incident: String,
+    pub(crate) probe: String,
 }
 
 #[derive(Debug, Default)]
 pub struct IncidentMetrics {
-    pub status: Family<IncidentLabels, Gauge>,
-    pub changes: Family<IncidentLabels, Counter>,
-    pub last_change: Family<IncidentLabels, FloatGauge>,
-    pub criterion_met: Family<CriterionLabels, Gauge>,
+    pub(crate) status: Family<IncidentLabels, Gauge>,
+    pub(crate) changes: Family<IncidentLabels, Counter>,
+    pub(crate) last_change: Family<IncidentLabels, FloatGauge>,
+    pub(crate) criterion_met: Family<CriterionLabels, Gauge>,
     /// 1 for each probe an incident's criteria judge: the incident alert carries the probe,
     /// so Alertmanager can inhibit that probe's symptom alerts while the incident fires.
-    pub probe: Family<IncidentProbeLabels, Gauge>,
-    pub criterion_value: Family<CriterionLabels, FloatGauge>,
-    pub criterion_threshold: Family<CriterionLabels, FloatGauge>,
+    pub(crate) probe: Family<IncidentProbeLabels, Gauge>,
+    pub(crate) criterion_value: Family<CriterionLabels, FloatGauge>,
+    pub(crate) criterion_threshold: Family<CriterionLabels, FloatGauge>,
 }
 
 impl IncidentMetrics {
-    pub fn register(&self, r: &mut Registry) {
+    pub(crate) fn register(&self, r: &mut Registry) {
         r.register(
             "incident_status",
             "Incident status: 0 resolved, 1 present, 2 unknown (no or stale data)",
@@ -80,7 +80,7 @@ impl IncidentMetrics {
     }
 
     /// Removes an incident's series (it left the config on reload).
-    pub fn forget(&self, spec: &IncidentSpec) {
+    pub(crate) fn forget(&self, spec: &IncidentSpec) {
         let labels = IncidentLabels {
             incident: spec.id.clone(),
         };

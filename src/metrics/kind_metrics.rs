@@ -7,7 +7,7 @@ use crate::probe::{Kind, RunResult};
 use prometheus_client::registry::Registry;
 
 /// The metric families of one kind's observations.
-pub trait KindMetrics: std::fmt::Debug + Send + Sync {
+pub(crate) trait KindMetrics: std::fmt::Debug + Send + Sync {
     /// Registers the kind's families (into the `pathwatch`-prefixed registry).
     fn register(&self, r: &mut Registry);
     /// A probe's series before its first run, so `rate()` and dashboards see zeros.

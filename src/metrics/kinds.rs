@@ -9,7 +9,7 @@
 use super::gcp::GcpMetrics;
 use super::golden::GoldenMetrics;
 use super::http::HttpMetrics;
-pub use super::kind_metrics::KindMetrics;
+pub(crate) use super::kind_metrics::KindMetrics;
 use super::pg_connections::PgConnectionMetrics;
 use crate::config::ProbeConfig;
 use crate::probe::{FamilyType, Kind, KindFamily, RunResult, Sample};
@@ -23,22 +23,22 @@ use std::sync::{Arc, RwLock};
 
 /// Every kind's families.
 #[derive(Debug)]
-pub struct KindFamilies {
+pub(crate) struct KindFamilies {
     /// `pathwatch_http_status_code` (http, startup).
-    pub http: HttpMetrics,
+    pub(crate) http: HttpMetrics,
     /// `pathwatch_golden_path_*`.
-    pub golden: GoldenMetrics,
+    pub(crate) golden: GoldenMetrics,
     /// `pathwatch_gcp_*`.
-    pub gcp: GcpMetrics,
+    pub(crate) gcp: GcpMetrics,
     /// `pathwatch_db_connections*` (postgres with `connections: true`).
-    pub pg_connections: PgConnectionMetrics,
+    pub(crate) pg_connections: PgConnectionMetrics,
     /// The families kinds declare (`ProbeKind::FAMILIES`), e.g. `pathwatch_log_*`,
     /// `pathwatch_startup_*`, `pathwatch_tls_cert_expiry_*`.
-    pub declared: DeclaredFamilies,
+    pub(crate) declared: DeclaredFamilies,
 }
 
 impl KindFamilies {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         KindFamilies {
             http: HttpMetrics::default(),
             golden: GoldenMetrics::new(),
@@ -49,7 +49,7 @@ impl KindFamilies {
     }
 
     /// Each kind's families, in the order they are registered and encoded.
-    pub fn all(&self) -> [&dyn KindMetrics; 5] {
+    pub(crate) fn all(&self) -> [&dyn KindMetrics; 5] {
         [
             &self.http,
             &self.golden,
@@ -69,12 +69,12 @@ impl Default for KindFamilies {
 /// One family per [`KindFamily`] a kind declares, in the kinds' order: a kind that reports
 /// [`Sample`]s gets its metrics from its own module, without code here.
 #[derive(Debug)]
-pub struct DeclaredFamilies {
+pub(crate) struct DeclaredFamilies {
     families: Vec<(Kind, DeclaredFamily)>,
 }
 
 impl DeclaredFamilies {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let families = Kind::ALL
             .iter()
             .flat_map(|k| {

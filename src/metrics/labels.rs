@@ -3,29 +3,32 @@
 //! for the families that encode themselves ([`LabelText`]).
 
 use super::histograms::{LabelText, push_pair};
-use crate::probe::{Kind, Phase, Reason, Transport};
+use crate::probe::Transport;
+#[cfg(test)]
+use crate::probe::{Kind, Phase, Reason};
 use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
 use std::fmt::Write as _;
 
+#[cfg(test)]
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct ProbeLabels {
-    pub probe: String,
-    pub kind: Kind,
+pub(crate) struct ProbeLabels {
+    pub(crate) probe: String,
+    pub(crate) kind: Kind,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct NameLabels {
-    pub probe: String,
+pub(crate) struct NameLabels {
+    pub(crate) probe: String,
 }
 
 #[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
-pub enum RunResultLabel {
+pub(crate) enum RunResultLabel {
     Success,
     Failure,
 }
 
 impl RunResultLabel {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             RunResultLabel::Success => "success",
             RunResultLabel::Failure => "failure",
@@ -39,39 +42,42 @@ impl EncodeLabelValue for RunResultLabel {
     }
 }
 
+#[cfg(test)]
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct RunLabels {
-    pub probe: String,
-    pub kind: Kind,
-    pub result: RunResultLabel,
-    pub reason: Reason,
+pub(crate) struct RunLabels {
+    pub(crate) probe: String,
+    pub(crate) kind: Kind,
+    pub(crate) result: RunResultLabel,
+    pub(crate) reason: Reason,
+}
+
+#[cfg(test)]
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct PhaseLabels {
+    pub(crate) probe: String,
+    pub(crate) kind: Kind,
+    pub(crate) phase: Phase,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct PhaseLabels {
-    pub probe: String,
-    pub kind: Kind,
-    pub phase: Phase,
+pub(crate) struct DbLabels {
+    pub(crate) probe: String,
+    pub(crate) transport: Transport,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct DbLabels {
-    pub probe: String,
-    pub transport: Transport,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct BuildLabels {
-    pub version: String,
+pub(crate) struct BuildLabels {
+    pub(crate) version: String,
 }
 
 /// `pathwatch_shard_info`: two small numbers, bounded by the shard count (at most 1024).
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct ShardLabels {
-    pub index: String,
-    pub count: String,
+pub(crate) struct ShardLabels {
+    pub(crate) index: String,
+    pub(crate) count: String,
 }
 
+#[cfg(test)]
 impl LabelText for ProbeLabels {
     fn write_labels(&self, out: &mut String) {
         push_pair(out, "probe", &self.probe);
@@ -79,6 +85,7 @@ impl LabelText for ProbeLabels {
     }
 }
 
+#[cfg(test)]
 impl LabelText for RunLabels {
     fn write_labels(&self, out: &mut String) {
         push_pair(out, "probe", &self.probe);
@@ -88,6 +95,7 @@ impl LabelText for RunLabels {
     }
 }
 
+#[cfg(test)]
 impl LabelText for PhaseLabels {
     fn write_labels(&self, out: &mut String) {
         push_pair(out, "probe", &self.probe);

@@ -16,19 +16,19 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::Mutex;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct SessionLabels {
-    pub probe: String,
-    pub database: String,
-    pub state: String,
+pub(crate) struct SessionLabels {
+    pub(crate) probe: String,
+    pub(crate) database: String,
+    pub(crate) state: String,
 }
 
 #[derive(Debug, Default)]
-pub struct PgConnectionMetrics {
-    pub sessions: Family<SessionLabels, Gauge>,
-    pub max: Family<NameLabels, Gauge>,
-    pub reserved: Family<NameLabels, Gauge>,
-    pub used_ratio: Family<NameLabels, FloatGauge>,
-    pub readable: Family<NameLabels, Gauge>,
+pub(crate) struct PgConnectionMetrics {
+    pub(crate) sessions: Family<SessionLabels, Gauge>,
+    pub(crate) max: Family<NameLabels, Gauge>,
+    pub(crate) reserved: Family<NameLabels, Gauge>,
+    pub(crate) used_ratio: Family<NameLabels, FloatGauge>,
+    pub(crate) readable: Family<NameLabels, Gauge>,
     /// The (database, state) series each probe exports now, to drop those that went away.
     exported: Mutex<HashMap<String, BTreeSet<(String, String)>>>,
 }

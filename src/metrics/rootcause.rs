@@ -12,22 +12,22 @@ use std::collections::BTreeSet;
 use std::sync::Mutex;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct CauseLabels {
-    pub probe: String,
+pub(crate) struct CauseLabels {
+    pub(crate) probe: String,
     /// The probe whose failure this one follows from: bounded by the config.
-    pub cause: String,
+    pub(crate) cause: String,
 }
 
 #[derive(Debug, Default)]
 pub struct RootCauseMetrics {
-    pub root_cause: Family<NameLabels, Gauge>,
-    pub blocked_by: Family<CauseLabels, Gauge>,
+    pub(crate) root_cause: Family<NameLabels, Gauge>,
+    pub(crate) blocked_by: Family<CauseLabels, Gauge>,
     /// The (probe, cause) pairs exported now, to remove the ones a new judgement drops.
     exported: Mutex<BTreeSet<(String, String)>>,
 }
 
 impl RootCauseMetrics {
-    pub fn register(&self, r: &mut Registry) {
+    pub(crate) fn register(&self, r: &mut Registry) {
         r.register(
             "probe_root_cause",
             "1 when this probe fails and no probe it depends on (depends_on, transitively) fails: its failure is a root cause; 0 otherwise",
@@ -73,7 +73,7 @@ impl RootCauseMetrics {
     }
 
     /// Drops every series (a reload sets them anew for the new graph).
-    pub fn clear(&self) {
+    pub(crate) fn clear(&self) {
         self.root_cause.clear();
         self.blocked_by.clear();
         self.exported

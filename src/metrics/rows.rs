@@ -26,7 +26,7 @@ use std::sync::{Arc, Mutex, RwLock};
 
 /// One number of the row, written as a gauge of its own family.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub enum Field {
+pub(crate) enum Field {
     Success,
     ConsecutiveFailures,
     TimedOut,
@@ -57,15 +57,15 @@ impl Field {
 }
 
 /// The name, unit and help of a family.
-pub type FamilyName = (&'static str, Option<&'static str>, &'static str);
+pub(crate) type FamilyName = (&'static str, Option<&'static str>, &'static str);
 
 /// The families of the rows: [`Field`]s, runs, phases, the run-duration histogram.
-pub struct RowFamilies {
-    pub fields: [FamilyName; 7],
+pub(crate) struct RowFamilies {
+    pub(crate) fields: [FamilyName; 7],
     /// A counter: the name without `_total`.
-    pub runs: FamilyName,
-    pub phases: FamilyName,
-    pub run_duration: FamilyName,
+    pub(crate) runs: FamilyName,
+    pub(crate) phases: FamilyName,
+    pub(crate) run_duration: FamilyName,
 }
 
 /// A family's metadata lines and sample prefix (`<name>{`).
@@ -138,6 +138,7 @@ impl Row {
         }
     }
 
+    #[cfg(test)]
     fn has(&self, field: Field) -> bool {
         self.present.load(Ordering::Relaxed) & (1 << field as u8) != 0
     }
@@ -150,16 +151,16 @@ impl Row {
 type Rows = Arc<RwLock<HashMap<Box<str>, Row>>>;
 
 /// One finished run, as the rows record it.
-pub struct RowRun<'a> {
-    pub ok: bool,
-    pub reason: Reason,
-    pub seconds: f64,
-    pub phases: &'a [(Phase, std::time::Duration)],
-    pub finished_unix_seconds: f64,
-    pub exemplar: Option<&'a TraceLabels>,
+pub(crate) struct RowRun<'a> {
+    pub(crate) ok: bool,
+    pub(crate) reason: Reason,
+    pub(crate) seconds: f64,
+    pub(crate) phases: &'a [(Phase, std::time::Duration)],
+    pub(crate) finished_unix_seconds: f64,
+    pub(crate) exemplar: Option<&'a TraceLabels>,
 }
 
-pub struct ProbeRows {
+pub(crate) struct ProbeRows {
     fields: [Meta; 7],
     runs: Meta,
     phases: Meta,
@@ -181,7 +182,7 @@ impl fmt::Debug for ProbeRows {
 }
 
 impl ProbeRows {
-    pub fn new(families: RowFamilies, default_buckets: &[f64]) -> Self {
+    pub(crate) fn new(families: RowFamilies, default_buckets: &[f64]) -> Self {
         let (name, unit, help) = families.run_duration;
         ProbeRows {
             fields: std::array::from_fn(|i| Meta::new(families.fields[i], "gauge", "")),
@@ -219,7 +220,7 @@ impl ProbeRows {
     /// `success, ok` run counter at 0, and its run-duration histogram over `buckets` (none
     /// for `None`, `buckets: []`). Nothing that exists is reset, except a histogram whose
     /// bounds changed (a new layout starts anew, as a restart would).
-    pub fn init(
+    pub(crate) fn init(
         &self,
         probe: &str,
         kind: Kind,
@@ -273,7 +274,7 @@ impl ProbeRows {
     }
 
     /// Records one finished run of `probe`.
-    pub fn record(&self, probe: &str, kind: Kind, run: &RowRun<'_>) {
+    pub(crate) fn record(&self, probe: &str, kind: Kind, run: &RowRun<'_>) {
         self.with(probe, kind, |row| {
             row.store(Field::Success, u64::from(run.ok));
             if run.ok {
@@ -319,13 +320,14 @@ impl ProbeRows {
     }
 
     /// Removes the row of a probe that left the config.
-    pub fn forget(&self, probe: &str) -> bool {
+    pub(crate) fn forget(&self, probe: &str) -> bool {
         let mut rows = self.rows.write().unwrap_or_else(|p| p.into_inner());
         rows.remove(probe).is_some()
     }
 
+    #[cfg(test)]
     /// The value of `field` of `probe` as an `f64`, if it exists.
-    pub fn get(&self, field: Field, probe: &str) -> Option<f64> {
+    pub(crate) fn get(&self, field: Field, probe: &str) -> Option<f64> {
         let rows = self.read();
         let row = rows.get(probe).filter(|r| r.has(field))?;
         let bits = row.values[field as usize].load(Ordering::Relaxed);
@@ -335,8 +337,9 @@ impl ProbeRows {
         })
     }
 
+    #[cfg(test)]
     /// The runs of `probe` with `result` and `reason`, if that counter exists.
-    pub fn runs(&self, probe: &str, result: RunResultLabel, reason: Reason) -> Option<u64> {
+    pub(crate) fn runs(&self, probe: &str, result: RunResultLabel, reason: Reason) -> Option<u64> {
         let rows = self.read();
         let counts = rows.get(probe)?.counts();
         let found = counts

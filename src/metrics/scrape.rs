@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 /// The two answers a scrape may ask for.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub enum ScrapeFormat {
+pub(crate) enum ScrapeFormat {
     OpenMetrics,
     /// The Prometheus text format 0.0.4 (exposition.rs).
     Text004,
@@ -27,14 +27,14 @@ type Answer = (u64, Vec<Bytes>);
 
 /// The last answer of each format.
 #[derive(Debug, Default)]
-pub struct ScrapeCache {
+pub(crate) struct ScrapeCache {
     generation: AtomicU64,
     last: [Mutex<Option<Answer>>; 2],
 }
 
 impl ScrapeCache {
     /// Says that a per-probe family changed: the next scrape encodes anew.
-    pub fn changed(&self) {
+    pub(crate) fn changed(&self) {
         self.generation.fetch_add(1, Ordering::Release);
     }
 
@@ -42,7 +42,7 @@ impl ScrapeCache {
     /// encoded, else a new one from `encode` (OpenMetrics text in parts, each made of whole
     /// lines; `None` when it failed, which is not cached). One encode at a time per format:
     /// a second scrape waits for the first one's answer instead of encoding the same again.
-    pub fn get(
+    pub(crate) fn get(
         &self,
         format: ScrapeFormat,
         encode: impl FnOnce() -> Option<Vec<String>>,

@@ -10,19 +10,17 @@
 
 /// What a family's values are, and so how they are written.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub enum ValueKind {
+pub(crate) enum ValueKind {
     /// An `i64` gauge.
     Gauge,
     /// An `f64` gauge.
     FloatGauge,
-    /// A `u64` counter, written as `<name>_total`.
-    Counter,
 }
 
 /// The `# HELP`, `# TYPE` and `# UNIT` lines of a family, as prometheus-client's Registry
 /// writes them: `name` is the full name with prefix and unit (`pathwatch_probe_duration_seconds`,
 /// a counter's without `_total`), `type_name` `gauge`, `counter` or `histogram`.
-pub fn header(name: &str, type_name: &str, unit: Option<&str>, help: &str) -> Box<str> {
+pub(crate) fn header(name: &str, type_name: &str, unit: Option<&str>, help: &str) -> Box<str> {
     // prometheus-client's Registry ends every help text with a period.
     let mut header = format!("# HELP {name} {help}.\n# TYPE {name} {type_name}\n");
     if let Some(unit) = unit {

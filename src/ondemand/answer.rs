@@ -18,7 +18,7 @@ use crate::probe::{FamilyType, Kind, Phase, RunResult};
 const CAPACITY: usize = 1024;
 
 /// The answer for one run of probe `probe` of kind `kind`.
-pub fn write(probe: &str, kind: Kind, run: &RunResult, format: ScrapeFormat) -> String {
+pub(crate) fn write(probe: &str, kind: Kind, run: &RunResult, format: ScrapeFormat) -> String {
     let mut w = Writer {
         out: String::with_capacity(CAPACITY + 4 * probe.len()),
         format,

@@ -13,7 +13,7 @@ use super::{Kind, Outcome, ProbeError, Trace, Transport};
 use std::time::Duration;
 
 /// A kind's spec: its label, default timeout, build and on-demand behaviour.
-pub trait ProbeKind: Clone + Sized {
+pub(crate) trait ProbeKind: Clone + Sized {
     /// The `kind` label (and the config's `kind:` value).
     const KIND: Kind;
     /// Timeout when neither the probe nor `defaults` set one.
@@ -73,7 +73,7 @@ pub trait ProbeKind: Clone + Sized {
 /// Dispatch is always over the concrete types of the registry's enum, which is why an
 /// `async fn` is enough here (the runner's future stays `Send` where each kind's is).
 #[allow(async_fn_in_trait)]
-pub trait Probe: std::fmt::Debug + Send + Sync + 'static {
+pub(crate) trait Probe: std::fmt::Debug + Send + Sync + 'static {
     async fn run(&self, trace: &Trace) -> Result<Outcome, ProbeError>;
 }
 
@@ -84,25 +84,25 @@ pub trait Probe: std::fmt::Debug + Send + Sync + 'static {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct KindFamily {
     /// The family's name without the `pathwatch_` prefix, the unit suffix and `_total`.
-    pub name: &'static str,
-    pub help: &'static str,
+    pub(crate) name: &'static str,
+    pub(crate) help: &'static str,
     /// The unit suffix (`seconds`, `bytes`), if the value has one.
-    pub unit: Option<&'static str>,
+    pub(crate) unit: Option<&'static str>,
     /// The labels after `probe`, in order. Their values must be bounded: configured names
     /// or closed sets, never text a target sent.
     pub labels: &'static [&'static str],
-    pub family_type: FamilyType,
+    pub(crate) family_type: FamilyType,
     /// Whether a run that reports no sample of a series removes it (the value is the last
     /// run's or none, e.g. a certificate's expiry) instead of keeping its last value.
-    pub removed_when_unreported: bool,
+    pub(crate) removed_when_unreported: bool,
     /// Whether a `/probe` answer writes it: a gauge that is a fact of one run (not a total
     /// kept across runs).
-    pub on_demand: bool,
+    pub(crate) on_demand: bool,
 }
 
 /// How the exporter writes a family's samples.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum FamilyType {
+pub(crate) enum FamilyType {
     /// A gauge set to the run's value.
     Gauge,
     /// A gauge of whole numbers (written without a decimal point).
@@ -127,37 +127,37 @@ impl KindFamily {
         }
     }
 
-    pub const fn gauge(name: &'static str, help: &'static str) -> Self {
+    pub(crate) const fn gauge(name: &'static str, help: &'static str) -> Self {
         Self::new(name, help, FamilyType::Gauge)
     }
 
-    pub const fn int_gauge(name: &'static str, help: &'static str) -> Self {
+    pub(crate) const fn int_gauge(name: &'static str, help: &'static str) -> Self {
         Self::new(name, help, FamilyType::IntGauge)
     }
 
     /// See [`FamilyType::Counter`].
-    pub const fn counter(name: &'static str, help: &'static str) -> Self {
+    pub(crate) const fn counter(name: &'static str, help: &'static str) -> Self {
         Self::new(name, help, FamilyType::Counter)
     }
 
     /// See [`FamilyType::CounterIncrement`].
-    pub const fn counter_increment(name: &'static str, help: &'static str) -> Self {
+    pub(crate) const fn counter_increment(name: &'static str, help: &'static str) -> Self {
         Self::new(name, help, FamilyType::CounterIncrement)
     }
 
-    pub const fn unit(self, unit: &'static str) -> Self {
+    pub(crate) const fn unit(self, unit: &'static str) -> Self {
         KindFamily {
             unit: Some(unit),
             ..self
         }
     }
 
-    pub const fn labels(self, labels: &'static [&'static str]) -> Self {
+    pub(crate) const fn labels(self, labels: &'static [&'static str]) -> Self {
         KindFamily { labels, ..self }
     }
 
     /// See [`KindFamily::removed_when_unreported`].
-    pub const fn removed_when_unreported(self) -> Self {
+    pub(crate) const fn removed_when_unreported(self) -> Self {
         KindFamily {
             removed_when_unreported: true,
             ..self
@@ -165,7 +165,7 @@ impl KindFamily {
     }
 
     /// See [`KindFamily::on_demand`].
-    pub const fn on_demand(self) -> Self {
+    pub(crate) const fn on_demand(self) -> Self {
         KindFamily {
             on_demand: true,
             ..self
@@ -173,7 +173,7 @@ impl KindFamily {
     }
 
     /// A value of this family for a probe (a family without labels of its own).
-    pub fn sample(&self, value: f64) -> Sample {
+    pub(crate) fn sample(&self, value: f64) -> Sample {
         Sample {
             family: self.name,
             labels: Vec::new(),
@@ -196,14 +196,14 @@ impl KindFamily {
 /// value.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Sample {
-    pub family: &'static str,
-    pub labels: Vec<String>,
-    pub value: f64,
+    pub(crate) family: &'static str,
+    pub(crate) labels: Vec<String>,
+    pub(crate) value: f64,
 }
 
 /// Why an on-demand target does not fit a probe.
 #[derive(Debug, thiserror::Error)]
-pub enum RetargetError {
+pub(crate) enum RetargetError {
     #[error("a {0} probe cannot take a target")]
     NoTarget(Kind),
     #[error(transparent)]

@@ -4,28 +4,28 @@
 //! [`Outcome`] or a [`ProbeError`] with a bounded [`Reason`]; the runner owns timing,
 //! timeouts and metrics.
 
-pub mod dns;
+pub(crate) mod dns;
 pub mod gcp;
 pub mod golden;
-pub mod google;
-pub mod grpc;
-pub mod http;
-pub mod icmp;
-pub mod kind;
-pub mod logs;
-pub mod observation;
+pub(crate) mod google;
+pub(crate) mod grpc;
+pub(crate) mod http;
+pub(crate) mod icmp;
+pub(crate) mod kind;
+pub(crate) mod logs;
+pub(crate) mod observation;
 pub mod pg_connections;
-pub mod postgres;
-pub mod redis;
-pub mod result;
+pub(crate) mod postgres;
+pub(crate) mod redis;
+pub(crate) mod result;
 pub mod self_connect;
 pub mod startup;
-pub mod tcp;
-pub mod tls;
-pub mod tls_cert;
-pub mod trace;
+pub(crate) mod tcp;
+pub(crate) mod tls;
+pub(crate) mod tls_cert;
+pub(crate) mod trace;
 
-pub use kind::{FamilyType, KindFamily, Probe, ProbeKind, RetargetError, Sample};
+pub(crate) use kind::{FamilyType, KindFamily, Probe, ProbeKind, RetargetError, Sample};
 pub use observation::{Observation, Observations};
 pub use result::RunResult;
 pub use trace::{Phase, PhaseTimings, Trace};
@@ -34,7 +34,7 @@ use serde::Deserialize;
 use std::time::Duration;
 
 /// A run of a built probe, boxed (`BuiltProbe::run`).
-pub type RunFuture<'a> =
+pub(crate) type RunFuture<'a> =
     std::pin::Pin<Box<dyn Future<Output = Result<Outcome, ProbeError>> + Send + 'a>>;
 
 /// What a successful run learned besides its phase timings.
@@ -48,13 +48,13 @@ pub struct Outcome {
 #[derive(Clone, Debug, thiserror::Error)]
 #[error("{reason}: {detail}")]
 pub struct ProbeError {
-    pub reason: Reason,
-    pub detail: String,
+    pub(crate) reason: Reason,
+    pub(crate) detail: String,
 }
 
 /// The longest failure detail kept: a value found in a 10 MB body must not become a 10 MB
 /// log line, status page and `/api/status`.
-pub const MAX_DETAIL_BYTES: usize = 512;
+pub(crate) const MAX_DETAIL_BYTES: usize = 512;
 
 impl ProbeError {
     /// A failure; the detail is redacted ([`crate::redact`]) and cut at
@@ -72,7 +72,7 @@ impl ProbeError {
 
 /// `text` cut to at most `max` bytes (on a character boundary), ending in
 /// `...(N bytes)` with the original length when it was cut.
-pub fn truncate(text: String, max: usize) -> String {
+pub(crate) fn truncate(text: String, max: usize) -> String {
     if text.len() <= max {
         return text;
     }
@@ -84,15 +84,18 @@ pub fn truncate(text: String, max: usize) -> String {
 }
 
 macro_rules! label_enum {
-    ($(#[$m:meta])* $name:ident { $($variant:ident => $text:literal),* $(,)? }) => {
+    ($(#[$m:meta])* $vis:vis $name:ident { $($variant:ident => $text:literal),* $(,)? }) => {
         $(#[$m])*
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-        pub enum $name { $($variant),* }
+        $vis enum $name { $(#[doc = concat!("`", $text, "`")] $variant),* }
 
         impl $name {
-            pub const ALL: &'static [$name] = &[$($name::$variant),*];
+            /// Every value, in declaration order.
+            #[allow(dead_code, reason = "not every label enum iterates its values")]
+            $vis const ALL: &'static [$name] = &[$($name::$variant),*];
 
-            pub fn as_str(self) -> &'static str {
+            /// The label value, as written in series.
+            $vis fn as_str(self) -> &'static str {
                 match self { $($name::$variant => $text),* }
             }
         }
@@ -128,25 +131,26 @@ macro_rules! probe_kinds {
         /// Every probe kind, tagged by `kind:` in the config (boxed, so the enum stays small).
         #[derive(Clone, Debug, Deserialize, schemars::JsonSchema)]
         #[serde(rename_all = "snake_case")]
+        #[allow(missing_docs, reason = "a variant is its spec type, which carries the docs (and the schema's description)")]
         pub enum ProbeSpec {
             $($variant(Box<$spec>)),*
         }
 
         /// A probe built from its spec, ready to run ([`ProbeKind::build`]).
         #[derive(Debug)]
-        pub enum BuiltProbe {
+        pub(crate) enum BuiltProbe {
             $($variant(Box<<$spec as ProbeKind>::Probe>)),*
         }
 
         /// Why a spec does not build; the text is shown at the probe's location.
         #[derive(Debug, thiserror::Error)]
-        pub enum BuildError {
+        pub(crate) enum BuildError {
             $(#[error(transparent)] $variant(<$spec as ProbeKind>::Error)),*
         }
 
         label_enum!(
             /// The `kind` label.
-            Kind { $($variant => $label),* }
+            pub Kind { $($variant => $label),* }
         );
 
         impl Kind {
@@ -156,23 +160,24 @@ macro_rules! probe_kinds {
             }
 
             /// The family a `max_seconds` criterion bounds ([`ProbeKind::MEASURED`]).
-            pub fn measured(self) -> Option<&'static str> {
+            pub(crate) fn measured(self) -> Option<&'static str> {
                 match self { $(Kind::$variant => <$spec as ProbeKind>::MEASURED),* }
             }
         }
 
         impl ProbeSpec {
+            /// The `kind` label of this spec's probes.
             pub fn kind(&self) -> Kind {
                 match self { $(ProbeSpec::$variant(_) => Kind::$variant),* }
             }
 
             /// Timeout when neither the probe nor `defaults` set one.
-            pub fn default_timeout(&self) -> Duration {
+            pub(crate) fn default_timeout(&self) -> Duration {
                 match self { $(ProbeSpec::$variant(_) => <$spec as ProbeKind>::DEFAULT_TIMEOUT),* }
             }
 
             /// The ready probe (checks that need more than one field happen here).
-            pub fn build(&self) -> Result<BuiltProbe, BuildError> {
+            pub(crate) fn build(&self) -> Result<BuiltProbe, BuildError> {
                 match self {
                     $(ProbeSpec::$variant(s) => ProbeKind::build(&**s)
                         .map(|p| BuiltProbe::$variant(Box::new(p)))
@@ -182,7 +187,7 @@ macro_rules! probe_kinds {
 
             /// The ready probe of a retargeted module, reusing what `base` (the module's own
             /// built probe) prepared that does not depend on the target.
-            pub fn build_like(&self, base: &BuiltProbe) -> Result<BuiltProbe, BuildError> {
+            pub(crate) fn build_like(&self, base: &BuiltProbe) -> Result<BuiltProbe, BuildError> {
                 match (self, base) {
                     $((ProbeSpec::$variant(s), BuiltProbe::$variant(b)) => {
                         ProbeKind::build_like(&**s, b)
@@ -196,7 +201,7 @@ macro_rules! probe_kinds {
             /// The same probe against another target, for on-demand probing
             /// (`/probe?target=`): `host:port` (or a socket directory) for socket kinds, a URL
             /// for `http`.
-            pub fn retarget(&self, target: &str) -> Result<ProbeSpec, RetargetError> {
+            pub(crate) fn retarget(&self, target: &str) -> Result<ProbeSpec, RetargetError> {
                 Ok(match self {
                     $(ProbeSpec::$variant(s) => {
                         ProbeSpec::$variant(ProbeKind::retarget(&**s, target)?.into())
@@ -206,7 +211,7 @@ macro_rules! probe_kinds {
 
             /// The same probe without the credentials it would send (passwords, configured
             /// http headers), for an on-demand target that is not the module's own.
-            pub fn without_credentials(&self) -> ProbeSpec {
+            pub(crate) fn without_credentials(&self) -> ProbeSpec {
                 match self {
                     $(ProbeSpec::$variant(s) => {
                         ProbeSpec::$variant(ProbeKind::without_credentials(&**s).into())
@@ -215,7 +220,7 @@ macro_rules! probe_kinds {
             }
 
             /// The series the probe has before its first run ([`ProbeKind::initial_samples`]).
-            pub fn initial_samples(&self) -> Vec<Sample> {
+            pub(crate) fn initial_samples(&self) -> Vec<Sample> {
                 match self { $(ProbeSpec::$variant(s) => ProbeKind::initial_samples(&**s)),* }
             }
 
@@ -231,17 +236,13 @@ macro_rules! probe_kinds {
         }
 
         impl BuiltProbe {
-            pub fn kind(&self) -> Kind {
-                match self { $(BuiltProbe::$variant(_) => Kind::$variant),* }
-            }
-
             /// Runs the probe once. Phases are recorded into `trace` as they complete, so that
             /// a run cut short by the runner's timeout still shows how far it got.
             ///
             /// Each kind's future is boxed on its own: one future over every kind was as
             /// large as the largest kind's (~26 KB), and every run of any kind copied that
             /// into its box (runner::run_once; about a fifth of a tcp `/probe`'s instructions).
-            pub fn run<'a>(&'a self, trace: &'a Trace) -> RunFuture<'a> {
+            pub(crate) fn run<'a>(&'a self, trace: &'a Trace) -> RunFuture<'a> {
                 match self { $(BuiltProbe::$variant(p) => Box::pin(Probe::run(&**p, trace))),* }
             }
         }
@@ -268,7 +269,7 @@ probe_kinds! {
 
 label_enum!(
     /// The `transport` label of database probes.
-    Transport {
+    pub Transport {
         Tcp => "tcp",
         Unix => "unix",
     }
@@ -276,7 +277,7 @@ label_enum!(
 
 label_enum!(
     /// Why a run failed: a closed set, so the `reason` label stays bounded.
-    Reason {
+    pub Reason {
         Ok => "ok",
         Timeout => "timeout",
         Refused => "refused",
@@ -318,7 +319,7 @@ label_enum!(
 );
 
 /// Maps a socket-level error to its reason.
-pub fn io_reason(e: &std::io::Error) -> Reason {
+pub(crate) fn io_reason(e: &std::io::Error) -> Reason {
     use std::io::ErrorKind as K;
     match e.kind() {
         K::ConnectionRefused => Reason::Refused,
@@ -335,7 +336,10 @@ pub fn io_reason(e: &std::io::Error) -> Reason {
 
 /// Walks an error's source chain: the reason of the first `io::Error` in it (else
 /// `fallback`), and the whole chain as one secret-free line.
-pub fn error_chain(e: &(dyn std::error::Error + 'static), fallback: Reason) -> (Reason, String) {
+pub(crate) fn error_chain(
+    e: &(dyn std::error::Error + 'static),
+    fallback: Reason,
+) -> (Reason, String) {
     let mut detail = e.to_string();
     let mut reason = e.downcast_ref::<std::io::Error>().map(io_reason);
     let mut source = e.source();
@@ -354,7 +358,7 @@ pub fn error_chain(e: &(dyn std::error::Error + 'static), fallback: Reason) -> (
 }
 
 /// Resolves `host:port` (phase `resolve`), keeping every address in the order given.
-pub async fn resolve(
+pub(crate) async fn resolve(
     host: &str,
     port: u16,
     trace: &Trace,
@@ -381,7 +385,7 @@ pub async fn resolve(
 
 /// Connects to the first address that answers (phase `connect`), as libpq and browsers do,
 /// for a probe that then exchanges messages: Nagle's delay is off.
-pub async fn connect_tcp(
+pub(crate) async fn connect_tcp(
     addrs: &[std::net::SocketAddr],
     trace: &Trace,
 ) -> Result<tokio::net::TcpStream, ProbeError> {
@@ -393,7 +397,7 @@ pub async fn connect_tcp(
 
 /// Connects to the first address that answers (phase `connect`); returns the stream and
 /// the address it reached (the peer, without asking the kernel again).
-pub async fn connect_first(
+pub(crate) async fn connect_first(
     addrs: &[std::net::SocketAddr],
     trace: &Trace,
 ) -> Result<(tokio::net::TcpStream, std::net::SocketAddr), ProbeError> {

@@ -45,46 +45,47 @@ impl Observations {
         }
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = &Observation> {
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &Observation> {
         self.0.iter()
     }
 
-    pub fn http_status(&self) -> Option<u16> {
+    pub(crate) fn http_status(&self) -> Option<u16> {
         self.iter().find_map(|o| match o {
             Observation::HttpStatus(code) => Some(*code),
             _ => None,
         })
     }
 
-    pub fn golden(&self) -> Option<&GoldenObs> {
+    pub(crate) fn golden(&self) -> Option<&GoldenObs> {
         self.iter().find_map(|o| match o {
             Observation::Golden(g) => Some(g),
             _ => None,
         })
     }
 
-    pub fn golden_mut(&mut self) -> Option<&mut GoldenObs> {
+    #[cfg(test)]
+    pub(crate) fn golden_mut(&mut self) -> Option<&mut GoldenObs> {
         self.0.iter_mut().find_map(|o| match o {
             Observation::Golden(g) => Some(g),
             _ => None,
         })
     }
 
-    pub fn pg_connections(&self) -> Option<&super::pg_connections::PgConnections> {
+    pub(crate) fn pg_connections(&self) -> Option<&super::pg_connections::PgConnections> {
         self.iter().find_map(|o| match o {
             Observation::PgConnections(c) => Some(c),
             _ => None,
         })
     }
 
-    pub fn state(&self) -> Option<&str> {
+    pub(crate) fn state(&self) -> Option<&str> {
         self.iter().find_map(|o| match o {
             Observation::State(s) => Some(s.as_str()),
             _ => None,
         })
     }
 
-    pub fn gcp(&self) -> Option<&GcpObs> {
+    pub(crate) fn gcp(&self) -> Option<&GcpObs> {
         self.iter().find_map(|o| match o {
             Observation::Gcp(g) => Some(g),
             _ => None,
@@ -93,7 +94,7 @@ impl Observations {
 
     /// The samples of the kind's declared families the run reported (none when it
     /// reported none).
-    pub fn samples(&self) -> &[Sample] {
+    pub(crate) fn samples(&self) -> &[Sample] {
         self.iter()
             .find_map(|o| match o {
                 Observation::Samples(s) => Some(s.as_slice()),
@@ -103,16 +104,17 @@ impl Observations {
     }
 
     /// The value the run reported for the declared family `name` (its first sample).
-    pub fn value(&self, name: &str) -> Option<f64> {
+    pub(crate) fn value(&self, name: &str) -> Option<f64> {
         self.samples()
             .iter()
             .find(|s| s.family == name)
             .map(|s| s.value)
     }
 
+    #[cfg(test)]
     /// [`Observations::value`] under its former name (src/demo.rs's test reads a tls_cert
     /// expiry with it).
-    pub fn gauge(&self, name: &str) -> Option<f64> {
+    pub(crate) fn gauge(&self, name: &str) -> Option<f64> {
         self.value(name)
     }
 }

@@ -13,7 +13,7 @@ use tokio_postgres::SimpleQueryMessage;
 use tokio_postgres::error::SqlState;
 
 /// Databases reported by name; the rest count as `other`, so the label stays bounded.
-pub const MAX_DATABASES: usize = 10;
+pub(crate) const MAX_DATABASES: usize = 10;
 
 /// One read, with the simple query protocol (no prepared statement is left behind).
 const QUERY: &str = "SELECT current_setting('max_connections'), \
@@ -22,7 +22,7 @@ const QUERY: &str = "SELECT current_setting('max_connections'), \
      FROM pg_stat_activity WHERE backend_type = 'client backend' GROUP BY 3, 4";
 
 /// The `state` of a session, as pg_stat_activity names it (a closed set for the label).
-pub const STATES: &[&str] = &[
+pub(crate) const STATES: &[&str] = &[
     "active",
     "idle",
     "idle in transaction",
@@ -48,19 +48,19 @@ pub struct PgConnections {
 
 impl PgConnections {
     /// Client sessions in use, this probe's own included.
-    pub fn used(&self) -> u32 {
+    pub(crate) fn used(&self) -> u32 {
         self.sessions.iter().map(|(_, _, n)| n).sum()
     }
 
     /// Used over the slots an ordinary role can take; `None` when not read.
-    pub fn ratio(&self) -> Option<f64> {
+    pub(crate) fn ratio(&self) -> Option<f64> {
         let usable = self.max.saturating_sub(self.reserved);
         (self.unreadable.is_none() && usable > 0)
             .then(|| f64::from(self.used()) / f64::from(usable))
     }
 
     /// `6 of 7 usable (max_connections 10, 3 reserved)`, or why it is unknown.
-    pub fn text(&self) -> String {
+    pub(crate) fn text(&self) -> String {
         match &self.unreadable {
             Some(why) => format!("not readable: {why}"),
             None => format!(
@@ -76,7 +76,7 @@ impl PgConnections {
 
 /// Reads the server's connections on `client`. A permission error is an observation; any
 /// other failure (the session broke) fails the run.
-pub async fn read(client: &tokio_postgres::Client) -> Result<PgConnections, ProbeError> {
+pub(crate) async fn read(client: &tokio_postgres::Client) -> Result<PgConnections, ProbeError> {
     let messages = match client.simple_query(QUERY).await {
         Ok(m) => m,
         Err(e) => {

@@ -25,7 +25,7 @@ use tokio_postgres::error::SqlState;
 /// requests, and downgrades silently).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
-pub enum SslMode {
+pub(crate) enum SslMode {
     Disable,
     /// Try TLS, fall back to plain text if the server has none; no certificate check.
     #[default]
@@ -41,38 +41,38 @@ pub enum SslMode {
 pub struct PostgresSpec {
     /// A host name or IP address, or an absolute directory holding the server's Unix socket
     /// (`/cloudsql/PROJECT:REGION:INSTANCE`, `/var/run/postgresql`), as in libpq.
-    pub host: String,
+    pub(crate) host: String,
     /// TCP port, and the suffix of the socket file (`.s.PGSQL.5432`) in a socket directory.
     #[serde(default = "default_port")]
-    pub port: u16,
+    pub(crate) port: u16,
     /// The role to log in as.
     #[serde(default = "default_user")]
-    pub user: String,
-    pub password: Option<Secret>,
-    pub password_file: Option<SecretFile>,
+    pub(crate) user: String,
+    pub(crate) password: Option<Secret>,
+    pub(crate) password_file: Option<SecretFile>,
     /// Defaults to the user name, as in libpq (so does an empty one: an unset
     /// `${PGDATABASE:-}`).
-    pub dbname: Option<String>,
+    pub(crate) dbname: Option<String>,
     #[serde(default)]
-    pub sslmode: SslMode,
+    pub(crate) sslmode: SslMode,
     /// PEM file of the CA that signed the server certificate (Cloud SQL's server CA);
     /// without it, the Mozilla roots are trusted.
-    pub sslrootcert: Option<PathBuf>,
+    pub(crate) sslrootcert: Option<PathBuf>,
     /// Run with the simple query protocol once the session is up.
     #[serde(default = "default_query")]
-    pub query: String,
+    pub(crate) query: String,
     /// Shown in `pg_stat_activity`.
     #[serde(default = "default_application_name")]
-    pub application_name: String,
+    pub(crate) application_name: String,
     /// Also read the server's connections in the same session (phase `connections`):
     /// sessions by database and state against `max_connections` (pg_connections.rs).
     #[serde(default)]
-    pub connections: bool,
+    pub(crate) connections: bool,
 }
 
 /// Why a `postgres` spec does not build.
 #[derive(Debug, thiserror::Error)]
-pub enum PostgresError {
+pub(crate) enum PostgresError {
     /// A blank host, or port 0 over TCP.
     #[error(transparent)]
     Address(#[from] HostPortError),
@@ -90,7 +90,7 @@ pub enum PostgresError {
 /// A built `postgres` probe: the spec and its TLS config (built once, so a bad CA file is a
 /// config error, not a failed run; `None` without TLS).
 #[derive(Debug)]
-pub struct PostgresProbe {
+pub(crate) struct PostgresProbe {
     spec: PostgresSpec,
     tls: Option<Arc<rustls::ClientConfig>>,
 }
@@ -109,7 +109,7 @@ fn default_application_name() -> String {
 }
 
 impl PostgresSpec {
-    pub fn transport(&self) -> Transport {
+    pub(crate) fn transport(&self) -> Transport {
         if self.host.starts_with('/') {
             Transport::Unix
         } else {
@@ -119,7 +119,7 @@ impl PostgresSpec {
 
     /// The same probe without its password, for an on-demand target that is not its own
     /// (`/probe`: credentials stay with the server they were configured for).
-    pub fn without_credentials(&self) -> PostgresSpec {
+    pub(crate) fn without_credentials(&self) -> PostgresSpec {
         PostgresSpec {
             password: None,
             password_file: None,

@@ -34,29 +34,29 @@ const MAX_DETAIL: usize = 200;
 pub struct RedisSpec {
     /// A host name or IP address, or the absolute path of the server's Unix socket
     /// (its `unixsocket` setting, e.g. `/var/run/redis/redis-server.sock`).
-    pub host: String,
+    pub(crate) host: String,
     /// TCP port (the `tls-port` with `tls: true`).
     #[serde(default = "default_port")]
-    pub port: u16,
+    pub(crate) port: u16,
     /// An ACL user (Redis 6+): sends `AUTH username password` instead of `AUTH password`.
-    pub username: Option<String>,
-    pub password: Option<Secret>,
-    pub password_file: Option<SecretFile>,
+    pub(crate) username: Option<String>,
+    pub(crate) password: Option<Secret>,
+    pub(crate) password_file: Option<SecretFile>,
     /// The logical database to `SELECT` before the `PING`.
-    pub db: Option<u32>,
+    pub(crate) db: Option<u32>,
     /// Speak TLS (Redis' `tls-port`, Memorystore's in-transit encryption).
     #[serde(default)]
-    pub tls: bool,
+    pub(crate) tls: bool,
     /// PEM file of the CA that signed the server certificate (default: the Mozilla roots).
-    pub ca_file: Option<PathBuf>,
+    pub(crate) ca_file: Option<PathBuf>,
     /// Encrypt without checking the server's certificate.
     #[serde(default)]
-    pub insecure_skip_verify: bool,
+    pub(crate) insecure_skip_verify: bool,
 }
 
 /// Why a `redis` spec does not build.
 #[derive(Debug, thiserror::Error)]
-pub enum RedisError {
+pub(crate) enum RedisError {
     /// A blank host, or port 0 over TCP.
     #[error(transparent)]
     Address(#[from] HostPortError),
@@ -81,7 +81,7 @@ pub enum RedisError {
 /// A built `redis` probe: the spec and its TLS config (built once, so a bad CA file is a
 /// config error, not a failed run; `None` without TLS).
 #[derive(Debug)]
-pub struct RedisProbe {
+pub(crate) struct RedisProbe {
     spec: RedisSpec,
     tls: Option<Arc<rustls::ClientConfig>>,
 }
@@ -93,7 +93,7 @@ fn default_port() -> u16 {
 impl RedisSpec {
     /// The same probe without its user and password, for an on-demand target that is not
     /// its own (`/probe`: credentials stay with the server they were configured for).
-    pub fn without_credentials(&self) -> RedisSpec {
+    pub(crate) fn without_credentials(&self) -> RedisSpec {
         RedisSpec {
             username: None,
             password: None,
@@ -102,7 +102,7 @@ impl RedisSpec {
         }
     }
 
-    pub fn transport(&self) -> Transport {
+    pub(crate) fn transport(&self) -> Transport {
         if self.host.starts_with('/') {
             Transport::Unix
         } else {

@@ -9,6 +9,7 @@ use std::time::Duration;
 /// One finished run of one probe.
 #[derive(Clone, Debug)]
 pub struct RunResult {
+    /// When the run ended (Unix seconds, fractional).
     pub finished_unix_seconds: f64,
     /// Measured by the runner around the whole probe; at least the timeout when cut short.
     pub duration: Duration,
@@ -24,15 +25,17 @@ pub struct RunResult {
     pub trace_id: Option<String>,
     /// How late the run started against its scheduled slot; `None` for on-demand runs.
     pub lateness: Option<Duration>,
+    /// The run's outcome: its facts when it passed, the bounded reason and a redacted detail
+    /// when it failed.
     pub outcome: Result<Outcome, ProbeError>,
 }
 
 impl RunResult {
-    pub fn ok(&self) -> bool {
+    pub(crate) fn ok(&self) -> bool {
         self.outcome.is_ok()
     }
 
-    pub fn reason(&self) -> Reason {
+    pub(crate) fn reason(&self) -> Reason {
         match &self.outcome {
             Ok(_) => Reason::Ok,
             Err(e) => e.reason,
@@ -43,7 +46,7 @@ impl RunResult {
     /// else its reason (`refused`).
     /// The run's seconds less the optional read of a Postgres server's connections, which
     /// follows the session it measures (`pathwatch_db_connect_seconds`, `max_seconds`).
-    pub fn session_seconds(&self) -> f64 {
+    pub(crate) fn session_seconds(&self) -> f64 {
         let read: f64 = self
             .phases
             .iter()
@@ -53,7 +56,7 @@ impl RunResult {
         self.duration.as_secs_f64() - read
     }
 
-    pub fn brief(&self) -> String {
+    pub(crate) fn brief(&self) -> String {
         match self.observations.state() {
             Some(state) => format!("is {state}"),
             None => self.reason().to_string(),

@@ -14,7 +14,7 @@ use std::task::{Context, Poll};
 
 /// The error a self-connect becomes: `ConnectionRefused`, so every kind maps it to the
 /// `refused` reason, as if the kernel had answered with a reset.
-pub fn error(addr: SocketAddr) -> io::Error {
+pub(crate) fn error(addr: SocketAddr) -> io::Error {
     io::Error::new(
         io::ErrorKind::ConnectionRefused,
         format!("connected to itself ({addr} is both ends: nothing listens there)"),
@@ -23,7 +23,7 @@ pub fn error(addr: SocketAddr) -> io::Error {
 
 /// True when a socket connected to `peer` has `peer` as its own address too. The peer is
 /// the address connected to, so one `getsockname` is the whole cost of the check.
-pub fn is_self(local: io::Result<SocketAddr>, peer: SocketAddr) -> bool {
+pub(crate) fn is_self(local: io::Result<SocketAddr>, peer: SocketAddr) -> bool {
     local.is_ok_and(|l| l == peer)
 }
 
@@ -32,7 +32,7 @@ pub fn is_self(local: io::Result<SocketAddr>, peer: SocketAddr) -> bool {
 /// connections as they open; an https one to itself fails earlier, in the TLS handshake
 /// (the client reads back its own ClientHello).
 #[derive(Clone, Copy, Debug, Default)]
-pub struct RefuseSelfConnect;
+pub(crate) struct RefuseSelfConnect;
 
 impl<S> tower_layer::Layer<S> for RefuseSelfConnect {
     type Service = RefuseSelfConnectService<S>;

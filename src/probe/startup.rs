@@ -19,38 +19,39 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
-pub enum Reference {
+pub(crate) enum Reference {
     #[default]
     Restart,
     Reported,
 }
 
+/// The `startup` probe: how long a service takes from a start to its first healthy answer.
 #[derive(Clone, Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StartupSpec {
     /// The health check that says "started": an `http` probe's settings.
-    pub check: HttpSpec,
+    pub(crate) check: HttpSpec,
     /// `restart` (default): time a startup from pathwatch's own start, then from the first
     /// failing poll after a healthy one; `reported`: from the start time the service reports
     /// (`started_at_pointer`).
     #[serde(default)]
-    pub reference: Reference,
+    pub(crate) reference: Reference,
     /// Where the service reports its start time (`reference: reported`).
-    pub started_at_pointer: Option<String>,
+    pub(crate) started_at_pointer: Option<String>,
     /// Poll period while a startup is in progress.
     #[serde(
         default = "default_poll",
         deserialize_with = "humantime_serde_compat::deserialize"
     )]
     #[schemars(with = "crate::core::types::PositiveDuration")]
-    pub poll_interval: Duration,
+    pub(crate) poll_interval: Duration,
     /// A startup longer than this fails with `startup_timeout` (polling goes on, slower).
     #[serde(
         default = "default_deadline",
         deserialize_with = "humantime_serde_compat::deserialize"
     )]
     #[schemars(with = "crate::core::types::PositiveDuration")]
-    pub deadline: Duration,
+    pub(crate) deadline: Duration,
 }
 
 fn default_poll() -> Duration {
@@ -66,7 +67,7 @@ mod humantime_serde_compat {
     use serde::{Deserialize, Deserializer};
     use std::time::Duration;
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         PositiveDuration::deserialize(d).map(|p| p.0)
     }
 }
@@ -108,18 +109,18 @@ const UNHEALTHY: KindFamily = KindFamily::counter_increment(
 /// What a startup run observed, reported as the samples of the `pathwatch_startup_*`
 /// families ([`StartupObs::samples`]).
 #[derive(Clone, Debug, Default, PartialEq)]
-pub struct StartupObs {
+pub(crate) struct StartupObs {
     /// Set on the run that saw the first healthy answer after a start.
-    pub seconds: Option<f64>,
-    pub in_progress: bool,
+    pub(crate) seconds: Option<f64>,
+    pub(crate) in_progress: bool,
     /// 1 when this run got an unhealthy answer during a startup.
-    pub unhealthy_answers: u64,
+    pub(crate) unhealthy_answers: u64,
 }
 
 impl StartupObs {
     /// The samples of [`StartupSpec::FAMILIES`]: the startup time only on the run that
     /// measured one (the gauge keeps the last).
-    pub fn samples(&self) -> Vec<Sample> {
+    pub(crate) fn samples(&self) -> Vec<Sample> {
         let mut samples = vec![
             IN_PROGRESS.sample(f64::from(u8::from(self.in_progress))),
             UNHEALTHY.sample(self.unhealthy_answers as f64),
@@ -133,7 +134,7 @@ impl StartupObs {
 
 /// Why a `startup` spec does not build.
 #[derive(Debug, thiserror::Error)]
-pub enum StartupError {
+pub(crate) enum StartupError {
     #[error("check: {0}")]
     Check(#[source] HttpError),
     #[error("reference \"reported\" needs \"started_at_pointer\"")]
@@ -142,7 +143,7 @@ pub enum StartupError {
 
 /// A built `startup` probe: its health check, and the state machine kept across runs.
 #[derive(Debug)]
-pub struct StartupProbe {
+pub(crate) struct StartupProbe {
     spec: StartupSpec,
     check: HttpProbe,
     state: Mutex<State>,

@@ -12,14 +12,14 @@ use std::time::Duration;
 #[serde(deny_unknown_fields)]
 pub struct TcpSpec {
     /// Host name or IP address.
-    pub host: String,
+    pub(crate) host: String,
     /// TCP port.
-    pub port: u16,
+    pub(crate) port: u16,
 }
 
 /// A checked `tcp` spec: nothing to prepare but the address.
 #[derive(Debug)]
-pub struct TcpProbe(HostPort);
+pub(crate) struct TcpProbe(HostPort);
 
 impl ProbeKind for TcpSpec {
     const KIND: Kind = Kind::Tcp;

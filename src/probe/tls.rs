@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 /// How much of the server's certificate to check.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Verify {
+pub(crate) enum Verify {
     /// Encrypt only (libpq `prefer`, `require`).
     Nothing,
     /// The chain up to a trusted root, not the name (libpq `verify-ca`).
@@ -35,7 +35,7 @@ fn provider() -> Arc<CryptoProvider> {
 
 /// Why a client config could not be built (a config error, at the probe's location).
 #[derive(Debug, thiserror::Error)]
-pub enum TlsError {
+pub(crate) enum TlsError {
     #[error("cannot read CA file \"{}\": {source}", path.display())]
     ReadCa {
         path: PathBuf,
@@ -76,7 +76,7 @@ pub enum TlsError {
 }
 
 /// Trusted roots: the PEM file given, or the Mozilla roots bundled with webpki-roots.
-pub fn roots(ca_file: Option<&Path>) -> Result<RootCertStore, TlsError> {
+pub(crate) fn roots(ca_file: Option<&Path>) -> Result<RootCertStore, TlsError> {
     let mut store = RootCertStore::empty();
     match ca_file {
         Some(path) => {
@@ -107,13 +107,13 @@ pub fn roots(ca_file: Option<&Path>) -> Result<RootCertStore, TlsError> {
 
 /// A client certificate chain and its key (mTLS), as PEM files.
 #[derive(Clone, Copy, Debug)]
-pub struct ClientCert<'a> {
-    pub cert_file: &'a Path,
-    pub key_file: &'a Path,
+pub(crate) struct ClientCert<'a> {
+    pub(crate) cert_file: &'a Path,
+    pub(crate) key_file: &'a Path,
 }
 
 /// A client config for `verify`, trusting `ca_file` (or the bundled roots).
-pub fn client_config(
+pub(crate) fn client_config(
     verify: Verify,
     ca_file: Option<&Path>,
 ) -> Result<Arc<ClientConfig>, TlsError> {
@@ -121,7 +121,7 @@ pub fn client_config(
 }
 
 /// [`client_config`], presenting `cert` when the server asks for a client certificate.
-pub fn client_config_with_cert(
+pub(crate) fn client_config_with_cert(
     verify: Verify,
     ca_file: Option<&Path>,
     cert: Option<ClientCert<'_>>,

@@ -9,7 +9,7 @@ use tokio::time::Instant;
 
 super::label_enum!(
     /// The `phase` label: the steps of a connection, in the order they happen.
-    Phase {
+    pub Phase {
         Resolve => "resolve",
         Connect => "connect",
         Tls => "tls",
@@ -52,7 +52,7 @@ struct Record {
 impl Trace {
     /// Times `fut` as `phase`. The phase counts as reached only when `fut` returns `Ok`;
     /// a phase that fails or never ends stays "current", so failures name where they stopped.
-    pub async fn time<T, E, F>(&self, phase: Phase, fut: F) -> Result<T, E>
+    pub(crate) async fn time<T, E, F>(&self, phase: Phase, fut: F) -> Result<T, E>
     where
         F: Future<Output = Result<T, E>>,
     {
@@ -65,7 +65,7 @@ impl Trace {
     }
 
     /// Marks `phase` as running; returns when it started.
-    pub fn enter(&self, phase: Phase) -> Instant {
+    pub(crate) fn enter(&self, phase: Phase) -> Instant {
         // A child of the run's span (the probe runs inside it), traced when OTLP is on.
         let span = tracing::info_span!(
             "phase",
@@ -82,7 +82,7 @@ impl Trace {
     }
 
     /// Marks the phase in progress as the one that failed, and ends its span.
-    pub fn fail_current(&self, reason: super::Reason) {
+    pub(crate) fn fail_current(&self, reason: super::Reason) {
         if let Some(span) = self.with(|r| r.span.take()) {
             span.record("reason", reason.as_str());
             span.record("otel.status_code", "ERROR");
@@ -90,7 +90,7 @@ impl Trace {
     }
 
     /// Records `phase` as reached, taking `took`.
-    pub fn complete(&self, phase: Phase, took: Duration) {
+    pub(crate) fn complete(&self, phase: Phase, took: Duration) {
         let span = self.with(|r| {
             r.done.push((phase, took));
             r.current = None;
@@ -100,44 +100,44 @@ impl Trace {
     }
 
     /// Completed phases so far.
-    pub fn completed(&self) -> PhaseTimings {
+    pub(crate) fn completed(&self) -> PhaseTimings {
         self.with(|r| r.done.clone())
     }
 
     /// Records what the run saw (kept current, so a run cut at its timeout still reports
     /// it), replacing an earlier observation of the same variant.
-    pub fn observe(&self, obs: Observation) {
+    pub(crate) fn observe(&self, obs: Observation) {
         self.with(|r| r.observations.set(obs));
     }
 
     /// Everything observed so far.
-    pub fn observations(&self) -> Observations {
+    pub(crate) fn observations(&self) -> Observations {
         self.with(|r| r.observations.clone())
     }
 
     /// Asks the runner to run the probe again after `after` instead of its interval
     /// (a startup in progress is polled fast).
-    pub fn set_next_run(&self, after: Duration) {
+    pub(crate) fn set_next_run(&self, after: Duration) {
         self.with(|r| r.next_run = Some(after));
     }
 
-    pub fn next_run(&self) -> Option<Duration> {
+    pub(crate) fn next_run(&self) -> Option<Duration> {
         self.with(|r| r.next_run)
     }
 
     /// Why the run has not finished, in the probe's terms, for the runner to report if the
     /// timeout cuts it now instead of a bare `timeout` (e.g. events arrived but belong to
     /// another run). `None` clears it.
-    pub fn set_explanation(&self, why: Option<(super::Reason, String)>) {
+    pub(crate) fn set_explanation(&self, why: Option<(super::Reason, String)>) {
         self.with(|r| r.explanation = why);
     }
 
-    pub fn explanation(&self) -> Option<(super::Reason, String)> {
+    pub(crate) fn explanation(&self) -> Option<(super::Reason, String)> {
         self.with(|r| r.explanation.clone())
     }
 
     /// The phase that was running when the probe failed or was cut short.
-    pub fn current(&self) -> Option<Phase> {
+    pub(crate) fn current(&self) -> Option<Phase> {
         self.with(|r| r.current)
     }
 

@@ -27,10 +27,10 @@ use tokio_util::sync::CancellationToken;
 
 /// One probe's place in the timetable.
 #[derive(Clone, Copy, Debug)]
-pub struct Entry {
+pub(crate) struct Entry {
     /// From the timetable's start to the probe's first run.
-    pub delay: Duration,
-    pub interval: Duration,
+    pub(crate) delay: Duration,
+    pub(crate) interval: Duration,
 }
 
 /// How long before its slot a run's task is spawned; it then waits for the slot on its own
@@ -53,7 +53,7 @@ type Done = (usize, Instant, Option<Duration>);
 /// module docs) until `token` is cancelled. Each call's future runs as a task of its own;
 /// `lateness` is how late that task woke against its slot (timer and runtime together, for
 /// the lateness histogram).
-pub async fn run_timetable<F, Fut>(entries: Vec<Entry>, token: CancellationToken, run: F)
+pub(crate) async fn run_timetable<F, Fut>(entries: Vec<Entry>, token: CancellationToken, run: F)
 where
     F: Fn(usize, Duration) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Option<Duration>> + Send + 'static,
@@ -87,7 +87,7 @@ where
         }
         tokio::select! {
             biased;
-            _ = token.cancelled() => break,
+            () = token.cancelled() => break,
             Some(done) = runs.join_next(), if !runs.is_empty() => {
                 // Every run that has ended since, in one pass: one wake-up for a burst.
                 let mut next = Some(done);
@@ -99,7 +99,7 @@ where
                     next = runs.try_join_next();
                 }
             }
-            _ = &mut sleep, if !heap.is_empty() => {}
+            () = &mut sleep, if !heap.is_empty() => {}
         }
     }
     // Drop the runs in flight and wait until they are gone: none records into a state the
@@ -328,9 +328,7 @@ mod tests {
                 let r = r.clone();
                 async move {
                     r.lock().unwrap().push(t0.elapsed().as_secs());
-                    if r.lock().unwrap().len() == 1 {
-                        panic!("a bug outside the probe");
-                    }
+                    assert!(r.lock().unwrap().len() != 1, "a bug outside the probe");
                     None
                 }
             },

@@ -14,7 +14,7 @@ use tokio::net::{TcpListener, UdpSocket};
 use tokio_util::sync::CancellationToken;
 
 /// The zone the demo's server is authoritative for.
-pub const ZONE: &str = "pathwatch-demo.test.";
+pub(crate) const ZONE: &str = "pathwatch-demo.test.";
 /// The name the demo's probe asks for.
 pub const BACKEND: &str = "backend.pathwatch-demo.test.";
 

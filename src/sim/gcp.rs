@@ -24,14 +24,19 @@ use super::{Faults, SimState, lock};
 /// The only access token the APIs accept, and what the metadata server hands out. It is a
 /// fixed, made-up value: the sim guards nothing, and tests look for it to prove it never leaks.
 pub const TOKEN: &str = "ya29.sim-access-token-not-a-secret";
+/// The project every simulated resource lives in.
 pub const PROJECT: &str = "netra-staging";
+/// The region of the simulated connector and Cloud Run service.
 pub const REGION: &str = "us-central1";
+/// The name of the simulated Serverless VPC Access connector.
 pub const CONNECTOR: &str = "staging-connector";
+/// The name of the simulated Cloud SQL instance.
 pub const INSTANCE: &str = "staging-shared-postgres";
+/// The name of the simulated Cloud Run service.
 pub const SERVICE: &str = "netra-backend-staging";
 /// A literal env value on the service that pathwatch must never show.
 pub const SECRET_ENV_VALUE: &str = "jwt-s3cr3t-value-never-shown";
-pub const TOKEN_PATH: &str = "/computeMetadata/v1/instance/service-accounts/default/token";
+pub(crate) const TOKEN_PATH: &str = "/computeMetadata/v1/instance/service-accounts/default/token";
 /// How long a hung request waits before it answers after all: longer than any probe timeout.
 const HANG: Duration = Duration::from_secs(60);
 
@@ -76,18 +81,22 @@ impl Default for Store {
     }
 }
 
+/// The API path of connector `name` in the sim's project and region (vpcaccess v1).
 pub fn connector_path(name: &str) -> String {
     format!("/v1/projects/{PROJECT}/locations/{REGION}/connectors/{name}")
 }
 
+/// The API path of Cloud SQL instance `name` in the sim's project (sqladmin v1).
 pub fn instance_path(name: &str) -> String {
     format!("/v1/projects/{PROJECT}/instances/{name}")
 }
 
+/// The API path of Cloud Run service `name` in the sim's project and region (run v2).
 pub fn service_path(name: &str) -> String {
     format!("/v2/projects/{PROJECT}/locations/{REGION}/services/{name}")
 }
 
+/// Connector `name`'s full resource name, as a Cloud Run service's `vpcAccess` names it.
 pub fn connector_full_name(name: &str) -> String {
     format!("projects/{PROJECT}/locations/{REGION}/connectors/{name}")
 }

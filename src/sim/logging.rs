@@ -27,13 +27,13 @@ use super::gcp::{PROJECT, REGION, SERVICE, authorized};
 use super::{Faults, SimState, lock};
 
 /// The backend's connect failure on the Cloud SQL socket (the incident's first line).
-pub const DB_SOCKET_FAILED: &str = "socket connection to /cloudsql/netra-staging:us-central1:staging-shared-postgres/.s.PGSQL.5432 failed: timeout expired";
+pub(crate) const DB_SOCKET_FAILED: &str = "socket connection to /cloudsql/netra-staging:us-central1:staging-shared-postgres/.s.PGSQL.5432 failed: timeout expired";
 /// What the backend concludes after its connects fail.
-pub const VPC_UNREACHABLE: &str = "Cloud SQL instance not accessible through VPC connector";
+pub(crate) const VPC_UNREACHABLE: &str = "Cloud SQL instance not accessible through VPC connector";
 /// The backend's last line before its instance exits.
-pub const STARTUP_FAILED: &str = "Application startup failed. Exiting.";
+pub(crate) const STARTUP_FAILED: &str = "Application startup failed. Exiting.";
 /// What Cloud Run's system log says when the container exits (the backend exits with 3).
-pub const CONTAINER_EXIT: &str = "Container called exit(3).";
+pub(crate) const CONTAINER_EXIT: &str = "Container called exit(3).";
 /// Entries kept, oldest dropped first: hours of a demo's lines, a few MB at most.
 const MAX_ENTRIES: usize = 5_000;
 /// `entries:list` request bodies kept for tests, oldest dropped first.
@@ -177,8 +177,9 @@ impl SimState {
         push(&mut lock(&self.inner.log).entries, entry, MAX_ENTRIES);
     }
 
+    #[cfg(test)]
     /// Every entry kept, oldest first.
-    pub fn log_entries(&self) -> Vec<Value> {
+    pub(crate) fn log_entries(&self) -> Vec<Value> {
         lock(&self.inner.log).entries.iter().cloned().collect()
     }
 

@@ -111,7 +111,7 @@ pub struct Faults {
 impl Faults {
     /// The switches that differ from the defaults, as JSON (`{}` when none): a log line that
     /// stays readable as the list of switches grows.
-    pub fn active(&self) -> String {
+    pub(crate) fn active(&self) -> String {
         let (Ok(serde_json::Value::Object(now)), Ok(serde_json::Value::Object(default))) = (
             serde_json::to_value(self),
             serde_json::to_value(Faults::default()),
@@ -156,12 +156,12 @@ impl Default for SimOptions {
 /// The timeline of one agent run, as the server saw it.
 #[derive(Clone, Debug, Serialize)]
 pub struct RunTimeline {
-    pub user_id: String,
-    pub thread_id: String,
-    pub received_at_unix_ms: f64,
+    pub(crate) user_id: String,
+    pub(crate) thread_id: String,
+    pub(crate) received_at_unix_ms: f64,
     /// Event type and ms since the user message was received, measured when the frame had been
     /// handed to the socket. Only the 5 agent events of this run's own connection are recorded.
-    pub events: Vec<(String, f64)>,
+    pub(crate) events: Vec<(String, f64)>,
 }
 
 /// Shared state of one simulated service; cheap to clone.
@@ -236,10 +236,13 @@ impl SimState {
         state
     }
 
+    /// The faults in force now (a copy).
     pub fn faults(&self) -> Faults {
         lock(&self.inner.faults).clone()
     }
 
+    /// Replaces every fault at once and wakes whatever waits on a fault change; `db_down`
+    /// turning on also logs what a backend that lost its database logs.
     pub fn set_faults(&self, f: Faults) {
         tracing::info!(faults = %f.active(), "sim faults replaced");
         let db_down = f.db_down;

@@ -47,15 +47,15 @@ use tokio_util::sync::CancellationToken;
 use super::{SimState, lock};
 
 /// Cloud SQL's default for an instance of the demo's size.
-pub const MAX_CONNECTIONS: u32 = 100;
+pub(crate) const MAX_CONNECTIONS: u32 = 100;
 /// Postgres' default `superuser_reserved_connections`.
-pub const RESERVED_CONNECTIONS: u32 = 3;
+pub(crate) const RESERVED_CONNECTIONS: u32 = 3;
 /// Slots an ordinary role can take.
 pub const USABLE_CONNECTIONS: u32 = MAX_CONNECTIONS - RESERVED_CONNECTIONS;
 /// The backend's pool when nothing is wrong: sessions other clients hold.
 pub const POOL_SESSIONS: u32 = 12;
 /// The database the backend's pool is connected to.
-pub const APP_DATABASE: &str = "netra_staging";
+pub(crate) const APP_DATABASE: &str = "netra_staging";
 /// PBKDF2 rounds of the SCRAM verifier (Postgres' default).
 const SCRAM_ITERATIONS: usize = 4096;
 /// Pause between attempts to listen again after a refusal ends.
@@ -68,6 +68,7 @@ pub enum PgAuth {
     #[default]
     #[serde(rename = "scram-sha-256")]
     ScramSha256,
+    /// MD5 of password and user, as before Postgres 14.
     #[serde(rename = "md5")]
     Md5,
     /// The password in clear text (over the socket, as `password` in pg_hba.conf).
@@ -133,6 +134,7 @@ pub struct PgServer {
 
 /// Where to listen.
 pub enum PgListener {
+    /// A TCP listener.
     Tcp(TcpListener),
     /// A Unix socket; the file is left in place when a `refuse` fault closes it.
     Unix(UnixListener, PathBuf),
@@ -193,6 +195,7 @@ impl std::fmt::Display for Address {
 }
 
 impl PgServer {
+    /// A stand-in that reads its faults and auth from `state`; it listens once [`PgServer::serve`] is called.
     pub fn new(state: SimState) -> Self {
         PgServer {
             inner: Arc::new(Inner {

@@ -21,12 +21,13 @@ use tokio_util::sync::CancellationToken;
 /// Where alerts/alertmanager.yml sends its notifications.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9095";
 
+#[cfg(test)]
 /// The receivers of alerts/alertmanager.yml, one path each.
-pub const RECEIVERS: [&str; 3] = ["pager", "tickets", "default"];
+pub(crate) const RECEIVERS: [&str; 3] = ["pager", "tickets", "default"];
 
 /// A notification larger than this is refused with 413: Alertmanager's webhook sends a few
 /// KiB per alert, and a receiver that prints must not buffer whatever a client streams.
-pub const MAX_BODY: usize = 1 << 20;
+pub(crate) const MAX_BODY: usize = 1 << 20;
 
 /// How many characters of a summary or label value a line shows (one line stays one line).
 const MAX_TEXT: usize = 300;
@@ -43,7 +44,7 @@ const SHOWN_LABELS: [&str; 6] = [
 ];
 
 /// Where the lines go: stdout in the demo, a buffer in tests.
-pub type Printer = Arc<dyn Fn(&str) + Send + Sync>;
+pub(crate) type Printer = Arc<dyn Fn(&str) + Send + Sync>;
 
 /// A notification as Alertmanager's webhook sends it (version 4); fields not read here are
 /// ignored.
@@ -69,7 +70,7 @@ struct Alert {
 
 /// Why a notification is refused (400), as the response says it.
 #[derive(Debug, thiserror::Error)]
-pub enum ReceiveError {
+pub(crate) enum ReceiveError {
     #[error("not an Alertmanager webhook notification: {0}")]
     Json(#[from] serde_json::Error),
     #[error("unsupported webhook payload version {0:?} (this receiver reads version 4)")]
@@ -81,7 +82,7 @@ pub enum ReceiveError {
 ///
 /// # Errors
 /// When `body` is not a version 4 webhook payload.
-pub fn lines(receiver: &str, body: &[u8]) -> Result<Vec<String>, ReceiveError> {
+pub(crate) fn lines(receiver: &str, body: &[u8]) -> Result<Vec<String>, ReceiveError> {
     let n: Notification = serde_json::from_slice(body)?;
     if n.version != "4" {
         return Err(ReceiveError::Version(clean(&n.version)));
@@ -149,7 +150,7 @@ async fn receive(
 }
 
 /// The receiver's routes: `POST /{receiver}`, bodies up to [`MAX_BODY`].
-pub fn router(print: Printer) -> Router {
+pub(crate) fn router(print: Printer) -> Router {
     Router::new()
         .route("/{receiver}", post(receive))
         .layer(DefaultBodyLimit::max(MAX_BODY))
@@ -161,7 +162,7 @@ pub fn router(print: Printer) -> Router {
 ///
 /// # Errors
 /// Only what `axum::serve` returns (accept errors are retried inside it).
-pub async fn serve(
+pub(crate) async fn serve(
     listener: tokio::net::TcpListener,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {

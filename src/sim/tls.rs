@@ -11,14 +11,14 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 /// How long the certificate is valid: 90 days, as Let's Encrypt's.
-pub const VALIDITY: Duration = Duration::from_secs(90 * 86_400);
+pub(crate) const VALIDITY: Duration = Duration::from_secs(90 * 86_400);
 
 /// A self-signed certificate for `name` (its common name and DNS name), valid from
 /// `not_before` to `not_after`, and its PKCS#8 key.
 ///
 /// # Errors
 /// When rcgen cannot make the key or sign (an invalid name, no randomness).
-pub fn self_signed(
+pub(crate) fn self_signed(
     name: &str,
     not_before: SystemTime,
     not_after: SystemTime,

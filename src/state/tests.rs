@@ -1,6 +1,7 @@
 //! Tests of state.rs.
 
 use super::*;
+use crate::incident::Status;
 use crate::probe::{Observation, Outcome};
 use prometheus_client::registry::Registry;
 

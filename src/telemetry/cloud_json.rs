@@ -10,11 +10,11 @@ use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::registry::LookupSpan;
 
-pub struct CloudJson;
+pub(crate) struct CloudJson;
 
 /// Cloud Logging's LogSeverity names.
-fn severity(level: &Level) -> &'static str {
-    match *level {
+fn severity(level: Level) -> &'static str {
+    match level {
         Level::ERROR => "ERROR",
         Level::WARN => "WARNING",
         Level::INFO => "INFO",
@@ -61,7 +61,7 @@ where
         let mut fields = Fields(Map::new());
         event.record(&mut fields);
         let mut line = Map::new();
-        line.insert("severity".into(), severity(meta.level()).into());
+        line.insert("severity".into(), severity(*meta.level()).into());
         line.insert(
             "time".into(),
             humantime::format_rfc3339_micros(std::time::SystemTime::now())

@@ -6,10 +6,13 @@ pub mod otlp;
 
 use tracing_subscriber::EnvFilter;
 
+/// How log lines are written to stderr (`--log-format`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum LogFormat {
+    /// One human-readable line per event.
     #[default]
     Text,
+    /// One JSON object per line, in Cloud Logging's structured-log fields.
     Json,
 }
 

@@ -14,13 +14,13 @@ use opentelemetry_sdk::trace::SdkTracerProvider;
 
 /// The protocols OTLP speaks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Protocol {
+pub(crate) enum Protocol {
     Grpc,
     HttpProtobuf,
 }
 
 /// What the environment asks for: None when tracing is off.
-pub fn wanted(env: &dyn Fn(&str) -> Option<String>) -> Option<Protocol> {
+pub(crate) fn wanted(env: &dyn Fn(&str) -> Option<String>) -> Option<Protocol> {
     let set = |k: &str| env(k).filter(|v| !v.trim().is_empty());
     if set("OTEL_SDK_DISABLED").is_some_and(|v| v.eq_ignore_ascii_case("true"))
         || set("OTEL_TRACES_EXPORTER").is_some_and(|v| v.eq_ignore_ascii_case("none"))
@@ -42,11 +42,11 @@ pub fn wanted(env: &dyn Fn(&str) -> Option<String>) -> Option<Protocol> {
 /// traces stay off, the exporter runs on.
 #[derive(Debug, thiserror::Error)]
 #[error("cannot build the OTLP exporter: {0}")]
-pub struct ExporterError(#[from] opentelemetry_otlp::ExporterBuildError);
+pub(crate) struct ExporterError(#[from] opentelemetry_otlp::ExporterBuildError);
 
 /// Builds the tracer provider; the exporter reads the endpoint, headers and timeout from the
 /// same variables. Must run inside the tokio runtime (the gRPC processor is a task on it).
-pub fn provider(protocol: Protocol) -> Result<SdkTracerProvider, ExporterError> {
+pub(crate) fn provider(protocol: Protocol) -> Result<SdkTracerProvider, ExporterError> {
     let builder = SdkTracerProvider::builder();
     let builder = match protocol {
         Protocol::Grpc => {
@@ -80,7 +80,7 @@ pub fn provider(protocol: Protocol) -> Result<SdkTracerProvider, ExporterError> 
 }
 
 /// The tracer the tracing layer writes to.
-pub fn tracer(provider: &SdkTracerProvider) -> opentelemetry_sdk::trace::Tracer {
+pub(crate) fn tracer(provider: &SdkTracerProvider) -> opentelemetry_sdk::trace::Tracer {
     provider.tracer("pathwatch")
 }
 

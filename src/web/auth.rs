@@ -26,7 +26,7 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::Semaphore;
 
 /// Credentials waiting for a bcrypt check, per core, before new ones are refused outright.
-pub const MAX_WAITING: usize = 4;
+pub(crate) const MAX_WAITING: usize = 4;
 /// Cached verified credentials (users times the passwords they rotate through).
 const MAX_OK: usize = 64;
 /// Cached failed credentials; the set is emptied when full.
@@ -36,13 +36,13 @@ const MAX_BAD: usize = 4096;
 type Key = [u8; 32];
 
 /// The `WWW-Authenticate` challenge of every 401.
-pub const CHALLENGE: &str = "Basic realm=\"pathwatch\"";
+pub(crate) const CHALLENGE: &str = "Basic realm=\"pathwatch\"";
 
 /// The body of every 401: the same whatever was wrong.
-pub const UNAUTHORIZED_BODY: &str = "unauthorized\n";
+pub(crate) const UNAUTHORIZED_BODY: &str = "unauthorized\n";
 
 /// Users, their hashes, and the paths that skip the check.
-pub struct BasicAuth {
+pub(crate) struct BasicAuth {
     users: HashMap<String, String>,
     /// Verified against for unknown users, so they cost as much as known ones.
     dummy: String,
@@ -70,7 +70,7 @@ impl std::fmt::Debug for BasicAuth {
 
 impl BasicAuth {
     /// Checks every hash; `None` when there are no users (no authentication).
-    pub fn new(
+    pub(crate) fn new(
         file: &str,
         users: &[BasicAuthUser],
         open_paths: &[String],
@@ -121,7 +121,7 @@ impl BasicAuth {
     }
 
     /// Whether `user` and `password` match a configured user.
-    pub async fn verify(&self, user: &str, password: Vec<u8>) -> bool {
+    pub(crate) async fn verify(&self, user: &str, password: Vec<u8>) -> bool {
         let (known, hash) = match self.users.get(user) {
             Some(h) => (true, h.clone()),
             None => (false, self.dummy.clone()),
@@ -185,7 +185,11 @@ fn lock(m: &Mutex<HashSet<Key>>) -> std::sync::MutexGuard<'_, HashSet<Key>> {
 }
 
 /// The middleware: `axum::middleware::from_fn_with_state(auth, require)`.
-pub async fn require(State(auth): State<Arc<BasicAuth>>, req: Request, next: Next) -> Response {
+pub(crate) async fn require(
+    State(auth): State<Arc<BasicAuth>>,
+    req: Request,
+    next: Next,
+) -> Response {
     if auth.is_open(req.uri().path()) {
         return next.run(req).await;
     }

@@ -12,15 +12,15 @@ use std::path::{Path, PathBuf};
 
 /// Paths open without credentials unless the file says otherwise: orchestrator probes
 /// (kubelet, Cloud Run) cannot send basic auth.
-pub const DEFAULT_UNAUTHENTICATED: &[&str] = &["/healthz", "/readyz"];
+pub(crate) const DEFAULT_UNAUTHENTICATED: &[&str] = &["/healthz", "/readyz"];
 
 /// An error in a web config file, or in a file it names, as `file:line:col: message`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub struct WebConfigError {
-    pub file: String,
-    pub line: u64,
-    pub col: u64,
-    pub msg: String,
+    pub(crate) file: String,
+    pub(crate) line: u64,
+    pub(crate) col: u64,
+    pub(crate) msg: String,
 }
 
 impl fmt::Display for WebConfigError {
@@ -31,13 +31,13 @@ impl fmt::Display for WebConfigError {
 
 /// A 1-based position in the web config file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Pos {
-    pub line: u64,
-    pub col: u64,
+pub(crate) struct Pos {
+    pub(crate) line: u64,
+    pub(crate) col: u64,
 }
 
 impl Pos {
-    pub const START: Pos = Pos { line: 1, col: 1 };
+    pub(crate) const START: Pos = Pos { line: 1, col: 1 };
 
     fn of<T>(s: &Spanned<T>) -> Pos {
         Pos {
@@ -47,7 +47,7 @@ impl Pos {
     }
 
     /// An error at this position of `file`.
-    pub fn err(self, file: &str, msg: impl Into<String>) -> WebConfigError {
+    pub(crate) fn err(self, file: &str, msg: impl Into<String>) -> WebConfigError {
         WebConfigError {
             file: file.to_string(),
             line: self.line,
@@ -60,7 +60,7 @@ impl Pos {
 /// Who must present a client certificate. The names are Go's `tls.ClientAuthType`, as in
 /// exporter-toolkit; its two modes that accept unverified certificates are left out.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
-pub enum ClientAuthType {
+pub(crate) enum ClientAuthType {
     NoClientCert,
     VerifyClientCertIfGiven,
     RequireAndVerifyClientCert,
@@ -68,7 +68,7 @@ pub enum ClientAuthType {
 
 /// The lowest TLS version accepted (rustls speaks only 1.2 and 1.3).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
-pub enum MinVersion {
+pub(crate) enum MinVersion {
     TLS12,
     TLS13,
 }
@@ -93,13 +93,13 @@ struct RawTls {
 
 /// A file path from the config, resolved, with the place that named it.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct FileRef {
-    pub path: PathBuf,
-    pub pos: Pos,
+pub(crate) struct FileRef {
+    pub(crate) path: PathBuf,
+    pub(crate) pos: Pos,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct TlsSettings {
+pub(crate) struct TlsSettings {
     pub cert_file: FileRef,
     pub key_file: FileRef,
     pub client_ca_file: Option<FileRef>,
@@ -110,7 +110,7 @@ pub struct TlsSettings {
 /// One `basic_auth_users` entry. The hash is not a secret like a password, but it is kept
 /// out of errors and logs all the same: it can be attacked offline.
 #[derive(Clone, PartialEq, Eq)]
-pub struct BasicAuthUser {
+pub(crate) struct BasicAuthUser {
     pub name: String,
     pub hash: String,
     pub pos: Pos,
@@ -127,17 +127,17 @@ impl fmt::Debug for BasicAuthUser {
 
 /// A parsed web config: what to serve with, before any file it names is read.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct WebSettings {
+pub(crate) struct WebSettings {
     /// Names the source in errors.
-    pub file: String,
-    pub tls: Option<TlsSettings>,
+    pub(crate) file: String,
+    pub(crate) tls: Option<TlsSettings>,
     /// Empty: no authentication.
     pub users: Vec<BasicAuthUser>,
     pub unauthenticated_paths: Vec<String>,
 }
 
 /// Reads and parses the web config at `path`.
-pub fn load(path: &Path) -> Result<WebSettings, WebConfigError> {
+pub(crate) fn load(path: &Path) -> Result<WebSettings, WebConfigError> {
     let file = path.display().to_string();
     let text = std::fs::read_to_string(path)
         .map_err(|e| Pos::START.err(&file, format!("cannot read web config file: {e}")))?;
@@ -145,7 +145,7 @@ pub fn load(path: &Path) -> Result<WebSettings, WebConfigError> {
 }
 
 /// Parses web config text; relative paths resolve against `dir`.
-pub fn parse(file: &str, text: &str, dir: &Path) -> Result<WebSettings, WebConfigError> {
+pub(crate) fn parse(file: &str, text: &str, dir: &Path) -> Result<WebSettings, WebConfigError> {
     // An empty file is a valid config that changes nothing, as in exporter-toolkit.
     let raw: RawFile = if text.trim().is_empty() {
         RawFile::default()

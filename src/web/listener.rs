@@ -22,18 +22,18 @@ use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
 /// A client gets this long to finish its TLS handshake.
-pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// And this long to send a request's headers, from the moment the connection is ready for
 /// one: an idle kept-alive connection is closed after it too. Prometheus sends a scrape's
 /// headers at once and reconnects when a kept-alive connection was closed.
-pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// After shutdown starts, requests in flight get this long before their connections are
 /// dropped: well inside Kubernetes' default 30 s grace period.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 /// A quarter of the process's file descriptor limit, between 16 and 1024: the other three
 /// quarters stay for the probes' sockets, the config and the logs.
-pub fn max_connections() -> usize {
+pub(crate) fn max_connections() -> usize {
     let limit = fd_limit().unwrap_or(1024);
     usize::try_from(limit / 4).unwrap_or(1024).clamp(16, 1024)
 }
@@ -103,7 +103,7 @@ impl Drop for InFlight {
 
 /// Serves `router` on `listener` (over TLS with `tls`) until `token` is cancelled, then lets
 /// the requests in flight finish.
-pub async fn serve(
+pub(crate) async fn serve(
     listener: TcpListener,
     router: Router,
     tls: Option<Arc<rustls::ServerConfig>>,

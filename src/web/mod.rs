@@ -4,12 +4,12 @@
 //! With or without one, [`serve`] runs the same accept loop ([`listener`]): timeouts and a
 //! connection cap for plain HTTP as for HTTPS.
 
-pub mod auth;
-pub mod config;
-pub mod listener;
-pub mod tls;
+pub(crate) mod auth;
+pub(crate) mod config;
+pub(crate) mod listener;
+pub(crate) mod tls;
 
-pub use config::WebConfigError;
+pub(crate) use config::WebConfigError;
 
 use axum::Router;
 use std::path::Path;
@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 /// How to serve: plain HTTP, or what a web config asks for. Everything it names has been
 /// read and checked.
 #[derive(Clone, Debug, Default)]
-pub struct Web {
+pub(crate) struct Web {
     tls: Option<Arc<rustls::ServerConfig>>,
     auth: Option<Arc<auth::BasicAuth>>,
 }
@@ -28,14 +28,14 @@ pub struct Web {
 impl Web {
     /// Plain HTTP without a path; otherwise the web config at `path`, with every file it
     /// names read now, so that a bad one stops startup instead of the first scrape.
-    pub fn load(path: Option<&Path>) -> Result<Web, WebConfigError> {
+    pub(crate) fn load(path: Option<&Path>) -> Result<Web, WebConfigError> {
         let Some(path) = path else {
             return Ok(Web::default());
         };
         Web::from_settings(&config::load(path)?)
     }
 
-    pub fn from_settings(s: &config::WebSettings) -> Result<Web, WebConfigError> {
+    pub(crate) fn from_settings(s: &config::WebSettings) -> Result<Web, WebConfigError> {
         let tls = s
             .tls
             .as_ref()
@@ -55,16 +55,11 @@ impl Web {
         }
         Ok(Web { tls, auth })
     }
-
-    /// Whether connections are served over TLS.
-    pub fn is_tls(&self) -> bool {
-        self.tls.is_some()
-    }
 }
 
 /// Serves `router` on `listener` as `web` says until `token` is cancelled, then lets the
 /// requests in flight finish.
-pub async fn serve(
+pub(crate) async fn serve(
     listener: TcpListener,
     router: Router,
     web: Web,

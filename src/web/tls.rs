@@ -12,7 +12,10 @@ use rustls::{RootCertStore, ServerConfig};
 use std::sync::Arc;
 
 /// Builds the server config; `file` names the web config in errors.
-pub fn server_config(file: &str, tls: &TlsSettings) -> Result<Arc<ServerConfig>, WebConfigError> {
+pub(crate) fn server_config(
+    file: &str,
+    tls: &TlsSettings,
+) -> Result<Arc<ServerConfig>, WebConfigError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let chain = certificates(file, "cert_file", &tls.cert_file)?;
     let key = PrivateKeyDer::from_pem_file(&tls.key_file.path).map_err(|e| {

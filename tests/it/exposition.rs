@@ -35,12 +35,12 @@ fn feed(program: &str, args: &[&str], input: &str) -> (bool, String) {
 
 /// The official Python client's OpenMetrics parser (prometheus_client), which refuses
 /// anything the format does not allow; prints the families it read.
-const OPENMETRICS_CHECK: &str = r#"
+const OPENMETRICS_CHECK: &str = r"
 import sys
 from prometheus_client.openmetrics.parser import text_string_to_metric_families
 for family in text_string_to_metric_families(sys.stdin.read()):
     print(family.name, family.type, len(family.samples))
-"#;
+";
 
 /// GETs `path` as 0.0.4 (with `headers`) and checks it: status 200, the 0.0.4 content type,
 /// no OpenMetrics-only lines, and `promtool check metrics` silent. Returns the text.

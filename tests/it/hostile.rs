@@ -367,11 +367,11 @@ fn numeric_hosts_are_addresses_to_the_allowlist() {
     ];
     let config = |allowed: &str| {
         format!(
-            r#"probes:
+            r"probes:
   - {{ name: t, kind: tcp, host: 127.0.0.1, port: 9, interval: 1h }}
 on_demand:
   allowed_targets: [{allowed}]
-"#
+"
         )
     };
     let probe = |exp: &Exporter, target: &str| {
@@ -460,13 +460,13 @@ fn absurd_scrape_timeouts_and_durations_never_panic() {
     // The longest schedule the config takes, with an incident whose staleness task must
     // keep running.
     let exp = Exporter::start(&format!(
-        r#"probes:
+        r"probes:
   - {{ name: slow, kind: tcp, host: 127.0.0.1, port: {port}, interval: 7d, timeout: 24h }}
 incidents:
   - id: inc-1
     criteria:
       - {{ name: up, probe: slow, fresh: 2 }}
-"#
+"
     ));
     exp.wait_first_run("slow", WAIT);
     for v in [

@@ -13,13 +13,13 @@ use std::time::Duration;
 const WAIT: Duration = Duration::from_secs(20);
 
 /// The first user's patterns, as in examples/staging.yaml.
-const PATTERNS: &str = r#"    patterns:
+const PATTERNS: &str = r"    patterns:
       db_socket_failed: 'socket connection to /cloudsql/.*/\.s\.PGSQL\.5432 failed'
       startup_failed: 'Application startup failed\. Exiting\.'
       vpc_unreachable: 'Cloud SQL instance not accessible through VPC connector'
       ws_failed: 'Cannot establish WebSocket connection'
       db_phase: 'PHASE COMPLETED: DATABASE \(([0-9.]+)s\)'
-"#;
+";
 
 const DB_SOCKET: &str = "2025-08-20 10:00:01 ERROR sqlalchemy.pool: socket connection to /cloudsql/netra-staging:us-central1:staging-shared-postgres/.s.PGSQL.5432 failed: timeout expired";
 const STARTUP: &str =

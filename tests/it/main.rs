@@ -3,6 +3,9 @@
 
 // unwrap() is denied on the crate's runtime paths (Cargo.toml [lints]); a test may panic.
 #![allow(clippy::unwrap_used)]
+// A test binary has no API: its support code is `pub` so that sibling test modules can use
+// it, and `pub(crate)` would say nothing more (Cargo.toml [lints] warns on unreachable_pub).
+#![allow(unreachable_pub)]
 
 mod alert_targets;
 mod cli;

@@ -35,7 +35,7 @@ fn redis_pings_with_every_phase_and_names_each_failure() {
     let loading = answering("-LOADING Redis is loading the dataset in memory\r\n");
     let http = answering("HTTP/1.1 400 Bad Request\r\n\r\n");
     let yaml = format!(
-        r#"defaults: {{ interval: 1s, timeout: 5s }}
+        r"defaults: {{ interval: 1s, timeout: 5s }}
 probes:
   - name: cache
     kind: redis
@@ -76,7 +76,7 @@ probes:
     kind: redis
     host: 127.0.0.1
     port: {http}
-"#,
+",
         secret = secret.display()
     );
     let exp = Exporter::start_with_env(&yaml, &[("TEST_REDIS_PASSWORD", redis.password())]);
@@ -136,7 +136,7 @@ fn redis_stopped_is_refused_and_silent_is_timeout() {
     redis.stop();
     let silent = SilentServer::start();
     let yaml = format!(
-        r#"defaults: {{ interval: 1s }}
+        r"defaults: {{ interval: 1s }}
 probes:
   - name: cache-stopped
     kind: redis
@@ -148,7 +148,7 @@ probes:
     port: {silent}
     password: pw
     timeout: 1s
-"#,
+",
         silent = silent.port
     );
     let exp = Exporter::start(&yaml);
@@ -176,7 +176,7 @@ fn redis_over_tls_verifies_the_certificate() {
     let redis = RedisServer::start(RedisOptions { tls: true });
     let (port, ca) = (redis.port(), redis.ca_cert().display().to_string());
     let yaml = format!(
-        r#"defaults: {{ interval: 1s, timeout: 5s }}
+        r"defaults: {{ interval: 1s, timeout: 5s }}
 probes:
   - name: cache-tls
     kind: redis
@@ -203,7 +203,7 @@ probes:
     host: 127.0.0.1
     port: {port}
     password: ${{TEST_REDIS_PASSWORD}}
-"#
+"
     );
     let exp = Exporter::start_with_env(&yaml, &[("TEST_REDIS_PASSWORD", redis.password())]);
     for ok in ["cache-tls", "cache-tls-insecure"] {

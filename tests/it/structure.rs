@@ -277,7 +277,7 @@ fn sources(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
-/// The crate's top-level modules, from lib.rs's `pub mod` / `mod` lines.
+/// The crate's top-level modules, from lib.rs's `pub mod` / `pub(crate) mod` / `mod` lines.
 fn crate_modules(src: &Path) -> Vec<String> {
     let lib = std::fs::read_to_string(src.join("lib.rs")).expect("src/lib.rs");
     lib.lines()
@@ -285,6 +285,7 @@ fn crate_modules(src: &Path) -> Vec<String> {
             let l = l.trim();
             let name = l
                 .strip_prefix("pub mod ")
+                .or_else(|| l.strip_prefix("pub(crate) mod "))
                 .or_else(|| l.strip_prefix("mod "))?;
             Some(name.trim_end_matches(';').to_string())
         })
@@ -526,6 +527,7 @@ fn no_import_circle_inside_metrics() {
             let l = l.trim();
             let name = l
                 .strip_prefix("pub mod ")
+                .or_else(|| l.strip_prefix("pub(crate) mod "))
                 .or_else(|| l.strip_prefix("mod "))?;
             Some(name.trim_end_matches(';').to_string())
         })
@@ -533,10 +535,13 @@ fn no_import_circle_inside_metrics() {
     // `pub use m::{A, B};` in the root: A and B are m's.
     let mut owner = std::collections::BTreeMap::new();
     for stmt in root.split(';') {
-        let Some(i) = stmt.find("pub use ") else {
+        let Some(rest) = ["pub use ", "pub(crate) use "]
+            .iter()
+            .find_map(|p| stmt.find(p).map(|i| &stmt[i + p.len()..]))
+        else {
             continue;
         };
-        let Some((m, items)) = stmt[i + "pub use ".len()..].split_once("::") else {
+        let Some((m, items)) = rest.split_once("::") else {
             continue;
         };
         if subs.iter().any(|s| s == m.trim()) {

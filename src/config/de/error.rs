@@ -7,9 +7,9 @@ use std::fmt;
 
 /// A deserialization error, located once the innermost node that knows its place is reached.
 #[derive(Debug)]
-pub struct DeError {
-    pub msg: String,
-    pub loc: Option<Loc>,
+pub(crate) struct DeError {
+    pub(crate) msg: String,
+    pub(crate) loc: Option<Loc>,
 }
 
 impl fmt::Display for DeError {

@@ -23,7 +23,7 @@ const RUNS: usize = 6;
 const PHASES: usize = 7;
 const LAST_RUN: usize = 8;
 const HISTOGRAM: usize = 9;
-pub const FAMILIES: usize = 10;
+pub(crate) const FAMILIES: usize = 10;
 
 /// Where a [`Field`]'s lines go.
 fn family_of(field: Field) -> usize {
@@ -34,13 +34,13 @@ fn family_of(field: Field) -> usize {
 }
 
 /// Line endings rendered once: `,result="…",reason="…"} ` and `,phase="…"} `.
-pub struct Suffixes {
+pub(crate) struct Suffixes {
     runs: Box<[Box<str>]>,
     phases: Box<[Box<str>]>,
 }
 
 impl Suffixes {
-    pub fn new() -> Suffixes {
+    pub(crate) fn new() -> Suffixes {
         let results = [RunResultLabel::Success, RunResultLabel::Failure];
         Suffixes {
             runs: results
@@ -77,7 +77,7 @@ type Buffers = [String; FAMILIES];
 impl ProbeRows {
     /// The rows' families as parts of the answer, in order; none is empty. `None` when an
     /// encoder thread failed.
-    pub fn encode_parts(&self) -> Option<Vec<String>> {
+    pub(crate) fn encode_parts(&self) -> Option<Vec<String>> {
         let rows = self.read();
         let all: Vec<&Row> = rows.values().collect();
         let (first, second) = all.split_at(all.len() / 2);

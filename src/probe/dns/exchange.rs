@@ -12,7 +12,7 @@ use tokio::net::UdpSocket;
 
 /// How the answer finally came.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Came {
+pub(crate) enum Came {
     Udp,
     Tcp,
     /// Truncated over UDP, then whole over TCP.
@@ -30,7 +30,7 @@ impl std::fmt::Display for Came {
 }
 
 /// Sends `query` to `server` and returns the answer.
-pub async fn exchange(
+pub(crate) async fn exchange(
     query: &Message,
     server: SocketAddr,
     transport: DnsTransport,

@@ -55,48 +55,48 @@ const EDNS_UDP_SIZE: u16 = 1232;
 #[serde(deny_unknown_fields)]
 pub struct DnsSpec {
     /// The name asked for (`example.com`; a name without a final dot is taken as absolute).
-    pub query_name: String,
+    pub(crate) query_name: String,
     /// The record type asked for (default `A`).
     #[serde(default)]
-    pub query_type: QueryType,
+    pub(crate) query_type: QueryType,
     /// The server asked: `host:port`, or `host` for port 53 (`[::1]:5353` for IPv6 with a
     /// port). Default: the first `nameserver` of /etc/resolv.conf, port 53.
-    pub server: Option<String>,
+    pub(crate) server: Option<String>,
     /// `udp` (default; asked again over TCP when the answer is truncated) or `tcp` (TCP
     /// only).
     #[serde(default)]
-    pub transport: DnsTransport,
+    pub(crate) transport: DnsTransport,
     /// Ask the server to recurse (the RD bit); off to ask an authoritative server about its
     /// own zones only.
     #[serde(default = "yes")]
-    pub recursion_desired: bool,
+    pub(crate) recursion_desired: bool,
     /// Send an EDNS(0) OPT record offering 1232-byte UDP answers. Off, an answer over 512
     /// bytes comes truncated and is asked again over TCP.
     #[serde(default = "yes")]
-    pub edns: bool,
+    pub(crate) edns: bool,
     /// Set the DNSSEC OK (DO) bit and require the Authentic Data (AD) bit in the answer:
     /// the server validated it with DNSSEC. Needs `edns`.
     #[serde(default)]
-    pub dnssec: bool,
+    pub(crate) dnssec: bool,
     /// The response codes that count as success (default `[NOERROR]`).
     #[serde(default = "noerror")]
-    pub valid_rcodes: Vec<Rcode>,
+    pub(crate) valid_rcodes: Vec<Rcode>,
     /// Checks on the answer section's records in text form: `name`, TTL, class, type and
     /// data separated by tabs, as blackbox_exporter shows them
     /// (`www.example.com.\t300\tIN\tA\t192.0.2.1`; TXT data as quoted strings).
     #[serde(default)]
-    pub validate_answer_rrs: RrChecks,
+    pub(crate) validate_answer_rrs: RrChecks,
     /// The same checks on the authority section's records.
     #[serde(default)]
-    pub validate_authority_rrs: RrChecks,
+    pub(crate) validate_authority_rrs: RrChecks,
     /// The same checks on the additional section's records (the EDNS OPT record aside).
     #[serde(default)]
-    pub validate_additional_rrs: RrChecks,
+    pub(crate) validate_additional_rrs: RrChecks,
     /// The exact data of the answer's records of `query_type`, in any order: `192.0.2.1`,
     /// `10 mail.example.com.` (MX), `"v=spf1 -all"` (TXT, quoted), `0 5 5060 sip.example.com.`
     /// (SRV). Names end with a dot; an address matches in any spelling. Records of other
     /// types (a CNAME on the way) are not compared.
-    pub expect: Option<Vec<String>>,
+    pub(crate) expect: Option<Vec<String>>,
 }
 
 fn yes() -> bool {
@@ -111,24 +111,24 @@ fn noerror() -> Vec<Rcode> {
 /// record's text unless anchored.
 #[derive(Clone, Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct RrChecks {
+pub(crate) struct RrChecks {
     /// Fail if any record matches any of these.
     #[serde(default)]
-    pub fail_if_matches_regexp: Vec<String>,
+    pub(crate) fail_if_matches_regexp: Vec<String>,
     /// Fail if every record matches one of these (and there is at least one record).
     #[serde(default)]
-    pub fail_if_all_match_regexp: Vec<String>,
+    pub(crate) fail_if_all_match_regexp: Vec<String>,
     /// Fail if any record does not match one of these.
     #[serde(default)]
-    pub fail_if_not_matches_regexp: Vec<String>,
+    pub(crate) fail_if_not_matches_regexp: Vec<String>,
     /// Fail if no record matches one of these (an empty section fails).
     #[serde(default)]
-    pub fail_if_none_matches_regexp: Vec<String>,
+    pub(crate) fail_if_none_matches_regexp: Vec<String>,
 }
 
 /// The record types a `dns` probe asks for.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
-pub enum QueryType {
+pub(crate) enum QueryType {
     #[default]
     A,
     #[serde(rename = "AAAA")]
@@ -168,7 +168,7 @@ impl QueryType {
 /// How the query travels.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
-pub enum DnsTransport {
+pub(crate) enum DnsTransport {
     /// UDP, asked again over TCP when the answer is truncated.
     #[default]
     Udp,
@@ -179,7 +179,7 @@ pub enum DnsTransport {
 /// A response code (RFC 1035, 2136), by its usual name.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "UPPERCASE")]
-pub enum Rcode {
+pub(crate) enum Rcode {
     Noerror,
     Formerr,
     Servfail,
@@ -213,7 +213,7 @@ impl Rcode {
 
 /// Why a `dns` spec does not build.
 #[derive(Debug, thiserror::Error)]
-pub enum DnsError {
+pub(crate) enum DnsError {
     #[error("invalid \"query_name\" {0:?}: {1}")]
     QueryName(String, String),
     #[error("invalid \"server\": {0}")]
@@ -230,7 +230,7 @@ pub enum DnsError {
 
 /// A built `dns` probe: the query message ready to send, the server and the checks.
 #[derive(Debug)]
-pub struct DnsProbe {
+pub(crate) struct DnsProbe {
     query: Message,
     record_type: RecordType,
     /// `None`: the system resolver's, read at each run (resolv.conf may change).

@@ -9,7 +9,7 @@ use crate::probe::{ProbeError, Reason};
 use hickory_proto::rr::{RData, Record};
 
 /// A record in text form.
-pub fn record(r: &Record) -> String {
+pub(crate) fn record(r: &Record) -> String {
     format!(
         "{}\t{}\t{}\t{}\t{}",
         r.name,
@@ -21,7 +21,7 @@ pub fn record(r: &Record) -> String {
 }
 
 /// A record's data in text form.
-pub fn rdata(data: &RData) -> String {
+pub(crate) fn rdata(data: &RData) -> String {
     match data {
         RData::TXT(txt) => {
             let strings: Vec<String> = txt.txt_data.iter().map(|s| quoted(s)).collect();
@@ -51,7 +51,7 @@ fn quoted(bytes: &[u8]) -> String {
 }
 
 /// The usual name of a response code.
-pub fn rcode_name(code: u16) -> String {
+pub(crate) fn rcode_name(code: u16) -> String {
     let name = match code {
         0 => "NOERROR",
         1 => "FORMERR",
@@ -74,7 +74,7 @@ const RESOLV_CONF: &str = "/etc/resolv.conf";
 
 /// The first `nameserver` of /etc/resolv.conf, read at each run as the C library does when
 /// the file changes.
-pub async fn system_nameserver() -> Result<String, ProbeError> {
+pub(crate) async fn system_nameserver() -> Result<String, ProbeError> {
     let text = tokio::fs::read_to_string(RESOLV_CONF)
         .await
         .map_err(|e| ProbeError::new(Reason::Dns, format!("reading {RESOLV_CONF}: {e}")))?;
@@ -83,7 +83,7 @@ pub async fn system_nameserver() -> Result<String, ProbeError> {
 }
 
 /// The first `nameserver` line's address (an IPv6 zone, `%eth0`, dropped).
-pub fn first_nameserver(resolv_conf: &str) -> Option<String> {
+pub(crate) fn first_nameserver(resolv_conf: &str) -> Option<String> {
     resolv_conf.lines().find_map(|line| {
         let line = line.split(['#', ';']).next().unwrap_or_default();
         let mut words = line.split_whitespace();

@@ -11,13 +11,13 @@ use url::Url;
 /// The API client and token source of one probe, built once when the config loads; clones
 /// share the token cache.
 #[derive(Clone, Debug)]
-pub struct Client {
+pub(crate) struct Client {
     http: reqwest::Client,
     tokens: TokenSource,
 }
 
 impl Client {
-    pub fn new(credentials: &CredentialsSpec) -> Result<Self, GcpError> {
+    pub(crate) fn new(credentials: &CredentialsSpec) -> Result<Self, GcpError> {
         // The probe's own rustls config: no process-wide crypto provider is needed.
         let tls = tls::client_config(Verify::Full, None)?;
         let http = reqwest::Client::builder()
@@ -34,7 +34,7 @@ impl Client {
 
     /// GETs `url` with a bearer token and parses the JSON answer. Phases: `credentials`
     /// (the token) and `request` (the GET and its body). `api` names the API in details.
-    pub async fn get_json<T: DeserializeOwned>(
+    pub(crate) async fn get_json<T: DeserializeOwned>(
         &self,
         api: &str,
         url: &Url,

@@ -17,9 +17,9 @@ use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-pub const DEFAULT_API_BASE: &str = "https://run.googleapis.com";
+pub(crate) const DEFAULT_API_BASE: &str = "https://run.googleapis.com";
 /// `Condition.State` of the Cloud Run Admin API v2, read from `terminalCondition.state`.
-pub const STATES: &[&str] = &[
+pub(crate) const STATES: &[&str] = &[
     "STATE_UNSPECIFIED",
     "CONDITION_PENDING",
     "CONDITION_RECONCILING",
@@ -33,43 +33,43 @@ const FROM_SECRET: &str = "<from a secret>";
 #[serde(deny_unknown_fields)]
 pub struct CloudRunSpec {
     /// The project id, as in the service's name.
-    pub project: String,
+    pub(crate) project: String,
     /// The service's region, e.g. `us-central1`.
-    pub region: String,
+    pub(crate) region: String,
     /// The service's name.
-    pub service: String,
+    pub(crate) service: String,
     /// What the service's template must say; each entry is one expectation.
     #[serde(default)]
-    pub expect: CloudRunExpect,
+    pub(crate) expect: CloudRunExpect,
     /// Env names whose values may be shown (in details, facts and logs).
     #[serde(default)]
-    pub safe_env: Vec<String>,
+    pub(crate) safe_env: Vec<String>,
     /// The container whose env is checked (default: the ingress container, the one with
     /// ports, else the first).
-    pub container: Option<String>,
+    pub(crate) container: Option<String>,
     /// Default `https://run.googleapis.com`.
-    pub api_base: Option<String>,
+    pub(crate) api_base: Option<String>,
     #[serde(default)]
-    pub credentials: CredentialsSpec,
+    pub(crate) credentials: CredentialsSpec,
 }
 
 #[derive(Clone, Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct CloudRunExpect {
+pub(crate) struct CloudRunExpect {
     /// `projects/P/locations/R/connectors/C`, or only `C` to compare the last segment.
-    pub vpc_connector: Option<String>,
+    pub(crate) vpc_connector: Option<String>,
     /// `template.vpcAccess.egress`: `ALL_TRAFFIC` or `PRIVATE_RANGES_ONLY`.
-    pub egress: Option<Egress>,
+    pub(crate) egress: Option<Egress>,
     /// Expected env values; they may be secrets, so they are kept as such.
     #[serde(default)]
-    pub env: BTreeMap<String, Secret>,
+    pub(crate) env: BTreeMap<String, Secret>,
     /// Cloud SQL connection names that must be attached (others may be too).
-    pub cloudsql_instances: Option<Vec<String>>,
+    pub(crate) cloudsql_instances: Option<Vec<String>>,
 }
 
 /// `VpcAccess.VpcEgress` values a user can ask for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
-pub enum Egress {
+pub(crate) enum Egress {
     #[serde(rename = "ALL_TRAFFIC")]
     AllTraffic,
     #[serde(rename = "PRIVATE_RANGES_ONLY")]
@@ -77,7 +77,7 @@ pub enum Egress {
 }
 
 impl Egress {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Egress::AllTraffic => "ALL_TRAFFIC",
             Egress::PrivateRangesOnly => "PRIVATE_RANGES_ONLY",
@@ -88,7 +88,7 @@ impl Egress {
 /// The fields of the v2 `Service` pathwatch reads.
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
-pub struct Service {
+pub(crate) struct Service {
     template: Template,
     terminal_condition: Option<Condition>,
     latest_ready_revision: Option<String>,

@@ -10,9 +10,9 @@ use crate::probe::{Kind, ProbeError, Reason};
 use serde::Deserialize;
 use std::time::Duration;
 
-pub const DEFAULT_API_BASE: &str = "https://sqladmin.googleapis.com";
+pub(crate) const DEFAULT_API_BASE: &str = "https://sqladmin.googleapis.com";
 /// `SqlInstanceState` of the Cloud SQL Admin API v1.
-pub const STATES: &[&str] = &[
+pub(crate) const STATES: &[&str] = &[
     "SQL_INSTANCE_STATE_UNSPECIFIED",
     "RUNNABLE",
     "SUSPENDED",
@@ -23,28 +23,28 @@ pub const STATES: &[&str] = &[
     "ONLINE_MAINTENANCE",
     "REPAIRING",
 ];
-pub const EXPECT_CONNECTION_NAME: &str = "connection_name";
+pub(crate) const EXPECT_CONNECTION_NAME: &str = "connection_name";
 
 #[derive(Clone, Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CloudSqlSpec {
     /// The project id, as in the instance's name.
-    pub project: String,
+    pub(crate) project: String,
     /// The instance's name (not its connection name).
-    pub instance: String,
+    pub(crate) instance: String,
     /// The `PROJECT:REGION:INSTANCE` the service connects to (its `/cloudsql/...` socket);
     /// a different `connectionName` fails with `expectation`.
-    pub connection_name: Option<String>,
+    pub(crate) connection_name: Option<String>,
     /// Default `https://sqladmin.googleapis.com`.
-    pub api_base: Option<String>,
+    pub(crate) api_base: Option<String>,
     #[serde(default)]
-    pub credentials: CredentialsSpec,
+    pub(crate) credentials: CredentialsSpec,
 }
 
 /// The fields of `DatabaseInstance` pathwatch reads (never `rootPassword` and the like).
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Instance {
+pub(crate) struct Instance {
     state: Option<String>,
     database_version: Option<String>,
     connection_name: Option<String>,

@@ -14,12 +14,12 @@
 //! [`UNRECOGNIZED`] and fails with `resource_state`.
 
 mod client;
-pub mod cloud_run;
-pub mod cloudsql;
-pub mod resource;
-pub mod vpc_connector;
+pub(crate) mod cloud_run;
+pub(crate) mod cloudsql;
+pub(crate) mod resource;
+pub(crate) mod vpc_connector;
 
-pub use client::Client;
+pub(crate) use client::Client;
 
 use super::tls::TlsError;
 use super::{Kind, ProbeError, Reason, Trace};
@@ -28,9 +28,9 @@ use crate::probe::google::CredentialsError;
 use std::time::Duration;
 
 /// An API GET takes well under a second; 10 s leaves room for a slow metadata server.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 /// The state exported when the API answers a value outside the kind's enum (a newer API).
-pub const UNRECOGNIZED: &str = "UNRECOGNIZED";
+pub(crate) const UNRECOGNIZED: &str = "UNRECOGNIZED";
 /// A resource larger than this is not what we asked for (a Cloud Run service is ~10 KiB).
 const MAX_BODY_BYTES: usize = 4 << 20;
 /// Values quoted in details are cut here so a log line stays a line.
@@ -38,7 +38,7 @@ const MAX_SHOWN: usize = 200;
 
 /// Why a GCP spec does not build.
 #[derive(Debug, thiserror::Error)]
-pub enum GcpError {
+pub(crate) enum GcpError {
     #[error(transparent)]
     Credentials(#[from] CredentialsError),
     #[error("\"{0}\" must be 1-128 characters of letters, digits, '-', '_', '.', ':'")]
@@ -63,7 +63,7 @@ pub enum GcpError {
 
 /// The closed list of states a GCP kind reports (the one-hot gauge's values, without
 /// [`UNRECOGNIZED`]); `None` for the other kinds.
-pub fn states(kind: Kind) -> Option<&'static [&'static str]> {
+pub(crate) fn states(kind: Kind) -> Option<&'static [&'static str]> {
     match kind {
         Kind::GcpVpcConnector => Some(vpc_connector::STATES),
         Kind::GcpCloudsql => Some(cloudsql::STATES),
@@ -91,7 +91,9 @@ pub struct GcpObs {
 /// A connector's scaling bounds, as the API reports them (absent fields stay `None`).
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct ConnectorSize {
+    /// The fewest connector instances the connector scales down to.
     pub min_instances: Option<f64>,
+    /// The most connector instances the connector scales up to.
     pub max_instances: Option<f64>,
     /// Mbps.
     pub min_throughput: Option<f64>,
@@ -101,7 +103,7 @@ pub struct ConnectorSize {
 
 impl GcpObs {
     /// Nothing known yet: every expectation pending.
-    pub fn pending(names: impl IntoIterator<Item = String>) -> Self {
+    pub(crate) fn pending(names: impl IntoIterator<Item = String>) -> Self {
         GcpObs {
             expectations: names.into_iter().map(|n| (n, None)).collect(),
             ..GcpObs::default()
@@ -212,7 +214,7 @@ pub(crate) mod lenient_number {
         Text(String),
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
         Ok(match Option::<NumOrText>::deserialize(d)? {
             Some(NumOrText::Num(n)) => Some(n),
             Some(NumOrText::Text(t)) => t.trim().parse().ok(),

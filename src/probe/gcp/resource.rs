@@ -12,7 +12,7 @@ use serde::de::DeserializeOwned;
 use url::Url;
 
 /// A GCP resource kind, as the generic probe needs it.
-pub trait Resource: Clone + std::fmt::Debug + Send + Sync + 'static {
+pub(crate) trait Resource: Clone + std::fmt::Debug + Send + Sync + 'static {
     /// The fields of the API's answer pathwatch reads.
     type Answer: DeserializeOwned + Send;
     /// The API, as details name it.
@@ -67,19 +67,19 @@ pub trait Resource: Clone + std::fmt::Debug + Send + Sync + 'static {
 
 /// One expectation's verdict, with secret-free text for details and facts.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Check {
-    pub name: String,
-    pub met: bool,
+pub(crate) struct Check {
+    pub(crate) name: String,
+    pub(crate) met: bool,
     /// What the resource has, as it may be shown.
-    pub actual: String,
+    pub(crate) actual: String,
     /// What the config asks for, as it may be shown.
-    pub expected: String,
+    pub(crate) expected: String,
     /// Appended to the expected value in details (how to see more), or empty.
-    pub hint: &'static str,
+    pub(crate) hint: &'static str,
 }
 
 /// `env:DB_CONNECT_TIMEOUT is "30" (expected "75")`.
-pub fn describe(c: &Check) -> String {
+pub(crate) fn describe(c: &Check) -> String {
     format!(
         "{} is {} (expected {}{})",
         c.name, c.actual, c.expected, c.hint
@@ -87,21 +87,21 @@ pub fn describe(c: &Check) -> String {
 }
 
 /// The descriptions of the unmet expectations.
-pub fn unmet(checks: &[Check]) -> Vec<String> {
+pub(crate) fn unmet(checks: &[Check]) -> Vec<String> {
     checks.iter().filter(|c| !c.met).map(describe).collect()
 }
 
 /// A built GCP probe: the spec, the resource URL and the API client (whose clones share the
 /// token cache).
 #[derive(Debug)]
-pub struct ResourceProbe<R> {
+pub(crate) struct ResourceProbe<R> {
     spec: R,
     url: Url,
     client: Client,
 }
 
 /// Checks a spec and prepares its probe.
-pub fn build<R: Resource>(spec: &R) -> Result<ResourceProbe<R>, GcpError> {
+pub(crate) fn build<R: Resource>(spec: &R) -> Result<ResourceProbe<R>, GcpError> {
     spec.check_fields()?;
     spec.credentials().validate()?;
     for (key, value) in spec.ids() {

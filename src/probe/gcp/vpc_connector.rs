@@ -9,9 +9,9 @@ use crate::probe::kind::ProbeKind;
 use serde::Deserialize;
 use std::time::Duration;
 
-pub const DEFAULT_API_BASE: &str = "https://vpcaccess.googleapis.com";
+pub(crate) const DEFAULT_API_BASE: &str = "https://vpcaccess.googleapis.com";
 /// `Connector.State` of the VPC Access API v1.
-pub const STATES: &[&str] = &[
+pub(crate) const STATES: &[&str] = &[
     "STATE_UNSPECIFIED",
     "READY",
     "CREATING",
@@ -24,37 +24,37 @@ pub const STATES: &[&str] = &[
 #[serde(deny_unknown_fields)]
 pub struct VpcConnectorSpec {
     /// The project id, as in the connector's name.
-    pub project: String,
+    pub(crate) project: String,
     /// The connector's region, e.g. `us-central1`.
-    pub region: String,
+    pub(crate) region: String,
     /// The connector's name.
-    pub connector: String,
+    pub(crate) connector: String,
     /// Default `https://vpcaccess.googleapis.com` (tests point it at a local fake).
-    pub api_base: Option<String>,
+    pub(crate) api_base: Option<String>,
     /// Default: the metadata server.
     #[serde(default)]
-    pub credentials: CredentialsSpec,
+    pub(crate) credentials: CredentialsSpec,
     /// The sizing the connector should have (the capacity plan): a connector resized or
     /// recreated with other bounds fails with `expectation`, naming each one that broke.
     #[serde(default)]
-    pub expect: ConnectorExpect,
+    pub(crate) expect: ConnectorExpect,
 }
 
 /// Expected scaling bounds and machine type; each one set is compared for equality with what
 /// the API reports, and exported as `pathwatch_gcp_expectation_met{expectation=NAME}`.
 #[derive(Clone, Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct ConnectorExpect {
+pub(crate) struct ConnectorExpect {
     /// The minimum number of instances the connector must have.
-    pub min_instances: Option<u32>,
+    pub(crate) min_instances: Option<u32>,
     /// The maximum number of instances the connector must have.
-    pub max_instances: Option<u32>,
+    pub(crate) max_instances: Option<u32>,
     /// Mbps.
-    pub min_throughput: Option<u32>,
+    pub(crate) min_throughput: Option<u32>,
     /// Mbps.
-    pub max_throughput: Option<u32>,
+    pub(crate) max_throughput: Option<u32>,
     /// e.g. `e2-micro`, `f1-micro`, `e2-standard-4`.
-    pub machine_type: Option<String>,
+    pub(crate) machine_type: Option<String>,
 }
 
 impl ConnectorExpect {
@@ -96,7 +96,7 @@ fn check(name: &str, want: String, got: String, met: bool) -> Check {
 /// The fields of `Connector` pathwatch reads; the others are ignored.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Connector {
+pub(crate) struct Connector {
     state: Option<String>,
     #[serde(default, with = "super::lenient_number")]
     min_instances: Option<f64>,

@@ -6,7 +6,7 @@ use proptest::prelude::*;
 use serde_json::Value;
 
 /// Any JSON value up to a few levels deep, built from `strings` and `keys`.
-pub fn json(
+pub(crate) fn json(
     strings: impl Strategy<Value = String> + Clone + 'static,
     keys: impl Strategy<Value = String> + Clone + 'static,
 ) -> impl Strategy<Value = Value> {
@@ -31,13 +31,13 @@ pub fn json(
 
 /// One WebSocket frame as the matcher sees it.
 #[derive(Clone, Debug)]
-pub enum Frame {
+pub(crate) enum Frame {
     Text(String),
     Binary,
 }
 
 /// Any frame: JSON (as `json` builds it), any text at all, or a binary frame.
-pub fn frame(json: impl Strategy<Value = Value> + 'static) -> impl Strategy<Value = Frame> {
+pub(crate) fn frame(json: impl Strategy<Value = Value> + 'static) -> impl Strategy<Value = Frame> {
     prop_oneof![
         6 => json.prop_map(|v| Frame::Text(v.to_string())),
         2 => "\\PC{0,40}".prop_map(Frame::Text),

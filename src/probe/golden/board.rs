@@ -13,13 +13,13 @@ type Progress = (GoldenObs, Option<(Reason, String)>);
 /// The sessions of one run, as they progress: their events merged into the run's trace, and
 /// the most telling explanation among them kept current for a timeout. A session reports
 /// once logged in (a run that fails before has no golden-path observation, as before).
-pub struct Board<'t> {
+pub(crate) struct Board<'t> {
     trace: &'t Trace,
     sessions: Mutex<Vec<Option<Progress>>>,
 }
 
 impl<'t> Board<'t> {
-    pub fn new(trace: &'t Trace, sessions: u32) -> Self {
+    pub(crate) fn new(trace: &'t Trace, sessions: u32) -> Self {
         Board {
             trace,
             sessions: Mutex::new(vec![None; sessions as usize]),
@@ -32,7 +32,7 @@ impl<'t> Board<'t> {
     }
 
     /// Session `n` (1-based) saw `obs`; `why` explains why it is not done (None once done).
-    pub fn update(&self, n: u32, obs: GoldenObs, why: Option<(Reason, String)>) {
+    pub(crate) fn update(&self, n: u32, obs: GoldenObs, why: Option<(Reason, String)>) {
         let mut sessions = self.lock();
         if let Some(slot) = sessions.get_mut(n as usize - 1) {
             *slot = Some((obs, why));
@@ -76,16 +76,16 @@ impl<'t> Board<'t> {
 }
 
 /// How one session ended when it got every event.
-pub struct SessionEnd {
+pub(crate) struct SessionEnd {
     /// The thread its run was bound to (`bind_first`), if any event named one.
-    pub bound: Option<String>,
-    pub delivered: u64,
+    pub(crate) bound: Option<String>,
+    pub(crate) delivered: u64,
     /// Why events of other runs arrived too, if any did.
-    pub crosstalk: Option<String>,
+    pub(crate) crosstalk: Option<String>,
 }
 
 /// Two sessions bound to the same thread: (first, second, thread, the second's events).
-pub fn shared_run(ends: &[(usize, SessionEnd)]) -> Option<(usize, usize, String, u64)> {
+pub(crate) fn shared_run(ends: &[(usize, SessionEnd)]) -> Option<(usize, usize, String, u64)> {
     for (i, (a, ea)) in ends.iter().enumerate() {
         for (b, eb) in &ends[i + 1..] {
             if let (Some(x), Some(y)) = (&ea.bound, &eb.bound)

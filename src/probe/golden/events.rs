@@ -13,7 +13,7 @@ use std::time::Duration;
 
 /// What one frame turned out to be.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Seen {
+pub(crate) enum Seen {
     /// An expected event, first time: its index in the expected list.
     Expected(usize),
     /// An expected event again.
@@ -30,18 +30,18 @@ pub enum Seen {
 
 /// The rules a run is matched by (borrowed from the probe's spec).
 #[derive(Clone, Copy, Debug)]
-pub struct Rules<'a> {
-    pub expected: &'a [String],
-    pub ignore: &'a [String],
-    pub ordered: bool,
-    pub isolation: Isolation,
-    pub fields: &'a EventFields,
+pub(crate) struct Rules<'a> {
+    pub(crate) expected: &'a [String],
+    pub(crate) ignore: &'a [String],
+    pub(crate) ordered: bool,
+    pub(crate) isolation: Isolation,
+    pub(crate) fields: &'a EventFields,
 }
 
 /// Counts per name, keeping at most [`Tally::KEEP`] names (the rest are summed): a detail
 /// stays short whatever the server sends.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Tally {
+pub(crate) struct Tally {
     items: Vec<(String, u64)>,
     others: u64,
 }
@@ -51,7 +51,7 @@ impl Tally {
     /// Names are the server's strings: cut so a detail stays one readable line.
     const MAX_NAME: usize = 48;
 
-    pub fn add(&mut self, name: &str) {
+    pub(crate) fn add(&mut self, name: &str) {
         let name = printable(name, Self::MAX_NAME);
         if let Some(item) = self.items.iter_mut().find(|(n, _)| *n == name) {
             item.1 += 1;
@@ -62,12 +62,12 @@ impl Tally {
         }
     }
 
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.items.is_empty() && self.others == 0
     }
 
     /// `agent.started ×2, typing ×1 and 3 more`
-    pub fn list(&self) -> String {
+    pub(crate) fn list(&self) -> String {
         let mut s = self
             .items
             .iter()
@@ -83,7 +83,7 @@ impl Tally {
 
 /// A server's string made fit for a one-line detail: at most `max` characters, control
 /// characters (a newline could forge a log line) shown as `?`.
-pub fn printable(s: &str, max: usize) -> String {
+pub(crate) fn printable(s: &str, max: usize) -> String {
     s.chars()
         .take(max)
         .map(|c| if c.is_control() { '?' } else { c })
@@ -92,7 +92,7 @@ pub fn printable(s: &str, max: usize) -> String {
 
 /// The progress of one session's run.
 #[derive(Debug)]
-pub struct EventMatcher<'a> {
+pub(super) struct EventMatcher<'a> {
     rules: Rules<'a>,
     /// The thread id pathwatch put in its message.
     sent_thread: String,
@@ -100,17 +100,17 @@ pub struct EventMatcher<'a> {
     /// The thread the run is bound to (`bind_first`), once known.
     bound: Option<String>,
     /// Latency from the send of the message, per expected event (None until seen).
-    pub arrived: Vec<Option<Duration>>,
-    pub duplicates: u64,
-    pub unexpected: u64,
-    pub crosstalk: u64,
+    pub(crate) arrived: Vec<Option<Duration>>,
+    pub(crate) duplicates: u64,
+    pub(crate) unexpected: u64,
+    pub(crate) crosstalk: u64,
     foreign_threads: Tally,
     foreign_users: Tally,
     other_types: Tally,
 }
 
 impl<'a> EventMatcher<'a> {
-    pub fn new(rules: Rules<'a>, sent_thread: &str, user_id: Option<&str>) -> Self {
+    pub(super) fn new(rules: Rules<'a>, sent_thread: &str, user_id: Option<&str>) -> Self {
         EventMatcher {
             rules,
             sent_thread: sent_thread.to_string(),
@@ -127,27 +127,27 @@ impl<'a> EventMatcher<'a> {
     }
 
     /// Binds the run to `thread` (the server's acknowledgement named it), under `bind_first`.
-    pub fn bind(&mut self, thread: String) {
+    pub(crate) fn bind(&mut self, thread: String) {
         if self.rules.isolation == Isolation::BindFirst {
             self.bound = Some(thread);
         }
     }
 
     /// The thread this run is bound to, if any.
-    pub fn bound(&self) -> Option<&str> {
+    pub(crate) fn bound(&self) -> Option<&str> {
         self.bound.as_deref()
     }
 
-    pub fn done(&self) -> bool {
+    pub(crate) fn done(&self) -> bool {
         self.arrived.iter().all(Option::is_some)
     }
 
-    pub fn delivered(&self) -> usize {
+    pub(crate) fn delivered(&self) -> usize {
         self.arrived.iter().filter(|a| a.is_some()).count()
     }
 
     /// Names of the events not seen yet.
-    pub fn missing(&self) -> Vec<&str> {
+    pub(crate) fn missing(&self) -> Vec<&str> {
         self.rules
             .expected
             .iter()
@@ -158,7 +158,7 @@ impl<'a> EventMatcher<'a> {
     }
 
     /// Classifies a text frame that arrived `at` after the message was sent, and records it.
-    pub fn text(&mut self, frame: &str, at: Duration) -> Seen {
+    pub(crate) fn text(&mut self, frame: &str, at: Duration) -> Seen {
         let seen = self.classify(frame);
         match seen {
             Seen::Expected(i) => self.arrived[i] = Some(at),
@@ -171,7 +171,7 @@ impl<'a> EventMatcher<'a> {
     }
 
     /// A binary frame: the protocol has none, so it is unexpected.
-    pub fn binary(&mut self) {
+    pub(crate) fn binary(&mut self) {
         self.unexpected += 1;
         self.other_types.add("<binary>");
     }
@@ -245,7 +245,7 @@ impl<'a> EventMatcher<'a> {
     /// Why the run has not got every event, from what arrived: `crosstalk` when events of
     /// another thread or user came, `unexpected_events` when no expected event came but
     /// frames of other types did, otherwise `timeout` (the caller may name it otherwise).
-    pub fn explain(&self) -> (Reason, String) {
+    pub(crate) fn explain(&self) -> (Reason, String) {
         let counted = format!("{}/{} events counted", self.delivered(), self.arrived.len());
         let missing = self.missing().join(", ");
         let counted = if missing.is_empty() {

@@ -14,9 +14,9 @@ use reqwest::redirect::{Attempt, Policy};
 use std::collections::BTreeMap;
 
 /// A logged-in session's credentials.
-pub struct Session {
-    pub token: Secret,
-    pub user_id: Option<String>,
+pub(crate) struct Session {
+    pub(crate) token: Secret,
+    pub(crate) user_id: Option<String>,
 }
 
 /// Redirects a login may follow, all within its origin.
@@ -25,7 +25,7 @@ const MAX_REDIRECTS: usize = 10;
 /// The HTTP client's redirect rule for logins: follow only to the same origin (scheme, host
 /// and port), at most [`MAX_REDIRECTS`] times. A redirect elsewhere is not followed: its
 /// 3xx answer comes back to [`login`], which fails with it.
-pub fn redirect_policy() -> Policy {
+pub(crate) fn redirect_policy() -> Policy {
     Policy::custom(|attempt: Attempt| {
         let same_origin = attempt
             .previous()
@@ -41,7 +41,7 @@ pub fn redirect_policy() -> Policy {
     })
 }
 
-pub struct LoginRequest<'a> {
+pub(super) struct LoginRequest<'a> {
     pub url: &'a str,
     pub email: &'a str,
     pub password: Option<&'a Secret>,
@@ -51,10 +51,13 @@ pub struct LoginRequest<'a> {
     pub token_pointer: &'a JsonPointer,
     pub user_id_pointer: &'a JsonPointer,
     /// The most bytes of answer read.
-    pub max_body_bytes: usize,
+    pub(crate) max_body_bytes: usize,
 }
 
-pub async fn login(client: &reqwest::Client, req: LoginRequest<'_>) -> Result<Session, ProbeError> {
+pub(crate) async fn login(
+    client: &reqwest::Client,
+    req: LoginRequest<'_>,
+) -> Result<Session, ProbeError> {
     let mut body = serde_json::Map::new();
     body.insert("email".into(), req.email.into());
     if let Some(pw) = req.password {

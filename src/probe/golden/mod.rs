@@ -16,7 +16,7 @@ mod board;
 mod events;
 mod login;
 mod session;
-pub mod shape;
+pub(crate) mod shape;
 mod spec;
 mod ws;
 
@@ -35,7 +35,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use url::Url;
 
-pub const DEFAULT_EVENTS: [&str; 5] = [
+pub(crate) const DEFAULT_EVENTS: [&str; 5] = [
     "agent_started",
     "agent_thinking",
     "tool_executing",
@@ -45,7 +45,7 @@ pub const DEFAULT_EVENTS: [&str; 5] = [
 
 /// Why a `golden_path` spec does not build.
 #[derive(Debug, thiserror::Error)]
-pub enum GoldenError {
+pub(crate) enum GoldenError {
     #[error("invalid websocket url: {0}")]
     WsUrl(url::ParseError),
     #[error("\"websocket.url\" must be a ws:// or wss:// URL with a host")]
@@ -92,7 +92,7 @@ struct Prepared {
 
 /// A built `golden_path` probe.
 #[derive(Debug)]
-pub struct GoldenProbe {
+pub(crate) struct GoldenProbe {
     spec: GoldenPathSpec,
     prep: Prepared,
 }
@@ -240,19 +240,23 @@ impl Probe for GoldenProbe {
 /// What the event step saw, merged over sessions: the golden-path metrics come from here.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct GoldenObs {
+    /// The event types the probe waits for, in the configured order.
     pub expected: Vec<String>,
     /// Per expected event: latency from the send (slowest session), None if any session
     /// has not seen it.
     pub arrived: Vec<Option<Duration>>,
+    /// Expected events seen again, summed over sessions.
     pub duplicates: u64,
+    /// Frames of a type not expected nor ignored, or not JSON at all, summed over sessions.
     pub unexpected: u64,
+    /// Expected events that belong to another run's thread or another user, summed over sessions.
     pub crosstalk: u64,
     /// Login to the final expected event (slowest session), when every event arrived.
     pub total: Option<Duration>,
 }
 
 impl GoldenObs {
-    pub fn delivered(&self) -> usize {
+    pub(crate) fn delivered(&self) -> usize {
         self.arrived.iter().filter(|a| a.is_some()).count()
     }
 

@@ -9,11 +9,11 @@ use std::fmt;
 
 /// A JSON pointer (RFC 6901): empty, or `/`-separated tokens where `~` is only `~0` or `~1`.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct JsonPointer(String);
+pub(crate) struct JsonPointer(String);
 
 /// Why a JSON pointer is malformed (the text quotes it).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum PointerError {
+pub(crate) enum PointerError {
     #[error("invalid JSON pointer \"{0}\": it must start with \"/\" (e.g. \"/{0}\")")]
     NoSlash(String),
     #[error(
@@ -23,7 +23,7 @@ pub enum PointerError {
 }
 
 impl JsonPointer {
-    pub fn parse(text: &str) -> Result<Self, PointerError> {
+    pub(crate) fn parse(text: &str) -> Result<Self, PointerError> {
         if !text.is_empty() && !text.starts_with('/') {
             return Err(PointerError::NoSlash(text.to_string()));
         }
@@ -37,16 +37,16 @@ impl JsonPointer {
     }
 
     /// A pointer written in pathwatch's own source (a default), known to be well formed.
-    pub fn literal(text: &'static str) -> Self {
+    pub(crate) fn literal(text: &'static str) -> Self {
         JsonPointer(text.to_string())
     }
 
-    pub fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         &self.0
     }
 
     /// The value at this pointer in `v`, if any.
-    pub fn get<'v>(&self, v: &'v Value) -> Option<&'v Value> {
+    pub(crate) fn get<'v>(&self, v: &'v Value) -> Option<&'v Value> {
         v.pointer(&self.0)
     }
 }
@@ -67,7 +67,7 @@ impl<'de> Deserialize<'de> for JsonPointer {
 /// One pointer or a list of them, tried in order: the first that yields a string or a
 /// number wins.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Pointers(pub Vec<JsonPointer>);
+pub(crate) struct Pointers(pub Vec<JsonPointer>);
 
 impl Pointers {
     fn of(list: &[&'static str]) -> Self {
@@ -75,7 +75,7 @@ impl Pointers {
     }
 
     /// The first string (or number, as text) found at one of the pointers.
-    pub fn text(&self, v: &Value) -> Option<String> {
+    pub(crate) fn text(&self, v: &Value) -> Option<String> {
         self.0.iter().find_map(|p| match p.get(v)? {
             Value::String(s) => Some(s.clone()),
             Value::Number(n) => Some(n.to_string()),
@@ -83,7 +83,7 @@ impl Pointers {
         })
     }
 
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         self.0
             .iter()
             .map(JsonPointer::as_str)
@@ -123,17 +123,17 @@ impl<'de> Deserialize<'de> for Pointers {
 /// Where an event's name, thread id and user id are read.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct EventFields {
+pub(crate) struct EventFields {
     /// The event's name (its type; default `[/type, /payload/type]`), also for `welcome`,
     /// `ack` and `ignore`.
     #[serde(rename = "type", default = "default_type")]
-    pub kind: Pointers,
+    pub(crate) kind: Pointers,
     /// Where an event names its thread (default `[/thread_id, /payload/thread_id]`).
     #[serde(default = "default_thread")]
-    pub thread_id: Pointers,
+    pub(crate) thread_id: Pointers,
     /// Where an event names its user (default `[/user_id, /payload/user_id]`).
     #[serde(default = "default_user")]
-    pub user_id: Pointers,
+    pub(crate) user_id: Pointers,
 }
 
 impl Default for EventFields {
@@ -159,7 +159,7 @@ fn default_user() -> Pointers {
 /// Whose events count as this run's; every other expected event is crosstalk.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
-pub enum Isolation {
+pub(crate) enum Isolation {
     /// The server names the run by the thread id pathwatch sent: any other thread is
     /// crosstalk, and so is another user.
     Echo,
@@ -177,7 +177,7 @@ pub enum Isolation {
 }
 
 impl Isolation {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Isolation::Echo => "echo",
             Isolation::BindFirst => "bind_first",

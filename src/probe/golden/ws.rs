@@ -17,13 +17,13 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 /// A WebSocket over plain TCP or TLS: one type so the steps after the handshake are shared.
-pub trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+pub(crate) trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 
-pub type Ws = WebSocketStream<Box<dyn Io>>;
+pub(crate) type Ws = WebSocketStream<Box<dyn Io>>;
 
 /// The subprotocol that carries the token: `jwt.` + base64url(token), no padding.
-pub fn token_protocol(spec: &GoldenPathSpec, token: &Secret) -> String {
+pub(crate) fn token_protocol(spec: &GoldenPathSpec, token: &Secret) -> String {
     format!(
         "{}{}",
         spec.websocket.token_prefix,
@@ -34,7 +34,7 @@ pub fn token_protocol(spec: &GoldenPathSpec, token: &Secret) -> String {
 /// Opens the WebSocket (through `proxy_url`'s tunnel, if any), presenting the session's
 /// `token` and the gateway credential's `authorization`; returns it with the acknowledgement
 /// message, when one is configured.
-pub async fn connect(
+pub(super) async fn connect(
     spec: &GoldenPathSpec,
     prep: &Prepared,
     token: &Secret,
@@ -193,7 +193,7 @@ async fn wait_for(
 }
 
 /// A close frame as a failure: 1011 means the backend is not ready.
-pub fn closed(
+pub(crate) fn closed(
     frame: Option<&tokio_tungstenite::tungstenite::protocol::CloseFrame>,
     when: &str,
 ) -> ProbeError {
@@ -236,7 +236,7 @@ fn handshake_error(e: &WsError, token: &Secret) -> ProbeError {
 }
 
 /// A read error after the handshake.
-pub fn frame_error(e: &WsError) -> ProbeError {
+pub(crate) fn frame_error(e: &WsError) -> ProbeError {
     match e {
         WsError::Capacity(c) => ProbeError::new(Reason::FrameTooLarge, c.to_string()),
         WsError::ConnectionClosed | WsError::AlreadyClosed => {

@@ -19,17 +19,17 @@ const MAX_LIFETIME: Duration = Duration::from_secs(24 * 3600);
 /// `google_id_token:` of an `http` probe.
 #[derive(Clone, Debug, Deserialize, schemars::JsonSchema, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
-pub struct IdTokenSpec {
+pub(crate) struct IdTokenSpec {
     /// The token's audience: the Cloud Run service's URL, or the IAP OAuth client id.
-    pub audience: String,
+    pub(crate) audience: String,
     /// The metadata server as `host[:port]` or a base URL (default: `GCE_METADATA_HOST`,
     /// else `metadata.google.internal`).
-    pub metadata_host: Option<String>,
+    pub(crate) metadata_host: Option<String>,
 }
 
 /// A cached ID token source; clones share the cache.
 #[derive(Clone, Debug)]
-pub struct IdTokenSource {
+pub(crate) struct IdTokenSource {
     spec: IdTokenSpec,
     cache: Arc<Mutex<Option<(Secret, Instant)>>>,
 }
@@ -40,7 +40,7 @@ struct Claims {
 }
 
 impl IdTokenSource {
-    pub fn new(spec: &IdTokenSpec) -> Self {
+    pub(crate) fn new(spec: &IdTokenSpec) -> Self {
         IdTokenSource {
             spec: spec.clone(),
             cache: Arc::new(Mutex::new(None)),
@@ -48,7 +48,7 @@ impl IdTokenSource {
     }
 
     /// A valid token, from the cache when it has one.
-    pub async fn token(&self, http: &reqwest::Client) -> Result<Secret, ProbeError> {
+    pub(crate) async fn token(&self, http: &reqwest::Client) -> Result<Secret, ProbeError> {
         if let Some((t, until)) = self.cache.lock().unwrap_or_else(|p| p.into_inner()).clone()
             && Instant::now() < until
         {
@@ -81,7 +81,7 @@ impl IdTokenSource {
     }
 
     /// Forgets the cached token (after a 401, so the next run fetches a fresh one).
-    pub fn invalidate(&self) {
+    pub(crate) fn invalidate(&self) {
         *self.cache.lock().unwrap_or_else(|p| p.into_inner()) = None;
     }
 }

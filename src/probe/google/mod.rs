@@ -3,15 +3,15 @@
 //! shortly before they expire), ID tokens for an audience (the http probe's
 //! `google_id_token`), and the API's error answers mapped to bounded reasons.
 
-pub mod id_token;
-pub mod token;
+pub(crate) mod id_token;
+pub(crate) mod token;
 
-pub use token::{CredentialsError, CredentialsSpec, TokenSource};
+pub(crate) use token::{CredentialsError, CredentialsSpec, TokenSource};
 
 use crate::probe::{ProbeError, Reason};
 
 /// Maps a GCP REST error status to a reason; the detail names the API, not the URL.
-pub fn status_error(api: &str, status: u16, retry_after: Option<&str>) -> ProbeError {
+pub(crate) fn status_error(api: &str, status: u16, retry_after: Option<&str>) -> ProbeError {
     let (reason, what) = match status {
         401 => (Reason::Auth, "the token was rejected"),
         403 => (Reason::Forbidden, "permission denied (check the IAM role)"),

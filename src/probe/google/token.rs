@@ -22,25 +22,25 @@ const REREAD: Duration = Duration::from_secs(300);
 /// Where a probe's token comes from; the default is the metadata server.
 #[derive(Clone, Debug, Default, Deserialize, schemars::JsonSchema, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
-pub struct CredentialsSpec {
+pub(crate) struct CredentialsSpec {
     /// A file holding an access token (e.g. written by `gcloud auth print-access-token`).
-    pub token_file: Option<PathBuf>,
+    pub(crate) token_file: Option<PathBuf>,
     /// An environment variable holding an access token.
-    pub token_env: Option<String>,
+    pub(crate) token_env: Option<String>,
     /// The metadata server as `host[:port]` or a base URL (default: `GCE_METADATA_HOST`,
     /// else `metadata.google.internal`).
-    pub metadata_host: Option<String>,
+    pub(crate) metadata_host: Option<String>,
 }
 
 /// Why a `credentials` block is refused.
 #[derive(Debug, thiserror::Error)]
-pub enum CredentialsError {
+pub(crate) enum CredentialsError {
     #[error("credentials: give token_file or token_env, not both")]
     Both,
 }
 
 impl CredentialsSpec {
-    pub fn validate(&self) -> Result<(), CredentialsError> {
+    pub(crate) fn validate(&self) -> Result<(), CredentialsError> {
         if self.token_file.is_some() && self.token_env.is_some() {
             return Err(CredentialsError::Both);
         }
@@ -50,7 +50,7 @@ impl CredentialsSpec {
 
 /// A cached token source; clones share the cache.
 #[derive(Clone, Debug)]
-pub struct TokenSource {
+pub(crate) struct TokenSource {
     spec: CredentialsSpec,
     cache: Arc<Mutex<Option<(Secret, Instant)>>>,
 }
@@ -62,7 +62,7 @@ struct MetadataToken {
 }
 
 impl TokenSource {
-    pub fn new(spec: &CredentialsSpec) -> Self {
+    pub(crate) fn new(spec: &CredentialsSpec) -> Self {
         TokenSource {
             spec: spec.clone(),
             cache: Arc::new(Mutex::new(None)),
@@ -70,7 +70,7 @@ impl TokenSource {
     }
 
     /// A valid token, from the cache when it has one.
-    pub async fn token(&self, http: &reqwest::Client) -> Result<Secret, ProbeError> {
+    pub(crate) async fn token(&self, http: &reqwest::Client) -> Result<Secret, ProbeError> {
         if let Some((t, until)) = self.cached()
             && Instant::now() < until
         {
@@ -87,7 +87,7 @@ impl TokenSource {
     }
 
     /// Forgets the cached token (after a 401, so the next run fetches a fresh one).
-    pub fn invalidate(&self) {
+    pub(crate) fn invalidate(&self) {
         *self.cache.lock().unwrap_or_else(|p| p.into_inner()) = None;
     }
 

@@ -36,28 +36,28 @@ const STATUS: KindFamily = KindFamily::gauge(
 #[serde(deny_unknown_fields)]
 pub struct GrpcSpec {
     /// Host name or IP address.
-    pub host: String,
+    pub(crate) host: String,
     /// TCP port.
-    pub port: u16,
+    pub(crate) port: u16,
     /// The service name asked about (`HealthCheckRequest.service`); empty or absent asks
     /// about the server's overall health.
     #[serde(default)]
-    pub service: String,
+    pub(crate) service: String,
     /// Speak TLS (with ALPN `h2`) instead of plaintext HTTP/2.
     #[serde(default)]
-    pub tls: bool,
+    pub(crate) tls: bool,
     /// With `tls`: the name sent (SNI) and verified (default: `host`).
-    pub server_name: Option<String>,
+    pub(crate) server_name: Option<String>,
     /// With `tls`: PEM CA file trusted (default: the Mozilla roots).
-    pub ca_file: Option<PathBuf>,
+    pub(crate) ca_file: Option<PathBuf>,
     /// With `tls`: accept any certificate (a self-signed or private one).
     #[serde(default)]
-    pub insecure_skip_verify: bool,
+    pub(crate) insecure_skip_verify: bool,
 }
 
 /// Why a `grpc` spec does not build.
 #[derive(Debug, thiserror::Error)]
-pub enum GrpcError {
+pub(crate) enum GrpcError {
     #[error(transparent)]
     Address(#[from] HostPortError),
     #[error("\"server_name\", \"ca_file\" and \"insecure_skip_verify\" need \"tls: true\"")]
@@ -74,7 +74,7 @@ pub enum GrpcError {
 
 /// A built `grpc` probe: the address, the request, and the TLS client when asked for.
 #[derive(Debug)]
-pub struct GrpcProbe {
+pub(crate) struct GrpcProbe {
     addr: HostPort,
     service: String,
     endpoint: tonic::transport::Endpoint,

@@ -9,7 +9,7 @@ use serde::Deserialize;
 
 /// An inclusive range of status codes, written `204` or `"200-399"`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct StatusRange(pub u16, pub u16);
+pub(crate) struct StatusRange(pub u16, pub u16);
 
 impl<'de> Deserialize<'de> for StatusRange {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -51,17 +51,17 @@ impl schemars::JsonSchema for StatusRange {
 /// that must match (`not_regex`: must not).
 #[derive(Clone, Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct Assertion {
+pub(crate) struct Assertion {
     /// Where in a JSON body the value is, e.g. `/status` (with `equals` or `exists`).
-    pub json_pointer: Option<String>,
+    pub(crate) json_pointer: Option<String>,
     /// The value at `json_pointer` equals this (`{ json_pointer: /status, equals: healthy }`).
-    pub equals: Option<serde_json::Value>,
+    pub(crate) equals: Option<serde_json::Value>,
     /// The value at `json_pointer` is there (`true`) or not (`false`).
-    pub exists: Option<bool>,
+    pub(crate) exists: Option<bool>,
     /// The body matches this regex (`{ regex: "^Ok\\." }`).
-    pub regex: Option<String>,
+    pub(crate) regex: Option<String>,
     /// The body does not match this regex (`{ not_regex: "unhealthy" }`).
-    pub not_regex: Option<String>,
+    pub(crate) not_regex: Option<String>,
 }
 
 /// One compiled regex per assertion (`None` for JSON pointer ones), with whether it must match.

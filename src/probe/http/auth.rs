@@ -26,30 +26,30 @@ const MAX_LIFETIME: Duration = Duration::from_secs(24 * 3600);
 /// `oauth2:` of an `http` probe: the client-credentials grant.
 #[derive(Clone, Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct OAuth2Spec {
+pub(crate) struct OAuth2Spec {
     /// The client's id at the token endpoint.
-    pub client_id: String,
+    pub(crate) client_id: String,
     /// The client's secret (usually `${VAR}`); never logged or exported.
-    pub client_secret: Option<Secret>,
+    pub(crate) client_secret: Option<Secret>,
     /// A file holding the client secret (read when the config loads).
-    pub client_secret_file: Option<SecretFile>,
+    pub(crate) client_secret_file: Option<SecretFile>,
     /// The token endpoint (`http://` or `https://`).
-    pub token_url: String,
+    pub(crate) token_url: String,
     /// Scopes asked for (`scope`, space-separated).
     #[serde(default)]
-    pub scopes: Vec<String>,
+    pub(crate) scopes: Vec<String>,
     /// More form parameters of the token request (`audience`, `resource`).
     #[serde(default)]
-    pub endpoint_params: BTreeMap<String, String>,
+    pub(crate) endpoint_params: BTreeMap<String, String>,
     /// How the client authenticates to the token endpoint: `basic` (HTTP Basic, the
     /// default, RFC 6749 2.3.1) or `body` (`client_id` and `client_secret` in the form).
     #[serde(default)]
-    pub client_auth: ClientAuth,
+    pub(crate) client_auth: ClientAuth,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
-pub enum ClientAuth {
+pub(crate) enum ClientAuth {
     #[default]
     Basic,
     Body,
@@ -57,7 +57,7 @@ pub enum ClientAuth {
 
 /// Why a credential setting does not build.
 #[derive(Debug, thiserror::Error)]
-pub enum AuthError {
+pub(crate) enum AuthError {
     #[error(
         "give at most one of bearer_token_file, google_id_token, oauth2 and an Authorization header"
     )]
@@ -123,13 +123,13 @@ impl Auth {
 
 /// What [`build`] reads from the spec.
 pub(super) struct Settings<'a> {
-    pub bearer_token_file: Option<&'a Path>,
-    pub google_id_token: Option<&'a IdTokenSpec>,
-    pub oauth2: Option<&'a OAuth2Spec>,
+    pub(crate) bearer_token_file: Option<&'a Path>,
+    pub(crate) google_id_token: Option<&'a IdTokenSpec>,
+    pub(crate) oauth2: Option<&'a OAuth2Spec>,
     /// Whether the configured headers already hold an `Authorization`.
-    pub authorization_header: bool,
+    pub(crate) authorization_header: bool,
     /// For the token requests (the probe's `ca_file` and verification, no client cert).
-    pub tls: &'a rustls::ClientConfig,
+    pub(crate) tls: &'a rustls::ClientConfig,
 }
 
 pub(super) fn build(s: Settings<'_>) -> Result<Auth, AuthError> {

@@ -14,13 +14,13 @@ use url::Url;
 #[derive(Clone, Copy, Debug)]
 pub(super) struct Sent<'a> {
     /// All but `Content-*` (the configured origin only: they may be credentials).
-    pub headers: bool,
+    pub(crate) headers: bool,
     /// The `Content-*` ones, which describe the body.
-    pub content: bool,
+    pub(crate) content: bool,
     /// The token's `Authorization` (the configured origin only).
-    pub authorization: Option<&'a http::HeaderValue>,
+    pub(crate) authorization: Option<&'a http::HeaderValue>,
     /// The TLS config: with the client certificate for the configured origin only.
-    pub tls: &'a std::sync::Arc<rustls::ClientConfig>,
+    pub(crate) tls: &'a std::sync::Arc<rustls::ClientConfig>,
 }
 
 /// One request on a fresh connection: (status, Location header, body).

@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
-pub enum IpProtocol {
+pub(crate) enum IpProtocol {
     /// IPv4.
     Ip4,
     /// IPv6.

@@ -19,12 +19,12 @@ mod ip;
 mod proxy;
 mod redirect;
 
-pub use assertions::{Assertion, StatusRange};
-pub use auth::{AuthError, ClientAuth, OAuth2Spec};
+pub(crate) use assertions::{Assertion, StatusRange};
+pub(crate) use auth::{AuthError, OAuth2Spec};
 pub(crate) use client::{Client, Fields};
-pub use ip::IpProtocol;
-pub use proxy::ProxyError;
-pub use redirect::{FollowRedirects, RedirectBody};
+pub(crate) use ip::IpProtocol;
+pub(crate) use proxy::ProxyError;
+pub(crate) use redirect::{FollowRedirects, RedirectBody};
 
 use super::google::id_token::IdTokenSpec;
 use super::kind::{Probe, ProbeKind, RetargetError};
@@ -40,70 +40,70 @@ use std::sync::Arc;
 use std::time::Duration;
 use url::Url;
 
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 const USER_AGENT: &str = concat!("pathwatch/", env!("CARGO_PKG_VERSION"));
 
 #[derive(Clone, Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HttpSpec {
     /// `http://` or `https://` URL.
-    pub url: String,
+    pub(crate) url: String,
     /// The request method.
     #[serde(default = "default_method")]
-    pub method: String,
+    pub(crate) method: String,
     /// Request headers. Values may hold credentials (`Bearer ${TOKEN}`): they are never logged.
     #[serde(default)]
-    pub headers: BTreeMap<String, String>,
+    pub(crate) headers: BTreeMap<String, String>,
     /// The request body (set `Content-Type` in `headers`).
-    pub body: Option<String>,
+    pub(crate) body: Option<String>,
     /// Accepted status codes: `200`, `"200-399"` (default `["200-399"]`).
     #[serde(default = "default_valid_status")]
-    pub valid_status: Vec<StatusRange>,
+    pub(crate) valid_status: Vec<StatusRange>,
     /// Checks on the response body, all of which must hold.
     #[serde(default, rename = "assert")]
-    pub assertions: Vec<Assertion>,
+    pub(crate) assertions: Vec<Assertion>,
     /// Bodies larger than this fail with `body_too_large` (default 1 MiB).
     #[serde(default = "default_max_body")]
-    pub max_body_bytes: usize,
+    pub(crate) max_body_bytes: usize,
     /// Which redirects to follow: `same_origin` (default), `any` or `none`.
     #[serde(default)]
-    pub follow_redirects: FollowRedirects,
+    pub(crate) follow_redirects: FollowRedirects,
     /// More redirects than this fail with `too_many_redirects`.
     #[serde(default = "default_max_redirects")]
-    pub max_redirects: u32,
+    pub(crate) max_redirects: u32,
     /// Where the request body may follow a redirect that keeps it (307, 308, and 301/302
     /// after a method other than POST): `same_origin` (default) follows such a redirect
     /// only within the configured URL's origin and leaves one elsewhere unfollowed (its 3xx
     /// is the answer); `any` re-sends the body wherever `follow_redirects` goes. 303, and
     /// 301/302 after POST, continue as GET without the body or its Content-* headers.
     #[serde(default)]
-    pub redirect_body: RedirectBody,
+    pub(crate) redirect_body: RedirectBody,
     /// PEM CA file trusted for `https://` (default: the Mozilla roots).
-    pub ca_file: Option<PathBuf>,
+    pub(crate) ca_file: Option<PathBuf>,
     /// Encrypt without checking the server's certificate.
     #[serde(default)]
-    pub insecure_skip_verify: bool,
+    pub(crate) insecure_skip_verify: bool,
     /// PEM client certificate (chain) presented when the server asks for one (mTLS), to
     /// the configured origin only; with `key_file`.
-    pub cert_file: Option<PathBuf>,
+    pub(crate) cert_file: Option<PathBuf>,
     /// PEM private key of `cert_file`.
-    pub key_file: Option<PathBuf>,
+    pub(crate) key_file: Option<PathBuf>,
     /// A file holding a token sent as `Authorization: Bearer` (read again when it changes).
-    pub bearer_token_file: Option<PathBuf>,
+    pub(crate) bearer_token_file: Option<PathBuf>,
     /// Send a Google-signed ID token for this audience, from the metadata server (Cloud
     /// Run services that refuse unauthenticated calls, IAP).
-    pub google_id_token: Option<IdTokenSpec>,
+    pub(crate) google_id_token: Option<IdTokenSpec>,
     /// Send a token from an OAuth2 token endpoint (client-credentials grant).
-    pub oauth2: Option<OAuth2Spec>,
+    pub(crate) oauth2: Option<OAuth2Spec>,
     /// An HTTP proxy (`http://[user:password@]host:port`): `CONNECT` for `https://`
     /// targets, absolute-form requests for `http://` ones.
-    pub proxy_url: Option<String>,
+    pub(crate) proxy_url: Option<String>,
     /// Connect over `ip4` or `ip6` first (default: the resolver's order).
-    pub ip_protocol: Option<IpProtocol>,
+    pub(crate) ip_protocol: Option<IpProtocol>,
     /// With `ip_protocol`, also try the other family's addresses (default `true`); `false`
     /// fails with `dns` when the name has no address of the preferred family.
     #[serde(default = "default_true")]
-    pub ip_protocol_fallback: bool,
+    pub(crate) ip_protocol_fallback: bool,
 }
 
 fn default_true() -> bool {
@@ -125,7 +125,7 @@ fn default_max_redirects() -> u32 {
 
 /// Why an `http` spec does not build.
 #[derive(Debug, thiserror::Error)]
-pub enum HttpError {
+pub(crate) enum HttpError {
     #[error("invalid url: {0}")]
     Url(#[from] url::ParseError),
     #[error("\"url\" must be an http:// or https:// URL with a host")]
@@ -175,7 +175,7 @@ struct Prepared {
 
 /// A built `http` probe (also the health check of `startup`).
 #[derive(Debug)]
-pub struct HttpProbe {
+pub(crate) struct HttpProbe {
     spec: HttpSpec,
     prep: Prepared,
 }
@@ -364,7 +364,10 @@ impl Probe for HttpProbe {
 
 impl HttpProbe {
     /// The probe, also handing back the final response's body (for probes built on this one).
-    pub async fn run_with_body(&self, trace: &Trace) -> Result<(Outcome, Bytes), ProbeError> {
+    pub(crate) async fn run_with_body(
+        &self,
+        trace: &Trace,
+    ) -> Result<(Outcome, Bytes), ProbeError> {
         let (spec, prep) = (&self.spec, &self.prep);
         let origin = prep.url.origin();
         let mut url = prep.url.clone();

@@ -17,15 +17,15 @@ const MAX_HEAD: usize = 16 << 10;
 #[derive(Clone, Debug)]
 pub(super) struct Proxy {
     /// Host (bare, without IPv6 brackets) and port to connect to.
-    pub host: String,
-    pub port: u16,
+    pub(crate) host: String,
+    pub(crate) port: u16,
     /// `Proxy-Authorization`, from the URL's user info.
-    pub authorization: Option<HeaderValue>,
+    pub(crate) authorization: Option<HeaderValue>,
 }
 
 /// Why a `proxy_url` is refused.
 #[derive(Debug, thiserror::Error)]
-pub enum ProxyError {
+pub(crate) enum ProxyError {
     #[error(
         "\"proxy_url\" must be an http:// URL with a host (https:// proxies are not supported)"
     )]

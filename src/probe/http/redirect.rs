@@ -13,7 +13,7 @@ use url::Url;
 /// Which redirects the probe follows. A redirect it does not follow is the final answer
 /// (its 3xx status is checked against `valid_status`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum FollowRedirects {
+pub(crate) enum FollowRedirects {
     /// Only within the configured URL's scheme, host and port.
     #[default]
     SameOrigin,
@@ -56,7 +56,7 @@ impl<'de> Deserialize<'de> for FollowRedirects {
 /// Where a request body may follow a redirect that keeps it.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
-pub enum RedirectBody {
+pub(crate) enum RedirectBody {
     /// Only within the configured URL's scheme, host and port: a redirect that would carry
     /// the body elsewhere is not followed (its 3xx is the answer).
     #[default]

@@ -37,7 +37,7 @@ const TTL: KindFamily = KindFamily::gauge(
 /// Which address family to ping when the host has both.
 #[derive(Clone, Copy, Debug, Deserialize, schemars::JsonSchema, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
-pub enum IpProtocol {
+pub(crate) enum IpProtocol {
     Ip4,
     Ip6,
 }
@@ -46,22 +46,22 @@ pub enum IpProtocol {
 #[serde(deny_unknown_fields)]
 pub struct IcmpSpec {
     /// Host name or IP address.
-    pub host: String,
+    pub(crate) host: String,
     /// The address family preferred when the host has both (`ip4` or `ip6`); the other is
     /// used when it has none of this one. Default: the first address the resolver gives.
-    pub ip_protocol: Option<IpProtocol>,
+    pub(crate) ip_protocol: Option<IpProtocol>,
 }
 
 /// Why an `icmp` spec does not build.
 #[derive(Debug, thiserror::Error)]
-pub enum IcmpError {
+pub(crate) enum IcmpError {
     #[error("\"host\" must not be empty")]
     EmptyHost,
 }
 
 /// A built `icmp` probe.
 #[derive(Debug)]
-pub struct IcmpProbe {
+pub(crate) struct IcmpProbe {
     spec: IcmpSpec,
 }
 

@@ -12,7 +12,7 @@ const PAYLOAD: &[u8] = b"pathwatch icmp probe 0123456789abcdefghijklmnopqrstuvw"
 
 /// An echo request with `id` and `seq`. The ICMPv4 checksum is set here (a raw socket sends
 /// the bytes as they are); the kernel computes ICMPv6's over the pseudo-header itself.
-pub fn echo_request(v6: bool, id: u16, seq: u16) -> Vec<u8> {
+pub(crate) fn echo_request(v6: bool, id: u16, seq: u16) -> Vec<u8> {
     let mut p = Vec::with_capacity(8 + PAYLOAD.len());
     p.push(if v6 { V6_REQUEST } else { V4_REQUEST });
     p.push(0);
@@ -29,7 +29,7 @@ pub fn echo_request(v6: bool, id: u16, seq: u16) -> Vec<u8> {
 
 /// The Internet checksum (RFC 1071): the ones' complement of the ones' complement sum of
 /// the 16-bit words.
-pub fn checksum(data: &[u8]) -> u16 {
+pub(crate) fn checksum(data: &[u8]) -> u16 {
     let mut sum: u32 = data
         .chunks(2)
         .map(|w| u32::from(u16::from_be_bytes([w[0], w.get(1).copied().unwrap_or(0)])))
@@ -42,19 +42,19 @@ pub fn checksum(data: &[u8]) -> u16 {
 
 /// An ICMP message as received.
 #[derive(Debug, PartialEq, Eq)]
-pub struct Received<'a> {
-    pub kind: u8,
-    pub code: u8,
-    pub id: u16,
-    pub seq: u16,
-    pub payload: &'a [u8],
+pub(crate) struct Received<'a> {
+    pub(crate) kind: u8,
+    pub(crate) code: u8,
+    pub(crate) id: u16,
+    pub(crate) seq: u16,
+    pub(crate) payload: &'a [u8],
     /// The TTL of the IPv4 header a raw socket delivers with the message.
-    pub ttl: Option<u8>,
+    pub(crate) ttl: Option<u8>,
 }
 
 /// Parses what a socket delivered: with `ip_header` (a raw IPv4 socket) an IPv4 header
 /// comes first. `None` when it is too short to be an echo message.
-pub fn parse(data: &[u8], v6: bool, ip_header: bool) -> Option<Received<'_>> {
+pub(crate) fn parse(data: &[u8], v6: bool, ip_header: bool) -> Option<Received<'_>> {
     let (icmp, ttl) = if ip_header && !v6 {
         let first = *data.first()?;
         if first >> 4 != 4 {
@@ -81,7 +81,14 @@ pub fn parse(data: &[u8], v6: bool, ip_header: bool) -> Option<Received<'_>> {
 impl Received<'_> {
     /// Whether this is the reply to `request` (`id` is ours only on a raw socket: a ping
     /// socket's identifier is the kernel's, and the kernel filters by it).
-    pub fn answers(&self, v6: bool, kernel_id: bool, id: u16, seq: u16, request: &[u8]) -> bool {
+    pub(crate) fn answers(
+        &self,
+        v6: bool,
+        kernel_id: bool,
+        id: u16,
+        seq: u16,
+        request: &[u8],
+    ) -> bool {
         let reply = if v6 { V6_REPLY } else { V4_REPLY };
         self.kind == reply
             && self.code == 0

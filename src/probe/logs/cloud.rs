@@ -27,23 +27,23 @@ const MAX_BACKOFF: Duration = Duration::from_secs(3600);
 
 #[derive(Clone, Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct CloudSource {
+pub(crate) struct CloudSource {
     /// The project whose logs are read (`projects/P`).
-    pub project: String,
+    pub(crate) project: String,
     /// A Logging query, e.g. `resource.type="cloud_run_revision" AND
     /// resource.labels.service_name="S" AND severity>=WARNING`.
-    pub filter: String,
+    pub(crate) filter: String,
     /// Another base URL (a proxy or a local fake); default `https://logging.googleapis.com`.
     #[serde(default = "default_api_base")]
-    pub api_base: String,
+    pub(crate) api_base: String,
     #[serde(default)]
-    pub credentials: CredentialsSpec,
+    pub(crate) credentials: CredentialsSpec,
     /// Pages read per run at most; the rest follows on the next run.
     #[serde(default = "default_max_pages")]
-    pub max_pages: u32,
+    pub(crate) max_pages: u32,
     /// Entries per page (the API allows at most 1000).
     #[serde(default = "default_page_size")]
-    pub page_size: u32,
+    pub(crate) page_size: u32,
 }
 
 fn default_api_base() -> String {
@@ -58,7 +58,7 @@ fn default_page_size() -> u32 {
 
 /// What a build prepares once: the URL, an HTTP client and a token source with its cache.
 #[derive(Clone, Debug)]
-pub struct Prepared {
+pub(crate) struct Prepared {
     url: String,
     http: reqwest::Client,
     tokens: TokenSource,
@@ -66,7 +66,7 @@ pub struct Prepared {
 
 /// Why a `cloud_logging` source is refused.
 #[derive(Debug, thiserror::Error)]
-pub enum CloudError {
+pub(crate) enum CloudError {
     #[error("cloud_logging: \"project\" must be a project id")]
     Project,
     #[error("cloud_logging: \"page_size\" must be between 1 and 1000")]
@@ -84,7 +84,7 @@ pub enum CloudError {
 }
 
 impl CloudSource {
-    pub fn prepare(&self) -> Result<Prepared, CloudError> {
+    pub(crate) fn prepare(&self) -> Result<Prepared, CloudError> {
         let project = self.project.trim();
         if project.is_empty() || project.contains('/') {
             return Err(CloudError::Project);
@@ -118,7 +118,7 @@ impl CloudSource {
 
 /// Where reading stopped.
 #[derive(Debug, Default)]
-pub struct Cursor {
+pub(crate) struct Cursor {
     /// The newest entry timestamp seen: as the API wrote it (reused verbatim in the next
     /// filter) and parsed.
     last: Option<(String, SystemTime)>,

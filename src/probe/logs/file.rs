@@ -17,20 +17,20 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt};
 /// Bytes read per system call.
 const CHUNK: usize = 64 * 1024;
 /// Lines longer than this (bytes) are matched in pieces of this size.
-pub const MAX_LINE: usize = 64 * 1024;
+pub(crate) const MAX_LINE: usize = 64 * 1024;
 
 #[derive(Clone, Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct FileSource {
+pub(crate) struct FileSource {
     /// The log file's path.
-    pub path: PathBuf,
+    pub(crate) path: PathBuf,
     /// On the very first run, count the lines the file already holds (a sidecar that starts
     /// with its service must not miss the service's first lines); false starts at its end.
     #[serde(default = "yes")]
-    pub read_existing: bool,
+    pub(crate) read_existing: bool,
     /// Bytes read per run at most.
     #[serde(default = "default_max_bytes")]
-    pub max_bytes_per_run: u64,
+    pub(crate) max_bytes_per_run: u64,
 }
 
 fn yes() -> bool {
@@ -42,7 +42,7 @@ fn default_max_bytes() -> u64 {
 
 /// Why a `file` source is refused.
 #[derive(Debug, thiserror::Error)]
-pub enum FileError {
+pub(crate) enum FileError {
     #[error("file: \"path\" must not be empty")]
     EmptyPath,
     #[error("file: \"max_bytes_per_run\" must be greater than zero")]
@@ -50,7 +50,7 @@ pub enum FileError {
 }
 
 impl FileSource {
-    pub fn validate(&self) -> Result<(), FileError> {
+    pub(crate) fn validate(&self) -> Result<(), FileError> {
         if self.path.as_os_str().is_empty() {
             return Err(FileError::EmptyPath);
         }
@@ -63,7 +63,7 @@ impl FileSource {
 
 /// Where reading stopped.
 #[derive(Debug, Default)]
-pub struct Cursor {
+pub(crate) struct Cursor {
     open: Option<Open>,
     /// The start of a line whose newline has not been written yet.
     partial: Vec<u8>,

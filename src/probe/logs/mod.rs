@@ -9,9 +9,9 @@
 //! cut at its timeout may stop anywhere, so it can never report "what this run added"
 //! exactly; totals make the next run's report include everything either way.
 
-pub mod cloud;
-pub mod file;
-pub mod patterns;
+pub(crate) mod cloud;
+pub(crate) mod file;
+pub(crate) mod patterns;
 
 use super::kind::{KindFamily, Probe, ProbeKind, Sample};
 use super::{Kind, Outcome, ProbeError, Reason, Trace};
@@ -26,14 +26,14 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 #[serde(deny_unknown_fields)]
 pub struct LogsSpec {
     /// Name (the `pattern` label) -> regex. A line counts once per pattern it matches.
-    pub patterns: BTreeMap<PatternName, Pattern>,
+    pub(crate) patterns: BTreeMap<PatternName, Pattern>,
     /// The span of `pathwatch_log_pattern_window_matches` (default 30m).
     #[serde(default = "default_window")]
-    pub window: PositiveDuration,
+    pub(crate) window: PositiveDuration,
     /// Read a log file, followed like `tail -F` (give `file` or `cloud_logging`).
-    pub file: Option<file::FileSource>,
+    pub(crate) file: Option<file::FileSource>,
     /// Read Cloud Logging with `entries:list` (give `file` or `cloud_logging`).
-    pub cloud_logging: Option<cloud::CloudSource>,
+    pub(crate) cloud_logging: Option<cloud::CloudSource>,
 }
 
 fn default_window() -> PositiveDuration {
@@ -50,7 +50,7 @@ struct Prepared {
 
 /// Why a `logs` spec does not build.
 #[derive(Debug, thiserror::Error)]
-pub enum LogsError {
+pub(crate) enum LogsError {
     #[error("\"patterns\" must name at least one pattern")]
     NoPatterns,
     #[error("give a log source: \"file\" or \"cloud_logging\"")]
@@ -68,7 +68,7 @@ pub enum LogsError {
 /// A built `logs` probe: its matcher and source, and the offsets, cursors and counts kept
 /// across runs.
 #[derive(Debug)]
-pub struct LogsProbe {
+pub(crate) struct LogsProbe {
     spec: LogsSpec,
     prep: Prepared,
     state: tokio::sync::Mutex<State>,
@@ -76,7 +76,7 @@ pub struct LogsProbe {
 
 impl LogsSpec {
     /// The configured pattern names, in the order of [`LogsObs::patterns`].
-    pub fn pattern_names(&self) -> impl Iterator<Item = &str> {
+    pub(crate) fn pattern_names(&self) -> impl Iterator<Item = &str> {
         self.patterns.keys().map(|k| k.0.as_str())
     }
 }
@@ -161,28 +161,28 @@ impl Probe for LogsProbe {
 /// What the logs probe has seen since pathwatch started, reported as the samples of the
 /// `pathwatch_log_*` families ([`LogsObs::samples`]).
 #[derive(Clone, Debug, Default, PartialEq)]
-pub struct LogsObs {
+pub(crate) struct LogsObs {
     /// Lines read from a file, or entries read from Cloud Logging.
-    pub lines_read: u64,
+    pub(crate) lines_read: u64,
     /// One per configured pattern, in name order.
-    pub patterns: Vec<PatternObs>,
+    pub(crate) patterns: Vec<PatternObs>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
-pub struct PatternObs {
+pub(crate) struct PatternObs {
     /// A configured pattern name (bounded by the config, never matched text).
-    pub name: String,
+    pub(crate) name: String,
     /// Lines that matched, in total.
-    pub matches: u64,
+    pub(crate) matches: u64,
     /// Lines that matched within the window, as of the end of the run.
-    pub window_matches: u64,
+    pub(crate) window_matches: u64,
     /// The last number captured by the pattern's group, if it has one and it matched.
-    pub last_value: Option<f64>,
+    pub(crate) last_value: Option<f64>,
 }
 
 impl LogsObs {
     /// The samples of [`LogsSpec::FAMILIES`]: a pattern's last value only once one matched.
-    pub fn samples(&self) -> Vec<Sample> {
+    pub(crate) fn samples(&self) -> Vec<Sample> {
         let mut samples = Vec::with_capacity(1 + 3 * self.patterns.len());
         samples.push(LINES_READ.sample(self.lines_read as f64));
         for p in &self.patterns {
@@ -217,7 +217,7 @@ impl std::fmt::Debug for State {
 
 /// Match counts, per pattern in name order.
 #[derive(Debug, Default)]
-pub struct LogCounts {
+pub(crate) struct LogCounts {
     lines_read: u64,
     patterns: Vec<PatternCount>,
 }
@@ -243,7 +243,7 @@ impl LogCounts {
     }
 
     /// Counts one line (or entry) written at `at_ms` (unix ms).
-    pub fn scan(&mut self, matcher: &Matcher, text: &str, at_ms: u64, now_ms: u64) {
+    pub(crate) fn scan(&mut self, matcher: &Matcher, text: &str, at_ms: u64, now_ms: u64) {
         self.lines_read += 1;
         let patterns = &mut self.patterns;
         matcher.scan(text, |i, value| {
@@ -275,24 +275,24 @@ impl LogCounts {
 }
 
 /// What a source reader needs besides its own state.
-pub struct Ctx<'a> {
-    pub matcher: &'a Matcher,
+pub(crate) struct Ctx<'a> {
+    pub(crate) matcher: &'a Matcher,
     names: &'a [String],
-    pub trace: &'a Trace,
+    pub(crate) trace: &'a Trace,
 }
 
 impl Ctx<'_> {
     /// Hands the counts so far to the trace. Readers call it after each chunk or page, right
     /// after the counts changed and before the next await, so that a run cut at its timeout
     /// still reports everything its reads were counted for.
-    pub fn publish(&self, counts: &mut LogCounts) {
+    pub(crate) fn publish(&self, counts: &mut LogCounts) {
         self.trace.observe(Observation::Samples(
             counts.obs(self.names, now_ms()).samples(),
         ));
     }
 }
 
-pub fn now_ms() -> u64 {
+pub(crate) fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 /// A pattern's name: it becomes the `pattern` label, so it follows the rule of probe names.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub struct PatternName(pub String);
+pub(crate) struct PatternName(pub String);
 
 impl<'de> Deserialize<'de> for PatternName {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -38,7 +38,7 @@ impl fmt::Display for PatternName {
 
 /// A compiled regular expression (the `regex` crate's syntax).
 #[derive(Clone, Debug)]
-pub struct Pattern(pub Regex);
+pub(crate) struct Pattern(pub Regex);
 
 impl<'de> Deserialize<'de> for Pattern {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -49,7 +49,7 @@ impl<'de> Deserialize<'de> for Pattern {
 
 /// Why a pattern does not compile, in one line.
 #[derive(Debug, thiserror::Error)]
-pub enum PatternError {
+pub(crate) enum PatternError {
     #[error("an empty pattern matches every line")]
     Empty,
     /// Where (`character 3`, `line 2 character 1`) and what.
@@ -65,7 +65,7 @@ pub enum PatternError {
 }
 
 /// Compiles `text`, or says what is wrong and where, in one line.
-pub fn compile(text: &str) -> Result<Regex, PatternError> {
+pub(crate) fn compile(text: &str) -> Result<Regex, PatternError> {
     if text.is_empty() {
         return Err(PatternError::Empty);
     }
@@ -95,14 +95,14 @@ pub fn compile(text: &str) -> Result<Regex, PatternError> {
 
 /// All of a probe's patterns, matched in one pass per line.
 #[derive(Clone, Debug)]
-pub struct Matcher {
+pub(crate) struct Matcher {
     set: RegexSet,
     /// In the order of `set`; used again only for patterns with a capture group.
     regexes: Vec<Regex>,
 }
 
 impl Matcher {
-    pub fn new(patterns: &[&Regex]) -> Result<Matcher, PatternError> {
+    pub(crate) fn new(patterns: &[&Regex]) -> Result<Matcher, PatternError> {
         let set = RegexSet::new(patterns.iter().map(|r| r.as_str()))
             .map_err(|e| PatternError::Set(e.to_string().replace('\n', " ")))?;
         Ok(Matcher {
@@ -114,7 +114,7 @@ impl Matcher {
     /// Calls `hit(index, value)` once for each pattern that matches `text` (a line counts
     /// once however often it matches). `value` is the first capture group that parses as a
     /// number, for patterns that have one.
-    pub fn scan(&self, text: &str, mut hit: impl FnMut(usize, Option<f64>)) {
+    pub(crate) fn scan(&self, text: &str, mut hit: impl FnMut(usize, Option<f64>)) {
         for i in self.set.matches(text).iter() {
             let value = self.regexes.get(i).and_then(|re| {
                 if re.captures_len() < 2 {
@@ -135,7 +135,7 @@ impl Matcher {
 /// Match times within a sliding window, counted in buckets so memory stays bounded whatever
 /// the match rate: at most [`Window::MAX_BUCKETS`] (time, count) pairs.
 #[derive(Clone, Debug)]
-pub struct Window {
+pub(crate) struct Window {
     span_ms: u64,
     /// Bucket width (ms): at least 1 s, and wide enough that the span needs at most
     /// MAX_BUCKETS / 2 of them. The count is exact to one bucket at the window's old edge.
@@ -145,9 +145,9 @@ pub struct Window {
 }
 
 impl Window {
-    pub const MAX_BUCKETS: usize = 2048;
+    pub(crate) const MAX_BUCKETS: usize = 2048;
 
-    pub fn new(span: Duration) -> Window {
+    pub(crate) fn new(span: Duration) -> Window {
         let span_ms = u64::try_from(span.as_millis()).unwrap_or(u64::MAX).max(1);
         let half = (Self::MAX_BUCKETS / 2) as u64;
         Window {
@@ -159,7 +159,7 @@ impl Window {
 
     /// Records one match at `at_ms` (unix ms); matches already outside the window at `now_ms`
     /// are left out.
-    pub fn add(&mut self, at_ms: u64, now_ms: u64) {
+    pub(crate) fn add(&mut self, at_ms: u64, now_ms: u64) {
         if at_ms < now_ms.saturating_sub(self.span_ms) {
             return;
         }
@@ -185,7 +185,7 @@ impl Window {
     }
 
     /// Matches in the window ending at `now_ms`; older buckets are dropped.
-    pub fn count(&mut self, now_ms: u64) -> u64 {
+    pub(crate) fn count(&mut self, now_ms: u64) -> u64 {
         let oldest = now_ms.saturating_sub(self.span_ms);
         // A bucket counts while any part of it is inside the window.
         while self

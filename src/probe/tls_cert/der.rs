@@ -30,7 +30,7 @@ const UTC_TIME: u8 = 0x17;
 const GENERALIZED_TIME: u8 = 0x18;
 
 /// The certificate's `notAfter` as unix seconds.
-pub fn not_after(cert: &[u8]) -> Option<i64> {
+pub(crate) fn not_after(cert: &[u8]) -> Option<i64> {
     let (SEQUENCE, certificate, _) = tlv(cert)? else {
         return None;
     };

@@ -34,21 +34,21 @@ const EXPIRY: KindFamily = KindFamily::gauge(
 #[serde(deny_unknown_fields)]
 pub struct TlsCertSpec {
     /// Host name or IP address.
-    pub host: String,
+    pub(crate) host: String,
     /// TCP port.
-    pub port: u16,
+    pub(crate) port: u16,
     /// The name sent (SNI) and verified (default: `host`).
-    pub server_name: Option<String>,
+    pub(crate) server_name: Option<String>,
     /// PEM CA file trusted (default: the Mozilla roots).
-    pub ca_file: Option<PathBuf>,
+    pub(crate) ca_file: Option<PathBuf>,
     /// Read the certificate without checking it (a self-signed or private one).
     #[serde(default)]
-    pub insecure_skip_verify: bool,
+    pub(crate) insecure_skip_verify: bool,
 }
 
 /// Why a `tls_cert` spec does not build.
 #[derive(Debug, thiserror::Error)]
-pub enum TlsCertError {
+pub(crate) enum TlsCertError {
     #[error(transparent)]
     Address(#[from] HostPortError),
     #[error("invalid \"server_name\" {0:?}: {1}")]
@@ -61,7 +61,7 @@ pub enum TlsCertError {
 
 /// A built `tls_cert` probe: the address, the name and the client config.
 #[derive(Debug)]
-pub struct TlsCertProbe {
+pub(crate) struct TlsCertProbe {
     addr: HostPort,
     name: ServerName<'static>,
     config: Arc<rustls::ClientConfig>,

@@ -186,12 +186,11 @@ impl Exporter {
             if let Some(v) = value(&text, name, labels).filter(|v| pred(*v)) {
                 return v;
             }
-            if Instant::now() > deadline {
-                panic!(
-                    "no {name}{labels:?} matching the condition within {timeout:?}\nmetrics:\n{text}\nlogs:\n{}",
-                    self.logs()
-                );
-            }
+            assert!(
+                Instant::now() <= deadline,
+                "no {name}{labels:?} matching the condition within {timeout:?}\nmetrics:\n{text}\nlogs:\n{}",
+                self.logs()
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
     }
@@ -289,9 +288,8 @@ pub fn http_get_with(
 pub fn samples(text: &str, name: &str) -> Vec<Sample> {
     let mut out = Vec::new();
     for line in text.lines().filter(|l| !l.starts_with('#')) {
-        let (series, value) = match line.rsplit_once(' ') {
-            Some(x) => x,
-            None => continue,
+        let Some((series, value)) = line.rsplit_once(' ') else {
+            continue;
         };
         let (n, labels) = match series.split_once('{') {
             Some((n, rest)) => (n, rest.trim_end_matches('}')),

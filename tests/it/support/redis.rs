@@ -91,9 +91,10 @@ impl RedisServer {
                 Err(text) => {
                     let _ = child.kill();
                     let _ = child.wait();
-                    if !text.contains("Address already in use") {
-                        panic!("redis-server did not start; its log:\n{text}");
-                    }
+                    assert!(
+                        text.contains("Address already in use"),
+                        "redis-server did not start; its log:\n{text}"
+                    );
                     let _ = std::fs::remove_file(&log);
                 }
             }

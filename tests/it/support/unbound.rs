@@ -125,9 +125,10 @@ remote-control:
                 Err(text) => {
                     let _ = child.kill();
                     let _ = child.wait();
-                    if !text.contains("Address already in use") {
-                        panic!("unbound did not start; its log:\n{text}");
-                    }
+                    assert!(
+                        text.contains("Address already in use"),
+                        "unbound did not start; its log:\n{text}"
+                    );
                     let _ = std::fs::remove_file(&log);
                 }
             }
