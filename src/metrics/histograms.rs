@@ -292,6 +292,11 @@ impl<L: LabelText> HistogramFamily<L> {
         self.get_or_create(labels).observe(v, exemplar);
     }
 
+    /// Keeps the series whose labels `keep` accepts.
+    pub fn retain(&self, keep: impl Fn(&L) -> bool) {
+        self.write().retain(|labels, _| keep(labels));
+    }
+
     pub fn remove(&self, labels: &L) -> bool {
         self.write().remove(labels).is_some()
     }

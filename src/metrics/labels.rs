@@ -3,7 +3,7 @@
 //! for the families that encode themselves ([`LabelText`]).
 
 use super::histograms::{LabelText, push_pair};
-use crate::probe::{Kind, Phase, Reason, Transport};
+use crate::probe::{Kind, Phase, Reason};
 use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
 use std::fmt::Write as _;
 
@@ -55,12 +55,6 @@ pub struct PhaseLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct DbLabels {
-    pub probe: String,
-    pub transport: Transport,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct BuildLabels {
     pub version: String,
 }
@@ -93,13 +87,6 @@ impl LabelText for PhaseLabels {
         push_pair(out, "probe", &self.probe);
         push_pair(out, "kind", self.kind.as_str());
         push_pair(out, "phase", self.phase.as_str());
-    }
-}
-
-impl LabelText for DbLabels {
-    fn write_labels(&self, out: &mut String) {
-        push_pair(out, "probe", &self.probe);
-        push_pair(out, "transport", self.transport.as_str());
     }
 }
 

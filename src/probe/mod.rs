@@ -25,7 +25,10 @@ pub mod tls;
 pub mod tls_cert;
 pub mod trace;
 
-pub use kind::{FamilyType, KindFamily, Probe, ProbeKind, RetargetError, Sample};
+pub use kind::{
+    DURATION_BUCKETS, FamilyType, KindFamily, Measured, Observed, Probe, ProbeKind, RetargetError,
+    Sample, Unreported,
+};
 pub use observation::{Observation, Observations};
 pub use result::RunResult;
 pub use trace::{Phase, PhaseTimings, Trace};
@@ -155,9 +158,19 @@ macro_rules! probe_kinds {
                 match self { $(Kind::$variant => <$spec as ProbeKind>::FAMILIES),* }
             }
 
-            /// The family a `max_seconds` criterion bounds ([`ProbeKind::MEASURED`]).
-            pub fn measured(self) -> Option<&'static str> {
+            /// What a `max_seconds` criterion bounds ([`ProbeKind::MEASURED`]).
+            pub fn measured(self) -> Measured {
                 match self { $(Kind::$variant => <$spec as ProbeKind>::MEASURED),* }
+            }
+
+            /// The family a `connections_below` criterion bounds ([`ProbeKind::RATIO`]).
+            pub fn ratio(self) -> Option<&'static str> {
+                match self { $(Kind::$variant => <$spec as ProbeKind>::RATIO),* }
+            }
+
+            /// The families an `all_events` criterion compares ([`ProbeKind::EVENTS`]).
+            pub fn events(self) -> Option<(&'static str, &'static str)> {
+                match self { $(Kind::$variant => <$spec as ProbeKind>::EVENTS),* }
             }
         }
 
@@ -217,11 +230,6 @@ macro_rules! probe_kinds {
             /// The series the probe has before its first run ([`ProbeKind::initial_samples`]).
             pub fn initial_samples(&self) -> Vec<Sample> {
                 match self { $(ProbeSpec::$variant(s) => ProbeKind::initial_samples(&**s)),* }
-            }
-
-            /// How a database probe reaches its server, for `pathwatch_db_connect_seconds`.
-            pub fn db_transport(&self) -> Option<Transport> {
-                match self { $(ProbeSpec::$variant(s) => ProbeKind::db_transport(&**s)),* }
             }
         }
 
