@@ -17,19 +17,14 @@ pub enum Observation {
     Samples(Vec<Sample>),
 }
 
-/// A run's observations, at most one of each variant (a later one replaces an earlier;
-/// for [`Observation::Samples`], the samples of the families it reports).
+/// A run's observations, at most one of each variant (a later one replaces an earlier: a
+/// kind's report of its samples is whole).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Observations(Vec<Observation>);
 
 impl Observations {
-    /// Records `obs`, replacing an earlier observation of the same variant; samples
-    /// replace the earlier samples of their families only, so that a kind built on another
-    /// (startup on http) keeps what the other reported.
+    /// Records `obs`, replacing an earlier observation of the same variant.
     pub fn set(&mut self, obs: Observation) {
-        if let Observation::Samples(new) = obs {
-            return self.set_samples(new);
-        }
         let same = std::mem::discriminant(&obs);
         match self
             .0
@@ -38,20 +33,6 @@ impl Observations {
         {
             Some(slot) => *slot = obs,
             None => self.0.push(obs),
-        }
-    }
-
-    fn set_samples(&mut self, new: Vec<Sample>) {
-        let slot = self.0.iter_mut().find_map(|o| match o {
-            Observation::Samples(s) => Some(s),
-            _ => None,
-        });
-        match slot {
-            Some(old) => {
-                old.retain(|s| !new.iter().any(|n| n.family == s.family));
-                old.extend(new);
-            }
-            None => self.0.push(Observation::Samples(new)),
         }
     }
 
@@ -100,10 +81,8 @@ mod tests {
         let mut obs = Observations::default();
         obs.set(Observation::Samples(vec![sample("status", 503.0)]));
         obs.set(Observation::State("ERROR".into()));
-        obs.set(Observation::Samples(vec![sample("other", 1.0)]));
         obs.set(Observation::Samples(vec![sample("status", 200.0)]));
         assert_eq!(obs.value("status"), Some(200.0));
-        assert_eq!(obs.value("other"), Some(1.0));
         assert_eq!(obs.state(), Some("ERROR"));
         assert_eq!(obs.iter().count(), 2);
     }

@@ -313,7 +313,10 @@ where
             .time(Phase::Connections, super::pg_connections::read(&client))
             .await?;
         facts.push(("connections", seen.text()));
-        trace.observe(super::Observation::Samples(seen.samples()));
+        // The report is whole: the run stays timed in its transport's series.
+        let mut samples = seen.samples();
+        samples.push(timed(spec.transport()));
+        trace.observe(super::Observation::Samples(samples));
     }
     // Dropping the client sends Terminate, so the server logs a clean disconnect. The close
     // runs on its own task: the run (and its duration, "time to a usable session") ends when

@@ -270,7 +270,12 @@ async fn probe(p: &StartupProbe, trace: &Trace) -> Result<Outcome, ProbeError> {
         }
     };
     drop(state);
-    trace.observe(Observation::Samples(obs.samples()));
+    // The report is whole: the health check's status goes with startup's own samples.
+    let mut samples = obs.samples();
+    if let Some(code) = status(trace) {
+        samples.push(super::http::STATUS.sample(f64::from(code)));
+    }
+    trace.observe(Observation::Samples(samples));
     outcome.map(|()| Outcome {
         facts: vec![("status", status(trace).unwrap_or(0).to_string())],
     })
