@@ -543,7 +543,7 @@ mod tests {
         crate::probe::Probe::run(&probe, &trace).await.unwrap();
         let not_after = trace
             .observations()
-            .gauge("tls_cert_expiry_timestamp")
+            .value("tls_cert_expiry_timestamp")
             .unwrap();
         let days = (not_after - crate::core::clock::unix_now()) / 86_400.0;
         assert!((89.9..=90.0).contains(&days), "{days}");
@@ -602,7 +602,7 @@ mod tests {
             .await
             .unwrap_err();
         assert_eq!(e.reason, crate::probe::Reason::Forbidden, "{e}");
-        assert_eq!(trace.observations().gauge("dns_rcode"), Some(5.0));
+        assert_eq!(trace.observations().value("dns_rcode"), Some(5.0));
     }
 
     /// The demo's grpc probe gets SERVING from the reference service's health server, for
@@ -628,7 +628,7 @@ mod tests {
             crate::probe::Probe::run(&spec(service).build().unwrap(), &trace)
                 .await
                 .unwrap();
-            assert_eq!(trace.observations().gauge("grpc_health_status"), Some(1.0));
+            assert_eq!(trace.observations().value("grpc_health_status"), Some(1.0));
         }
         let e = crate::probe::Probe::run(
             &spec("no.such.Service").build().unwrap(),

@@ -1,31 +1,25 @@
 //! The metric families pathwatch exports (its contract with rules and dashboards; the book's
 //! generated metrics reference lists them), registered once, updated by the runner.
 //! This file holds what every run has (success, duration, phases, reasons) and the self
-//! families; the incidents' are in [`incident`], and each kind's observations have their
-//! families in a module of their own behind [`kinds::KindMetrics`], so nothing here names
-//! a kind's observation.
+//! families; the incidents' are in [`incident`], and the families each kind declares in its
+//! own folder are written by [`kinds::DeclaredFamilies`], so nothing here names a kind's
+//! observation.
 //!
 //! Scrapes only encode what is here; they never run probes. Label sets are typed structs
 //! whose values are configured probe names or closed enums, so cardinality is bounded by
 //! the config.
 
-pub(crate) mod gcp;
-pub(crate) mod golden;
-pub(crate) mod histograms;
-pub(crate) mod http;
-pub(crate) mod incident;
-pub(crate) mod kind_metrics;
-pub(crate) mod kinds;
-pub(crate) mod labels;
-pub(crate) mod pg_connections;
-pub(crate) mod rootcause;
-pub(crate) mod rows;
-pub(crate) mod scrape;
-pub(crate) mod values;
+pub mod histograms;
+pub mod incident;
+pub mod kinds;
+pub mod labels;
+pub mod rootcause;
+pub mod rows;
+pub mod scrape;
+pub mod values;
 
 use crate::probe::RunResult;
-use crate::probe::{Kind, Reason, Transport};
-use histograms::{HistogramFamily, LabelText};
+use crate::probe::{Kind, Reason};
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
@@ -34,15 +28,9 @@ use rows::{ProbeRows, RowFamilies, RowRun};
 use std::sync::atomic::AtomicU64;
 
 pub(crate) use histograms::TraceLabels;
-pub(crate) use labels::{BuildLabels, DbLabels, NameLabels, ShardLabels};
+pub(crate) use labels::{BuildLabels, NameLabels, ShardLabels};
 #[cfg(test)]
 pub(crate) use labels::{PhaseLabels, ProbeLabels, RunLabels};
-
-/// Buckets for durations bounded by probe timeouts: they reach past the largest default
-/// timeout (75 s) so that hangs land in a bucket of their own instead of `+Inf`.
-pub(crate) const DURATION_BUCKETS: &[f64] = &[
-    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 75.0, 120.0,
-];
 
 /// Buckets for how late scheduled runs start: a healthy exporter stays in the first ones.
 pub(crate) const LATENESS_BUCKETS: &[f64] = &[
@@ -50,26 +38,12 @@ pub(crate) const LATENESS_BUCKETS: &[f64] = &[
 ];
 
 type FloatGauge = Gauge<f64, AtomicU64>;
-/// Histograms whose observations carry the run's trace id as an OpenMetrics exemplar, so a
-/// slow bucket leads to its trace (when tracing is on). They write their own text
-/// (metrics/histograms.rs says why).
-type Histograms<L> = HistogramFamily<L>;
 
 /// The exemplar of a run: its trace id, when it was traced.
 fn exemplar(run: &RunResult) -> Option<TraceLabels> {
     run.trace_id.as_ref().map(|t| TraceLabels {
         trace_id: t.clone(),
     })
-}
-
-/// A `pathwatch_<name>_seconds` histogram over [`DURATION_BUCKETS`].
-fn duration_histogram<L: LabelText>(name: &str, help: &str) -> Histograms<L> {
-    HistogramFamily::new(
-        &format!("pathwatch_{name}_seconds"),
-        Some("seconds"),
-        help,
-        DURATION_BUCKETS,
-    )
 }
 
 /// Every family pathwatch exports. The per-probe ones that write their own text (the
@@ -84,7 +58,6 @@ pub struct Metrics {
     /// `_last_run_timestamp_seconds`, `_runs_total`, `_phase_duration_seconds` and
     /// `_run_duration_seconds`: one row per probe (metrics/rows.rs).
     pub(crate) probe_rows: ProbeRows,
-    pub(crate) db_connect: Histograms<DbLabels>,
     /// `pathwatch_incident_*` (metrics/incident.rs).
     pub incidents: incident::IncidentMetrics,
     pub(crate) build_info: Family<BuildLabels, Gauge>,
@@ -99,7 +72,7 @@ pub struct Metrics {
     /// How long the previous `/metrics` answer took to encode.
     pub(crate) encode_seconds: FloatGauge,
     /// The families of each kind's observations (metrics/kinds.rs).
-    pub(crate) kinds: kinds::KindFamilies,
+    pub(crate) kinds: kinds::DeclaredFamilies,
     /// The root-cause families: which failing probe is a root cause and what each other
     /// failure follows from.
     pub root_causes: rootcause::RootCauseMetrics,
@@ -122,10 +95,7 @@ impl Metrics {
     pub fn encode_probes(&self) -> Option<Vec<String>> {
         let mut parts = self.probe_rows.encode_parts()?;
         let mut rest = String::new();
-        self.db_connect.encode(&mut rest);
-        for k in self.kinds.all() {
-            k.encode_histograms(&mut rest);
-        }
+        self.kinds.encode_histograms(&mut rest);
         if !rest.is_empty() {
             parts.push(rest);
         }
@@ -193,10 +163,6 @@ impl Metrics {
                 },
                 crate::config::buckets::DEFAULT_RUN_BUCKETS,
             ),
-            db_connect: duration_histogram(
-                "db_connect",
-                "Time to a usable database session (connect, TLS, auth and first query); runs that fail fast are not observed, runs cut at the timeout are",
-            ),
             incidents: incident::IncidentMetrics::default(),
             build_info: Family::default(),
             shard_info: Family::default(),
@@ -205,7 +171,7 @@ impl Metrics {
             config_invalid_entries: Gauge::default(),
             scheduler_lateness: Histogram::new(LATENESS_BUCKETS.iter().copied()),
             encode_seconds: Gauge::default(),
-            kinds: kinds::KindFamilies::new(),
+            kinds: kinds::DeclaredFamilies::new(),
             root_causes: rootcause::RootCauseMetrics::default(),
             scrape: scrape::ScrapeCache::default(),
         }
@@ -214,9 +180,7 @@ impl Metrics {
     /// Registers the families of [`Metrics::families`] (see [`Metrics::new`]).
     fn register(self, r: &mut Registry) -> Self {
         let m = self;
-        for k in m.kinds.all() {
-            k.register(r);
-        }
+        m.kinds.register(r);
         m.incidents.register(r);
         r.register(
             "build_info",
@@ -290,14 +254,12 @@ impl Metrics {
             p.interval.as_secs_f64(),
             p.buckets.enabled().then(|| p.buckets.bounds()),
         );
-        for k in self.kinds.all() {
-            k.init_probe(p);
-        }
+        self.kinds.init_probe(p);
         self.scrape.changed();
     }
 
     /// Records one finished run.
-    pub fn record(&self, probe: &str, kind: Kind, transport: Option<Transport>, run: &RunResult) {
+    pub fn record(&self, probe: &str, kind: Kind, run: &RunResult) {
         let secs = run.duration.as_secs_f64();
         let (ok, reason) = match &run.outcome {
             Ok(_) => (true, Reason::Ok),
@@ -321,21 +283,7 @@ impl Metrics {
                 exemplar: exemplar.as_ref(),
             },
         );
-        for k in self.kinds.all() {
-            k.record(probe, kind, run);
-        }
-        if let Some(transport) = transport
-            && (ok || reason == Reason::Timeout)
-        {
-            self.db_connect.observe(
-                &DbLabels {
-                    probe: probe.to_string(),
-                    transport,
-                },
-                run.session_seconds(),
-                exemplar,
-            );
-        }
+        self.kinds.record(probe, kind, run);
         self.scrape.changed();
     }
 
@@ -345,15 +293,7 @@ impl Metrics {
     pub(crate) fn forget_probe(&self, p: &crate::config::ProbeConfig) {
         let probe = p.name.clone();
         self.probe_rows.forget(&probe);
-        for transport in Transport::ALL {
-            self.db_connect.remove(&DbLabels {
-                probe: probe.clone(),
-                transport: *transport,
-            });
-        }
-        for k in self.kinds.all() {
-            k.forget_probe(p);
-        }
+        self.kinds.forget_probe(p);
         self.scrape.changed();
     }
 }

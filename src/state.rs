@@ -256,16 +256,7 @@ impl State {
     /// the incidents that depend on the probe.
     pub(crate) fn record(&self, probe: &ProbeConfig, run: RunResult) {
         let kind = probe.spec.kind();
-        self.metrics
-            .record(&probe.name, kind, probe.spec.db_transport(), &run);
-        if let (crate::probe::ProbeSpec::GoldenPath(g), None) =
-            (&probe.spec, run.observations.golden())
-        {
-            self.metrics
-                .kinds
-                .golden
-                .events_not_reached(&probe.name, &g.events);
-        }
+        self.metrics.record(&probe.name, kind, &run);
         let run = Arc::new(run);
         let judging = self.incidents_judging(&probe.name);
         // An incident added by a reload starts its streaks from the runs after it.

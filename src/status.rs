@@ -99,8 +99,8 @@ pub(crate) fn snapshot(state: &State) -> Snapshot {
                     .and_then(|r| r.outcome.as_ref().err())
                     .map(|e| e.detail.clone()),
                 connections: last
-                    .and_then(|r| r.observations.pg_connections())
-                    .map(|c| format!("connections: {}", c.text())),
+                    .and_then(|r| r.fact("connections"))
+                    .map(|c| format!("connections: {c}")),
                 history: e
                     .points
                     .iter()

@@ -3,7 +3,7 @@
 
 use super::spec::{Condition, IncidentSpec};
 use crate::probe::RunResult;
-use crate::probe::{Kind, Reason};
+use crate::probe::{Kind, Measured, Reason};
 use serde::Serialize;
 use std::sync::Arc;
 use std::time::Duration;
@@ -249,28 +249,36 @@ fn judge(
     r
 }
 
-/// The seconds a criterion bounds, per kind: the last value of the family the kind names
-/// ([`crate::probe::ProbeKind::MEASURED`], e.g. the startup time), the session time of a
-/// database probe, login to final event, or the run's duration.
+/// The seconds a `max_seconds` criterion bounds, as the kind says
+/// ([`crate::probe::ProbeKind::MEASURED`]): the value of a family it reports (this run's, or
+/// the last any run reported), else the run's duration less a database's read of its
+/// connections.
 fn measured(kind: Kind, run: &RunResult, history: &[Arc<RunResult>]) -> Option<f64> {
-    if let Some(family) = kind.measured() {
-        return history
+    match kind.measured() {
+        Measured::LastValue(family) => history
             .iter()
             .rev()
             .find_map(|r| r.observations.value(family))
-            .filter(|_| run.ok());
+            .filter(|_| run.ok()),
+        Measured::Value(family) => run.observations.value(family),
+        Measured::Duration => Some(run.session_seconds()),
     }
-    match kind {
-        Kind::GoldenPath => run
-            .observations
-            .golden()
-            .and_then(|g| g.total)
-            .map(|d| d.as_secs_f64()),
-        // Time to a usable session: the read of the server's connections that may follow
-        // it is not part of it.
-        Kind::Postgres => Some(run.session_seconds()),
-        _ => Some(run.duration.as_secs_f64()),
-    }
+}
+
+/// The events an `all_events` criterion compares: (delivered, expected) as the run reported
+/// them of the families its kind names ([`crate::probe::ProbeKind::EVENTS`]).
+fn events(kind: Kind, run: &RunResult) -> Option<(f64, f64)> {
+    let (delivered, expected) = kind.events()?;
+    Some((
+        run.observations.value(delivered)?,
+        run.observations.value(expected)?,
+    ))
+}
+
+/// The share a `connections_below` criterion bounds: the value the run reported of the
+/// family its kind names ([`crate::probe::ProbeKind::RATIO`]).
+fn ratio(kind: Kind, run: &RunResult) -> Option<f64> {
+    run.observations.value(kind.ratio()?)
 }
 
 fn passes(condition: &Condition, kind: Kind, run: &RunResult, history: &[Arc<RunResult>]) -> bool {
@@ -279,17 +287,11 @@ fn passes(condition: &Condition, kind: Kind, run: &RunResult, history: &[Arc<Run
         Condition::MaxSeconds(bound) => {
             run.ok() && measured(kind, run, history).is_some_and(|s| s < *bound)
         }
-        Condition::AllEvents => run
-            .observations
-            .golden()
-            .is_some_and(|g| !g.expected.is_empty() && g.delivered() == g.expected.len()),
+        Condition::AllEvents => events(kind, run)
+            .is_some_and(|(delivered, expected)| expected > 0.0 && delivered == expected),
         Condition::State(want) => run.observations.state() == Some(want.as_str()),
         Condition::Fresh(_) => true,
-        Condition::ConnectionsBelow(bound) => run
-            .observations
-            .pg_connections()
-            .and_then(|c| c.ratio())
-            .is_some_and(|r| r < *bound),
+        Condition::ConnectionsBelow(bound) => ratio(kind, run).is_some_and(|r| r < *bound),
     }
 }
 
@@ -325,11 +327,8 @@ fn describe(
             }
             (None, None) => (None, "not measured yet".into()),
         },
-        Condition::AllEvents => match run.observations.golden() {
-            Some(g) => (
-                Some(g.delivered() as f64),
-                format!("{}/{}", g.delivered(), g.expected.len()),
-            ),
+        Condition::AllEvents => match events(kind, run) {
+            Some((delivered, expected)) => (Some(delivered), format!("{delivered}/{expected}")),
             None => (None, failure.unwrap_or("no events").to_string()),
         },
         Condition::Success => (
@@ -344,8 +343,8 @@ fn describe(
             ),
         ),
         Condition::Fresh(_) => (None, String::new()),
-        Condition::ConnectionsBelow(bound) => match run.observations.pg_connections() {
-            Some(c) => match c.ratio() {
+        Condition::ConnectionsBelow(bound) => match run.fact("connections") {
+            Some(c) => match ratio(kind, run) {
                 Some(r) => (
                     Some(r),
                     format!(
@@ -353,10 +352,10 @@ fn describe(
                         r * 100.0,
                         if ok { "<" } else { ">=" },
                         bound * 100.0,
-                        c.text()
+                        c
                     ),
                 ),
-                None => (None, c.text()),
+                None => (None, c.to_string()),
             },
             None => (
                 None,

@@ -297,6 +297,12 @@ impl<L: LabelText> HistogramFamily<L> {
         self.get_or_create(labels).observe(v, exemplar);
     }
 
+    /// Keeps the series whose labels `keep` accepts.
+    pub(crate) fn retain(&self, keep: impl Fn(&L) -> bool) {
+        self.write().retain(|labels, _| keep(labels));
+    }
+
+    #[cfg(test)]
     pub(crate) fn remove(&self, labels: &L) -> bool {
         self.write().remove(labels).is_some()
     }
@@ -346,8 +352,9 @@ impl Series {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::metrics::{DURATION_BUCKETS, NameLabels, ProbeLabels};
+    use crate::metrics::{NameLabels, ProbeLabels};
     use crate::probe::Kind;
+    use crate::probe::kind::DURATION_BUCKETS;
     use prometheus_client::encoding::text::encode;
     use prometheus_client::metrics::exemplar::HistogramWithExemplars;
     use prometheus_client::metrics::family::Family;

@@ -26,6 +26,8 @@ pub(crate) struct IncidentProbeLabels {
     pub(crate) probe: String,
 }
 
+/// The `pathwatch_incident_*` families: each incident's status, its criteria and the time of
+/// its last change.
 #[derive(Debug, Default)]
 pub struct IncidentMetrics {
     pub(crate) status: Family<IncidentLabels, Gauge>,
@@ -127,6 +129,8 @@ impl IncidentMetrics {
         }
     }
 
+    /// Writes one evaluation of `spec`: its status, each criterion's verdict and value, and
+    /// when the status last changed (from `tracked`).
     pub fn record(&self, spec: &IncidentSpec, eval: &Evaluation, tracked: &Tracked) {
         let labels = IncidentLabels {
             incident: spec.id.clone(),

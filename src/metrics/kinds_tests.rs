@@ -139,9 +139,7 @@ fn the_kinds_families_write_what_they_wrote_before() {
     }
     snapshot("before the first run", &r);
     let (applog, boot, cert) = (&probes[0], &probes[1], &probes[2]);
-    let record = |p: &ProbeConfig, run: RunResult| {
-        m.record(&p.name, p.spec.kind(), p.spec.db_transport(), &run)
-    };
+    let record = |p: &ProbeConfig, run: RunResult| m.record(&p.name, p.spec.kind(), &run);
     record(
         applog,
         run(

@@ -3,7 +3,6 @@
 //! for the families that encode themselves ([`LabelText`]).
 
 use super::histograms::{LabelText, push_pair};
-use crate::probe::Transport;
 #[cfg(test)]
 use crate::probe::{Kind, Phase, Reason};
 use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
@@ -60,12 +59,6 @@ pub(crate) struct PhaseLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub(crate) struct DbLabels {
-    pub(crate) probe: String,
-    pub(crate) transport: Transport,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub(crate) struct BuildLabels {
     pub(crate) version: String,
 }
@@ -101,13 +94,6 @@ impl LabelText for PhaseLabels {
         push_pair(out, "probe", &self.probe);
         push_pair(out, "kind", self.kind.as_str());
         push_pair(out, "phase", self.phase.as_str());
-    }
-}
-
-impl LabelText for DbLabels {
-    fn write_labels(&self, out: &mut String) {
-        push_pair(out, "probe", &self.probe);
-        push_pair(out, "transport", self.transport.as_str());
     }
 }
 

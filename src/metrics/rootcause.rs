@@ -18,6 +18,8 @@ pub(crate) struct CauseLabels {
     pub(crate) cause: String,
 }
 
+/// `pathwatch_root_cause` and `pathwatch_blocked_by`: the failing probes that are root
+/// causes (over `depends_on`) and what each other failure follows from.
 #[derive(Debug, Default)]
 pub struct RootCauseMetrics {
     pub(crate) root_cause: Family<NameLabels, Gauge>,

@@ -1,7 +1,7 @@
 //! The text of a `/probe` answer, written straight from the run's [`RunResult`] in the format
-//! the client asked for: success, duration, phases, the HTTP status (http, startup) and the
-//! gauges the kind declares for it ([`crate::probe::KindFamily::on_demand`]), as
-//! blackbox_exporter answers.
+//! the client asked for: success, duration, phases and the gauges the kind declares for it
+//! ([`crate::probe::KindFamily::on_demand`], e.g. the HTTP status), as blackbox_exporter
+//! answers.
 //!
 //! The answer used to be a fresh prometheus-client registry over the exporter's families,
 //! encoded as OpenMetrics and rewritten to 0.0.4 for most clients: building those families
@@ -11,7 +11,7 @@
 
 use crate::metrics::histograms::{Numbers, push_pair};
 use crate::metrics::scrape::ScrapeFormat;
-use crate::probe::{FamilyType, Kind, Phase, RunResult};
+use crate::probe::{FamilyType, Kind, Phase, RunResult, Sample, Unreported};
 
 /// Room for a tcp run's answer with its phases, so the buffer is allocated once; an answer
 /// that outgrows it (a long probe name, many phases) grows it as a `String` does.
@@ -60,28 +60,22 @@ pub(crate) fn write(probe: &str, kind: Kind, run: &RunResult, format: ScrapeForm
             w.float_sample(NAME, &labels, took.as_secs_f64());
         }
     }
-    if matches!(kind, Kind::Http | Kind::Startup) {
-        const NAME: &str = "pathwatch_http_status_code";
-        w.header(
-            NAME,
-            None,
-            "Status code of the HTTP response (0 when none arrived)",
-        );
-        let code = run.observations.http_status().unwrap_or(0);
-        w.int_sample(NAME, &[("probe", probe)], i64::from(code));
-    }
-    // The gauges the kind declares for one run (a tls_cert module's expiry), when the run
-    // reported them; totals kept across runs are the exporter's, not an answer's.
+    // The gauges the kind declares for one run (the HTTP status, a tls_cert module's
+    // expiry), when the run reported them or they read 0 unreported; totals kept across
+    // runs are the exporter's, not an answer's.
     for f in kind.families().iter().filter(|f| f.on_demand) {
+        let zero = [f.sample(0.0)];
         let mut samples = run
             .observations
             .samples()
             .iter()
             .filter(|s| s.family == f.name)
             .peekable();
-        if samples.peek().is_none() {
-            continue;
-        }
+        let samples: &mut dyn Iterator<Item = &Sample> = match samples.peek() {
+            Some(_) => &mut samples,
+            None if f.unreported == Unreported::Zero => &mut zero.iter(),
+            None => continue,
+        };
         let name = match f.unit {
             Some(unit) => format!("pathwatch_{}_{unit}", f.name),
             None => format!("pathwatch_{}", f.name),

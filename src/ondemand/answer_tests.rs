@@ -4,7 +4,7 @@
 use super::*;
 use crate::exposition::to_text_004;
 use crate::metrics::{NameLabels, PhaseLabels, ProbeLabels};
-use crate::probe::{Observation, Observations, Outcome, ProbeError, Reason};
+use crate::probe::{KindFamily, Observation, Observations, Outcome, ProbeError, Reason};
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -58,31 +58,39 @@ fn reference(probe: &str, kind: Kind, run: &RunResult) -> String {
     let name = NameLabels {
         probe: probe.to_string(),
     };
-    let status = Family::<NameLabels, Gauge>::default();
-    if matches!(kind, Kind::Http | Kind::Startup) {
-        let code = run.observations.http_status().unwrap_or(0);
-        status.get_or_create(&name).set(i64::from(code));
-    }
-    r.register(
-        "http_status_code",
-        "Status code of the HTTP response (0 when none arrived)",
-        status,
-    );
     for g in kind.families().iter().filter(|f| f.on_demand) {
-        let family = Family::<NameLabels, FloatGauge>::default();
-        if let Some(v) = run.observations.value(g.name) {
-            family.get_or_create(&name).set(v);
-        }
-        match g.unit {
-            Some("seconds") => r.register_with_unit(g.name, g.help, Unit::Seconds, family),
-            Some("bytes") => r.register_with_unit(g.name, g.help, Unit::Bytes, family),
-            Some(u) => r.register_with_unit(g.name, g.help, Unit::Other(u.into()), family),
-            None => r.register(g.name, g.help, family),
+        let unreported = (g.unreported == Unreported::Zero).then_some(0.0);
+        let value = run.observations.value(g.name).or(unreported);
+        match g.family_type {
+            FamilyType::IntGauge => {
+                let family = Family::<NameLabels, Gauge>::default();
+                if let Some(v) = value {
+                    family.get_or_create(&name).set(v as i64);
+                }
+                register(&mut r, g, family);
+            }
+            _ => {
+                let family = Family::<NameLabels, FloatGauge>::default();
+                if let Some(v) = value {
+                    family.get_or_create(&name).set(v);
+                }
+                register(&mut r, g, family);
+            }
         }
     }
     let mut text = String::new();
     encode(&mut text, &r).expect("encode");
     text
+}
+
+/// Registers a declared family as the exporter's registry did.
+fn register(r: &mut Registry, g: &KindFamily, family: impl prometheus_client::registry::Metric) {
+    match g.unit {
+        Some("seconds") => r.register_with_unit(g.name, g.help, Unit::Seconds, family),
+        Some("bytes") => r.register_with_unit(g.name, g.help, Unit::Bytes, family),
+        Some(u) => r.register_with_unit(g.name, g.help, Unit::Other(u.into()), family),
+        None => r.register(g.name, g.help, family),
+    }
 }
 
 /// The text with each family's sample lines sorted: a prometheus-client family writes its
@@ -106,11 +114,18 @@ fn canonical(text: &str) -> Vec<String> {
 
 fn run(ok: bool, phases: &[Phase], status: Option<u16>, kind: Kind) -> RunResult {
     let mut observations = Observations::default();
-    if let Some(code) = status {
-        observations.set(Observation::HttpStatus(code));
-    }
-    let gauges = kind.families().iter().map(|f| f.sample(1_795_957_554.5));
+    let status_family = crate::probe::http::STATUS;
+    let gauges = kind
+        .families()
+        .iter()
+        .filter(|f| **f != status_family)
+        .map(|f| f.sample(1_795_957_554.5));
     observations.set(Observation::Samples(gauges.collect()));
+    if let Some(code) = status {
+        observations.set(Observation::Samples(vec![
+            status_family.sample(f64::from(code)),
+        ]));
+    }
     RunResult {
         finished_unix_seconds: 1_795_957_554.998_789_4,
         duration: Duration::from_nanos(1_234_567),

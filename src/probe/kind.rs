@@ -9,7 +9,7 @@
 //! regexes, token caches, state kept across runs), or into a typed error shown at the
 //! probe's config location.
 
-use super::{Kind, Outcome, ProbeError, Trace, Transport};
+use super::{Kind, Outcome, Phase, ProbeError, Trace};
 use std::time::Duration;
 
 /// A kind's spec: its label, default timeout, build and on-demand behaviour.
@@ -26,9 +26,15 @@ pub(crate) trait ProbeKind: Clone + Sized {
     /// ([`super::Observation::Samples`]): the exporter registers and writes each (and
     /// `/probe` the [`KindFamily::on_demand`] ones), so a kind needs no metrics code of its own.
     const FAMILIES: &'static [KindFamily] = &[];
-    /// The family of [`Self::FAMILIES`] whose last reported value a `max_seconds` criterion
-    /// bounds (e.g. the measured startup time), instead of the run's duration.
-    const MEASURED: Option<&'static str> = None;
+    /// What a `max_seconds` criterion bounds: the run's duration unless the kind names a
+    /// family of [`Self::FAMILIES`].
+    const MEASURED: Measured = Measured::Duration;
+    /// The family of [`Self::FAMILIES`] whose value a `connections_below` criterion bounds
+    /// (e.g. a database's share of connection slots in use).
+    const RATIO: Option<&'static str> = None;
+    /// The families of [`Self::FAMILIES`] an `all_events` criterion compares: (events
+    /// delivered, events expected).
+    const EVENTS: Option<(&'static str, &'static str)> = None;
 
     /// Checks what needs more than one field and prepares everything a run needs.
     fn build(&self) -> Result<Self::Probe, Self::Error>;
@@ -61,13 +67,26 @@ pub(crate) trait ProbeKind: Clone + Sized {
     fn initial_samples(&self) -> Vec<Sample> {
         Vec::new()
     }
-
-    /// How a database probe reaches its server (`pathwatch_db_connect_seconds`); `None`
-    /// for the others.
-    fn db_transport(&self) -> Option<Transport> {
-        None
-    }
 }
+
+/// What a `max_seconds` criterion bounds ([`ProbeKind::MEASURED`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Measured {
+    /// The run's duration, less a database's read of its connections
+    /// ([`super::RunResult::session_seconds`]).
+    Duration,
+    /// The value the run reported of this family (e.g. login to the final event).
+    Value(&'static str),
+    /// The last value any run reported of this family, while the run passes (e.g. the
+    /// startup time, measured once per start).
+    LastValue(&'static str),
+}
+
+/// Buckets for durations bounded by probe timeouts: they reach past the largest default
+/// timeout (75 s) so that hangs land in a bucket of their own instead of `+Inf`.
+pub(crate) const DURATION_BUCKETS: &[f64] = &[
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 75.0, 120.0,
+];
 
 /// A built probe: one run, recording phases and observations into `trace` as they happen.
 /// Dispatch is always over the concrete types of the registry's enum, which is why an
@@ -80,8 +99,9 @@ pub(crate) trait Probe: std::fmt::Debug + Send + Sync + 'static {
 /// A metric family a kind reports: `pathwatch_<name>[_<unit>]{probe, <labels>...}` (a
 /// counter's samples end in `_total`). The exporter registers one family per declaration
 /// (metrics/kinds.rs) and writes into it the [`Sample`]s of that name each run reports; nothing
-/// outside the kind's module names the family.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// outside the kind's module names the family. Kinds that share a family (http and startup,
+/// postgres and redis) declare the same constant.
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct KindFamily {
     /// The family's name without the `pathwatch_` prefix, the unit suffix and `_total`.
     pub(crate) name: &'static str,
@@ -91,18 +111,34 @@ pub struct KindFamily {
     /// The labels after `probe`, in order. Their values must be bounded: configured names
     /// or closed sets, never text a target sent.
     pub labels: &'static [&'static str],
-    pub(crate) family_type: FamilyType,
-    /// Whether a run that reports no sample of a series removes it (the value is the last
-    /// run's or none, e.g. a certificate's expiry) instead of keeping its last value.
-    pub(crate) removed_when_unreported: bool,
+    pub family_type: FamilyType,
+    /// What a run that reports no sample of a series does to it.
+    pub unreported: Unreported,
     /// Whether a `/probe` answer writes it: a gauge that is a fact of one run (not a total
     /// kept across runs).
     pub(crate) on_demand: bool,
 }
 
-/// How the exporter writes a family's samples.
+/// What becomes of a family's series when a run reports no sample of it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum FamilyType {
+pub enum Unreported {
+    /// It keeps its last value (a total, or the last value measured).
+    Kept,
+    /// It is removed: the value is the last run's or none (e.g. a certificate's expiry).
+    Removed,
+    /// It is removed when the run reported samples of other gauges or counters of its kind
+    /// (the report is whole: what it leaves out is gone), kept when the run reported none
+    /// (cut before it could, or it did not look), e.g. a database's sessions by state.
+    RemovedWhenOthersReported,
+    /// It is 0: each series of the probe the run did not report, and a family without
+    /// labels of its own is created at 0 (e.g. the HTTP status when no answer arrived);
+    /// `/probe` writes the 0 too.
+    Zero,
+}
+
+/// How the exporter writes a family's samples.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum FamilyType {
     /// A gauge set to the run's value.
     Gauge,
     /// A gauge of whole numbers (written without a decimal point).
@@ -112,6 +148,33 @@ pub(crate) enum FamilyType {
     Counter,
     /// A counter the run's value is added to.
     CounterIncrement,
+    /// A counter of the kind's failed runs by `step` (the name `steps` gives the phase the
+    /// run failed in, else `other`) and `reason`: the runner knows both, also of a run cut
+    /// at its timeout, so the run reports no sample of it.
+    Failures {
+        steps: &'static [(Phase, &'static str)],
+        other: &'static str,
+    },
+    /// A histogram over `buckets` (finite, ascending), observed once per run that passed or
+    /// was cut at its timeout (see [`Observed`]), with the run's trace id as the exemplar
+    /// of its bucket. A probe's series is created empty by an initial sample.
+    Histogram {
+        buckets: &'static [f64],
+        observed: Observed,
+    },
+}
+
+/// What a histogram observes of a run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Observed {
+    /// A passing run's samples of it (none: not observed); a run cut at its timeout is
+    /// observed at its duration.
+    Sample,
+    /// The run's duration less its [`super::Phase::Connections`] read
+    /// ([`super::RunResult::session_seconds`]), for a run that passed or was cut at its
+    /// timeout: the run reports a sample of it ([`KindFamily::timed`]) at its start, whose
+    /// labels are the series' (the sample's value is not used).
+    RunSeconds,
 }
 
 impl KindFamily {
@@ -122,7 +185,7 @@ impl KindFamily {
             unit: None,
             labels: &[],
             family_type,
-            removed_when_unreported: false,
+            unreported: Unreported::Kept,
             on_demand: false,
         }
     }
@@ -138,6 +201,26 @@ impl KindFamily {
     /// See [`FamilyType::Counter`].
     pub(crate) const fn counter(name: &'static str, help: &'static str) -> Self {
         Self::new(name, help, FamilyType::Counter)
+    }
+
+    /// See [`FamilyType::Failures`] (labels `step`, `reason`).
+    pub const fn failures(
+        name: &'static str,
+        help: &'static str,
+        steps: &'static [(Phase, &'static str)],
+        other: &'static str,
+    ) -> Self {
+        Self::new(name, help, FamilyType::Failures { steps, other }).labels(&["step", "reason"])
+    }
+
+    /// See [`FamilyType::Histogram`].
+    pub const fn histogram(
+        name: &'static str,
+        help: &'static str,
+        buckets: &'static [f64],
+        observed: Observed,
+    ) -> Self {
+        Self::new(name, help, FamilyType::Histogram { buckets, observed })
     }
 
     /// See [`FamilyType::CounterIncrement`].
@@ -156,10 +239,26 @@ impl KindFamily {
         KindFamily { labels, ..self }
     }
 
-    /// See [`KindFamily::removed_when_unreported`].
-    pub(crate) const fn removed_when_unreported(self) -> Self {
+    /// See [`Unreported::Removed`].
+    pub const fn removed_when_unreported(self) -> Self {
         KindFamily {
-            removed_when_unreported: true,
+            unreported: Unreported::Removed,
+            ..self
+        }
+    }
+
+    /// See [`Unreported::RemovedWhenOthersReported`].
+    pub const fn removed_when_others_reported(self) -> Self {
+        KindFamily {
+            unreported: Unreported::RemovedWhenOthersReported,
+            ..self
+        }
+    }
+
+    /// See [`Unreported::Zero`].
+    pub const fn zero_when_unreported(self) -> Self {
+        KindFamily {
+            unreported: Unreported::Zero,
             ..self
         }
     }
@@ -188,6 +287,12 @@ impl KindFamily {
             labels,
             value,
         }
+    }
+
+    /// The sample that says a run is timed by this [`Observed::RunSeconds`] histogram, in
+    /// the series of `labels`.
+    pub fn timed(&self, labels: Vec<String>) -> Sample {
+        self.sample_with(labels, 0.0)
     }
 }
 

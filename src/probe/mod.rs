@@ -25,7 +25,9 @@ pub(crate) mod tls;
 pub(crate) mod tls_cert;
 pub(crate) mod trace;
 
-pub(crate) use kind::{FamilyType, KindFamily, Probe, ProbeKind, RetargetError, Sample};
+pub(crate) use kind::{
+    FamilyType, KindFamily, Measured, Observed, Probe, ProbeKind, RetargetError, Sample, Unreported,
+};
 pub use observation::{Observation, Observations};
 pub use result::RunResult;
 pub use trace::{Phase, PhaseTimings, Trace};
@@ -159,9 +161,19 @@ macro_rules! probe_kinds {
                 match self { $(Kind::$variant => <$spec as ProbeKind>::FAMILIES),* }
             }
 
-            /// The family a `max_seconds` criterion bounds ([`ProbeKind::MEASURED`]).
-            pub(crate) fn measured(self) -> Option<&'static str> {
+            /// What a `max_seconds` criterion bounds ([`ProbeKind::MEASURED`]).
+            pub fn measured(self) -> Measured {
                 match self { $(Kind::$variant => <$spec as ProbeKind>::MEASURED),* }
+            }
+
+            /// The family a `connections_below` criterion bounds ([`ProbeKind::RATIO`]).
+            pub fn ratio(self) -> Option<&'static str> {
+                match self { $(Kind::$variant => <$spec as ProbeKind>::RATIO),* }
+            }
+
+            /// The families an `all_events` criterion compares ([`ProbeKind::EVENTS`]).
+            pub fn events(self) -> Option<(&'static str, &'static str)> {
+                match self { $(Kind::$variant => <$spec as ProbeKind>::EVENTS),* }
             }
         }
 
@@ -227,11 +239,6 @@ macro_rules! probe_kinds {
             /// Whether an on-demand target is a bare host ([`ProbeKind::PORTLESS_TARGET`]).
             pub fn portless_target(&self) -> bool {
                 match self { $(ProbeSpec::$variant(_) => <$spec as ProbeKind>::PORTLESS_TARGET),* }
-            }
-
-            /// How a database probe reaches its server, for `pathwatch_db_connect_seconds`.
-            pub fn db_transport(&self) -> Option<Transport> {
-                match self { $(ProbeSpec::$variant(s) => ProbeKind::db_transport(&**s)),* }
             }
         }
 

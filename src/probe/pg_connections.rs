@@ -8,6 +8,7 @@
 //! still succeeds (the database answered) and the observation says so: a missing right is a
 //! reason of its own, not a failed connect.
 
+use super::kind::{KindFamily, Sample};
 use super::{ProbeError, Reason};
 use tokio_postgres::SimpleQueryMessage;
 use tokio_postgres::error::SqlState;
@@ -31,6 +32,34 @@ pub(crate) const STATES: &[&str] = &[
     "disabled",
     "unknown",
 ];
+
+/// `pathwatch_db_connections{probe, database, state}`: a read replaces the pairs of the one
+/// before (a pair it does not have goes); a run that did not reach the read keeps them.
+pub const SESSIONS: KindFamily = KindFamily::int_gauge(
+    "db_connections",
+    "Client sessions the server holds, by database (the ten busiest, the rest 'other') and state (pg_stat_activity); postgres probes with connections: true",
+)
+.labels(&["database", "state"])
+.removed_when_others_reported();
+/// `max_connections`, as the server reports it.
+pub const MAX: KindFamily =
+    KindFamily::int_gauge("db_connections_max", "The server's max_connections");
+/// `superuser_reserved_connections`: the slots ordinary roles cannot take.
+pub const RESERVED: KindFamily = KindFamily::int_gauge(
+    "db_connections_reserved",
+    "The server's superuser_reserved_connections: slots ordinary roles cannot take",
+);
+/// Client sessions over the slots an ordinary role can take: 1 means new connects fail.
+pub const USED_RATIO: KindFamily = KindFamily::gauge(
+    "db_connections_used_ratio",
+    "Client sessions over the slots an ordinary role can take (max_connections - reserved); at 1 new connects fail with too_many_connections",
+)
+.removed_when_others_reported();
+/// Whether the probe's role could read `pg_stat_activity` (1) or not (0).
+pub const READABLE: KindFamily = KindFamily::int_gauge(
+    "db_connections_readable",
+    "1 when the probe's role could read pg_stat_activity, 0 when not (a missing right, not a failed connect)",
+);
 
 /// What one read saw.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -57,6 +86,24 @@ impl PgConnections {
         let usable = self.max.saturating_sub(self.reserved);
         (self.unreadable.is_none() && usable > 0)
             .then(|| f64::from(self.used()) / f64::from(usable))
+    }
+
+    /// The samples of the `pathwatch_db_connections*` families: whether the view was
+    /// readable, and when it was, the limits, the share in use and the sessions.
+    pub fn samples(&self) -> Vec<Sample> {
+        let mut samples = vec![READABLE.sample(f64::from(u8::from(self.unreadable.is_none())))];
+        let Some(ratio) = self.ratio() else {
+            return samples;
+        };
+        samples.extend([
+            MAX.sample(f64::from(self.max)),
+            RESERVED.sample(f64::from(self.reserved)),
+            USED_RATIO.sample(ratio),
+        ]);
+        samples.extend(self.sessions.iter().map(|(db, state, n)| {
+            SESSIONS.sample_with(vec![db.clone(), (*state).to_string()], f64::from(*n))
+        }));
+        samples
     }
 
     /// `6 of 7 usable (max_connections 10, 3 reserved)`, or why it is unknown.

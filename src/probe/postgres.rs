@@ -5,7 +5,8 @@
 //! authentication (phase `auth`), then runs the query (phase `query`). Doing the first steps by
 //! hand is what lets each phase be timed and each failure be named.
 
-use super::kind::{Probe, ProbeKind, RetargetError};
+use super::kind::{DURATION_BUCKETS, KindFamily, Observed, Probe, ProbeKind, RetargetError};
+use super::pg_connections;
 use super::tls::{self, TlsError, Verify};
 use super::{
     Kind, Outcome, Phase, ProbeError, Reason, Trace, Transport, connect_tcp, error_chain,
@@ -187,6 +188,7 @@ impl PostgresSpec {
 
 async fn probe(p: &PostgresProbe, trace: &Trace) -> Result<Outcome, ProbeError> {
     let spec = &p.spec;
+    trace.observe(super::Observation::Samples(vec![timed(spec.transport())]));
     let config = spec.pg_config();
     match spec.transport() {
         Transport::Unix => {
@@ -314,7 +316,10 @@ where
             .time(Phase::Connections, super::pg_connections::read(&client))
             .await?;
         facts.push(("connections", seen.text()));
-        trace.observe(super::Observation::PgConnections(seen));
+        // The report is whole: the run stays timed in its transport's series.
+        let mut samples = seen.samples();
+        samples.push(timed(spec.transport()));
+        trace.observe(super::Observation::Samples(samples));
     }
     // Dropping the client sends Terminate, so the server logs a clean disconnect. The close
     // runs on its own task: the run (and its duration, "time to a usable session") ends when
@@ -364,11 +369,38 @@ fn pg_error(e: &tokio_postgres::Error, otherwise: Reason) -> ProbeError {
     ProbeError::new(reason, detail)
 }
 
+/// `pathwatch_db_connect_seconds{probe, transport}` (postgres and redis): time to a usable
+/// session.
+pub(crate) const DB_CONNECT: KindFamily = KindFamily::histogram(
+    "db_connect",
+    "Time to a usable database session (connect, TLS, auth and first query); runs that fail fast are not observed, runs cut at the timeout are",
+    DURATION_BUCKETS,
+    Observed::RunSeconds,
+)
+.unit("seconds")
+.labels(&["transport"]);
+
+/// The sample that times a database probe's run in [`DB_CONNECT`]: its series is the
+/// transport's.
+pub(crate) fn timed(transport: Transport) -> super::Sample {
+    DB_CONNECT.timed(vec![transport.as_str().to_string()])
+}
+
 impl ProbeKind for PostgresSpec {
     const KIND: Kind = Kind::Postgres;
     const DEFAULT_TIMEOUT: Duration = Duration::from_secs(75);
     type Probe = PostgresProbe;
     type Error = PostgresError;
+    const FAMILIES: &'static [KindFamily] = &[
+        DB_CONNECT,
+        pg_connections::SESSIONS,
+        pg_connections::MAX,
+        pg_connections::RESERVED,
+        pg_connections::USED_RATIO,
+        pg_connections::READABLE,
+    ];
+    /// `connections_below` bounds the share of usable slots in use.
+    const RATIO: Option<&'static str> = Some(pg_connections::USED_RATIO.name);
 
     fn build(&self) -> Result<PostgresProbe, PostgresError> {
         self.check()?;
@@ -404,10 +436,6 @@ impl ProbeKind for PostgresSpec {
 
     fn without_credentials(&self) -> Self {
         PostgresSpec::without_credentials(self)
-    }
-
-    fn db_transport(&self) -> Option<Transport> {
-        Some(self.transport())
     }
 }
 

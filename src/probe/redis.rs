@@ -8,7 +8,7 @@
 //! `PING`, which must answer `+PONG`). A probe only needs to send arrays of bulk strings and
 //! to read one reply line (or bulk string) per command, which is a few lines of code.
 
-use super::kind::{Probe, ProbeKind, RetargetError};
+use super::kind::{KindFamily, Probe, ProbeKind, RetargetError};
 use super::tls::{self, TlsError, Verify};
 use super::{
     Kind, Outcome, Phase, ProbeError, Reason, Trace, Transport, connect_tcp, io_reason, resolve,
@@ -161,6 +161,9 @@ impl RedisSpec {
 
 async fn probe(p: &RedisProbe, trace: &Trace) -> Result<Outcome, ProbeError> {
     let spec = &p.spec;
+    trace.observe(super::Observation::Samples(vec![super::postgres::timed(
+        spec.transport(),
+    )]));
     let password = spec.password();
     let out = match spec.transport() {
         Transport::Unix => {
@@ -449,6 +452,7 @@ impl ProbeKind for RedisSpec {
     const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
     type Probe = RedisProbe;
     type Error = RedisError;
+    const FAMILIES: &'static [KindFamily] = &[super::postgres::DB_CONNECT];
 
     fn build(&self) -> Result<RedisProbe, RedisError> {
         self.check()?;
@@ -482,10 +486,6 @@ impl ProbeKind for RedisSpec {
 
     fn without_credentials(&self) -> Self {
         RedisSpec::without_credentials(self)
-    }
-
-    fn db_transport(&self) -> Option<Transport> {
-        Some(self.transport())
     }
 }
 

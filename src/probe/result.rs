@@ -56,6 +56,15 @@ impl RunResult {
         self.duration.as_secs_f64() - read
     }
 
+    /// The value of a fact the run's success reported (e.g. `connections`).
+    pub fn fact(&self, key: &str) -> Option<&str> {
+        let facts = &self.outcome.as_ref().ok()?.facts;
+        facts
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
     pub(crate) fn brief(&self) -> String {
         match self.observations.state() {
             Some(state) => format!("is {state}"),

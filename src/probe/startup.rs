@@ -10,7 +10,7 @@
 //!   unix seconds or an RFC 3339 string); a new value there is a restart even if no poll failed.
 
 use super::http::{HttpError, HttpProbe, HttpSpec};
-use super::kind::{KindFamily, Probe, ProbeKind, Sample};
+use super::kind::{KindFamily, Measured, Probe, ProbeKind, Sample};
 use super::{Kind, Outcome, ProbeError, Reason, Trace};
 use crate::probe::Observation;
 use serde::Deserialize;
@@ -154,9 +154,9 @@ impl ProbeKind for StartupSpec {
     const DEFAULT_TIMEOUT: Duration = super::http::DEFAULT_TIMEOUT;
     type Probe = StartupProbe;
     type Error = StartupError;
-    const FAMILIES: &'static [KindFamily] = &[SECONDS, IN_PROGRESS, UNHEALTHY];
+    const FAMILIES: &'static [KindFamily] = &[super::http::STATUS, SECONDS, IN_PROGRESS, UNHEALTHY];
     /// A `max_seconds` criterion bounds the last measured startup time.
-    const MEASURED: Option<&'static str> = Some(SECONDS.name);
+    const MEASURED: Measured = Measured::LastValue(SECONDS.name);
 
     /// In progress until the first healthy answer; no unhealthy answer yet.
     fn initial_samples(&self) -> Vec<Sample> {
@@ -246,7 +246,7 @@ async fn probe(p: &StartupProbe, trace: &Trace) -> Result<Outcome, ProbeError> {
                 // The first failure after a healthy answer: a restart seen from outside.
                 Phase::Healthy { .. } => (now, 0),
             };
-            let answered = trace.observations().http_status().is_some_and(|c| c != 0);
+            let answered = status(trace).is_some_and(|c| c != 0);
             obs.unhealthy_answers = u64::from(answered);
             obs.in_progress = true;
             state.phase = Phase::Starting {
@@ -271,13 +271,21 @@ async fn probe(p: &StartupProbe, trace: &Trace) -> Result<Outcome, ProbeError> {
         }
     };
     drop(state);
-    trace.observe(Observation::Samples(obs.samples()));
+    // The report is whole: the health check's status goes with startup's own samples.
+    let mut samples = obs.samples();
+    if let Some(code) = status(trace) {
+        samples.push(super::http::STATUS.sample(f64::from(code)));
+    }
+    trace.observe(Observation::Samples(samples));
     outcome.map(|()| Outcome {
-        facts: vec![(
-            "status",
-            trace.observations().http_status().unwrap_or(0).to_string(),
-        )],
+        facts: vec![("status", status(trace).unwrap_or(0).to_string())],
     })
+}
+
+/// The status of the health check's last answer, if one arrived.
+fn status(trace: &Trace) -> Option<u16> {
+    let code = trace.observations().value(super::http::STATUS.name)?;
+    Some(code as u16)
 }
 
 /// Reads a start time: unix seconds (number or numeric string) or an RFC 3339 string.

@@ -100,17 +100,17 @@ fn a_golden_run_failing_before_the_events_zeroes_delivered_and_drops_event_times
         panic!("golden path spec");
     };
     let mut ok = run(1);
-    ok.observations
-        .set(Observation::Golden(crate::probe::golden::GoldenObs {
-            expected: g.events.clone(),
-            arrived: g
-                .events
-                .iter()
-                .map(|_| Some(Duration::from_secs(1)))
-                .collect(),
-            total: Some(Duration::from_secs(2)),
-            ..Default::default()
-        }));
+    let seen = crate::probe::golden::GoldenObs {
+        expected: g.events.clone(),
+        arrived: g
+            .events
+            .iter()
+            .map(|_| Some(Duration::from_secs(1)))
+            .collect(),
+        total: Some(Duration::from_secs(2)),
+        ..Default::default()
+    };
+    ok.observations.set(Observation::Samples(seen.samples()));
     state.record(p, ok);
     let text = encode(&registry);
     let delivered = format!(

@@ -12,9 +12,6 @@ use pathwatch::incident::Tracked;
 use pathwatch::incident::engine::{CriterionResult, Evaluation, Status};
 use pathwatch::incident::rootcause::Judgement;
 use pathwatch::metrics::Metrics;
-use pathwatch::probe::gcp::{ConnectorSize, GcpObs};
-use pathwatch::probe::golden::GoldenObs;
-use pathwatch::probe::pg_connections::PgConnections;
 use pathwatch::probe::{Kind, Observation, Observations, Phase, ProbeError, Reason, RunResult};
 use prometheus_client::registry::Registry;
 use std::collections::BTreeMap;
@@ -118,37 +115,6 @@ struct Family {
 /// What a run of `kind` typically observes (the kind's own families are born from it).
 fn observations(kind: Kind) -> Observations {
     let mut obs = Observations::default();
-    let ms = std::time::Duration::from_millis;
-    match kind {
-        Kind::GoldenPath => obs.set(Observation::Golden(GoldenObs {
-            expected: vec!["agent_started".into(), "agent_completed".into()],
-            arrived: vec![Some(ms(10)), None],
-            duplicates: 1,
-            unexpected: 1,
-            crosstalk: 1,
-            total: Some(ms(20)),
-        })),
-        Kind::GcpVpcConnector | Kind::GcpCloudsql | Kind::GcpCloudRun => {
-            obs.set(Observation::Gcp(GcpObs {
-                state: Some("READY"),
-                expectations: vec![("machine_type".into(), Some(true))],
-                connector: (kind == Kind::GcpVpcConnector).then_some(ConnectorSize {
-                    min_instances: Some(2.0),
-                    max_instances: Some(10.0),
-                    min_throughput: Some(200.0),
-                    max_throughput: Some(1000.0),
-                }),
-                database_version: (kind == Kind::GcpCloudsql).then(|| "POSTGRES_14".into()),
-            }))
-        }
-        Kind::Postgres => obs.set(Observation::PgConnections(PgConnections {
-            max: 10,
-            reserved: 3,
-            sessions: vec![("postgres".into(), "active", 1)],
-            unreadable: None,
-        })),
-        _ => {}
-    }
     // The families a kind declares (ProbeKind::FAMILIES), each with a sample: the
     // reference lists them from what the exporter writes for it.
     let samples: Vec<_> = kind
@@ -301,7 +267,7 @@ fn metrics_reference() -> String {
         m.init_probe(p);
         let kind = p.spec.kind();
         for ok in [false, true] {
-            m.record(&p.name, kind, p.spec.db_transport(), &run(ok, kind));
+            m.record(&p.name, kind, &run(ok, kind));
         }
         read_families(
             &exposition(&m, &registry),

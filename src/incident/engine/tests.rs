@@ -193,16 +193,21 @@ fn stale_data_is_unknown() {
 #[test]
 fn events_success_and_freshness_criteria() {
     let mut golden = (*run(true, 41.2, 5.0)).clone();
-    golden.observations.set(Observation::Golden(GoldenObs {
+    let obs = GoldenObs {
         expected: vec!["a".into(), "b".into()],
         arrived: vec![Some(Duration::from_secs(1)), Some(Duration::from_secs(2))],
         total: Some(Duration::from_secs_f64(41.2)),
         ..GoldenObs::default()
-    }));
+    };
     let mut partial = golden.clone();
-    if let Some(g) = partial.observations.golden_mut() {
-        g.arrived[1] = None;
-    }
+    golden.observations.set(Observation::Samples(obs.samples()));
+    let partial_obs = GoldenObs {
+        arrived: vec![Some(Duration::from_secs(1)), None],
+        ..obs
+    };
+    partial
+        .observations
+        .set(Observation::Samples(partial_obs.samples()));
     let spec = incident(vec![
         CriterionSpec {
             all_events: Some(true),
@@ -272,9 +277,9 @@ fn state_criterion_compares_the_reported_state() {
 /// nothing keep it.
 #[test]
 fn max_seconds_bounds_the_family_a_kind_measures() {
-    let family = Kind::Startup
-        .measured()
-        .expect("startup names its measured family");
+    let crate::probe::Measured::LastValue(family) = Kind::Startup.measured() else {
+        panic!("startup names its measured family");
+    };
     let spec = incident(vec![CriterionSpec {
         max_seconds: Some(60.0),
         ..criterion("backend_starts", "db")

@@ -383,6 +383,13 @@ impl ProbeKind for CloudRunSpec {
     const DEFAULT_TIMEOUT: Duration = super::DEFAULT_TIMEOUT;
     type Probe = ResourceProbe<Self>;
     type Error = GcpError;
+    const FAMILIES: &'static [crate::probe::KindFamily] =
+        &[super::RESOURCE_STATE, super::EXPECTATION_MET];
+
+    /// Every state at 0 before the first run.
+    fn initial_samples(&self) -> Vec<crate::probe::Sample> {
+        super::initial_samples(<Self as Resource>::STATES)
+    }
 
     fn build(&self) -> Result<Self::Probe, GcpError> {
         resource::build(self)

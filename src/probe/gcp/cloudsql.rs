@@ -178,6 +178,16 @@ impl ProbeKind for CloudSqlSpec {
     const DEFAULT_TIMEOUT: Duration = super::DEFAULT_TIMEOUT;
     type Probe = ResourceProbe<Self>;
     type Error = GcpError;
+    const FAMILIES: &'static [crate::probe::KindFamily] = &[
+        super::RESOURCE_STATE,
+        super::EXPECTATION_MET,
+        super::CLOUDSQL_INFO,
+    ];
+
+    /// Every state at 0 before the first run.
+    fn initial_samples(&self) -> Vec<crate::probe::Sample> {
+        super::initial_samples(<Self as Resource>::STATES)
+    }
 
     fn build(&self) -> Result<Self::Probe, GcpError> {
         resource::build(self)

@@ -21,6 +21,7 @@ pub(crate) mod vpc_connector;
 
 pub(crate) use client::Client;
 
+use super::kind::{KindFamily, Sample};
 use super::tls::TlsError;
 use super::{Kind, ProbeError, Reason, Trace};
 use crate::probe::Observation;
@@ -72,6 +73,57 @@ pub(crate) fn states(kind: Kind) -> Option<&'static [&'static str]> {
     }
 }
 
+/// `pathwatch_gcp_resource_state{probe, state}`: 1 on the current state, 0 on the kind's
+/// others (all 0 when the run learned no state). Label values are the kind's closed list
+/// and [`UNRECOGNIZED`].
+pub const RESOURCE_STATE: KindFamily = KindFamily::int_gauge(
+    "gcp_resource_state",
+    "The GCP resource's state as the API reports it: 1 on the current state, 0 on the kind's others (all 0 when the last run learned no state)",
+)
+.labels(&["state"])
+.zero_when_unreported();
+/// A VPC connector's scaling bounds (`bound`: `min`, `max`), kept while a run learns none.
+pub const CONNECTOR_INSTANCES: KindFamily = KindFamily::gauge(
+    "gcp_vpc_connector_instances",
+    "The VPC connector's minimum and maximum instances, as last reported",
+)
+.labels(&["bound"])
+.removed_when_others_reported();
+/// A VPC connector's throughput bounds in Mbps (`bound`: `min`, `max`), kept while a run
+/// learns none.
+pub const CONNECTOR_THROUGHPUT: KindFamily = KindFamily::gauge(
+    "gcp_vpc_connector_throughput",
+    "The VPC connector's minimum and maximum throughput, as last reported",
+)
+.unit("mbps")
+.labels(&["bound"])
+.removed_when_others_reported();
+/// Each configured expectation (`vpc_connector`, `egress`, `env:NAME`, ...: bounded by the
+/// config) met or not; absent while the resource is not read.
+pub const EXPECTATION_MET: KindFamily = KindFamily::int_gauge(
+    "gcp_expectation_met",
+    "Whether each configured expectation on the GCP resource holds (absent: the resource could not be read)",
+)
+.labels(&["expectation"])
+.removed_when_unreported();
+/// A Cloud SQL instance's `databaseVersion` (an API enum value such as `POSTGRES_15`,
+/// anything else `UNRECOGNIZED`): an upgrade drops the old series.
+pub const CLOUDSQL_INFO: KindFamily = KindFamily::int_gauge(
+    "gcp_cloudsql_info",
+    "The Cloud SQL instance's database version (always 1)",
+)
+.labels(&["database_version"])
+.removed_when_others_reported();
+
+/// Every state of a kind (and [`UNRECOGNIZED`]) at 0, before the first run.
+pub fn initial_samples(states: &'static [&'static str]) -> Vec<Sample> {
+    states
+        .iter()
+        .chain([&UNRECOGNIZED])
+        .map(|s| RESOURCE_STATE.sample_with(vec![(*s).to_string()], 0.0))
+        .collect()
+}
+
 /// What a GCP run learned, for the `pathwatch_gcp_*` metrics. The probe stores it in the
 /// trace before the request (nothing known yet) and again at the end, so a run cut at its
 /// timeout still reports "state unknown" rather than the previous run's state.
@@ -102,6 +154,39 @@ pub struct ConnectorSize {
 }
 
 impl GcpObs {
+    /// The samples of the `pathwatch_gcp_*` families: the current state (the others read
+    /// 0), the expectations checked, a connector's bounds and an instance's version.
+    pub fn samples(&self) -> Vec<Sample> {
+        let label = |s: &str| vec![s.to_string()];
+        let mut samples: Vec<Sample> = self
+            .state
+            .map(|s| RESOURCE_STATE.sample_with(label(s), 1.0))
+            .into_iter()
+            .collect();
+        for (name, met) in &self.expectations {
+            if let Some(met) = met {
+                samples.push(EXPECTATION_MET.sample_with(label(name), f64::from(u8::from(*met))));
+            }
+        }
+        if let Some(c) = self.connector {
+            let bounds = [
+                (CONNECTOR_INSTANCES, "min", c.min_instances),
+                (CONNECTOR_INSTANCES, "max", c.max_instances),
+                (CONNECTOR_THROUGHPUT, "min", c.min_throughput),
+                (CONNECTOR_THROUGHPUT, "max", c.max_throughput),
+            ];
+            for (family, bound, value) in bounds {
+                if let Some(v) = value {
+                    samples.push(family.sample_with(label(bound), v));
+                }
+            }
+        }
+        if let Some(version) = &self.database_version {
+            samples.push(CLOUDSQL_INFO.sample_with(label(version), 1.0));
+        }
+        samples
+    }
+
     /// Nothing known yet: every expectation pending.
     pub(crate) fn pending(names: impl IntoIterator<Item = String>) -> Self {
         GcpObs {

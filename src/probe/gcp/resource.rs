@@ -134,7 +134,7 @@ impl<R: Resource> Probe for ResourceProbe<R> {
     async fn run(&self, trace: &Trace) -> Result<Outcome, ProbeError> {
         let spec = &self.spec;
         let mut obs = GcpObs::pending(spec.expectation_names());
-        trace.observe(Observation::Gcp(obs.clone()));
+        trace.observe(Observation::Samples(obs.samples()));
         let answer: R::Answer = self.client.get_json(R::API, &self.url, trace).await?;
         let checks = spec.expectations(&answer, &mut obs);
         obs.expectations = checks
@@ -149,7 +149,7 @@ impl<R: Resource> Probe for ResourceProbe<R> {
             R::state(&answer),
             R::STATES,
         );
-        trace.observe(Observation::Gcp(obs.clone()));
+        trace.observe(Observation::Samples(obs.samples()));
         let state = state?;
         spec.verdict(&answer, state, &checks)?;
         Ok(Outcome {

@@ -41,17 +41,15 @@ impl<'t> Board<'t> {
     }
 
     fn publish(&self, sessions: &[Option<Progress>]) {
-        let mut merged: Option<GoldenObs> = None;
-        for (obs, _) in sessions.iter().flatten() {
-            match &mut merged {
-                Some(m) => m.merge(obs),
-                None => merged = Some(obs.clone()),
-            }
-        }
-        if let Some(m) = merged {
-            self.trace.observe(Observation::Golden(m));
+        if let Some(m) = merge(sessions) {
+            self.trace.observe(Observation::Samples(m.samples()));
         }
         self.trace.set_explanation(self.explanation(sessions));
+    }
+
+    /// The sessions' events merged, once one has reported.
+    pub(super) fn merged(&self) -> Option<GoldenObs> {
+        merge(&self.lock())
     }
 
     /// The explanation that tells most: crosstalk, then unexpected events, then the rest;
@@ -73,6 +71,18 @@ impl<'t> Board<'t> {
             (*reason, why.clone())
         })
     }
+}
+
+/// The sessions' events merged: an event counts for the run only when every session saw it.
+fn merge(sessions: &[Option<Progress>]) -> Option<GoldenObs> {
+    let mut merged: Option<GoldenObs> = None;
+    for (obs, _) in sessions.iter().flatten() {
+        match &mut merged {
+            Some(m) => m.merge(obs),
+            None => merged = Some(obs.clone()),
+        }
+    }
+    merged
 }
 
 /// How one session ended when it got every event.
@@ -130,11 +140,8 @@ mod tests {
     fn the_run_reports_every_session_and_the_most_telling_explanation() {
         let trace = Trace::default();
         let board = Board::new(&trace, 2);
-        assert_eq!(
-            trace.observations().golden().cloned(),
-            None,
-            "nothing before a session reports"
-        );
+        let delivered = || trace.observations().value(super::super::DELIVERED.name);
+        assert_eq!(delivered(), None, "nothing before a session reports");
         let obs = |seen: bool| GoldenObs {
             expected: vec!["a".into()],
             arrived: vec![seen.then(|| std::time::Duration::from_millis(5))],
@@ -154,26 +161,12 @@ mod tests {
             ))
         );
         // An event counts for the run only when every session saw it.
-        assert_eq!(
-            trace
-                .observations()
-                .golden()
-                .cloned()
-                .map(|g| g.delivered()),
-            Some(0)
-        );
+        assert_eq!(delivered(), Some(0.0));
         board.update(2, obs(true), None);
         assert_eq!(
             trace.explanation(),
             Some((Reason::Timeout, "session 1: 1/1".into()))
         );
-        assert_eq!(
-            trace
-                .observations()
-                .golden()
-                .cloned()
-                .map(|g| g.delivered()),
-            Some(1)
-        );
+        assert_eq!(delivered(), Some(1.0));
     }
 }

@@ -23,7 +23,7 @@ mod ws;
 pub use spec::{GoldenPathSpec, LoginSpec, WebSocketSpec, WsAuth};
 
 use super::http::{Client, Fields, HttpError};
-use super::kind::{Probe, ProbeKind};
+use super::kind::{DURATION_BUCKETS, KindFamily, Measured, Observed, Probe, ProbeKind, Sample};
 use super::tls::{self, TlsError, Verify};
 use super::{Kind, Outcome, Phase, ProbeError, Reason, Trace};
 use crate::core::types::{Secret, pick_secret};
@@ -42,6 +42,60 @@ pub(crate) const DEFAULT_EVENTS: [&str; 5] = [
     "tool_completed",
     "agent_completed",
 ];
+
+/// `pathwatch_golden_path_seconds`: login to the final event of a passing run; a run cut
+/// at its timeout is observed at it.
+const SECONDS: KindFamily = KindFamily::histogram(
+    "golden_path",
+    "Login to the final agent event; runs cut at the timeout are observed at it",
+    DURATION_BUCKETS,
+    Observed::Sample,
+)
+.unit("seconds");
+/// 0 when a run delivered none (one that failed before the events too).
+const DELIVERED: KindFamily = KindFamily::int_gauge(
+    "golden_path_events_delivered",
+    "Expected agent events delivered in the last run (in every session)",
+)
+.zero_when_unreported();
+const EXPECTED: KindFamily = KindFamily::int_gauge(
+    "golden_path_events_expected",
+    "Agent events the golden path expects",
+);
+/// Per configured event (bounded by the config); absent when the last run did not see it.
+const EVENT: KindFamily = KindFamily::gauge(
+    "golden_path_event",
+    "Time from sending the message to each event in the last run (absent if not seen)",
+)
+.unit("seconds")
+.labels(&["event"])
+.removed_when_unreported();
+const CROSSTALK: KindFamily = KindFamily::counter_increment(
+    "golden_path_crosstalk_events",
+    "Events that reached a session they did not belong to",
+);
+const DUPLICATES: KindFamily = KindFamily::counter_increment(
+    "golden_path_duplicate_events",
+    "Expected events received more than once",
+);
+const UNEXPECTED: KindFamily = KindFamily::counter_increment(
+    "golden_path_unexpected_events",
+    "Frames that were not an expected or ignored event (other types, non-JSON, binary)",
+);
+/// Failed runs by `step`, the user-level step the failed phase belongs to (resolve, TCP and
+/// TLS are all `connect`), and `reason`.
+const FAILURES: KindFamily = KindFamily::failures(
+    "golden_path_failures",
+    "Failed golden-path runs by the step that broke and why",
+    &[
+        (Phase::Login, "login"),
+        (Phase::Handshake, "handshake"),
+        (Phase::Send, "send"),
+        (Phase::Events, "event"),
+        (Phase::Close, "close"),
+    ],
+    "connect",
+);
 
 /// Why a `golden_path` spec does not build.
 #[derive(Debug, thiserror::Error)]
@@ -103,6 +157,24 @@ impl ProbeKind for GoldenPathSpec {
     const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
     type Probe = GoldenProbe;
     type Error = GoldenError;
+    const FAMILIES: &'static [KindFamily] = &[
+        SECONDS, DELIVERED, EXPECTED, EVENT, CROSSTALK, DUPLICATES, UNEXPECTED, FAILURES,
+    ];
+    /// `max_seconds` bounds login to the final event of the run.
+    const MEASURED: Measured = Measured::Value(SECONDS.name);
+    /// `all_events` compares the events delivered with those expected.
+    const EVENTS: Option<(&'static str, &'static str)> = Some((DELIVERED.name, EXPECTED.name));
+
+    /// The histogram and the counters at zero, and the events expected.
+    fn initial_samples(&self) -> Vec<Sample> {
+        vec![
+            SECONDS.sample(0.0),
+            CROSSTALK.sample(0.0),
+            DUPLICATES.sample(0.0),
+            UNEXPECTED.sample(0.0),
+            EXPECTED.sample(self.events.len() as f64),
+        ]
+    }
 
     fn build(&self) -> Result<GoldenProbe, GoldenError> {
         // A credential in a login or WebSocket header (X-E2E-Bypass-Key, Authorization) is
@@ -260,6 +332,27 @@ impl GoldenObs {
         self.arrived.iter().filter(|a| a.is_some()).count()
     }
 
+    /// The samples of the `pathwatch_golden_path_*` families: events delivered and
+    /// expected, this run's counts, each event's time and login to the final event.
+    pub fn samples(&self) -> Vec<Sample> {
+        let mut samples = vec![
+            DELIVERED.sample(self.delivered() as f64),
+            EXPECTED.sample(self.expected.len() as f64),
+            CROSSTALK.sample(self.crosstalk as f64),
+            DUPLICATES.sample(self.duplicates as f64),
+            UNEXPECTED.sample(self.unexpected as f64),
+        ];
+        for (event, arrived) in self.expected.iter().zip(&self.arrived) {
+            if let Some(d) = arrived {
+                samples.push(EVENT.sample_with(vec![event.clone()], d.as_secs_f64()));
+            }
+        }
+        if let Some(total) = self.total {
+            samples.push(SECONDS.sample(total.as_secs_f64()));
+        }
+        samples
+    }
+
     fn from_matcher(m: &EventMatcher, expected: &[String], total: Option<Duration>) -> Self {
         GoldenObs {
             expected: expected.to_vec(),
@@ -327,13 +420,13 @@ async fn probe(p: &GoldenProbe, trace: &Trace) -> Result<Outcome, ProbeError> {
     if let Some(e) = first_error {
         return Err(e);
     }
-    let mut obs = trace.observations().golden().cloned().unwrap_or_default();
+    let mut obs = board.merged().unwrap_or_default();
     // Every session finished; a failure now belongs to the event step all the same.
     if let Some((a, b, thread, events)) = shared_run(&ends) {
         // Two sessions took the same run for theirs: the second one's events were another
         // session's, whatever its thread check said.
         obs.crosstalk += events;
-        trace.observe(Observation::Golden(obs));
+        trace.observe(Observation::Samples(obs.samples()));
         trace.enter(Phase::Events);
         return Err(ProbeError::new(
             Reason::Crosstalk,

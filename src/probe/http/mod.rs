@@ -27,7 +27,7 @@ pub(crate) use proxy::ProxyError;
 pub(crate) use redirect::{FollowRedirects, RedirectBody};
 
 use super::google::id_token::IdTokenSpec;
-use super::kind::{Probe, ProbeKind, RetargetError};
+use super::kind::{KindFamily, Probe, ProbeKind, RetargetError};
 use super::tls::{self, ClientCert, TlsError, Verify};
 use super::{Kind, Outcome, ProbeError, Reason, Trace};
 use crate::probe::Observation;
@@ -41,6 +41,15 @@ use std::time::Duration;
 use url::Url;
 
 pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// `pathwatch_http_status_code`: the last response's status, 0 when none arrived (http and
+/// startup, whose health check is an http probe).
+pub(crate) const STATUS: KindFamily = KindFamily::int_gauge(
+    "http_status_code",
+    "Status code of the last HTTP response (0 when none arrived)",
+)
+.zero_when_unreported()
+.on_demand();
 const USER_AGENT: &str = concat!("pathwatch/", env!("CARGO_PKG_VERSION"));
 
 #[derive(Clone, Debug, Deserialize, schemars::JsonSchema)]
@@ -267,6 +276,7 @@ impl ProbeKind for HttpSpec {
     const DEFAULT_TIMEOUT: Duration = DEFAULT_TIMEOUT;
     type Probe = HttpProbe;
     type Error = HttpError;
+    const FAMILIES: &'static [KindFamily] = &[STATUS];
 
     fn build(&self) -> Result<HttpProbe, HttpError> {
         let (url, method, headers) = self.request_parts()?;
@@ -396,7 +406,9 @@ impl HttpProbe {
             };
             let (status, location, answer) =
                 exchange::request(self, &url, &method, body.as_ref(), send, trace).await?;
-            trace.observe(Observation::HttpStatus(status.as_u16()));
+            trace.observe(Observation::Samples(vec![
+                STATUS.sample(f64::from(status.as_u16())),
+            ]));
             let next = redirect::redirect(spec, &url, status, location.as_deref(), &origin)?;
             let (next_method, keeps_body) = redirect::next_request(status, &method);
             // A body leaves the configured origin only when the probe says so; a redirect
