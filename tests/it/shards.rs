@@ -1,62 +1,127 @@
-//! Sharding proven with the real binary (issue 33): three `pathwatch serve --shard i/3` of one
-//! config on loopback, and a real Prometheus scraping all three with the shipped rules.
+//! Sharding proven with the real binary (issue 33): one config of 3,000 tcp probes and 20
+//! incidents, run by three `pathwatch serve --shard i/3` on loopback, then by four, with a
+//! real Prometheus scraping every shard under the shipped rules and a real Alertmanager.
+//! Everything is judged from the series Prometheus stores, as a user would see it:
 //!
-//! - Every probe is run by exactly one shard (the union of what the shards export is the
-//!   config, the intersection empty) and every incident is judged on exactly one, with its
-//!   criteria's probes and their `depends_on` on the same shard; Prometheus counts each probe
-//!   once across the targets.
-//! - A resize 3 -> 4 (the three restarted with `i/4`, a fourth added) moves at most 30 % of
-//!   the probes, only to the new shard, and pages nothing: PathwatchProbeStale is judged per
-//!   probe (`max by (probe)` over the instances), so a moved probe is fresh again as soon as
-//!   its new shard has run it, long before the rule's `for: 2m`.
-//! - An HA pair (two replicas of one shard) pages once per incident through a real
-//!   Alertmanager once Prometheus drops the replica's `instance` label from alerts
-//!   (`alert_relabel_configs`, as docs/src/operating/sharding.md says).
+//! - Every probe is run by exactly one shard: the probes with a run since the shards started
+//!   (`pathwatch_probe_last_run_timestamp_seconds`), grouped by `instance`, are the config's
+//!   names, none under two instances; each probe has one series across the targets.
+//! - Every incident is judged on exactly one shard, the one that runs its criteria's probes
+//!   and their `depends_on` (`pathwatch_incident_status`, `pathwatch_incident_probe`).
+//! - A resize 3 -> 4 (the three restarted with `i/4` where they were, a fourth added) moves
+//!   at most 30 % of the probes, only to the new shard, and pages nothing: no alert was ever
+//!   firing, and PathwatchProbeStale, judged per probe (`max by (probe)` over the
+//!   instances), was never even pending: a moved probe's old series goes stale and its new
+//!   shard runs it within seconds, far inside two intervals.
+//! - An HA pair (a second replica of the shard with the most incidents) pages once per
+//!   incident through Alertmanager once Prometheus drops the replica's `instance` label from
+//!   alerts (`alert_relabel_configs`, as docs/src/operating/sharding.md says), though the two
+//!   replicas find the incidents present at different times.
 //!
-//! The config has 3,000 tcp probes (not the issue's 30,000: three debug-build exporters and a
-//! Prometheus scraping them every second on a 2-core CI machine would take minutes; the unit
-//! tests in src/config/shard.rs check balance and movement on 30,000 groups).
+//! Kept cheap for CI (2 cores): every probe runs every 60 s, so each runs once or twice in
+//! the whole test (first runs spread over 10 s); the targets are a few accept-and-close
+//! listeners; `buckets: []` halves `/metrics` (no rule reads that histogram); Prometheus
+//! scrapes every 5 s. The issue asks for 30,000 probes: with 30,000, the debug build's
+//! shards (10,000 probes each) did not answer a scrape within Prometheus's 5 s timeout on the
+//! busy CI machine, so no probe ever showed up; that is left to investigate (the `/metrics`
+//! of a debug shard of 10,000 probes).
 
 use crate::support::exporter::{Exporter, samples};
 use crate::support::prom;
 use crate::support::receiver::Receiver;
 use pathwatch::config::shard::Shard;
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::{SocketAddr, TcpListener};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+/// The probes of the config (the issue's 30,000: see the module's comment).
 const PROBES: usize = 3_000;
 const INCIDENTS: usize = 20;
+/// The plan's and the reload's config: small, the same shape.
+const PLAN_PROBES: usize = 3_000;
+/// Accept-and-close listeners the plain probes take in turn.
+const LISTENERS: usize = 4;
 
-/// A port that accepts and closes every connection (every tcp probe's target).
+/// A loopback port that accepts and closes every connection until [`Listening::close`];
+/// then a connect is refused.
+struct Listening {
+    port: u16,
+    open: Arc<AtomicBool>,
+}
+
+impl Listening {
+    fn start() -> Listening {
+        let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = l.local_addr().expect("addr").port();
+        let open = Arc::new(AtomicBool::new(true));
+        let still = open.clone();
+        std::thread::spawn(move || {
+            for c in l.incoming() {
+                if !still.load(Ordering::SeqCst) {
+                    break;
+                }
+                drop(c);
+            }
+        });
+        Listening { port, open }
+    }
+
+    /// Stops accepting: the listener is dropped once the accept loop wakes (this connect).
+    fn close(&self) {
+        self.open.store(false, Ordering::SeqCst);
+        let _ = TcpStream::connect(("127.0.0.1", self.port));
+    }
+}
+
+/// A port that accepts and closes every connection for the rest of the test.
 fn accepting() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = l.local_addr().expect("addr").port();
-    std::thread::spawn(move || {
-        for c in l.incoming() {
-            drop(c);
-        }
-    });
-    port
+    let l = Listening::start();
+    l.port
+}
+
+fn name(i: usize) -> String {
+    format!("tcp-{i:06}")
+}
+
+/// The probes incident `k`'s criteria name: one in a block near the start, one near the
+/// middle; each depends on its block's base (`i - i % 10`).
+fn incident_probes(k: usize, probes: usize) -> [usize; 2] {
+    [k * 10 + 1, probes / 2 + k * 10 + 2]
 }
 
 /// bench/shard_config.py's shape: blocks of 10 probes, a base and three that depend on it
-/// (a group of 4) and six alone; each incident names a probe of two blocks far apart.
-fn config(port: u16) -> String {
-    let mut out = String::from("defaults: { interval: 10s, timeout: 2s }\nprobes:\n");
-    for i in 0..PROBES {
-        out.push_str(&format!(
-            "  - name: tcp-{i:06}\n    kind: tcp\n    host: 127.0.0.1\n    port: {port}\n"
-        ));
-        if (1..=3).contains(&(i % 10)) {
-            out.push_str(&format!("    depends_on: [tcp-{:06}]\n", i - i % 10));
+/// (a group of 4) and six alone; each incident names a probe of two blocks far apart (a
+/// group of 8). The plain probes take `ports` in turn; incident k's two probes take
+/// `switches[k % switches.len()]`, so a test can fail exactly one incident's probes.
+fn config(probes: usize, ports: &[u16], switches: &[u16]) -> String {
+    let mut switched: BTreeMap<usize, u16> = BTreeMap::new();
+    for k in 0..INCIDENTS {
+        for p in incident_probes(k, probes) {
+            switched.insert(p, switches[k % switches.len()]);
         }
+    }
+    let mut out = String::from("defaults: { interval: 60s, timeout: 2s, buckets: [] }\nprobes:\n");
+    for i in 0..probes {
+        let port = switched.get(&i).copied().unwrap_or(ports[i % ports.len()]);
+        let depends = if (1..=3).contains(&(i % 10)) {
+            format!(", depends_on: [{}]", name(i - i % 10))
+        } else {
+            String::new()
+        };
+        out.push_str(&format!(
+            "  - {{ name: {}, kind: tcp, host: 127.0.0.1, port: {port}{depends} }}\n",
+            name(i)
+        ));
     }
     out.push_str("incidents:\n");
     for k in 0..INCIDENTS {
-        let (a, b) = (k * 10 + 1, PROBES / 2 + k * 10 + 2);
+        let [a, b] = incident_probes(k, probes);
         out.push_str(&format!(
-            "  - id: inc-{k}\n    criteria:\n      - {{ name: a, probe: tcp-{a:06}, success: true }}\n      - {{ name: b, probe: tcp-{b:06}, success: true }}\n"
+            "  - id: inc-{k}\n    reopen_after: 1\n    criteria:\n      - {{ name: a, probe: {}, success: true }}\n      - {{ name: b, probe: {}, success: true }}\n",
+            name(a),
+            name(b)
         ));
     }
     out
@@ -75,6 +140,21 @@ fn shard(yaml: &str, shard: &str, listen: &str) -> Exporter {
         shard.to_string(),
     ];
     Exporter::start_command_at(&args, &[], dir, listen)
+}
+
+/// Starts the shards `(INDEX/COUNT, listen address)` side by side (each reads the whole
+/// config first).
+fn start_shards(yaml: &str, which: &[(String, String)]) -> Vec<Exporter> {
+    std::thread::scope(|s| {
+        let started: Vec<_> = which
+            .iter()
+            .map(|(i, at)| s.spawn(move || shard(yaml, i, at)))
+            .collect();
+        started
+            .into_iter()
+            .map(|h| h.join().expect("a shard started"))
+            .collect()
+    })
 }
 
 /// What one shard runs: its probes and its incidents (from its own /metrics).
@@ -110,106 +190,206 @@ fn wait_scalar(prom: SocketAddr, expr: &str, want: f64, within: Duration) {
             Instant::now() < deadline,
             "{expr}: {got:?}, want {want} within {within:?}"
         );
-        std::thread::sleep(Duration::from_millis(500));
+        std::thread::sleep(Duration::from_millis(1_000));
     }
 }
 
-/// The shards' shares are a partition of the config: returns probe -> shard index.
-fn partition(shares: &[(BTreeSet<String>, BTreeSet<String>)]) -> BTreeMap<String, usize> {
-    let mut owner: BTreeMap<String, usize> = BTreeMap::new();
-    for (i, (probes, _)) in shares.iter().enumerate() {
-        assert!(!probes.is_empty(), "shard {i} runs nothing");
-        for p in probes {
-            if let Some(other) = owner.insert(p.clone(), i) {
-                panic!("{p} runs on shard {other} and shard {i}");
-            }
-        }
+/// `expr` has no sample.
+fn assert_empty(prom: SocketAddr, expr: &str) {
+    let got = prom::query(prom, expr);
+    assert!(got.is_empty(), "{expr}: {got:?}");
+}
+
+/// `label` value -> the instances that have a series of `expr` with it.
+fn by_instance(prom: SocketAddr, expr: &str, label: &str) -> BTreeMap<String, Vec<String>> {
+    let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for r in prom::query(prom, &format!("group by (instance, {label}) ({expr})")) {
+        let value = r["metric"][label].as_str().unwrap_or("").to_string();
+        let instance = r["metric"]["instance"].as_str().unwrap_or("").to_string();
+        out.entry(value).or_default().push(instance);
     }
-    let all: BTreeSet<String> = (0..PROBES).map(|i| format!("tcp-{i:06}")).collect();
-    let union: BTreeSet<String> = owner.keys().cloned().collect();
-    assert_eq!(union, all, "the shards together run the config");
-    let mut judged: BTreeMap<String, usize> = BTreeMap::new();
-    for (i, (probes, incidents)) in shares.iter().enumerate() {
-        for inc in incidents {
-            assert!(judged.insert(inc.clone(), i).is_none(), "{inc} twice");
-            // Its criteria's probes (and their depends_on base) run on the same shard.
-            let k: usize = inc.trim_start_matches("inc-").parse().expect("incident id");
-            for p in [
-                k * 10 + 1,
-                k * 10,
-                PROBES / 2 + k * 10 + 2,
-                PROBES / 2 + k * 10,
-            ] {
-                assert!(
-                    probes.contains(&format!("tcp-{p:06}")),
-                    "{inc} without tcp-{p:06}"
+    out
+}
+
+fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+/// The shards' shares as Prometheus stores them, once every probe has run since `since`:
+/// checks that they are a partition of the config (every probe under one instance, their
+/// union the config), that each shard says which it is, and that every incident is judged
+/// on one shard, the one running its criteria's probes and their `depends_on`. Returns
+/// probe -> shard index.
+fn partition(prom: SocketAddr, shards: &[Exporter], since: f64) -> BTreeMap<String, usize> {
+    let index: BTreeMap<String, usize> = shards
+        .iter()
+        .enumerate()
+        .map(|(i, e)| (e.addr.to_string(), i))
+        .collect();
+    let ran = format!("pathwatch_probe_last_run_timestamp_seconds > {since}");
+    let deadline = Instant::now() + Duration::from_secs(180);
+    let runs = loop {
+        let runs = by_instance(prom, &ran, "probe");
+        if runs.len() == PROBES {
+            break runs;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} of {PROBES} probes ran since {since}",
+            runs.len()
+        );
+        std::thread::sleep(Duration::from_secs(1));
+    };
+    let mut owner: BTreeMap<String, usize> = BTreeMap::new();
+    for (probe, instances) in &runs {
+        assert_eq!(instances.len(), 1, "{probe} runs on {instances:?}");
+        let i = index.get(&instances[0]).copied();
+        let i = i.unwrap_or_else(|| panic!("{probe} on {instances:?}, no shard"));
+        owner.insert(probe.clone(), i);
+    }
+    let all: BTreeSet<String> = (0..PROBES).map(name).collect();
+    assert_eq!(
+        owner.keys().cloned().collect::<BTreeSet<_>>(),
+        all,
+        "the shards together run the config"
+    );
+    // Each shard says which it is.
+    let count = shards.len().to_string();
+    for r in prom::query(prom, "pathwatch_shard_info") {
+        let instance = r["metric"]["instance"].as_str().unwrap_or("");
+        let Some(i) = index.get(instance) else {
+            continue;
+        };
+        assert_eq!(r["metric"]["index"], i.to_string().as_str(), "{instance}");
+        assert_eq!(r["metric"]["count"], count.as_str(), "{instance}");
+    }
+    // Every incident on one shard, with its criteria's probes and their bases.
+    let judged = by_instance(prom, "pathwatch_incident_status", "incident");
+    assert_eq!(judged.len(), INCIDENTS, "every incident judged: {judged:?}");
+    for (inc, instances) in &judged {
+        assert_eq!(instances.len(), 1, "{inc} judged on {instances:?}");
+        let at = index.get(&instances[0]).copied();
+        let k: usize = inc.trim_start_matches("inc-").parse().expect("incident id");
+        for p in incident_probes(k, PROBES) {
+            for q in [p, p - p % 10] {
+                assert_eq!(
+                    owner.get(&name(q)).copied(),
+                    at,
+                    "{inc} without {}",
+                    name(q)
                 );
             }
         }
     }
-    assert_eq!(judged.len(), INCIDENTS, "every incident judged once");
     owner
 }
 
-#[test]
-fn shards_run_each_probe_once_and_a_resize_pages_nothing() {
-    let port = accepting();
-    let yaml = config(port);
-    let mut shards: Vec<Exporter> = (0..3)
-        .map(|i| shard(&yaml, &format!("{i}/3"), "127.0.0.1:0"))
-        .collect();
-    let shares: Vec<_> = shards.iter().map(share).collect();
-    let before = partition(&shares);
-    let counts: Vec<usize> = shares.iter().map(|(p, _)| p.len()).collect();
-    let (max, min) = (counts.iter().max(), counts.iter().min());
-    eprintln!(
-        "3 shards: probes per shard {counts:?}, max/min {:.3}",
-        *max.unwrap_or(&0) as f64 / *min.unwrap_or(&1) as f64
-    );
-    for (i, e) in shards.iter().enumerate() {
-        let text = e.metrics();
-        assert!(
-            text.contains(&format!(
-                "pathwatch_shard_info{{index=\"{i}\",count=\"3\"}} 1"
-            )),
-            "shard {i} says which it is"
-        );
-    }
-
-    let hook = Receiver::start();
-    let am = prom::alertmanager(&format!("http://127.0.0.1:{}/", hook.port));
-    let rules = [std::path::PathBuf::from("alerts/pathwatch.rules.yml")];
-    let mut addrs: Vec<SocketAddr> = shards.iter().map(|e| e.addr).collect();
-    let prometheus = prom::prometheus_scraping(&addrs, &rules, am.addr);
+/// Each probe has one series of `pathwatch_probe_interval_seconds` across the targets (the
+/// old series of a moved probe have gone stale).
+fn wait_one_series_per_probe(prom: SocketAddr) {
     let probes = PROBES as f64;
-    // Each probe once across the three targets, none twice.
     wait_scalar(
-        prometheus.addr,
+        prom,
         "count(pathwatch_probe_interval_seconds)",
         probes,
-        Duration::from_secs(60),
+        Duration::from_secs(120),
     );
     wait_scalar(
-        prometheus.addr,
+        prom,
         "count(count by (probe) (pathwatch_probe_interval_seconds))",
         probes,
         Duration::from_secs(10),
     );
-    let stale = "count(time() - max by (probe) (pathwatch_probe_last_run_timestamp_seconds) > on (probe) (2 * max by (probe) (pathwatch_probe_interval_seconds) + max by (probe) (pathwatch_probe_timeout_seconds))) or vector(0)";
-    wait_scalar(prometheus.addr, stale, 0.0, Duration::from_secs(40));
+}
+
+/// What a real Prometheus of sharded (and paired) replicas runs: every shard a target of
+/// job `pathwatch`, the shipped rules, and alerts leaving without the replica's label.
+fn prometheus_config(targets: &[SocketAddr], alertmanager: SocketAddr) -> String {
+    let targets: Vec<String> = targets.iter().map(|t| format!("\"{t}\"")).collect();
+    let rules = std::fs::canonicalize("alerts/pathwatch.rules.yml").expect("rule file");
+    format!(
+        "global:\n  scrape_interval: 5s\n  scrape_timeout: 5s\n  evaluation_interval: 5s\nrule_files:\n  - {}\nalerting:\n  alert_relabel_configs:\n    - action: labeldrop\n      regex: instance\n  alertmanagers:\n    - static_configs:\n        - targets: [\"{alertmanager}\"]\nscrape_configs:\n  - job_name: pathwatch\n    static_configs:\n      - targets: [{}]\n",
+        rules.display(),
+        targets.join(", ")
+    )
+}
+
+/// The IncidentPresent notifications so far, per incident (each checked: one group of the
+/// incident's two probes, without the replica's label).
+fn incident_pages(hook: &Receiver) -> BTreeMap<String, usize> {
+    let mut per: BTreeMap<String, usize> = BTreeMap::new();
+    for body in hook.bodies() {
+        let v: serde_json::Value = serde_json::from_str(&body).expect("webhook JSON");
+        if v["groupLabels"]["alertname"] != "PathwatchIncidentPresent" {
+            continue;
+        }
+        let alerts = v["alerts"].as_array().cloned().unwrap_or_default();
+        for a in &alerts {
+            assert!(a["labels"].get("instance").is_none(), "{a}");
+        }
+        let inc = v["groupLabels"]["incident"]
+            .as_str()
+            .unwrap_or("")
+            .to_string();
+        assert_eq!(alerts.len(), 2, "{inc}: one alert per probe: {body}");
+        *per.entry(inc).or_default() += 1;
+    }
+    per
+}
+
+#[test]
+fn shards_run_each_probe_once_resize_quietly_and_an_ha_pair_pages_once() {
+    let test_start = Instant::now();
+    let listeners: Vec<Listening> = (0..LISTENERS).map(|_| Listening::start()).collect();
+    let switches: Vec<Listening> = (0..INCIDENTS).map(|_| Listening::start()).collect();
+    let ports: Vec<u16> = listeners.iter().map(|l| l.port).collect();
+    let switch_ports: Vec<u16> = switches.iter().map(|l| l.port).collect();
+    let yaml = config(PROBES, &ports, &switch_ports);
+
+    let hook = Receiver::start();
+    let am = prom::alertmanager_with(&format!(
+        "route:\n  receiver: hook\n  group_by: [alertname, incident]\n  group_wait: 2s\n  group_interval: 2s\n  repeat_interval: 1h\nreceivers:\n  - name: hook\n    webhook_configs:\n      - url: \"http://127.0.0.1:{}/\"\n",
+        hook.port
+    ));
+
+    // Three shards of the one config.
+    let started = unix_now();
+    let three: Vec<(String, String)> = (0..3)
+        .map(|i| (format!("{i}/3"), "127.0.0.1:0".to_string()))
+        .collect();
+    let mut shards = start_shards(&yaml, &three);
+    let mut addrs: Vec<SocketAddr> = shards.iter().map(|e| e.addr).collect();
+    let prometheus = prom::prometheus_with(&prometheus_config(&addrs, am.addr));
+    let before = partition(prometheus.addr, &shards, started);
+    wait_one_series_per_probe(prometheus.addr);
+    let counts: Vec<usize> = (0..3)
+        .map(|i| before.values().filter(|s| **s == i).count())
+        .collect();
+    eprintln!(
+        "3 shards: probes per shard {counts:?}, max/min {:.3} ({:.0?} in)",
+        *counts.iter().max().unwrap_or(&0) as f64 / *counts.iter().min().unwrap_or(&1) as f64,
+        test_start.elapsed()
+    );
 
     // Resize: every shard restarts with i/4 where it was, a fourth joins.
-    for (i, e) in shards.iter_mut().enumerate() {
-        let at = e.addr.to_string();
+    for e in shards.iter_mut() {
         e.terminate(Duration::from_secs(20));
-        *e = shard(&yaml, &format!("{i}/4"), &at);
     }
-    shards.push(shard(&yaml, "3/4", "127.0.0.1:0"));
+    let resized = unix_now();
+    let four: Vec<(String, String)> = (0..4)
+        .map(|i| {
+            let at = addrs
+                .get(i)
+                .map_or("127.0.0.1:0".to_string(), |a| a.to_string());
+            (format!("{i}/4"), at)
+        })
+        .collect();
+    shards = start_shards(&yaml, &four);
     addrs.push(shards[3].addr);
-    prometheus.reload_prometheus(&prom::prometheus_config(&addrs, &rules, am.addr));
-    let resized = Instant::now();
-    let shares: Vec<_> = shards.iter().map(share).collect();
-    let after = partition(&shares);
+    prometheus.reload_prometheus(&prometheus_config(&addrs, am.addr));
+    let after = partition(prometheus.addr, &shards, resized);
     let moved: Vec<&String> = before
         .iter()
         .filter(|(p, s)| after.get(*p) != Some(*s))
@@ -219,119 +399,75 @@ fn shards_run_each_probe_once_and_a_resize_pages_nothing() {
         moved.iter().all(|p| after.get(*p) == Some(&3)),
         "a probe moved between old shards"
     );
-    let share_moved = moved.len() as f64 / probes;
-    let counts: Vec<usize> = shares.iter().map(|(p, _)| p.len()).collect();
+    let share_moved = moved.len() as f64 / PROBES as f64;
+    let counts: Vec<usize> = (0..4)
+        .map(|i| after.values().filter(|s| **s == i).count())
+        .collect();
     eprintln!(
-        "3 -> 4 shards: {} of {PROBES} probes moved ({:.1} %), probes per shard {counts:?}",
+        "3 -> 4 shards: {} of {PROBES} probes moved ({:.1} %), probes per shard {counts:?} ({:.0?} in)",
         moved.len(),
-        100.0 * share_moved
+        100.0 * share_moved,
+        test_start.elapsed()
     );
     assert!(share_moved <= 0.30, "moved {share_moved}");
-
-    // Prometheus sees each probe once again (the old series of moved probes went stale)...
-    wait_scalar(
-        prometheus.addr,
-        "count(count by (probe) (pathwatch_probe_interval_seconds))",
-        probes,
-        Duration::from_secs(30),
-    );
-    wait_scalar(
-        prometheus.addr,
-        "count(pathwatch_probe_interval_seconds)",
-        probes,
-        Duration::from_secs(30),
-    );
-    // ... and no probe, moved or not, is stale long enough for ProbeStale's `for: 2m`.
-    wait_scalar(prometheus.addr, stale, 0.0, Duration::from_secs(40));
-    assert!(
-        resized.elapsed() < Duration::from_secs(110),
-        "fresh again only after {:?}",
-        resized.elapsed()
-    );
-    let firing: Vec<_> = prom::alerts(prometheus.addr)
-        .into_iter()
-        .filter(|(name, _)| name == "PathwatchProbeStale" || name == "PathwatchAbsent")
-        .collect();
-    assert!(firing.is_empty(), "{firing:?}");
+    wait_one_series_per_probe(prometheus.addr);
+    // The resize paged nothing: no alert ever fired, and no probe was ever stale long
+    // enough for PathwatchProbeStale to be pending.
+    let fired = "count_over_time(ALERTS{alertstate=\"firing\"}[1h])";
+    assert_empty(prometheus.addr, fired);
+    let stale = "count_over_time(ALERTS{alertname=\"PathwatchProbeStale\"}[1h])";
+    assert_empty(prometheus.addr, stale);
     assert!(hook.received().is_empty(), "paged: {:?}", hook.bodies());
-}
 
-#[test]
-fn an_ha_pair_of_one_shard_pages_once_per_incident() {
-    // Six incidents, each on its own probe of a closed port; the pair runs shard 0 of 2.
-    let closed = crate::support::hang::closed_port();
-    let mut yaml = String::from("defaults: { interval: 1s, timeout: 1s }\nprobes:\n");
-    for k in 0..6 {
-        yaml.push_str(&format!(
-            "  - name: ha-{k}\n    kind: tcp\n    host: 127.0.0.1\n    port: {closed}\n"
-        ));
-    }
-    yaml.push_str("incidents:\n");
-    for k in 0..6 {
-        yaml.push_str(&format!(
-            "  - id: ha-inc-{k}\n    reopen_after: 1\n    criteria:\n      - {{ name: up, probe: ha-{k}, success: true }}\n"
-        ));
-    }
-    let mine: BTreeSet<String> = (0..6)
-        .filter(|k| Shard::of_group(&[format!("ha-{k}").as_str()], 2) == 0)
-        .map(|k| format!("ha-inc-{k}"))
-        .collect();
-    assert!(!mine.is_empty(), "shard 0 holds an incident");
-    let pair = [
-        shard(&yaml, "0/2", "127.0.0.1:0"),
-        shard(&yaml, "0/2", "127.0.0.1:0"),
-    ];
-    for e in &pair {
-        assert_eq!(share(e).1, mine, "each replica judges shard 0's incidents");
-    }
-
-    let hook = Receiver::start();
-    let am = prom::alertmanager_with(&format!(
-        "route:\n  receiver: hook\n  group_by: [alertname, incident]\n  group_wait: 2s\n  group_interval: 2s\n  repeat_interval: 1h\nreceivers:\n  - name: hook\n    webhook_configs:\n      - url: \"http://127.0.0.1:{}/\"\n",
-        hook.port
-    ));
-    let rules = [std::path::PathBuf::from("alerts/pathwatch.rules.yml")];
-    let addrs: Vec<SocketAddr> = pair.iter().map(|e| e.addr).collect();
-    let prometheus = prom::prometheus_scraping(&addrs, &rules, am.addr);
-    // What docs/src/operating/sharding.md tells HA users to add: alerts leave Prometheus
-    // without the replica's label, so the pair's copies are one alert to Alertmanager.
-    let text = prom::prometheus_config(&addrs, &rules, am.addr).replace(
-        "alerting:\n",
-        "alerting:\n  alert_relabel_configs:\n    - action: labeldrop\n      regex: instance\n",
-    );
-    prometheus.reload_prometheus(&text);
-
-    // Both replicas find every incident present; wait for the pages and a while after.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let pages = |hook: &Receiver| -> BTreeMap<String, usize> {
-        let mut per: BTreeMap<String, usize> = BTreeMap::new();
-        for body in hook.bodies() {
-            let v: serde_json::Value = serde_json::from_str(&body).expect("webhook JSON");
-            if v["groupLabels"]["alertname"] != "PathwatchIncidentPresent" {
-                continue;
-            }
-            let alerts = v["alerts"].as_array().cloned().unwrap_or_default();
-            for a in &alerts {
-                assert!(a["labels"].get("instance").is_none(), "{a}");
-            }
-            let inc = v["groupLabels"]["incident"]
-                .as_str()
-                .unwrap_or("")
-                .to_string();
-            assert_eq!(alerts.len(), 1, "{inc}: one alert for the pair: {body}");
-            *per.entry(inc).or_default() += 1;
-        }
-        per
+    // An HA pair: a second replica of the shard with the most incidents. Their incidents'
+    // probes fail from now on; the new replica finds them present at its first runs, the
+    // old one at its next (up to an interval later).
+    let judged = by_instance(prometheus.addr, "pathwatch_incident_status", "incident");
+    let on = |i: usize| -> BTreeSet<String> {
+        let at = shards[i].addr.to_string();
+        judged
+            .iter()
+            .filter(|(_, instances)| instances.contains(&at))
+            .map(|(inc, _)| inc.clone())
+            .collect()
     };
-    while pages(&hook).len() < mine.len() {
-        assert!(Instant::now() < deadline, "pages: {:?}", hook.bodies());
-        std::thread::sleep(Duration::from_millis(500));
+    let pair = (0..4).max_by_key(|i| on(*i).len()).unwrap_or(0);
+    let mine = on(pair);
+    assert!(!mine.is_empty(), "shard {pair}/4 judges an incident");
+    for inc in &mine {
+        let k: usize = inc.trim_start_matches("inc-").parse().expect("incident id");
+        switches[k].close();
     }
-    // Two more evaluation rounds (10 s each) of both replicas' alerts: still one page each.
+    let twin = shard(&yaml, &format!("{pair}/4"), "127.0.0.1:0");
+    addrs.push(twin.addr);
+    prometheus.reload_prometheus(&prometheus_config(&addrs, am.addr));
+    // Both replicas find every one of the pair's incidents present, and only those.
+    wait_scalar(
+        prometheus.addr,
+        "count(count by (incident) (pathwatch_incident_status == 1) == 2)",
+        mine.len() as f64,
+        Duration::from_secs(180),
+    );
+    let present = by_instance(
+        prometheus.addr,
+        "pathwatch_incident_status == 1",
+        "incident",
+    );
+    assert_eq!(present.keys().cloned().collect::<BTreeSet<_>>(), mine);
+    // Two more evaluation rounds (10 s each) of both replicas' alerts: one page each.
     std::thread::sleep(Duration::from_secs(25));
-    let per = pages(&hook);
+    let per = incident_pages(&hook);
     assert_eq!(per.keys().cloned().collect::<BTreeSet<_>>(), mine);
     assert!(per.values().all(|&n| n == 1), "{per:?}");
+    for quiet in ["PathwatchProbeStale", "PathwatchAbsent", "PathwatchDown"] {
+        let ever = format!("count_over_time(ALERTS{{alertname=\"{quiet}\"}}[1h])");
+        assert_empty(prometheus.addr, &ever);
+    }
+    eprintln!(
+        "HA pair of shard {pair}/4: {} incidents, one page each ({:.0?} in)",
+        mine.len(),
+        test_start.elapsed()
+    );
 }
 
 /// k8s/overlays/sharded: both StatefulSets run `--shard ordinal/COUNT` with COUNT equal to
@@ -407,7 +543,8 @@ fn the_sharded_overlay_runs_count_replicas_of_count_shards() {
 fn the_plan_the_warning_and_a_reload_keep_to_the_shard() {
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("c.yaml");
-    std::fs::write(&path, config(accepting())).expect("write");
+    let port = accepting();
+    std::fs::write(&path, config(PLAN_PROBES, &[port], &[port])).expect("write");
     let run = |args: &[&str]| {
         let out = std::process::Command::new(crate::support::exporter::BIN)
             .args(args)
@@ -438,7 +575,7 @@ fn the_plan_the_warning_and_a_reload_keep_to_the_shard() {
         })
         .collect();
     assert_eq!(per.len(), 4, "{out}");
-    assert_eq!(per.iter().sum::<usize>(), PROBES, "{out}");
+    assert_eq!(per.iter().sum::<usize>(), PLAN_PROBES, "{out}");
     assert!(out.contains("from 3 to 4 shards: "), "{out}");
     assert!(err.is_empty(), "no warning for groups of 8: {err}");
 
@@ -474,7 +611,8 @@ fn the_plan_the_warning_and_a_reload_keep_to_the_shard() {
         "under the absolute limit without a count: {err}"
     );
 
-    let e = shard(&config(accepting()), "1/3", "127.0.0.1:0");
+    let port = accepting();
+    let e = shard(&config(PLAN_PROBES, &[port], &[port]), "1/3", "127.0.0.1:0");
     let before = share(&e);
     e.signal("HUP");
     let deadline = Instant::now() + Duration::from_secs(30);

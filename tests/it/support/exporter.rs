@@ -124,7 +124,9 @@ impl Exporter {
                 logs.push('\n');
             }
         });
-        let addr = match rx.recv_timeout(Duration::from_secs(30)) {
+        // Long enough for a debug build to load a config of 30,000 probes on a busy 2-core
+        // machine (tests/it/shards.rs starts four such at once).
+        let addr = match rx.recv_timeout(Duration::from_secs(120)) {
             Ok(a) => a.parse().expect("listening address"),
             Err(_) => {
                 let _ = child.kill();

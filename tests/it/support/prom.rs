@@ -84,8 +84,12 @@ pub fn prometheus_scraping(
     rules: &[std::path::PathBuf],
     alertmanager: SocketAddr,
 ) -> Server {
+    prometheus_with(&prometheus_config(targets, rules, alertmanager))
+}
+
+/// Prometheus on this configuration text (see [`prometheus_config`] for the usual one).
+pub fn prometheus_with(config: &str) -> Server {
     let dir = tempfile::tempdir().expect("temp dir");
-    let config = prometheus_config(targets, rules, alertmanager);
     std::fs::write(dir.path().join("prometheus.yml"), config).expect("write prometheus config");
     let addr: SocketAddr = format!("127.0.0.1:{}", closed_port())
         .parse()
