@@ -43,7 +43,7 @@ def parse_massif_tree(lines):
         m = re.match(r"^\s*n(\d+): (\d+) (.*)$", lines[pos])
         pos += 1
         count, size, what = int(m.group(1)), int(m.group(2)), m.group(3)
-        # "0x4A3B2C: pathwatch::state::State::record (state.rs:250)" or "in 12 places, ..."
+        # "0x4A3B2C: pathwatch::store::State::record (store/mod.rs:250)" or "in 12 places, ..."
         fm = re.match(r"^0x[0-9A-Fa-f]+: (.*?)(?: \([^()]*\))?$", what)
         func = fm.group(1) if fm else what
         return (size, func, [node(depth + 1) for _ in range(count)])
@@ -75,7 +75,7 @@ def charge(tree):
 
 
 def short(func):
-    """`pathwatch::state::State::record` from a demangled name with generics and hashes."""
+    """`pathwatch::store::State::record` from a demangled name with generics and hashes."""
     func = re.sub(r"::h[0-9a-f]{16}$", "", func)
     depth, out = 0, []
     for ch in func:

@@ -6,10 +6,10 @@
 
 use crate::config::Loaded;
 use crate::metrics::Metrics;
+use crate::reload::{SharedConfig, Supervisor};
 use crate::runner;
 use crate::server::{AppState, router};
-use crate::state::State;
-use crate::supervisor::{SharedConfig, Supervisor};
+use crate::store::State;
 use crate::web::{Web, WebConfigError};
 use prometheus_client::registry::Registry;
 use std::path::PathBuf;

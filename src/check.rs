@@ -12,7 +12,7 @@ use crate::incident::rootcause::{self, Judgement};
 use crate::incident::{CriterionResult, IncidentSpec, Status, evaluate};
 use crate::probe::ProbeSpec;
 use crate::probe::RunResult;
-use crate::probe::startup::Reference;
+use crate::probe::kinds::startup::Reference;
 use crate::runner::run_once;
 use serde::Serialize;
 use std::fmt::Write as _;
@@ -324,5 +324,5 @@ fn junit(r: &Report) -> String {
 }
 
 fn xml(s: &str) -> String {
-    crate::status::esc(s)
+    crate::status_page::esc(s)
 }

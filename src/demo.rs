@@ -531,7 +531,7 @@ mod tests {
         let port = listener.local_addr().unwrap().port();
         let stop = CancellationToken::new();
         tokio::spawn(crate::sim::serve_tls(listener, stop.clone()));
-        let spec = crate::probe::tls_cert::TlsCertSpec {
+        let spec = crate::probe::kinds::tls_cert::TlsCertSpec {
             host: "127.0.0.1".into(),
             port,
             server_name: None,
@@ -548,7 +548,7 @@ mod tests {
         let days = (not_after - crate::core::clock::unix_now()) / 86_400.0;
         assert!((89.9..=90.0).contains(&days), "{days}");
         // Verified, the self-signed certificate fails the handshake.
-        let strict = crate::probe::tls_cert::TlsCertSpec {
+        let strict = crate::probe::kinds::tls_cert::TlsCertSpec {
             insecure_skip_verify: false,
             ..spec
         };
@@ -563,8 +563,8 @@ mod tests {
     /// where it should.
     #[tokio::test]
     async fn the_dns_probe_asks_the_reference_services_dns_server() {
-        fn dns_probe(server: SocketAddr, yaml: &str) -> crate::probe::dns::DnsProbe {
-            let spec: crate::probe::dns::DnsSpec =
+        fn dns_probe(server: SocketAddr, yaml: &str) -> crate::probe::kinds::dns::DnsProbe {
+            let spec: crate::probe::kinds::dns::DnsSpec =
                 serde_saphyr::from_str(&format!("server: \"{server}\"\n{yaml}")).unwrap();
             crate::probe::ProbeKind::build(&spec).unwrap()
         }
@@ -614,7 +614,7 @@ mod tests {
         let port = listener.local_addr().unwrap().port();
         let stop = CancellationToken::new();
         tokio::spawn(crate::sim::serve_grpc(listener, stop.clone()));
-        let spec = |service: &str| crate::probe::grpc::GrpcSpec {
+        let spec = |service: &str| crate::probe::kinds::grpc::GrpcSpec {
             host: "127.0.0.1".into(),
             port,
             service: service.into(),

@@ -203,7 +203,7 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     };
     // The reference of the first startup a sidecar measures: this process's own start.
-    let _ = pathwatch::probe::startup::process_start_unix();
+    let _ = pathwatch::probe::kinds::startup::process_start_unix();
     // reqwest, tokio-rustls and friends find the ring provider through this process default.
     let _ = rustls::crypto::ring::default_provider().install_default();
     // One runtime for every command, entered before telemetry starts: the OTLP gRPC exporter

@@ -1,10 +1,10 @@
 //! The HTTP surface: `/metrics` (OpenMetrics or text 0.0.4, as the client asks), `/healthz`, `/readyz`, `/` (the status page)
 //! and `/api/status` (the same as JSON).
 
-use crate::ondemand::{self, Refusal};
-use crate::state::State;
-use crate::status;
-use crate::supervisor::{ReloadRequest, SharedConfig};
+use crate::on_demand::{self, Refusal};
+use crate::reload::{ReloadRequest, SharedConfig};
+use crate::status_page;
+use crate::store::State;
 use axum::Router;
 use axum::extract::Query;
 use axum::extract::State as Extract;
@@ -132,10 +132,10 @@ async fn readyz(Extract(app): Extract<AppState>) -> Response {
 }
 
 async fn index(Extract(app): Extract<AppState>) -> Html<String> {
-    Html(status::html(&status::snapshot(&app.state), 10))
+    Html(status_page::html(&status_page::snapshot(&app.state), 10))
 }
 
-/// Runs a configured probe now (blackbox style); see [`ondemand`].
+/// Runs a configured probe now (blackbox style); see [`on_demand`].
 async fn probe(
     Extract(app): Extract<AppState>,
     Query(q): Query<ProbeQuery>,
@@ -146,7 +146,7 @@ async fn probe(
     let scrape_timeout = headers
         .get("x-prometheus-scrape-timeout-seconds")
         .and_then(|v| v.to_str().ok())
-        .and_then(ondemand::scrape_timeout);
+        .and_then(on_demand::scrape_timeout);
     let (format, content_type) = if wants_openmetrics(accept(headers)) {
         (ScrapeFormat::OpenMetrics, OPENMETRICS)
     } else {
@@ -155,7 +155,7 @@ async fn probe(
     // Not held across the run: a request's body is not `Sync`.
     drop(request);
     let config = app.config.read().unwrap_or_else(|p| p.into_inner()).clone();
-    match ondemand::plan(
+    match on_demand::plan(
         &config.probes,
         &config.on_demand,
         &q.module,
@@ -163,7 +163,7 @@ async fn probe(
         scrape_timeout,
     ) {
         Ok(plan) => {
-            let body = ondemand::run(plan, format).await;
+            let body = on_demand::run(plan, format).await;
             ([(header::CONTENT_TYPE, content_type)], body).into_response()
         }
         Err(Refusal::UnknownModule(m)) => {
@@ -192,5 +192,5 @@ async fn reload(Extract(app): Extract<AppState>) -> Response {
 }
 
 async fn api_status(Extract(app): Extract<AppState>) -> Response {
-    axum::Json(status::snapshot(&app.state)).into_response()
+    axum::Json(status_page::snapshot(&app.state)).into_response()
 }

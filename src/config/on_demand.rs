@@ -1,6 +1,6 @@
 //! The on-demand settings as plain config data: the `on_demand:` section (the allowlist of
 //! targets) and a probe's own `on_demand:` block. The `/probe` handler that acts on them
-//! lives in [`crate::ondemand`]; config reads only these types, never the handler.
+//! lives in [`crate::on_demand`]; config reads only these types, never the handler.
 
 use crate::allowlist::TargetPattern;
 use serde::Deserialize;

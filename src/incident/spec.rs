@@ -136,9 +136,8 @@ pub(crate) fn kind_supports(kind: Kind, c: &Condition) -> bool {
         Condition::ConnectionsBelow(_) => kind == Kind::Postgres,
         // Only the GCP probes report a resource state, and only one of their kind's enum
         // (READY, RUNNABLE, CONDITION_SUCCEEDED, ...): a misspelt state could never be met.
-        Condition::State(want) => {
-            crate::probe::gcp::states(kind).is_some_and(|states| states.contains(&want.as_str()))
-        }
+        Condition::State(want) => crate::probe::kinds::gcp::states(kind)
+            .is_some_and(|states| states.contains(&want.as_str())),
     }
 }
 

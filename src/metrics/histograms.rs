@@ -354,7 +354,7 @@ mod tests {
     use super::*;
     use crate::metrics::{NameLabels, ProbeLabels};
     use crate::probe::Kind;
-    use crate::probe::kind::DURATION_BUCKETS;
+    use crate::probe::common::kind::DURATION_BUCKETS;
     use prometheus_client::encoding::text::encode;
     use prometheus_client::metrics::exemplar::HistogramWithExemplars;
     use prometheus_client::metrics::family::Family;

@@ -1,4 +1,4 @@
-//! What the self-encoded families (metrics/rows.rs, metrics/histograms.rs) share: the kinds
+//! What the self-encoded families (metrics/rows/mod.rs, metrics/histograms.rs) share: the kinds
 //! of value a line carries and the metadata lines above a family.
 //!
 //! prometheus-client encodes each line's labels through `dyn Write` and its label-set

@@ -4,33 +4,15 @@
 //! [`Outcome`] or a [`ProbeError`] with a bounded [`Reason`]; the runner owns timing,
 //! timeouts and metrics.
 
-pub(crate) mod dns;
-pub mod gcp;
-pub mod golden;
-pub(crate) mod google;
-pub(crate) mod grpc;
-pub(crate) mod http;
-pub(crate) mod icmp;
-pub(crate) mod kind;
-pub(crate) mod logs;
-pub(crate) mod observation;
-pub mod pg_connections;
-pub(crate) mod postgres;
-pub(crate) mod redis;
-pub(crate) mod result;
-pub mod self_connect;
-pub mod startup;
-pub(crate) mod tcp;
-pub(crate) mod tls;
-pub(crate) mod tls_cert;
-pub(crate) mod trace;
+pub mod common;
+pub mod kinds;
 
-pub(crate) use kind::{
+pub(crate) use common::kind::{
     FamilyType, KindFamily, Measured, Observed, Probe, ProbeKind, RetargetError, Sample, Unreported,
 };
-pub use observation::{Observation, Observations};
-pub use result::RunResult;
-pub use trace::{Phase, PhaseTimings, Trace};
+pub use common::observation::{Observation, Observations};
+pub use common::result::RunResult;
+pub use common::trace::{Phase, PhaseTimings, Trace};
 
 use serde::Deserialize;
 use std::time::Duration;
@@ -258,20 +240,20 @@ macro_rules! probe_kinds {
 
 // The registry: one line per kind.
 probe_kinds! {
-    Postgres(postgres::PostgresSpec) => "postgres",
-    Tcp(tcp::TcpSpec) => "tcp",
-    Http(http::HttpSpec) => "http",
-    GoldenPath(golden::GoldenPathSpec) => "golden_path",
-    Startup(startup::StartupSpec) => "startup",
-    GcpVpcConnector(gcp::vpc_connector::VpcConnectorSpec) => "gcp_vpc_connector",
-    GcpCloudsql(gcp::cloudsql::CloudSqlSpec) => "gcp_cloudsql",
-    GcpCloudRun(gcp::cloud_run::CloudRunSpec) => "gcp_cloud_run",
-    Redis(redis::RedisSpec) => "redis",
-    Logs(logs::LogsSpec) => "logs",
-    TlsCert(tls_cert::TlsCertSpec) => "tls_cert",
-    Dns(dns::DnsSpec) => "dns",
-    Grpc(grpc::GrpcSpec) => "grpc",
-    Icmp(icmp::IcmpSpec) => "icmp",
+    Postgres(kinds::postgres::PostgresSpec) => "postgres",
+    Tcp(kinds::tcp::TcpSpec) => "tcp",
+    Http(kinds::http::HttpSpec) => "http",
+    GoldenPath(kinds::golden::GoldenPathSpec) => "golden_path",
+    Startup(kinds::startup::StartupSpec) => "startup",
+    GcpVpcConnector(kinds::gcp::vpc_connector::VpcConnectorSpec) => "gcp_vpc_connector",
+    GcpCloudsql(kinds::gcp::cloudsql::CloudSqlSpec) => "gcp_cloudsql",
+    GcpCloudRun(kinds::gcp::cloud_run::CloudRunSpec) => "gcp_cloud_run",
+    Redis(kinds::redis::RedisSpec) => "redis",
+    Logs(kinds::logs::LogsSpec) => "logs",
+    TlsCert(kinds::tls_cert::TlsCertSpec) => "tls_cert",
+    Dns(kinds::dns::DnsSpec) => "dns",
+    Grpc(kinds::grpc::GrpcSpec) => "grpc",
+    Icmp(kinds::icmp::IcmpSpec) => "icmp",
 }
 
 label_enum!(
@@ -414,12 +396,12 @@ pub(crate) async fn connect_first(
             for addr in addrs {
                 match tokio::net::TcpStream::connect(addr).await {
                     // Simultaneous open met itself: nothing listens (self_connect.rs).
-                    Ok(s) if self_connect::is_self(s.local_addr(), *addr) => {
+                    Ok(s) if common::self_connect::is_self(s.local_addr(), *addr) => {
                         // Closed with a reset: a FIN would leave the port in TIME_WAIT, and
                         // the server that belongs there could not bind it for a minute.
                         let _ = s.set_zero_linger();
                         drop(s);
-                        last = Some((addr, self_connect::error(*addr)));
+                        last = Some((addr, common::self_connect::error(*addr)));
                     }
                     Ok(s) => return Ok((s, *addr)),
                     Err(e) => last = Some((addr, e)),

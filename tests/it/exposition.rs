@@ -126,7 +126,7 @@ fn openmetrics_passes_the_official_parser() {
     );
 }
 
-/// A `/probe` answer, written without the registry (src/ondemand/answer.rs), passes the same
+/// A `/probe` answer, written without the registry (src/on_demand/answer/mod.rs), passes the same
 /// checkers in both formats.
 #[test]
 fn probe_answers_pass_both_checkers() {

@@ -107,7 +107,7 @@ fn text(o: &Output) -> String {
     )
 }
 
-/// The `postgres` probe's read of the server's connections (src/probe/pg_connections.rs).
+/// The `postgres` probe's read of the server's connections (src/probe/kinds/postgres/connections.rs).
 const CONNECTIONS_QUERY: &str = "SELECT current_setting('max_connections'), \
      current_setting('superuser_reserved_connections'), \
      coalesce(datname, ''), coalesce(state, 'unknown'), count(*) \

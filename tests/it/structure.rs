@@ -1,5 +1,5 @@
 //! The shape of the crate: data flows down (config -> runner -> probe -> result -> metrics,
-//! incidents, state -> HTTP), so no module may name one above it. This test reads every
+//! incidents, store -> HTTP), so no module may name one above it. This test reads every
 //! `src/**/*.rs` (main.rs aside: the binary may use anything) and fails naming file:line on
 //! each path to a module its own module must not reach: `use crate::x...`, `crate::x::` in
 //! code, and `super::` chains (resolved from the file's module) that climb to another one.
@@ -40,10 +40,10 @@ const FORBIDDEN: &[(&str, &[&str], &str)] = &[
             "runner",
             "metrics",
             "server",
-            "ondemand",
-            "state",
-            "supervisor",
-            "status",
+            "on_demand",
+            "store",
+            "reload",
+            "status_page",
             "check",
             "incident",
             "config",
@@ -58,10 +58,10 @@ const FORBIDDEN: &[(&str, &[&str], &str)] = &[
             "runner",
             "metrics",
             "server",
-            "ondemand",
-            "state",
-            "supervisor",
-            "status",
+            "on_demand",
+            "store",
+            "reload",
+            "status_page",
             "config",
             "app",
         ],
@@ -71,11 +71,11 @@ const FORBIDDEN: &[(&str, &[&str], &str)] = &[
         "metrics",
         &[
             "runner",
-            "state",
+            "store",
             "server",
-            "ondemand",
-            "supervisor",
-            "status",
+            "on_demand",
+            "reload",
+            "status_page",
             "app",
         ],
         "metrics encode results; they never schedule or serve",
@@ -84,12 +84,12 @@ const FORBIDDEN: &[(&str, &[&str], &str)] = &[
         "config",
         &[
             "runner",
-            "ondemand",
+            "on_demand",
             "metrics",
-            "state",
+            "store",
             "server",
-            "supervisor",
-            "status",
+            "reload",
+            "status_page",
             "check",
             "web",
             "app",
@@ -98,17 +98,24 @@ const FORBIDDEN: &[(&str, &[&str], &str)] = &[
     ),
     (
         "runner",
-        &["server", "ondemand", "status", "supervisor", "check", "app"],
+        &[
+            "server",
+            "on_demand",
+            "status_page",
+            "reload",
+            "check",
+            "app",
+        ],
         "the scheduler hands results to the state; it knows no HTTP or reloads",
     ),
     (
-        "state",
+        "store",
         &[
             "runner",
             "server",
-            "ondemand",
-            "supervisor",
-            "status",
+            "on_demand",
+            "reload",
+            "status_page",
             "app",
         ],
         "the state holds results; the runner feeds it, HTTP reads it",
@@ -416,11 +423,16 @@ fn the_guard_sees_every_way_of_naming_a_module() {
                 use crate::core::clock::unix_now;\n\
                 use crate::{config::ProbeConfig, runner::run_once};\n\
                 fn f() { let _ = crate::metrics::Metrics::new; }\n";
-    let found = violations(FORBIDDEN, Path::new("probe/golden/mod.rs"), text, &modules);
+    let found = violations(
+        FORBIDDEN,
+        Path::new("probe/kinds/golden/mod.rs"),
+        text,
+        &modules,
+    );
     assert_eq!(found.len(), 3, "{found:#?}");
-    assert!(found[0].starts_with("src/probe/golden/mod.rs:3: probe -> config"));
-    assert!(found[1].starts_with("src/probe/golden/mod.rs:3: probe -> runner"));
-    assert!(found[2].starts_with("src/probe/golden/mod.rs:4: probe -> metrics"));
+    assert!(found[0].starts_with("src/probe/kinds/golden/mod.rs:3: probe -> config"));
+    assert!(found[1].starts_with("src/probe/kinds/golden/mod.rs:3: probe -> runner"));
+    assert!(found[2].starts_with("src/probe/kinds/golden/mod.rs:4: probe -> metrics"));
     // `super::` that climbs out of a top-level module is a path to a sibling.
     let found = violations(
         FORBIDDEN,
@@ -585,7 +597,7 @@ fn no_import_circle_inside_metrics() {
             }
         }
     }
-    // Seven edges since the kinds' families became declarations (metrics/kinds.rs).
+    // Seven edges since the kinds' families became declarations (metrics/kinds/mod.rs).
     assert!(
         graph.values().map(|t| t.len()).sum::<usize>() > 5 && owner.len() > 3,
         "the scan found too few edges: {graph:?} (re-exports: {owner:?})"

@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::incident::spec::{CriterionSpec, IncidentSpec};
-use crate::probe::golden::GoldenObs;
+use crate::probe::kinds::golden::GoldenObs;
 use crate::probe::{Observation, Outcome, ProbeError};
 
 const NOW: f64 = 1_000_000.0;
