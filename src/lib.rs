@@ -25,6 +25,7 @@
 //!   guard every on-demand run passes (a leaf).
 //! - `redact`: the one redactor of failure details, config errors and log lines (a leaf).
 //! - `schema`: the config's JSON Schema (`pathwatch schema`).
+//! - `import`: other tools' configs -> pathwatch's (`pathwatch import blackbox`).
 //! - `server`: the axum router (`/metrics`, `/healthz`, `/readyz`, `/`, `/api/status`).
 //! - `status_page`: the status page and its JSON.
 //! - `telemetry`: logs (text, Cloud Logging JSON) and OTLP traces.

@@ -459,10 +459,16 @@ fn shards_run_each_probe_once_resize_quietly_and_an_ha_pair_pages_once() {
     let per = incident_pages(&hook);
     assert_eq!(per.keys().cloned().collect::<BTreeSet<_>>(), mine);
     assert!(per.values().all(|&n| n == 1), "{per:?}");
-    for quiet in ["PathwatchProbeStale", "PathwatchAbsent", "PathwatchDown"] {
+    for quiet in ["PathwatchProbeStale", "PathwatchAbsent"] {
         let ever = format!("count_over_time(ALERTS{{alertname=\"{quiet}\"}}[1h])");
         assert_empty(prometheus.addr, &ever);
     }
+    // A replica restarted by the resize may miss a scrape (`up` 0 once: PathwatchDown
+    // pending, as any rollout makes it); none stays down long enough to fire.
+    assert_empty(
+        prometheus.addr,
+        "count_over_time(ALERTS{alertname=\"PathwatchDown\",alertstate=\"firing\"}[1h])",
+    );
     eprintln!(
         "HA pair of shard {pair}/4: {} incidents, one page each ({:.0?} in)",
         mine.len(),
