@@ -11,6 +11,7 @@
 //! every version must compute the same plan. Pure data in, data out; no runner, no I/O.
 
 use super::Config;
+use crate::core::union_find::UnionFind;
 use crate::probe::Kind;
 use std::collections::HashMap;
 use std::fmt;
@@ -137,19 +138,17 @@ pub(crate) fn groups<'a>(
 ) -> Vec<Group> {
     let mut ids: HashMap<&str, usize> = HashMap::new();
     let mut names: Vec<&str> = Vec::new();
-    let mut parent: Vec<usize> = Vec::new();
-    let mut id = |n: &'a str, names: &mut Vec<&'a str>, parent: &mut Vec<usize>| {
+    let mut id = |n: &'a str, names: &mut Vec<&'a str>| {
         *ids.entry(n).or_insert_with(|| {
             names.push(n);
-            parent.push(parent.len());
-            parent.len() - 1
+            names.len() - 1
         })
     };
     let mut edges: Vec<(usize, usize)> = Vec::new();
     for (name, deps) in probes {
-        let a = id(name, &mut names, &mut parent);
+        let a = id(name, &mut names);
         for d in deps {
-            let b = id(d, &mut names, &mut parent);
+            let b = id(d, &mut names);
             edges.push((a, b));
         }
     }
@@ -157,7 +156,7 @@ pub(crate) fn groups<'a>(
     for (inc, named) in incidents {
         let mut first = None;
         for n in named {
-            let b = id(n, &mut names, &mut parent);
+            let b = id(n, &mut names);
             match first {
                 None => first = Some(b),
                 Some(a) => edges.push((a, b)),
@@ -165,17 +164,15 @@ pub(crate) fn groups<'a>(
         }
         incident_roots.push((inc, first));
     }
+    // The lowest id is a set's root: deterministic, and the group's order is its first name.
+    let mut sets = UnionFind::new(names.len());
     for (a, b) in edges {
-        let (ra, rb) = (find(&mut parent, a), find(&mut parent, b));
-        if ra != rb {
-            // The lower id is the root: deterministic, and the group's order is its first name.
-            parent[ra.max(rb)] = ra.min(rb);
-        }
+        sets.union(a, b);
     }
     let mut by_root: HashMap<usize, usize> = HashMap::new();
     let mut out: Vec<Group> = Vec::new();
     for (i, name) in names.iter().enumerate() {
-        let r = find(&mut parent, i);
+        let r = sets.find(i);
         let g = *by_root.entry(r).or_insert_with(|| {
             out.push(Group {
                 probes: Vec::new(),
@@ -186,7 +183,7 @@ pub(crate) fn groups<'a>(
         out[g].probes.push(name.to_string());
     }
     for (inc, first) in incident_roots {
-        if let Some(g) = first.and_then(|f| by_root.get(&find(&mut parent, f))) {
+        if let Some(g) = first.and_then(|f| by_root.get(&sets.find(f))) {
             out[*g].incidents.push(inc.to_string());
         }
     }
@@ -194,14 +191,6 @@ pub(crate) fn groups<'a>(
         g.probes.sort();
     }
     out
-}
-
-fn find(parent: &mut [usize], mut i: usize) -> usize {
-    while parent[i] != i {
-        parent[i] = parent[parent[i]];
-        i = parent[i];
-    }
-    i
 }
 
 /// The groups of a loaded config.

@@ -1,7 +1,7 @@
 //! Values every layer shares, importing nothing above them (only the redactor, which secrets
 //! register with): the wall clock, a probe's `host:port` (checked from a spec, or parsed
 //! from an on-demand target), the value types config fields deserialize into (durations,
-//! secrets), the reading of regular files and a socket address as text. Leaves by rule
+//! secrets), the reading of regular files, a socket address as text and disjoint sets. Leaves by rule
 //! (tests/it/structure.rs): config, probes, incidents, metrics and the runner may all use
 //! them, so they must use none of those.
 
@@ -10,3 +10,4 @@ pub(crate) mod clock;
 pub(crate) mod file;
 pub(crate) mod target;
 pub(crate) mod types;
+pub(crate) mod union_find;

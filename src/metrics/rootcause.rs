@@ -8,7 +8,7 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::sync::Mutex;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -24,8 +24,9 @@ pub(crate) struct CauseLabels {
 pub struct RootCauseMetrics {
     pub(crate) root_cause: Family<NameLabels, Gauge>,
     pub(crate) blocked_by: Family<CauseLabels, Gauge>,
-    /// The (probe, cause) pairs exported now, to remove the ones a new judgement drops.
-    exported: Mutex<BTreeSet<(String, String)>>,
+    /// Probe -> the causes of its blocked_by series exported now, to remove the ones a new
+    /// judgement drops.
+    exported: Mutex<BTreeMap<String, Vec<String>>>,
 }
 
 impl RootCauseMetrics {
@@ -42,36 +43,36 @@ impl RootCauseMetrics {
         );
     }
 
-    /// Exports a judgement over the probes of the graph (`members`): every member has its
-    /// root_cause series (0 or 1), and blocked_by holds exactly the judgement's pairs.
+    /// Exports a judgement over some probes of the graph (`members`: a part of it, or all of
+    /// it): every member has its root_cause series (0 or 1), and its blocked_by series are
+    /// exactly the judgement's pairs for it. Series of other probes are left as they are.
     pub fn set(&self, members: &[String], j: &Judgement) {
+        let mut exported = self.exported.lock().unwrap_or_else(|p| p.into_inner());
         for p in members {
             let labels = NameLabels { probe: p.clone() };
             self.root_cause
                 .get_or_create(&labels)
                 .set(i64::from(j.is_root(p)));
-        }
-        let now: BTreeSet<(String, String)> = j
-            .blocked_by
-            .iter()
-            .flat_map(|(p, causes)| causes.iter().map(move |c| (p.clone(), c.clone())))
-            .collect();
-        let mut exported = self.exported.lock().unwrap_or_else(|p| p.into_inner());
-        for (probe, cause) in exported.difference(&now) {
-            self.blocked_by.remove(&CauseLabels {
-                probe: probe.clone(),
-                cause: cause.clone(),
-            });
-        }
-        for (probe, cause) in &now {
-            self.blocked_by
-                .get_or_create(&CauseLabels {
-                    probe: probe.clone(),
+            let now: &[String] = j.blocked_by.get(p).map_or(&[], Vec::as_slice);
+            let before = exported.remove(p).unwrap_or_default();
+            for cause in before.iter().filter(|c| !now.contains(c)) {
+                self.blocked_by.remove(&CauseLabels {
+                    probe: p.clone(),
                     cause: cause.clone(),
-                })
-                .set(1);
+                });
+            }
+            for cause in now {
+                self.blocked_by
+                    .get_or_create(&CauseLabels {
+                        probe: p.clone(),
+                        cause: cause.clone(),
+                    })
+                    .set(1);
+            }
+            if !now.is_empty() {
+                exported.insert(p.clone(), now.to_vec());
+            }
         }
-        *exported = now;
     }
 
     /// Drops every series (a reload sets them anew for the new graph).

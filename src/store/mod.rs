@@ -5,7 +5,7 @@
 use crate::config::{Config, ProbeConfig};
 use crate::core::clock::unix_now;
 use crate::incident::engine::ProbeHistory;
-use crate::incident::rootcause::{self, Graph, Judgement};
+use crate::incident::rootcause::{self, Judgement, Parts};
 use crate::incident::{IncidentSpec, Tracked, evaluate, notify};
 use crate::metrics::Metrics;
 use crate::probe::RunResult;
@@ -28,9 +28,10 @@ pub(crate) struct State {
     /// Built on the first webhook sent: a client (its TLS config and root store) costs
     /// about 0.3 MiB of an idle exporter that has no webhook (bench/heap_profile.py).
     webhooks: std::sync::OnceLock<reqwest::Client>,
-    /// The dependency graph (only the probes in one) and its latest judgement.
-    graph: RwLock<Graph>,
-    judgement: RwLock<Judgement>,
+    /// The dependency graph (only the probes in one) cut into its parts, and each part's
+    /// latest judgement (by part index).
+    parts: RwLock<Parts>,
+    judgements: RwLock<Vec<Judgement>>,
 }
 
 /// A probe's schedule and its recent results, oldest first.
@@ -204,27 +205,34 @@ impl State {
         for inc in &config.incidents {
             metrics.incidents.init(inc);
         }
-        let graph = config.dependency_graph();
-        let members: Vec<String> = graph.keys().cloned().collect();
-        metrics.root_causes.set(&members, &Judgement::default());
+        let parts = Parts::new(config.dependency_graph());
+        for part in parts.graphs() {
+            let members: Vec<String> = part.keys().cloned().collect();
+            metrics.root_causes.set(&members, &Judgement::default());
+        }
+        let judgements = vec![Judgement::default(); parts.graphs().len()];
         State {
             metrics,
             probes: RwLock::new(probes),
             incidents: RwLock::new(config.incidents.clone()),
             tracked: Mutex::new(HashMap::new()),
             webhooks: std::sync::OnceLock::new(),
-            graph: RwLock::new(graph),
-            judgement: RwLock::new(Judgement::default()),
+            parts: RwLock::new(parts),
+            judgements: RwLock::new(judgements),
         }
     }
 
-    /// Judges the probes of the dependency graph on their latest results and exports it.
-    /// Runs on a result of a probe in the graph, so probes outside one cost nothing.
-    fn rejudge(&self) {
-        let graph = self.graph.read().unwrap_or_else(|p| p.into_inner());
+    /// Judges one part of the dependency graph on its probes' latest results and exports
+    /// it. Runs when a probe of the part turns failing or passing: a steady result, and a
+    /// probe outside every graph, cost nothing.
+    fn rejudge(&self, part: usize) {
+        let parts = self.parts.read().unwrap_or_else(|p| p.into_inner());
+        let Some(graph) = parts.graphs().get(part) else {
+            return;
+        };
         let j = {
             let probes = self.probes.read().unwrap_or_else(|p| p.into_inner());
-            rootcause::judge(&graph, |name| {
+            rootcause::judge(graph, |name| {
                 probes
                     .get(name)
                     .and_then(ProbeEntry::latest)
@@ -233,15 +241,17 @@ impl State {
         };
         let members: Vec<String> = graph.keys().cloned().collect();
         self.metrics.root_causes.set(&members, &j);
-        *self.judgement.write().unwrap_or_else(|p| p.into_inner()) = j;
+        let mut judgements = self.judgements.write().unwrap_or_else(|p| p.into_inner());
+        if let Some(slot) = judgements.get_mut(part) {
+            *slot = j;
+        }
     }
 
-    /// The latest root-cause judgement (empty when nothing in a dependency graph fails).
+    /// The latest root-cause judgement of the whole graph (empty when nothing in a
+    /// dependency graph fails).
     pub(crate) fn judgement(&self) -> Judgement {
-        self.judgement
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        let judgements = self.judgements.read().unwrap_or_else(|p| p.into_inner());
+        Judgement::merge(judgements.iter())
     }
 
     /// `Root cause: vpc-connector (ERROR); 7 failures follow from it`, naming each root's
@@ -261,23 +271,27 @@ impl State {
         let judging = self.incidents_judging(&probe.name);
         // An incident added by a reload starts its streaks from the runs after it.
         let depth = if judging.is_empty() { 1 } else { HISTORY };
-        let previous = {
+        let (previous, was_failing) = {
             let mut probes = self.probes.write().unwrap_or_else(|p| p.into_inner());
             let entry = probes
                 .entry(probe.name.clone())
                 .or_insert_with(|| ProbeEntry::new(probe));
-            let previous = entry.latest().map(|r| r.reason());
+            let latest = entry.latest();
+            let previous = (latest.map(|r| r.reason()), latest.is_some_and(|r| !r.ok()));
             entry.push(run.clone(), depth);
             previous
         };
         log_run(probe, &run, previous);
-        let in_graph = self
-            .graph
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .contains_key(&probe.name);
-        if in_graph {
-            self.rejudge();
+        // The judgement reads only who fails (no result yet counts as passing).
+        if was_failing != !run.ok() {
+            let part = self
+                .parts
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .part_of(&probe.name);
+            if let Some(part) = part {
+                self.rejudge(part);
+            }
         }
         let now = unix_now();
         for inc in &judging {
@@ -309,11 +323,14 @@ impl State {
     pub(crate) fn reconfigure(&self, old: &Config, new: &Config) {
         {
             let mut probes = self.probes.write().unwrap_or_else(|p| p.into_inner());
+            // By name: a reload of 100,000 probes must not compare every pair.
+            let kinds: HashMap<&str, Kind> = new
+                .probes
+                .iter()
+                .map(|n| (n.name.as_str(), n.spec.kind()))
+                .collect();
             for o in &old.probes {
-                let stays = new
-                    .probes
-                    .iter()
-                    .any(|n| n.name == o.name && n.spec.kind() == o.spec.kind());
+                let stays = kinds.get(o.name.as_str()) == Some(&o.spec.kind());
                 if !stays {
                     probes.remove(&o.name);
                     self.metrics.forget_probe(o);
@@ -355,9 +372,15 @@ impl State {
             }
         }
         *self.incidents.write().unwrap_or_else(|p| p.into_inner()) = new.incidents.clone();
-        *self.graph.write().unwrap_or_else(|p| p.into_inner()) = new.dependency_graph();
+        let parts = Parts::new(new.dependency_graph());
+        let count = parts.graphs().len();
+        *self.parts.write().unwrap_or_else(|p| p.into_inner()) = parts;
+        *self.judgements.write().unwrap_or_else(|p| p.into_inner()) =
+            vec![Judgement::default(); count];
         self.metrics.root_causes.clear();
-        self.rejudge();
+        for part in 0..count {
+            self.rejudge(part);
+        }
         self.evaluate_all();
     }
 
