@@ -3,34 +3,9 @@
 //! blackbox_exporter) the others follow, without it they are dropped, and a name with no
 //! address of the preferred family fails with `dns`.
 
+pub(crate) use crate::probe::common::ip_protocol::IpProtocol;
 use crate::probe::{ProbeError, Reason};
-use serde::Deserialize;
 use std::net::SocketAddr;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub(crate) enum IpProtocol {
-    /// IPv4.
-    Ip4,
-    /// IPv6.
-    Ip6,
-}
-
-impl IpProtocol {
-    fn family(self, a: &SocketAddr) -> bool {
-        match self {
-            IpProtocol::Ip4 => a.is_ipv4(),
-            IpProtocol::Ip6 => a.is_ipv6(),
-        }
-    }
-
-    fn name(self) -> &'static str {
-        match self {
-            IpProtocol::Ip4 => "IPv4",
-            IpProtocol::Ip6 => "IPv6",
-        }
-    }
-}
 
 /// `addrs` in the order they are tried: the preferred family first (each family in the
 /// resolver's order), the other only with `fallback`.

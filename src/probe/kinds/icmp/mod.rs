@@ -11,6 +11,7 @@
 
 mod packet;
 
+use crate::probe::common::ip_protocol::IpProtocol;
 use crate::probe::common::kind::{KindFamily, Probe, ProbeKind, RetargetError};
 use crate::probe::{Kind, Observation, Outcome, Phase, ProbeError, Reason, Trace, resolve};
 use nix::errno::Errno;
@@ -33,14 +34,6 @@ const TTL: KindFamily = KindFamily::gauge(
 )
 .removed_when_unreported()
 .on_demand();
-
-/// Which address family to ping when the host has both.
-#[derive(Clone, Copy, Debug, Deserialize, schemars::JsonSchema, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub(crate) enum IpProtocol {
-    Ip4,
-    Ip6,
-}
 
 #[derive(Clone, Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -178,11 +171,7 @@ impl Probe for IcmpProbe {
 
 /// The address to ping: the first of the preferred family, else the first of any.
 fn pick(addrs: &[SocketAddr], prefer: Option<IpProtocol>) -> Option<IpAddr> {
-    let preferred = addrs.iter().find(|a| match prefer {
-        Some(IpProtocol::Ip4) => a.is_ipv4(),
-        Some(IpProtocol::Ip6) => a.is_ipv6(),
-        None => true,
-    });
+    let preferred = addrs.iter().find(|a| prefer.is_none_or(|p| p.family(a)));
     preferred.or(addrs.first()).map(|a| a.ip())
 }
 
