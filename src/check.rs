@@ -144,7 +144,8 @@ pub async fn run(config: &Config, only: Option<&str>) -> Result<Report, CheckErr
     let judgement = rootcause::judge(&config.dependency_graph(), |name| {
         latest(name).is_some_and(|r| !r.ok())
     });
-    let root_cause = judgement.line(|name| latest(name).map(|r| r.brief()));
+    let root_cause =
+        judgement.line(|name| latest(name).map(super::probe::common::result::RunResult::brief));
     let passed = if incidents.is_empty() {
         probes.iter().all(|p| p.ok)
     } else {
@@ -311,7 +312,9 @@ fn junit(r: &Report) -> String {
                     out,
                     "><failure message=\"{}\" type=\"{}\">probe {}: {}</failure></testcase>",
                     xml(&c.display),
-                    c.reason.map(|r| r.as_str()).unwrap_or("criterion"),
+                    c.reason
+                        .map(super::probe::Reason::as_str)
+                        .unwrap_or("criterion"),
                     xml(&c.probe),
                     xml(&c.display)
                 );

@@ -231,7 +231,7 @@ fn every(secs: u64, speed: f64) -> String {
 /// stay in `${DEMO_*}` names; `speed` is the scenario's (see [`walk`]). With `with_postgres`
 /// the `database` probe reads a real Postgres from the `${DEMO_PG*}` names instead of the
 /// stand-in.
-pub fn config(t: Targets, with_postgres: bool, speed: f64) -> String {
+pub fn config(t: &Targets, with_postgres: bool, speed: f64) -> String {
     let (sim, redis_port, tls_port) = (t.sim, t.redis.port(), t.tls.port());
     let (i5, i10) = (every(5, speed), every(10, speed));
     // The criterion is "under 10 s"; a hang lasts until this timeout (the demo's 75 s).
@@ -708,7 +708,7 @@ mod tests {
         };
         for with_pg in [false, true] {
             let (vars, _) = env_values(&env(&[("PGHOST", "127.0.0.1")])).unwrap();
-            let text = config(targets.clone(), with_pg, 1.0);
+            let text = config(&targets, with_pg, 1.0);
             let loaded = crate::config::parse("demo", &text, &|k| vars.get(k).cloned()).unwrap();
             assert!(loaded.errors.is_empty(), "{:?}\n{text}", loaded.errors);
             let kinds: std::collections::BTreeSet<_> =

@@ -608,7 +608,7 @@ async fn demo(
         postgres_socket: pg.socket_dir.clone(),
         grpc: grpc_addr,
     };
-    let text = pathwatch::demo::config(targets, with_postgres, speed);
+    let text = pathwatch::demo::config(&targets, with_postgres, speed);
     let env = |name: &str| vars.get(name).cloned().or_else(|| std::env::var(name).ok());
     let loaded = config::parse("<demo config>", &text, &env)
         .map_err(|e| anyhow::anyhow!("the bundled demo config is broken: {e}"))?;

@@ -51,7 +51,7 @@ pub(crate) fn while_loading<T>(f: impl FnOnce() -> T) -> T {
 
 /// [`register`], when a config is being loaded on this thread.
 pub(crate) fn register_if_loading(secret: &str) {
-    if LOADING.with(|l| l.get()) {
+    if LOADING.with(std::cell::Cell::get) {
         register(secret);
     }
 }
@@ -67,7 +67,7 @@ pub(crate) fn forget(value: &str) {
     ];
     SECRETS
         .write()
-        .unwrap_or_else(|p| p.into_inner())
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
         .retain(|s| !forms.contains(s));
 }
 
@@ -82,7 +82,9 @@ pub(crate) fn register(secret: &str) {
         base64::engine::general_purpose::STANDARD_NO_PAD.encode(b),
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b),
     ];
-    let mut all = SECRETS.write().unwrap_or_else(|p| p.into_inner());
+    let mut all = SECRETS
+        .write()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     for f in forms {
         if !all.contains(&f) {
             all.push(f);
@@ -124,7 +126,9 @@ pub(crate) fn register_header(name: &str, value: &str) {
 pub(crate) fn redact(text: &str) -> Cow<'_, str> {
     let mut out = Cow::Borrowed(text);
     {
-        let all = SECRETS.read().unwrap_or_else(|p| p.into_inner());
+        let all = SECRETS
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         for s in all.iter() {
             if out.contains(s.as_str()) {
                 out = Cow::Owned(out.replace(s.as_str(), MASK));

@@ -41,7 +41,7 @@ pub(crate) enum ReloadError {
 fn lines(errors: &[config::ConfigError]) -> String {
     errors
         .iter()
-        .map(|e| e.to_string())
+        .map(std::string::ToString::to_string)
         .collect::<Vec<_>>()
         .join("\n")
 }
@@ -93,7 +93,7 @@ impl Supervisor {
     fn current(&self) -> Arc<Config> {
         self.config
             .read()
-            .unwrap_or_else(|p| p.into_inner())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone()
     }
 
@@ -150,7 +150,10 @@ impl Supervisor {
         while self.tasks.join_next().await.is_some() {}
         let new = Arc::new(loaded.config.shard(self.shard));
         self.state.reconfigure(&old, &new);
-        *self.config.write().unwrap_or_else(|p| p.into_inner()) = new.clone();
+        *self
+            .config
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = new.clone();
         self.spawn();
         metrics.config_reload_ok.set(1);
         metrics.config_invalid_entries.set(0);

@@ -154,7 +154,11 @@ async fn probe(
     };
     // Not held across the run: a request's body is not `Sync`.
     drop(request);
-    let config = app.config.read().unwrap_or_else(|p| p.into_inner()).clone();
+    let config = app
+        .config
+        .read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone();
     match on_demand::plan(
         &config.probes,
         &config.on_demand,

@@ -77,7 +77,7 @@ pub(crate) fn snapshot(state: &State) -> Snapshot {
                 .evaluation
                 .as_ref()
                 .and_then(|e| e.resolving)
-                .map(|p| p.text()),
+                .map(super::incident::engine::Progress::text),
             timeline: t.timeline.iter().cloned().collect(),
             criteria: t.evaluation.map(|e| e.criteria).unwrap_or_default(),
         })
@@ -210,7 +210,7 @@ fn incident(out: &mut String, inc: &IncidentView, now: f64) {
             esc(&c.probe),
             esc(&c.display),
             c.threshold.map(|t| format!("{t} s")).unwrap_or_default(),
-            c.reason.map(|r| r.as_str()).unwrap_or(""),
+            c.reason.map(super::probe::Reason::as_str).unwrap_or(""),
         );
     }
     out.push_str("</table>");

@@ -97,7 +97,11 @@ mod tests {
         let at = |line| Loc { line, col: 3 };
         let mut errs = EntryErrors::new(EntryLabel::ProbeNo(3), vec![(at(9), "late".into())]);
         errs.push(at(2), "early");
-        let texts: Vec<String> = errs.into_sorted().iter().map(|e| e.to_string()).collect();
+        let texts: Vec<String> = errs
+            .into_sorted()
+            .iter()
+            .map(std::string::ToString::to_string)
+            .collect();
         assert_eq!(texts, ["probe #3: early", "probe #3: late"]);
         assert_eq!(EntryLabel::Probe("db".into()).to_string(), "probe \"db\"");
     }

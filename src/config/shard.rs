@@ -543,7 +543,7 @@ mod tests {
                 moved += 1;
             }
         }
-        let share = moved as f64 / gs.len() as f64;
+        let share = f64::from(moved) / gs.len() as f64;
         assert!((0.23..0.27).contains(&share), "moved {share}");
     }
 

@@ -41,7 +41,7 @@ const SCHEMES: &str =
     "postgres://, postgresql://, redis://, rediss://, http://, https:// or tcp://";
 
 /// Where a target was given: the flag and its position, or the variable.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Origin {
     /// The n-th `--target` (1-based).
     Flag(usize),
@@ -366,7 +366,7 @@ fn base_name(kind: &str, entries: &[(Key, Node)]) -> String {
 fn decoded(text: &str, what: &'static str) -> Result<String, Problem> {
     percent_decode_str(text)
         .decode_utf8()
-        .map(|s| s.into_owned())
+        .map(std::borrow::Cow::into_owned)
         .map_err(|_| Problem::Encoding(what))
 }
 
@@ -391,10 +391,9 @@ fn empty_host_after_user(authority: &str) -> bool {
 /// there as `%2Fvar%2Frun%2Fpostgresql`); `None` when it has none.
 fn host_of(url: &url::Url) -> Result<Option<String>, Problem> {
     match url.host() {
-        None => Ok(None),
+        None | Some(url::Host::Domain("" | NO_HOST)) => Ok(None),
         Some(url::Host::Ipv6(a)) => Ok(Some(a.to_string())),
         Some(url::Host::Ipv4(a)) => Ok(Some(a.to_string())),
-        Some(url::Host::Domain("" | NO_HOST)) => Ok(None),
         Some(url::Host::Domain(d)) => {
             let host = decoded(d, "host")?;
             if host.contains(',') {

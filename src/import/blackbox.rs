@@ -805,7 +805,7 @@ impl Cx {
                 }
                 "transport_protocol" => match v.as_str() {
                     Some(t @ ("udp" | "tcp")) => {
-                        rest.push(("transport".into(), Out::Raw(t.into())))
+                        rest.push(("transport".into(), Out::Raw(t.into())));
                     }
                     _ => self.drop(m, p, k),
                 },

@@ -190,7 +190,7 @@ pub(crate) fn judge(graph: &Graph, failing: impl Fn(&str) -> bool) -> Judgement 
     for &probe in &failing {
         let mine: Vec<String> = roots
             .get(probe)
-            .map(|r| r.iter().map(|s| s.to_string()).collect())
+            .map(|r| r.iter().map(std::string::ToString::to_string).collect())
             .unwrap_or_default();
         if mine.is_empty() {
             j.root_causes.push(probe.to_string());
@@ -285,7 +285,12 @@ mod tests {
         ];
         edges
             .iter()
-            .map(|(p, d)| (p.to_string(), d.iter().map(|s| s.to_string()).collect()))
+            .map(|(p, d)| {
+                (
+                    p.to_string(),
+                    d.iter().map(std::string::ToString::to_string).collect(),
+                )
+            })
             .collect()
     }
 
@@ -414,7 +419,10 @@ mod tests {
             "depends_on names \"backend-healt\", which is not a probe of this config"
         );
         assert_eq!(errors[0].probe(), "golden-path");
-        let cycles: Vec<String> = errors[1..].iter().map(|e| e.to_string()).collect();
+        let cycles: Vec<String> = errors[1..]
+            .iter()
+            .map(std::string::ToString::to_string)
+            .collect();
         assert_eq!(
             cycles,
             ["depends_on makes a cycle: staging-db -> vpc-path -> vpc-connector -> staging-db"]

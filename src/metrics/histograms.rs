@@ -293,7 +293,7 @@ impl<L: LabelText> HistogramFamily<L> {
     }
 
     /// Records `v` in the series of `labels`, with the trace it came from if any.
-    pub(crate) fn observe(&self, labels: &L, v: f64, exemplar: Option<TraceLabels>) {
+    pub(crate) fn observe(&self, labels: &L, v: f64, exemplar: Option<&TraceLabels>) {
         self.get_or_create(labels).observe(v, exemplar);
     }
 
@@ -317,18 +317,25 @@ impl<L: LabelText> HistogramFamily<L> {
         out.push_str(&self.text.header);
         let mut numbers = Numbers::default();
         for series in map.values() {
-            let data = series.data.lock().unwrap_or_else(|p| p.into_inner());
+            let data = series
+                .data
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             self.text
                 .write_series(out, &series.labels, &series.buckets, &data, &mut numbers);
         }
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<L, Arc<Series>>> {
-        self.series.read().unwrap_or_else(|p| p.into_inner())
+        self.series
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<L, Arc<Series>>> {
-        self.series.write().unwrap_or_else(|p| p.into_inner())
+        self.series
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
@@ -343,9 +350,12 @@ impl Series {
         })
     }
 
-    fn observe(&self, v: f64, exemplar: Option<TraceLabels>) {
-        let mut data = self.data.lock().unwrap_or_else(|p| p.into_inner());
-        data.observe(&self.buckets.bounds, v, exemplar.as_ref());
+    fn observe(&self, v: f64, exemplar: Option<&TraceLabels>) {
+        let mut data = self
+            .data
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        data.observe(&self.buckets.bounds, v, exemplar);
     }
 }
 
@@ -425,7 +435,7 @@ mod tests {
             let exemplar = trace.map(|t| TraceLabels {
                 trace_id: t.to_string(),
             });
-            family.observe(labels, *v, exemplar);
+            family.observe(labels, *v, exemplar.as_ref());
         }
         let mut text = String::new();
         family.encode(&mut text);

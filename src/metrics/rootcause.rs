@@ -47,7 +47,10 @@ impl RootCauseMetrics {
     /// it): every member has its root_cause series (0 or 1), and its blocked_by series are
     /// exactly the judgement's pairs for it. Series of other probes are left as they are.
     pub fn set(&self, members: &[String], j: &Judgement) {
-        let mut exported = self.exported.lock().unwrap_or_else(|p| p.into_inner());
+        let mut exported = self
+            .exported
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         for p in members {
             let labels = NameLabels { probe: p.clone() };
             self.root_cause
@@ -81,7 +84,7 @@ impl RootCauseMetrics {
         self.blocked_by.clear();
         self.exported
             .lock()
-            .unwrap_or_else(|p| p.into_inner())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clear();
     }
 }

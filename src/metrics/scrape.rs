@@ -49,7 +49,7 @@ impl ScrapeCache {
     ) -> Option<Vec<Bytes>> {
         let mut last = self.last[format as usize]
             .lock()
-            .unwrap_or_else(|p| p.into_inner());
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let generation = self.generation.load(Ordering::Acquire);
         if let Some((g, parts)) = &*last
             && *g == generation

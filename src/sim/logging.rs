@@ -264,7 +264,9 @@ pub(super) async fn entries_list(
         None => {}
     }
     if req["orderBy"] != "timestamp asc"
-        || req["resourceNames"].as_array().is_none_or(|r| r.is_empty())
+        || req["resourceNames"]
+            .as_array()
+            .is_none_or(std::vec::Vec::is_empty)
     {
         return bad_request(
             "unexpected request shape: resourceNames and orderBy \"timestamp asc\" are required",

@@ -308,7 +308,7 @@ impl SimState {
 
 /// Locks a mutex, ignoring poisoning: every critical section here leaves the data consistent.
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// All HTTP routes of the simulated service (auth, backend health, WebSocket, ClickHouse ping,

@@ -226,12 +226,18 @@ impl State {
     /// it. Runs when a probe of the part turns failing or passing: a steady result, and a
     /// probe outside every graph, cost nothing.
     fn rejudge(&self, part: usize) {
-        let parts = self.parts.read().unwrap_or_else(|p| p.into_inner());
+        let parts = self
+            .parts
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let Some(graph) = parts.graphs().get(part) else {
             return;
         };
         let j = {
-            let probes = self.probes.read().unwrap_or_else(|p| p.into_inner());
+            let probes = self
+                .probes
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             rootcause::judge(graph, |name| {
                 probes
                     .get(name)
@@ -241,7 +247,10 @@ impl State {
         };
         let members: Vec<String> = graph.keys().cloned().collect();
         self.metrics.root_causes.set(&members, &j);
-        let mut judgements = self.judgements.write().unwrap_or_else(|p| p.into_inner());
+        let mut judgements = self
+            .judgements
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some(slot) = judgements.get_mut(part) {
             *slot = j;
         }
@@ -250,7 +259,10 @@ impl State {
     /// The latest root-cause judgement of the whole graph (empty when nothing in a
     /// dependency graph fails).
     pub(crate) fn judgement(&self) -> Judgement {
-        let judgements = self.judgements.read().unwrap_or_else(|p| p.into_inner());
+        let judgements = self
+            .judgements
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         Judgement::merge(judgements.iter())
     }
 
@@ -258,7 +270,10 @@ impl State {
     /// reported state or failure reason; None when nothing in a dependency graph fails.
     pub(crate) fn root_cause_line(&self) -> Option<String> {
         let j = self.judgement();
-        let probes = self.probes.read().unwrap_or_else(|p| p.into_inner());
+        let probes = self
+            .probes
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         j.line(|name| Some(probes.get(name)?.latest()?.brief()))
     }
 
@@ -272,7 +287,10 @@ impl State {
         // An incident added by a reload starts its streaks from the runs after it.
         let depth = if judging.is_empty() { 1 } else { HISTORY };
         let (previous, was_failing) = {
-            let mut probes = self.probes.write().unwrap_or_else(|p| p.into_inner());
+            let mut probes = self
+                .probes
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             let entry = probes
                 .entry(probe.name.clone())
                 .or_insert_with(|| ProbeEntry::new(probe));
@@ -283,11 +301,11 @@ impl State {
         };
         log_run(probe, &run, previous);
         // The judgement reads only who fails (no result yet counts as passing).
-        if was_failing != !run.ok() {
+        if was_failing == run.ok() {
             let part = self
                 .parts
                 .read()
-                .unwrap_or_else(|p| p.into_inner())
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .part_of(&probe.name);
             if let Some(part) = part {
                 self.rejudge(part);
@@ -303,7 +321,7 @@ impl State {
     fn incidents_judging(&self, probe: &str) -> Vec<IncidentSpec> {
         self.incidents
             .read()
-            .unwrap_or_else(|p| p.into_inner())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .iter()
             .filter(|i| i.criteria.iter().any(|c| c.probe == probe))
             .cloned()
@@ -313,7 +331,7 @@ impl State {
     fn incident_specs(&self) -> Vec<IncidentSpec> {
         self.incidents
             .read()
-            .unwrap_or_else(|p| p.into_inner())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone()
     }
 
@@ -322,7 +340,10 @@ impl State {
     /// keep their status across the reload.
     pub(crate) fn reconfigure(&self, old: &Config, new: &Config) {
         {
-            let mut probes = self.probes.write().unwrap_or_else(|p| p.into_inner());
+            let mut probes = self
+                .probes
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             // By name: a reload of 100,000 probes must not compare every pair.
             let kinds: HashMap<&str, Kind> = new
                 .probes
@@ -347,7 +368,10 @@ impl State {
             }
         }
         {
-            let mut tracked = self.tracked.lock().unwrap_or_else(|p| p.into_inner());
+            let mut tracked = self
+                .tracked
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             for o in &old.incidents {
                 let same = new
                     .incidents
@@ -371,12 +395,20 @@ impl State {
                 }
             }
         }
-        *self.incidents.write().unwrap_or_else(|p| p.into_inner()) = new.incidents.clone();
+        *self
+            .incidents
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = new.incidents.clone();
         let parts = Parts::new(new.dependency_graph());
         let count = parts.graphs().len();
-        *self.parts.write().unwrap_or_else(|p| p.into_inner()) = parts;
-        *self.judgements.write().unwrap_or_else(|p| p.into_inner()) =
-            vec![Judgement::default(); count];
+        *self
+            .parts
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = parts;
+        *self
+            .judgements
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = vec![Judgement::default(); count];
         self.metrics.root_causes.clear();
         for part in 0..count {
             self.rejudge(part);
@@ -393,10 +425,16 @@ impl State {
     }
 
     fn evaluate(&self, spec: &IncidentSpec, now: f64) {
-        let mut tracked = self.tracked.lock().unwrap_or_else(|p| p.into_inner());
+        let mut tracked = self
+            .tracked
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let t = tracked.entry(spec.id.clone()).or_default();
         let eval = {
-            let probes = self.probes.read().unwrap_or_else(|p| p.into_inner());
+            let probes = self
+                .probes
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             let view = |name: &str| {
                 probes.get(name).map(|e| ProbeHistory {
                     kind: e.kind,
@@ -435,7 +473,10 @@ impl State {
 
     /// Every probe with its history, sorted by name.
     pub(crate) fn probes(&self) -> Vec<(String, ProbeEntry)> {
-        let probes = self.probes.read().unwrap_or_else(|p| p.into_inner());
+        let probes = self
+            .probes
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut all: Vec<_> = probes.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
         all.sort_by(|a, b| a.0.cmp(&b.0));
         all
@@ -443,7 +484,10 @@ impl State {
 
     /// Every incident with what is known of it, in config order.
     pub(crate) fn incidents(&self) -> Vec<(IncidentSpec, Tracked)> {
-        let tracked = self.tracked.lock().unwrap_or_else(|p| p.into_inner());
+        let tracked = self
+            .tracked
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         self.incident_specs()
             .into_iter()
             .map(|i| {
@@ -456,7 +500,10 @@ impl State {
     #[cfg(test)]
     /// The status of one incident.
     pub(crate) fn status(&self, id: &str) -> crate::incident::Status {
-        let tracked = self.tracked.lock().unwrap_or_else(|p| p.into_inner());
+        let tracked = self
+            .tracked
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         tracked
             .get(id)
             .map_or(crate::incident::Status::Unknown, |t| t.status)

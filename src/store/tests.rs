@@ -74,7 +74,9 @@ fn a_restart_while_healthy_goes_unknown_to_resolved_without_present() {
     let (_, t) = &state.incidents()[0];
     let progress = t.evaluation.as_ref().and_then(|e| e.resolving);
     assert_eq!(
-        progress.map(|p| p.text()).as_deref(),
+        progress
+            .map(super::super::incident::engine::Progress::text)
+            .as_deref(),
         Some("resolving: 1 of 2 passing results")
     );
     state.record(judged, run(2));
@@ -156,7 +158,10 @@ fn logged(f: impl FnOnce()) -> String {
     struct Buf(Arc<Mutex<Vec<u8>>>);
     impl std::io::Write for Buf {
         fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap_or_else(|p| p.into_inner()).extend(b);
+            self.0
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .extend(b);
             Ok(b.len())
         }
         fn flush(&mut self) -> std::io::Result<()> {
@@ -171,7 +176,11 @@ fn logged(f: impl FnOnce()) -> String {
         .with_writer(move || out.clone())
         .finish();
     tracing::subscriber::with_default(subscriber, f);
-    let bytes = buf.0.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let bytes = buf
+        .0
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone();
     String::from_utf8_lossy(&bytes).into_owned()
 }
 

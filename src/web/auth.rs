@@ -99,7 +99,7 @@ impl BasicAuth {
         let dummy = bcrypt::hash_with_salt(b"pathwatch: no such user", max_cost, [0x5a; 16])
             .map_err(|e| users[0].pos.err(file, format!("bcrypt: {e}")))?
             .format_for_version(bcrypt::Version::TwoB);
-        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let cores = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
         let mac =
             ring::hmac::Key::generate(ring::hmac::HMAC_SHA256, &ring::rand::SystemRandom::new())
                 .map_err(|_| {
@@ -181,7 +181,7 @@ impl BasicAuth {
 }
 
 fn lock(m: &Mutex<HashSet<Key>>) -> std::sync::MutexGuard<'_, HashSet<Key>> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// The middleware: `axum::middleware::from_fn_with_state(auth, require)`.

@@ -227,7 +227,7 @@ pub(crate) fn parse(file: &str, text: &str, dir: &Path) -> Result<WebSettings, W
     let unauthenticated_paths = match &raw.unauthenticated_paths {
         None => DEFAULT_UNAUTHENTICATED
             .iter()
-            .map(|p| p.to_string())
+            .map(std::string::ToString::to_string)
             .collect(),
         Some(paths) => {
             let mut out = Vec::new();

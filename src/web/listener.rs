@@ -60,7 +60,10 @@ impl Slots {
     /// Registers a new connection, evicting the oldest idle one at the cap; `None` when
     /// every slot is busy (the new connection is then closed).
     fn admit(&self, id: u64, max: usize) -> Option<(Arc<AtomicUsize>, CancellationToken)> {
-        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        let mut open = self
+            .open
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if open.len() >= max {
             let idle = open
                 .iter()
@@ -80,7 +83,10 @@ impl Slots {
     }
 
     fn leave(&self, id: u64) {
-        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        let mut open = self
+            .open
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         open.retain(|c| c.id != id);
     }
 }

@@ -253,7 +253,7 @@ fn each_api_fault_has_its_reason() {
         match (*name, fault) {
             ("c-404", _) => {}
             ("c-error", _) => {
-                fake.set_resource(&connector_path(name), gcp_fake::connector(name, "ERROR"))
+                fake.set_resource(&connector_path(name), gcp_fake::connector(name, "ERROR"));
             }
             (_, fault) => {
                 fake.set_resource(&connector_path(name), gcp_fake::connector(name, "READY"));

@@ -295,7 +295,11 @@ fn credentials_become_file_references_or_variables_never_copied_secrets() {
         assert!(!yaml.contains(secret), "{secret} copied:\n{yaml}");
         assert!(!stderr.contains(secret), "{secret} shown:\n{stderr}");
     }
-    let header = |name: &str| entry(&yaml, name).last().map(|l| l.to_string());
+    let header = |name: &str| {
+        entry(&yaml, name)
+            .last()
+            .map(std::string::ToString::to_string)
+    };
     assert_eq!(
         header("bearer_inline").as_deref(),
         Some("headers: { \"Authorization\": \"Bearer ${BLACKBOX_BEARER_INLINE_BEARER_TOKEN}\" }")

@@ -96,7 +96,7 @@ fn key(labels: &BTreeMap<String, String>) -> String {
 
 /// Polls the alerts (pending and firing) of every Prometheus in `proms` and Alertmanager's
 /// (active, suppressed) every 200 ms until `stop`.
-fn poll(proms: Arc<Mutex<Vec<SocketAddr>>>, am: SocketAddr, seen: Observed, stop: Arc<AtomicBool>) {
+fn poll(proms: &Mutex<Vec<SocketAddr>>, am: SocketAddr, seen: &Observed, stop: &AtomicBool) {
     while !stop.load(Ordering::SeqCst) {
         let now = Instant::now();
         // Both may be gone when a failed test unwinds: then nothing is read.
@@ -107,14 +107,19 @@ fn poll(proms: Arc<Mutex<Vec<SocketAddr>>>, am: SocketAddr, seen: Observed, stop
                 .and_then(|b| serde_json::from_str::<serde_json::Value>(&b).ok())
                 .unwrap_or_default()
         };
-        let addrs = proms.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let addrs = proms
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
         let v: Vec<serde_json::Value> = addrs
             .into_iter()
             .map(|p| get(p, "/api/v1/alerts"))
             .collect();
         let am_v = get(am, "/api/v2/alerts");
         {
-            let mut seen = seen.lock().unwrap_or_else(|p| p.into_inner());
+            let mut seen = seen
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             for a in v
                 .iter()
                 .flat_map(|v| v["data"]["alerts"].as_array().into_iter().flatten())
@@ -531,7 +536,7 @@ fn every_alert_pages_and_resolves_through_prometheus_and_alertmanager() {
     let proms = Arc::new(Mutex::new(vec![p]));
     let poller = {
         let (seen, stop, am, proms) = (seen.clone(), stop.clone(), am.addr, proms.clone());
-        std::thread::spawn(move || poll(proms, am, seen, stop))
+        std::thread::spawn(move || poll(&proms, am, &seen, &stop))
     };
 
     // Healthy start: every incident resolves, nothing is sent.
@@ -593,7 +598,7 @@ fn every_alert_pages_and_resolves_through_prometheus_and_alertmanager() {
     let lost = prom::prometheus_scraping(&[], std::slice::from_ref(&rules), am.addr);
     proms
         .lock()
-        .unwrap_or_else(|p| p.into_inner())
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
         .push(lost.addr);
     cloud.state.set_faults(Faults {
         connector_state: Some("ERROR".into()),
@@ -664,7 +669,7 @@ fn every_alert_pages_and_resolves_through_prometheus_and_alertmanager() {
     // has fired (the next run is slow too), then a restart of the service cuts that run.
     let slow_fired = || {
         seen.lock()
-            .unwrap_or_else(|p| p.into_inner())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .values()
             .any(|s| {
                 matches(
@@ -696,7 +701,7 @@ fn every_alert_pages_and_resolves_through_prometheus_and_alertmanager() {
             via,
             start,
             end,
-        })
+        });
     };
     use Via::*;
     // Root cause: the connector pages; the database check that depends on it stays quiet.
@@ -952,7 +957,9 @@ fn every_alert_pages_and_resolves_through_prometheus_and_alertmanager() {
     // Wait for every resolution (the log lines and crosstalk age out of their 20 s windows).
     let resolved = |e: &Expect| {
         let all = notifications(&hook);
-        let s = seen.lock().unwrap_or_else(|p| p.into_inner());
+        let s = seen
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let active = s.values().any(|x| {
             matches(&x.labels, e.alert, &e.label)
                 && x.last_active
@@ -969,7 +976,10 @@ fn every_alert_pages_and_resolves_through_prometheus_and_alertmanager() {
 
     // Each alert fired for its scenario, resolved, and reached people as it should.
     let all = notifications(&hook);
-    let seen = seen.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let seen = seen
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone();
     let mut problems = Vec::new();
     let mut table = String::from(
         "\nscenario            alert                                  label                     page   resolve (s, at 1/30 timings)\n",

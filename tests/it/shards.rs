@@ -382,7 +382,7 @@ fn shards_run_each_probe_once_resize_quietly_and_an_ha_pair_pages_once() {
         .map(|i| {
             let at = addrs
                 .get(i)
-                .map_or("127.0.0.1:0".to_string(), |a| a.to_string());
+                .map_or("127.0.0.1:0".to_string(), std::string::ToString::to_string);
             (format!("{i}/4"), at)
         })
         .collect();

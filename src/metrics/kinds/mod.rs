@@ -189,7 +189,8 @@ impl DeclaredFamilies {
                 .filter(|s| s.family == h.decl.name)
                 .peekable();
             let observe = |labels: &[String], v: f64| {
-                h.family.observe(&h.key(probe, labels), v, exemplar(run));
+                h.family
+                    .observe(&h.key(probe, labels), v, exemplar(run).as_ref());
             };
             match h.observed {
                 Observed::Sample if ok => samples.for_each(|s| observe(&s.labels, s.value)),
@@ -314,11 +315,15 @@ struct DeclaredFamily {
 
 impl DeclaredFamily {
     fn write(&self) -> std::sync::RwLockWriteGuard<'_, SeriesMap> {
-        self.series.write().unwrap_or_else(|p| p.into_inner())
+        self.series
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, SeriesMap> {
-        self.series.read().unwrap_or_else(|p| p.into_inner())
+        self.series
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
@@ -356,7 +361,7 @@ impl EncodeMetric for DeclaredFamily {
                 FamilyType::Counter
                 | FamilyType::CounterIncrement
                 | FamilyType::Failures { .. } => {
-                    e.encode_counter::<NoLabelSet, _, u64>(&(*v as u64), None)?
+                    e.encode_counter::<NoLabelSet, _, u64>(&(*v as u64), None)?;
                 }
                 // Written with the per-probe text, not registered.
                 FamilyType::Histogram { .. } => {}

@@ -60,6 +60,7 @@ impl Field {
 pub(crate) type FamilyName = (&'static str, Option<&'static str>, &'static str);
 
 /// The families of the rows: [`Field`]s, runs, phases, the run-duration histogram.
+#[derive(Clone, Copy)]
 pub(crate) struct RowFamilies {
     pub(crate) fields: [FamilyName; 7],
     /// A counter: the name without `_total`.
@@ -144,7 +145,9 @@ impl Row {
     }
 
     fn counts(&self) -> std::sync::MutexGuard<'_, RowCounts> {
-        self.counts.lock().unwrap_or_else(|p| p.into_inner())
+        self.counts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
@@ -204,7 +207,10 @@ impl ProbeRows {
         {
             return f(row);
         }
-        let mut rows = self.rows.write().unwrap_or_else(|p| p.into_inner());
+        let mut rows = self
+            .rows
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let row = rows
             .entry(probe.into())
             .and_modify(|r| {
@@ -262,7 +268,10 @@ impl ProbeRows {
         if self.default_buckets.bounds() == bounds {
             return Arc::clone(&self.default_buckets);
         }
-        let mut sets = self.bucket_sets.lock().unwrap_or_else(|p| p.into_inner());
+        let mut sets = self
+            .bucket_sets
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         // Sets no probe holds any more go (reloads change bounds).
         sets.retain(|s| Arc::strong_count(s) > 1);
         if let Some(s) = sets.iter().find(|s| s.bounds() == bounds) {
@@ -321,7 +330,10 @@ impl ProbeRows {
 
     /// Removes the row of a probe that left the config.
     pub(crate) fn forget(&self, probe: &str) -> bool {
-        let mut rows = self.rows.write().unwrap_or_else(|p| p.into_inner());
+        let mut rows = self
+            .rows
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         rows.remove(probe).is_some()
     }
 
@@ -350,6 +362,8 @@ impl ProbeRows {
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<Box<str>, Row>> {
-        self.rows.read().unwrap_or_else(|p| p.into_inner())
+        self.rows
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }

@@ -143,7 +143,10 @@ impl Trace {
 
     fn with<T>(&self, f: impl FnOnce(&mut Record) -> T) -> T {
         // A poisoned lock only means a probe panicked mid-update; the record is still usable.
-        let mut guard = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let mut guard = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         f(&mut guard)
     }
 }

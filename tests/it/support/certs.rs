@@ -177,5 +177,5 @@ fn openssl(cmd: &mut Command) {
         out.status,
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
-    )
+    );
 }

@@ -119,7 +119,7 @@ impl Exporter {
                 if let Some(addr) = text_addr.or(json_addr) {
                     let _ = tx.send(addr);
                 }
-                let mut logs = l.lock().unwrap_or_else(|p| p.into_inner());
+                let mut logs = l.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
                 logs.push_str(&line);
                 logs.push('\n');
             }
@@ -132,7 +132,8 @@ impl Exporter {
                 let _ = child.kill();
                 panic!(
                     "pathwatch did not start listening; its logs:\n{}",
-                    logs.lock().unwrap_or_else(|p| p.into_inner())
+                    logs.lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
                 );
             }
         };
@@ -171,7 +172,10 @@ impl Exporter {
     }
 
     pub fn logs(&self) -> String {
-        self.logs.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.logs
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     /// Scrapes until `name` has a sample with all of `labels` for which `pred` holds.

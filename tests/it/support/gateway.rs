@@ -24,7 +24,10 @@ pub struct Gateway {
 impl Gateway {
     /// (request line, Authorization) of every connection's first request.
     pub fn seen(&self) -> Vec<(String, Option<String>)> {
-        self.seen.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.seen
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     pub fn http(&self, path: &str) -> String {
@@ -62,7 +65,7 @@ async fn handle(
     let line = text.lines().next().unwrap_or_default().to_string();
     let auth = header(&text, "authorization");
     log.lock()
-        .unwrap_or_else(|p| p.into_inner())
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
         .push((line, auth.clone()));
     if !gate(auth.as_deref()) {
         client

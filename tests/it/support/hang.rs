@@ -21,14 +21,19 @@ impl SilentServer {
         let h = held.clone();
         std::thread::spawn(move || {
             for conn in listener.incoming().flatten() {
-                h.lock().unwrap_or_else(|p| p.into_inner()).push(conn);
+                h.lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .push(conn);
             }
         });
         SilentServer { port, held }
     }
 
     pub fn connections(&self) -> usize {
-        self.held.lock().unwrap_or_else(|p| p.into_inner()).len()
+        self.held
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .len()
     }
 }
 

@@ -69,7 +69,10 @@ impl RecordingHttp {
     }
 
     pub fn seen(&self) -> Vec<Seen> {
-        self.seen.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.seen
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 }
 
@@ -108,7 +111,7 @@ fn serve_one(mut conn: TcpStream, seen: &Mutex<Vec<Seen>>, answer: &dyn Fn(&str)
     seen_one.body = String::from_utf8_lossy(&body).to_string();
     let path = seen_one.path().to_string();
     seen.lock()
-        .unwrap_or_else(|p| p.into_inner())
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
         .push(seen_one);
     let _ = conn.write_all(answer(&path).as_bytes());
 }
@@ -162,13 +165,16 @@ impl PasswordTrap {
     pub fn passwords(&self) -> Vec<String> {
         self.passwords
             .lock()
-            .unwrap_or_else(|p| p.into_inner())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone()
     }
 
     /// How many startup messages arrived (proves a client did connect).
     pub fn startups(&self) -> usize {
-        *self.startups.lock().unwrap_or_else(|p| p.into_inner())
+        *self
+            .startups
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
@@ -194,7 +200,9 @@ fn trap_one(
             conn.write_all(b"N")?;
             continue;
         }
-        *startups.lock().unwrap_or_else(|p| p.into_inner()) += 1;
+        *startups
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) += 1;
         break;
     }
     // AuthenticationCleartextPassword.
@@ -204,7 +212,10 @@ fn trap_one(
         let len = u32::from_be_bytes(read_exact(&mut conn, 4)?.try_into().unwrap_or([0; 4]));
         let body = read_exact(&mut conn, (len as usize).saturating_sub(4).min(1 << 16))?;
         let pw = String::from_utf8_lossy(body.strip_suffix(&[0]).unwrap_or(&body)).to_string();
-        passwords.lock().unwrap_or_else(|p| p.into_inner()).push(pw);
+        passwords
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(pw);
     }
     // ErrorResponse: 28P01 invalid_password.
     let fields = b"SFATAL\0C28P01\0Mpassword authentication failed\0\0";

@@ -588,7 +588,9 @@ fn check(out: &Output, what: &str, logfile: Option<&Path>) {
 fn reserve_free_port() -> u16 {
     // A poisoned lock only means another test panicked mid-update; the set
     // itself is still usable.
-    let mut in_use = PORTS_IN_USE.lock().unwrap_or_else(|p| p.into_inner());
+    let mut in_use = PORTS_IN_USE
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     loop {
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
@@ -603,7 +605,7 @@ fn reserve_free_port() -> u16 {
 fn release_port(port: u16) {
     PORTS_IN_USE
         .lock()
-        .unwrap_or_else(|p| p.into_inner())
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
         .remove(&port);
 }
 
@@ -623,7 +625,7 @@ fn random_u64() -> u64 {
 fn claim_port(port: u16) {
     PORTS_IN_USE
         .lock()
-        .unwrap_or_else(|p| p.into_inner())
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
         .insert(port);
 }
 

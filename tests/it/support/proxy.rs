@@ -18,7 +18,10 @@ pub struct Proxy {
 impl Proxy {
     /// Request lines received (`CONNECT localhost:443 HTTP/1.1`, `GET http://... HTTP/1.1`).
     pub fn seen(&self) -> Vec<String> {
-        self.seen.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.seen
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 }
 
@@ -103,7 +106,7 @@ async fn handle(
     };
     let line = text.lines().next().unwrap_or_default().to_string();
     log.lock()
-        .unwrap_or_else(|p| p.into_inner())
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
         .push(line.clone());
     let auth = header(&text, "proxy-authorization");
     if want.is_some() && auth != want {

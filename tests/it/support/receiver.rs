@@ -44,11 +44,13 @@ impl Receiver {
                 }
                 let mut body = vec![0u8; len];
                 let _ = reader.read_exact(&mut body);
-                r.lock().unwrap_or_else(|p| p.into_inner()).push(Received {
-                    at: Instant::now(),
-                    path,
-                    body: String::from_utf8_lossy(&body).into_owned(),
-                });
+                r.lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .push(Received {
+                        at: Instant::now(),
+                        path,
+                        body: String::from_utf8_lossy(&body).into_owned(),
+                    });
                 let _ = conn.write_all(b"HTTP/1.1 204 No Content\r\nconnection: close\r\n\r\n");
             }
         });
@@ -62,7 +64,7 @@ impl Receiver {
     pub fn received(&self) -> Vec<Received> {
         self.received
             .lock()
-            .unwrap_or_else(|p| p.into_inner())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone()
     }
 }

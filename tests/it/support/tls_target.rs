@@ -24,7 +24,10 @@ impl TlsTarget {
         let dir = self.dir.path().join(format!("renewed-{}", random_suffix()));
         std::fs::create_dir(&dir).expect("directory for the renewed certificate");
         let certs = certs::generate_for_days(&dir, days);
-        *self.config.lock().unwrap_or_else(|p| p.into_inner()) = server_config(&certs);
+        *self
+            .config
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = server_config(&certs);
     }
 }
 
@@ -58,7 +61,10 @@ pub fn start_for_days(days: u32) -> TlsTarget {
             tx.send(listener.local_addr().expect("address"))
                 .expect("send address");
             while let Ok((tcp, _)) = listener.accept().await {
-                let current = shared.lock().unwrap_or_else(|p| p.into_inner()).clone();
+                let current = shared
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .clone();
                 let acceptor = tokio_rustls::TlsAcceptor::from(current);
                 tokio::spawn(answer_healthy(acceptor, tcp));
             }

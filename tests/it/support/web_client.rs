@@ -75,7 +75,10 @@ pub fn client_cert(certs: &TestCerts, name: &str) -> ClientCert {
         "-extfile",
         s(&cnf),
         "-set_serial",
-        &format!("{}", std::process::id() as u64 * 1000 + name.len() as u64),
+        &format!(
+            "{}",
+            u64::from(std::process::id()) * 1000 + name.len() as u64
+        ),
         "-in",
         s(&csr),
         "-CA",

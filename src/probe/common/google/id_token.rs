@@ -49,7 +49,11 @@ impl IdTokenSource {
 
     /// A valid token, from the cache when it has one.
     pub(crate) async fn token(&self, http: &reqwest::Client) -> Result<Secret, ProbeError> {
-        if let Some((t, until)) = self.cache.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        if let Some((t, until)) = self
+            .cache
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
             && Instant::now() < until
         {
             return Ok(t);
@@ -76,13 +80,19 @@ impl IdTokenSource {
         let until = Instant::now()
             .checked_add(lifetime)
             .unwrap_or_else(Instant::now);
-        *self.cache.lock().unwrap_or_else(|p| p.into_inner()) = Some((token.clone(), until));
+        *self
+            .cache
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some((token.clone(), until));
         Ok(token)
     }
 
     /// Forgets the cached token (after a 401, so the next run fetches a fresh one).
     pub(crate) fn invalidate(&self) {
-        *self.cache.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        *self
+            .cache
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = None;
     }
 }
 

@@ -77,7 +77,10 @@ impl TokenSource {
             return Ok(t);
         }
         let (token, lifetime) = self.fetch(http).await?;
-        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        let mut cache = self
+            .cache
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         // Capped: a server's `expires_in` of 2^64 s must not overflow the clock.
         let until = Instant::now()
             .checked_add(lifetime.min(MAX_LIFETIME))
@@ -88,11 +91,17 @@ impl TokenSource {
 
     /// Forgets the cached token (after a 401, so the next run fetches a fresh one).
     pub(crate) fn invalidate(&self) {
-        *self.cache.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        *self
+            .cache
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = None;
     }
 
     fn cached(&self) -> Option<(Secret, Instant)> {
-        self.cache.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.cache
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     async fn fetch(&self, http: &reqwest::Client) -> Result<(Secret, Duration), ProbeError> {

@@ -70,25 +70,25 @@ impl ConnectorExpect {
         ] {
             if let Some(w) = want {
                 let met = got == Some(f64::from(w));
-                out.push(check(name, w.to_string(), num(got), met));
+                out.push(check(name, &w.to_string(), &num(got), met));
             }
         }
         if let Some(w) = &self.machine_type {
             let got = c.machine_type.clone().unwrap_or_else(|| "unset".into());
             let met = got == *w;
-            out.push(check("machine_type", w.clone(), got, met));
+            out.push(check("machine_type", w, &got, met));
         }
         out
     }
 }
 
 /// Values are shown quoted (`min_instances is "3" (expected "2")`).
-fn check(name: &str, want: String, got: String, met: bool) -> Check {
+fn check(name: &str, want: &str, got: &str, met: bool) -> Check {
     Check {
         name: name.to_string(),
         met,
-        actual: show(&got),
-        expected: show(&want),
+        actual: show(got),
+        expected: show(want),
         hint: "",
     }
 }

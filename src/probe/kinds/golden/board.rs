@@ -28,7 +28,9 @@ impl<'t> Board<'t> {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Option<Progress>>> {
         // A poisoned lock only means a session panicked mid-update; the data is still usable.
-        self.sessions.lock().unwrap_or_else(|p| p.into_inner())
+        self.sessions
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Session `n` (1-based) saw `obs`; `why` explains why it is not done (None once done).

@@ -91,7 +91,7 @@ pub(super) async fn session(
         let Some(msg) = socket.next().await else {
             return Err(ended(
                 &matcher,
-                ProbeError::new(Reason::EventsMissing, "the connection ended"),
+                &ProbeError::new(Reason::EventsMissing, "the connection ended"),
             ));
         };
         frames += 1;
@@ -121,7 +121,7 @@ pub(super) async fn session(
                     report(&matcher, None);
                     return Err(ended(
                         &matcher,
-                        ProbeError::new(
+                        &ProbeError::new(
                             Reason::EventsMissing,
                             format!("the final event {} arrived", spec.events[i]),
                         ),
@@ -134,7 +134,7 @@ pub(super) async fn session(
                 report(&matcher, None);
                 return Err(ended(
                     &matcher,
-                    ws::closed(frame.as_ref(), "before every event arrived"),
+                    &ws::closed(frame.as_ref(), "before every event arrived"),
                 ));
             }
             _ => {}
@@ -167,7 +167,7 @@ pub(super) async fn session(
 
 /// The connection ended (or closed) before every event: when events arrived that did not
 /// count, that is the reason; otherwise the end's own (`events_missing`, `not_ready`).
-fn ended(m: &EventMatcher, end: ProbeError) -> ProbeError {
+fn ended(m: &EventMatcher, end: &ProbeError) -> ProbeError {
     let (reason, why) = m.explain();
     match reason {
         Reason::Crosstalk | Reason::UnexpectedEvents if end.reason == Reason::EventsMissing => {

@@ -122,6 +122,7 @@ impl Auth {
 }
 
 /// What [`build`] reads from the spec.
+#[derive(Clone, Copy)]
 pub(super) struct Settings<'a> {
     pub(crate) bearer_token_file: Option<&'a Path>,
     pub(crate) google_id_token: Option<&'a IdTokenSpec>,
@@ -222,7 +223,10 @@ impl BearerFile {
         }
         // Registered: a target echoing its Authorization shows `<redacted>`.
         let token = Secret::new(token);
-        *self.cache.lock().unwrap_or_else(|p| p.into_inner()) = Some((stamp, token.clone()));
+        *self
+            .cache
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some((stamp, token.clone()));
         Ok(token)
     }
 
@@ -234,7 +238,10 @@ impl BearerFile {
                 source,
             })
         })?;
-        if let Some((s, t)) = &*self.cache.lock().unwrap_or_else(|p| p.into_inner())
+        if let Some((s, t)) = &*self
+            .cache
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             && *s == stamp
         {
             return Ok(t.clone());
@@ -266,7 +273,10 @@ struct TokenAnswer {
 
 impl OAuth2 {
     fn invalidate(&self) {
-        *self.cache.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        *self
+            .cache
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = None;
     }
 
     /// The token request's form body, and its `Authorization: Basic` (`client_auth: basic`).
@@ -308,7 +318,10 @@ impl OAuth2 {
     }
 
     async fn token(&self, http: &reqwest::Client) -> Result<Secret, ProbeError> {
-        if let Some((t, until)) = &*self.cache.lock().unwrap_or_else(|p| p.into_inner())
+        if let Some((t, until)) = &*self
+            .cache
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             && Instant::now() < *until
         {
             return Ok(t.clone());
@@ -343,7 +356,10 @@ impl OAuth2 {
         let until = Instant::now()
             .checked_add(lifetime)
             .unwrap_or_else(Instant::now);
-        *self.cache.lock().unwrap_or_else(|p| p.into_inner()) = Some((token.clone(), until));
+        *self
+            .cache
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some((token.clone(), until));
         Ok(token)
     }
 }

@@ -15,6 +15,7 @@ use std::sync::Arc;
 use tokio::net::TcpStream;
 
 /// A spec's client fields, as [`Client::build`] reads them.
+#[derive(Clone, Copy)]
 pub(crate) struct Fields<'a> {
     pub bearer_token_file: Option<&'a Path>,
     pub google_id_token: Option<&'a IdTokenSpec>,

@@ -193,7 +193,11 @@ fn tls_alert(e: &(dyn std::error::Error + 'static)) -> bool {
             || err
                 .downcast_ref::<std::io::Error>()
                 .and_then(|io| io.get_ref())
-                .is_some_and(|inner| inner.is::<rustls::Error>())
+                .is_some_and(
+                    <dyn std::error::Error + std::marker::Send + std::marker::Sync + 'static>::is::<
+                        rustls::Error,
+                    >,
+                )
         {
             return true;
         }

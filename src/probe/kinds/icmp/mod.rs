@@ -172,7 +172,7 @@ impl Probe for IcmpProbe {
 /// The address to ping: the first of the preferred family, else the first of any.
 fn pick(addrs: &[SocketAddr], prefer: Option<IpProtocol>) -> Option<IpAddr> {
     let preferred = addrs.iter().find(|a| prefer.is_none_or(|p| p.family(a)));
-    preferred.or(addrs.first()).map(|a| a.ip())
+    preferred.or(addrs.first()).map(std::net::SocketAddr::ip)
 }
 
 /// A ping socket if this process may open one, else a raw socket.

@@ -262,7 +262,7 @@ mod tests {
         let mut lines = Vec::new();
         for c in chunks {
             split_lines(c, &mut partial, |l| {
-                lines.push(String::from_utf8_lossy(l).into_owned())
+                lines.push(String::from_utf8_lossy(l).into_owned());
             });
         }
         (lines, partial)

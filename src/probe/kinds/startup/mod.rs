@@ -208,7 +208,10 @@ async fn probe(p: &StartupProbe, trace: &Trace) -> Result<Outcome, ProbeError> {
         (Ok((_, body)), Some(ptr)) => reported_start(body, ptr),
         _ => None,
     };
-    let mut state = p.state.lock().unwrap_or_else(|p| p.into_inner());
+    let mut state = p
+        .state
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let mut obs = StartupObs::default();
     let outcome = match (&result, &state.phase) {
         (Ok(_), Phase::Healthy { reported_start }) => {

@@ -9,7 +9,7 @@ fn spec(yaml_expect: CloudRunExpect, safe: &[&str]) -> CloudRunSpec {
         region: "r".into(),
         service: "s".into(),
         expect: yaml_expect,
-        safe_env: safe.iter().map(|s| s.to_string()).collect(),
+        safe_env: safe.iter().map(std::string::ToString::to_string).collect(),
         container: None,
         api_base: None,
         credentials: CredentialsSpec::default(),
