@@ -305,20 +305,34 @@ fn wait_one_series_per_probe(prom: SocketAddr) {
 }
 
 /// What a real Prometheus of sharded (and paired) replicas runs: every shard a target of
-/// job `pathwatch`, the shipped rules, and alerts leaving without the replica's label.
-fn prometheus_config(targets: &[SocketAddr], alertmanager: SocketAddr) -> String {
-    let targets: Vec<String> = targets.iter().map(|t| format!("\"{t}\"")).collect();
+/// job `pathwatch`, found in `targets` (file service discovery, as Kubernetes' would find
+/// the pods: a change of the file adds and removes targets without reloading Prometheus,
+/// whose reload restarts every scrape loop and, with scrapes of several megabytes, can
+/// leave each target's series stale for an evaluation), the shipped rules, and alerts
+/// leaving without the replica's label.
+fn prometheus_config(targets: &std::path::Path, alertmanager: SocketAddr) -> String {
     let rules = std::fs::canonicalize("alerts/pathwatch.rules.yml").expect("rule file");
     format!(
-        "global:\n  scrape_interval: 5s\n  scrape_timeout: 5s\n  evaluation_interval: 5s\nrule_files:\n  - {}\nalerting:\n  alert_relabel_configs:\n    - action: labeldrop\n      regex: instance\n  alertmanagers:\n    - static_configs:\n        - targets: [\"{alertmanager}\"]\nscrape_configs:\n  - job_name: pathwatch\n    static_configs:\n      - targets: [{}]\n",
+        "global:\n  scrape_interval: 5s\n  scrape_timeout: 5s\n  evaluation_interval: 5s\nrule_files:\n  - {}\nalerting:\n  alert_relabel_configs:\n    - action: labeldrop\n      regex: instance\n  alertmanagers:\n    - static_configs:\n        - targets: [\"{alertmanager}\"]\nscrape_configs:\n  - job_name: pathwatch\n    file_sd_configs:\n      - files: [\"{}\"]\n",
         rules.display(),
-        targets.join(", ")
+        targets.display()
     )
 }
 
+/// Writes the scrape targets for file service discovery: whole, then renamed into place,
+/// so Prometheus never reads half a file.
+fn set_targets(file: &std::path::Path, targets: &[SocketAddr]) {
+    let list: Vec<String> = targets.iter().map(|t| format!("\"{t}\"")).collect();
+    let part = file.with_extension("part");
+    std::fs::write(&part, format!("[{{\"targets\": [{}]}}]\n", list.join(", ")))
+        .expect("write the targets");
+    std::fs::rename(&part, file).expect("move the targets into place");
+}
+
 /// The IncidentPresent notifications so far, per incident (each checked: one group of the
-/// incident's two probes, without the replica's label).
-fn incident_pages(hook: &Receiver) -> BTreeMap<String, usize> {
+/// incident's two probes, without the replica's label; on a failure the message says when
+/// each replica's alert of each probe first fired, as Prometheus stored it).
+fn incident_pages(hook: &Receiver, prom: SocketAddr) -> BTreeMap<String, usize> {
     let mut per: BTreeMap<String, usize> = BTreeMap::new();
     for body in hook.bodies() {
         let v: serde_json::Value = serde_json::from_str(&body).expect("webhook JSON");
@@ -333,7 +347,42 @@ fn incident_pages(hook: &Receiver) -> BTreeMap<String, usize> {
             .as_str()
             .unwrap_or("")
             .to_string();
-        assert_eq!(alerts.len(), 2, "{inc}: one alert per probe: {body}");
+        if alerts.len() != 2 {
+            let first = prom::query(
+                prom,
+                &format!(
+                    "min_over_time(timestamp(ALERTS{{alertname=\"PathwatchIncidentPresent\",incident=\"{inc}\"}})[15m:1s])"
+                ),
+            );
+            let first: Vec<String> = first
+                .iter()
+                .map(|r| {
+                    format!(
+                        "{} {} {}",
+                        r["metric"]["instance"], r["metric"]["probe"], r["value"][1]
+                    )
+                })
+                .collect();
+            let sent: Vec<String> = hook
+                .bodies()
+                .iter()
+                .filter_map(|b| serde_json::from_str::<serde_json::Value>(b).ok())
+                .filter(|v| v["groupLabels"]["incident"] == inc.as_str())
+                .map(|v| {
+                    let probes: Vec<String> = v["alerts"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .map(|a| format!("{} since {}", a["labels"]["probe"], a["startsAt"]))
+                        .collect();
+                    probes.join(", ")
+                })
+                .collect();
+            panic!(
+                "{inc}: one alert per probe, got {}: firing first at {first:?}; notifications {sent:?}",
+                alerts.len()
+            );
+        }
         *per.entry(inc).or_default() += 1;
     }
     per
@@ -361,7 +410,10 @@ fn shards_run_each_probe_once_resize_quietly_and_an_ha_pair_pages_once() {
         .collect();
     let mut shards = start_shards(&yaml, &three);
     let mut addrs: Vec<SocketAddr> = shards.iter().map(|e| e.addr).collect();
-    let prometheus = prom::prometheus_with(&prometheus_config(&addrs, am.addr));
+    let sd = tempfile::tempdir().expect("temp dir");
+    let targets = sd.path().join("pathwatch.json");
+    set_targets(&targets, &addrs);
+    let prometheus = prom::prometheus_with(&prometheus_config(&targets, am.addr));
     let before = partition(prometheus.addr, &shards, started);
     wait_one_series_per_probe(prometheus.addr);
     let counts: Vec<usize> = (0..3)
@@ -388,7 +440,7 @@ fn shards_run_each_probe_once_resize_quietly_and_an_ha_pair_pages_once() {
         .collect();
     shards = start_shards(&yaml, &four);
     addrs.push(shards[3].addr);
-    prometheus.reload_prometheus(&prometheus_config(&addrs, am.addr));
+    set_targets(&targets, &addrs);
     let after = partition(prometheus.addr, &shards, resized);
     let moved: Vec<&String> = before
         .iter()
@@ -440,7 +492,7 @@ fn shards_run_each_probe_once_resize_quietly_and_an_ha_pair_pages_once() {
     }
     let twin = shard(&yaml, &format!("{pair}/4"), "127.0.0.1:0");
     addrs.push(twin.addr);
-    prometheus.reload_prometheus(&prometheus_config(&addrs, am.addr));
+    set_targets(&targets, &addrs);
     // Both replicas find every one of the pair's incidents present, and only those.
     wait_scalar(
         prometheus.addr,
@@ -456,7 +508,7 @@ fn shards_run_each_probe_once_resize_quietly_and_an_ha_pair_pages_once() {
     assert_eq!(present.keys().cloned().collect::<BTreeSet<_>>(), mine);
     // Two more evaluation rounds (10 s each) of both replicas' alerts: one page each.
     std::thread::sleep(Duration::from_secs(25));
-    let per = incident_pages(&hook);
+    let per = incident_pages(&hook, prometheus.addr);
     assert_eq!(per.keys().cloned().collect::<BTreeSet<_>>(), mine);
     assert!(per.values().all(|&n| n == 1), "{per:?}");
     for quiet in ["PathwatchProbeStale", "PathwatchAbsent"] {
