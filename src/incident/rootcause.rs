@@ -136,6 +136,29 @@ impl Judgement {
         })
     }
 
+    /// The judgement as far as `probes` go: the root causes behind them (a failing probe that
+    /// is one, or those its failure follows from) and what each failing one follows from.
+    /// An incident's page names these, not every failure of the replica.
+    pub(crate) fn behind<'a>(&self, probes: impl IntoIterator<Item = &'a str>) -> Judgement {
+        let mut roots: BTreeSet<&str> = BTreeSet::new();
+        let mut blocked_by = BTreeMap::new();
+        for p in probes {
+            let Some(causes) = self.blocked_by.get(p) else {
+                continue;
+            };
+            if causes.is_empty() {
+                roots.insert(p);
+            } else {
+                roots.extend(causes.iter().map(String::as_str));
+            }
+            blocked_by.insert(p.to_string(), causes.clone());
+        }
+        Judgement {
+            root_causes: roots.into_iter().map(str::to_string).collect(),
+            blocked_by,
+        }
+    }
+
     /// True when `probe` fails and its failure is a root cause.
     pub(crate) fn is_root(&self, probe: &str) -> bool {
         // Sorted (a field invariant): a whole graph's judgement may name thousands.
@@ -363,6 +386,34 @@ mod tests {
             j.line(|_| None).as_deref(),
             Some("Root causes: cloudsql, vpc-connector; 1 failure follows from them")
         );
+    }
+
+    #[test]
+    fn an_incident_sees_only_the_root_causes_behind_its_probes() {
+        let mut g = stack();
+        g.insert("checkout".into(), vec!["payments".into()]);
+        g.insert("payments".into(), vec![]);
+        let j = judge_failing(
+            &g,
+            &[
+                "backend-health",
+                "staging-db",
+                "vpc-path",
+                "vpc-connector",
+                "checkout",
+                "payments",
+            ],
+        );
+        assert_eq!(j.root_causes, ["payments", "vpc-connector"]);
+        let mine = j.behind(["backend-health", "golden-path"]);
+        assert_eq!(mine.root_causes, ["vpc-connector"]);
+        assert_eq!(
+            mine.line(|_| None).as_deref(),
+            Some("Root cause: vpc-connector; 1 failure follows from it")
+        );
+        // A criterion on the root cause itself names it; a passing probe names nothing.
+        assert_eq!(j.behind(["payments"]).root_causes, ["payments"]);
+        assert_eq!(j.behind(["redis", "cloudsql"]), Judgement::default());
     }
 
     #[test]

@@ -269,7 +269,19 @@ impl State {
     /// `Root cause: vpc-connector (ERROR); 7 failures follow from it`, naming each root's
     /// reported state or failure reason; None when nothing in a dependency graph fails.
     pub(crate) fn root_cause_line(&self) -> Option<String> {
-        let j = self.judgement();
+        self.line_of(&self.judgement())
+    }
+
+    /// The root-cause line of one incident: the root causes behind the probes its criteria
+    /// judge only (a replica with many incidents must not name another's in this one's page).
+    fn incident_root_cause_line(&self, spec: &IncidentSpec) -> Option<String> {
+        let j = self
+            .judgement()
+            .behind(spec.criteria.iter().map(|c| c.probe.as_str()));
+        self.line_of(&j)
+    }
+
+    fn line_of(&self, j: &Judgement) -> Option<String> {
         let probes = self
             .probes
             .read()
@@ -448,7 +460,7 @@ impl State {
         let previous = t.status;
         if eval.status != previous {
             t.record_change(&eval, now);
-            let root_cause = self.root_cause_line();
+            let root_cause = self.incident_root_cause_line(spec);
             notify::log_change(spec, &eval, previous, root_cause.as_deref());
             if let Some(hook) = &spec.webhook {
                 let change = notify::WebhookBody {

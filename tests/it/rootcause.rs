@@ -1,6 +1,7 @@
 //! Root causes through the real binary: `pathwatch demo` walks the user's outage, and
 //! /api/status and the status page name one root cause: the VPC connector while it is ERROR
-//! (every layer above it fails too), then the database once the connector is READY again.
+//! (every layer above it fails too), then the database once the connector is READY again;
+//! an incident's page names only the root causes behind its own probes.
 
 use crate::support::browser;
 use crate::support::exporter::Exporter;
@@ -103,5 +104,54 @@ fn the_demo_outage_names_the_connector_then_the_database() {
         logs.contains("Incident 1278 PRESENT: ")
             && logs.contains(". Root cause: vpc-connector (is ERROR)"),
         "{logs}"
+    );
+}
+
+/// A port nothing listens on: connects are refused.
+fn closed_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().expect("addr").port()
+}
+
+#[test]
+fn an_incidents_webhook_names_only_the_root_causes_behind_its_probes() {
+    let hook = crate::support::receiver::Receiver::start();
+    let closed = closed_port();
+    // Two graphs failing at once on one replica; the incident judges the first only.
+    let yaml = format!(
+        r#"defaults: {{ interval: 1s, timeout: 1s }}
+probes:
+  - {{ name: db-a, kind: tcp, host: 127.0.0.1, port: {closed} }}
+  - {{ name: app-a, kind: tcp, host: 127.0.0.1, port: {closed}, depends_on: [db-a] }}
+  - {{ name: db-b, kind: tcp, host: 127.0.0.1, port: {closed} }}
+  - {{ name: app-b, kind: tcp, host: 127.0.0.1, port: {closed}, depends_on: [db-b] }}
+incidents:
+  - id: inc-a
+    reopen_after: 2
+    webhook: {{ url: "http://127.0.0.1:{}/hook" }}
+    criteria:
+      - {{ name: app_a_up, probe: app-a, success: true }}
+"#,
+        hook.port
+    );
+    let exp = Exporter::start(&yaml);
+    // The replica as a whole has two root causes...
+    wait_root_cause(&exp, "naming both graphs", |l, _| {
+        l.starts_with("Root causes: db-a (refused), db-b (refused)")
+    });
+    // ...the incident's page names the one behind its probe.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let body = loop {
+        if let Some(b) = hook.bodies().into_iter().next() {
+            break b;
+        }
+        assert!(Instant::now() < deadline, "no webhook within 30 s");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let v: serde_json::Value = serde_json::from_str(&body).expect("webhook JSON");
+    assert_eq!(v["status"], "PRESENT", "{body}");
+    assert_eq!(
+        v["root_cause"], "Root cause: db-a (refused); 1 failure follows from it",
+        "{body}"
     );
 }
