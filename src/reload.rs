@@ -105,6 +105,16 @@ impl Supervisor {
 
     /// Loads the file again; an invalid config (any error at all) leaves the old one running.
     pub(crate) async fn reload(&mut self) -> Result<String, ReloadError> {
+        let result = self.load_and_switch().await;
+        // Whatever the outcome, the whole file was parsed and most of it is freed by now (its
+        // tree, the other shards' probes, the old config or the rejected new one): give it
+        // back, or glibc keeps it resident (core/heap.rs). Off the async workers: it walks
+        // every arena, milliseconds for a large heap.
+        let _ = tokio::task::spawn_blocking(crate::core::heap::release_freed).await;
+        result
+    }
+
+    async fn load_and_switch(&mut self) -> Result<String, ReloadError> {
         let Some(path) = self.path.clone() else {
             return Err(ReloadError::NotFromFile);
         };
