@@ -36,6 +36,9 @@ pub(crate) enum ReloadError {
     /// The file loaded with invalid entries: one line each, in file order.
     #[error("{}", lines(.0))]
     Invalid(Vec<config::ConfigError>),
+    /// The runtime is shutting down: the new config was not switched to.
+    #[error("shutting down: the config was not switched")]
+    ShuttingDown,
 }
 
 fn lines(errors: &[config::ConfigError]) -> String {
@@ -121,11 +124,16 @@ impl Supervisor {
         let state = self.state.clone();
         let metrics = &state.metrics;
         // Off the async workers and with a time limit: a config on a hung network mount must
-        // not freeze the process (a FIFO is already refused without blocking).
-        let reading = tokio::task::spawn_blocking({
+        // not freeze the process (a FIFO is already refused without blocking). On a thread of
+        // its own rather than the blocking pool: its malloc arena then holds only the load,
+        // which the cut below copies out of and frees whole (core/heap.rs).
+        let (sender, reading) = oneshot::channel();
+        std::thread::spawn({
             let path = path.clone();
             let targets = self.targets.clone();
-            move || config::load_with(Some(&path), &targets)
+            move || {
+                let _ = sender.send(config::load_with(Some(&path), &targets));
+            }
         });
         let read = match tokio::time::timeout(LOAD_TIMEOUT, reading).await {
             Ok(Ok(read)) => read,
@@ -153,12 +161,19 @@ impl Supervisor {
                 return Err(e.into());
             }
         };
+        // The share is copied (probes built again, which may read their files): off the
+        // async workers too, while the old config keeps running.
+        let shard = self.shard;
+        let new = match tokio::task::spawn_blocking(move || loaded.config.shard(shard)).await {
+            Ok(config) => Arc::new(config),
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(_) => return Err(ReloadError::ShuttingDown),
+        };
         let old = self.current();
         // Stop the old generation's runs before the new one starts: its timetable ends once
         // the runs in flight are gone.
         self.generation.cancel();
         while self.tasks.join_next().await.is_some() {}
-        let new = Arc::new(loaded.config.shard(self.shard));
         self.state.reconfigure(&old, &new);
         *self.config.write().unwrap_or_else(|p| p.into_inner()) = new.clone();
         self.spawn();
