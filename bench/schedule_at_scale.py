@@ -24,9 +24,12 @@ probes as the share held, and the table puts the two side by side: what sharding
 replica over running its probes alone (the whole file is read and parsed by every shard).
 Peak resident memory (VmHWM) is read when the exporter first serves (the config loaded and
 cut, no probe run yet: the load's peak, which a memory limit must allow) and at the end.
+--reload then reloads the config once (POST /-/reload) and reports its peak: the whole file
+loaded again beside the running probes.
 
 Usage: bench/schedule_at_scale.py [--bin target/release/pathwatch] [--probes 10000] [--interval 10]
-       [--window 60] [--scrapes 10] [--env KEY=VALUE] [--shard I/C [--baseline]] [--quick] [--write]
+       [--window 60] [--scrapes 10] [--env KEY=VALUE] [--shard I/C [--baseline]] [--reload]
+       [--quick] [--write]
 """
 import argparse, json, os, statistics, subprocess, sys, tempfile, time, urllib.request
 
@@ -94,6 +97,14 @@ def run(a, probes, shard):
             text, size = body.decode(), len(body)
             rss = rss_mib(p.pid)
             hwm = status_kib(p.pid, "VmHWM") / 1024
+            reload = None
+            if a.reload:
+                # The whole file loaded again beside the running probes: a reload's peak.
+                t = time.monotonic()
+                urllib.request.urlopen(urllib.request.Request(f"{base}/-/reload", method="POST"),
+                                       timeout=300).read()
+                reload = (time.monotonic() - t, status_kib(p.pid, "VmRSS") / 1024,
+                          status_kib(p.pid, "VmHWM") / 1024)
             status = json.loads(get(f"{base}/api/status"))
         finally:
             p.terminate(); p.wait()
@@ -107,7 +118,7 @@ def run(a, probes, shard):
         "runs": sum(len(pr["history"]) for pr in status["probes"]),
         "h99": h99, "hcount": hcount, "cores": cores, "up_s": up_s, "rss_up": rss_up,
         "hwm_up": hwm_up, "rss_steady": rss_steady, "rss": rss, "hwm": hwm, "size": size,
-        "encode": statistics.median(encodes), "get": statistics.median(scrapes),
+        "encode": statistics.median(encodes), "get": statistics.median(scrapes), "reload": reload,
     }
 
 
@@ -123,6 +134,8 @@ def main():
     ap.add_argument("--shard", metavar="I/C", help="run `serve --shard I/C`: one shard of the config")
     ap.add_argument("--baseline", action="store_true",
                     help="with --shard: then an unsharded exporter of as many probes as the share ran, side by side")
+    ap.add_argument("--reload", action="store_true",
+                    help="after the scrapes, POST /-/reload and report its time and peak resident memory")
     ap.add_argument("--quick", action="store_true", help="smoke run: 500 probes, 15 s window")
     ap.add_argument("--write", action="store_true", help="append the section to BENCHMARKS.md")
     a = ap.parse_args()
@@ -136,7 +149,8 @@ def main():
     first = runs[0]
     cmd = (f"bench/schedule_at_scale.py --probes {a.probes} --interval {a.interval} --window {a.window}"
            + (f" --scrapes {a.scrapes}" if a.scrapes != 10 else "") + "".join(f" --env {e}" for e in a.env)
-           + (f" --shard {a.shard}" if a.shard else "") + (" --baseline" if a.baseline else ""))
+           + (f" --shard {a.shard}" if a.shard else "") + (" --baseline" if a.baseline else "")
+           + (" --reload" if a.reload else ""))
     shard = f" (shard {a.shard} runs {first['here']} of them)" if a.shard else ""
     baseline = (f"; then, as the baseline, {runs[1]['probes']} probes unsharded (the share's count)"
                 if a.baseline else "")
@@ -171,8 +185,11 @@ def main():
              row("peak resident memory (VmHWM) at the end", lambda r: f"{r['hwm']:.1f} MiB"),
              row(f"/metrics encode under this load, median of {a.scrapes}", lambda r: f"{r['encode']:.1f} ms, {r['size']} bytes",
                  "" if big else "< 50 ms", "" if big else verdict(first["encode"] < 50)),
-             row(f"/metrics GET as a client sees it, median of {a.scrapes}", lambda r: f"{r['get']:.1f} ms"),
-             ""]
+             row(f"/metrics GET as a client sees it, median of {a.scrapes}", lambda r: f"{r['get']:.1f} ms")]
+    if a.reload:
+        lines.append(row("POST /-/reload after the scrapes: time, resident after / peak (VmHWM)",
+                         lambda r: "{:.1f} s, {:.1f} / {:.1f} MiB".format(*r["reload"])))
+    lines.append("")
     out = "\n".join(lines); print(out)
     if a.write:
         open("BENCHMARKS.md", "a").write(out + "\n")
