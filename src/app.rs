@@ -80,6 +80,9 @@ pub async fn serve(
     let web = Web::load(options.web_config.as_deref())?;
     let mut loaded = loaded;
     loaded.config = loaded.config.shard(options.shard);
+    // The whole file's tree and, sharded, the other shards' probes are freed now: give that
+    // memory back before the probes start (core/heap.rs), or it stays resident for good.
+    crate::core::heap::release_freed();
     for e in &loaded.errors {
         tracing::error!(error = %e, "invalid config entry skipped");
     }

@@ -514,7 +514,19 @@ async fn serve(
     web_config: Option<PathBuf>,
     shard: Option<Shard>,
 ) -> anyhow::Result<ExitCode> {
-    let loaded = match source.load() {
+    // On a thread of its own: what the load allocates is then in that thread's malloc arena,
+    // and app::serve cuts the share (copies) into this one. All the load leaves behind -- the
+    // tree, the other shards' probes -- is freed whole and goes back to the system, instead of
+    // sharing pages with the probes that run (core/heap.rs; issue 33).
+    let loaded = std::thread::scope(|s| {
+        std::thread::Builder::new()
+            .name("config-load".into())
+            .spawn_scoped(s, || source.load())
+            .map(|load| load.join())
+    })
+    .context("cannot start a thread to load the config")?
+    .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+    let loaded = match loaded {
         Ok(l) => l,
         Err(e) => {
             tracing::error!("{e}");

@@ -36,6 +36,9 @@ pub(crate) enum ReloadError {
     /// The file loaded with invalid entries: one line each, in file order.
     #[error("{}", lines(.0))]
     Invalid(Vec<config::ConfigError>),
+    /// The runtime is shutting down: the new config was not switched to.
+    #[error("shutting down: the config was not switched")]
+    ShuttingDown,
 }
 
 fn lines(errors: &[config::ConfigError]) -> String {
@@ -105,18 +108,43 @@ impl Supervisor {
 
     /// Loads the file again; an invalid config (any error at all) leaves the old one running.
     pub(crate) async fn reload(&mut self) -> Result<String, ReloadError> {
+        let result = self.load_and_switch().await;
+        // Whatever the outcome, the whole file was parsed and most of it is freed by now (its
+        // tree, the other shards' probes, the old config or the rejected new one): give it
+        // back, or glibc keeps it resident (core/heap.rs). Off the async workers: it walks
+        // every arena, milliseconds for a large heap.
+        let _ = tokio::task::spawn_blocking(crate::core::heap::release_freed).await;
+        result
+    }
+
+    async fn load_and_switch(&mut self) -> Result<String, ReloadError> {
         let Some(path) = self.path.clone() else {
             return Err(ReloadError::NotFromFile);
         };
         let state = self.state.clone();
         let metrics = &state.metrics;
         // Off the async workers and with a time limit: a config on a hung network mount must
-        // not freeze the process (a FIFO is already refused without blocking).
-        let reading = tokio::task::spawn_blocking({
-            let path = path.clone();
-            let targets = self.targets.clone();
-            move || config::load_with(Some(&path), &targets)
-        });
+        // not freeze the process (a FIFO is already refused without blocking). On a thread of
+        // its own rather than the blocking pool: its malloc arena then holds only the load,
+        // which the cut below copies out of and frees whole (core/heap.rs).
+        let (sender, reading) = oneshot::channel();
+        let thread = std::thread::Builder::new()
+            .name("config-load".into())
+            .spawn({
+                let path = path.clone();
+                let targets = self.targets.clone();
+                move || {
+                    let _ = sender.send(config::load_with(Some(&path), &targets));
+                }
+            });
+        if let Err(e) = thread {
+            return Err(ReloadError::Load(config::ConfigError {
+                file: path.display().to_string(),
+                loc: config::node::Loc::FILE,
+                probe: None,
+                msg: format!("cannot start a thread to load the config: {e}"),
+            }));
+        }
         let read = match tokio::time::timeout(LOAD_TIMEOUT, reading).await {
             Ok(Ok(read)) => read,
             _ => Err(config::ConfigError {
@@ -143,12 +171,19 @@ impl Supervisor {
                 return Err(e.into());
             }
         };
+        // The share is copied (probes built again, which may read their files): off the
+        // async workers too, while the old config keeps running.
+        let shard = self.shard;
+        let new = match tokio::task::spawn_blocking(move || loaded.config.shard(shard)).await {
+            Ok(config) => Arc::new(config),
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(_) => return Err(ReloadError::ShuttingDown),
+        };
         let old = self.current();
         // Stop the old generation's runs before the new one starts: its timetable ends once
         // the runs in flight are gone.
         self.generation.cancel();
         while self.tasks.join_next().await.is_some() {}
-        let new = Arc::new(loaded.config.shard(self.shard));
         self.state.reconfigure(&old, &new);
         *self
             .config

@@ -239,12 +239,14 @@ pub(crate) fn of_probe(
 
 /// Adds each criterion's `max_seconds` to the default buckets of the probe it names.
 pub(crate) fn add_criteria_bounds(
-    probes: &mut [super::ProbeConfig],
+    probes: &mut [std::sync::Arc<super::ProbeConfig>],
     incidents: &[crate::incident::IncidentSpec],
 ) {
     for c in incidents.iter().flat_map(|i| &i.criteria) {
         let Some(bound) = c.max_seconds else { continue };
         if let Some(p) = probes.iter_mut().find(|p| p.name == c.probe) {
+            // Not shared yet (the config is being built): no copy is made.
+            let p = std::sync::Arc::make_mut(p);
             p.buckets = p.buckets.with_bound(bound);
         }
     }

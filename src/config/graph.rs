@@ -20,7 +20,7 @@ pub(super) fn declared(probe_nodes: &[Node]) -> Vec<&str> {
 /// with one keeps running without its dependencies, so nothing is judged a consequence on a
 /// broken graph.
 pub(super) fn check(
-    probes: &mut [ProbeConfig],
+    probes: &mut [std::sync::Arc<ProbeConfig>],
     depends_locs: &HashMap<String, Loc>,
     declared: &[&str],
 ) -> Vec<(Loc, String, String)> {
@@ -41,7 +41,8 @@ pub(super) fn check(
             msg,
         ));
         if let Some(p) = probes.iter_mut().find(|p| p.name == e.probe()) {
-            p.depends_on.clear();
+            // Not shared yet (the config is being built): no copy is made.
+            std::sync::Arc::make_mut(p).depends_on.clear();
         }
     }
     errors

@@ -41,6 +41,7 @@ use probes::parse_probe;
 use std::collections::HashMap;
 use std::fmt;
 use std::path::Path;
+use std::sync::Arc;
 
 const TOP_KEYS: &[&str] = &["defaults", "probes", "incidents", "on_demand"];
 
@@ -48,7 +49,7 @@ const TOP_KEYS: &[&str] = &["defaults", "probes", "incidents", "on_demand"];
 #[derive(Clone, Debug, Default)]
 pub struct Config {
     /// Every probe, in file order; names are unique.
-    pub probes: Vec<std::sync::Arc<ProbeConfig>>,
+    pub probes: Vec<Arc<ProbeConfig>>,
     /// Every incident, in file order; ids are unique.
     pub incidents: Vec<IncidentSpec>,
     pub(crate) on_demand: on_demand::OnDemandSpec,
@@ -142,8 +143,8 @@ fn parse_text(
     env: &dyn Fn(&str) -> Option<String>,
     targets: &[TargetUrl],
 ) -> Result<Loaded, ConfigError> {
-    let root = node::parse(text, env).map_err(|e| ConfigError::at(file, e.loc, None, e.msg))?;
-    let Value::Map(entries) = &root.value else {
+    let mut root = node::parse(text, env).map_err(|e| ConfigError::at(file, e.loc, None, e.msg))?;
+    let Value::Map(entries) = &mut root.value else {
         return Err(ConfigError::at(
             file,
             root.loc,
@@ -160,8 +161,13 @@ fn parse_text(
     };
     let sections = top_level(entries, &mut errors);
     // Every name the file gives a probe, loaded or not: a suggestion may point at an entry
-    // that has errors of its own, and naming such an entry is not a typo.
-    let declared = graph::declared(sections.probes);
+    // that has errors of its own, and naming such an entry is not a typo. Owned: the probe
+    // entries are freed as they are read (parse_probes).
+    let names: Vec<String> = graph::declared(sections.probes)
+        .into_iter()
+        .map(String::from)
+        .collect();
+    let declared: Vec<&str> = names.iter().map(String::as_str).collect();
     let (mut probes, depends_locs) =
         parse_probes(sections.probes, &sections.defaults, &declared, &mut errors);
     add_targets(targets, &sections.defaults, &mut probes, &mut errors.list);
@@ -176,7 +182,7 @@ fn parse_text(
     errors.sort_by_key(|e| (e.loc.line, e.loc.col));
     Ok(Loaded {
         config: Config {
-            probes: probes.into_iter().map(std::sync::Arc::new).collect(),
+            probes,
             incidents,
             on_demand: sections.on_demand,
         },
@@ -216,15 +222,16 @@ impl Errors<'_> {
 /// errors: they are in `errors`).
 struct Sections<'n> {
     defaults: Defaults,
-    probes: &'n [Node],
+    /// Mutable: parse_probes frees each entry once read.
+    probes: &'n mut [Node],
     incidents: &'n [Node],
     on_demand: on_demand::OnDemandSpec,
 }
 
-fn top_level<'n>(entries: &'n [(node::Key, Node)], errors: &mut Errors) -> Sections<'n> {
+fn top_level<'n>(entries: &'n mut [(node::Key, Node)], errors: &mut Errors) -> Sections<'n> {
     let mut sections = Sections {
         defaults: Defaults::default(),
-        probes: &[],
+        probes: &mut [],
         incidents: &[],
         on_demand: on_demand::OnDemandSpec::default(),
     };
@@ -241,7 +248,7 @@ fn top_level<'n>(entries: &'n [(node::Key, Node)], errors: &mut Errors) -> Secti
                 }
             }
             "probes" => sections.probes = list(&key.name, value, errors),
-            "incidents" => sections.incidents = list(&key.name, value, errors),
+            "incidents" => sections.incidents = &*list(&key.name, value, errors),
             other => {
                 let e = <de::DeError as serde::de::Error>::unknown_field(other, TOP_KEYS);
                 errors.at(key.loc, None, e.msg);
@@ -270,8 +277,8 @@ fn parse_defaults(value: &Node, errors: &mut Errors) -> Option<Defaults> {
 }
 
 /// The entries of `probes:` or `incidents:` (`key`); none when it is empty or not a list.
-fn list<'n>(key: &str, value: &'n Node, errors: &mut Errors) -> &'n [Node] {
-    match &value.value {
+fn list<'n>(key: &str, value: &'n mut Node, errors: &mut Errors) -> &'n mut [Node] {
+    match &mut value.value {
         Value::Seq(items) => return items,
         Value::Null => {}
         Value::Invalid(msg) => errors.at(value.loc, None, msg.clone()),
@@ -281,20 +288,22 @@ fn list<'n>(key: &str, value: &'n Node, errors: &mut Errors) -> &'n [Node] {
             format!("\"{key}\" must be a list, found {}", other.describe()),
         ),
     }
-    &[]
+    &mut []
 }
 
-/// The probe entries that load, each name once, and where each one's `depends_on` is.
+/// The probe entries that load, each name once, and where each one's `depends_on` is. Each
+/// entry's tree is freed once read: it is most of a large file's tree (about 500 bytes a
+/// probe), and freed here it holds the specs built next instead of adding to the load's peak.
 fn parse_probes(
-    nodes: &[Node],
+    nodes: &mut [Node],
     defaults: &Defaults,
     declared: &[&str],
     errors: &mut Errors,
-) -> (Vec<ProbeConfig>, HashMap<String, Loc>) {
+) -> (Vec<Arc<ProbeConfig>>, HashMap<String, Loc>) {
     let mut seen: HashMap<String, Loc> = HashMap::new();
     let mut depends_locs: HashMap<String, Loc> = HashMap::new();
     let mut probes = Vec::new();
-    for (i, n) in nodes.iter().enumerate() {
+    for (i, n) in nodes.iter_mut().enumerate() {
         match parse_probe(n, i, defaults) {
             Ok(p) => {
                 if let Some(first) = seen.get(&p.config.name) {
@@ -309,7 +318,9 @@ fn parse_probes(
                 } else {
                     seen.insert(p.config.name.clone(), p.name_loc);
                     depends_locs.insert(p.config.name.clone(), p.depends_loc);
-                    probes.push(p.config);
+                    // Straight into the Arc the config keeps: collecting the Arcs at the end
+                    // held every spec twice at the load's peak (the Vec's buffer and the Arcs).
+                    probes.push(Arc::new(p.config));
                 }
             }
             Err(all) => {
@@ -326,6 +337,7 @@ fn parse_probes(
                 }
             }
         }
+        n.value = Value::Null;
     }
     (probes, depends_locs)
 }
@@ -335,13 +347,13 @@ fn parse_probes(
 fn add_targets(
     targets: &[TargetUrl],
     defaults: &Defaults,
-    probes: &mut Vec<ProbeConfig>,
+    probes: &mut Vec<Arc<ProbeConfig>>,
     errors: &mut Vec<ConfigError>,
 ) {
     for t in targets {
-        let taken = |name: &str| probes.iter().any(|p: &ProbeConfig| p.name == name);
+        let taken = |name: &str| probes.iter().any(|p| p.name == name);
         match t.probe(defaults, &taken) {
-            Ok(p) => probes.push(p),
+            Ok(p) => probes.push(Arc::new(p)),
             Err(all) => errors.extend(
                 all.into_iter()
                     .map(|msg| ConfigError::at(t.label(), Loc::FILE, None, msg)),
@@ -353,7 +365,7 @@ fn add_targets(
 /// The incident entries that load, checked against the probes that did; each id once.
 fn parse_incidents(
     nodes: &[Node],
-    probes: &[ProbeConfig],
+    probes: &[Arc<ProbeConfig>],
     declared: &[&str],
     errors: &mut Errors,
 ) -> Vec<IncidentSpec> {

@@ -129,7 +129,7 @@ fn parse_with(
             loc: Loc { line: 1, col: 1 },
         });
     }
-    let raw: Spanned<Raw> =
+    let read: Spanned<Value> =
         serde_saphyr::from_str_with_options(text, opts).map_err(|e| ParseError {
             loc: e
                 .location()
@@ -137,7 +137,9 @@ fn parse_with(
                 .unwrap_or(Loc { line: 1, col: 1 }),
             msg: friendly(&first_line(&e.to_string())),
         })?;
-    convert(raw, env)
+    let mut root = located(read);
+    expand_all(&mut root, env);
+    Ok(root)
 }
 
 /// serde-saphyr's default budget (250,000 nodes, 1,000,000 events) is what stops an alias
@@ -175,36 +177,29 @@ fn friendly(msg: &str) -> String {
     }
 }
 
-fn convert(raw: Spanned<Raw>, env: &dyn Fn(&str) -> Option<String>) -> Result<Node, ParseError> {
-    let loc = Loc::from_saphyr(&raw.referenced);
-    let value = match raw.value {
-        Raw::Null => Value::Null,
-        Raw::Bool(b) => Value::Bool(b),
-        Raw::Int(i) => Value::Int(i),
-        Raw::Float(f) => Value::Float(f),
-        Raw::Str(s) => match expand(&s, env) {
-            Ok(s) => Value::Str(s),
-            Err(e) => Value::Invalid(e.to_string()),
-        },
-        Raw::Seq(items) => Value::Seq(
-            items
-                .into_iter()
-                .map(|i| convert(i, env))
-                .collect::<Result<_, _>>()?,
-        ),
-        Raw::Map(entries) => {
-            let mut out = Vec::with_capacity(entries.len());
-            for (k, v) in entries {
-                let key = Key {
-                    name: k.value,
-                    loc: Loc::from_saphyr(&k.referenced),
-                };
-                out.push((key, convert(v, env)?));
-            }
-            Value::Map(out)
+/// A value read with its span -> a [`Node`]. serde-saphyr's span is two full locations
+/// (about 100 bytes); a node keeps only where the value is referenced.
+fn located(read: Spanned<Value>) -> Node {
+    Node {
+        loc: Loc::from_saphyr(&read.referenced),
+        value: read.value,
+    }
+}
+
+/// Expands `${VAR}` in every string of the tree, in place: a string that cannot be expanded
+/// becomes [`Value::Invalid`], for the entry holding it to report.
+fn expand_all(node: &mut Node, env: &dyn Fn(&str) -> Option<String>) {
+    match &mut node.value {
+        Value::Str(s) if s.contains('$') => {
+            node.value = match expand(s, env) {
+                Ok(s) => Value::Str(s),
+                Err(e) => Value::Invalid(e.to_string()),
+            };
         }
-    };
-    Ok(Node { value, loc })
+        Value::Seq(items) => items.iter_mut().for_each(|i| expand_all(i, env)),
+        Value::Map(entries) => entries.iter_mut().for_each(|(_, v)| expand_all(v, env)),
+        _ => {}
+    }
 }
 
 /// Why a `${...}` cannot be expanded. Never quotes the string: it may be a literal password.
@@ -265,75 +260,71 @@ pub(crate) fn expand(s: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<St
     Ok(out)
 }
 
-/// The shape serde-saphyr hands us, before locations are flattened into [`Node`].
-enum Raw {
-    Null,
-    Bool(bool),
-    Int(i128),
-    Float(f64),
-    Str(String),
-    Seq(Vec<Spanned<Raw>>),
-    Map(Vec<(Spanned<String>, Spanned<Raw>)>),
-}
-
-impl<'de> Deserialize<'de> for Raw {
+/// The tree is read straight into nodes, each element's span unwrapped as soon as it is read:
+/// a tree of serde-saphyr's spans first, converted after, took about 700 bytes a probe entry
+/// and was a large file's peak of memory (issue 33: every shard reads the whole file).
+/// Strings are as written; [`expand_all`] expands them after.
+impl<'de> Deserialize<'de> for Value {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(RawVisitor)
+        d.deserialize_any(ValueVisitor)
     }
 }
 
-struct RawVisitor;
+struct ValueVisitor;
 
-impl<'de> Visitor<'de> for RawVisitor {
-    type Value = Raw;
+impl<'de> Visitor<'de> for ValueVisitor {
+    type Value = Value;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("any YAML value")
     }
-    fn visit_unit<E>(self) -> Result<Raw, E> {
-        Ok(Raw::Null)
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
     }
-    fn visit_none<E>(self) -> Result<Raw, E> {
-        Ok(Raw::Null)
+    fn visit_none<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
     }
-    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Raw, D::Error> {
-        d.deserialize_any(RawVisitor)
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        d.deserialize_any(ValueVisitor)
     }
-    fn visit_bool<E>(self, v: bool) -> Result<Raw, E> {
-        Ok(Raw::Bool(v))
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
     }
-    fn visit_i64<E>(self, v: i64) -> Result<Raw, E> {
-        Ok(Raw::Int(v.into()))
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::Int(v.into()))
     }
-    fn visit_u64<E>(self, v: u64) -> Result<Raw, E> {
-        Ok(Raw::Int(v.into()))
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::Int(v.into()))
     }
-    fn visit_i128<E>(self, v: i128) -> Result<Raw, E> {
-        Ok(Raw::Int(v))
+    fn visit_i128<E>(self, v: i128) -> Result<Value, E> {
+        Ok(Value::Int(v))
     }
-    fn visit_f64<E>(self, v: f64) -> Result<Raw, E> {
-        Ok(Raw::Float(v))
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        Ok(Value::Float(v))
     }
-    fn visit_str<E>(self, v: &str) -> Result<Raw, E> {
-        Ok(Raw::Str(v.to_string()))
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::Str(v.to_string()))
     }
-    fn visit_string<E>(self, v: String) -> Result<Raw, E> {
-        Ok(Raw::Str(v))
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::Str(v))
     }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut a: A) -> Result<Raw, A::Error> {
+    fn visit_seq<A: SeqAccess<'de>>(self, mut a: A) -> Result<Value, A::Error> {
         let mut items = Vec::new();
-        while let Some(item) = a.next_element()? {
-            items.push(item);
+        while let Some(item) = a.next_element::<Spanned<Value>>()? {
+            items.push(located(item));
         }
-        Ok(Raw::Seq(items))
+        Ok(Value::Seq(items))
     }
-    fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<Raw, A::Error> {
+    fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<Value, A::Error> {
         let mut entries = Vec::new();
         while let Some(k) = a.next_key::<Spanned<String>>()? {
-            let v = a.next_value()?;
-            entries.push((k, v));
+            let key = Key {
+                loc: Loc::from_saphyr(&k.referenced),
+                name: k.value,
+            };
+            entries.push((key, located(a.next_value::<Spanned<Value>>()?)));
         }
-        Ok(Raw::Map(entries))
+        Ok(Value::Map(entries))
     }
 }
 

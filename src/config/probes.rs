@@ -44,6 +44,24 @@ pub struct ProbeConfig {
     pub(crate) buckets: super::buckets::Buckets,
 }
 
+impl ProbeConfig {
+    /// A copy that shares no memory with `self`: the probe is built again from its spec (a
+    /// fresh config's probe has no state yet). `Config::shard` keeps such copies, so that the
+    /// whole config, freed after the cut, leaves no page of the heap holding a probe that
+    /// runs (core/heap.rs). If the spec does not build again (it did at load: a file it
+    /// reads changed since), the copy shares the built probe instead.
+    pub(crate) fn detached(&self) -> ProbeConfig {
+        let built = self
+            .spec
+            .build()
+            .map_or_else(|_| Arc::clone(&self.built), Arc::new);
+        ProbeConfig {
+            built,
+            ..self.clone()
+        }
+    }
+}
+
 pub(super) struct Parsed {
     pub(super) config: ProbeConfig,
     pub(super) name_loc: Loc,
