@@ -522,7 +522,7 @@ async fn serve(
         std::thread::Builder::new()
             .name("config-load".into())
             .spawn_scoped(s, || source.load())
-            .map(|load| load.join())
+            .map(std::thread::ScopedJoinHandle::join)
     })
     .context("cannot start a thread to load the config")?
     .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
