@@ -23,7 +23,7 @@ pub(crate) struct State {
     pub(crate) metrics: Metrics,
     probes: RwLock<HashMap<String, ProbeEntry>>,
     /// Replaced whole on reload; evaluations take a copy of the list.
-    incidents: RwLock<Vec<IncidentSpec>>,
+    incidents: RwLock<Incidents>,
     tracked: Mutex<HashMap<String, Tracked>>,
     /// Built on the first webhook sent: a client (its TLS config and root store) costs
     /// about 0.3 MiB of an idle exporter that has no webhook (bench/heap_profile.py).
@@ -32,6 +32,38 @@ pub(crate) struct State {
     /// latest judgement (by part index).
     parts: RwLock<Parts>,
     judgements: RwLock<Vec<Judgement>>,
+}
+
+/// The incidents, and which of them judge each probe: replaced whole on reload.
+#[derive(Debug)]
+struct Incidents {
+    list: Vec<IncidentSpec>,
+    /// Probe -> the indexes in `list` of the incidents with a criterion on it, each once.
+    /// Every result looks its probe up here: scanning every incident's criteria instead
+    /// cost 0.23 cores at 10,000 probes and 5,000 incidents (0.1 without incidents).
+    by_probe: HashMap<String, Vec<usize>>,
+}
+
+impl Incidents {
+    fn new(list: Vec<IncidentSpec>) -> Incidents {
+        let mut by_probe: HashMap<String, Vec<usize>> = HashMap::new();
+        for (i, inc) in list.iter().enumerate() {
+            for c in &inc.criteria {
+                let judged = by_probe.entry(c.probe.clone()).or_default();
+                if judged.last() != Some(&i) {
+                    judged.push(i);
+                }
+            }
+        }
+        Incidents { list, by_probe }
+    }
+
+    /// The incidents with a criterion on `probe`, in config order.
+    fn judging(&self, probe: &str) -> Vec<IncidentSpec> {
+        self.by_probe.get(probe).map_or_else(Vec::new, |found| {
+            found.iter().map(|&i| self.list[i].clone()).collect()
+        })
+    }
 }
 
 /// A probe's schedule and its recent results, oldest first.
@@ -214,7 +246,7 @@ impl State {
         State {
             metrics,
             probes: RwLock::new(probes),
-            incidents: RwLock::new(config.incidents.clone()),
+            incidents: RwLock::new(Incidents::new(config.incidents.clone())),
             tracked: Mutex::new(HashMap::new()),
             webhooks: std::sync::OnceLock::new(),
             parts: RwLock::new(parts),
@@ -334,16 +366,14 @@ impl State {
         self.incidents
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .iter()
-            .filter(|i| i.criteria.iter().any(|c| c.probe == probe))
-            .cloned()
-            .collect()
+            .judging(probe)
     }
 
     fn incident_specs(&self) -> Vec<IncidentSpec> {
         self.incidents
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .list
             .clone()
     }
 
@@ -410,7 +440,8 @@ impl State {
         *self
             .incidents
             .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = new.incidents.clone();
+            .unwrap_or_else(std::sync::PoisonError::into_inner) =
+            Incidents::new(new.incidents.clone());
         let parts = Parts::new(new.dependency_graph());
         let count = parts.graphs().len();
         *self

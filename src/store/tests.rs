@@ -280,3 +280,17 @@ fn points_keep_seconds_within_a_twentieth_of_a_percent() {
     }
     assert_eq!(points.back().map(|p| p.seconds), Some(65504.0));
 }
+
+#[test]
+fn each_probe_finds_the_incidents_judging_it_once_each_in_config_order() {
+    let text = "probes:\n  - { name: a, kind: tcp, host: 127.0.0.1, port: 9 }\n  - { name: b, kind: tcp, host: 127.0.0.1, port: 9 }\n  - { name: c, kind: tcp, host: 127.0.0.1, port: 9 }\nincidents:\n  - id: one\n    criteria:\n      - { name: up, probe: a, success: true }\n      - { name: fast, probe: a, max_seconds: 1 }\n      - { name: b_up, probe: b, success: true }\n  - id: two\n    criteria:\n      - { name: up, probe: b, success: true }\n";
+    let config = crate::config::parse("t.yaml", text, &|_| None)
+        .expect("config")
+        .config;
+    let incidents = Incidents::new(config.incidents.clone());
+    let ids = |p: &str| -> Vec<String> { incidents.judging(p).into_iter().map(|i| i.id).collect() };
+    assert_eq!(ids("a"), ["one"]);
+    assert_eq!(ids("b"), ["one", "two"]);
+    assert!(ids("c").is_empty());
+    assert!(ids("nowhere").is_empty());
+}
