@@ -10,7 +10,11 @@ first runs, it reports per build the CPU over a window (cores), the resident mem
 the median GET of /metrics, then B/A ratios. Nothing is written: paste the table into
 BENCHMARKS.md.
 
+With --incidents N, the config also has N incidents, each judging two probes (0 and 1, 2
+and 3, ...): the record of a change to how a result finds the incidents it moves.
+
 Usage: bench/rootcause_ab.py --a OLD_BINARY --b NEW_BINARY [--probes 10000] [--window 60]
+       [--incidents 0]
 """
 import argparse, os, socket, statistics, subprocess, sys, tempfile, threading, time
 
@@ -37,12 +41,19 @@ def flapping(period):
     return port
 
 
-def config(n, steady, flap):
+def config(n, steady, flap, incidents):
     out = ["defaults: { interval: 10s, timeout: 2s }", "probes:"]
     for i in range(n):
         port = flap if i % 10 == 0 else steady
         dep = f", depends_on: [tcp-{i - i % 10:06}]" if i % 10 in (1, 2, 3) else ""
         out.append(f"  - {{ name: tcp-{i:06}, kind: tcp, host: 127.0.0.1, port: {port}{dep} }}")
+    if incidents:
+        out.append("incidents:")
+    for k in range(incidents):
+        a, b = (2 * k) % n, (2 * k + 1) % n
+        out += [f"  - id: inc-{k}", "    criteria:",
+                f"      - {{ name: a, probe: tcp-{a:06}, success: true }}",
+                f"      - {{ name: b, probe: tcp-{b:06}, success: true }}"]
     return "\n".join(out) + "\n"
 
 
@@ -52,10 +63,11 @@ def main():
     ap.add_argument("--b", required=True, help="the build under test")
     ap.add_argument("--probes", type=int, default=10000)
     ap.add_argument("--window", type=int, default=60)
+    ap.add_argument("--incidents", type=int, default=0)
     a = ap.parse_args()
     steady, flap = listener(), flapping(15)
     with tempfile.TemporaryDirectory() as d:
-        path = os.path.join(d, "c.yaml"); open(path, "w").write(config(a.probes, steady, flap))
+        path = os.path.join(d, "c.yaml"); open(path, "w").write(config(a.probes, steady, flap, a.incidents))
         procs = {}
         try:
             for name, binary in (("A", a.a), ("B", a.b)):
@@ -81,9 +93,9 @@ def main():
             for p, _ in procs.values():
                 p.terminate(); p.wait()
     print(f"## root-cause judgement A/B at {a.probes} probes, {a.probes * 4 // 10} in dependency graphs, "
-          f"bases flapping every 15 s ({time.strftime('%Y-%m-%d')}, {os.uname().nodename}, "
+          f"bases flapping every 15 s, {a.incidents} incidents ({time.strftime('%Y-%m-%d')}, {os.uname().nodename}, "
           f"{os.cpu_count()} cores, load {os.getloadavg()[0]:.2f})\n")
-    print(f"`bench/rootcause_ab.py --a {a.a} --b {a.b} --probes {a.probes} --window {a.window}` "
+    print(f"`bench/rootcause_ab.py --a {a.a} --b {a.b} --probes {a.probes} --window {a.window} --incidents {a.incidents}` "
           f"(both running at once; CPU over {elapsed:.0f} s, scrapes every 5 s included)\n")
     print("| build | CPU (cores) | RSS (MiB) | /metrics GET median (ms) |\n|---|---|---|---|")
     for n, binary in (("A", a.a), ("B", a.b)):
