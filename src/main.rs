@@ -514,19 +514,9 @@ async fn serve(
     web_config: Option<PathBuf>,
     shard: Option<Shard>,
 ) -> anyhow::Result<ExitCode> {
-    // On a thread of its own: what the load allocates is then in that thread's malloc arena,
-    // and app::serve cuts the share (copies) into this one. All the load leaves behind -- the
-    // tree, the other shards' probes -- is freed whole and goes back to the system, instead of
-    // sharing pages with the probes that run (core/heap.rs; issue 33).
-    let loaded = std::thread::scope(|s| {
-        std::thread::Builder::new()
-            .name("config-load".into())
-            .spawn_scoped(s, || source.load())
-            .map(std::thread::ScopedJoinHandle::join)
-    })
-    .context("cannot start a thread to load the config")?
-    .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-    let loaded = match loaded {
+    // Apart from the probes that will run: app::serve copies the share out of the load, and
+    // all the load leaves behind (the tree, the other shards' probes) is freed whole.
+    let loaded = match config::load_apart(source.path.clone(), source.targets.clone()).await {
         Ok(l) => l,
         Err(e) => {
             tracing::error!("{e}");

@@ -127,27 +127,10 @@ impl Supervisor {
         // not freeze the process (a FIFO is already refused without blocking). On a thread of
         // its own rather than the blocking pool: its malloc arena then holds only the load,
         // which the cut below copies out of and frees whole (core/heap.rs).
-        let (sender, reading) = oneshot::channel();
-        let thread = std::thread::Builder::new()
-            .name("config-load".into())
-            .spawn({
-                let path = path.clone();
-                let targets = self.targets.clone();
-                move || {
-                    let _ = sender.send(config::load_with(Some(&path), &targets));
-                }
-            });
-        if let Err(e) = thread {
-            return Err(ReloadError::Load(config::ConfigError {
-                file: path.display().to_string(),
-                loc: config::node::Loc::FILE,
-                probe: None,
-                msg: format!("cannot start a thread to load the config: {e}"),
-            }));
-        }
+        let reading = config::load_apart(Some(path.clone()), self.targets.clone());
         let read = match tokio::time::timeout(LOAD_TIMEOUT, reading).await {
-            Ok(Ok(read)) => read,
-            _ => Err(config::ConfigError {
+            Ok(read) => read,
+            Err(_) => Err(config::ConfigError {
                 file: path.display().to_string(),
                 loc: config::node::Loc { line: 1, col: 1 },
                 probe: None,

@@ -127,6 +127,35 @@ pub fn load_with(path: Option<&Path>, targets: &[TargetUrl]) -> Result<Loaded, C
     crate::redact::while_loading(|| parse_text(&file, &text, &env, targets))
 }
 
+/// [`load_with`] on a thread of its own (`config-load`), awaited without blocking an async
+/// worker: what the load allocates sits in that thread's malloc arena, which is freed whole
+/// once the share that runs is copied out of it (core/heap.rs; issue 33). A thread that
+/// cannot start, or a load that stops without an answer, is an error at the file.
+pub async fn load_apart(
+    path: Option<std::path::PathBuf>,
+    targets: Vec<TargetUrl>,
+) -> Result<Loaded, ConfigError> {
+    let file = path
+        .as_deref()
+        .map_or_else(|| "<targets>".to_string(), |p| p.display().to_string());
+    let failed = |msg: String| ConfigError {
+        file: file.clone(),
+        loc: Loc::FILE,
+        probe: None,
+        msg,
+    };
+    let (sender, answer) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("config-load".into())
+        .spawn(move || {
+            let _ = sender.send(load_with(path.as_deref(), &targets));
+        })
+        .map_err(|e| failed(format!("cannot start a thread to load the config: {e}")))?;
+    answer
+        .await
+        .map_err(|_| failed("loading the config stopped before it finished".to_string()))?
+}
+
 /// Parses config text; `file` only names the source in errors. Every secret it holds is
 /// registered with the redactor as it is read.
 pub fn parse(
