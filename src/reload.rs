@@ -2,7 +2,7 @@
 //! or a changed file) loads the config again and switches to it, or keeps the old one running
 //! when the new one is invalid.
 //!
-//! It sits between config and runner (config -> supervisor -> runner): it reads the config,
+//! It sits between config and runner (config -> reload -> runner): it reads the config,
 //! never the other way. A refused reload is a [`ReloadError`], whose text `POST /-/reload`
 //! answers and the log shows.
 
