@@ -1,6 +1,6 @@
 """What every benchmark script needs: free ports, waiting for a server, a process's CPU and
 resident memory from /proc, and a local TCP listener that accepts and closes."""
-import ipaddress, os, re, socket, subprocess, threading, time, urllib.parse, urllib.request
+import contextlib, ipaddress, os, re, socket, subprocess, threading, time, urllib.parse, urllib.request
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -54,6 +54,24 @@ def rss_mib(pid):
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return float("nan")
+
+
+@contextlib.contextmanager
+def two_builds(a, b, config_path, secs=30):
+    """Builds A and B serving the same config side by side on 127.0.0.1 (an A/B record):
+    yields {"A": (process, port), "B": (process, port)} once both answer, stops both after."""
+    procs = {}
+    try:
+        for name, binary in (("A", a), ("B", b)):
+            port = free_port()
+            p = subprocess.Popen([binary, "serve", "--config", config_path, "--listen", f"127.0.0.1:{port}"],
+                                 stderr=subprocess.DEVNULL)
+            procs[name] = (p, port)
+            wait_up(f"http://127.0.0.1:{port}/healthz", secs=secs, proc=p)
+        yield procs
+    finally:
+        for p, _ in procs.values():
+            p.terminate(); p.wait()
 
 
 def listener():

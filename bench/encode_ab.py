@@ -10,10 +10,10 @@ the answer's size, then B/A ratios. Nothing is written: paste the table into BEN
 
 Usage: bench/encode_ab.py --a OLD_BINARY --b NEW_BINARY [--probes 10000] [--rounds 15] [--idle]
 """
-import argparse, os, statistics, subprocess, sys, tempfile, time
+import argparse, os, statistics, sys, tempfile, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import get_metrics, cpu_seconds, free_port, listener, wait_up  # noqa: E402
+from common import get_metrics, cpu_seconds, listener, two_builds  # noqa: E402
 
 
 def scrape(port):
@@ -40,14 +40,7 @@ def main():
         f"  - {{ name: p{i}, kind: tcp, host: 127.0.0.1, port: {target} }}\n" for i in range(a.probes))
     with tempfile.TemporaryDirectory() as d:
         path = os.path.join(d, "c.yaml"); open(path, "w").write(cfg)
-        procs = {}
-        try:
-            for name, binary in (("A", a.a), ("B", a.b)):
-                port = free_port()
-                p = subprocess.Popen([binary, "serve", "--config", path, "--listen", f"127.0.0.1:{port}"],
-                                     stderr=subprocess.DEVNULL)
-                procs[name] = (p, port)
-                wait_up(f"http://127.0.0.1:{port}/healthz", proc=p)
+        with two_builds(a.a, a.b, path) as procs:
             time.sleep(15)  # every probe has run once
             results = {n: {"get": [], "encode": [], "cpu": [], "bytes": 0} for n in procs}
             for n, (p, port) in procs.items():
@@ -59,9 +52,6 @@ def main():
                     r = results[n]
                     r["get"].append(get_ms); r["encode"].append(enc)
                     r["cpu"].append((cpu_seconds(p.pid) - c0) * 1000); r["bytes"] = size
-        finally:
-            for p, _ in procs.values():
-                p.terminate(); p.wait()
     med = {n: {k: statistics.median(v) for k, v in r.items() if k != "bytes"} for n, r in results.items()}
     print(f"## /metrics A/B at {a.probes} probes, interval {interval} ({time.strftime('%Y-%m-%d')}, "
           f"{os.uname().nodename}, {os.cpu_count()} cores, load {os.getloadavg()[0]:.2f})\n")

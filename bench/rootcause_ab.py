@@ -16,10 +16,10 @@ and 3, ...): the record of a change to how a result finds the incidents it moves
 Usage: bench/rootcause_ab.py --a OLD_BINARY --b NEW_BINARY [--probes 10000] [--window 60]
        [--incidents 0]
 """
-import argparse, os, socket, statistics, subprocess, sys, tempfile, threading, time
+import argparse, os, socket, statistics, sys, tempfile, threading, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import get_metrics, cpu_seconds, free_port, listener, rss_mib, wait_up  # noqa: E402
+from common import get_metrics, cpu_seconds, free_port, listener, rss_mib, two_builds  # noqa: E402
 
 
 def flapping(period):
@@ -68,14 +68,7 @@ def main():
     steady, flap = listener(), flapping(15)
     with tempfile.TemporaryDirectory() as d:
         path = os.path.join(d, "c.yaml"); open(path, "w").write(config(a.probes, steady, flap, a.incidents))
-        procs = {}
-        try:
-            for name, binary in (("A", a.a), ("B", a.b)):
-                port = free_port()
-                p = subprocess.Popen([binary, "serve", "--config", path, "--listen", f"127.0.0.1:{port}"],
-                                     stderr=subprocess.DEVNULL)
-                procs[name] = (p, port)
-                wait_up(f"http://127.0.0.1:{port}/healthz", secs=120, proc=p)
+        with two_builds(a.a, a.b, path, secs=120) as procs:
             time.sleep(15)  # every probe has run once
             start = {n: cpu_seconds(p.pid) for n, (p, _) in procs.items()}
             gets = {n: [] for n in procs}
@@ -89,9 +82,6 @@ def main():
             elapsed = time.time() - t0
             cores = {n: (cpu_seconds(p.pid) - start[n]) / elapsed for n, (p, _) in procs.items()}
             rss = {n: rss_mib(p.pid) for n, (p, _) in procs.items()}
-        finally:
-            for p, _ in procs.values():
-                p.terminate(); p.wait()
     print(f"## root-cause judgement A/B at {a.probes} probes, {a.probes * 4 // 10} in dependency graphs, "
           f"bases flapping every 15 s, {a.incidents} incidents ({time.strftime('%Y-%m-%d')}, {os.uname().nodename}, "
           f"{os.cpu_count()} cores, load {os.getloadavg()[0]:.2f})\n")
