@@ -5,7 +5,7 @@
 use crate::config::{Config, ProbeConfig};
 use crate::core::clock::unix_now;
 use crate::incident::engine::ProbeHistory;
-use crate::incident::rootcause::{self, Judgement, Parts};
+use crate::incident::rootcause::{self, Graph, Judgement, Parts};
 use crate::incident::{IncidentSpec, Tracked, evaluate, notify};
 use crate::metrics::Metrics;
 use crate::probe::RunResult;
@@ -28,10 +28,16 @@ pub(crate) struct State {
     /// Built on the first webhook sent: a client (its TLS config and root store) costs
     /// about 0.3 MiB of an idle exporter that has no webhook (bench/heap_profile.py).
     webhooks: std::sync::OnceLock<reqwest::Client>,
-    /// The dependency graph (only the probes in one) cut into its parts, and each part's
-    /// latest judgement (by part index).
-    parts: RwLock<Parts>,
-    judgements: RwLock<Vec<Judgement>>,
+    judged: RwLock<Judged>,
+}
+
+/// The dependency graph (only the probes in one) cut into its parts, and each part's latest
+/// judgement (by part index). One lock: the two never differ in size, and two judgements of
+/// one part are never written out of order.
+#[derive(Debug, Default)]
+struct Judged {
+    parts: Parts,
+    judgements: Vec<Judgement>,
 }
 
 /// The incidents, and which of them judge each probe: replaced whole on reload.
@@ -237,32 +243,45 @@ impl State {
         for inc in &config.incidents {
             metrics.incidents.init(inc);
         }
-        let parts = Parts::new(config.dependency_graph());
-        for part in parts.graphs() {
-            let members: Vec<String> = part.keys().cloned().collect();
-            metrics.root_causes.set(&members, &Judgement::default());
-        }
-        let judgements = vec![Judgement::default(); parts.graphs().len()];
-        State {
+        let state = State {
             metrics,
             probes: RwLock::new(probes),
             incidents: RwLock::new(Incidents::new(config.incidents.clone())),
             tracked: Mutex::new(HashMap::new()),
             webhooks: std::sync::OnceLock::new(),
-            parts: RwLock::new(parts),
-            judgements: RwLock::new(judgements),
+            judged: RwLock::new(Judged::default()),
+        };
+        state.replace_graph(config.dependency_graph());
+        state
+    }
+
+    /// Switches to `graph` (at start, on a reload) and judges every part of it on the
+    /// probes' latest results.
+    fn replace_graph(&self, graph: Graph) {
+        let mut judged = self
+            .judged
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        judged.parts = Parts::new(graph);
+        judged.judgements = vec![Judgement::default(); judged.parts.graphs().len()];
+        for part in 0..judged.judgements.len() {
+            self.judge_part(&mut judged, part);
         }
     }
 
-    /// Judges one part of the dependency graph on its probes' latest results and exports
-    /// it. Runs when a probe of the part turns failing or passing: a steady result, and a
-    /// probe outside every graph, cost nothing.
+    /// Judges one part of the dependency graph again. Runs when a probe of the part turns
+    /// failing or passing: a steady result, and a probe outside every graph, cost nothing.
     fn rejudge(&self, part: usize) {
-        let parts = self
-            .parts
-            .read()
+        let mut judged = self
+            .judged
+            .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let Some(graph) = parts.graphs().get(part) else {
+        self.judge_part(&mut judged, part);
+    }
+
+    /// Judges one part on its probes' latest results and exports it.
+    fn judge_part(&self, judged: &mut Judged, part: usize) {
+        let Some(graph) = judged.parts.graphs().get(part) else {
             return;
         };
         let j = {
@@ -279,11 +298,7 @@ impl State {
         };
         let members: Vec<String> = graph.keys().cloned().collect();
         self.metrics.root_causes.set(&members, &j);
-        let mut judgements = self
-            .judgements
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(slot) = judgements.get_mut(part) {
+        if let Some(slot) = judged.judgements.get_mut(part) {
             *slot = j;
         }
     }
@@ -291,11 +306,11 @@ impl State {
     /// The latest root-cause judgement of the whole graph (empty when nothing in a
     /// dependency graph fails).
     pub(crate) fn judgement(&self) -> Judgement {
-        let judgements = self
-            .judgements
+        let judged = self
+            .judged
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        Judgement::merge(judgements.iter())
+        Judgement::merge(judged.judgements.iter())
     }
 
     /// `Root cause: vpc-connector (ERROR); 7 failures follow from it`, naming each root's
@@ -347,9 +362,10 @@ impl State {
         // The judgement reads only who fails (no result yet counts as passing).
         if was_failing == run.ok() {
             let part = self
-                .parts
+                .judged
                 .read()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .parts
                 .part_of(&probe.name);
             if let Some(part) = part {
                 self.rejudge(part);
@@ -442,20 +458,8 @@ impl State {
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner) =
             Incidents::new(new.incidents.clone());
-        let parts = Parts::new(new.dependency_graph());
-        let count = parts.graphs().len();
-        *self
-            .parts
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = parts;
-        *self
-            .judgements
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = vec![Judgement::default(); count];
         self.metrics.root_causes.clear();
-        for part in 0..count {
-            self.rejudge(part);
-        }
+        self.replace_graph(new.dependency_graph());
         self.evaluate_all();
     }
 
