@@ -250,7 +250,6 @@ impl Parts {
                 sets.union(i, *j);
             }
         }
-        drop(index);
         let mut part_of_root: HashMap<usize, usize> = HashMap::new();
         let mut parts = Parts::default();
         for (i, (name, deps)) in graph.into_iter().enumerate() {
