@@ -138,6 +138,13 @@ pub(crate) fn first_run_delay(name: &str, interval: Duration) -> Duration {
     interval.min(MAX_SPREAD).mul_f64(spread_fraction(name))
 }
 
+/// Where a probe's runs after the first fall within its interval: the same fraction of the
+/// whole interval, so the probes of a replica spread over all of it. Equal to the first
+/// run's delay for intervals up to [`MAX_SPREAD`].
+pub(crate) fn grid_phase(name: &str, interval: Duration) -> Duration {
+    interval.mul_f64(spread_fraction(name))
+}
+
 /// Starts every probe on one timetable ([`timetable`]: one task and one timer for all of
 /// them, each run a task of its own while it runs); they stop when `token` is cancelled.
 /// The set's task ends once the runs in flight are gone.
@@ -151,6 +158,7 @@ pub(crate) fn spawn_all(
         .map(|p| Entry {
             delay: first_run_delay(&p.name, p.interval),
             interval: p.interval,
+            phase: grid_phase(&p.name, p.interval),
         })
         .collect();
     // The config's own copies, shared: a copy per probe cost ~230 B.

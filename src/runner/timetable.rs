@@ -7,13 +7,18 @@
 //! pops slots, spawns and pushes the next slot when a run ends (a few microseconds each at
 //! 1,667 runs a second).
 //!
-//! The semantics are [`super::schedule`]'s, per probe: the first run `delay` after the start,
-//! then every `interval` from that first slot (no drift); a run longer than the interval
-//! delays the next one and the grid moves with it (runs of one probe never overlap, since
-//! its next slot is pushed only when its run ends); a run returning `Some(d)` is followed
-//! by the next one `d` after it ends; cancelling the token drops the runs in flight, and
-//! the timetable returns only once they have stopped (a reload starts the new generation
-//! after the old one is gone).
+//! Per probe: the first run `delay` after the start, then on the probe's grid, `phase` after
+//! the start plus multiples of `interval` (no drift), each run at the first grid slot at
+//! least half an interval after the previous slot. The first run comes soon (a fresh
+//! replica knows within seconds); the grid spreads the runs over the whole interval, as
+//! Prometheus spreads its targets over the scrape interval (100,000 probes every 60 s first
+//! ran within the same 10 s of every minute: six times the load of an even spread in those
+//! seconds, and idle the rest). A run longer than the interval delays the next one to its
+//! end (runs of one probe never overlap, since its next slot is pushed only when its run
+//! ends), and the grid takes it back after; a run returning `Some(d)` is followed by the
+//! next one `d` after it ends; cancelling the token drops the runs in flight, and the
+//! timetable returns only once they have stopped (a reload starts the new generation after
+//! the old one is gone).
 
 use super::later;
 use std::cmp::Reverse;
@@ -31,6 +36,9 @@ pub(crate) struct Entry {
     /// From the timetable's start to the probe's first run.
     pub(crate) delay: Duration,
     pub(crate) interval: Duration,
+    /// From the timetable's start to the probe's grid (below `interval`; the runs after the
+    /// first are on it).
+    pub(crate) phase: Duration,
 }
 
 /// How long before its slot a run's task is spawned; it then waits for the slot on its own
@@ -65,8 +73,9 @@ where
         .enumerate()
         .map(|(i, e)| Reverse((later(start, e.delay), i)))
         .collect();
-    // What a waiting probe keeps besides its slot.
-    let intervals: Vec<Duration> = entries.into_iter().map(|e| e.interval).collect();
+    // What a waiting probe keeps besides its slot: its grid.
+    let grids: Vec<(Duration, Duration)> =
+        entries.into_iter().map(|e| (e.interval, e.phase)).collect();
     let mut runs: JoinSet<Done> = JoinSet::new();
     let sleep = tokio::time::sleep_until(start);
     tokio::pin!(sleep);
@@ -93,8 +102,9 @@ where
                 let mut next = Some(done);
                 while let Some(done) = next {
                     if let Ok((i, slot, sooner)) = done {
-                        let interval = intervals.get(i).copied().unwrap_or(Duration::MAX);
-                        heap.push(Reverse((next_slot(slot, interval, sooner), i)));
+                        let (interval, phase) = grids.get(i).copied().unwrap_or((Duration::MAX, Duration::ZERO));
+                        let grid = later(start, phase);
+                        heap.push(Reverse((next_slot(grid, slot, interval, sooner), i)));
                     }
                     next = runs.try_join_next();
                 }
@@ -127,13 +137,29 @@ where
 }
 
 /// The slot after a run for `slot` that ended now: `sooner` after now when the run asked for
-/// it, else the next slot of the grid, or now when the run took longer than the interval.
-fn next_slot(slot: Instant, interval: Duration, sooner: Option<Duration>) -> Instant {
+/// it, else the first slot of the grid (`grid` plus multiples of `interval`) at least half an
+/// interval after `slot`, or now when the run took longer than that.
+fn next_slot(
+    grid: Instant,
+    slot: Instant,
+    interval: Duration,
+    sooner: Option<Duration>,
+) -> Instant {
     let now = Instant::now();
-    match sooner {
-        Some(after) => later(now, after),
-        None => later(slot, interval).max(now),
+    if let Some(after) = sooner {
+        return later(now, after);
     }
+    let earliest = later(slot, interval / 2);
+    let Some(behind) = earliest.checked_duration_since(grid) else {
+        return grid.max(now);
+    };
+    // Whole intervals from the grid's origin to the first slot at or after `earliest`.
+    let steps = behind.as_nanos().div_ceil(interval.as_nanos().max(1));
+    let step = u32::try_from(steps)
+        .ok()
+        .and_then(|n| interval.checked_mul(n));
+    step.map_or(later(slot, interval), |d| later(grid, d))
+        .max(now)
 }
 
 #[cfg(test)]
@@ -144,10 +170,12 @@ mod tests {
     /// (probe, start, end) of each run, relative to the test's start.
     type RunLog = Arc<Mutex<Vec<(usize, Duration, Duration)>>>;
 
+    /// A probe whose grid starts at its first run (every run an interval after the last).
     fn entry(delay_ms: u64, interval_s: u64) -> Entry {
         Entry {
             delay: Duration::from_millis(delay_ms),
             interval: Duration::from_secs(interval_s),
+            phase: Duration::from_millis(delay_ms % (interval_s * 1000)),
         }
     }
 
@@ -223,7 +251,51 @@ mod tests {
         )
         .await;
         let starts: Vec<u128> = starts_ms(&runs, 0).iter().map(|ms| ms / 1000).collect();
-        assert_eq!(starts, [0, 1, 2, 3, 33, 63]);
+        // Back on its grid (0, 30, 60): the first slot at least half an interval after 3.
+        assert_eq!(starts, [0, 1, 2, 3, 30, 60]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_first_run_comes_soon_then_the_runs_keep_to_the_grid() {
+        // First at 2 s, grid at 45 s + 60 s multiples: the second run 43 s after the first
+        // (at least half an interval), then every 60 s.
+        let e = Entry {
+            delay: Duration::from_secs(2),
+            interval: Duration::from_secs(60),
+            phase: Duration::from_secs(45),
+        };
+        let runs = play(vec![e], &[1], |_, _| None, 170).await;
+        assert_eq!(starts_ms(&runs, 0), [2_000, 45_000, 105_000, 165_000]);
+        // A grid slot under half an interval after the first run is skipped: 10 s, then 70 s.
+        let e = Entry {
+            delay: Duration::from_secs(5),
+            interval: Duration::from_secs(60),
+            phase: Duration::from_secs(10),
+        };
+        let runs = play(vec![e], &[1], |_, _| None, 140).await;
+        assert_eq!(starts_ms(&runs, 0), [5_000, 70_000, 130_000]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn probes_spread_over_the_whole_interval_after_their_first_runs() {
+        // 600 probes every 60 s: first runs within 10 s, then 100 of them in each 10 s of the
+        // minute (their phases are spread evenly, as the runner spreads names).
+        let entries: Vec<Entry> = (0..600u64)
+            .map(|i| Entry {
+                delay: Duration::from_millis(i * 10_000 / 600),
+                interval: Duration::from_secs(60),
+                phase: Duration::from_millis(i * 100),
+            })
+            .collect();
+        let runs = play(entries, &[0; 600], |_, _| None, 185).await;
+        let mut per_tenth = [0usize; 6];
+        for r in runs
+            .iter()
+            .filter(|r| r.1 >= Duration::from_secs(120) && r.1 < Duration::from_secs(180))
+        {
+            per_tenth[(r.1.as_secs() % 60 / 10) as usize] += 1;
+        }
+        assert_eq!(per_tenth, [100; 6], "{per_tenth:?}");
     }
 
     #[tokio::test(start_paused = true)]
@@ -350,10 +422,12 @@ mod tests {
                 Entry {
                     delay: Duration::ZERO,
                     interval: Duration::MAX,
+                    phase: Duration::MAX,
                 },
                 Entry {
                     delay: Duration::MAX,
                     interval: Duration::MAX,
+                    phase: Duration::MAX,
                 },
             ],
             token.clone(),
