@@ -8,8 +8,9 @@
 //! 1,667 runs a second).
 //!
 //! Per probe: the first run `delay` after the start, then on the probe's grid, `phase` after
-//! the start plus multiples of `interval` (no drift), each run at the first grid slot at
-//! least half an interval after the previous slot. The first run comes soon (a fresh
+//! the start plus multiples of `interval` (no drift), each run at the first grid slot after
+//! the previous slot (never more than an interval later: a probe runs at least once an
+//! interval, as before). The first run comes soon (a fresh
 //! replica knows within seconds); the grid spreads the runs over the whole interval, as
 //! Prometheus spreads its targets over the scrape interval (100,000 probes every 60 s first
 //! ran within the same 10 s of every minute: six times the load of an even spread in those
@@ -137,8 +138,8 @@ where
 }
 
 /// The slot after a run for `slot` that ended now: `sooner` after now when the run asked for
-/// it, else the first slot of the grid (`grid` plus multiples of `interval`) at least half an
-/// interval after `slot`, or now when the run took longer than that.
+/// it, else the first slot of the grid (`grid` plus multiples of `interval`) after `slot` (at
+/// most an interval later), or now when the run took longer than that.
 fn next_slot(
     grid: Instant,
     slot: Instant,
@@ -149,12 +150,11 @@ fn next_slot(
     if let Some(after) = sooner {
         return later(now, after);
     }
-    let earliest = later(slot, interval / 2);
-    let Some(behind) = earliest.checked_duration_since(grid) else {
+    let Some(behind) = slot.checked_duration_since(grid) else {
         return grid.max(now);
     };
-    // Whole intervals from the grid's origin to the first slot at or after `earliest`.
-    let steps = behind.as_nanos().div_ceil(interval.as_nanos().max(1));
+    // Whole intervals from the grid's origin to the first slot after `slot`.
+    let steps = behind.as_nanos() / interval.as_nanos().max(1) + 1;
     let step = u32::try_from(steps)
         .ok()
         .and_then(|n| interval.checked_mul(n));
@@ -251,14 +251,14 @@ mod tests {
         )
         .await;
         let starts: Vec<u128> = starts_ms(&runs, 0).iter().map(|ms| ms / 1000).collect();
-        // Back on its grid (0, 30, 60): the first slot at least half an interval after 3.
+        // Back on its grid (0, 30, 60): the first slot after 3.
         assert_eq!(starts, [0, 1, 2, 3, 30, 60]);
     }
 
     #[tokio::test(start_paused = true)]
     async fn the_first_run_comes_soon_then_the_runs_keep_to_the_grid() {
-        // First at 2 s, grid at 45 s + 60 s multiples: the second run 43 s after the first
-        // (at least half an interval), then every 60 s.
+        // First at 2 s, grid at 45 s + 60 s multiples: the second run 43 s after the first,
+        // then every 60 s.
         let e = Entry {
             delay: Duration::from_secs(2),
             interval: Duration::from_secs(60),
@@ -266,14 +266,15 @@ mod tests {
         };
         let runs = play(vec![e], &[1], |_, _| None, 170).await;
         assert_eq!(starts_ms(&runs, 0), [2_000, 45_000, 105_000, 165_000]);
-        // A grid slot under half an interval after the first run is skipped: 10 s, then 70 s.
+        // A grid slot soon after the first run is kept: never more than an interval between
+        // two runs.
         let e = Entry {
             delay: Duration::from_secs(5),
             interval: Duration::from_secs(60),
-            phase: Duration::from_secs(10),
+            phase: Duration::from_secs(7),
         };
         let runs = play(vec![e], &[1], |_, _| None, 140).await;
-        assert_eq!(starts_ms(&runs, 0), [5_000, 70_000, 130_000]);
+        assert_eq!(starts_ms(&runs, 0), [5_000, 7_000, 67_000, 127_000]);
     }
 
     #[tokio::test(start_paused = true)]
