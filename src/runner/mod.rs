@@ -139,21 +139,22 @@ fn spread_fraction(name: &str) -> f64 {
     (h >> 11) as f64 / (1u64 << 53) as f64
 }
 
-/// Delay before a probe's first run: a stable slot within min(interval, [`MAX_SPREAD`]).
-pub(crate) fn first_run_delay(name: &str, interval: Duration) -> Duration {
-    interval.min(MAX_SPREAD).mul_f64(spread_fraction(name))
-}
-
-/// Where a probe's runs after the first fall within its interval: the same fraction of the
-/// whole interval, so the probes of a replica spread over all of it (for intervals up to
-/// [`MAX_SPREAD`], the first run's delay within [`GRID_STEP`]).
-pub(crate) fn grid_phase(name: &str, interval: Duration) -> Duration {
-    let phase = interval.mul_f64(spread_fraction(name));
+/// A probe's place in the timetable, from one hash of its name: its first run a stable
+/// slot within min(interval, [`MAX_SPREAD`]), and its grid the same fraction of the whole
+/// interval, so the probes of a replica spread over all of it (for intervals up to
+/// [`MAX_SPREAD`], the grid is the first run's slot within [`GRID_STEP`]).
+pub(crate) fn place(name: &str, interval: Duration) -> Entry {
+    let fraction = spread_fraction(name);
+    let phase = interval.mul_f64(fraction);
     let steps = phase.as_nanos() / GRID_STEP.as_nanos();
-    u32::try_from(steps)
-        .ok()
-        .and_then(|n| GRID_STEP.checked_mul(n))
-        .unwrap_or(phase)
+    Entry {
+        delay: interval.min(MAX_SPREAD).mul_f64(fraction),
+        interval,
+        phase: u32::try_from(steps)
+            .ok()
+            .and_then(|n| GRID_STEP.checked_mul(n))
+            .unwrap_or(phase),
+    }
 }
 
 /// Starts every probe on one timetable ([`timetable`]: one task and one timer for all of
@@ -164,14 +165,7 @@ pub(crate) fn spawn_all(
     state: Arc<State>,
     token: CancellationToken,
 ) -> JoinSet<()> {
-    let entries = probes
-        .iter()
-        .map(|p| Entry {
-            delay: first_run_delay(&p.name, p.interval),
-            interval: p.interval,
-            phase: grid_phase(&p.name, p.interval),
-        })
-        .collect();
+    let entries = probes.iter().map(|p| place(&p.name, p.interval)).collect();
     // The config's own copies, shared: a copy per probe cost ~230 B.
     let probes = probes.to_vec();
     let mut set = JoinSet::new();
@@ -411,13 +405,41 @@ mod tests {
 
     #[test]
     fn first_runs_spread_within_the_interval() {
-        let d = first_run_delay("staging-db", Duration::from_secs(30));
+        let d = place("staging-db", Duration::from_secs(30)).delay;
         assert!(d < MAX_SPREAD);
-        assert_eq!(d, first_run_delay("staging-db", Duration::from_secs(30)));
-        assert!(first_run_delay("x", Duration::from_millis(200)) < Duration::from_millis(200));
+        assert_eq!(d, place("staging-db", Duration::from_secs(30)).delay);
+        assert!(place("x", Duration::from_millis(200)).delay < Duration::from_millis(200));
         let distinct: std::collections::HashSet<_> = (0..100)
-            .map(|i| first_run_delay(&format!("p{i}"), Duration::from_secs(10)).as_millis() / 100)
+            .map(|i| {
+                place(&format!("p{i}"), Duration::from_secs(10))
+                    .delay
+                    .as_millis()
+                    / 100
+            })
             .collect();
         assert!(distinct.len() > 50, "names should spread over the slots");
+    }
+
+    #[test]
+    fn grids_spread_over_the_whole_interval_on_whole_steps() {
+        // Up to MAX_SPREAD the grid is the first run's slot, on its step.
+        for i in 0..100 {
+            let e = place(&format!("p{i}"), Duration::from_secs(10));
+            assert!(e.phase <= e.delay && e.delay - e.phase < GRID_STEP, "{e:?}");
+        }
+        // Past it, the phases cover the interval, each on a whole step.
+        let phases: Vec<Duration> = (0..100)
+            .map(|i| place(&format!("p{i}"), Duration::from_secs(600)).phase)
+            .collect();
+        assert!(phases.iter().all(|p| *p < Duration::from_secs(600)));
+        assert!(
+            phases
+                .iter()
+                .all(|p| p.as_nanos() % GRID_STEP.as_nanos() == 0)
+        );
+        assert!(
+            phases.iter().any(|p| *p > Duration::from_secs(300)),
+            "{phases:?}"
+        );
     }
 }

@@ -10,16 +10,15 @@
 //! Per probe: the first run `delay` after the start, then on the probe's grid, `phase` after
 //! the start plus multiples of `interval` (no drift), each run at the first grid slot after
 //! the previous slot (never more than an interval later: a probe runs at least once an
-//! interval, as before). The first run comes soon (a fresh
-//! replica knows within seconds); the grid spreads the runs over the whole interval, as
-//! Prometheus spreads its targets over the scrape interval (100,000 probes every 60 s first
-//! ran within the same 10 s of every minute: six times the load of an even spread in those
-//! seconds, and idle the rest). A run longer than the interval delays the next one to its
-//! end (runs of one probe never overlap, since its next slot is pushed only when its run
-//! ends), and the grid takes it back after; a run returning `Some(d)` is followed by the
-//! next one `d` after it ends; cancelling the token drops the runs in flight, and the
-//! timetable returns only once they have stopped (a reload starts the new generation after
-//! the old one is gone).
+//! interval, as before). The first run comes soon (a fresh replica knows within seconds);
+//! the grid spreads the runs over the whole interval, as Prometheus spreads its targets over
+//! the scrape interval (100,000 probes every 60 s first ran within the same 10 s of every
+//! minute: six times the load of an even spread in those seconds, and idle the rest). A run
+//! longer than the interval delays the next one to its end (runs of one probe never overlap,
+//! since its next slot is pushed only when its run ends), and the grid takes it back after;
+//! a run returning `Some(d)` is followed by the next one `d` after it ends; cancelling the
+//! token drops the runs in flight, and the timetable returns only once they have stopped (a
+//! reload starts the new generation after the old one is gone).
 
 use super::later;
 use std::cmp::Reverse;
@@ -172,10 +171,14 @@ mod tests {
 
     /// A probe whose grid starts at its first run (every run an interval after the last).
     fn entry(delay_ms: u64, interval_s: u64) -> Entry {
+        on_grid(delay_ms, interval_s, delay_ms % (interval_s * 1000))
+    }
+
+    fn on_grid(delay_ms: u64, interval_s: u64, phase_ms: u64) -> Entry {
         Entry {
             delay: Duration::from_millis(delay_ms),
             interval: Duration::from_secs(interval_s),
-            phase: Duration::from_millis(delay_ms % (interval_s * 1000)),
+            phase: Duration::from_millis(phase_ms),
         }
     }
 
@@ -259,21 +262,11 @@ mod tests {
     async fn the_first_run_comes_soon_then_the_runs_keep_to_the_grid() {
         // First at 2 s, grid at 45 s + 60 s multiples: the second run 43 s after the first,
         // then every 60 s.
-        let e = Entry {
-            delay: Duration::from_secs(2),
-            interval: Duration::from_secs(60),
-            phase: Duration::from_secs(45),
-        };
-        let runs = play(vec![e], &[1], |_, _| None, 170).await;
+        let runs = play(vec![on_grid(2_000, 60, 45_000)], &[1], |_, _| None, 170).await;
         assert_eq!(starts_ms(&runs, 0), [2_000, 45_000, 105_000, 165_000]);
         // A grid slot soon after the first run is kept: never more than an interval between
         // two runs.
-        let e = Entry {
-            delay: Duration::from_secs(5),
-            interval: Duration::from_secs(60),
-            phase: Duration::from_secs(7),
-        };
-        let runs = play(vec![e], &[1], |_, _| None, 140).await;
+        let runs = play(vec![on_grid(5_000, 60, 7_000)], &[1], |_, _| None, 140).await;
         assert_eq!(starts_ms(&runs, 0), [5_000, 7_000, 67_000, 127_000]);
     }
 
@@ -282,11 +275,7 @@ mod tests {
         // 600 probes every 60 s: first runs within 10 s, then 100 of them in each 10 s of the
         // minute (their phases are spread evenly, as the runner spreads names).
         let entries: Vec<Entry> = (0..600u64)
-            .map(|i| Entry {
-                delay: Duration::from_millis(i * 10_000 / 600),
-                interval: Duration::from_secs(60),
-                phase: Duration::from_millis(i * 100),
-            })
+            .map(|i| on_grid(i * 10_000 / 600, 60, i * 100))
             .collect();
         let runs = play(entries, &[0; 600], |_, _| None, 185).await;
         let mut per_tenth = [0usize; 6];

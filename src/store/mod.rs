@@ -538,18 +538,18 @@ impl State {
             .collect();
         names.sort_unstable();
         let mut all = Vec::with_capacity(names.len());
-        for slice in names.chunks(SNAPSHOT_SLICE) {
+        let mut names = names.into_iter().peekable();
+        while names.peek().is_some() {
             let probes = self
                 .probes
                 .read()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
             // A probe a reload removed between two slices is left out, as it would be a
             // moment later.
-            all.extend(
-                slice
-                    .iter()
-                    .filter_map(|name| Some((name.clone(), probes.get(name)?.clone()))),
-            );
+            all.extend(names.by_ref().take(SNAPSHOT_SLICE).filter_map(|name| {
+                let entry = probes.get(&name)?.clone();
+                Some((name, entry))
+            }));
         }
         all
     }
